@@ -1,0 +1,107 @@
+"""Render the hall's mosquitto.conf and run a Mosquitto process from it (demo and tests)."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf"
+
+
+class BrokerError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Listeners:
+    port: int = 1883
+    bind: str = "127.0.0.1"
+    tls_port: int = 8883
+    tls_bind: str = "0.0.0.0"
+    dev_port: int | None = None
+    run_as: str = field(default_factory=getpass.getuser)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLATE) -> Path:
+    """Write ``directory/mosquitto.conf`` from the template; returns its path."""
+    if not template.is_file():
+        raise BrokerError(f"broker template not found: {template} (run from a checkout of the project)")
+    data_dir = directory / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = template.read_text(encoding="utf-8")
+    dev = listeners.dev_port is not None
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("# @DEV@ "):
+            lines.append(line)
+        elif dev:
+            lines.append(line.removeprefix("# @DEV@ "))
+    text = "\n".join(lines) + "\n"
+    for name, value in {"@DATA_DIR@": data_dir.resolve(), "@DIR@": directory.resolve(),
+                        "@PORT@": listeners.port, "@BIND@": listeners.bind,
+                        "@TLS_PORT@": listeners.tls_port, "@TLS_BIND@": listeners.tls_bind,
+                        "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as}.items():
+        text = text.replace(name, str(value))
+    config = directory / "mosquitto.conf"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+class BrokerProcess:
+    """A Mosquitto child process; ``start`` waits until its password listener accepts TCP."""
+
+    def __init__(self, config: Path, port: int, log_file: Path | None = None) -> None:
+        self.config = config
+        self.port = port
+        self.log_file = log_file or config.with_name("mosquitto.log")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+        log = self.log_file.open("ab")
+        self._process = subprocess.Popen([binary, "-c", str(self.config)], stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerError(f"mosquitto exited with {self._process.returncode}; see {self.log_file}:\n"
+                                  + self.log_file.read_text(errors="replace")[-2000:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+    def reload(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None

@@ -1,0 +1,326 @@
+"""A thin adapter over paho-mqtt 2.x (MQTT v5) speaking only the types of :mod:`contract`.
+
+- Last Will = the retained ``offline`` status of this client's device; the online status is
+  published on every (re)connect and ``offline`` is published by :meth:`Bus.stop` itself.
+- paho's network thread reconnects with bounded exponential backoff; every subscription is renewed
+  in ``on_connect`` so it survives reconnects and broker restarts.
+- Inbound payloads are decoded into contract models here. A payload that is not JSON or not of the
+  route's schema is logged, answered on the route's answer topic with ``ok: false`` and a problem
+  naming it, reported on the error route, and never raised into paho's thread.
+- Handlers run on paho's network thread: they must be quick and hand work to their own thread,
+  asyncio loop (``call_soon_threadsafe``) or Qt (queued signal). They never touch widgets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from hall_devices.contract import (
+    DeviceState,
+    DeviceStatus,
+    ErrorReport,
+    Payload,
+    Problem,
+    Reply,
+    Route,
+    route,
+)
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Payload)
+_ID_FIELDS = ("command_id", "job_id", "rating_id")
+
+
+class BusError(Exception):
+    """Base of the errors this layer raises."""
+
+
+class NotConnectedError(BusError):
+    pass
+
+
+class BadPayloadError(BusError):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[P]):
+    """A decoded message: our own type, not paho's."""
+
+    route: Route
+    topic: str
+    params: dict[str, str]
+    payload: P
+    duplicate: bool
+    retained: bool
+    mid: int
+    qos: int
+
+
+Handler = Callable[[Inbound[Any]], None]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def decode(route_: Route, raw: bytes) -> Payload:
+    """Decode a payload of a route, or raise :class:`BadPayloadError` naming the problem."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadPayloadError(Problem(code="bad_json", message=f"payload is not UTF-8 JSON: {exc}")) from exc
+    try:
+        return route_.model.model_validate(data)
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
+                          for e in exc.errors()[:5])
+        raise BadPayloadError(Problem(code="bad_schema",
+                                 message=f"not a {route_.model.__name__}: {where}")) from exc
+
+
+def encode(payload: Payload) -> bytes:
+    return payload.model_dump_json().encode("utf-8")
+
+
+def _readable_id(raw: bytes) -> str | None:
+    """The request id of a payload that failed validation, if one can be read, for the answer."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict):
+        for key in _ID_FIELDS:
+            value = data.get(key)
+            if isinstance(value, str) and 0 < len(value) <= 64:
+                return value
+    return None
+
+
+@dataclass
+class _Subscription:
+    route: Route
+    filter: str
+    handler: Handler
+
+
+@dataclass
+class BusOptions:
+    client_id: str
+    hall_id: str
+    device_id: str
+    device_kind: str
+    persistent_session: bool = False
+    session_expiry_s: int = 7 * 24 * 3600
+    manual_ack: bool = False
+    on_connection: Callable[[bool], None] | None = None
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 30
+
+
+class Bus:
+    def __init__(self, settings: Settings, options: BusOptions) -> None:
+        self._settings = settings
+        self.options = options
+        self._subscriptions: list[_Subscription] = []
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._stopping = False
+        self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
+                                    state=DeviceState.OK, updated_at=now())
+        self._client = self._make_client()
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s, o = self._settings, self.options
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=o.manual_ack)
+        if s.broker_username:
+            password = s.broker_password.get_secret_value() if s.broker_password else None
+            client.username_pw_set(s.broker_username, password)
+        if s.broker_tls:
+            client.tls_set(ca_certs=str(s.broker_ca_file) if s.broker_ca_file else None,
+                           certfile=str(s.broker_cert_file) if s.broker_cert_file else None,
+                           keyfile=str(s.broker_key_file) if s.broker_key_file else None)
+        offline = self._status.model_copy(update={"state": DeviceState.OFFLINE, "faults": []})
+        client.will_set(self._status_topic(), encode(offline), qos=1, retain=True)
+        client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_unrouted
+        return client
+
+    def start(self, wait_s: float | None = 10.0) -> None:
+        """Connect in the background (retrying until the broker answers); optionally wait."""
+        s, o = self._settings, self.options
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if o.persistent_session:
+            props.SessionExpiryInterval = o.session_expiry_s
+        self._client.connect_async(s.broker_host, s.broker_port, keepalive=s.broker_keepalive_s,
+                                   clean_start=not o.persistent_session, properties=props)
+        self._client.loop_start()
+        if wait_s is not None and not self._connected.wait(wait_s):
+            self._client.loop_stop()
+            raise NotConnectedError(f"no connection to the broker at {s.broker_host}:{s.broker_port} "
+                               f"within {wait_s:.0f} s")
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Publish offline (retained), then disconnect cleanly and stop paho's thread."""
+        self._stopping = True
+        if self._connected.is_set():
+            offline = self._status.model_copy(update={"state": DeviceState.OFFLINE, "updated_at": now()})
+            info = self._client.publish(self._status_topic(), encode(offline), qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError) as exc:
+                log.warning("offline status not confirmed before exit: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    def publish(self, route_: Route, payload: Payload, **params: object) -> mqtt.MQTTMessageInfo:
+        if not isinstance(payload, route_.model):
+            raise TypeError(f"route {route_.name} carries {route_.model.__name__}, "
+                            f"not {type(payload).__name__}")
+        topic = route_.topic(hall=self.options.hall_id, **params)
+        return self._client.publish(topic, encode(payload), qos=route_.qos, retain=route_.retained)
+
+    def answer(self, inbound: Inbound[Any], reply: Reply) -> mqtt.MQTTMessageInfo:
+        """Publish a reply on the answer route of the message, with the same topic parameters."""
+        if inbound.route.answer is None:
+            raise BusError(f"route {inbound.route.name} has no answer route")
+        params = {k: v for k, v in inbound.params.items() if k != "hall"}
+        return self.publish(route(inbound.route.answer), reply, **params)
+
+    def set_status(self, state: DeviceState, faults: list[Any] | None = None,
+                   detail: str | None = None, members: dict[str, DeviceState] | None = None) -> None:
+        """Record and publish (retained) this client's device status; republished on reconnect."""
+        with self._lock:
+            self._status = self._status.model_copy(update={
+                "state": state, "faults": list(faults or []), "detail": detail,
+                "members": dict(members or {}), "updated_at": now()})
+            status = self._status
+        self._client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+
+    @property
+    def status(self) -> DeviceStatus:
+        return self._status
+
+    def ack(self, inbound: Inbound[Any]) -> None:
+        """Acknowledge a QoS 1 message in manual-ack mode (after its effect is durable)."""
+        if self.options.manual_ack and inbound.qos > 0:
+            self._client.ack(inbound.mid, inbound.qos)
+
+    def report(self, topic: str, problem: Problem, raw: bytes) -> None:
+        log.warning("refused message on %s: %s [%s]", topic, problem.message, raw[:80].hex(" "))
+        report = ErrorReport(topic=topic, problem=problem, excerpt=raw[:200].decode("utf-8", "replace"),
+                             reported_by=self.options.device_id, at=now())
+        self.publish(route("error"), report, reporter=self.options.device_id)
+
+    # --- subscribing --------------------------------------------------------------------------
+
+    def subscribe(self, route_: Route, handler: Handler, **params: object) -> None:
+        """Deliver decoded messages of a route (parameters not given match any) to ``handler``."""
+        sub = _Subscription(route_, route_.filter(hall=self.options.hall_id, **params), handler)
+        with self._lock:
+            self._subscriptions.append(sub)
+        self._client.message_callback_add(sub.filter, self._dispatcher(sub))
+        if self._connected.is_set():
+            self._client.subscribe(sub.filter, qos=route_.qos)
+
+    def _dispatcher(self, sub: _Subscription) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
+        def dispatch(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+            self._deliver(sub, message)
+
+        return dispatch
+
+    def _deliver(self, sub: _Subscription, message: mqtt.MQTTMessage) -> None:
+        params = sub.route.match(message.topic) or {}
+        try:
+            payload = decode(sub.route, bytes(message.payload))
+        except BadPayloadError as bad:
+            self._refuse(sub.route, message, params, bad.problem)
+            return
+        inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
+                                        bool(message.retain), message.mid, message.qos)
+        try:
+            sub.handler(inbound)
+        except Exception:  # a handler bug must not kill paho's thread
+            log.exception("handler for %s failed on %s", sub.route.name, message.topic)
+
+    def _refuse(self, route_: Route, message: mqtt.MQTTMessage, params: dict[str, str],
+                problem: Problem) -> None:
+        raw = bytes(message.payload)
+        try:
+            self.report(message.topic, problem, raw)
+            if route_.answer is not None and params:
+                answer_route = route(route_.answer)
+                reply = answer_route.model.model_validate(
+                    {"command_id": _readable_id(raw), "ok": False, "error": problem})
+                rest = {k: v for k, v in params.items() if k != "hall"}
+                self.publish(answer_route, reply, **rest)
+        except Exception:
+            log.exception("could not answer a refused message on %s", message.topic)
+        if self.options.manual_ack and message.qos > 0:
+            self._client.ack(message.mid, message.qos)  # redelivering it cannot make it valid
+
+    def _on_unrouted(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        log.debug("message on %s matches no subscription", message.topic)
+
+    # --- connection callbacks (paho's thread) ---------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason_code: Any, _properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # also true of an SSL socket
+            # Nagle + delayed ACK cost ~40 ms per request/reply hop (protocols.md §5).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+            status = self._status.model_copy(update={"updated_at": now()})
+        for sub in subscriptions:
+            client.subscribe(sub.filter, qos=sub.route.qos)
+        client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+        log.info("connected to the broker as %s", self.options.client_id)
+        self._connected.set()
+        if self.options.on_connection:
+            self.options.on_connection(True)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason_code: Any, _properties: Any) -> None:
+        self._connected.clear()
+        if not self._stopping:
+            log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
+        if self.options.on_connection:
+            self.options.on_connection(False)
+
+    def _status_topic(self) -> str:
+        return route("device_status").topic(hall=self.options.hall_id, device=self.options.device_id)

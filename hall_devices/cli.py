@@ -1,0 +1,122 @@
+"""The ``hall-devices`` command: one subcommand per role or tool."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hall_devices.contract import contract_markdown
+from hall_devices.layout import LayoutError, load_layout
+from hall_devices.settings import Settings, SettingsError, load_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+CONTRACT_DOC = Path("docs/contract.md")
+
+
+def _config_show(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.masked(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        layout = load_layout(args.file)
+    except LayoutError as exc:
+        print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
+        return 1
+    print(f"OK: {args.file}: {len(layout.departments)} departments, {len(layout.services)} services, "
+          f"{len(layout.windows)} windows, {len(layout.devices)} devices")
+    return 0
+
+
+def _contract_docs(args: argparse.Namespace, settings: Settings) -> int:
+    text = contract_markdown()
+    if args.check:
+        current = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+        if current != text:
+            print(f"{args.out} is out of date: run `hall-devices contract docs`", file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.broker import Listeners, render_config
+    from hall_devices.provision import provision
+
+    try:
+        layout = load_layout(args.layout)
+    except LayoutError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo)
+    config = render_config(args.out, Listeners(port=args.port, bind=args.bind, tls_port=args.tls_port,
+                                               tls_bind=args.tls_bind, dev_port=args.dev_port,
+                                               run_as=args.broker_user))
+    print(f"wrote {len(done.credentials)} users to {args.out}/passwd, the ACL to {args.out}/acl, "
+          f"TLS files to {args.out}/tls/ and {config}")
+    print(f"start the broker: mosquitto -c {config}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
+    parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
+    roles = parser.add_subparsers(dest="command", required=True)
+
+    config = roles.add_parser("config", help="settings").add_subparsers(dest="sub", required=True)
+    config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(
+        run=_config_show)
+
+    layout = roles.add_parser("layout", help="hall layout file").add_subparsers(dest="sub", required=True)
+    check = layout.add_parser("check", help="validate a layout file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_layout_check)
+
+    contract = roles.add_parser("contract", help="MQTT contract").add_subparsers(dest="sub", required=True)
+    docs = contract.add_parser("docs", help="write docs/contract.md from contract.py")
+    docs.add_argument("--out", type=Path, default=CONTRACT_DOC)
+    docs.add_argument("--check", action="store_true", help="only check that it is up to date")
+    docs.set_defaults(run=_contract_docs)
+
+    broker = roles.add_parser("broker", help="Mosquitto set-up").add_subparsers(dest="sub", required=True)
+    prov = broker.add_parser("provision", help="credentials, ACL, TLS and mosquitto.conf from a layout")
+    prov.add_argument("layout", type=Path)
+    prov.add_argument("--out", type=Path, required=True)
+    prov.add_argument("--port", type=int, default=1883)
+    prov.add_argument("--bind", default="127.0.0.1")
+    prov.add_argument("--tls-port", type=int, default=8883)
+    prov.add_argument("--tls-bind", default="0.0.0.0")
+    prov.add_argument("--tls-host", action="append", help="server name or IP for the certificate")
+    prov.add_argument("--dev-port", type=int, help="also an anonymous listener on 127.0.0.1 (development)")
+    prov.add_argument("--broker-user", default=getpass.getuser(),
+                      help="account mosquitto runs as; it must own the files written here")
+    prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
+    prov.set_defaults(run=_broker_provision)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"配置有误 / settings problem: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run: Command = args.run
+    return run(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""The hall layout file (TOML): departments, services, windows and devices, validated.
+
+Structure is checked by pydantic; cross references (a window naming an unknown service, a device on
+an unknown bus, two buses on one port, ...) by :func:`cross_check`, which collects every problem
+rather than stopping at the first. :func:`load_layout` raises :class:`LayoutError` holding them all,
+each with its place in the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Strict):
+    """A text users see: simplified Chinese first, English available."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class Hall(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: Text
+    day_starts_at_hour: int = Field(0, ge=0, le=23, description="hour at which numbers reset to 001")
+    utc_offset_hours: int = Field(8, ge=-12, le=14)
+    info_desk: Text = Text(zh="咨询台", en="information desk")
+
+
+class Department(_Strict):
+    id: Ident
+    name: Text
+
+
+class ServiceKind(StrEnum):
+    INSTANT = "instant"  # 即办件
+    TIME_LIMITED = "time_limited"  # 承诺件
+
+
+class Service(_Strict):
+    id: Ident
+    name: Text
+    department: Ident
+    prefix: str = Field(pattern=r"^[A-Z]$", description="ticket letter; shared by one department's group")
+    materials: tuple[Text, ...] = ()
+    promised_minutes: int = Field(ge=1, le=480, description="promised time at the window")
+    kind: ServiceKind = ServiceKind.INSTANT
+    time_limit_days: int | None = Field(None, ge=1, le=90)
+
+
+class WindowKind(StrEnum):
+    DEDICATED = "dedicated"  # 专窗
+    COMPREHENSIVE = "comprehensive"  # 综合窗口
+    UNIVERSAL = "universal"  # 无差别
+
+
+class Window(_Strict):
+    number: int = Field(ge=1, le=9999)
+    name: Text
+    kind: WindowKind = WindowKind.DEDICATED
+    primary: tuple[Ident, ...] = ()
+    secondary: tuple[Ident, ...] = ()
+
+
+class Parity(StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+
+
+class _SerialDevice(_Strict):
+    id: Ident
+    serial: str = Field(min_length=1, description="pyserial URL: /dev/ttyUSB0, socket://, loop://")
+    baudrate: int = Field(9600, ge=300, le=921600)
+    parity: Parity = Parity.NONE
+
+
+class KioskDevice(_Strict):
+    kind: Literal["kiosk"]
+    id: Ident
+    printer: Ident | None = None
+    scanner_serial: str | None = None
+    paper_out_fallback: Literal["screen_qr", "info_desk"] = "screen_qr"
+
+
+class PrinterDevice(_SerialDevice):
+    kind: Literal["printer"]
+    kiosk: Ident
+    profile: str = "TM-T88V"
+    encoding: Literal["gb18030", "gbk", "utf-8"] = "gb18030"
+    paper_mm: Literal[58, 80] = 80
+
+
+class LedBusDevice(_SerialDevice):
+    kind: Literal["led_bus"]
+    protocol: Literal["bx", "eq"] = "bx"
+
+
+class WindowScreenDevice(_Strict):
+    kind: Literal["window_screen"]
+    id: Ident
+    bus: Ident
+    address: int = Field(ge=0, le=0xFFFD)
+    window: int
+    width: int = Field(128, ge=8, le=4096)
+    height: int = Field(32, ge=8, le=1024)
+
+
+class HallScreenDevice(_Strict):
+    kind: Literal["hall_screen"]
+    id: Ident
+    bus: Ident | None = Field(None, description="LED bus; none for an LCD/TV page")
+    address: int = Field(0, ge=0, le=0xFFFD)
+    width: int = Field(256, ge=8, le=4096)
+    height: int = Field(96, ge=8, le=2160)
+    latest_calls: int = Field(5, ge=1, le=20)
+
+
+class KeypadBusDevice(_SerialDevice):
+    kind: Literal["keypad_bus"]
+
+
+class PadDevice(_Strict):
+    kind: Literal["pad"]
+    id: Ident
+    bus: Ident
+    address: int = Field(ge=1, le=254)
+    window: int
+
+
+class AnnouncerDevice(_Strict):
+    kind: Literal["announcer"]
+    id: Ident
+    output: str = "default"
+    repeat: int = Field(2, ge=1, le=5)
+
+
+Device = Annotated[
+    KioskDevice
+    | PrinterDevice
+    | LedBusDevice
+    | WindowScreenDevice
+    | HallScreenDevice
+    | KeypadBusDevice
+    | PadDevice
+    | AnnouncerDevice,
+    Field(discriminator="kind"),
+]
+DEVICE_KINDS = frozenset(
+    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer"}
+)
+
+
+class Layout(_Strict):
+    hall: Hall
+    departments: tuple[Department, ...] = Field(min_length=1)
+    services: tuple[Service, ...] = Field(min_length=1)
+    windows: tuple[Window, ...] = Field(min_length=1)
+    devices: tuple[Device, ...] = ()
+
+    def service(self, service_id: str) -> Service:
+        for service in self.services:
+            if service.id == service_id:
+                return service
+        raise KeyError(service_id)
+
+    def department(self, department_id: str) -> Department:
+        for department in self.departments:
+            if department.id == department_id:
+                return department
+        raise KeyError(department_id)
+
+    def window(self, number: int) -> Window:
+        for window in self.windows:
+            if window.number == number:
+                return window
+        raise KeyError(number)
+
+    def device(self, device_id: str) -> Device:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+    def window_services(self, window: Window) -> list[tuple[str, int]]:
+        """(service id, level) pairs a window serves; level 1 is primary, 2 secondary."""
+        if window.kind is WindowKind.UNIVERSAL and not window.primary:
+            return [(s.id, 1) for s in self.services]
+        return [(s, 1) for s in window.primary] + [(s, 2) for s in window.secondary]
+
+    def windows_serving(self, service_id: str) -> list[int]:
+        return [
+            w.number for w in self.windows if any(s == service_id for s, _ in self.window_services(w))
+        ]
+
+    def members(self, bus_id: str) -> list[Device]:
+        return [d for d in self.devices if getattr(d, "bus", None) == bus_id]
+
+
+@dataclass(frozen=True)
+class LayoutProblem:
+    where: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        at = f"line {self.line}: " if self.line else ""
+        return f"{at}{self.where}: {self.message}"
+
+
+class LayoutError(Exception):
+    def __init__(self, source: str, problems: list[LayoutProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  {source}:{p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in layout {source}:\n{listing}")
+
+
+def _loc(parts: Iterable[int | str]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Lines:
+    """Maps ``devices[3]`` to the line of the fourth ``[[devices]]`` header, for messages."""
+
+    def __init__(self, text: str) -> None:
+        self._headers: dict[str, list[int]] = defaultdict(list)
+        for number, line in enumerate(text.splitlines(), start=1):
+            match = re.match(r"\s*\[\[\s*([A-Za-z0-9_]+)\s*\]\]", line)
+            if match:
+                self._headers[match.group(1)].append(number)
+
+    def of(self, section: str, index: int) -> int | None:
+        lines = self._headers.get(section, [])
+        return lines[index] if 0 <= index < len(lines) else None
+
+
+def _structure_problems(exc: ValidationError, lines: _Lines) -> list[LayoutProblem]:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        # Drop the discriminator tag pydantic inserts ("devices", 2, "printer", "baudrate").
+        if len(loc) > 2 and loc[0] == "devices" and isinstance(loc[1], int) and loc[2] in DEVICE_KINDS:
+            del loc[2]
+        line = lines.of(str(loc[0]), loc[1]) if len(loc) > 1 and isinstance(loc[1], int) else None
+        problems.append(LayoutProblem(_loc(loc), err["msg"], line))
+    return problems
+
+
+class _Checker:
+    """Collects cross-reference problems, one method per section of the file."""
+
+    def __init__(self, layout: Layout, lines: _Lines) -> None:
+        self.layout = layout
+        self.lines = lines
+        self.problems: list[LayoutProblem] = []
+        self.service_ids = {s.id for s in layout.services}
+        self.devices = {d.id: d for d in layout.devices}
+
+    def problem(self, section: str, index: int, where: str, message: str) -> None:
+        self.problems.append(LayoutProblem(f"{section}[{index}]{where}", message,
+                                           self.lines.of(section, index)))
+
+    def duplicates(self, section: str, keys: list[str], what: str) -> None:
+        seen: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            if key in seen:
+                self.problem(section, index, "",
+                             f"duplicate {what} {key!r} (first at {section}[{seen[key]}])")
+            else:
+                seen[key] = index
+
+    def identities(self) -> None:
+        layout = self.layout
+        self.duplicates("departments", [d.id for d in layout.departments], "department id")
+        self.duplicates("services", [s.id for s in layout.services], "service id")
+        self.duplicates("windows", [str(w.number) for w in layout.windows], "window number")
+        self.duplicates("devices", [d.id for d in layout.devices], "device id")
+
+    def services(self) -> None:
+        department_ids = {d.id for d in self.layout.departments}
+        prefix_owner: dict[str, tuple[str, int]] = {}
+        for i, service in enumerate(self.layout.services):
+            if service.department not in department_ids:
+                self.problem("services", i, ".department", f"unknown department {service.department!r}")
+            owner = prefix_owner.setdefault(service.prefix, (service.department, i))
+            if owner[0] != service.department:
+                self.problem("services", i, ".prefix",
+                             f"duplicate prefix {service.prefix!r}: already used by department "
+                             f"{owner[0]!r} (services[{owner[1]}]); a prefix belongs to one department")
+            if service.kind is ServiceKind.TIME_LIMITED and service.time_limit_days is None:
+                self.problem("services", i, ".time_limit_days", "a time-limited service needs "
+                             "time_limit_days")
+
+    def windows(self) -> None:
+        for i, window in enumerate(self.layout.windows):
+            for level in ("primary", "secondary"):
+                for j, service_id in enumerate(getattr(window, level)):
+                    if service_id not in self.service_ids:
+                        self.problem("windows", i, f".{level}[{j}]",
+                                     f"unknown service {service_id!r} at window {window.number}")
+            both = set(window.primary) & set(window.secondary)
+            if both:
+                self.problem("windows", i, "", f"services both primary and secondary: {sorted(both)}")
+            if window.kind is not WindowKind.UNIVERSAL and not window.primary:
+                self.problem("windows", i, ".primary", f"window {window.number} serves no service")
+            if window.kind is WindowKind.COMPREHENSIVE:
+                departments = {self.layout.service(s).department
+                               for s in window.primary + window.secondary if s in self.service_ids}
+                if len(departments) < 2:
+                    self.problem("windows", i, ".kind", "a comprehensive window (综合窗口) must serve "
+                                 "services of at least two departments")
+
+    def ports_and_bindings(self) -> None:
+        ports: dict[str, tuple[str, int]] = {}
+        for i, device in enumerate(self.layout.devices):
+            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice):
+                first = ports.setdefault(device.serial, (device.id, i))
+                if first[0] != device.id:
+                    self.problem("devices", i, ".serial", f"two buses on one port: {device.serial!r} is "
+                                 f"already used by device {first[0]!r} (devices[{first[1]}])")
+            if isinstance(device, KioskDevice) and device.printer is not None:
+                printer = self.devices.get(device.printer)
+                if not isinstance(printer, PrinterDevice):
+                    self.problem("devices", i, ".printer", f"kiosk {device.id!r} names unknown printer "
+                                 f"{device.printer!r}")
+                elif printer.kiosk != device.id:
+                    self.problem("devices", i, ".printer", f"printer {printer.id!r} is bound to kiosk "
+                                 f"{printer.kiosk!r}, not {device.id!r}")
+            if isinstance(device, PrinterDevice) and not isinstance(self.devices.get(device.kiosk),
+                                                                    KioskDevice):
+                self.problem("devices", i, ".kiosk", f"printer bound to unknown kiosk {device.kiosk!r}")
+
+    def bus_members(self) -> None:
+        window_numbers = {w.number for w in self.layout.windows}
+        addresses: set[tuple[str, int]] = set()
+        bound: dict[tuple[str, int], str] = {}
+        for i, device in enumerate(self.layout.devices):
+            if isinstance(device, PadDevice):
+                wanted, bus_id = "keypad_bus", device.bus
+            elif isinstance(device, WindowScreenDevice | HallScreenDevice) and device.bus is not None:
+                wanted, bus_id = "led_bus", device.bus
+            else:
+                continue
+            if getattr(self.devices.get(bus_id), "kind", None) != wanted:
+                self.problem("devices", i, ".bus", f"{device.kind} {device.id!r} is on unknown "
+                             f"{wanted} {bus_id!r}")
+            if (bus_id, device.address) in addresses:
+                self.problem("devices", i, ".address", f"address {device.address} used twice on bus "
+                             f"{bus_id!r}")
+            addresses.add((bus_id, device.address))
+            if isinstance(device, HallScreenDevice):
+                continue
+            if device.window not in window_numbers:
+                self.problem("devices", i, ".window", f"{device.kind} {device.id!r} bound to unknown "
+                             f"window {device.window}")
+            other = bound.setdefault((device.kind, device.window), device.id)
+            if other != device.id:
+                self.problem("devices", i, ".window", f"window {device.window} already has "
+                             f"{device.kind} {other!r}")
+
+
+def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProblem]:
+    """Every cross-reference problem of a structurally valid layout."""
+    checker = _Checker(layout, lines or _Lines(""))
+    checker.identities()
+    checker.services()
+    checker.windows()
+    checker.ports_and_bindings()
+    checker.bus_members()
+    return checker.problems
+
+
+def parse_layout(text: str, source: str = "<layout>") -> Layout:
+    """Parse and validate layout TOML text; raises :class:`LayoutError` listing every problem."""
+    lines = _Lines(text)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LayoutError(source, [LayoutProblem("file", f"not valid TOML: {exc}")]) from exc
+    try:
+        layout = Layout.model_validate(raw)
+    except ValidationError as exc:
+        raise LayoutError(source, _structure_problems(exc, lines)) from exc
+    problems = cross_check(layout, lines)
+    if problems:
+        raise LayoutError(source, problems)
+    return layout
+
+
+def load_layout(path: Path) -> Layout:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LayoutError(str(path), [LayoutProblem("file", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise LayoutError(str(path), [LayoutProblem("file", f"not UTF-8 text: {exc}")]) from exc
+    return parse_layout(text, str(path))

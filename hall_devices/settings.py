@@ -1,0 +1,95 @@
+"""Process settings: environment (prefix ``HALL_``) over an optional TOML file over defaults.
+
+Every role reads the same settings; a role uses the fields it needs. The TOML file is named by
+``--config`` on the command line or ``HALL_CONFIG_FILE``; its keys are the field names below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(Exception):
+    """The settings cannot be loaded; the message names the file or field at fault."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HALL_", extra="forbid", validate_default=True)
+
+    hall_id: str = Field("demo", pattern=r"^[a-z0-9][a-z0-9_-]*$", description="hall id in every topic")
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(1883, ge=1, le=65535)
+    broker_username: str | None = None
+    broker_password: SecretStr | None = None
+    broker_tls: bool = False
+    broker_ca_file: Path | None = None
+    broker_cert_file: Path | None = None
+    broker_key_file: Path | None = None
+    broker_keepalive_s: int = Field(15, ge=5, le=600)
+    database_url: str = "sqlite:///var/hall/coordinator.sqlite3"
+    layout: Path = Path("examples/hall.toml")
+    data_dir: Path = Path("var/hall")
+    log_level: LogLevel = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments win, then the environment, then the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def sqlite_path(self) -> Path:
+        """The SQLite file named by ``database_url`` (only ``sqlite:///`` URLs are supported)."""
+        prefix = "sqlite:///"
+        if not self.database_url.startswith(prefix):
+            raise SettingsError(f"database_url must start with {prefix!r}, got {self.database_url!r}")
+        return Path(self.database_url.removeprefix(prefix))
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data with every secret replaced by ``****``."""
+        shown = self.model_dump(mode="json")
+        for name, value in shown.items():
+            if isinstance(getattr(self, name), SecretStr) and value is not None:
+                shown[name] = "****"
+        return shown
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings; ``config_file`` (or ``HALL_CONFIG_FILE``) names an optional TOML file."""
+    env_file = os.environ.get("HALL_CONFIG_FILE")
+    path = config_file or (Path(env_file) if env_file else None)
+    try:
+        if path is None:
+            return Settings(**overrides)
+        if not path.is_file():
+            raise SettingsError(f"settings file not found: {path}")
+
+        class _FromFile(Settings):
+            model_config = SettingsConfigDict(toml_file=path)
+
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        where = f" in {path}" if path else ""
+        raise SettingsError(f"invalid settings{where}: {problems}") from exc
+    except ValueError as exc:  # a TOML syntax error from the file source
+        raise SettingsError(f"cannot read settings file {path}: {exc}") from exc

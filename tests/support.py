@@ -1,0 +1,127 @@
+"""Helpers for tests that talk to a real Mosquitto: provisioning, clients, waiting."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
+
+from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.layout import Layout
+from hall_devices.provision import provision
+from hall_devices.settings import Settings
+
+
+@dataclass
+class HallBroker:
+    directory: Path
+    port: int
+    tls_port: int
+    credentials: dict[str, str]
+    process: BrokerProcess
+    hall_id: str
+
+    def settings(self, user: str, **extra: Any) -> Settings:
+        return Settings(hall_id=self.hall_id, broker_port=self.port, broker_username=user,
+                        broker_password=SecretStr(self.credentials[user]), **extra)
+
+    def tls_settings(self, user: str) -> Settings:
+        return Settings(hall_id=self.hall_id, broker_host="localhost", broker_port=self.tls_port,
+                        broker_username=user, broker_password=SecretStr(self.credentials[user]),
+                        broker_tls=True, broker_ca_file=self.directory / "tls" / "ca.crt")
+
+
+def start_hall_broker(layout: Layout, directory: Path) -> HallBroker:
+    done = provision(layout, directory, demo=True)
+    port, tls_port = free_port(), free_port()
+    config = render_config(directory, Listeners(port=port, tls_port=tls_port, tls_bind="127.0.0.1"))
+    process = BrokerProcess(config, port)
+    process.start()
+    return HallBroker(directory, port, tls_port, done.credentials, process, layout.hall.id)
+
+
+@dataclass
+class Probe:
+    """A raw paho client for tests: records every message it receives, in order."""
+
+    client: mqtt.Client
+    messages: queue.Queue[mqtt.MQTTMessage] = field(default_factory=queue.Queue)
+    connect_result: queue.Queue[Any] = field(default_factory=queue.Queue)
+
+    def expect(self, predicate: Callable[[mqtt.MQTTMessage], bool], timeout_s: float = 5.0
+               ) -> mqtt.MQTTMessage:
+        deadline = time.monotonic() + timeout_s
+        seen = []
+        while time.monotonic() < deadline:
+            try:
+                message = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if predicate(message):
+                return message
+            seen.append(message.topic)
+        raise AssertionError(f"no matching message within {timeout_s} s; saw {seen}")
+
+    def nothing(self, predicate: Callable[[mqtt.MQTTMessage], bool], wait_s: float = 1.0) -> None:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            try:
+                message = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            assert not predicate(message), f"unexpected message on {message.topic}: {message.payload!r}"
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def probe(port: int, username: str | None, password: str | None, subscribe: list[str] | None = None,
+          client_id: str = "", tls_ca: Path | None = None, wait: bool = True) -> Probe:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    result = Probe(client)
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls_ca is not None:
+        client.tls_set(ca_certs=str(tls_ca))
+    subscribed = threading.Event()
+
+    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        result.connect_result.put(reason)
+        if not reason.is_failure:
+            if subscribe:
+                c.subscribe([(topic, 1) for topic in subscribe])
+            else:
+                subscribed.set()
+
+    def on_subscribe(*_args: Any) -> None:
+        subscribed.set()
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = lambda _c, _u, m: result.messages.put(m)
+    client.connect_async("localhost" if tls_ca else "127.0.0.1", port)
+    client.loop_start()
+    if wait:
+        reason = result.connect_result.get(timeout=5)
+        assert not reason.is_failure, f"connection refused: {reason}"
+        result.connect_result.put(reason)
+        assert subscribed.wait(5), "subscription not confirmed"
+    return result
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not reached within {timeout_s} s")

@@ -1,0 +1,89 @@
+"""Provisioned credentials, ACL and TLS against a real Mosquitto."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hall_devices.bus import encode
+from hall_devices.contract import DeviceState, DeviceStatus, Rating, RatingLevel, route
+from hall_devices.provision import password_hash, users_for
+from tests.support import HallBroker, probe
+
+HALL = "demo"
+
+
+def status(device: str) -> bytes:
+    return encode(DeviceStatus(device_id=device, kind="printer", state=DeviceState.OK,
+                               updated_at=datetime.now(UTC)))
+
+
+def test_password_hash_is_mosquitto_format() -> None:
+    hashed = password_hash("secret", salt=b"\x00" * 12)
+    assert hashed.startswith("$7$101$AAAAAAAAAAAAAAAA$")
+
+
+def test_traffic_user_only_in_demo(hall_broker: HallBroker) -> None:
+    from hall_devices.layout import load_layout
+    from tests.conftest import EXAMPLE
+
+    layout = load_layout(EXAMPLE)
+    assert "traffic" not in {u.name for u in users_for(layout)}
+    assert "traffic" in {u.name for u in users_for(layout, demo=True)}
+
+
+def test_anonymous_is_refused_on_tls_and_password_listeners(hall_broker: HallBroker) -> None:
+    ca = hall_broker.directory / "tls" / "ca.crt"
+    for port, tls in ((hall_broker.tls_port, ca), (hall_broker.port, None)):
+        anonymous = probe(port, None, None, tls_ca=tls, wait=False)
+        reason = anonymous.connect_result.get(timeout=5)
+        anonymous.stop()
+        assert reason.is_failure, f"anonymous accepted on port {port}"
+        assert "authori" in str(reason).lower() or "bad user" in str(reason).lower()
+
+
+def test_wrong_password_is_refused(hall_broker: HallBroker) -> None:
+    client = probe(hall_broker.port, "P1", "not-the-password", wait=False)
+    reason = client.connect_result.get(timeout=5)
+    client.stop()
+    assert reason.is_failure
+
+
+def test_tls_with_credentials_works(hall_broker: HallBroker) -> None:
+    ca = hall_broker.directory / "tls" / "ca.crt"
+    monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
+                    subscribe=[f"hall/{HALL}/device/+/status"])
+    printer = probe(hall_broker.tls_port, "P2", hall_broker.credentials["P2"], tls_ca=ca)
+    printer.client.publish(route("device_status").topic(hall=HALL, device="P2"), status("P2"), qos=1)
+    got = monitor.expect(lambda m: m.topic.endswith("/P2/status"))
+    assert b'"device_id":"P2"' in got.payload
+    printer.stop()
+    monitor.stop()
+
+
+def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
+    monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
+                    subscribe=[f"hall/{HALL}/#"])
+    printer = probe(hall_broker.port, "P1", hall_broker.credentials["P1"])
+    keypads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"])
+    # Its own status reaches subscribers.
+    printer.client.publish(route("device_status").topic(hall=HALL, device="P1"), status("P1"), qos=1)
+    monitor.expect(lambda m: m.topic == f"hall/{HALL}/device/P1/status" and b"P1" in m.payload)
+    # Another device's status does not.
+    printer.client.publish(route("device_status").topic(hall=HALL, device="P2"), status("P2"), qos=1)
+    # A rating for window 3 is the keypad bus's (PAD3 is on KB1); a printer may not send one.
+    def rating(rating_id: str, window: int) -> bytes:
+        return encode(Rating(rating_id=rating_id, prompt_id="p", window=window,
+                             level=RatingLevel.SATISFIED, rated_at=datetime.now(UTC)))
+
+    printer.client.publish(route("rating").topic(hall=HALL, window=3), rating("from-printer", 3), qos=1)
+    # Window 99 has no pad on KB1: the bus may not rate it either.
+    keypads.client.publish(route("rating").topic(hall=HALL, window=99), rating("kb-99", 99), qos=1)
+    # A rating for a window of its own pads does arrive (and proves the monitor was listening).
+    keypads.client.publish(route("rating").topic(hall=HALL, window=3), rating("kb-3", 3), qos=1)
+    got = monitor.expect(lambda m: "/rating" in m.topic or m.topic.endswith("P2/status"))
+    assert got.topic == f"hall/{HALL}/window/3/rating", f"forbidden message delivered: {got.topic}"
+    assert b"kb-3" in got.payload, f"forbidden rating delivered: {got.payload!r}"
+    monitor.nothing(lambda m: m.topic.endswith("P2/status") or b"kb-99" in m.payload
+                    or b"from-printer" in m.payload, 0.5)
+    for client in (monitor, printer, keypads):
+        client.stop()

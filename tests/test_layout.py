@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hall_devices.cli import main
+from hall_devices.layout import Layout, LayoutError, WindowKind, parse_layout
+from tests.conftest import EXAMPLE
+
+
+def test_example_is_a_realistic_county_hall(layout: Layout) -> None:
+    assert len(layout.departments) >= 8
+    assert len(layout.services) >= 30
+    assert len(layout.windows) >= 20
+    assert all(service.materials for service in layout.services)
+    kinds = {w.kind for w in layout.windows}
+    assert {WindowKind.COMPREHENSIVE, WindowKind.UNIVERSAL} <= kinds
+    devices = [d.kind for d in layout.devices]
+    assert devices.count("kiosk") == 2 and devices.count("printer") == 2
+    assert "led_bus" in devices and "hall_screen" in devices and "keypad_bus" in devices
+    # A universal window serves every service at primary level.
+    universal = next(w for w in layout.windows if w.kind is WindowKind.UNIVERSAL)
+    assert len(layout.window_services(universal)) == len(layout.services)
+
+
+def test_cli_check_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["layout", "check", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_cli_check_names_every_problem_with_its_place(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text = text.replace('primary = ["passport", "hk_macao_permit"]', 'primary = ["passport", "visa_x"]')
+    text = text.replace('id = "P2"\nkiosk = "K2"', 'id = "P1"\nkiosk = "K2"')
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text, encoding="utf-8")
+    assert main(["layout", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown service 'visa_x' at window 6" in err
+    assert "duplicate device id 'P1'" in err
+    lines = text.splitlines()
+    for pattern in (r"line (\d+): windows\[5\]\.primary\[1\]", r"line (\d+): devices\[3\]"):
+        found = re.search(pattern, err)
+        assert found, f"{pattern} not in {err}"
+        header = lines[int(found.group(1)) - 1]
+        assert header.startswith("[["), f"line {found.group(1)} is {header!r}, not a table header"
+
+
+MINIMAL = """
+[hall]
+id = "t"
+name = { zh = "测试", en = "Test" }
+[[departments]]
+id = "d1"
+name = { zh = "部门一", en = "One" }
+[[departments]]
+id = "d2"
+name = { zh = "部门二", en = "Two" }
+[[services]]
+id = "s1"
+name = { zh = "事项一", en = "S1" }
+department = "d1"
+prefix = "A"
+promised_minutes = 10
+[[services]]
+id = "s2"
+name = { zh = "事项二", en = "S2" }
+department = "d2"
+prefix = "B"
+promised_minutes = 10
+[[windows]]
+number = 1
+name = { zh = "一号", en = "One" }
+primary = ["s1"]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(LayoutError) as caught:
+        parse_layout(text)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_layout_parses() -> None:
+    assert parse_layout(MINIMAL).service("s2").prefix == "B"
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ('[[services]]\nid = "s3"\nname = { zh = "三", en = "3" }\ndepartment = "d2"\nprefix = "A"\n'
+     'promised_minutes = 5\n', "duplicate prefix 'A'"),
+    ('[[windows]]\nnumber = 1\nname = { zh = "重", en = "dup" }\nprimary = ["s2"]\n',
+     "duplicate window number '1'"),
+    ('[[windows]]\nnumber = 2\nname = { zh = "综", en = "c" }\nkind = "comprehensive"\nprimary = ["s1"]\n',
+     "at least two departments"),
+    ('[[devices]]\nkind = "pad"\nid = "x"\nbus = "nobus"\naddress = 1\nwindow = 1\n',
+     "pad 'x' is on unknown keypad_bus 'nobus'"),
+    ('[[devices]]\nkind = "pad"\nid = "x"\nbus = "kb"\naddress = 1\nwindow = 9\n'
+     '[[devices]]\nkind = "keypad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n',
+     "bound to unknown window 9"),
+    ('[[devices]]\nkind = "keypad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n'
+     '[[devices]]\nkind = "led_bus"\nid = "lb"\nserial = "/dev/ttyS1"\n', "two buses on one port"),
+    ('[[devices]]\nkind = "printer"\nid = "p"\nkiosk = "k9"\nserial = "/dev/ttyS2"\n',
+     "printer bound to unknown kiosk 'k9'"),
+    ('[[devices]]\nkind = "printer"\nid = "p"\nkiosk = "k"\nserial = "/dev/ttyS2"\nbaudrate = 12\n'
+     '[[devices]]\nkind = "kiosk"\nid = "k"\nprinter = "p"\n', "devices[0].baudrate"),
+    ('[[devices]]\nkind = "toaster"\nid = "t"\n', "devices[0]"),
+])
+def test_each_problem_is_named(extra: str, expected: str) -> None:
+    found = problems(MINIMAL + extra)
+    assert any(expected in p for p in found), found
+
+
+def test_not_toml_is_a_clear_error() -> None:
+    assert "not valid TOML" in problems("[hall\n")[0]
