@@ -132,6 +132,8 @@ class BusOptions:
     on_connection: Callable[[bool], None] | None = None
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
+    max_inflight: int = 20  # our unacknowledged QoS 1 publishes in flight
+    receive_maximum: int | None = None  # theirs to us (MQTT v5 Receive Maximum)
 
 
 class Bus:
@@ -162,6 +164,7 @@ class Bus:
         offline = self._status.model_copy(update={"state": DeviceState.OFFLINE, "faults": []})
         client.will_set(self._status_topic(), encode(offline), qos=1, retain=True)
         client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
+        client.max_inflight_messages_set(o.max_inflight)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_unrouted
@@ -173,6 +176,8 @@ class Bus:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if o.persistent_session:
             props.SessionExpiryInterval = o.session_expiry_s
+        if o.receive_maximum is not None:
+            props.ReceiveMaximum = o.receive_maximum
         self._client.connect_async(s.broker_host, s.broker_port, keepalive=s.broker_keepalive_s,
                                    clean_start=not o.persistent_session, properties=props)
         self._client.loop_start()

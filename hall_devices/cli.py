@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hall_devices.contract import contract_markdown
-from hall_devices.layout import LayoutError, load_layout
+from hall_devices.layout import Layout, LayoutError, load_layout
 from hall_devices.settings import Settings, SettingsError, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -67,6 +67,44 @@ def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _load_layout(path: Path) -> Layout | None:
+    try:
+        return load_layout(path)
+    except LayoutError as exc:
+        print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
+        return None
+
+
+def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.coordinator.service import CoordinatorService
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    if settings.hall_id != layout.hall.id:
+        print(f"settings hall_id {settings.hall_id!r} differs from the layout's {layout.hall.id!r}",
+              file=sys.stderr)
+        return 1
+    service = CoordinatorService(settings, layout, settings.sqlite_path())
+    return run_until_signalled(service)
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.coordinator.report import render_report
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    store = args.store or settings.sqlite_path()
+    try:
+        print(render_report(layout, store, args.date, args.to or args.date, args.format), end="")
+    except ValueError as exc:
+        print(f"报表失败 / report failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -101,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="account mosquitto runs as; it must own the files written here")
     prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
     prov.set_defaults(run=_broker_provision)
+
+    coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
+    coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
+    coordinator.set_defaults(run=_coordinator)
+
+    report = roles.add_parser("report", help="daily statistics from the coordinator's store")
+    report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")
+    report.add_argument("--to", help="YYYY-MM-DD last day of a range (default: --date)")
+    report.add_argument("--format", choices=["text", "csv", "json"], default="text")
+    report.add_argument("--layout", type=Path)
+    report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    report.set_defaults(run=_report)
 
     return parser
 

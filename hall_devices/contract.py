@@ -304,6 +304,75 @@ class Alert(Payload):
     cleared: bool = False
 
 
+class CaseState(StrEnum):
+    """差评 follow-up case states."""
+
+    VERIFYING = "verifying"  # 待核实
+    RECTIFYING = "rectifying"  # 整改中
+    REVISITED = "revisited"  # 已回访
+    CLOSED = "closed"  # 已办结
+    APPEALED = "appealed"  # 申诉
+    REVOKED = "revoked"  # 撤销
+
+
+class StaffAction(StrEnum):
+    ISSUE_GREEN = "issue_green"  # 绿色通道 ticket issued by staff
+    REPRINT = "reprint"
+    BOOK_APPOINTMENT = "book_appointment"
+    CASE_VERIFY = "case_verify"  # 核实 → 整改中
+    CASE_APPEAL = "case_appeal"  # 申诉
+    CASE_REVISIT = "case_revisit"  # 回访
+    CASE_CLOSE = "case_close"  # 办结
+    CASE_REVOKE = "case_revoke"  # appeal upheld: 撤销
+    CASE_REJECT_APPEAL = "case_reject_appeal"  # appeal refused: back to 整改中
+
+
+class StaffCommand(Payload):
+    command_id: CommandId
+    action: StaffAction
+    staff_id: str = Field(min_length=1, max_length=32)
+    service_id: str | None = None
+    ticket_id: str | None = None
+    kiosk_id: str | None = Field(None, description="reprint at this kiosk's printer")
+    case_id: str | None = None
+    note: str | None = Field(None, max_length=500)
+    appointment_code: str | None = Field(None, max_length=32)
+    slot_start: datetime | None = None
+    slot_end: datetime | None = None
+
+
+class CaseStep(Payload):
+    state: CaseState
+    at: datetime
+    by: str
+    note: str | None = None
+
+
+class CaseInfo(Payload):
+    case_id: str
+    rating_id: str
+    level: RatingLevel
+    ticket_number: str
+    service_id: str
+    department_id: str
+    window: int
+    clerk_id: str | None
+    state: CaseState
+    opened_at: datetime
+    deadline: datetime = Field(description="end of the last working day allowed")
+    history: list[CaseStep]
+
+
+class StaffResult(Reply):
+    ticket: TicketInfo | None = None
+    case: CaseInfo | None = None
+
+
+class ActiveAlerts(Payload):
+    updated_at: datetime
+    alerts: list[Alert]
+
+
 class ErrorReport(Payload):
     """Published for every refused message, also when it has an answer route, for the dashboard."""
 
@@ -390,6 +459,11 @@ ROUTES: dict[str, Route] = _routes(
     Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
           "every agent (Last Will: offline)", "coordinator, web", retained=True),
     Route("alert", "hall/{hall}/alert", Alert, "coordinator", "web"),
+    Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts, "coordinator", "web",
+          retained=True),
+    Route("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
+          "web", "coordinator", answer="staff_result"),
+    Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs"),
 )
 

@@ -8,6 +8,7 @@ each with its place in the file.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import tomllib
 from collections import defaultdict
@@ -39,6 +40,28 @@ class Hall(_Strict):
     day_starts_at_hour: int = Field(0, ge=0, le=23, description="hour at which numbers reset to 001")
     utc_offset_hours: int = Field(8, ge=-12, le=14)
     info_desk: Text = Text(zh="咨询台", en="information desk")
+
+
+class Policy(_Strict):
+    """Queue, rating and supervision rules of a hall; every value has the seed default."""
+
+    recall_limit: int = Field(3, ge=0, le=10)
+    no_show_reactivate_minutes: int = Field(30, ge=0, le=480, description="0: no reactivation")
+    no_show_reenter_after: int = Field(3, ge=0, le=50, description="K tickets before it again")
+    starvation_max_in_row: int = Field(3, ge=1, le=50, description="higher-class calls in a row at most")
+    starvation_wait_minutes: int = Field(20, ge=1, le=480)
+    appointment_early_minutes: int = Field(15, ge=0, le=240)
+    appointment_late_minutes: int = Field(15, ge=0, le=240)
+    rating_timeout_s: int = Field(60, ge=5, le=600)
+    case_deadline_working_days: int = Field(10, ge=1, le=60)
+    holidays: tuple[dt.date, ...] = ()
+    extra_working_days: tuple[dt.date, ...] = Field((), description="weekend days worked (调休)")
+    long_wait_minutes: int = Field(30, ge=1, le=480)
+    long_pause_minutes: int = Field(20, ge=1, le=480)
+    long_pause_notice: Text = Text(zh="临时有事，请稍候", en="Back shortly, please wait")
+    service_time_samples: int = Field(20, ge=1, le=500)
+    ticket_page_url: str = Field("http://hall.local:8080/t/{token}",
+                                 description="the QR code on a ticket; {token} is the ticket's token")
 
 
 class Department(_Strict):
@@ -167,6 +190,7 @@ DEVICE_KINDS = frozenset(
 
 class Layout(_Strict):
     hall: Hall
+    policy: Policy = Policy()
     departments: tuple[Department, ...] = Field(min_length=1)
     services: tuple[Service, ...] = Field(min_length=1)
     windows: tuple[Window, ...] = Field(min_length=1)

@@ -62,7 +62,9 @@ def users_for(layout: Layout, demo: bool = False) -> list[User]:
     everything = f"hall/{hall}/#"
     users = [User(COORDINATOR, readwrite=[everything]),
              User(MONITOR, read=[everything]),
-             _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall)]), hall)]
+             _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall),
+                                                      route("staff_command").topic(hall=hall, staff=WEB)]),
+                  hall)]
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[
             route("ticket_request").filter(hall=hall), route("window_command").filter(hall=hall),

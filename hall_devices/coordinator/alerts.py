@@ -1,0 +1,122 @@
+"""Supervision 电子监察: alerts derived from the state, device statuses and the time.
+
+An alert has a stable id (kind + subject); it is published once when raised and once when cleared,
+and the set of active alerts is published (retained) whenever it changes. Alerts are derived, not
+stored: after a restart they are derived again from the rebuilt state and the retained statuses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from hall_devices.contract import (
+    ActiveAlerts,
+    Alert,
+    DeviceFault,
+    DeviceState,
+    DeviceStatus,
+    Text,
+    TicketStatus,
+    WindowStatus,
+)
+from hall_devices.coordinator.model import JobState, State
+from hall_devices.coordinator.outcome import Publish
+from hall_devices.coordinator.policy import ServiceMap
+from hall_devices.layout import Layout
+
+AlertKind = Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
+                    "paper_near_end", "paper_out", "print_failed"]
+
+
+class Supervisor:
+    def __init__(self, layout: Layout, services: ServiceMap) -> None:
+        self.layout = layout
+        self.services = services
+        self.devices: dict[str, DeviceStatus] = {}
+        self.active: dict[str, Alert] = {}
+
+    def device_seen(self, status: DeviceStatus) -> None:
+        self.devices[status.device_id] = status
+
+    def printer_usable(self, printer_id: str) -> bool:
+        status = self.devices.get(printer_id)
+        if status is None:
+            return True  # not yet heard of: try, the job result will tell
+        blocking = {DeviceFault.PAPER_OUT, DeviceFault.COVER_OPEN, DeviceFault.PRINTER_OFFLINE,
+                    DeviceFault.NOT_RESPONDING, DeviceFault.PORT_MISSING, DeviceFault.CUTTER_ERROR}
+        return status.state is not DeviceState.OFFLINE and not blocking & set(status.faults)
+
+    def conditions(self, state: State, now: datetime) -> dict[str, Alert]:
+        found: dict[str, Alert] = {}
+
+        def raise_(kind: AlertKind, subject: str, zh: str, en: str) -> None:
+            alert_id = f"{kind}:{subject}"
+            previous = self.active.get(alert_id)
+            found[alert_id] = Alert(alert_id=alert_id, kind=kind, subject=subject,
+                                    message=Text(zh=zh, en=en),
+                                    raised_at=previous.raised_at if previous else now)
+
+        policy = self.layout.policy
+        long_wait = timedelta(minutes=policy.long_wait_minutes)
+        for ticket in state.tickets.values():
+            if ticket.status is TicketStatus.WAITING and now - ticket.issued_at > long_wait:
+                minutes = int((now - ticket.issued_at).total_seconds() // 60)
+                raise_("long_wait", ticket.number, f"{ticket.number} 已等候 {minutes} 分钟",
+                       f"{ticket.number} has waited {minutes} minutes")
+            began = ticket.started_at or ticket.called_at
+            if ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING) and began is not None:
+                promised = self.layout.service(ticket.service_id).promised_minutes
+                if now - began > timedelta(minutes=promised):
+                    raise_("overtime", ticket.number,
+                           f"{ticket.window} 号窗口办理 {ticket.number} 超过承诺时限 {promised} 分钟",
+                           f"window {ticket.window}: {ticket.number} over its promised {promised} min")
+        waiting = [t for t in state.tickets.values() if t.status is TicketStatus.WAITING]
+        long_pause = timedelta(minutes=policy.long_pause_minutes)
+        for window in state.windows.values():
+            if window.status is WindowStatus.PAUSED and now - window.since >= long_pause:
+                count = sum(1 for t in waiting if self.services.level(window.number, t) is not None)
+                if count:
+                    raise_("paused_with_waiting", str(window.number),
+                           f"{window.number} 号窗口暂停超过 {policy.long_pause_minutes} 分钟，"
+                           f"{count} 人等候",
+                           f"window {window.number} paused over {policy.long_pause_minutes} min "
+                           f"with {count} waiting")
+        for device_id, status in self.devices.items():
+            faults = set(status.faults)
+            if status.state is DeviceState.OFFLINE:
+                raise_("device_offline", device_id, f"设备 {device_id} 离线", f"device {device_id} offline")
+            elif DeviceFault.PAPER_OUT in faults:
+                raise_("paper_out", device_id, f"打印机 {device_id} 缺纸",
+                       f"printer {device_id} out of paper")
+            elif status.state is DeviceState.FAULT:
+                shown = ", ".join(sorted(f.value for f in faults)) or (status.detail or "fault")
+                raise_("device_fault", device_id, f"设备 {device_id} 故障：{shown}",
+                       f"device {device_id} faulted: {shown}")
+            if DeviceFault.PAPER_NEAR_END in faults and DeviceFault.PAPER_OUT not in faults:
+                raise_("paper_near_end", device_id, f"打印机 {device_id} 纸将尽",
+                       f"printer {device_id} paper near end")
+        latest: dict[str, JobState] = {}
+        for job in state.jobs.values():  # insertion order: the last job of a ticket wins
+            latest[job.ticket_id] = job.state
+        for ticket_id, job_state in latest.items():
+            failed = state.tickets.get(ticket_id)
+            if job_state is JobState.FAILED and failed is not None:
+                raise_("print_failed", failed.number, f"号票 {failed.number} 打印失败，请补打",
+                       f"ticket {failed.number} failed to print: reprint it")
+        return found
+
+    def review(self, state: State, now: datetime) -> list[Publish]:
+        found = self.conditions(state, now)
+        out: list[Publish] = []
+        for alert_id, alert in found.items():
+            if alert_id not in self.active:
+                out.append(Publish("alert", {}, alert))
+        for alert_id, alert in self.active.items():
+            if alert_id not in found:
+                out.append(Publish("alert", {}, alert.model_copy(update={"cleared": True})))
+        if out:
+            self.active = found
+            out.append(Publish("active_alerts", {}, ActiveAlerts(
+                updated_at=now, alerts=sorted(found.values(), key=lambda a: a.raised_at))))
+        return out

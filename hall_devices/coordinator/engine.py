@@ -1,0 +1,447 @@
+"""The queue engine, sans-IO: a command and the time in; events, a reply and messages out.
+
+Every handler checks everything before it produces an event, so an illegal command raises
+:class:`EngineError` (a code and a message naming the current state) and changes nothing. Events are
+applied with :func:`evolve`, the same function that rebuilds the state from the store on restart.
+Ids that must be unguessable (a ticket's page token) are passed in, keeping the engine deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from hall_devices.contract import (
+    DeviceStatus,
+    Payload,
+    PrintJob,
+    PrintResult,
+    Problem,
+    Rating,
+    RatingAck,
+    RatingPrompt,
+    Reply,
+    StaffAction,
+    StaffCommand,
+    StaffResult,
+    TicketClass,
+    TicketReply,
+    TicketRequest,
+    TicketStatus,
+    WindowAction,
+    WindowCommand,
+    WindowCommandResult,
+    WindowStatus,
+    route,
+)
+from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.alerts import Supervisor
+from hall_devices.coordinator.calendar import business_day, deadline
+from hall_devices.coordinator.evolve import evolve
+from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
+from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
+from hall_devices.coordinator.policy import ServiceMap, pick_next, reentry_place
+from hall_devices.coordinator.tables import (
+    CASE_STATE_ZH,
+    CASE_TABLE,
+    TICKET_STATUS_ZH,
+    TICKET_TABLE,
+    WINDOW_STATUS_ZH,
+    WINDOW_TABLE,
+)
+from hall_devices.coordinator.views import Views, text
+from hall_devices.layout import KioskDevice, Layout
+
+
+class Engine:
+    def __init__(self, layout: Layout, state: State | None = None) -> None:
+        self.layout = layout
+        self.policy = layout.policy
+        self.state = state or State()
+        self.services = ServiceMap.of(layout)
+        self.views = Views(layout, self.services)
+        self.supervisor = Supervisor(layout, self.services)
+        self._printer_of = {d.id: d.printer for d in layout.devices
+                            if isinstance(d, KioskDevice) and d.printer}
+        self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
+        self._window_numbers = {w.number for w in layout.windows}
+
+    # --- the one entry point --------------------------------------------------------------------
+
+    def handle(self, route_name: str, payload: Payload, params: dict[str, str], now: datetime,
+               token: str = "") -> Outcome:
+        """Decide and apply one inbound message. A refused command yields a failure reply only."""
+        handlers: dict[str, Callable[..., Outcome]] = {
+            "ticket_request": self._ticket_request, "window_command": self._window_command,
+            "rating": self._rating, "staff_command": self._staff_command,
+            "print_result": self._print_result,
+        }
+        try:
+            return handlers[route_name](payload, params, now, token)
+        except EngineError as refused:
+            answer = route(route_name).answer
+            reply: Reply | None = None
+            if answer is not None:
+                model = route(answer).model
+                assert issubclass(model, Reply)
+                reply = model.model_validate({
+                    "command_id": _request_id(payload), "ok": False,
+                    "error": Problem(code=refused.code, message=refused.message)})
+            return Outcome(reply=reply)
+
+    def replay(self, event: ev.Event) -> None:
+        evolve(self.state, event, self.policy.service_time_samples)
+
+    def commit(self, outcome: Outcome, *events: ev.Event) -> None:
+        for event in events:
+            evolve(self.state, event, self.policy.service_time_samples)
+            outcome.events.append(event)
+
+    # --- tickets --------------------------------------------------------------------------------
+
+    def _ticket_request(self, req: TicketRequest, params: dict[str, str], now: datetime,
+                        token: str) -> Outcome:
+        kiosk = params.get("kiosk", "")
+        if kiosk not in self._kiosks:
+            raise EngineError("unknown_kiosk", f"unknown kiosk {kiosk!r}")
+        ticket_class = TicketClass(req.ticket_class)
+        if ticket_class is TicketClass.APPOINTMENT:
+            ticket_class = self._check_in(req, now)
+        outcome = Outcome()
+        ticket = self._issue(outcome, req.service_id, ticket_class, now=now, token=token, kiosk=kiosk,
+                             appointment=req.appointment_code)
+        job_id = self._print(outcome, ticket, kiosk, now=now) if req.paper else None
+        outcome.reply = TicketReply(command_id=req.command_id, ok=True,
+                                    ticket=self.views.ticket(self.state, ticket), print_job_id=job_id)
+        return outcome
+
+    def _check_in(self, req: TicketRequest, now: datetime) -> TicketClass:
+        code = req.appointment_code
+        booking = self.state.appointments.get(code or "")
+        if booking is None:
+            raise EngineError("unknown_appointment", f"unknown appointment code {code!r}")
+        if booking.used_by is not None:
+            raise EngineError("appointment_used", f"appointment {code} was already checked in")
+        if booking.service_id != req.service_id:
+            raise EngineError("appointment_service", f"appointment {code} is for service "
+                              f"{booking.service_id!r}, not {req.service_id!r}")
+        early = booking.slot_start - timedelta(minutes=self.policy.appointment_early_minutes)
+        late = booking.slot_end + timedelta(minutes=self.policy.appointment_late_minutes)
+        return TicketClass.APPOINTMENT if early <= now <= late else TicketClass.NORMAL
+
+    def _issue(self, outcome: Outcome, service_id: str, ticket_class: TicketClass, *, now: datetime,
+               token: str, kiosk: str | None, appointment: str | None = None,
+               staff: str | None = None) -> Ticket:
+        try:
+            service = self.layout.service(service_id)
+        except KeyError:
+            raise EngineError("unknown_service", f"unknown service {service_id!r}") from None
+        if not token:
+            raise EngineError("no_token", "a ticket needs a page token")
+        day = business_day(self.layout.hall, now)
+        if day != self.state.day:
+            self.commit(outcome, ev.DayStarted(at=now, day=day))
+        seq = self.state.counters.get(service.prefix, 0) + 1
+        number = f"{service.prefix}{seq:03d}"
+        ticket_id = f"{day}-{number}"
+        self.commit(outcome, ev.TicketIssued(
+            at=now, ticket_id=ticket_id, number=number, prefix=service.prefix, seq=seq, day=day,
+            service_id=service.id, ticket_class=ticket_class, token=token, kiosk_id=kiosk,
+            appointment_code=appointment if ticket_class is TicketClass.APPOINTMENT else None,
+            staff_id=staff))
+        outcome.dirty_windows.update(self.services.windows_of[service.id])
+        outcome.queue_changed = True
+        return self.state.tickets[ticket_id]
+
+    def _print(self, outcome: Outcome, ticket: Ticket, kiosk: str | None, *, now: datetime
+               ) -> str | None:
+        """Send a print job to the kiosk's printer unless it is known to be unable to print."""
+        printer = self._printer_of.get(kiosk or "")
+        if kiosk is None or printer is None or not self.supervisor.printer_usable(printer):
+            return None
+        sent = sum(1 for j in self.state.jobs.values() if j.ticket_id == ticket.ticket_id)
+        job_id = f"{ticket.ticket_id}-p{sent + 1}"
+        self.commit(outcome, ev.PrintJobSent(at=now, job_id=job_id, ticket_id=ticket.ticket_id,
+                                             kiosk_id=kiosk, printer_id=printer))
+        outcome.publish.append(Publish("print_job", {"printer": printer}, PrintJob(
+            job_id=job_id, kiosk_id=kiosk, hall_name=text(self.layout.hall.name),
+            ticket=self.views.ticket(self.state, ticket), reprint=sent > 0)))
+        return job_id
+
+    def _print_result(self, result: PrintResult, params: dict[str, str], now: datetime,
+                      token: str) -> Outcome:
+        job = self.state.jobs.get(result.command_id or "")
+        if job is None or job.printer_id != params.get("printer"):
+            raise EngineError("unknown_job", f"no print job {result.command_id!r} for this printer")
+        outcome = Outcome()
+        if job.state is JobState.SENT:
+            self.commit(outcome, ev.PrintJobEnded(at=now, job_id=job.job_id, ok=result.ok,
+                                                  reason=result.reason))
+        return outcome
+
+    # --- windows --------------------------------------------------------------------------------
+
+    def _window_command(self, cmd: WindowCommand, params: dict[str, str], now: datetime,
+                        token: str) -> Outcome:
+        number = self._window_number(params.get("window", ""))
+        runtime = self.state.windows.get(number)
+        status = runtime.status if runtime else WindowStatus.CLOSED
+        if (status, cmd.action) not in WINDOW_TABLE:
+            raise EngineError("wrong_state", f"window {number} is {status.value} "
+                              f"({WINDOW_STATUS_ZH[status]}): cannot {cmd.action.value}")
+        outcome = Outcome(dirty_windows={number})
+        current = self.state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
+        affected = self._window_action(outcome, cmd, number, current, now)
+        state = self.views.window(self.state, number)
+        shown = affected or (self.state.tickets.get(state.ticket_id) if state.ticket_id else None)
+        outcome.reply = WindowCommandResult(
+            command_id=cmd.command_id, ok=True, window=number, action=cmd.action,
+            ticket=self.views.ticket(self.state, shown) if shown else None, state=state)
+        return outcome
+
+    def _window_number(self, raw: str) -> int:
+        if not raw.isdigit() or int(raw) not in self._window_numbers:
+            raise EngineError("unknown_window", f"unknown window {raw!r}")
+        return int(raw)
+
+    def _window_action(self, outcome: Outcome, cmd: WindowCommand, window: int,
+                       current: Ticket | None, now: datetime) -> Ticket | None:
+        action = cmd.action
+        if action is WindowAction.LOGIN:
+            if not cmd.clerk_id:
+                raise EngineError("missing_clerk", "login needs a clerk id")
+            self.commit(outcome, ev.WindowOpened(at=now, window=window, clerk_id=cmd.clerk_id))
+            return None
+        if action is WindowAction.LOGOUT:
+            held = self.state.windows[window].held
+            if held:
+                numbers = ", ".join(self.state.tickets[t].number for t in held)
+                raise EngineError("tickets_held", f"window {window} holds {numbers}: call them back "
+                                  "or transfer them before signing out")
+            self.commit(outcome, ev.WindowClosed(at=now, window=window))
+            return None
+        if action is WindowAction.PAUSE:
+            self.commit(outcome, ev.WindowPaused(at=now, window=window, reason=cmd.reason))
+            return None
+        if action is WindowAction.RESUME:
+            self.commit(outcome, ev.WindowResumed(at=now, window=window))
+            return None
+        if action is WindowAction.NEXT:
+            return self._call_next(outcome, window, now)
+        if action in (WindowAction.CALL_BACK, WindowAction.REACTIVATE):
+            return self._by_number(outcome, cmd, window, now)
+        assert current is not None  # every other legal action has a ticket at the window
+        return self._act_on_current(outcome, cmd, window, current, now)
+
+    def _call_next(self, outcome: Outcome, window: int, now: datetime) -> Ticket:
+        ticket = pick_next(self.state, self.services, self.policy, window, now)
+        if ticket is None:
+            raise EngineError("queue_empty", f"no ticket waiting for window {window}")
+        self._call(outcome, ticket, window, now, call_back=False)
+        return ticket
+
+    def _call(self, outcome: Outcome, ticket: Ticket, window: int, now: datetime,
+              call_back: bool) -> None:
+        higher = not call_back and CLASS_RANK[ticket.ticket_class] < CLASS_RANK[TicketClass.NORMAL]
+        self.commit(outcome, ev.TicketCalled(at=now, ticket_id=ticket.ticket_id, window=window,
+                                             higher_class=higher, call_back=call_back))
+        outcome.publish.append(Publish("call", {}, self.views.call(ticket, window, now)))
+        outcome.dirty_windows.update(self.services.windows_for(ticket))
+        outcome.queue_changed = True
+
+    def _by_number(self, outcome: Outcome, cmd: WindowCommand, window: int, now: datetime) -> Ticket:
+        ticket = self._ticket_by_number(cmd.ticket_number)
+        if cmd.action is WindowAction.CALL_BACK:
+            self._check_ticket(ticket, "call_back")
+            if ticket.window != window:
+                raise EngineError("held_elsewhere", f"{ticket.number} is held at window {ticket.window}")
+            self._call(outcome, ticket, window, now, call_back=True)
+            return ticket
+        self._check_ticket(ticket, "reactivate")
+        limit = timedelta(minutes=self.policy.no_show_reactivate_minutes)
+        if ticket.no_show_at is None or now - ticket.no_show_at > limit:
+            raise EngineError("reactivation_expired", f"{ticket.number} missed its call more than "
+                              f"{self.policy.no_show_reactivate_minutes} minutes ago")
+        place = reentry_place(self.state, ticket, self.policy.no_show_reenter_after, now)
+        self.commit(outcome, ev.TicketReactivated(at=now, ticket_id=ticket.ticket_id, sort_at=place))
+        outcome.dirty_windows.update(self.services.windows_for(ticket))
+        outcome.queue_changed = True
+        return ticket
+
+    def _act_on_current(self, outcome: Outcome, cmd: WindowCommand, window: int, ticket: Ticket,
+                        now: datetime) -> Ticket:
+        action = cmd.action
+        self._check_ticket(ticket, action.value)
+        tid = ticket.ticket_id
+        if action is WindowAction.RECALL:
+            if ticket.attempts > self.policy.recall_limit:
+                raise EngineError("recall_limit", f"{ticket.number} was recalled "
+                                  f"{self.policy.recall_limit} times already")
+            self.commit(outcome, ev.TicketRecalled(at=now, ticket_id=tid, window=window))
+            outcome.publish.append(Publish("call", {}, self.views.call(ticket, window, now)))
+        elif action is WindowAction.START:
+            self.commit(outcome, ev.ServiceStarted(at=now, ticket_id=tid, window=window))
+        elif action is WindowAction.NO_SHOW:
+            self.commit(outcome, ev.TicketNoShow(at=now, ticket_id=tid, window=window))
+        elif action is WindowAction.HOLD:
+            self.commit(outcome, ev.TicketHeld(at=now, ticket_id=tid, window=window))
+        elif action is WindowAction.TRANSFER:
+            self._transfer(outcome, cmd, window, ticket, now)
+        elif action is WindowAction.FINISH:
+            prompt_id = f"{tid}-r"
+            expires = now + timedelta(seconds=self.policy.rating_timeout_s)
+            self.commit(outcome, ev.TicketFinished(at=now, ticket_id=tid, window=window,
+                                                   clerk_id=self.state.windows[window].clerk_id,
+                                                   prompt_id=prompt_id, rating_expires_at=expires))
+            outcome.publish.append(Publish("rating_prompt", {"window": window}, RatingPrompt(
+                prompt_id=prompt_id, window=window, ticket_id=tid, ticket_number=ticket.number,
+                clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires)))
+        return ticket
+
+    def _transfer(self, outcome: Outcome, cmd: WindowCommand, window: int, ticket: Ticket,
+                  now: datetime) -> None:
+        if cmd.target_service is None and cmd.target_window is None:
+            raise EngineError("missing_target", "transfer needs a target service or window")
+        to_service = cmd.target_service or ticket.service_id
+        try:
+            self.layout.service(to_service)
+        except KeyError:
+            raise EngineError("unknown_service", f"unknown service {to_service!r}") from None
+        if cmd.target_window is not None and cmd.target_window not in self._window_numbers:
+            raise EngineError("unknown_window", f"unknown window {cmd.target_window}")
+        if cmd.target_window == window:
+            raise EngineError("same_window", f"{ticket.number} is already at window {window}")
+        self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
+                                                  to_service=to_service, to_window=cmd.target_window))
+        outcome.dirty_windows.update(self.services.windows_for(ticket))
+        outcome.queue_changed = True
+
+    def _ticket_by_number(self, number: str | None) -> Ticket:
+        for ticket in self.state.tickets.values():
+            if ticket.number == number and ticket.day == self.state.day:
+                return ticket
+        raise EngineError("unknown_ticket", f"no ticket {number!r} today")
+
+    @staticmethod
+    def _check_ticket(ticket: Ticket, transition: str) -> None:
+        if (ticket.status, transition) not in TICKET_TABLE:
+            raise EngineError("wrong_state", f"{ticket.number} is {ticket.status.value} "
+                              f"({TICKET_STATUS_ZH[ticket.status]}): cannot {transition}")
+
+    # --- ratings --------------------------------------------------------------------------------
+
+    def _rating(self, rating: Rating, params: dict[str, str], now: datetime, token: str) -> Outcome:
+        window = self._window_number(params.get("window", ""))
+        prompt = self.state.prompts.get(rating.prompt_id)
+        if prompt is None or prompt.window != window or rating.window != window:
+            raise EngineError("unknown_prompt", f"no rating was asked with {rating.prompt_id!r} at "
+                              f"window {window}")
+        if prompt.state is PromptState.RATED:
+            raise EngineError("already_rated", f"ticket {prompt.ticket_id} was rated already "
+                              "(one rating per service)")
+        if prompt.state is PromptState.TIMED_OUT and rating.rated_at > prompt.expires_at:
+            raise EngineError("rating_late", f"the rating of {prompt.ticket_id} closed at "
+                              f"{prompt.expires_at.isoformat()}")
+        ticket = self.state.tickets.get(prompt.ticket_id)
+        number = ticket.number if ticket else prompt.ticket_id.rsplit("-", 1)[-1]
+        service = self.layout.service(prompt.service_id)
+        bad = rating.level <= 2
+        outcome = Outcome()
+        self.commit(outcome, ev.RatingRecorded(
+            at=now, rating_id=rating.rating_id, prompt_id=prompt.prompt_id, ticket_id=prompt.ticket_id,
+            ticket_number=number, service_id=service.id, department_id=service.department,
+            window=window, clerk_id=prompt.clerk_id, level=rating.level, reasons=rating.reasons,
+            channel=rating.channel.value, rated_at=rating.rated_at,
+            case_deadline=deadline(self.layout.hall, self.policy, now,
+                                   self.policy.case_deadline_working_days) if bad else None))
+        outcome.reply = RatingAck(command_id=rating.rating_id, ok=True)
+        return outcome
+
+    # --- staff ----------------------------------------------------------------------------------
+
+    def _staff_command(self, cmd: StaffCommand, params: dict[str, str], now: datetime,
+                       token: str) -> Outcome:
+        outcome = Outcome()
+        ticket: Ticket | None = None
+        case: CaseRecord | None = None
+        if cmd.action is StaffAction.ISSUE_GREEN:
+            ticket = self._issue(outcome, cmd.service_id or "", TicketClass.GREEN, now=now, token=token,
+                                 kiosk=cmd.kiosk_id, staff=cmd.staff_id)
+            if cmd.kiosk_id:
+                self._print(outcome, ticket, cmd.kiosk_id, now=now)
+        elif cmd.action is StaffAction.REPRINT:
+            ticket = self.state.tickets.get(cmd.ticket_id or "")
+            if ticket is None:
+                raise EngineError("unknown_ticket", f"no ticket {cmd.ticket_id!r} today")
+            kiosk = cmd.kiosk_id or ticket.kiosk_id
+            if self._printer_of.get(kiosk or "") is None:
+                raise EngineError("no_printer", f"kiosk {kiosk!r} has no printer")
+            if self._print(outcome, ticket, kiosk, now=now) is None:
+                raise EngineError("printer_unusable", f"the printer of kiosk {kiosk} cannot print now")
+        elif cmd.action is StaffAction.BOOK_APPOINTMENT:
+            self._book(outcome, cmd, now)
+        else:
+            case = self._move_case(outcome, cmd, now)
+        outcome.reply = StaffResult(command_id=cmd.command_id, ok=True,
+                                    ticket=self.views.ticket(self.state, ticket) if ticket else None,
+                                    case=self.views.case(case) if case else None)
+        return outcome
+
+    def _book(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> None:
+        if not (cmd.appointment_code and cmd.service_id and cmd.slot_start and cmd.slot_end):
+            raise EngineError("missing_field", "an appointment needs a code, service and slot")
+        if cmd.appointment_code in self.state.appointments:
+            raise EngineError("appointment_exists", f"appointment {cmd.appointment_code} exists")
+        try:
+            self.layout.service(cmd.service_id)
+        except KeyError:
+            raise EngineError("unknown_service", f"unknown service {cmd.service_id!r}") from None
+        if cmd.slot_end <= cmd.slot_start:
+            raise EngineError("bad_slot", "the slot ends before it starts")
+        self.commit(outcome, ev.AppointmentBooked(at=now, code=cmd.appointment_code,
+                                                  service_id=cmd.service_id,
+                                                  slot_start=cmd.slot_start, slot_end=cmd.slot_end))
+
+    def _move_case(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> CaseRecord:
+        case = self.state.cases.get(cmd.case_id or "")
+        if case is None:
+            raise EngineError("unknown_case", f"no follow-up case {cmd.case_id!r}")
+        to_state = CASE_TABLE.get((case.state, cmd.action))
+        if to_state is None:
+            raise EngineError("wrong_state", f"case {case.case_id} is {case.state.value} "
+                              f"({CASE_STATE_ZH[case.state]}): cannot {cmd.action.value}")
+        self.commit(outcome, ev.CaseMoved(at=now, case_id=case.case_id, to_state=to_state,
+                                          by=cmd.staff_id, note=cmd.note))
+        return case
+
+    # --- time and devices -----------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> Outcome:
+        """Rating timeouts (未评价), the day's reset and supervision alerts."""
+        outcome = Outcome()
+        day = business_day(self.layout.hall, now)
+        if self.state.day and day != self.state.day:
+            self.commit(outcome, ev.DayStarted(at=now, day=day))
+            outcome.dirty_windows.update(self._window_numbers)
+            outcome.queue_changed = True
+        for prompt in list(self.state.prompts.values()):
+            if prompt.state is PromptState.PENDING and now > prompt.expires_at:
+                self.commit(outcome, ev.RatingTimedOut(at=now, prompt_id=prompt.prompt_id))
+        outcome.publish += self.supervisor.review(self.state, now)
+        return outcome
+
+    def device_status(self, status: DeviceStatus, now: datetime) -> Outcome:
+        self.supervisor.device_seen(status)
+        return Outcome(publish=self.supervisor.review(self.state, now))
+
+    def waiting_tickets(self) -> list[Ticket]:
+        return [t for t in self.state.tickets.values() if t.status is TicketStatus.WAITING]
+
+
+def _request_id(payload: Payload) -> str | None:
+    for name in ("command_id", "job_id", "rating_id"):
+        value = getattr(payload, name, None)
+        if isinstance(value, str):
+            return value
+    return None
+

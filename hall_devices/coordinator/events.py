@@ -1,0 +1,183 @@
+"""Events: the facts the coordinator commits, one model per kind, and their JSON form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from hall_devices.contract import CaseState, PrintFailure, RatingLevel, TicketClass
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    at: datetime
+
+
+class DayStarted(_Event):
+    kind: Literal["day_started"] = "day_started"
+    day: str  # business day: numbers restart, leftovers of the previous day expire
+
+
+class TicketIssued(_Event):
+    kind: Literal["ticket_issued"] = "ticket_issued"
+    ticket_id: str
+    number: str
+    prefix: str
+    seq: int
+    day: str
+    service_id: str
+    ticket_class: TicketClass
+    token: str
+    kiosk_id: str | None = None
+    appointment_code: str | None = None
+    staff_id: str | None = None
+
+
+class WindowOpened(_Event):
+    kind: Literal["window_opened"] = "window_opened"
+    window: int
+    clerk_id: str
+
+
+class WindowClosed(_Event):
+    kind: Literal["window_closed"] = "window_closed"
+    window: int
+
+
+class TicketCalled(_Event):
+    kind: Literal["ticket_called"] = "ticket_called"
+    ticket_id: str
+    window: int
+    higher_class: bool  # counts toward the starvation guard
+    call_back: bool = False
+
+
+class TicketRecalled(_Event):
+    kind: Literal["ticket_recalled"] = "ticket_recalled"
+    ticket_id: str
+    window: int
+
+
+class ServiceStarted(_Event):
+    kind: Literal["service_started"] = "service_started"
+    ticket_id: str
+    window: int
+
+
+class TicketNoShow(_Event):
+    kind: Literal["ticket_no_show"] = "ticket_no_show"
+    ticket_id: str
+    window: int
+
+
+class TicketReactivated(_Event):
+    kind: Literal["ticket_reactivated"] = "ticket_reactivated"
+    ticket_id: str
+    sort_at: datetime
+
+
+class TicketHeld(_Event):
+    kind: Literal["ticket_held"] = "ticket_held"
+    ticket_id: str
+    window: int
+
+
+class TicketTransferred(_Event):
+    kind: Literal["ticket_transferred"] = "ticket_transferred"
+    ticket_id: str
+    window: int
+    to_service: str
+    to_window: int | None = None
+
+
+class WindowPaused(_Event):
+    kind: Literal["window_paused"] = "window_paused"
+    window: int
+    reason: str | None = None
+
+
+class WindowResumed(_Event):
+    kind: Literal["window_resumed"] = "window_resumed"
+    window: int
+
+
+class TicketFinished(_Event):
+    kind: Literal["ticket_finished"] = "ticket_finished"
+    ticket_id: str
+    window: int
+    clerk_id: str | None = None  # who served, for statistics
+    prompt_id: str
+    rating_expires_at: datetime
+
+
+class RatingRecorded(_Event):
+    kind: Literal["rating_recorded"] = "rating_recorded"
+    rating_id: str
+    prompt_id: str
+    ticket_id: str
+    ticket_number: str
+    service_id: str
+    department_id: str
+    window: int
+    clerk_id: str | None
+    level: RatingLevel
+    reasons: list[str] = []
+    channel: str
+    rated_at: datetime
+    case_deadline: datetime | None = None  # set for 差评: a follow-up case opens
+
+
+class RatingTimedOut(_Event):
+    kind: Literal["rating_timed_out"] = "rating_timed_out"
+    prompt_id: str
+
+
+class CaseMoved(_Event):
+    kind: Literal["case_moved"] = "case_moved"
+    case_id: str
+    to_state: CaseState
+    by: str
+    note: str | None = None
+
+
+class AppointmentBooked(_Event):
+    kind: Literal["appointment_booked"] = "appointment_booked"
+    code: str
+    service_id: str
+    slot_start: datetime
+    slot_end: datetime
+
+
+class PrintJobSent(_Event):
+    kind: Literal["print_job_sent"] = "print_job_sent"
+    job_id: str
+    ticket_id: str
+    kiosk_id: str
+    printer_id: str
+
+
+class PrintJobEnded(_Event):
+    kind: Literal["print_job_ended"] = "print_job_ended"
+    job_id: str
+    ok: bool
+    reason: PrintFailure | None = None
+
+
+Event = Annotated[
+    DayStarted | TicketIssued | WindowOpened | WindowClosed | TicketCalled | TicketRecalled
+    | ServiceStarted | TicketNoShow | TicketReactivated | TicketHeld | TicketTransferred
+    | WindowPaused | WindowResumed | TicketFinished | RatingRecorded | RatingTimedOut | CaseMoved
+    | AppointmentBooked | PrintJobSent | PrintJobEnded,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)  # type: ignore[arg-type]
+
+
+def event_json(event: Event) -> bytes:
+    return event.model_dump_json().encode("utf-8")
+
+
+def event_from_json(raw: bytes | str) -> Event:
+    return EVENT_ADAPTER.validate_json(raw)

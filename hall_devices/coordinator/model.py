@@ -1,0 +1,134 @@
+"""The coordinator's state: plain dataclasses, serialisable for snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import TypeAdapter
+
+from hall_devices.contract import (
+    CaseState,
+    PrintFailure,
+    RatingLevel,
+    TicketClass,
+    TicketStatus,
+    WindowStatus,
+)
+
+CLASS_RANK = {TicketClass.GREEN: 0, TicketClass.APPOINTMENT: 1, TicketClass.TRANSFERRED: 2,
+              TicketClass.PRIORITY: 3, TicketClass.NORMAL: 4}
+
+
+@dataclass
+class Ticket:
+    ticket_id: str
+    number: str
+    day: str
+    service_id: str
+    ticket_class: TicketClass
+    issued_at: datetime
+    sort_at: datetime  # its place in the queue: issue time, kept by transfer, moved by reactivation
+    token: str  # the secret in the QR link of this ticket's page
+    kiosk_id: str | None = None
+    status: TicketStatus = TicketStatus.WAITING
+    window: int | None = None  # where it is called, served or held
+    target_window: int | None = None  # transferred to one window: only it may call the ticket
+    attempts: int = 0  # calls of the current call, recalls included
+    calls: int = 0  # every call of this ticket, for unique call ids
+    clerk_id: str | None = None
+    first_called_at: datetime | None = None
+    called_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    no_show_at: datetime | None = None
+    appointment_code: str | None = None
+
+
+@dataclass
+class WindowRuntime:
+    number: int
+    status: WindowStatus
+    since: datetime
+    clerk_id: str | None = None
+    ticket_id: str | None = None
+    pause_reason: str | None = None
+    held: list[str] = field(default_factory=list)
+    higher_in_row: int = 0  # higher-class calls in a row, for the starvation guard
+
+
+class PromptState(StrEnum):
+    PENDING = "pending"
+    RATED = "rated"
+    TIMED_OUT = "timed_out"  # 未评价
+
+
+@dataclass
+class Prompt:
+    prompt_id: str
+    ticket_id: str
+    window: int
+    clerk_id: str | None
+    service_id: str
+    expires_at: datetime
+    state: PromptState = PromptState.PENDING
+    rating_id: str | None = None
+
+
+@dataclass
+class CaseRecord:
+    case_id: str
+    rating_id: str
+    level: RatingLevel
+    ticket_number: str
+    service_id: str
+    department_id: str
+    window: int
+    clerk_id: str | None
+    opened_at: datetime
+    deadline: datetime
+    state: CaseState = CaseState.VERIFYING
+    history: list[tuple[CaseState, datetime, str, str | None]] = field(default_factory=list)
+
+
+@dataclass
+class Appointment:
+    code: str
+    service_id: str
+    slot_start: datetime
+    slot_end: datetime
+    used_by: str | None = None  # ticket id after check-in
+
+
+class JobState(StrEnum):
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass
+class PrintJobRecord:
+    job_id: str
+    ticket_id: str
+    kiosk_id: str
+    printer_id: str
+    state: JobState = JobState.SENT
+    reason: PrintFailure | None = None
+
+
+@dataclass
+class State:
+    day: str = ""  # the business day of the tickets held
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    windows: dict[int, WindowRuntime] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # prefix → last number of the day
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    cases: dict[str, CaseRecord] = field(default_factory=dict)
+    appointments: dict[str, Appointment] = field(default_factory=dict)
+    jobs: dict[str, PrintJobRecord] = field(default_factory=dict)
+    service_seconds: dict[str, list[float]] = field(default_factory=dict)
+    last_seq: int = 0
+
+
+STATE_ADAPTER: TypeAdapter[State] = TypeAdapter(State)

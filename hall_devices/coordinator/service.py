@@ -1,0 +1,229 @@
+"""The coordinator process: MQTT in, engine, event store, MQTT out.
+
+paho's thread only puts decoded messages on a queue. One worker thread takes them in batches:
+decides each (deduplicating by command key), commits the batch's events and command keys in one
+transaction, then publishes replies and effects, and only then acknowledges the messages to the
+broker (manual QoS 1 acks on a persistent session). A crash before the commit loses nothing: the
+broker redelivers; a crash after it applies nothing twice: the command key is in the store and the
+redelivered command gets its original reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import DeviceStatus, Payload, Reply, route
+from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.calendar import business_day
+from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.model import STATE_ADAPTER
+from hall_devices.coordinator.outcome import Outcome, Publish
+from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
+from hall_devices.layout import Layout
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+COMMAND_ROUTES = ("ticket_request", "window_command", "rating", "staff_command", "print_result")
+BATCH = 256
+TICK_S = 0.5
+SNAPSHOT_EVERY = 10_000
+
+
+@dataclass(frozen=True)
+class _Marker:
+    name: str  # "reconnected": republish every retained state
+
+
+Item = Inbound[Any] | _Marker
+
+
+def command_key(route_name: str, payload: Payload) -> str | None:
+    for name in ("command_id", "job_id", "rating_id"):
+        value = getattr(payload, name, None)
+        if isinstance(value, str):
+            return f"{route_name}:{value}"
+    return None
+
+
+def rebuild(layout: Layout, store: EventStore) -> Engine:
+    """The engine as it was: the latest snapshot, then every event after it."""
+    snapshot = store.latest_snapshot()
+    engine = Engine(layout, STATE_ADAPTER.validate_json(snapshot[1]) if snapshot else None)
+    start = snapshot[0] if snapshot else 0
+    for seq, body in store.events_after(start):
+        engine.replay(ev.event_from_json(body))
+        engine.state.last_seq = seq
+    return engine
+
+
+class CoordinatorService:
+    def __init__(self, settings: Settings, layout: Layout, store_path: Path,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.layout = layout
+        self.clock = clock
+        self.store = EventStore(store_path)
+        started = time.perf_counter()
+        self.engine = rebuild(layout, self.store)
+        self.rebuild_s = time.perf_counter() - started
+        self._inbox: queue.Queue[Item] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="coordinator", daemon=True)
+        self._since_snapshot = 0
+        self._queue_pending = True
+        self._queue_published_at = 0.0
+        self.bus = Bus(settings, BusOptions(
+            client_id="coordinator", hall_id=layout.hall.id, device_id="coordinator",
+            device_kind="coordinator", persistent_session=True, manual_ack=True,
+            max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed))
+        for name in (*COMMAND_ROUTES, "device_status"):
+            self.bus.subscribe(route(name), self._inbox.put)
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def start(self, wait_s: float | None = None) -> None:
+        log.info("state rebuilt from %s in %.3f s (%d events)", self.store.path, self.rebuild_s,
+                 self.store.last_seq)
+        self._worker.start()
+        self.bus.start(wait_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._worker.join(timeout=10)
+        self.bus.stop()
+        self.store.close()
+
+    def _connection_changed(self, up: bool) -> None:
+        if up:
+            self._inbox.put(_Marker("reconnected"))
+
+    # --- the worker -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            batch = self._take(max(0.0, next_tick - time.monotonic()))
+            if batch:
+                self._process(batch)
+            if time.monotonic() >= next_tick:
+                self._tick()
+                next_tick = time.monotonic() + TICK_S
+
+    def _take(self, wait_s: float) -> list[Item]:
+        try:
+            batch = [self._inbox.get(timeout=wait_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < BATCH:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[Item]) -> None:
+        rows: list[EventRow] = []
+        commands: list[CommandRow] = []
+        replies: list[tuple[Inbound[Any], Reply]] = []
+        outcomes: list[Outcome] = []
+        seen: dict[str, bytes | None] = {}
+        acks: list[Inbound[Any]] = []
+        for item in batch:
+            if isinstance(item, _Marker):
+                outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
+                                        queue_changed=True))
+                continue
+            acks.append(item)
+            now = self.clock()
+            if item.route.name == "device_status":
+                if isinstance(item.payload, DeviceStatus):
+                    outcomes.append(self.engine.device_status(item.payload, now))
+                continue
+            key = command_key(item.route.name, item.payload)
+            if key is None:
+                continue
+            if key in seen:
+                self._queue_duplicate(item, seen[key], replies)
+                continue
+            known, stored = self.store.reply_for(key)
+            if known:
+                log.info("command %s seen before: answered with its original reply", key)
+                self._queue_duplicate(item, stored, replies)
+                continue
+            outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
+                                         token=secrets.token_urlsafe(12))
+            reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
+            seen[key] = reply_bytes
+            stamp = now.isoformat()
+            commands.append(CommandRow(key, stamp, reply_bytes))
+            rows += [self._row(e, key) for e in outcome.events]
+            if outcome.reply is not None:
+                replies.append((item, outcome.reply))
+            outcomes.append(outcome)
+        if commands or rows:
+            self.engine.state.last_seq = self.store.commit(rows, commands)
+            self._since_snapshot += len(rows)
+        for inbound, reply in replies:
+            self.bus.answer(inbound, reply)
+        self._publish(outcomes)
+        for inbound in acks:
+            self.bus.ack(inbound)
+        if self._since_snapshot >= SNAPSHOT_EVERY:
+            self.snapshot()
+
+    def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
+                         replies: list[tuple[Inbound[Any], Reply]]) -> None:
+        answer = item.route.answer
+        if answer is None or stored is None:
+            return
+        model = route(answer).model
+        reply = model.model_validate_json(stored)
+        assert isinstance(reply, Reply)
+        replies.append((item, reply))
+
+    def _row(self, event: ev.Event, key: str | None) -> EventRow:
+        return EventRow(event.kind, event.at.isoformat(), business_day(self.layout.hall, event.at), key,
+                        ev.event_json(event))
+
+    def _tick(self) -> None:
+        now = self.clock()
+        outcome = self.engine.tick(now)
+        if outcome.events:
+            rows = [self._row(e, None) for e in outcome.events]
+            self.engine.state.last_seq = self.store.commit(rows, [])
+            self._since_snapshot += len(rows)
+        self._publish([outcome])
+
+    def _publish(self, outcomes: list[Outcome]) -> None:
+        dirty: set[int] = set()
+        for outcome in outcomes:
+            for message in outcome.publish:
+                self._send(message)
+            dirty |= outcome.dirty_windows
+            self._queue_pending |= outcome.queue_changed
+        state = self.engine.state
+        for number in sorted(dirty):
+            self._send(Publish("window_state", {"window": number},
+                               self.engine.views.window(state, number)))
+        # The queue summary is a sweep over all waiting tickets: at most twice a second.
+        if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
+            self._send(Publish("queue_summary", {}, self.engine.views.queue(state, self.clock())))
+            self._queue_pending = False
+            self._queue_published_at = time.monotonic()
+
+    def _send(self, message: Publish) -> None:
+        self.bus.publish(route(message.route), message.payload, **message.params)
+
+    def snapshot(self) -> None:
+        body = STATE_ADAPTER.dump_json(self.engine.state)
+        self.store.save_snapshot(self.engine.state.last_seq, self.clock().isoformat(), body)
+        self._since_snapshot = 0

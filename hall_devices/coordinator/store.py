@@ -1,0 +1,141 @@
+"""The coordinator's durable event store: SQLite in WAL mode, append-only.
+
+- ``events``: every committed event, with the key of the command that caused it (``NULL`` for
+  time-driven events) and its business day, for statistics.
+- ``commands``: every command key applied (route + id) and the reply it got, so a redelivered
+  command is answered with its original reply and never applied twice.
+- ``snapshots``: the state at an event sequence number, so a restart replays only the tail.
+
+Events and command keys of a batch are committed in one transaction with ``synchronous=FULL``:
+once :meth:`EventStore.commit` returns, they survive a crash or power loss.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    day TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    command TEXT,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_day ON events(day);
+CREATE INDEX IF NOT EXISTS events_by_command ON events(command);
+CREATE TABLE IF NOT EXISTS commands (
+    key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    reply BLOB
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class EventRow:
+    kind: str
+    at: str
+    day: str
+    command: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    key: str
+    at: str
+    reply: bytes | None
+
+
+class EventStore:
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # One writer thread uses it; opened here, used there.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the event store {path}: {exc}") from exc
+        self.path = path
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        self.last_seq: int = int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def commit(self, events: list[EventRow], commands: list[CommandRow]) -> int:
+        """Append events and command keys atomically; returns the last event sequence number."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = self.last_seq
+            rows = []
+            for event in events:
+                seq += 1
+                rows.append((seq, event.at, event.day, event.kind, event.command, event.body))
+            db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO commands VALUES (?, ?, ?, ?)",
+                           [(c.key, seq, c.at, c.reply) for c in commands])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.last_seq = seq
+        return seq
+
+    def reply_for(self, key: str) -> tuple[bool, bytes | None]:
+        """(seen, reply) of a command key."""
+        row = self._db.execute("SELECT reply FROM commands WHERE key = ?", (key,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        row = self._db.execute("SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def save_snapshot(self, seq: int, at: str, body: bytes) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (seq, at, body))
+        db.execute("DELETE FROM snapshots WHERE seq NOT IN "
+                   "(SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 2)")
+        db.execute("COMMIT")
+
+    def events_after(self, seq: int) -> Iterator[tuple[int, bytes]]:
+        cursor = self._db.execute("SELECT seq, body FROM events WHERE seq > ? ORDER BY seq", (seq,))
+        for row in cursor:
+            yield int(row[0]), bytes(row[1])
+
+    def events_of_days(self, first: str, last: str) -> Iterator[bytes]:
+        cursor = self._db.execute("SELECT body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
+                                  (first, last))
+        for row in cursor:
+            yield bytes(row[0])
+
+    def count(self, table: str) -> int:
+        if table not in {"events", "commands", "snapshots"}:
+            raise StoreError(f"no table {table!r}")
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection for reports; fails clearly when the file is missing."""
+    if not path.exists():
+        raise StoreError(f"no event store at {path}")
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)

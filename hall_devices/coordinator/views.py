@@ -1,0 +1,104 @@
+"""Contract payloads built from the coordinator's state (what others see of it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hall_devices.contract import (
+    Call,
+    CaseInfo,
+    CaseStep,
+    QueueSummary,
+    ServiceQueue,
+    Text,
+    TicketClass,
+    TicketInfo,
+    WindowState,
+    WindowStatus,
+)
+from hall_devices.coordinator.model import CaseRecord, State, Ticket
+from hall_devices.coordinator.policy import (
+    ServiceMap,
+    estimated_minutes,
+    people_ahead,
+    waiting,
+)
+from hall_devices.layout import Layout
+from hall_devices.layout import Text as LayoutText
+
+
+def text(value: LayoutText) -> Text:
+    return Text(zh=value.zh, en=value.en)
+
+
+class Views:
+    def __init__(self, layout: Layout, services: ServiceMap) -> None:
+        self.layout = layout
+        self.services = services
+
+    def ticket(self, state: State, ticket: Ticket) -> TicketInfo:
+        service = self.layout.service(ticket.service_id)
+        ahead = people_ahead(state, self.services, ticket) if ticket.status == "waiting" else 0
+        return TicketInfo(
+            ticket_id=ticket.ticket_id, number=ticket.number, service_id=service.id,
+            service_name=text(service.name),
+            department_name=text(self.layout.department(service.department).name),
+            ticket_class=ticket.ticket_class, status=ticket.status, issued_at=ticket.issued_at,
+            people_ahead=ahead,
+            estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id, ahead),
+            windows=self.services.windows_for(ticket),
+            materials=[text(m) for m in service.materials],
+            status_url=self.layout.policy.ticket_page_url.format(token=ticket.token))
+
+    def window(self, state: State, number: int) -> WindowState:
+        runtime = state.windows.get(number)
+        config = self.layout.window(number)
+        ticket = state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
+        held = [state.tickets[t].number for t in runtime.held if t in state.tickets] if runtime else []
+        count = sum(1 for t in waiting(state) if self.services.level(number, t) is not None)
+        return WindowState(
+            window=number, name=text(config.name),
+            status=runtime.status if runtime else WindowStatus.CLOSED,
+            clerk_id=runtime.clerk_id if runtime else None,
+            ticket_id=ticket.ticket_id if ticket else None,
+            ticket_number=ticket.number if ticket else None,
+            service_id=ticket.service_id if ticket else None,
+            since=runtime.since if runtime else datetime.fromtimestamp(0).astimezone(),
+            pause_reason=runtime.pause_reason if runtime else None,
+            waiting=count, held=held)
+
+    def queue(self, state: State, now: datetime) -> QueueSummary:
+        per_service: dict[str, list[Ticket]] = {s.id: [] for s in self.layout.services}
+        for ticket in waiting(state):
+            per_service.setdefault(ticket.service_id, []).append(ticket)
+        rows = []
+        for service in self.layout.services:
+            tickets = per_service[service.id]
+            longest = max(((now - t.issued_at).total_seconds() for t in tickets), default=0.0)
+            probe = Ticket(ticket_id="~new", number="", day=state.day, service_id=service.id,
+                           ticket_class=TicketClass.NORMAL, issued_at=now, sort_at=now, token="")
+            ahead = people_ahead(state, self.services, probe)
+            rows.append(ServiceQueue(
+                service_id=service.id, prefix=service.prefix, waiting=len(tickets),
+                longest_wait_s=int(longest),
+                estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id,
+                                                    ahead)))
+        return QueueSummary(updated_at=now, total_waiting=sum(r.waiting for r in rows), services=rows)
+
+    def call(self, ticket: Ticket, window: int, at: datetime) -> Call:
+        config = self.layout.window(window)
+        return Call(
+            call_id=f"{ticket.ticket_id}@{window}#{ticket.calls}", ticket_id=ticket.ticket_id,
+            ticket_number=ticket.number, window=window, window_name=text(config.name),
+            service_id=ticket.service_id, attempt=ticket.attempts, called_at=at,
+            text=Text(zh=f"请{ticket.number}号到{window}号窗口",
+                      en=f"Ticket {ticket.number}, please go to window {window}"))
+
+    @staticmethod
+    def case(case: CaseRecord) -> CaseInfo:
+        return CaseInfo(
+            case_id=case.case_id, rating_id=case.rating_id, level=case.level,
+            ticket_number=case.ticket_number, service_id=case.service_id,
+            department_id=case.department_id, window=case.window, clerk_id=case.clerk_id,
+            state=case.state, opened_at=case.opened_at, deadline=case.deadline,
+            history=[CaseStep(state=s, at=at, by=by, note=note) for s, at, by, note in case.history])
