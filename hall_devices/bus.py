@@ -142,7 +142,8 @@ class Bus:
         self.options = options
         self._subscriptions: list[_Subscription] = []
         self._lock = threading.Lock()
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected and every subscription acknowledged
+        self._pending_subscriptions: dict[int, str] = {}
         self._stopping = False
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
@@ -166,6 +167,7 @@ class Bus:
         client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
         client.max_inflight_messages_set(o.max_inflight)
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_unrouted
         return client
@@ -256,7 +258,7 @@ class Bus:
             self._subscriptions.append(sub)
         self._client.message_callback_add(sub.filter, self._dispatcher(sub))
         if self._connected.is_set():
-            self._client.subscribe(sub.filter, qos=route_.qos)
+            self._client.subscribe(sub.filter, qos=route_.qos)  # renewed with the rest on reconnect
 
     def _dispatcher(self, sub: _Subscription) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
         def dispatch(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -311,10 +313,30 @@ class Bus:
         with self._lock:
             subscriptions = list(self._subscriptions)
             status = self._status.model_copy(update={"updated_at": now()})
-        for sub in subscriptions:
-            client.subscribe(sub.filter, qos=sub.route.qos)
+            self._pending_subscriptions.clear()
+            for sub in subscriptions:
+                _rc, mid = client.subscribe(sub.filter, qos=sub.route.qos)
+                if mid is not None:
+                    self._pending_subscriptions[mid] = sub.filter
+            ready = not self._pending_subscriptions
         client.publish(self._status_topic(), encode(status), qos=1, retain=True)
         log.info("connected to the broker as %s", self.options.client_id)
+        if ready:
+            self._ready()
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_codes: Any,
+                      _properties: Any) -> None:
+        with self._lock:
+            topic = self._pending_subscriptions.pop(mid, None)
+            ready = topic is not None and not self._pending_subscriptions
+        for code in reason_codes or []:
+            if getattr(code, "is_failure", False):
+                log.error("the broker refused the subscription to %s: %s", topic, code)
+        if ready:
+            self._ready()
+
+    def _ready(self) -> None:
+        """Connected and subscribed: only now can nothing addressed to us be missed."""
         self._connected.set()
         if self.options.on_connection:
             self.options.on_connection(True)
