@@ -1,0 +1,193 @@
+"""好差评, follow-up cases, printing, supervision alerts and the queue summary, over MQTT."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from hall_devices.bus import encode
+from hall_devices.contract import (
+    CaseState,
+    DeviceFault,
+    DeviceState,
+    DeviceStatus,
+    PrintFailure,
+    PrintResult,
+    route,
+)
+from tests.coordinator.harness import Hall, error_code
+from tests.support import probe
+
+
+def serve(hall: Hall, window: int, service: str, clerk: str = "Z0601") -> str:
+    hall.take(service)
+    if hall.states.get(window) is None or hall.states[window].status == "closed":
+        hall.ok(window, "login", clerk_id=clerk)
+    number = hall.next_number(window)
+    hall.ok(window, "finish")
+    return number
+
+
+def test_rating_is_recorded_once_with_everything(hall: Hall) -> None:
+    serve(hall, 6, "passport")
+    prompt = hall.prompt(6)
+    assert prompt.ticket_number == "B001" and prompt.clerk_id == "Z0601"
+    ack = hall.rate(6, prompt.prompt_id, 5, rating_id="pad6-r1")
+    assert ack.ok and ack.command_id == "pad6-r1"
+    again = hall.rate(6, prompt.prompt_id, 5, rating_id="pad6-r1")  # a redelivery
+    assert again == ack
+    second = hall.rate(6, prompt.prompt_id, 3, rating_id="pad6-r2")  # one rating per service
+    assert error_code(second) == "already_rated"
+    hall.service.stop()
+    from hall_devices.coordinator.store import open_read_only
+
+    db = open_read_only(hall.store)
+    rows = [json.loads(r[0]) for r in db.execute("SELECT body FROM events WHERE kind='rating_recorded'")]
+    db.close()
+    assert len(rows) == 1
+    rating = rows[0]
+    assert (rating["level"], rating["window"], rating["clerk_id"], rating["service_id"],
+            rating["department_id"], rating["ticket_number"]) == (5, 6, "Z0601", "passport", "ga", "B001")
+    assert rating["case_deadline"] is None
+    hall.service = hall.start_coordinator()
+
+
+def test_bad_rating_opens_a_case_taken_to_closed(hall: Hall) -> None:
+    serve(hall, 6, "passport")
+    prompt = hall.prompt(6)
+    assert hall.rate(6, prompt.prompt_id, 1).ok
+    case_id = f"C-{prompt.ticket_id}"
+    refused = hall.staff("case_close", case_id=case_id)
+    assert error_code(refused) == "wrong_state" and "verifying (待核实)" in refused.error.message  # type: ignore[union-attr]
+    verified = hall.staff("case_verify", case_id=case_id, note="窗口人员解释不清，已批评教育")
+    assert verified.case and verified.case.state is CaseState.RECTIFYING
+    # Monday 09:00 + 10 working days = Monday two weeks on; the deadline is the end of that day.
+    assert verified.case.deadline.date().isoformat() == "2026-12-08"
+    hall.staff("case_revisit", case_id=case_id, note="已电话回访，群众表示满意")
+    closed = hall.staff("case_close", case_id=case_id)
+    assert closed.case and closed.case.state is CaseState.CLOSED
+    assert [step.state for step in closed.case.history] == [
+        CaseState.VERIFYING, CaseState.RECTIFYING, CaseState.REVISITED, CaseState.CLOSED]
+
+
+def test_appeal_and_revoke(hall: Hall) -> None:
+    serve(hall, 6, "passport")
+    prompt = hall.prompt(6)
+    hall.rate(6, prompt.prompt_id, 2)
+    case_id = f"C-{prompt.ticket_id}"
+    assert hall.staff("case_appeal", case_id=case_id, note="评价与事实不符").ok
+    revoked = hall.staff("case_revoke", case_id=case_id)
+    assert revoked.case and revoked.case.state is CaseState.REVOKED
+    assert error_code(hall.staff("case_verify", case_id="C-none")) == "unknown_case"
+
+
+def test_no_rating_in_time_is_unrated_never_a_score(hall: Hall) -> None:
+    serve(hall, 6, "passport")
+    prompt = hall.prompt(6)
+    hall.clock.advance(seconds=61)
+    from tests.support import wait_until
+
+    wait_until(lambda: hall.service.engine.state.prompts[prompt.prompt_id].state == "timed_out",
+               what="rating timeout")
+    late = hall.rate(6, prompt.prompt_id, 4)  # pressed after the prompt closed
+    assert error_code(late) == "rating_late"
+    # A rating pressed in time but delivered late (pad outbox) still counts.
+    serve(hall, 6, "passport")
+    second = hall.prompt(6)
+    pressed = hall.clock()
+    hall.clock.advance(seconds=120)
+    wait_until(lambda: hall.service.engine.state.prompts[second.prompt_id].state == "timed_out",
+               what="second timeout")
+    assert hall.rate(6, second.prompt_id, 4, rated_at=pressed).ok
+
+
+def test_rating_for_an_unknown_prompt(hall: Hall) -> None:
+    assert error_code(hall.rate(6, "nope-r", 5)) == "unknown_prompt"
+
+
+def test_print_job_failure_alert_and_reprint(hall: Hall) -> None:
+    printer = probe(hall.broker.port, "P1", hall.broker.credentials["P1"],
+                    subscribe=[route("print_job").topic(hall="demo", printer="P1")])
+    alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+    reply = hall.take("passport", paper=True)
+    assert reply.print_job_id == f"{reply.ticket.ticket_id}-p1"  # type: ignore[union-attr]
+    job = json.loads(printer.expect(lambda m: True).payload)
+    assert job["ticket"]["number"] == "B001" and job["job_id"] == reply.print_job_id
+    assert [m["zh"] for m in job["ticket"]["materials"]][0] == "居民身份证"
+    failed = PrintResult(command_id=job["job_id"], ok=False, reason=PrintFailure.PAPER_OUT)
+    printer.client.publish(route("print_result").topic(hall="demo", printer="P1"), encode(failed), qos=1)
+    alert = json.loads(alerts.expect(lambda m: b"print_failed" in m.payload).payload)
+    assert alert["subject"] == "B001" and not alert["cleared"]
+    reprint = hall.staff("reprint", ticket_id=reply.ticket.ticket_id)  # type: ignore[union-attr]
+    assert reprint.ok
+    job2 = json.loads(printer.expect(lambda m: True).payload)
+    assert job2["job_id"].endswith("-p2") and job2["reprint"] is True
+    done = PrintResult(command_id=job2["job_id"], ok=True)
+    printer.client.publish(route("print_result").topic(hall="demo", printer="P1"), encode(done), qos=1)
+    cleared = json.loads(alerts.expect(lambda m: b"print_failed" in m.payload).payload)
+    assert cleared["cleared"] is True
+    printer.stop()
+    alerts.stop()
+
+
+def test_paper_out_stops_paper_tickets_and_alerts(hall: Hall) -> None:
+    printer = probe(hall.broker.port, "P1", hall.broker.credentials["P1"])
+    alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+    status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.FAULT,
+                          faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
+    printer.client.publish(route("device_status").topic(hall="demo", device="P1"), encode(status),
+                           qos=1, retain=True)
+    alert = json.loads(alerts.expect(lambda m: b"paper_out" in m.payload).payload)
+    assert alert["subject"] == "P1" and "缺纸" in alert["message"]["zh"]
+    reply = hall.take("passport", paper=True)
+    assert reply.ok and reply.print_job_id is None  # the number is issued; the kiosk shows it
+    printer.stop()
+    alerts.stop()
+
+
+def test_long_wait_and_long_pause_alerts(hall: Hall) -> None:
+    alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "pause", reason="临时离开")
+    hall.take("passport")
+    hall.clock.advance(minutes=31)
+    kinds = set()
+    for _ in range(2):
+        kinds.add(json.loads(alerts.expect(lambda m: True, timeout_s=5).payload)["kind"])
+    assert kinds == {"long_wait", "paused_with_waiting"}
+    alerts.stop()
+
+
+def test_overtime_alert(hall: Hall) -> None:
+    alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+    hall.take("passport")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    hall.clock.advance(minutes=16)  # passport promises 15 minutes
+    alert = json.loads(alerts.expect(lambda m: b"overtime" in m.payload).payload)
+    assert alert["subject"] == "B001"
+    alerts.stop()
+
+
+def test_queue_summary_and_estimate(hall: Hall) -> None:
+    summary = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                    subscribe=[route("queue_summary").topic(hall="demo")])
+    hall.ok(6, "login", clerk_id="Z0601")
+    for _ in range(3):
+        hall.take("passport")
+    last = hall.take("passport")
+    assert last.ticket and last.ticket.people_ahead == 3
+    # Passport: 15 promised minutes, one open window (6) of two (6 and 21): 3 × 15 / 1.
+    assert last.ticket.estimated_minutes == 45
+    hall.clock.advance(seconds=1)
+
+    def passport_waiting(m: object) -> bool:
+        data = json.loads(m.payload)  # type: ignore[attr-defined]
+        return any(s["service_id"] == "passport" and s["waiting"] == 4 for s in data["services"])
+
+    summary.expect(passport_waiting)
+    summary.stop()
