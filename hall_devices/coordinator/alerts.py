@@ -22,7 +22,7 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator.model import JobState, State
 from hall_devices.coordinator.outcome import Publish
-from hall_devices.coordinator.policy import ServiceMap
+from hall_devices.coordinator.policy import QueueIndex
 from hall_devices.layout import Layout
 
 AlertKind = Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
@@ -30,9 +30,9 @@ AlertKind = Literal["long_wait", "overtime", "paused_with_waiting", "device_offl
 
 
 class Supervisor:
-    def __init__(self, layout: Layout, services: ServiceMap) -> None:
+    def __init__(self, layout: Layout, index: QueueIndex) -> None:
         self.layout = layout
-        self.services = services
+        self.index = index
         self.devices: dict[str, DeviceStatus] = {}
         self.active: dict[str, Alert] = {}
 
@@ -71,11 +71,10 @@ class Supervisor:
                     raise_("overtime", ticket.number,
                            f"{ticket.window} 号窗口办理 {ticket.number} 超过承诺时限 {promised} 分钟",
                            f"window {ticket.window}: {ticket.number} over its promised {promised} min")
-        waiting = [t for t in state.tickets.values() if t.status is TicketStatus.WAITING]
         long_pause = timedelta(minutes=policy.long_pause_minutes)
         for window in state.windows.values():
             if window.status is WindowStatus.PAUSED and now - window.since >= long_pause:
-                count = sum(1 for t in waiting if self.services.level(window.number, t) is not None)
+                count = self.index.waiting_at(window.number)
                 if count:
                     raise_("paused_with_waiting", str(window.number),
                            f"{window.number} 号窗口暂停超过 {policy.long_pause_minutes} 分钟，"

@@ -40,7 +40,7 @@ from hall_devices.coordinator.calendar import business_day, deadline
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.policy import ServiceMap, pick_next, reentry_place
+from hall_devices.coordinator.policy import QueueIndex, ServiceMap, pick_next, reentry_place
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
     CASE_TABLE,
@@ -59,8 +59,10 @@ class Engine:
         self.policy = layout.policy
         self.state = state or State()
         self.services = ServiceMap.of(layout)
-        self.views = Views(layout, self.services)
-        self.supervisor = Supervisor(layout, self.services)
+        self.index = QueueIndex(self.services)
+        self.index.rebuild(self.state)
+        self.views = Views(layout, self.services, self.index)
+        self.supervisor = Supervisor(layout, self.index)
         self._printer_of = {d.id: d.printer for d in layout.devices
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
@@ -90,12 +92,21 @@ class Engine:
             return Outcome(reply=reply)
 
     def replay(self, event: ev.Event) -> None:
+        """Apply a stored event; call :meth:`reindex` once the replay is done."""
         evolve(self.state, event, self.policy.service_time_samples)
+
+    def reindex(self) -> None:
+        self.index.rebuild(self.state)
 
     def commit(self, outcome: Outcome, *events: ev.Event) -> None:
         for event in events:
             evolve(self.state, event, self.policy.service_time_samples)
             outcome.events.append(event)
+            ticket_id = getattr(event, "ticket_id", None)
+            if isinstance(event, ev.DayStarted):
+                self.index.rebuild(self.state)
+            elif isinstance(ticket_id, str):
+                self.index.sync(self.state.tickets.get(ticket_id), ticket_id)
 
     # --- tickets --------------------------------------------------------------------------------
 
@@ -159,7 +170,9 @@ class Engine:
         printer = self._printer_of.get(kiosk or "")
         if kiosk is None or printer is None or not self.supervisor.printer_usable(printer):
             return None
-        sent = sum(1 for j in self.state.jobs.values() if j.ticket_id == ticket.ticket_id)
+        sent = 0
+        while f"{ticket.ticket_id}-p{sent + 1}" in self.state.jobs:
+            sent += 1
         job_id = f"{ticket.ticket_id}-p{sent + 1}"
         self.commit(outcome, ev.PrintJobSent(at=now, job_id=job_id, ticket_id=ticket.ticket_id,
                                              kiosk_id=kiosk, printer_id=printer))
@@ -234,7 +247,7 @@ class Engine:
         return self._act_on_current(outcome, cmd, window, current, now)
 
     def _call_next(self, outcome: Outcome, window: int, now: datetime) -> Ticket:
-        ticket = pick_next(self.state, self.services, self.policy, window, now)
+        ticket = pick_next(self.state, self.index, self.policy, window, now)
         if ticket is None:
             raise EngineError("queue_empty", f"no ticket waiting for window {window}")
         self._call(outcome, ticket, window, now, call_back=False)

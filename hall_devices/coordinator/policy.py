@@ -8,6 +8,7 @@ normal ticket that has waited longer than ``starvation_wait_minutes`` goes first
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,50 +52,90 @@ def order_key(ticket: Ticket, level: int) -> OrderKey:
     return (CLASS_RANK[ticket.ticket_class], level, ticket.sort_at, ticket.ticket_id)
 
 
+NORMAL_RANK = CLASS_RANK[TicketClass.NORMAL]
+
+
+class QueueIndex:
+    """Each window's waiting tickets as a sorted list of order keys; derived from the state.
+
+    Kept in step with the state after every event (:meth:`sync`), rebuilt after a replay, so that
+    calling next, counting the waiting and people ahead cost a bisect, not a sweep of the day.
+    """
+
+    def __init__(self, services: ServiceMap) -> None:
+        self.services = services
+        self.keys: dict[int, list[OrderKey]] = {w: [] for w in services.levels}
+        self._entries: dict[str, list[tuple[int, OrderKey]]] = {}
+        self._service_of: dict[str, str] = {}
+        self.per_service: dict[str, int] = {}
+
+    def rebuild(self, state: State) -> None:
+        self.keys = {w: [] for w in self.services.levels}
+        self._entries.clear()
+        self._service_of.clear()
+        self.per_service.clear()
+        for ticket in state.tickets.values():
+            if ticket.status is TicketStatus.WAITING:
+                self._add(ticket)
+
+    def sync(self, ticket: Ticket | None, ticket_id: str) -> None:
+        """Re-file one ticket after an event touched it (or drop it when it is gone)."""
+        for window, key in self._entries.pop(ticket_id, []):
+            keys = self.keys[window]
+            del keys[bisect.bisect_left(keys, key)]
+        if ticket_id in self._service_of:
+            service_id = self._service_of.pop(ticket_id)
+            self.per_service[service_id] -= 1
+        if ticket is not None and ticket.status is TicketStatus.WAITING:
+            self._add(ticket)
+
+    def _add(self, ticket: Ticket) -> None:
+        entries = []
+        for window in self.services.windows_for(ticket):
+            level = self.services.level(window, ticket)
+            if level is not None and window in self.keys:
+                key = order_key(ticket, level)
+                bisect.insort(self.keys[window], key)
+                entries.append((window, key))
+        self._entries[ticket.ticket_id] = entries
+        self._service_of[ticket.ticket_id] = ticket.service_id
+        self.per_service[ticket.service_id] = self.per_service.get(ticket.service_id, 0) + 1
+
+    def waiting_at(self, window: int) -> int:
+        return len(self.keys.get(window, ()))
+
+    def ahead_at(self, window: int, key: OrderKey) -> int:
+        return bisect.bisect_left(self.keys.get(window, []), key)
+
+
 def waiting(state: State) -> list[Ticket]:
     return [t for t in state.tickets.values() if t.status is TicketStatus.WAITING]
 
 
-def pick_next(state: State, services: ServiceMap, policy: Policy, window: int, now: datetime
+def pick_next(state: State, index: QueueIndex, policy: Policy, window: int, now: datetime
               ) -> Ticket | None:
-    candidates = []
-    for ticket in waiting(state):
-        level = services.level(window, ticket)
-        if level is not None:
-            candidates.append((order_key(ticket, level), ticket))
-    if not candidates:
+    keys = index.keys.get(window, [])
+    if not keys:
         return None
-    best = min(candidates, key=lambda c: c[0])[1]
+    best = state.tickets[keys[0][3]]
     runtime = state.windows.get(window)
     in_row = runtime.higher_in_row if runtime else 0
     if best.ticket_class is not TicketClass.NORMAL and in_row >= policy.starvation_max_in_row:
+        # Normal tickets sit at the end, already in (level, place) order: the first starved wins.
         patience = timedelta(minutes=policy.starvation_wait_minutes)
-        starved = [(key, t) for key, t in candidates
-                   if t.ticket_class is TicketClass.NORMAL and now - t.issued_at > patience]
-        if starved:
-            return min(starved, key=lambda c: (c[0][1], c[0][2], c[0][3]))[1]
+        for key in keys[bisect.bisect_left(keys, (NORMAL_RANK,)):]:
+            candidate = state.tickets[key[3]]
+            if now - candidate.issued_at > patience:
+                return candidate
     return best
 
 
-def people_ahead(state: State, services: ServiceMap, ticket: Ticket) -> int:
+def people_ahead(index: QueueIndex, services: ServiceMap, ticket: Ticket) -> int:
     """Waiting tickets called before this one at the window where it stands best."""
-    windows = services.windows_for(ticket)
-    if not windows:
-        return 0
-    others = [t for t in waiting(state) if t.ticket_id != ticket.ticket_id]
-    best = None
-    for window in windows:
-        own = services.level(window, ticket)
-        if own is None:
-            continue
-        mine = order_key(ticket, own)
-        ahead = 0
-        for other in others:
-            level = services.level(window, other)
-            if level is not None and order_key(other, level) < mine:
-                ahead += 1
-        best = ahead if best is None else min(best, ahead)
-    return best or 0
+    counts = [index.ahead_at(window, order_key(ticket, level))
+              for window in services.windows_for(ticket)
+              if (level := services.level(window, ticket)) is not None]
+    return min(counts, default=0)
 
 
 def average_service_minutes(state: State, layout: Layout, service_id: str) -> float:

@@ -63,6 +63,7 @@ def rebuild(layout: Layout, store: EventStore) -> Engine:
     for seq, body in store.events_after(start):
         engine.replay(ev.event_from_json(body))
         engine.state.last_seq = seq
+    engine.reindex()
     return engine
 
 

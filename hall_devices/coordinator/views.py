@@ -18,6 +18,7 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator.model import CaseRecord, State, Ticket
 from hall_devices.coordinator.policy import (
+    QueueIndex,
     ServiceMap,
     estimated_minutes,
     people_ahead,
@@ -32,13 +33,14 @@ def text(value: LayoutText) -> Text:
 
 
 class Views:
-    def __init__(self, layout: Layout, services: ServiceMap) -> None:
+    def __init__(self, layout: Layout, services: ServiceMap, index: QueueIndex) -> None:
         self.layout = layout
         self.services = services
+        self.index = index
 
     def ticket(self, state: State, ticket: Ticket) -> TicketInfo:
         service = self.layout.service(ticket.service_id)
-        ahead = people_ahead(state, self.services, ticket) if ticket.status == "waiting" else 0
+        ahead = people_ahead(self.index, self.services, ticket) if ticket.status == "waiting" else 0
         return TicketInfo(
             ticket_id=ticket.ticket_id, number=ticket.number, service_id=service.id,
             service_name=text(service.name),
@@ -55,7 +57,6 @@ class Views:
         config = self.layout.window(number)
         ticket = state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
         held = [state.tickets[t].number for t in runtime.held if t in state.tickets] if runtime else []
-        count = sum(1 for t in waiting(state) if self.services.level(number, t) is not None)
         return WindowState(
             window=number, name=text(config.name),
             status=runtime.status if runtime else WindowStatus.CLOSED,
@@ -65,7 +66,7 @@ class Views:
             service_id=ticket.service_id if ticket else None,
             since=runtime.since if runtime else datetime.fromtimestamp(0).astimezone(),
             pause_reason=runtime.pause_reason if runtime else None,
-            waiting=count, held=held)
+            waiting=self.index.waiting_at(number), held=held)
 
     def queue(self, state: State, now: datetime) -> QueueSummary:
         per_service: dict[str, list[Ticket]] = {s.id: [] for s in self.layout.services}
@@ -77,7 +78,7 @@ class Views:
             longest = max(((now - t.issued_at).total_seconds() for t in tickets), default=0.0)
             probe = Ticket(ticket_id="~new", number="", day=state.day, service_id=service.id,
                            ticket_class=TicketClass.NORMAL, issued_at=now, sort_at=now, token="")
-            ahead = people_ahead(state, self.services, probe)
+            ahead = people_ahead(self.index, self.services, probe)
             rows.append(ServiceQueue(
                 service_id=service.id, prefix=service.prefix, waiting=len(tickets),
                 longest_wait_s=int(longest),

@@ -22,6 +22,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import CLASS_RANK, STATE_ADAPTER, Ticket
+from hall_devices.coordinator.policy import QueueIndex
 from hall_devices.coordinator.tables import WINDOW_TABLE
 from hall_devices.layout import Layout
 
@@ -177,6 +178,11 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
             now += timedelta(minutes=int(arg))  # type: ignore[call-overload]
         else:
             act(engine, int(arg), kind, now)  # type: ignore[call-overload]
+        # The incrementally kept queue index equals one rebuilt from the state.
+        fresh = QueueIndex(engine.services)
+        fresh.rebuild(engine.state)
+        assert fresh.keys == engine.index.keys and fresh.per_service == {
+            k: v for k, v in engine.index.per_service.items() if v}
         # A ticket is at one window at most; a window shows the ticket it calls.
         at_windows = [w.ticket_id for w in engine.state.windows.values() if w.ticket_id]
         assert len(at_windows) == len(set(at_windows))

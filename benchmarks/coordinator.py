@@ -1,0 +1,290 @@
+"""Coordinator benchmark: durable commands/s and command→reply latency over MQTT, with baselines.
+
+Run: .venv/bin/python benchmarks/coordinator.py [--commands 5000] [--latency 1000]
+
+Everything is measured in this one run on this machine: a Mosquitto provisioned from the example
+layout on free ports, the real `hall-devices coordinator` process, and next to them the baselines
+— raw SQLite inserts with the same durability (WAL, synchronous=FULL), and a raw MQTT request/reply
+round trip through the same broker. Then the restart time with 100,000 events in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
+from hall_devices.bus import encode  # noqa: E402
+from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route  # noqa: E402
+from hall_devices.coordinator import events as ev  # noqa: E402
+from hall_devices.coordinator.engine import Engine  # noqa: E402
+from hall_devices.coordinator.service import rebuild  # noqa: E402
+from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
+from hall_devices.coordinator.calendar import business_day  # noqa: E402
+from hall_devices.coordinator.model import STATE_ADAPTER  # noqa: E402
+from hall_devices.layout import load_layout  # noqa: E402
+from hall_devices.provision import provision  # noqa: E402
+
+HALL = "demo"
+LAYOUT = ROOT / "examples" / "hall.toml"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def client(port: int, user: str, password: str, name: str,
+           on_message: Callable[[mqtt.MQTTMessage], None], topics: list[str]) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    c.max_inflight_messages_set(1000)
+    ready = threading.Event()
+
+    def on_connect(cl: mqtt.Client, *_: Any) -> None:
+        import socket
+
+        sock = cl.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cl.subscribe([(t, 1) for t in topics])
+
+    c.on_connect = on_connect
+    c.on_subscribe = lambda *_: ready.set()
+    c.on_message = lambda _c, _u, m: on_message(m)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    if not ready.wait(10):
+        raise RuntimeError(f"{name} could not subscribe")
+    return c
+
+
+def sqlite_baseline(directory: Path, rows: int = 2000) -> tuple[float, float]:
+    """Inserts/s with one commit per row, and with one commit per 256 rows; WAL + FULL."""
+    db = sqlite3.connect(directory / "raw.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY, body BLOB)")
+    body = b"x" * 300
+    start = time.perf_counter()
+    for _ in range(rows):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+        db.execute("COMMIT")
+    single = rows / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(rows // 256):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO t (body) VALUES (?)", [(body,)] * 256)
+        db.execute("COMMIT")
+    batched = (rows // 256) * 256 / (time.perf_counter() - start)
+    start = time.perf_counter()
+    commits = 200
+    for _ in range(commits):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t (body) VALUES (?)", (body,))
+        db.execute("COMMIT")
+    db.close()
+    return single, batched, (time.perf_counter() - start) / commits * 1000
+
+
+def raw_round_trip(port: int, password: str, count: int) -> list[float]:
+    """Request/reply through the broker with no coordinator: an echo client answers at once."""
+    ping, pong = f"hall/{HALL}/bench/ping", f"hall/{HALL}/bench/pong"
+    got = threading.Event()
+    echo = client(port, "coordinator", password, "bench-echo",
+                  lambda m: echo.publish(pong, m.payload, qos=1), [ping])
+    asker = client(port, "coordinator", password, "bench-ask", lambda _m: got.set(), [pong])
+    times = []
+    for _ in range(count):
+        got.clear()
+        start = time.perf_counter()
+        asker.publish(ping, b'{"x":1}', qos=1)
+        got.wait(5)
+        times.append((time.perf_counter() - start) * 1000)
+    for c in (echo, asker):
+        c.disconnect()
+        c.loop_stop()
+    return times
+
+
+def coordinator_runs(port: int, credentials: dict[str, str], store: Path, commands: int,
+                     latency_count: int) -> tuple[float, list[float]]:
+    env = {**os.environ, "HALL_BROKER_PORT": str(port), "HALL_BROKER_USERNAME": "coordinator",
+           "HALL_BROKER_PASSWORD": credentials["coordinator"], "HALL_DATABASE_URL": f"sqlite:///{store}",
+           "HALL_LAYOUT": str(LAYOUT), "HALL_LOG_LEVEL": "WARNING"}
+    replies: dict[str, float] = {}
+    lock = threading.Lock()
+    arrived = threading.Event()
+
+    def on_reply(message: mqtt.MQTTMessage) -> None:
+        command_id = json.loads(message.payload)["command_id"]
+        with lock:
+            replies[command_id] = time.perf_counter()
+        arrived.set()
+
+    traffic = client(port, "traffic", credentials["traffic"], "bench-traffic", on_reply,
+                     [route("ticket_reply").filter(hall=HALL), route("window_result").filter(hall=HALL)])
+    process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        probe_id = "probe-0"
+        while probe_id not in replies and time.monotonic() < deadline:  # wait until it answers
+            request = TicketRequest(command_id=probe_id, service_id="passport", paper=False)
+            traffic.publish(route("ticket_request").topic(hall=HALL, kiosk="K1"), encode(request), qos=1)
+            time.sleep(0.3)
+        services = ["passport", "hukou_in", "company_setup", "social_card", "invoice", "estate_query"]
+        start = time.perf_counter()
+        for i in range(commands):
+            request = TicketRequest(command_id=f"b-{i}", service_id=services[i % len(services)],
+                                    paper=False)
+            traffic.publish(route("ticket_request").topic(hall=HALL, kiosk="K1" if i % 2 else "K2"),
+                            encode(request), qos=1)
+        last = f"b-{commands - 1}"
+        while time.monotonic() < deadline + 120:
+            with lock:
+                if len([k for k in replies if k.startswith("b-")]) >= commands:
+                    break
+            time.sleep(0.01)
+        with lock:
+            finished = max(t for k, t in replies.items() if k.startswith("b-"))
+        throughput = commands / (finished - start)
+        assert last in replies
+        # Latency: one command at a time, a window calling and finishing, like a clerk.
+        topic = route("window_command").topic(hall=HALL, window=6)
+        traffic.publish(topic, encode(WindowCommand(command_id="lat-login", action=WindowAction.LOGIN,
+                                                    clerk_id="Z06")), qos=1)
+        time.sleep(0.5)
+        latencies = []
+        for i in range(latency_count):
+            action = WindowAction.NEXT if i % 2 == 0 else WindowAction.FINISH
+            arrived.clear()
+            command_id = f"lat-{i}"
+            sent = time.perf_counter()
+            traffic.publish(topic, encode(WindowCommand(command_id=command_id, action=action)), qos=1)
+            while True:
+                arrived.wait(5)
+                arrived.clear()
+                with lock:
+                    if command_id in replies:
+                        latencies.append((replies[command_id] - sent) * 1000)
+                        break
+        return throughput, latencies
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+        traffic.disconnect()
+        traffic.loop_stop()
+
+
+def restart_time(directory: Path, target_events: int = 100_000) -> tuple[int, float, float]:
+    """Fill a store with a realistic week of events, then time the rebuild with and without a snapshot."""
+    layout = load_layout(LAYOUT)
+    store_path = directory / "restart.sqlite3"
+    store = EventStore(store_path, synchronous="OFF")  # filling fast; the reading is what we time
+    engine = Engine(layout)
+    now = datetime(2026, 11, 16, 0, 30, tzinfo=UTC)  # a Monday, 08:30 local
+    windows = [w.number for w in layout.windows]
+    services = [s.id for s in layout.services]
+    count, i = 0, 0
+    rows: list[EventRow] = []
+
+    def keep(out: Any, key: str) -> None:
+        nonlocal count
+        for event in out.events:
+            rows.append(EventRow(event.kind, event.at.isoformat(), business_day(layout.hall, event.at),
+                                 key, ev.event_json(event)))
+            count += 1
+
+    while count < target_events:
+        day_start = now
+        for w in windows:
+            keep(engine.handle("window_command", WindowCommand(command_id=f"l{i}-{w}",
+                 action=WindowAction.LOGIN, clerk_id=f"Z{w}"), {"window": str(w)}, now), "")
+        for _ in range(3000):
+            i += 1
+            now += timedelta(seconds=9)
+            keep(engine.handle("ticket_request", TicketRequest(command_id=f"t{i}",
+                 service_id=services[i % len(services)], paper=False), {"kiosk": "K1"}, now, token="t"), "")
+            w = str(windows[i % len(windows)])
+            for action in (WindowAction.NEXT, WindowAction.FINISH):
+                keep(engine.handle("window_command", WindowCommand(command_id=f"w{i}{action}",
+                     action=action), {"window": w}, now), "")
+            if len(rows) > 5000:
+                store.commit(rows, [])
+                rows.clear()
+        for w in windows:
+            keep(engine.handle("window_command", WindowCommand(command_id=f"o{i}-{w}",
+                 action=WindowAction.LOGOUT), {"window": str(w)}, now), "")
+        now = day_start + timedelta(days=1)
+    store.commit(rows, [])
+    start = time.perf_counter()
+    rebuilt = rebuild(layout, store)
+    full = time.perf_counter() - start
+    store.save_snapshot(store.last_seq, now.isoformat(), STATE_ADAPTER.dump_json(rebuilt.state))
+    start = time.perf_counter()
+    rebuild(layout, store)
+    with_snapshot = time.perf_counter() - start
+    store.close()
+    return count, full, with_snapshot
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--commands", type=int, default=5000)
+    parser.add_argument("--latency", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hall-bench-") as tmp:
+        directory = Path(tmp)
+        layout = load_layout(LAYOUT)
+        creds = provision(layout, directory / "broker", demo=True).credentials
+        port = free_port()
+        config = render_config(directory / "broker", Listeners(port=port, tls_port=free_port(),
+                                                                tls_bind="127.0.0.1"))
+        broker = BrokerProcess(config, port)
+        broker.start()
+        try:
+            single, batched, commit_ms = sqlite_baseline(directory)
+            raw = raw_round_trip(port, creds["coordinator"], args.latency)
+            throughput, latencies = coordinator_runs(port, creds, directory / "store.sqlite3",
+                                                     args.commands, args.latency)
+        finally:
+            broker.stop()
+        events, full, snap = restart_time(directory)
+    raw_p50, raw_p99 = statistics.median(raw), pct(raw, 99)
+    p50, p99 = statistics.median(latencies), pct(latencies, 99)
+    bound = 3 * (raw_p99 + commit_ms)
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print("baseline  raw SQLite inserts/s (WAL, synchronous=FULL), one commit per row: "
+          f"{single:,.0f}/s; one commit per 256 rows: {batched:,.0f}/s; one commit: {commit_ms:.2f} ms")
+    print(f"baseline  raw MQTT request/reply through the same broker: p50 {raw_p50:.2f} ms, "
+          f"p99 {raw_p99:.2f} ms ({len(raw)} round trips)")
+    print(f"coordinator durable commands/s over MQTT: {throughput:,.0f}/s ({args.commands} ticket "
+          f"requests, each committed before its reply; aim >= 1,000/s)")
+    print(f"coordinator command→reply over MQTT: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
+          f"({len(latencies)} next/finish commands); aim p99 <= 3 × (raw p99 + one commit) = {bound:.2f} ms")
+    print(f"restart with {events:,} events: full replay {full:.2f} s, from a snapshot {snap:.3f} s "
+          "(aim < 2 s)")
+
+
+if __name__ == "__main__":
+    main()
