@@ -36,11 +36,11 @@ from hall_devices.broker import BrokerProcess, Listeners, free_port, render_conf
 from hall_devices.bus import encode  # noqa: E402
 from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route  # noqa: E402
 from hall_devices.coordinator import events as ev  # noqa: E402
+from hall_devices.coordinator.calendar import business_day  # noqa: E402
 from hall_devices.coordinator.engine import Engine  # noqa: E402
+from hall_devices.coordinator.model import STATE_ADAPTER  # noqa: E402
 from hall_devices.coordinator.service import rebuild  # noqa: E402
 from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
-from hall_devices.coordinator.calendar import business_day  # noqa: E402
-from hall_devices.coordinator.model import STATE_ADAPTER  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
 from hall_devices.provision import provision  # noqa: E402
 
@@ -50,7 +50,7 @@ LAYOUT = ROOT / "examples" / "hall.toml"
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def client(port: int, user: str, password: str, name: str,

@@ -105,6 +105,16 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.up import UpOptions, run_up
+
+    layout = _load_layout(args.layout)
+    if layout is None:
+        return 1
+    return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
+                                    args.speed, args.duration))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -143,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
     coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
     coordinator.set_defaults(run=_coordinator)
+
+    up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
+    up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))
+    up.add_argument("--data-dir", type=Path, default=Path("var/hall"))
+    up.add_argument("--port", type=int, help="broker port (default 18830, or a free one)")
+    up.add_argument("--no-traffic", action="store_true", help="no simulated applicants and clerks")
+    up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")
+    up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    up.set_defaults(run=_up)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")

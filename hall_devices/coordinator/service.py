@@ -98,8 +98,11 @@ class CoordinatorService:
         self.bus.start(wait_s)
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self._worker.join(timeout=10)
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
         self.bus.stop()
         self.store.close()
 

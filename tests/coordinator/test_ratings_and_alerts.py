@@ -49,7 +49,6 @@ def test_rating_is_recorded_once_with_everything(hall: Hall) -> None:
     assert (rating["level"], rating["window"], rating["clerk_id"], rating["service_id"],
             rating["department_id"], rating["ticket_number"]) == (5, 6, "Z0601", "passport", "ga", "B001")
     assert rating["case_deadline"] is None
-    hall.service = hall.start_coordinator()
 
 
 def test_bad_rating_opens_a_case_taken_to_closed(hall: Hall) -> None:
@@ -114,7 +113,7 @@ def test_print_job_failure_alert_and_reprint(hall: Hall) -> None:
     assert reply.print_job_id == f"{reply.ticket.ticket_id}-p1"  # type: ignore[union-attr]
     job = json.loads(printer.expect(lambda m: True).payload)
     assert job["ticket"]["number"] == "B001" and job["job_id"] == reply.print_job_id
-    assert [m["zh"] for m in job["ticket"]["materials"]][0] == "居民身份证"
+    assert next(m["zh"] for m in job["ticket"]["materials"]) == "居民身份证"
     failed = PrintResult(command_id=job["job_id"], ok=False, reason=PrintFailure.PAPER_OUT)
     printer.client.publish(route("print_result").topic(hall="demo", printer="P1"), encode(failed), qos=1)
     alert = json.loads(alerts.expect(lambda m: b"print_failed" in m.payload).payload)

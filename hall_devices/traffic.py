@@ -1,0 +1,156 @@
+"""A traffic generator for the demo: applicants arrive, clerks call and finish, applicants rate.
+
+It acts over MQTT only, as the kiosks and pads would (demo user ``traffic``): Poisson arrivals per
+hour, exponential service times around each service's promised minutes, a share of no-shows and a
+mix of ratings. ``speed`` compresses time (60: a demo minute per second) by shortening the waits;
+the coordinator still sees real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import (
+    Rating,
+    RatingLevel,
+    RatingPrompt,
+    TicketClass,
+    TicketRequest,
+    WindowAction,
+    WindowCommand,
+    WindowCommandResult,
+    route,
+)
+from hall_devices.layout import KioskDevice, Layout
+from hall_devices.requests import NoReplyError, Requester
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrafficMix:
+    arrivals_per_hour: float = 150.0
+    speed: float = 60.0
+    priority_share: float = 0.08
+    no_show_share: float = 0.05
+    rating_share: float = 0.85  # the rest let the prompt time out (未评价)
+    rating_weights: tuple[float, ...] = (0.70, 0.18, 0.07, 0.03, 0.02)  # levels 5, 4, 3, 2, 1
+    windows_open: int = 22
+
+
+def _id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class TrafficGenerator:
+    def __init__(self, settings: Settings, layout: Layout, mix: TrafficMix | None = None,
+                 seed: int | None = None) -> None:
+        self.layout = layout
+        self.mix = mix or TrafficMix()
+        self.random = random.Random(seed)
+        self.bus = Bus(settings, BusOptions(client_id="traffic", hall_id=layout.hall.id,
+                                            device_id="traffic", device_kind="traffic"))
+        self.requests = Requester(self.bus)
+        self.requests.listen(route("ticket_request"))
+        self.requests.listen(route("window_command"))
+        self.requests.listen(route("rating"))
+        self.bus.subscribe(route("rating_prompt"), self._on_prompt)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.kiosks = [d.id for d in layout.devices if isinstance(d, KioskDevice)] or ["K1"]
+        self.issued = 0
+        self.served = 0
+        self.rated = 0
+
+    def start(self, wait_s: float | None = 10.0) -> None:
+        self.bus.start(wait_s)
+        windows = [w.number for w in self.layout.windows][: self.mix.windows_open]
+        self._spawn(self._arrivals, "arrivals")
+        for number in windows:
+            self._spawn(self._clerk, f"window-{number}", number)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.bus.stop()
+
+    def _spawn(self, target: Any, name: str, *args: Any) -> None:
+        thread = threading.Thread(target=self._guard, args=(target, *args), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _guard(self, target: Any, *args: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                target(*args)
+                return
+            except NoReplyError as exc:  # the coordinator is restarting: carry on when it is back
+                log.warning("traffic: %s; carrying on", exc)
+                self._stop.wait(1.0)
+
+    def _sleep_minutes(self, minutes: float) -> bool:
+        return self._stop.wait(minutes * 60 / self.mix.speed)
+
+    def _arrivals(self) -> None:
+        services = [s.id for s in self.layout.services]
+        while not self._sleep_minutes(self.random.expovariate(self.mix.arrivals_per_hour / 60)):
+            kind = (TicketClass.PRIORITY if self.random.random() < self.mix.priority_share
+                    else TicketClass.NORMAL)
+            request = TicketRequest(command_id=_id(), service_id=self.random.choice(services),
+                                    ticket_class=kind, paper=True)
+            reply = self.requests.call(route("ticket_request"), request,
+                                       kiosk=self.random.choice(self.kiosks))
+            self.issued += reply.ok
+
+    def _command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
+        command = WindowCommand(command_id=_id(), action=action, **fields)
+        reply = self.requests.call(route("window_command"), command, window=window)
+        assert isinstance(reply, WindowCommandResult)
+        return reply
+
+    def _clerk(self, window: int) -> None:
+        state = self._command(window, WindowAction.LOGIN, clerk_id=f"Z{window:03d}").state
+        if state is not None and state.ticket_id:  # left calling by an earlier run: finish it
+            self._command(window, WindowAction.FINISH)
+        while not self._stop.is_set():
+            called = self._command(window, WindowAction.NEXT)
+            if not called.ok or called.ticket is None:
+                if self._stop.wait(1.0):
+                    break
+                continue
+            if self.random.random() < self.mix.no_show_share:
+                self._sleep_minutes(1)
+                self._command(window, WindowAction.NO_SHOW)
+                continue
+            # Most services end well inside their promised time; a few run over.
+            promised = self.layout.service(called.ticket.service_id).promised_minutes
+            if self._sleep_minutes(self.random.expovariate(1 / (0.6 * promised))):
+                break
+            if self._command(window, WindowAction.FINISH).ok:
+                self.served += 1
+
+    def _on_prompt(self, inbound: Inbound[Any]) -> None:
+        prompt: RatingPrompt = inbound.payload
+        if self.random.random() >= self.mix.rating_share:
+            return
+        level = self.random.choices([5, 4, 3, 2, 1], weights=self.mix.rating_weights)[0]
+        rating = Rating(rating_id=_id(), prompt_id=prompt.prompt_id, window=prompt.window,
+                        level=RatingLevel(level), rated_at=datetime.now(UTC))
+        # Answered on paho's thread would deadlock the requester: rate from a thread of our own.
+        threading.Thread(target=self._rate, args=(rating,), daemon=True).start()
+
+    def _rate(self, rating: Rating) -> None:
+        try:
+            if self.requests.call(route("rating"), rating, window=rating.window).ok:
+                self.rated += 1
+        except NoReplyError as exc:
+            log.warning("traffic: %s", exc)

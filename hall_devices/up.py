@@ -1,0 +1,212 @@
+"""`hall-devices up`: the whole hall on one machine, on simulated devices, until Ctrl-C.
+
+Starts Mosquitto from broker_config/ (provisioned into the data folder, credentials kept between
+runs), the coordinator as a child process, and the traffic generator; prints where everything is
+and a live summary. Ctrl-C (or SIGTERM) stops the children in reverse order and waits for each, so
+no process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import SecretStr
+
+from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
+from hall_devices.layout import Layout
+from hall_devices.provision import provision
+from hall_devices.settings import Settings
+from hall_devices.traffic import TrafficGenerator, TrafficMix
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Summary:
+    """The live terminal line: waiting, windows open, calls, from the monitor's view of the bus."""
+
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.bus = Bus(settings, BusOptions(client_id="up-monitor", hall_id=layout.hall.id,
+                                            device_id="monitor", device_kind="monitor"))
+        self.queue: QueueSummary | None = None
+        self.windows: dict[int, WindowState] = {}
+        self.calls = 0
+        self.last_call = ""
+        self.devices: dict[str, DeviceState] = {}
+        self._changed = threading.Condition()
+        self.bus.subscribe(route("device_status"), self._device)
+        self.bus.subscribe(route("queue_summary"), self._queue)
+        self.bus.subscribe(route("window_state"), self._window)
+        self.bus.subscribe(route("call"), self._call)
+
+    def _device(self, inbound: Inbound[Any]) -> None:
+        with self._changed:
+            self.devices[inbound.payload.device_id] = inbound.payload.state
+            self._changed.notify_all()
+
+    def wait_online(self, device_id: str, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.devices.get(device_id) is DeviceState.OK,
+                                          timeout_s)
+
+    def _queue(self, inbound: Inbound[Any]) -> None:
+        self.queue = inbound.payload
+
+    def _window(self, inbound: Inbound[Any]) -> None:
+        self.windows[inbound.payload.window] = inbound.payload
+
+    def _call(self, inbound: Inbound[Any]) -> None:
+        self.calls += 1
+        self.last_call = inbound.payload.text.zh
+
+    def line(self, traffic: TrafficGenerator | None) -> str:
+        open_ = sum(1 for w in self.windows.values() if w.status is not WindowStatus.CLOSED)
+        waiting = self.queue.total_waiting if self.queue else 0
+        made = f"取号 issued {traffic.issued}  办结 served {traffic.served}  评价 rated {traffic.rated}  " \
+            if traffic else ""
+        return (f"{time.strftime('%H:%M:%S')}  {made}等候 waiting {waiting}  开放窗口 open windows "
+                f"{open_}  呼叫 calls {self.calls}  {self.last_call}")
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    layout_path: Path
+    data_dir: Path
+    port: int | None = None
+    traffic: bool = True
+    speed: float = 60.0
+    duration_s: float | None = None
+
+
+class Hall:
+    """The processes and clients of one demo hall, started and stopped in order."""
+
+    def __init__(self, layout: Layout, options: UpOptions) -> None:
+        self.layout = layout
+        self.options = options
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.generator: TrafficGenerator | None = None
+        self.summary: Summary | None = None
+        self.broker: BrokerProcess | None = None
+        self.port = 0
+        self.credentials: dict[str, str] = {}
+
+    def settings_for(self, user: str) -> Settings:
+        return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
+                        broker_password=SecretStr(self.credentials[user]))
+
+    def start_broker(self) -> None:
+        broker_dir = self.options.data_dir / "broker"
+        self.credentials = provision(self.layout, broker_dir, demo=True).credentials
+        self.port = self.options.port or (18830 if _port_free(18830) else free_port())
+        config = render_config(broker_dir, Listeners(port=self.port, tls_port=free_port(),
+                                                     tls_bind="127.0.0.1"))
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        print(f"broker: Mosquitto ({mosquitto}) with {config} on 127.0.0.1:{self.port}")
+        self.broker = BrokerProcess(config, self.port)
+        self.broker.start()
+        print(f"device credentials: {broker_dir / 'credentials.toml'}")
+
+    def start_coordinator(self) -> None:
+        data = self.options.data_dir
+        env = {**os.environ, "HALL_HALL_ID": self.layout.hall.id, "HALL_BROKER_PORT": str(self.port),
+               "HALL_BROKER_USERNAME": "coordinator",
+               "HALL_BROKER_PASSWORD": self.credentials["coordinator"],
+               "HALL_DATABASE_URL": f"sqlite:///{data / 'coordinator.sqlite3'}",
+               "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data)}
+        with (data / "coordinator.log").open("ab") as log:
+            child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"],
+                                     env=env, stdout=log, stderr=log)
+        self.children.append(child)
+        print(f"coordinator: pid {child.pid}, store {data / 'coordinator.sqlite3'}, "
+              f"log {data / 'coordinator.log'}")
+
+    def start_clients(self) -> None:
+        self.summary = Summary(self.settings_for("monitor"), self.layout)
+        self.summary.bus.start(15)
+        if not self.summary.wait_online("coordinator", 30):
+            raise RuntimeError(f"the coordinator did not come online; see "
+                               f"{self.options.data_dir / 'coordinator.log'}")
+        hall, data = self.layout.hall.id, self.options.data_dir
+        print(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
+              f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
+        print(f"statistics: hall-devices report --date {time.strftime('%Y-%m-%d')} "
+              f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
+        if self.options.traffic:
+            self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
+                                              TrafficMix(speed=self.options.speed))
+            self.generator.start(15)
+            print(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
+
+    def watch(self, stop: threading.Event) -> None:
+        deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
+        while not stop.wait(2.0):
+            if self.summary:
+                print(self.summary.line(self.generator), flush=True)
+            if deadline and time.monotonic() > deadline:
+                return
+            for child in self.children:
+                if child.poll() is not None:
+                    print(f"a child exited with {child.returncode}: {child.args!r}; stopping",
+                          file=sys.stderr)
+                    return
+
+    def stop(self) -> None:
+        print("stopping ...", flush=True)
+        if self.generator:
+            self.generator.stop()
+        if self.summary:
+            self.summary.bus.stop()
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+        if self.broker:
+            self.broker.stop()
+        print("stopped.")
+
+
+def run_up(layout: Layout, options: UpOptions) -> int:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    hall = Hall(layout, options)
+    try:
+        hall.start_broker()
+        hall.start_coordinator()
+        hall.start_clients()
+        print("Ctrl-C stops everything.", flush=True)
+        hall.watch(stop)
+        return 0
+    finally:
+        hall.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
