@@ -119,3 +119,14 @@ def test_last_will_marks_a_killed_agent_offline(hall_broker: HallBroker) -> None
     will = monitor.expect(lambda m: True, timeout_s=15)
     assert json.loads(will.payload)["state"] == "offline"
     monitor.stop()
+
+
+def test_bus_over_tls_with_credentials(hall_broker: HallBroker) -> None:
+    monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
+                    subscribe=[f"hall/{HALL}/device/HS-TV/status"])
+    screen = Bus(hall_broker.tls_settings("HS-TV"), BusOptions(client_id="HS-TV", hall_id=HALL,
+                                                               device_id="HS-TV", device_kind="hall_screen"))
+    screen.start()
+    assert json.loads(monitor.expect(lambda m: True).payload)["state"] == "ok"
+    screen.stop()
+    monitor.stop()

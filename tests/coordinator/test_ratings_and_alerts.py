@@ -190,3 +190,21 @@ def test_queue_summary_and_estimate(hall: Hall) -> None:
 
     summary.expect(passport_waiting)
     summary.stop()
+
+
+def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
+    pads = probe(hall.broker.port, "KB1", hall.broker.credentials["KB1"])
+    alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo"), route("active_alerts").topic(hall="demo")])
+    topic = route("device_status").topic(hall="demo", device="KB1")
+    for state in (DeviceState.OFFLINE, DeviceState.OK):
+        status = DeviceStatus(device_id="KB1", kind="keypad_bus", state=state, updated_at=datetime.now(UTC))
+        pads.client.publish(topic, encode(status), qos=1, retain=True)
+        alert = json.loads(alerts.expect(lambda m: m.topic.endswith("/alert")).payload)
+        assert alert["kind"] == "device_offline" and alert["subject"] == "KB1"
+        assert alert["cleared"] is (state is DeviceState.OK)
+        active = json.loads(alerts.expect(lambda m: m.topic.endswith("/alerts/active")).payload)
+        assert [a["alert_id"] for a in active["alerts"]] == (
+            ["device_offline:KB1"] if state is DeviceState.OFFLINE else [])
+    pads.stop()
+    alerts.stop()
