@@ -90,6 +90,22 @@ def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(service)
 
 
+def _printer(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.printer.agent import PrinterAgent
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = PrinterAgent(settings, layout, args.id, settings.data_dir, url=args.serial,
+                             poll_interval_s=args.poll)
+    except (KeyError, ValueError) as exc:
+        print(f"打印机代理无法启动 / printer agent cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -162,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     up.set_defaults(run=_up)
+
+    printer = roles.add_parser("printer", help="run a ticket printer agent")
+    printer.add_argument("--id", required=True, help="printer device id in the layout")
+    printer.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
+    printer.add_argument("--layout", type=Path)
+    printer.set_defaults(run=_printer)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")

@@ -125,6 +125,8 @@ class DeviceFault(StrEnum):
     PAPER_OUT = "paper_out"
     COVER_OPEN = "cover_open"
     CUTTER_ERROR = "cutter_error"
+    MECHANICAL_ERROR = "mechanical_error"
+    PRINTER_ERROR = "printer_error"  # unrecoverable or auto-recoverable error
     PRINTER_OFFLINE = "printer_offline"
     NOT_RESPONDING = "not_responding"
     PORT_MISSING = "port_missing"
@@ -136,7 +138,9 @@ class PrintFailure(StrEnum):
     PAPER_OUT = "paper_out"
     COVER_OPEN = "cover_open"
     CUTTER_ERROR = "cutter_error"
+    PRINTER_ERROR = "printer_error"
     OFFLINE = "offline"
+    INTERRUPTED = "interrupted"  # the agent stopped mid-job: maybe half printed, never reprinted
     NOT_RESPONDING = "not_responding"
     PORT_MISSING = "port_missing"
     BAD_JOB = "bad_job"

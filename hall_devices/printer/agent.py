@@ -1,0 +1,88 @@
+"""The printer agent: the MQTT side of one ticket printer.
+
+paho's thread only queues jobs. The agent's own thread does all serial work: it prints jobs, polls
+status between them, and publishes the retained device status when it changes. A job message is
+acknowledged to the broker only after its result is published, so a crash leaves it to be
+redelivered, and the ledger then answers it without printing it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import PrintJob, route
+from hall_devices.layout import Layout, PrinterDevice
+from hall_devices.printer.ledger import JobLedger
+from hall_devices.printer.runner import PrinterRunner
+from hall_devices.printer.status import PrinterStatus
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class PrinterAgent:
+    def __init__(self, settings: Settings, layout: Layout, printer_id: str, data_dir: Path, *,
+                 url: str | None = None, poll_interval_s: float = 5.0) -> None:
+        printer = layout.device(printer_id)
+        if not isinstance(printer, PrinterDevice):
+            raise ValueError(f"device {printer_id!r} is a {printer.kind}, not a printer")
+        self.printer = printer
+        ledger = JobLedger(data_dir / f"printer-{printer_id}.sqlite3")
+        self.runner = PrinterRunner(printer, layout.hall, ledger, url)
+        self.poll_interval_s = poll_interval_s
+        self._jobs: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"printer {printer_id}", daemon=True)
+        self._published: PrinterStatus | None = None
+        self.bus = Bus(settings, BusOptions(
+            client_id=printer_id, hall_id=layout.hall.id, device_id=printer_id, device_kind="printer",
+            persistent_session=True, manual_ack=True))
+        self.bus.subscribe(route("print_job"), self._jobs.put, printer=printer_id)
+
+    def start(self, wait_s: float | None = 10.0) -> None:
+        self._publish_status(self.runner.poll())
+        self._thread.start()
+        self.bus.start(wait_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.bus.stop()
+        self.runner.close()
+
+    def _run(self) -> None:
+        next_poll = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=max(0.0, next_poll - time.monotonic()))
+            except queue.Empty:
+                self._publish_status(self.runner.poll())
+                next_poll = time.monotonic() + self.poll_interval_s
+                continue
+            self._print(job)
+
+    def _print(self, job: Inbound[Any]) -> None:
+        payload: PrintJob = job.payload
+        result = self.runner.print_job(payload)
+        log.info("job %s (%s): %s", payload.job_id, payload.ticket.number,
+                 "printed" if result.ok else f"failed: {result.reason}")
+        self._publish_status(self.runner.status)
+        info = self.bus.answer(job, result)
+        with contextlib.suppress(RuntimeError, ValueError):  # not connected: not published
+            info.wait_for_publish(5.0)
+        if info.is_published():
+            self.bus.ack(job)  # else the broker redelivers it and the ledger answers again
+
+    def _publish_status(self, status: PrinterStatus) -> None:
+        if status == self._published:
+            return
+        self._published = status
+        self.bus.set_status(status.state, sorted(status.faults),
+                            detail=f"{self.printer.paper_mm} mm, {self.printer.encoding}")

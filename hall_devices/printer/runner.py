@@ -1,0 +1,115 @@
+"""The printer's logic, without MQTT: keep the port open, know the printer's state, print each job once."""
+
+from __future__ import annotations
+
+import logging
+
+from escpos.exceptions import DeviceNotFoundError
+
+from hall_devices.agent import MONOTONIC, Backoff, Clock
+from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult
+from hall_devices.layout import Hall, PrinterDevice
+from hall_devices.printer.ledger import JobLedger
+from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
+from hall_devices.printer.ticket import render
+from hall_devices.printer.transport import PortError, PrinterPort
+
+log = logging.getLogger(__name__)
+GARBLED = PrinterStatus(frozenset({DeviceFault.GARBLED, DeviceFault.NOT_RESPONDING}))
+
+
+class PrinterRunner:
+    def __init__(self, printer: PrinterDevice, hall: Hall, ledger: JobLedger, url: str | None = None,
+                 clock: Clock = MONOTONIC) -> None:
+        self.printer = printer
+        self.hall = hall
+        self.ledger = ledger
+        self.port = PrinterPort(printer, url)
+        self.clock = clock
+        self.backoff = Backoff()
+        self.status = PORT_MISSING
+        self._reported_missing = False
+
+    def ensure_open(self) -> bool:
+        if self.port.is_open:
+            return True
+        if not self.backoff.ready(self.clock()):
+            return False
+        try:
+            self.port.open()
+        except DeviceNotFoundError as exc:
+            delay = self.backoff.failed(self.clock())
+            if not self._reported_missing:
+                log.warning("%s; retrying every %.0f s at most", exc, self.backoff.maximum)
+                self._reported_missing = True
+            log.debug("next attempt in %.0f s", delay)
+            self.status = PORT_MISSING
+            return False
+        log.info("printer port %s open", self.port.devfile)
+        self.backoff.succeeded()
+        self._reported_missing = False
+        return True
+
+    def _lost(self, exc: Exception) -> PrinterStatus:
+        log.warning("printer port lost: %s", exc)
+        self.port.close()
+        self.backoff.failed(self.clock())
+        return PORT_MISSING
+
+    def poll(self) -> PrinterStatus:
+        """Ask DLE EOT 1..4 and keep the answer as :attr:`status`."""
+        if not self.ensure_open():
+            return self.status
+        poll = StatusPoll()
+        request = poll.start()
+        try:
+            while True:
+                byte = self.port.status_byte(request[2])
+                if byte is None:
+                    status = poll.no_reply()
+                    break
+                answer = poll.receive(byte)
+                if isinstance(answer, PrinterStatus):
+                    status = answer
+                    break
+                request = answer
+        except StatusError as exc:
+            log.warning("printer %s: %s", self.printer.id, exc)
+            status = GARBLED
+        except PortError as exc:
+            status = self._lost(exc)
+        self.status = status
+        return status
+
+    def print_job(self, job: PrintJob) -> PrintResult:
+        known = self.ledger.state(job.job_id)
+        if known is not None:
+            state, reason = known
+            if state == "started":  # this agent died mid-job: maybe half printed, never twice
+                reason = PrintFailure.INTERRUPTED
+                self.ledger.finished(job.job_id, reason)
+            log.info("job %s seen before (%s): answered again, not printed", job.job_id, state)
+            return self._result(job, reason if state != "done" else None)
+        before = self.poll()
+        if before.failure is not None:
+            self.ledger.finished(job.job_id, before.failure)
+            return self._result(job, before.failure)
+        data = render(job, self.printer, self.hall)
+        self.ledger.started(job.job_id)
+        try:
+            self.port.send(data)
+        except PortError as exc:
+            self.status = self._lost(exc)
+            self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
+            return self._result(job, PrintFailure.PORT_MISSING)
+        after = self.poll()  # paper can run out mid-ticket
+        self.ledger.finished(job.job_id, after.failure)
+        return self._result(job, after.failure)
+
+    @staticmethod
+    def _result(job: PrintJob, failure: PrintFailure | None) -> PrintResult:
+        return PrintResult(command_id=job.job_id, ok=failure is None, reason=failure)
+
+    def close(self) -> None:
+        self.port.close()
+        self.ledger.close()

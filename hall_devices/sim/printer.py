@@ -1,0 +1,176 @@
+"""A thermal ticket printer on a pty: decodes what it receives, answers status by its switches.
+
+Switches (like a real printer's faults): ``paper_near_end``, ``paper_out``, ``cover_open``,
+``offline`` and ``silent`` (answers no status query). ``baud`` paces reading like a UART at that
+speed. Each ticket (ESC @ to the next ESC @ or cut) is kept as lines of text, QR payloads and
+whether it was cut, and can be rendered to PNG.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hall_devices.printer.decode import Cut, EscPosDecoder, QrCode, Raster, Setting, StatusQuery, Text
+from hall_devices.sim.port import VirtualPort
+
+IDLE_END_S = 0.3
+
+
+@dataclass
+class PrintedLine:
+    text: str
+    width: int
+    height: int
+    bold: bool
+    align: int
+
+
+@dataclass
+class PrintedTicket:
+    lines: list[PrintedLine] = field(default_factory=list)
+    qr_payloads: list[str] = field(default_factory=list)
+    rasters: list[Raster] = field(default_factory=list)
+    cut: bool = False
+    finished_at: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def big(self) -> list[str]:
+        """Lines printed at twice the normal size or more: the ticket number."""
+        return [line.text for line in self.lines if line.width >= 2 and line.height >= 2]
+
+
+@dataclass
+class Switches:
+    paper_near_end: bool = False
+    paper_out: bool = False
+    cover_open: bool = False
+    offline: bool = False
+    silent: bool = False
+    garbled: bool = False
+
+
+def status_reply(n: int, s: Switches) -> int:
+    """The reply byte to DLE EOT n for these switches (form 0xx1xx10)."""
+    byte = 0x12
+    if n == 1 and (s.offline or s.cover_open or s.paper_out):
+        byte |= 0x08
+    elif n == 2:
+        byte |= (0x04 if s.cover_open else 0) | (0x20 if s.paper_out else 0)
+    elif n == 4:
+        byte |= (0x0C if s.paper_near_end or s.paper_out else 0) | (0x60 if s.paper_out else 0)
+    return byte
+
+
+class PrinterSimulator:
+    def __init__(self, path: Path, encoding: str = "gb18030", baud: int | None = None) -> None:
+        self.port = VirtualPort(path)
+        self.encoding = encoding
+        self.baud = baud
+        self.switches = Switches()
+        self.tickets: list[PrintedTicket] = []
+        self.received = bytearray()
+        self.last_byte_at = 0.0
+        self._decoder = EscPosDecoder()
+        self._current: PrintedTicket | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim-printer {path.name}", daemon=True)
+
+    @property
+    def path(self) -> Path:
+        return self.port.path
+
+    def start(self) -> PrinterSimulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.port.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data = self.port.read(0.05)
+            if not data:
+                # Without a cutter a ticket ends where the paper stops: when the bytes stop.
+                if self._current is not None and time.monotonic() - self.last_byte_at > IDLE_END_S:
+                    self._finish()
+                continue
+            if self.baud:  # a UART takes 10 bit times a byte
+                time.sleep(len(data) * 10 / self.baud)
+            self.last_byte_at = time.monotonic()
+            self.received += data
+            for event in self._decoder.feed(data):
+                self._handle(event)
+
+    def _handle(self, event: object) -> None:
+        if isinstance(event, StatusQuery):
+            if not self.switches.silent:
+                reply = 0xFF if self.switches.garbled else status_reply(event.n, self.switches)
+                self.port.write(bytes([reply]))
+            return
+        if self.switches.paper_out or self.switches.offline or self.switches.cover_open:
+            return  # a printer in that state prints nothing
+        if isinstance(event, Setting) and event.name == "init":
+            self._finish()
+            self._current = PrintedTicket()
+            return
+        ticket = self._current
+        if ticket is None:
+            ticket = self._current = PrintedTicket()
+        if isinstance(event, Text):
+            ticket.lines.append(PrintedLine(event.data.decode(self.encoding, errors="replace"),
+                                            event.width, event.height, event.bold, event.align))
+        elif isinstance(event, QrCode):
+            ticket.qr_payloads.append(event.payload.decode("utf-8", errors="replace"))
+        elif isinstance(event, Raster):
+            ticket.rasters.append(event)
+        elif isinstance(event, Cut):
+            ticket.cut = True
+            self._finish()
+
+    def _finish(self) -> None:
+        ticket, self._current = self._current, None
+        if ticket is None or not (ticket.lines or ticket.qr_payloads or ticket.rasters):
+            return
+        if ticket.rasters:
+            ticket.qr_payloads += decode_raster_qr(ticket.rasters)
+        ticket.finished_at = time.monotonic()
+        with self._changed:
+            self.tickets.append(ticket)
+            self._changed.notify_all()
+
+    def wait_tickets(self, count: int, timeout_s: float = 10.0) -> list[PrintedTicket]:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.tickets) >= count, timeout_s):
+                raise TimeoutError(f"{len(self.tickets)} tickets printed, {count} expected")
+            return list(self.tickets)
+
+
+def raster_image(rasters: list[Raster]) -> object:
+    from PIL import Image
+
+    width = max(r.width_bytes for r in rasters) * 8
+    height = sum(r.height for r in rasters)
+    image = Image.new("1", (width, height), 1)
+    y = 0
+    for raster in rasters:
+        part = Image.frombytes("1", (raster.width_bytes * 8, raster.height), raster.data)
+        image.paste(Image.eval(part.convert("L"), lambda v: 255 - v).convert("1"), (0, y))
+        y += raster.height
+    return image
+
+
+def decode_raster_qr(rasters: list[Raster]) -> list[str]:
+    """QR payloads in printed bitmaps (an image QR on printers without native QR)."""
+    import zxingcpp
+
+    image = raster_image(rasters)
+    return [found.text for found in zxingcpp.read_barcodes(image.convert("L"))]  # type: ignore[attr-defined]

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hall_devices.contract import DeviceFault, DeviceState, PrintFailure
+from hall_devices.printer.status import (
+    NOT_RESPONDING,
+    PrinterStatus,
+    StatusError,
+    StatusPoll,
+    decode,
+    query,
+)
+
+
+def test_queries_are_dle_eot() -> None:
+    assert [query(n) for n in (1, 2, 3, 4)] == [b"\x10\x04\x01", b"\x10\x04\x02", b"\x10\x04\x03",
+                                                 b"\x10\x04\x04"]
+    with pytest.raises(ValueError, match="n=5"):
+        query(5)
+
+
+@pytest.mark.parametrize(("replies", "faults", "state", "failure"), [
+    ({1: 0x12, 2: 0x12, 3: 0x12, 4: 0x12}, set(), DeviceState.OK, None),
+    ({4: 0x1E}, {DeviceFault.PAPER_NEAR_END}, DeviceState.WARNING, None),
+    ({1: 0x1A, 2: 0x32, 4: 0x7E}, {DeviceFault.PRINTER_OFFLINE, DeviceFault.PAPER_OUT,
+                                   DeviceFault.PAPER_NEAR_END}, DeviceState.FAULT, PrintFailure.PAPER_OUT),
+    ({1: 0x1A, 2: 0x16}, {DeviceFault.PRINTER_OFFLINE, DeviceFault.COVER_OPEN}, DeviceState.FAULT,
+     PrintFailure.COVER_OPEN),
+    ({3: 0x1A}, {DeviceFault.CUTTER_ERROR}, DeviceState.FAULT, PrintFailure.CUTTER_ERROR),
+    ({1: 0x1A}, {DeviceFault.PRINTER_OFFLINE}, DeviceState.FAULT, PrintFailure.OFFLINE),
+])
+def test_decode_table(replies: dict[int, int], faults: set[DeviceFault], state: DeviceState,
+                      failure: PrintFailure | None) -> None:
+    status = decode(replies)
+    assert status.faults == faults and status.state is state and status.failure is failure
+
+
+def test_a_poll_asks_one_at_a_time() -> None:
+    poll = StatusPoll()
+    assert poll.start() == b"\x10\x04\x01"
+    with pytest.raises(StatusError, match="already waiting"):
+        poll.start()
+    assert poll.receive(0x12) == b"\x10\x04\x02"
+    assert poll.receive(0x12) == b"\x10\x04\x03"
+    assert poll.receive(0x12) == b"\x10\x04\x04"
+    assert poll.receive(0x7E) == PrinterStatus(frozenset({DeviceFault.PAPER_OUT, DeviceFault.PAPER_NEAR_END}))
+    with pytest.raises(StatusError, match="no query in flight"):
+        poll.receive(0x12)
+
+
+def test_no_reply_is_not_responding() -> None:
+    poll = StatusPoll()
+    poll.start()
+    assert poll.no_reply() == NOT_RESPONDING
+    assert NOT_RESPONDING.failure is PrintFailure.NOT_RESPONDING
+
+
+@given(st.lists(st.integers(0, 255), min_size=1, max_size=4))
+def test_any_reply_byte_decodes_or_raises_status_error(replies: list[int]) -> None:
+    poll = StatusPoll()
+    poll.start()
+    try:
+        for byte in replies:
+            poll.receive(byte)
+    except StatusError:
+        assert poll.state == "idle"
