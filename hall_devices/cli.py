@@ -134,8 +134,13 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
-    roles = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_tools(commands)
+    _add_roles(commands)
+    return parser
 
+
+def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = roles.add_parser("config", help="settings").add_subparsers(dest="sub", required=True)
     config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(
         run=_config_show)
@@ -166,9 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
     prov.set_defaults(run=_broker_provision)
 
+    report = roles.add_parser("report", help="daily statistics from the coordinator's store")
+    report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")
+    report.add_argument("--to", help="YYYY-MM-DD last day of a range (default: --date)")
+    report.add_argument("--format", choices=["text", "csv", "json"], default="text")
+    report.add_argument("--layout", type=Path)
+    report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    report.set_defaults(run=_report)
+
+
+def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
     coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
     coordinator.set_defaults(run=_coordinator)
+
+    printer = roles.add_parser("printer", help="run a ticket printer agent")
+    printer.add_argument("--id", required=True, help="printer device id in the layout")
+    printer.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
+    printer.add_argument("--layout", type=Path)
+    printer.set_defaults(run=_printer)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))
@@ -178,23 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     up.set_defaults(run=_up)
-
-    printer = roles.add_parser("printer", help="run a ticket printer agent")
-    printer.add_argument("--id", required=True, help="printer device id in the layout")
-    printer.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
-    printer.add_argument("--layout", type=Path)
-    printer.set_defaults(run=_printer)
-
-    report = roles.add_parser("report", help="daily statistics from the coordinator's store")
-    report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")
-    report.add_argument("--to", help="YYYY-MM-DD last day of a range (default: --date)")
-    report.add_argument("--format", choices=["text", "csv", "json"], default="text")
-    report.add_argument("--layout", type=Path)
-    report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
-    report.set_defaults(run=_report)
-
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,9 +25,10 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
-from hall_devices.layout import Layout
+from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.provision import provision
 from hall_devices.settings import Settings
+from hall_devices.sim.printer import PrinterSimulator
 from hall_devices.traffic import TrafficGenerator, TrafficMix
 
 
@@ -110,6 +111,7 @@ class Hall:
         self.broker: BrokerProcess | None = None
         self.port = 0
         self.credentials: dict[str, str] = {}
+        self.printers: list[PrinterSimulator] = []
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -127,19 +129,35 @@ class Hall:
         self.broker.start()
         print(f"device credentials: {broker_dir / 'credentials.toml'}")
 
-    def start_coordinator(self) -> None:
+    def _spawn(self, user: str, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         data = self.options.data_dir
         env = {**os.environ, "HALL_HALL_ID": self.layout.hall.id, "HALL_BROKER_PORT": str(self.port),
-               "HALL_BROKER_USERNAME": "coordinator",
-               "HALL_BROKER_PASSWORD": self.credentials["coordinator"],
+               "HALL_BROKER_USERNAME": user, "HALL_BROKER_PASSWORD": self.credentials[user],
                "HALL_DATABASE_URL": f"sqlite:///{data / 'coordinator.sqlite3'}",
                "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data)}
-        with (data / "coordinator.log").open("ab") as log:
-            child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"],
+        with (data / log_name).open("ab") as log:
+            child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", *args],
                                      env=env, stdout=log, stderr=log)
         self.children.append(child)
+        return child
+
+    def start_coordinator(self) -> None:
+        data = self.options.data_dir
+        child = self._spawn("coordinator", ["coordinator"], "coordinator.log")
         print(f"coordinator: pid {child.pid}, store {data / 'coordinator.sqlite3'}, "
               f"log {data / 'coordinator.log'}")
+
+    def start_devices(self) -> None:
+        """Every device of the layout that has an agent, on a simulated device behind a pty."""
+        devices = self.options.data_dir / "dev"
+        for device in self.layout.devices:
+            if isinstance(device, PrinterDevice):
+                sim = PrinterSimulator(devices / f"printer-{device.id}", encoding=device.encoding).start()
+                self.printers.append(sim)
+                self._spawn(device.id, ["printer", "--id", device.id, "--serial", str(sim.path)],
+                            f"printer-{device.id}.log")
+                print(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
+                      f"({device.encoding}) at {sim.path}")
 
     def start_clients(self) -> None:
         self.summary = Summary(self.settings_for("monitor"), self.layout)
@@ -162,7 +180,8 @@ class Hall:
         deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
         while not stop.wait(2.0):
             if self.summary:
-                print(self.summary.line(self.generator), flush=True)
+                printed = sum(len(sim.tickets) for sim in self.printers)
+                print(f"{self.summary.line(self.generator)}  打印 printed {printed}", flush=True)
             if deadline and time.monotonic() > deadline:
                 return
             for child in self.children:
@@ -187,6 +206,8 @@ class Hall:
                     child.wait()
         if self.broker:
             self.broker.stop()
+        for sim in self.printers:
+            sim.stop()
         print("stopped.")
 
 
@@ -202,6 +223,7 @@ def run_up(layout: Layout, options: UpOptions) -> int:
     try:
         hall.start_broker()
         hall.start_coordinator()
+        hall.start_devices()
         hall.start_clients()
         print("Ctrl-C stops everything.", flush=True)
         hall.watch(stop)

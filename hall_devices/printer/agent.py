@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 class PrinterAgent:
     def __init__(self, settings: Settings, layout: Layout, printer_id: str, data_dir: Path, *,
-                 url: str | None = None, poll_interval_s: float = 5.0) -> None:
+                 url: str | None = None, poll_interval_s: float = 5.0,
+                 fault_poll_interval_s: float = 1.0) -> None:
         printer = layout.device(printer_id)
         if not isinstance(printer, PrinterDevice):
             raise ValueError(f"device {printer_id!r} is a {printer.kind}, not a printer")
@@ -37,6 +38,8 @@ class PrinterAgent:
         ledger = JobLedger(data_dir / f"printer-{printer_id}.sqlite3")
         self.runner = PrinterRunner(printer, layout.hall, ledger, url)
         self.poll_interval_s = poll_interval_s
+        # A faulted printer is asked often, so its kiosk prints again soon after paper is loaded.
+        self.fault_poll_interval_s = fault_poll_interval_s
         self._jobs: queue.Queue[Inbound[Any]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"printer {printer_id}", daemon=True)
@@ -63,10 +66,21 @@ class PrinterAgent:
             try:
                 job = self._jobs.get(timeout=max(0.0, next_poll - time.monotonic()))
             except queue.Empty:
-                self._publish_status(self.runner.poll())
-                next_poll = time.monotonic() + self.poll_interval_s
+                try:
+                    self._publish_status(self.runner.poll())
+                except Exception:  # keep polling whatever happened this time
+                    log.exception("status poll of printer %s failed unexpectedly", self.printer.id)
+                next_poll = self._next_poll()
                 continue
-            self._print(job)
+            try:
+                self._print(job)
+            except Exception:  # a bug must not stop the printer; the job stays unacknowledged
+                log.exception("printing job %s failed unexpectedly", job.payload.job_id)
+            next_poll = min(next_poll, self._next_poll())
+
+    def _next_poll(self) -> float:
+        faulted = self.runner.status.failure is not None
+        return time.monotonic() + (self.fault_poll_interval_s if faulted else self.poll_interval_s)
 
     def _print(self, job: Inbound[Any]) -> None:
         payload: PrintJob = job.payload

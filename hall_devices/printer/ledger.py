@@ -9,6 +9,7 @@ the agent: the coordinator raises an alert and staff reprint it under a new job 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from hall_devices.contract import PrintFailure
@@ -21,7 +22,7 @@ class JobLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, state TEXT NOT NULL,"
-                         " reason TEXT, at REAL NOT NULL DEFAULT (unixepoch('subsec')))")
+                         " reason TEXT, at REAL NOT NULL)")
 
     def state(self, job_id: str) -> tuple[str, PrintFailure | None] | None:
         row = self._db.execute("SELECT state, reason FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
@@ -30,12 +31,15 @@ class JobLedger:
         return str(row[0]), PrintFailure(row[1]) if row[1] else None
 
     def started(self, job_id: str) -> None:
-        self._db.execute("INSERT INTO jobs (job_id, state) VALUES (?, 'started')", (job_id,))
+        self._db.execute("INSERT INTO jobs (job_id, state, at) VALUES (?, 'started', ?)",
+                         (job_id, time.time()))
 
     def finished(self, job_id: str, failure: PrintFailure | None) -> None:
-        self._db.execute("INSERT INTO jobs (job_id, state, reason) VALUES (?, ?, ?) "
-                         "ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, reason = excluded.reason",
-                         (job_id, "failed" if failure else "done", failure.value if failure else None))
+        self._db.execute("INSERT INTO jobs (job_id, state, reason, at) VALUES (?, ?, ?, ?) "
+                         "ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, "
+                         "reason = excluded.reason, at = excluded.at",
+                         (job_id, "failed" if failure else "done", failure.value if failure else None,
+                          time.time()))
 
     def close(self) -> None:
         self._db.close()

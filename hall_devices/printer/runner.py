@@ -56,15 +56,17 @@ class PrinterRunner:
         self.backoff.failed(self.clock())
         return PORT_MISSING
 
-    def poll(self) -> PrinterStatus:
+    def poll(self, first_reply_within_s: float | None = None) -> PrinterStatus:
         """Ask DLE EOT 1..4 and keep the answer as :attr:`status`."""
         if not self.ensure_open():
             return self.status
         poll = StatusPoll()
         request = poll.start()
+        wait = first_reply_within_s
         try:
             while True:
-                byte = self.port.status_byte(request[2])
+                byte = self.port.status_byte(request[2], wait)
+                wait = None
                 if byte is None:
                     status = poll.no_reply()
                     break
@@ -102,7 +104,9 @@ class PrinterRunner:
             self.status = self._lost(exc)
             self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
             return self._result(job, PrintFailure.PORT_MISSING)
-        after = self.poll()  # paper can run out mid-ticket
+        # Paper can run out mid-ticket. The first query queues behind the ticket on the wire.
+        wire_s = len(data) * 10 / self.printer.baudrate
+        after = self.poll(first_reply_within_s=self.port.timeout + wire_s)
         self.ledger.finished(job.job_id, after.failure)
         return self._result(job, after.failure)
 

@@ -9,12 +9,18 @@
 
 from __future__ import annotations
 
+import termios
+
 import serial
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Serial
 
 from hall_devices.layout import PrinterDevice
 from hall_devices.printer.status import query
+
+# What a vanished port raises: termios.error (from tcflush/tcdrain) is neither OSError nor a
+# SerialException.
+PORT_FAILURES = (OSError, serial.SerialException, termios.error)
 
 
 class PortError(Exception):
@@ -35,7 +41,7 @@ class PrinterPort(Serial):  # type: ignore[misc]
                 self.devfile, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity,
                 stopbits=self.stopbits, timeout=self.timeout, write_timeout=self.write_timeout_s,
                 xonxoff=False, rtscts=self.rtscts, dsrdtr=False, exclusive=True)
-        except (ValueError, OSError, serial.SerialException) as exc:
+        except (ValueError, *PORT_FAILURES) as exc:
             self.device = None
             raise DeviceNotFoundError(f"cannot open printer port {self.devfile}: {exc}") from exc
 
@@ -48,21 +54,30 @@ class PrinterPort(Serial):  # type: ignore[misc]
         try:
             self.device.write(data)
             self.device.flush()
-        except (OSError, serial.SerialException) as exc:
+        except PORT_FAILURES as exc:
             raise PortError(f"writing to {self.devfile} failed: {exc}") from exc
 
-    def status_byte(self, n: int) -> int | None:
-        """Ask DLE EOT n and read its one reply byte; None when the printer does not answer."""
+    def status_byte(self, n: int, timeout_s: float | None = None) -> int | None:
+        """Ask DLE EOT n and read its one reply byte; None when the printer does not answer.
+
+        ``timeout_s`` replaces the usual reply timeout, e.g. when the query queues behind a ticket
+        still on the wire.
+        """
         try:
             self.device.reset_input_buffer()
             self.device.write(query(n))
+            if timeout_s is not None:
+                self.device.timeout = timeout_s
             reply = self.device.read(1)
-        except (OSError, serial.SerialException) as exc:
+        except PORT_FAILURES as exc:
             raise PortError(f"status query on {self.devfile} failed: {exc}") from exc
+        finally:
+            if timeout_s is not None and self.is_open:
+                self.device.timeout = self.timeout
         return reply[0] if reply else None
 
     def close(self) -> None:
         try:
             super().close()
-        except (OSError, serial.SerialException):
+        except PORT_FAILURES:
             self._device = False  # already gone with the cable

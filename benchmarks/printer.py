@@ -1,0 +1,85 @@
+"""Printer benchmark: kiosk request → last byte at the printer, against the wire time.
+
+Run: .venv/bin/python benchmarks/printer.py [--tickets 20]
+
+The real coordinator and printer agent run as child processes against a Mosquitto provisioned on
+free ports; the printer simulator reads its pty at the given baud rate (10 bit times a byte, as a
+UART). The limit is the wire time of the same bytes: bits ÷ baud.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.support import HALL, broker, pct, role
+from hall_devices.bus import Bus, BusOptions
+from hall_devices.contract import TicketRequest, route
+from hall_devices.requests import Requester
+from hall_devices.sim.printer import PrinterSimulator
+
+
+def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int]]:
+    latencies, wire, sizes = [], [], []
+    with broker(directory / f"b{baud}") as hall:
+        sim = PrinterSimulator(directory / f"dev{baud}" / "printer", baud=baud).start()
+        store = f"sqlite:///{directory / f'store{baud}.sqlite3'}"
+        with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), \
+                role(["printer", "--id", "P1", "--serial", str(sim.path)], hall.env("P1")):
+            kiosk = Bus(hall.settings("K1"), BusOptions(client_id="bench-K1", hall_id=HALL,
+                                                        device_id="K1", device_kind="kiosk"))
+            requests = Requester(kiosk)
+            requests.listen(route("ticket_request"), kiosk="K1")
+            kiosk.start()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # until the coordinator answers
+                try:
+                    requests.call(route("ticket_request"), TicketRequest(
+                        command_id=uuid.uuid4().hex, service_id="passport", paper=False), 1.0, kiosk="K1")
+                    break
+                except Exception:
+                    time.sleep(0.2)
+            time.sleep(1.0)  # the agent's first status poll
+            for i in range(tickets):
+                before = len(sim.received)
+                printed = len(sim.tickets)
+                sent = time.monotonic()
+                reply = requests.call(route("ticket_request"), TicketRequest(
+                    command_id=uuid.uuid4().hex, service_id="passport", paper=True), 30, kiosk="K1")
+                assert reply.ok
+                sim.wait_tickets(printed + 1, 60)
+                latencies.append((sim.last_byte_at - sent) * 1000)
+                # The agent's status queries after the job travel too; count the ticket's bytes only.
+                size = len(sim.received) - before - 12 * 2
+                sizes.append(size)
+                wire.append(size * 10 / baud * 1000)
+                if i % 5 == 4:
+                    print(f"  {baud} baud: {i + 1}/{tickets}", file=sys.stderr)
+            kiosk.stop()
+        sim.stop()
+    return latencies, wire, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickets", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hall-bench-printer-") as tmp:
+        for baud in (9600, 115200):
+            latencies, wire, sizes = run(baud, args.tickets, Path(tmp))
+            print(f"{baud} baud: kiosk request → last byte at the printer p50 "
+                  f"{statistics.median(latencies):.0f} ms, p99 {pct(latencies, 99):.0f} ms "
+                  f"({len(latencies)} tickets of ~{statistics.median(sizes):.0f} bytes); wire time of "
+                  f"the same bytes (limit) {statistics.median(wire):.0f} ms; overhead p50 "
+                  f"{statistics.median(latencies) - statistics.median(wire):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Shared by the benchmarks: a provisioned broker on free ports and child processes of our roles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.layout import load_layout
+from hall_devices.provision import provision
+from hall_devices.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYOUT = ROOT / "examples" / "hall.toml"
+HALL = "demo"
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Broker:
+    port: int
+    credentials: dict[str, str]
+    directory: Path
+
+    def settings(self, user: str) -> Settings:
+        return Settings(hall_id=HALL, broker_port=self.port, broker_username=user,
+                        broker_password=SecretStr(self.credentials[user]))
+
+    def env(self, user: str, **extra: str) -> dict[str, str]:
+        return {**os.environ, "HALL_BROKER_PORT": str(self.port), "HALL_BROKER_USERNAME": user,
+                "HALL_BROKER_PASSWORD": self.credentials[user], "HALL_LAYOUT": str(LAYOUT),
+                "HALL_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+                "HALL_DATA_DIR": str(self.directory / "data"), **extra}
+
+
+@contextmanager
+def broker(directory: Path) -> Iterator[Broker]:
+    credentials = provision(load_layout(LAYOUT), directory / "broker", demo=True).credentials
+    port = free_port()
+    config = render_config(directory / "broker", Listeners(port=port, tls_port=free_port(),
+                                                            tls_bind="127.0.0.1"))
+    process = BrokerProcess(config, port)
+    process.start()
+    try:
+        yield Broker(port, credentials, directory)
+    finally:
+        process.stop()
+
+
+@contextmanager
+def role(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A `hall-devices` role in a child process, stopped with SIGTERM like systemd would."""
+    child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", *args], env=env)
+    try:
+        yield child
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

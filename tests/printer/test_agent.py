@@ -1,0 +1,152 @@
+"""The printer agent end to end: real Mosquitto, the real coordinator, bytes on a pty."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hall_devices.bus import encode
+from hall_devices.contract import PrintJob, Text, TicketClass, TicketInfo, TicketStatus, route
+from hall_devices.layout import Layout
+from hall_devices.printer.agent import PrinterAgent
+from hall_devices.printer.ledger import JobLedger
+from hall_devices.sim.printer import PrinterSimulator
+from tests.coordinator.harness import Clock, Hall
+from tests.support import HallBroker, probe, wait_until
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[PrinterSimulator]:
+    simulator = PrinterSimulator(tmp_path / "dev" / "printer-k1", encoding="gb18030").start()
+    yield simulator
+    simulator.stop()
+
+
+def start_agent(broker: HallBroker, layout: Layout, sim: PrinterSimulator, data: Path,
+                poll_s: float = 30.0) -> PrinterAgent:
+    agent = PrinterAgent(broker.settings("P1"), layout, "P1", data, url=str(sim.path),
+                         poll_interval_s=poll_s, fault_poll_interval_s=0.2)
+    agent.start()
+    return agent
+
+
+@pytest.fixture
+def hall_with_printer(own_broker: HallBroker, layout: Layout, tmp_path: Path,
+                      sim: PrinterSimulator) -> Iterator[tuple[Hall, PrinterAgent]]:
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    agent = start_agent(own_broker, layout, sim, tmp_path / "agent")
+    yield hall, agent
+    agent.stop()
+    hall.stop()
+
+
+def test_ticket_prints_paper_out_fails_and_reprint_recovers(
+        hall_with_printer: tuple[Hall, PrinterAgent], sim: PrinterSimulator) -> None:
+    hall, _agent = hall_with_printer
+    broker = hall.broker
+    watch = probe(broker.port, "monitor", broker.credentials["monitor"],
+                  subscribe=[route("alert").topic(hall="demo"),
+                             route("print_result").topic(hall="demo", printer="P1")])
+    reply = hall.take("passport", paper=True)
+    assert reply.ticket and reply.print_job_id
+    printed = sim.wait_tickets(1)[0]
+    assert printed.big() == [reply.ticket.number]
+    assert printed.qr_payloads == [reply.ticket.status_url]
+    assert "普通护照申领" in printed.text and printed.cut
+    done = json.loads(watch.expect(lambda m: m.topic.endswith("/result")).payload)
+    assert done == {**done, "command_id": reply.print_job_id, "ok": True}
+
+    sim.switches.paper_out = True
+    failed_reply = hall.take("passport", paper=True)
+    assert failed_reply.print_job_id  # the coordinator did not know yet; the agent finds out
+    result = json.loads(watch.expect(lambda m: m.topic.endswith("/result")).payload)
+    assert (result["command_id"], result["ok"], result["reason"]) == (failed_reply.print_job_id, False,
+                                                                      "paper_out")
+    kinds = set()
+    for _ in range(2):
+        kinds.add(json.loads(watch.expect(lambda m: m.topic.endswith("/alert")).payload)["kind"])
+    assert kinds == {"paper_out", "print_failed"}
+    retained = probe(broker.port, "monitor", broker.credentials["monitor"],
+                     subscribe=[route("device_status").topic(hall="demo", device="P1")])
+    status = json.loads(retained.expect(lambda m: True).payload)
+    assert status["state"] == "fault" and "paper_out" in status["faults"]
+    retained.stop()
+    # The coordinator now knows: no job for a printer without paper; the kiosk shows the number.
+    assert hall.take("passport", paper=True).print_job_id is None
+    assert len(sim.tickets) == 1
+
+    sim.switches.paper_out = False
+    wait_until(lambda: hall.service.engine.supervisor.printer_usable("P1"), 5, "paper back")
+    assert failed_reply.ticket
+    reprint = hall.staff("reprint", ticket_id=failed_reply.ticket.ticket_id)
+    assert reprint.ok
+    again = sim.wait_tickets(2)[1]
+    assert again.big() == [failed_reply.ticket.number] and "（补打 / reprint）" in again.text
+    cleared = {json.loads(watch.expect(lambda m: m.topic.endswith("/alert")).payload)["kind"]
+               for _ in range(2)}
+    assert cleared == {"paper_out", "print_failed"}
+    watch.stop()
+
+
+def make_job(job_id: str, number: str) -> PrintJob:
+    return PrintJob(job_id=job_id, kiosk_id="K1", hall_name=Text(zh="示例大厅", en="Demo hall"),
+                    ticket=TicketInfo(
+                        ticket_id=f"2026-11-23-{number}", number=number, service_id="passport",
+                        service_name=Text(zh="普通护照申领", en="Passport"),
+                        department_name=Text(zh="公安局", en="Police"), ticket_class=TicketClass.NORMAL,
+                        status=TicketStatus.WAITING, issued_at=datetime.now(UTC), people_ahead=0,
+                        estimated_minutes=0, windows=[6]))
+
+
+def test_a_job_id_never_prints_twice_across_restarts(own_broker: HallBroker, layout: Layout,
+                                                     sim: PrinterSimulator, tmp_path: Path) -> None:
+    coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"],
+                        subscribe=[route("print_result").topic(hall="demo", printer="P1")])
+    topic = route("print_job").topic(hall="demo", printer="P1")
+    data = tmp_path / "agent"
+    agent = start_agent(own_broker, layout, sim, data)
+    coordinator.client.publish(topic, encode(make_job("J-1", "B101")), qos=1)
+    assert json.loads(coordinator.expect(lambda m: True).payload)["ok"] is True
+    agent.stop()
+    agent = start_agent(own_broker, layout, sim, data)
+    coordinator.client.publish(topic, encode(make_job("J-1", "B101")), qos=1)  # redelivered
+    assert json.loads(coordinator.expect(lambda m: True).payload)["ok"] is True
+    agent.stop()
+    # A crash between "started" and "done": maybe half printed, so answered failed, never reprinted.
+    ledger = JobLedger(data / "printer-P1.sqlite3")
+    ledger.started("J-2")
+    ledger.close()
+    agent = start_agent(own_broker, layout, sim, data)
+    coordinator.client.publish(topic, encode(make_job("J-2", "B102")), qos=1)
+    answer = json.loads(coordinator.expect(lambda m: True).payload)
+    assert (answer["ok"], answer["reason"]) == (False, "interrupted")
+    agent.stop()
+    assert [t.big() for t in sim.tickets] == [["B101"]]
+    coordinator.stop()
+
+
+def test_unplugged_port_is_reported_and_reopened(own_broker: HallBroker, layout: Layout,
+                                                 sim: PrinterSimulator, tmp_path: Path) -> None:
+    statuses = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                     subscribe=[route("device_status").topic(hall="demo", device="P1")])
+    agent = start_agent(own_broker, layout, sim, tmp_path / "agent", poll_s=0.2)
+    assert json.loads(statuses.expect(lambda m: True).payload)["state"] == "ok"
+    sim.port.unplug()
+    missing = json.loads(statuses.expect(lambda m: json.loads(m.payload)["state"] != "ok").payload)
+    assert missing["state"] == "fault" and "port_missing" in missing["faults"]
+    sim.port.plug()
+    back = statuses.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
+    assert json.loads(back.payload)["faults"] == []
+    coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"],
+                        subscribe=[route("print_result").topic(hall="demo", printer="P1")])
+    coordinator.client.publish(route("print_job").topic(hall="demo", printer="P1"),
+                               encode(make_job("J-3", "B103")), qos=1)
+    assert json.loads(coordinator.expect(lambda m: True).payload)["ok"] is True
+    assert sim.wait_tickets(1)[0].big() == ["B103"]
+    agent.stop()
+    statuses.stop()
+    coordinator.stop()
