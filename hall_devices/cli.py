@@ -106,6 +106,21 @@ def _printer(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _pads(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.evaluator.agent import PadAgent
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = PadAgent(settings, layout, args.bus, settings.data_dir, url=args.serial)
+    except (KeyError, ValueError) as exc:
+        print(f"评价器代理无法启动 / pad agent cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -191,6 +206,12 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
     printer.add_argument("--layout", type=Path)
     printer.set_defaults(run=_printer)
+
+    pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
+    pads.add_argument("--bus", required=True, help="keypad_bus device id in the layout")
+    pads.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    pads.add_argument("--layout", type=Path)
+    pads.set_defaults(run=_pads)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -125,3 +129,33 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0, what: str 
             return
         time.sleep(0.02)
     raise AssertionError(f"{what} not reached within {timeout_s} s")
+
+
+class Coordinator:
+    """The real coordinator command in a child process."""
+
+    def __init__(self, broker: HallBroker, store: Path, log: Path) -> None:
+        from tests.conftest import EXAMPLE
+
+        self.env = {**os.environ, "HALL_BROKER_PORT": str(broker.port),
+                    "HALL_BROKER_USERNAME": "coordinator",
+                    "HALL_BROKER_PASSWORD": broker.credentials["coordinator"],
+                    "HALL_DATABASE_URL": f"sqlite:///{store}", "HALL_LAYOUT": str(EXAMPLE),
+                    "HALL_LOG_LEVEL": "WARNING"}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"],
+                                            env=self.env, stdout=out, stderr=out)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(15)

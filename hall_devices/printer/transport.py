@@ -9,18 +9,13 @@
 
 from __future__ import annotations
 
-import termios
-
 import serial
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Serial
 
+from hall_devices.agent import PORT_FAILURES
 from hall_devices.layout import PrinterDevice
 from hall_devices.printer.status import query
-
-# What a vanished port raises: termios.error (from tcflush/tcdrain) is neither OSError nor a
-# SerialException.
-PORT_FAILURES = (OSError, serial.SerialException, termios.error)
 
 
 class PortError(Exception):

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,41 +19,12 @@ from paho.mqtt.properties import Properties
 
 from hall_devices.bus import encode
 from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
-from tests.conftest import EXAMPLE
-from tests.support import HallBroker, probe, wait_until
+from tests.support import Coordinator, HallBroker, probe, wait_until
 
 HALL = "demo"
 SERVICES = ["passport", "hukou_in", "id_card", "company_setup", "social_card", "fund_withdraw",
             "invoice", "estate_query"]
 WINDOWS = [1, 4, 5, 6, 7, 12, 17]
-
-
-class Coordinator:
-    """The real coordinator command in a child process."""
-
-    def __init__(self, broker: HallBroker, store: Path, log: Path) -> None:
-        self.env = {**os.environ, "HALL_BROKER_PORT": str(broker.port),
-                    "HALL_BROKER_USERNAME": "coordinator",
-                    "HALL_BROKER_PASSWORD": broker.credentials["coordinator"],
-                    "HALL_DATABASE_URL": f"sqlite:///{store}", "HALL_LAYOUT": str(EXAMPLE),
-                    "HALL_LOG_LEVEL": "WARNING"}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"],
-                                            env=self.env, stdout=out, stderr=out)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(15)
 
 
 @pytest.fixture

@@ -1,0 +1,127 @@
+"""A bus of window keypads / evaluation pads on a pty, driven from code.
+
+Press keys, type digits and rate as an applicant would; read what the host shows on each pad and
+how often it beeped; see whether the host echoed (acknowledged) each frame a pad sent. Pads echo
+the host's frames as acknowledgement. Fault switches: ``bad_checksum`` (frames sent with a wrong
+checksum), ``garbage`` (noise before each frame), ``silent`` (pads echo nothing).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hall_devices.evaluator.keypad import (
+    Control,
+    Frame,
+    Garbage,
+    Key,
+    KeypadDecoder,
+    key_frame,
+    rating_frame,
+    rating_level,
+    shown_digits,
+)
+from hall_devices.sim.port import VirtualPort
+
+
+@dataclass
+class PadView:
+    display: str = "      "
+    beeps: int = 0
+    rating_open_s: int = 0  # seconds the host last lit the rating keys for
+    rating_asks: int = 0
+    frames: list[Frame] = field(default_factory=list)
+
+
+@dataclass
+class KeypadSwitches:
+    bad_checksum: bool = False
+    garbage: bool = False
+    silent: bool = False
+
+
+class KeypadBusSimulator:
+    def __init__(self, path: Path, addresses: list[int]) -> None:
+        self.port = VirtualPort(path)
+        self.pads = {address: PadView() for address in addresses}
+        self.switches = KeypadSwitches()
+        self.echoes: list[bytes] = []  # frames of ours the host echoed back
+        self._decoder = KeypadDecoder()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim-keypads {path.name}", daemon=True)
+
+    @property
+    def path(self) -> Path:
+        return self.port.path
+
+    def start(self) -> KeypadBusSimulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.port.close()
+
+    # --- as people at the window would ---------------------------------------------------------
+
+    def send(self, frame: Frame) -> bytes:
+        raw = frame.encode()
+        if self.switches.bad_checksum:
+            raw = raw[:-2] + bytes([(raw[-2] + 1) % 256]) + raw[-1:]
+        if self.switches.garbage:
+            raw = b"\x55\xaa\x00\x68\x02" + raw
+        self.port.write(raw)
+        return frame.encode()
+
+    def press(self, address: int, *keys: Key) -> None:
+        for key in keys:
+            self.send(key_frame(address, key))
+            time.sleep(0.02)  # a finger is slower than the bus
+
+    def type(self, address: int, digits: str, confirm: bool = True) -> None:
+        self.press(address, *(Key(int(d)) for d in digits), *([Key.CONFIRM] if confirm else []))
+
+    def rate(self, address: int, level: int) -> None:
+        self.send(rating_frame(address, level))
+
+    # --- what the host did ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data = self.port.read(0.05)
+            if not data:
+                continue
+            for item in self._decoder.feed(data):
+                if isinstance(item, Garbage):
+                    continue
+                self._from_host(item)
+
+    def _from_host(self, frame: Frame) -> None:
+        with self._changed:
+            pad = self.pads.get(frame.address)
+            if frame.control == Control.KEY or rating_level(frame) is not None:
+                self.echoes.append(frame.encode())  # the host acknowledging a pad's frame
+            elif pad is not None:
+                pad.frames.append(frame)
+                if frame.control == Control.SHOW:
+                    pad.display = shown_digits(frame)
+                elif frame.control == Control.BEEP:
+                    pad.beeps += frame.data[0] if frame.data else 1
+                elif frame.control == Control.RATING and len(frame.data) == 2:
+                    pad.rating_open_s = frame.data[1]
+                    pad.rating_asks += 1
+                if not self.switches.silent:
+                    self.port.write(frame.encode())  # pads acknowledge by echoing
+            self._changed.notify_all()
+
+    def wait(self, predicate: object, timeout_s: float = 5.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
+
+    def display(self, address: int) -> str:
+        return self.pads[address].display.strip()

@@ -1,0 +1,139 @@
+"""The pad agent end to end: keypads on a pty, the real coordinator, a real Mosquitto."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hall_devices.contract import CaseState
+from hall_devices.coordinator.model import PromptState
+from hall_devices.evaluator.agent import PadAgent
+from hall_devices.evaluator.keypad import Key
+from hall_devices.layout import Layout
+from hall_devices.sim.keypad import KeypadBusSimulator
+from tests.coordinator.harness import Clock, Hall
+from tests.support import HallBroker, wait_until
+
+
+@pytest.fixture
+def keypads(tmp_path: Path, layout: Layout) -> Iterator[KeypadBusSimulator]:
+    addresses = [p.address for p in layout.members("KB1")]  # type: ignore[union-attr]
+    sim = KeypadBusSimulator(tmp_path / "dev" / "keypad-bus-1", addresses).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hall_with_pads(own_broker: HallBroker, layout: Layout, tmp_path: Path,
+                   keypads: KeypadBusSimulator) -> Iterator[tuple[Hall, PadAgent]]:
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent.start()
+    yield hall, agent
+    agent.stop()
+    hall.stop()
+
+
+def test_next_finish_and_ratings_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
+                                                 keypads: KeypadBusSimulator) -> None:
+    hall, agent = hall_with_pads
+    keypads.type(3, "0301")  # clerk id + confirm at a closed window: sign in
+    wait_until(lambda: hall.service.engine.state.windows.get(3) is not None, what="window 3 signed in")
+    assert hall.service.engine.state.windows[3].clerk_id == "0301"
+    first = hall.take("company_change")
+    assert keypads.wait(lambda: keypads.display(3) == "1")  # idle: the waiting count
+    keypads.press(3, Key.NEXT)
+    call = hall.call()
+    assert (call.ticket_number, call.window) == (first.ticket.number, 3)  # type: ignore[union-attr]
+    assert keypads.wait(lambda: keypads.display(3) == "001"), keypads.pads[3].display
+
+    keypads.press(3, Key.RATE)  # finish: the coordinator asks for a rating; the pad beeps
+    assert keypads.wait(lambda: keypads.pads[3].rating_asks == 1 and keypads.pads[3].beeps == 1)
+    assert 50 <= keypads.pads[3].rating_open_s <= 60
+    keypads.rate(3, 5)
+    keypads.rate(3, 1)  # a second press is ignored: one rating per service
+    engine = hall.service.engine
+    prompt_id = f"{first.ticket.ticket_id}-r"  # type: ignore[union-attr]
+    wait_until(lambda: engine.state.prompts[prompt_id].state is PromptState.RATED, what="rated")
+    wait_until(lambda: not agent.outbox.pending(), what="ack received")
+    ratings = _ratings(hall)
+    assert [(r["level"], r["window"], r["clerk_id"], r["service_id"]) for r in ratings] == [
+        (5, 3, "0301", "company_change")]
+
+    second = hall.take("company_change")
+    keypads.press(3, Key.NEXT)
+    keypads.press(3, Key.RATE)
+    assert keypads.wait(lambda: keypads.pads[3].rating_asks == 2)
+    keypads.rate(3, 1)  # 非常不满意
+    case_id = f"C-{second.ticket.ticket_id}"  # type: ignore[union-attr]
+    wait_until(lambda: case_id in engine.state.cases, what="follow-up case")
+    assert engine.state.cases[case_id].state is CaseState.VERIFYING
+    assert [r["level"] for r in _ratings(hall)] == [5, 1]
+
+
+def _ratings(hall: Hall) -> list[dict[str, object]]:
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{hall.store}?mode=ro", uri=True)
+    rows = [json.loads(r[0]) for r in db.execute("SELECT body FROM events WHERE kind='rating_recorded'")]
+    db.close()
+    return rows
+
+
+def test_clerk_actions_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
+                                       keypads: KeypadBusSimulator) -> None:
+    hall, _agent = hall_with_pads
+    engine = hall.service.engine
+    keypads.type(6, "0601")
+    for _ in range(3):
+        hall.take("passport")
+    wait_until(lambda: 6 in engine.state.windows, what="sign in")
+    keypads.press(6, Key.NEXT)
+    assert hall.call().ticket_number == "B001"
+    keypads.press(6, Key.RECALL)
+    assert hall.call().attempt == 2
+    keypads.type(6, "0")  # hold
+    wait_until(lambda: engine.state.windows[6].held != [], what="held")
+    keypads.press(6, Key.NEXT)
+    assert hall.call().ticket_number == "B002"
+    keypads.type(6, "6")  # no-show
+    wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
+    keypads.type(6, "3")  # call back the held one
+    assert hall.call().ticket_number == "B001"
+    keypads.press(6, Key.TRANSFER)
+    keypads.type(6, "21")  # to the any-service window
+    wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B001"].target_window == 21, what="transfer")
+    keypads.press(6, Key.PAUSE)
+    wait_until(lambda: engine.state.windows[6].status == "paused", what="pause")
+    beeps = keypads.pads[6].beeps
+    keypads.press(6, Key.NEXT)  # refused while paused: the pad beeps twice
+    assert keypads.wait(lambda: keypads.pads[6].beeps == beeps + 2)
+    keypads.press(6, Key.PAUSE)
+    wait_until(lambda: engine.state.windows[6].status == "idle", what="resume")
+    keypads.type(6, "000")
+    wait_until(lambda: engine.state.windows[6].status == "closed", what="sign out")
+
+
+def test_garbage_and_bad_checksums_are_logged_and_skipped(
+        hall_with_pads: tuple[Hall, PadAgent], keypads: KeypadBusSimulator,
+        caplog: pytest.LogCaptureFixture) -> None:
+    hall, _agent = hall_with_pads
+    caplog.set_level(logging.WARNING, logger="hall_devices.evaluator.agent")
+    keypads.switches.bad_checksum = True
+    keypads.type(4, "0401")
+    keypads.switches.bad_checksum = False
+    keypads.switches.garbage = True
+    keypads.press(4, Key.NEXT)
+    keypads.switches.garbage = False
+    wait_until(lambda: sum("bad checksum" in r.message for r in caplog.records) >= 5, what="logged")
+    bad = [r.message for r in caplog.records if "bad checksum" in r.message]
+    assert len(bad) == 5 and "ff 68 03 03 68 04 01 00" in bad[0]  # once each, with its bytes in hex
+    wait_until(lambda: any("55 aa 00 68 02" in r.message for r in caplog.records), what="noise logged")
+    assert 4 not in hall.service.engine.state.windows  # nothing was applied from the bad frames
+    keypads.type(4, "0401")  # the agent is alive and the bus in step again
+    wait_until(lambda: 4 in hall.service.engine.state.windows, what="sign in after the noise")
