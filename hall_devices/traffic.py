@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +27,15 @@ from hall_devices.contract import (
     WindowAction,
     WindowCommand,
     WindowCommandResult,
+    WindowState,
+    WindowStatus,
     route,
 )
-from hall_devices.layout import KioskDevice, Layout
+from hall_devices.evaluator.keypad import Key
+from hall_devices.layout import KioskDevice, Layout, PadDevice
 from hall_devices.requests import NoReplyError, Requester
 from hall_devices.settings import Settings
+from hall_devices.sim.keypad import KeypadBusSimulator
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,13 @@ def _id() -> str:
 
 class TrafficGenerator:
     def __init__(self, settings: Settings, layout: Layout, mix: TrafficMix | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, keypads: KeypadBusSimulator | None = None) -> None:
         self.layout = layout
+        # Windows with a simulated keypad are driven by its keys, as a clerk would.
+        self.keypads = keypads
+        self.pad_of = {d.window: d.address for d in layout.devices
+                       if isinstance(d, PadDevice) and keypads is not None and d.address in keypads.pads}
+        self.states: dict[int, WindowState] = {}
         self.mix = mix or TrafficMix()
         self.random = random.Random(seed)
         self.bus = Bus(settings, BusOptions(client_id="traffic", hall_id=layout.hall.id,
@@ -63,6 +73,7 @@ class TrafficGenerator:
         self.requests.listen(route("window_command"))
         self.requests.listen(route("rating"))
         self.bus.subscribe(route("rating_prompt"), self._on_prompt)
+        self.bus.subscribe(route("window_state"), self._on_state)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.kiosks = [d.id for d in layout.devices if isinstance(d, KioskDevice)] or ["K1"]
@@ -75,7 +86,8 @@ class TrafficGenerator:
         windows = [w.number for w in self.layout.windows][: self.mix.windows_open]
         self._spawn(self._arrivals, "arrivals")
         for number in windows:
-            self._spawn(self._clerk, f"window-{number}", number)
+            clerk = self._keypad_clerk if number in self.pad_of else self._clerk
+            self._spawn(clerk, f"window-{number}", number)
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,15 +150,67 @@ class TrafficGenerator:
             if self._command(window, WindowAction.FINISH).ok:
                 self.served += 1
 
+    def _on_state(self, inbound: Inbound[Any]) -> None:
+        self.states[inbound.payload.window] = inbound.payload
+
+    def _status(self, window: int) -> WindowStatus:
+        state = self.states.get(window)
+        return state.status if state else WindowStatus.CLOSED
+
+    def _wait_status(self, window: int, wanted: set[WindowStatus], timeout_s: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self._status(window) in wanted:
+                return True
+            self._stop.wait(0.05)
+        return False
+
+    def _keypad_clerk(self, window: int) -> None:
+        """A clerk at a window with a keypad: every action is a key press on the simulated bus."""
+        assert self.keypads is not None
+        pads, address = self.keypads, self.pad_of[window]
+        self._wait_status(window, set(WindowStatus), 5.0)  # the retained state, if any
+        if self._status(window) is WindowStatus.CLOSED:
+            pads.type(address, f"{window:04d}")  # clerk id + confirm: sign in
+            self._wait_status(window, {WindowStatus.IDLE}, 5.0)
+        if self._status(window) in (WindowStatus.CALLING, WindowStatus.SERVING):
+            pads.press(address, Key.RATE)  # left calling by an earlier run: finish it
+        while not self._stop.is_set():
+            pads.press(address, Key.NEXT)
+            if not self._wait_status(window, {WindowStatus.CALLING}):
+                self._stop.wait(1.0)
+                continue
+            if self.random.random() < self.mix.no_show_share:
+                self._sleep_minutes(1)
+                pads.type(address, "6")  # 弃号
+                continue
+            state = self.states.get(window)
+            promised = self.layout.service(state.service_id).promised_minutes if state and \
+                state.service_id else 10
+            if self._sleep_minutes(self.random.expovariate(1 / (0.6 * promised))):
+                break
+            pads.press(address, Key.RATE)  # finish and ask for a rating
+            if self._wait_status(window, {WindowStatus.IDLE}):
+                self.served += 1
+
     def _on_prompt(self, inbound: Inbound[Any]) -> None:
         prompt: RatingPrompt = inbound.payload
         if self.random.random() >= self.mix.rating_share:
             return
         level = self.random.choices([5, 4, 3, 2, 1], weights=self.mix.rating_weights)[0]
+        if self.keypads is not None and prompt.window in self.pad_of:
+            # The applicant presses a rating key on the window's pad.
+            threading.Timer(0.3, self._press_rating, args=(prompt.window, level)).start()
+            return
         rating = Rating(rating_id=_id(), prompt_id=prompt.prompt_id, window=prompt.window,
                         level=RatingLevel(level), rated_at=datetime.now(UTC))
         # Answered on paho's thread would deadlock the requester: rate from a thread of our own.
         threading.Thread(target=self._rate, args=(rating,), daemon=True).start()
+
+    def _press_rating(self, window: int, level: int) -> None:
+        if self.keypads is not None and not self._stop.is_set():
+            self.keypads.rate(self.pad_of[window], level)
+            self.rated += 1
 
     def _rate(self, rating: Rating) -> None:
         try:

@@ -25,9 +25,10 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
-from hall_devices.layout import Layout, PrinterDevice
+from hall_devices.layout import KeypadBusDevice, Layout, PadDevice, PrinterDevice
 from hall_devices.provision import provision
 from hall_devices.settings import Settings
+from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.printer import PrinterSimulator
 from hall_devices.traffic import TrafficGenerator, TrafficMix
 
@@ -112,6 +113,7 @@ class Hall:
         self.port = 0
         self.credentials: dict[str, str] = {}
         self.printers: list[PrinterSimulator] = []
+        self.keypads: list[KeypadBusSimulator] = []
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -158,6 +160,13 @@ class Hall:
                             f"printer-{device.id}.log")
                 print(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
                       f"({device.encoding}) at {sim.path}")
+            elif isinstance(device, KeypadBusDevice):
+                pads = [p.address for p in self.layout.members(device.id) if isinstance(p, PadDevice)]
+                bus = KeypadBusSimulator(devices / f"keypads-{device.id}", pads).start()
+                self.keypads.append(bus)
+                self._spawn(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
+                            f"pads-{device.id}.log")
+                print(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
 
     def start_clients(self) -> None:
         self.summary = Summary(self.settings_for("monitor"), self.layout)
@@ -172,7 +181,8 @@ class Hall:
               f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
-                                              TrafficMix(speed=self.options.speed))
+                                              TrafficMix(speed=self.options.speed),
+                                              keypads=self.keypads[0] if self.keypads else None)
             self.generator.start(15)
             print(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
 
@@ -208,6 +218,8 @@ class Hall:
             self.broker.stop()
         for sim in self.printers:
             sim.stop()
+        for bus in self.keypads:
+            bus.stop()
         print("stopped.")
 
 
