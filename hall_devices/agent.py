@@ -88,10 +88,12 @@ class SerialLink:
         self.last_error = None
         return True
 
-    def read(self, size: int = 512) -> bytes:
+    def read(self) -> bytes:
+        """What has arrived: waits up to the read timeout for the first byte, not for a full buffer."""
         port = self._require()
         try:
-            return bytes(port.read(size))
+            first = port.read(1)
+            return bytes(first + port.read(port.in_waiting)) if first else b""
         except PORT_FAILURES as exc:
             raise self._lost(exc) from exc
 

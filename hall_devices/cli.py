@@ -121,6 +121,21 @@ def _pads(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _leds(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.display.agent import LedAgent
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = LedAgent(settings, layout, args.bus, url=args.serial)
+    except (KeyError, ValueError) as exc:
+        print(f"LED 屏代理无法启动 / LED agent cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -212,6 +227,12 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pads.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
     pads.add_argument("--layout", type=Path)
     pads.set_defaults(run=_pads)
+
+    leds = roles.add_parser("leds", help="run the agent of a bus of LED screens")
+    leds.add_argument("--bus", required=True, help="led_bus device id in the layout")
+    leds.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    leds.add_argument("--layout", type=Path)
+    leds.set_defaults(run=_leds)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

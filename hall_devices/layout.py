@@ -151,6 +151,8 @@ class HallScreenDevice(_Strict):
     width: int = Field(256, ge=8, le=4096)
     height: int = Field(96, ge=8, le=2160)
     latest_calls: int = Field(5, ge=1, le=20)
+    notice: Text = Text(zh="请留意叫号，过号请到窗口说明；办事材料请以一次性告知为准。",
+                        en="Please listen for your number; if you missed it, tell the window.")
 
 
 class KeypadBusDevice(_SerialDevice):

@@ -1,0 +1,94 @@
+"""What the LED screens show, as text fitted to a screen's pixels; pure functions of state and time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hall_devices.contract import Call, QueueSummary, WindowState, WindowStatus
+from hall_devices.layout import Layout, Policy
+
+FONT_PX = 16  # the controllers' CJK font: 16×16, ASCII 8×16
+BREAK_AFTER = ("号", " ", "，", "、", "：")
+
+
+def text_width(text: str, font_px: int = FONT_PX) -> int:
+    return sum(font_px if ord(c) > 0x2E7F else font_px // 2 for c in text)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    lines: tuple[str, ...]
+    scroll: bool  # more than fits: the controller moves it left
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def _balanced_split(paragraph: str, width_px: int, font_px: int) -> tuple[str, str] | None:
+    """Two halves that both fit, split after a natural point, as even as possible."""
+    best: tuple[int, int] | None = None
+    for i, char in enumerate(paragraph[:-1]):
+        if char not in BREAK_AFTER:
+            continue
+        head, tail = paragraph[: i + 1].rstrip(), paragraph[i + 1:].lstrip()
+        wide = max(text_width(head, font_px), text_width(tail, font_px))
+        if wide <= width_px and (best is None or wide < best[0]):
+            best = (wide, i + 1)
+    return None if best is None else (paragraph[: best[1]].rstrip(), paragraph[best[1]:].lstrip())
+
+
+def _greedy(paragraph: str, width_px: int, font_px: int) -> list[str]:
+    lines, line = [], ""
+    for char in paragraph:
+        if line and text_width(line + char, font_px) > width_px:
+            lines.append(line)
+            line = ""
+        line += char
+    return [*lines, line]
+
+
+def fit(text: str, width_px: int, height_px: int, font_px: int = FONT_PX) -> Fitted:
+    """Break ``text`` into lines of the screen's width; scroll when they do not all fit."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        if text_width(paragraph, font_px) <= width_px:
+            lines.append(paragraph)
+            continue
+        halves = _balanced_split(paragraph, width_px, font_px)
+        lines += list(halves) if halves else _greedy(paragraph, width_px, font_px)
+    rows = max(1, height_px // font_px)
+    if len(lines) <= rows:
+        return Fitted(tuple(lines), scroll=False)
+    return Fitted((text.replace("\n", " "),), scroll=True)
+
+
+def window_text(state: WindowState, policy: Policy, now: datetime) -> str:
+    """The window screen: the call, who is served, a pause notice, or a welcome."""
+    if state.status is WindowStatus.CALLING and state.ticket_number:
+        return f"请{state.ticket_number}号到{state.window}号窗口"
+    if state.status is WindowStatus.SERVING and state.ticket_number:
+        return f"正在办理\n{state.ticket_number}号"
+    if state.status is WindowStatus.PAUSED:
+        if now - state.since >= timedelta(minutes=policy.long_pause_minutes):
+            return policy.long_pause_notice.zh  # seed rule: staff away 20+ min
+        return state.pause_reason or "暂停服务"
+    if state.status is WindowStatus.CLOSED:
+        return "暂停服务"
+    return f"欢迎光临\n{state.name.zh}"
+
+
+def hall_calls_text(calls: list[Call]) -> str:
+    return "\n".join(call.text.zh for call in calls) or "欢迎光临"
+
+
+def hall_waiting_text(layout: Layout, summary: QueueSummary | None) -> str:
+    """Waiting per department group (its ticket letter)."""
+    if summary is None:
+        return ""
+    per_prefix: dict[str, int] = {}
+    for row in summary.services:
+        per_prefix[row.prefix] = per_prefix.get(row.prefix, 0) + row.waiting
+    names = {s.prefix: layout.department(s.department).name.zh for s in layout.services}
+    return " ".join(f"{names[p]}({p}) 等候{n}人" for p, n in sorted(per_prefix.items()) if n)

@@ -1,0 +1,152 @@
+"""LED controllers on a pty: BX-5K/6K (checked CRC and escapes, ACK/NACK) or EQ2023 text.
+
+Keeps each address's current text per area, readable by tests and shown by the demo. Switches:
+``silent`` (no replies), ``corrupt`` (address → how many of its next frames arrive damaged by line
+noise: a CRC error and a NACK), ``baud`` paces reading like a UART.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hall_devices.display import bx, eq
+from hall_devices.sim.port import VirtualPort
+
+
+@dataclass
+class AreaText:
+    text: str
+    width: int
+    height: int
+    display_mode: int
+
+
+@dataclass
+class Controller:
+    address: int
+    areas: dict[int, AreaText] = field(default_factory=dict)
+    frames: int = 0
+    nacks: int = 0
+    updated_at: float = 0.0
+
+
+@dataclass
+class LedSwitches:
+    silent: bool = False
+    corrupt: dict[int, int] = field(default_factory=dict)
+
+
+class LedBusSimulator:
+    def __init__(self, path: Path, protocol: str, addresses: list[int], baud: int | None = None) -> None:
+        self.port = VirtualPort(path)
+        self.protocol = protocol
+        self.baud = baud
+        self.controllers = {a: Controller(a) for a in addresses}
+        self.switches = LedSwitches()
+        self.bad_frames = 0
+        self._bx = bx.BxDecoder()
+        self._eq = eq.EqDecoder()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sim-led {path.name}", daemon=True)
+
+    @property
+    def path(self) -> Path:
+        return self.port.path
+
+    def start(self) -> LedBusSimulator:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.port.close()
+
+    def text(self, address: int, area: int = 0) -> str:
+        """What the screen shows in an area, line-padding spaces folded."""
+        shown = self.controllers[address].areas.get(area)
+        return re.sub(r" {2,}", "\n", shown.text).strip() if shown else ""
+
+    def wait(self, predicate: object, timeout_s: float = 5.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data = self.port.read(0.05)
+            if not data:
+                continue
+            if self.baud:
+                time.sleep(len(data) * 10 / self.baud)
+            if self.protocol == "bx":
+                self._bx_bytes(data)
+            else:
+                self._eq_bytes(data)
+
+    def _eq_bytes(self, data: bytes) -> None:
+        for item in self._eq.feed(data):
+            if isinstance(item, eq.EqGarbage):
+                self.bad_frames += 1
+                continue
+            targets = self.controllers.values() if item.address == eq.BROADCAST else [
+                c for c in self.controllers.values() if c.address == item.address]
+            for controller in targets:
+                self._show(controller, {0: AreaText(item.text, 0, 0, 1)})
+
+    def _bx_bytes(self, data: bytes) -> None:
+        for item in self._bx.feed(data):
+            if isinstance(item, bx.BxFrame) and self.switches.corrupt.get(item.header.destination):
+                self.switches.corrupt[item.header.destination] -= 1
+                damaged = bytearray(item.encode())
+                damaged[-4] ^= 0x01  # line noise in the last data byte: the CRC no longer matches
+                (item,) = bx.BxDecoder().feed(bytes(damaged))
+            if isinstance(item, bx.BadFrame):
+                self.bad_frames += 1
+                address = item.header.destination if item.header else None
+                if item.crc_error and address in self.controllers:
+                    self.controllers[address].nacks += 1
+                    self._reply(address, bx.ErrorCode.CRC_ERROR)
+                continue
+            self._bx_frame(item)
+
+    def _bx_frame(self, frame: bx.BxFrame) -> None:
+        address = frame.header.destination
+        targets = list(self.controllers.values()) if address in (bx.BROADCAST, bx.BROADCAST_REPLY) else (
+            [self.controllers[address]] if address in self.controllers else [])
+        if not targets:
+            return
+        wants_reply = len(frame.data) > 2 and frame.data[2] == 0x01 and address != bx.BROADCAST
+        if frame.command != (0xA3, 0x06):
+            if wants_reply:
+                self._reply(address, bx.ErrorCode.NO_SUCH_COMMAND)
+            return
+        try:
+            areas = bx.parse_dynamic_area(frame.data)
+        except bx.BxError:
+            if wants_reply:
+                self._reply(address, bx.ErrorCode.NO_SUCH_COMMAND)
+            return
+        shown = {a.area_id: AreaText(a.text.decode("gbk", errors="replace"), a.width, a.height,
+                                     a.display_mode) for a in areas}
+        for controller in targets:
+            self._show(controller, shown)
+        if wants_reply:
+            self._reply(address, bx.ErrorCode.OK)
+
+    def _show(self, controller: Controller, areas: dict[int, AreaText]) -> None:
+        with self._changed:
+            controller.areas.update(areas)
+            controller.frames += 1
+            controller.updated_at = time.monotonic()
+            self._changed.notify_all()
+
+    def _reply(self, address: int, code: bx.ErrorCode) -> None:
+        if self.switches.silent:
+            return
+        reply = bx.BxFrame(bx.Header(bx.PC_ADDRESS, source=address), bx.reply_data(code))
+        self.port.write(reply.encode())

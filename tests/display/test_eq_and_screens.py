@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hall_devices.contract import Text, WindowState, WindowStatus
+from hall_devices.display import eq
+from hall_devices.display.screens import fit, window_text
+from hall_devices.layout import Policy
+
+
+def test_eq_published_example() -> None:
+    raw = eq.encode(1, [[(eq.Colour.RED, "测"), (eq.Colour.GREEN, "试信"), (eq.Colour.YELLOW, "息！")]])
+    assert raw == "!#001%1测%2试信%3息！$$".encode("gbk")
+    (message,) = eq.EqDecoder().feed(raw)
+    assert isinstance(message, eq.EqMessage) and message.address == 1 and message.text == "测试信息！"
+
+
+def test_eq_lines_broadcast_and_errors() -> None:
+    raw = eq.plain(eq.BROADCAST, "请A001号\n到3号窗口", eq.Colour.RED)
+    assert raw == "!#999%1请A001号\r\n%1到3号窗口$$".encode("gbk")
+    with pytest.raises(eq.EqError, match="end mark"):
+        eq.plain(1, "a$$b")
+    with pytest.raises(eq.EqError, match="000-999"):
+        eq.plain(1000, "x")
+    assert eq.plain(2, "50%3") == "!#00250％3$$".encode("gbk")  # not read as a colour code
+
+
+@given(st.text(alphabet="请号到窗口暂停服务ABC0123456789 ，", max_size=30), st.integers(0, 999))
+def test_eq_round_trip(text: str, address: int) -> None:
+    decoder = eq.EqDecoder()
+    out = decoder.feed(b"noise" + eq.plain(address, text))
+    message = out[-1]
+    assert isinstance(message, eq.EqMessage) and message.text == text and message.address == address
+
+
+@given(st.binary(max_size=200))
+def test_eq_random_bytes(data: bytes) -> None:
+    for item in eq.EqDecoder().feed(data):
+        assert isinstance(item, eq.EqMessage | eq.EqGarbage)
+
+
+def state(status: WindowStatus, minutes_ago: float = 0, number: str | None = None,
+          reason: str | None = None) -> WindowState:
+    return WindowState(window=3, name=Text(zh="企业开办 3", en="Company 3"), status=status,
+                       since=datetime.now(UTC) - timedelta(minutes=minutes_ago), ticket_number=number,
+                       pause_reason=reason)
+
+
+@pytest.mark.parametrize(("window", "shown"), [
+    (state(WindowStatus.CALLING, number="A001"), "请A001号到3号窗口"),
+    (state(WindowStatus.SERVING, number="A001"), "正在办理\nA001号"),
+    (state(WindowStatus.PAUSED), "暂停服务"),
+    (state(WindowStatus.PAUSED, reason="午间休息"), "午间休息"),
+    (state(WindowStatus.PAUSED, minutes_ago=21, reason="午间休息"), "临时有事，请稍候"),
+    (state(WindowStatus.CLOSED), "暂停服务"),
+    (state(WindowStatus.IDLE), "欢迎光临\n企业开办 3"),
+])
+def test_window_texts(window: WindowState, shown: str) -> None:
+    assert window_text(window, Policy(), datetime.now(UTC)) == shown
+
+
+def test_fitting_to_the_screen() -> None:
+    assert fit("请A001号到3号窗口", 128, 32).lines == ("请A001号", "到3号窗口")
+    assert fit("请A001号到3号窗口", 160, 16).lines == ("请A001号到3号窗口",)
+    wide = fit("请A001号到3号窗口", 64, 16)
+    assert wide.scroll and wide.lines == ("请A001号到3号窗口",)
