@@ -99,7 +99,8 @@ class LedBusSimulator:
                 self._show(controller, {0: AreaText(item.text, 0, 0, 1)})
 
     def _bx_bytes(self, data: bytes) -> None:
-        for item in self._bx.feed(data):
+        for decoded in self._bx.feed(data):
+            item = decoded
             if isinstance(item, bx.BxFrame) and self.switches.corrupt.get(item.header.destination):
                 self.switches.corrupt[item.header.destination] -= 1
                 damaged = bytearray(item.encode())
