@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -136,6 +137,61 @@ def _leds(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _announcer(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.display.voice_agent import AnnouncerAgent
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = AnnouncerAgent(settings, layout, args.id, output=args.output, voice=args.voice,
+                               segments=args.segments)
+    except (KeyError, ValueError) as exc:
+        print(f"语音播报无法启动 / announcer cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
+def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from hall_devices.bus import Bus, BusOptions
+    from hall_devices.display.hall_window import HallScreenWindow, bind
+    from hall_devices.layout import HallScreenDevice
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    device = layout.device(args.id) if any(d.id == args.id for d in layout.devices) else None
+    if not isinstance(device, HallScreenDevice):
+        print(f"{args.id!r} is not a hall_screen of the layout", file=sys.stderr)
+        return 1
+    app = QApplication(sys.argv[:1])
+    window = HallScreenWindow(layout, device)
+    bus = Bus(settings, BusOptions(client_id=device.id, hall_id=layout.hall.id, device_id=device.id,
+                                   device_kind="hall_screen"))
+    bind(window, bus)
+    bus.start(None)
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    pulse = QTimer()  # lets Python run its signal handlers while Qt's loop runs
+    pulse.timeout.connect(lambda: None)
+    pulse.start(200)
+    if args.windowed:
+        window.resize(device.width // 2, device.height // 2)
+        window.show()
+    else:
+        window.showFullScreen()
+    try:
+        return app.exec()
+    finally:
+        bus.stop()
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -157,8 +213,9 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout)
     if layout is None:
         return 1
+    display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
-                                    args.speed, args.duration))
+                                    args.speed, args.duration, screens=display))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,6 +290,20 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     leds.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
     leds.add_argument("--layout", type=Path)
     leds.set_defaults(run=_leds)
+
+    voice = roles.add_parser("announcer", help="run the voice announcer")
+    voice.add_argument("--id", required=True, help="announcer device id in the layout")
+    voice.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
+    voice.add_argument("--voice", default="cmn", help="espeak-ng voice (cmn: Mandarin)")
+    voice.add_argument("--segments", type=Path, help="folder of recorded WAV words instead of espeak-ng")
+    voice.add_argument("--layout", type=Path)
+    voice.set_defaults(run=_announcer)
+
+    screen = roles.add_parser("hall-screen", help="run an LCD/TV hall screen (PyQt6 window)")
+    screen.add_argument("--id", required=True, help="hall_screen device id (one without an LED bus)")
+    screen.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    screen.add_argument("--layout", type=Path)
+    screen.set_defaults(run=_hall_screen)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

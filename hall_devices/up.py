@@ -25,10 +25,20 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
-from hall_devices.layout import KeypadBusDevice, Layout, PadDevice, PrinterDevice
+from hall_devices.layout import (
+    AnnouncerDevice,
+    HallScreenDevice,
+    KeypadBusDevice,
+    Layout,
+    LedBusDevice,
+    PadDevice,
+    PrinterDevice,
+    WindowScreenDevice,
+)
 from hall_devices.provision import provision
 from hall_devices.settings import Settings
 from hall_devices.sim.keypad import KeypadBusSimulator
+from hall_devices.sim.led import LedBusSimulator
 from hall_devices.sim.printer import PrinterSimulator
 from hall_devices.traffic import TrafficGenerator, TrafficMix
 
@@ -98,6 +108,7 @@ class UpOptions:
     traffic: bool = True
     speed: float = 60.0
     duration_s: float | None = None
+    screens: bool = False  # windows (TV hall screen, kiosk) when a display is available
 
 
 class Hall:
@@ -114,6 +125,7 @@ class Hall:
         self.credentials: dict[str, str] = {}
         self.printers: list[PrinterSimulator] = []
         self.keypads: list[KeypadBusSimulator] = []
+        self.screens: list[LedBusSimulator] = []
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -167,6 +179,24 @@ class Hall:
                 self._spawn(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
                             f"pads-{device.id}.log")
                 print(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
+            elif isinstance(device, LedBusDevice):
+                addresses = [d.address for d in self.layout.members(device.id)
+                             if isinstance(d, WindowScreenDevice | HallScreenDevice)]
+                leds = LedBusSimulator(devices / f"leds-{device.id}", device.protocol, addresses).start()
+                self.screens.append(leds)
+                self._spawn(device.id, ["leds", "--bus", device.id, "--serial", str(leds.path)],
+                            f"leds-{device.id}.log")
+                print(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
+                      f"{leds.path}")
+            elif isinstance(device, AnnouncerDevice):
+                voice = self.options.data_dir / "voice"
+                self._spawn(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
+                            f"announcer-{device.id}.log")
+                print(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+            elif isinstance(device, HallScreenDevice) and device.bus is None and self.options.screens:
+                self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
+                            f"hall-screen-{device.id}.log")
+                print(f"hall screen {device.id}: a window on this display")
 
     def start_clients(self) -> None:
         self.summary = Summary(self.settings_for("monitor"), self.layout)
@@ -191,7 +221,9 @@ class Hall:
         while not stop.wait(2.0):
             if self.summary:
                 printed = sum(len(sim.tickets) for sim in self.printers)
-                print(f"{self.summary.line(self.generator)}  打印 printed {printed}", flush=True)
+                screen = next((s for s in self.screens if 1 in s.controllers), None)
+                led = f"  1号窗口屏 window 1 LED: {screen.text(1).replace(chr(10), ' ')}" if screen else ""
+                print(f"{self.summary.line(self.generator)}  打印 printed {printed}{led}", flush=True)
             if deadline and time.monotonic() > deadline:
                 return
             for child in self.children:
@@ -220,6 +252,8 @@ class Hall:
             sim.stop()
         for bus in self.keypads:
             bus.stop()
+        for leds in self.screens:
+            leds.stop()
         print("stopped.")
 
 

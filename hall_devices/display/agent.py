@@ -162,7 +162,8 @@ class LedAgent:
         pending = [s for s in self.screens.values() if s.wanted is not None and s.wanted != s.shown]
         if not pending:
             return False
-        screen = min(pending, key=lambda s: s.failures)
+        # The call at the window first: a hall screen's long frame can wait its turn.
+        screen = min(pending, key=lambda s: (s.failures, isinstance(s.device, HallScreenDevice)))
         frame = screen.wanted
         assert frame is not None
         try:

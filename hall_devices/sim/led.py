@@ -32,6 +32,7 @@ class Controller:
     frames: int = 0
     nacks: int = 0
     updated_at: float = 0.0
+    last_size: int = 0  # bytes of the last frame shown, as on the wire
 
 
 @dataclass
@@ -135,6 +136,7 @@ class LedBusSimulator:
         shown = {a.area_id: AreaText(a.text.decode("gbk", errors="replace"), a.width, a.height,
                                      a.display_mode) for a in areas}
         for controller in targets:
+            controller.last_size = len(frame.encode())
             self._show(controller, shown)
         if wants_reply:
             self._reply(address, bx.ErrorCode.OK)

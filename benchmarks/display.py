@@ -1,0 +1,138 @@
+"""Display benchmark: a window's Next → the complete LED frame at the screen, against its limits.
+
+Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600]
+
+The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
+the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Next to the
+figure, measured in the same run: the frame's wire time (bits ÷ baud) and a raw MQTT hop (one
+publish → one delivery through the same broker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.support import HALL, broker, pct, role
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
+from hall_devices.layout import load_layout
+from hall_devices.requests import NoReplyError, Requester
+from hall_devices.sim.led import LedBusSimulator
+
+LAYOUT = Path(__file__).resolve().parent.parent / "examples" / "hall.toml"
+
+
+def client(settings: object, user: str) -> tuple[Bus, Requester]:
+    bus = Bus(settings, BusOptions(client_id=f"bench-{user}-{uuid.uuid4().hex[:4]}", hall_id=HALL,  # type: ignore[arg-type]
+                                   device_id=user, device_kind="bench"))
+    return bus, Requester(bus)
+
+
+def raw_hop(hall: object, count: int) -> list[float]:
+    """One-way: publish a call-sized message, time its delivery to another client."""
+    got = threading.Event()
+    arrived: list[float] = []
+
+    def on(_m: Inbound[object]) -> None:
+        arrived.append(time.perf_counter())
+        got.set()
+
+    sender, _ = client(hall.settings("coordinator"), "coordinator")  # type: ignore[attr-defined]
+    receiver, _ = client(hall.settings("monitor"), "monitor")  # type: ignore[attr-defined]
+    receiver.subscribe(route("window_state"), on, window=99)
+    sender.start()
+    receiver.start()
+    from datetime import UTC, datetime
+
+    from hall_devices.contract import Text, WindowState, WindowStatus
+
+    state = WindowState(window=99, name=Text(zh="测", en="t"), status=WindowStatus.CALLING,
+                        since=datetime.now(UTC), ticket_number="A001")
+    hops = []
+    for _ in range(count):
+        got.clear()
+        sent = time.perf_counter()
+        sender.publish(route("window_state"), state, window=99)
+        got.wait(5)
+        hops.append((arrived[-1] - sent) * 1000)
+    sender.stop()
+    receiver.stop()
+    return hops
+
+
+def shown(leds: LedBusSimulator, text: str, frames_before: int) -> None:
+    """Wait until window 3's screen has taken a new frame showing ``text``."""
+    screen = leds.controllers[3]
+    if not leds.wait(lambda: text in leds.text(3) and screen.frames > frames_before, 10):
+        raise TimeoutError(f"window 3's screen never showed {text!r}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--baud", type=int, default=9600)
+    args = parser.parse_args()
+    layout = load_layout(LAYOUT)
+    with tempfile.TemporaryDirectory(prefix="hall-bench-display-") as tmp, broker(Path(tmp)) as hall:
+        addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
+        leds = LedBusSimulator(Path(tmp) / "dev" / "leds", "bx", addresses, baud=args.baud).start()
+        store = f"sqlite:///{Path(tmp) / 'store.sqlite3'}"
+        with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), \
+                role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
+            hops = raw_hop(hall, args.calls)
+            kiosk, tickets = client(hall.settings("K1"), "K1")
+            pads, windows = client(hall.settings("KB1"), "KB1")
+            tickets.listen(route("ticket_request"), kiosk="K1")
+            windows.listen(route("window_command"), window=3)
+            kiosk.start()
+            pads.start()
+
+            def command(action: WindowAction, **fields: str) -> bool:
+                reply = windows.call(route("window_command"), WindowCommand(
+                    command_id=uuid.uuid4().hex, action=action, **fields), 10, window=3)
+                return reply.ok
+
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:  # the coordinator may not have subscribed yet
+                try:
+                    if command(WindowAction.LOGIN, clerk_id="0301"):
+                        break
+                except NoReplyError:
+                    continue
+            time.sleep(3)  # the agent's first writes of every screen at 9600 baud
+            latencies, wire = [], []
+            for _ in range(args.calls):
+                reply = tickets.call(route("ticket_request"), TicketRequest(
+                    command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
+                number = reply.ticket.number  # type: ignore[attr-defined]
+                screen = leds.controllers[3]
+                before = screen.frames
+                sent = time.monotonic()
+                command(WindowAction.NEXT)
+                shown(leds, number, before)
+                latencies.append((screen.updated_at - sent) * 1000)
+                wire.append(screen.last_size * 10 / args.baud * 1000)
+                command(WindowAction.FINISH)
+                shown(leds, "欢迎", before + 1)
+            kiosk.stop()
+            pads.stop()
+        leds.stop()
+    print(f"raw MQTT hop through the same broker: p50 {statistics.median(hops):.2f} ms, "
+          f"p99 {pct(hops, 99):.2f} ms ({len(hops)} messages)")
+    print(f"window Next → complete LED frame at the screen ({args.baud} baud): p50 "
+          f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms ({len(latencies)} calls); "
+          f"the frame's wire time (limit) {statistics.median(wire):.1f} ms for "
+          f"{statistics.median(wire) * args.baud / 10000:.0f} bytes")
+
+
+if __name__ == "__main__":
+    main()

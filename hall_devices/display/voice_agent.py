@@ -1,0 +1,59 @@
+"""The announcer agent: calls from MQTT to the announcer's queue, and the agent's status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import Call, DeviceState, route
+from hall_devices.display.announcer import (
+    Announcer,
+    EspeakSpeaker,
+    Output,
+    Player,
+    SegmentSpeaker,
+    Speaker,
+    WavFolder,
+)
+from hall_devices.layout import AnnouncerDevice, Layout
+from hall_devices.settings import Settings
+
+
+def make_output(spec: str) -> Output | None:
+    """``off``, ``wav:FOLDER`` or ``device[:NAME]`` (played with aplay)."""
+    if spec == "off":
+        return None
+    if spec.startswith("wav:"):
+        return WavFolder(Path(spec.removeprefix("wav:")))
+    if spec == "device" or spec.startswith("device:"):
+        return Player(device=spec.partition(":")[2] or "default")
+    raise ValueError(f"output {spec!r}: use off, wav:FOLDER or device[:NAME]")
+
+
+class AnnouncerAgent:
+    def __init__(self, settings: Settings, layout: Layout, device_id: str, *, output: str | None = None,
+                 voice: str = "cmn", segments: Path | None = None) -> None:
+        device = layout.device(device_id)
+        if not isinstance(device, AnnouncerDevice):
+            raise ValueError(f"device {device_id!r} is a {device.kind}, not an announcer")
+        speaker: Speaker = SegmentSpeaker(segments) if segments else EspeakSpeaker(voice)
+        spec = output or ("device" if device.output == "default" else device.output)
+        self.announcer = Announcer(speaker, make_output(spec), repeat=device.repeat)
+        self.bus = Bus(settings, BusOptions(client_id=device_id, hall_id=layout.hall.id,
+                                            device_id=device_id, device_kind="announcer"))
+        self.bus.subscribe(route("call"), self._on_call)
+
+    def _on_call(self, inbound: Inbound[Any]) -> None:
+        call: Call = inbound.payload
+        self.announcer.announce(call)  # only queued here: speaking happens on its own thread
+
+    def start(self, wait_s: float | None = 10.0) -> None:
+        self.announcer.start()
+        self.bus.start(wait_s)
+        off = self.announcer.output is None
+        self.bus.set_status(DeviceState.OK, detail="switched off" if off else None)
+
+    def stop(self) -> None:
+        self.bus.stop()
+        self.announcer.stop()
