@@ -192,6 +192,52 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         bus.stop()
 
 
+def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    from hall_devices.kiosk.app import KioskWindow
+    from hall_devices.kiosk.link import KioskLink
+    from hall_devices.kiosk.scanner import ScannerReader
+    from hall_devices.layout import KioskDevice
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    kiosk = next((d for d in layout.devices if isinstance(d, KioskDevice) and d.id == args.id), None)
+    if kiosk is None:
+        print(f"{args.id!r} is not a kiosk of the layout", file=sys.stderr)
+        return 1
+    app = QApplication(sys.argv[:1])
+    link = KioskLink(settings, layout, kiosk)
+    window = KioskWindow(layout, kiosk, link)
+    app.installEventFilter(window)
+    scanner_url = args.scanner or kiosk.scanner_serial
+    scanner = ScannerReader(scanner_url) if scanner_url else None
+    if scanner is not None:
+        scanner.scanned.connect(window.check_in)
+        scanner.start()
+    link.start()
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    pulse = QTimer()  # lets Python run its signal handlers while Qt's loop runs
+    pulse.timeout.connect(lambda: None)
+    pulse.start(200)
+    if args.windowed:
+        window.resize(540, 960)
+        window.show()
+    else:
+        window.showFullScreen()
+    try:
+        return app.exec()
+    finally:
+        if scanner is not None:
+            scanner.stop()
+        link.stop()
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -304,6 +350,13 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     screen.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     screen.add_argument("--layout", type=Path)
     screen.set_defaults(run=_hall_screen)
+
+    kiosk = roles.add_parser("kiosk", help="run a touch kiosk (PyQt6)")
+    kiosk.add_argument("--id", required=True, help="kiosk device id in the layout")
+    kiosk.add_argument("--scanner", help="the barcode scanner's serial URL instead of the layout's")
+    kiosk.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    kiosk.add_argument("--layout", type=Path)
+    kiosk.set_defaults(run=_kiosk)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

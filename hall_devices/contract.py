@@ -158,7 +158,7 @@ class Channel(StrEnum):
 
 class TicketRequest(Payload):
     command_id: CommandId
-    service_id: str
+    service_id: str | None = Field(None, description="may be left out for an appointment: its booking has it")
     ticket_class: Literal[TicketClass.NORMAL, TicketClass.PRIORITY, TicketClass.APPOINTMENT] = (
         TicketClass.NORMAL
     )

@@ -77,6 +77,8 @@ def users_for(layout: Layout, demo: bool = False) -> list[User]:
                                          route("queue_summary").filter(hall=hall),
                                          route("device_status").filter(hall=hall)],
                         write=[route("ticket_request").topic(hall=hall, kiosk=device.id)])
+            if device.printer:  # to tell the applicant when the ticket did not print
+                user.read.append(route("print_result").topic(hall=hall, printer=device.printer))
         elif isinstance(device, PrinterDevice):
             user = User(device.id, read=[route("print_job").topic(hall=hall, printer=device.id)],
                         write=[route("print_result").topic(hall=hall, printer=device.id)])

@@ -116,29 +116,34 @@ class Engine:
         if kiosk not in self._kiosks:
             raise EngineError("unknown_kiosk", f"unknown kiosk {kiosk!r}")
         ticket_class = TicketClass(req.ticket_class)
+        service_id = req.service_id
         if ticket_class is TicketClass.APPOINTMENT:
-            ticket_class = self._check_in(req, now)
+            ticket_class, service_id = self._check_in(req, now)
+        if service_id is None:
+            raise EngineError("missing_service", "a ticket needs a service")
         outcome = Outcome()
-        ticket = self._issue(outcome, req.service_id, ticket_class, now=now, token=token, kiosk=kiosk,
-                             appointment=req.appointment_code)
+        code = req.appointment_code if req.ticket_class is TicketClass.APPOINTMENT else None
+        ticket = self._issue(outcome, service_id, ticket_class, now=now, token=token, kiosk=kiosk,
+                             appointment=code)
         job_id = self._print(outcome, ticket, kiosk, now=now) if req.paper else None
         outcome.reply = TicketReply(command_id=req.command_id, ok=True,
                                     ticket=self.views.ticket(self.state, ticket), print_job_id=job_id)
         return outcome
 
-    def _check_in(self, req: TicketRequest, now: datetime) -> TicketClass:
+    def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str]:
         code = req.appointment_code
         booking = self.state.appointments.get(code or "")
         if booking is None:
             raise EngineError("unknown_appointment", f"unknown appointment code {code!r}")
         if booking.used_by is not None:
             raise EngineError("appointment_used", f"appointment {code} was already checked in")
-        if booking.service_id != req.service_id:
+        if req.service_id is not None and booking.service_id != req.service_id:
             raise EngineError("appointment_service", f"appointment {code} is for service "
                               f"{booking.service_id!r}, not {req.service_id!r}")
         early = booking.slot_start - timedelta(minutes=self.policy.appointment_early_minutes)
         late = booking.slot_end + timedelta(minutes=self.policy.appointment_late_minutes)
-        return TicketClass.APPOINTMENT if early <= now <= late else TicketClass.NORMAL
+        in_slot = early <= now <= late
+        return (TicketClass.APPOINTMENT if in_slot else TicketClass.NORMAL), booking.service_id
 
     def _issue(self, outcome: Outcome, service_id: str, ticket_class: TicketClass, *, now: datetime,
                token: str, kiosk: str | None, appointment: str | None = None,
@@ -158,7 +163,7 @@ class Engine:
         self.commit(outcome, ev.TicketIssued(
             at=now, ticket_id=ticket_id, number=number, prefix=service.prefix, seq=seq, day=day,
             service_id=service.id, ticket_class=ticket_class, token=token, kiosk_id=kiosk,
-            appointment_code=appointment if ticket_class is TicketClass.APPOINTMENT else None,
+            appointment_code=appointment,
             staff_id=staff))
         outcome.dirty_windows.update(self.services.windows_of[service.id])
         outcome.queue_changed = True

@@ -40,7 +40,7 @@ class PrinterAgent:
         self.poll_interval_s = poll_interval_s
         # A faulted printer is asked often, so its kiosk prints again soon after paper is loaded.
         self.fault_poll_interval_s = fault_poll_interval_s
-        self._jobs: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._jobs: queue.Queue[Inbound[Any] | None] = queue.Queue()  # None: poll the status now
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"printer {printer_id}", daemon=True)
         self._published: PrinterStatus | None = None
@@ -54,8 +54,13 @@ class PrinterAgent:
         self._thread.start()
         self.bus.start(wait_s)
 
+    def request_poll(self) -> None:
+        """Ask the printer's status at once instead of at the next interval."""
+        self._jobs.put(None)
+
     def stop(self) -> None:
         self._stop.set()
+        self._jobs.put(None)  # wake the worker from its wait
         self._thread.join(timeout=10)
         self.bus.stop()
         self.runner.close()
@@ -66,6 +71,10 @@ class PrinterAgent:
             try:
                 job = self._jobs.get(timeout=max(0.0, next_poll - time.monotonic()))
             except queue.Empty:
+                job = None
+            if self._stop.is_set():
+                return
+            if job is None:
                 try:
                     self._publish_status(self.runner.poll())
                 except Exception:  # keep polling whatever happened this time

@@ -128,7 +128,7 @@ class Hall:
 
     # --- as the devices do ----------------------------------------------------------------------
 
-    def take(self, service_id: str, ticket_class: str = "normal", code: str | None = None,
+    def take(self, service_id: str | None, ticket_class: str = "normal", code: str | None = None,
              paper: bool = False, command_id: str | None = None) -> TicketReply:
         request = TicketRequest(command_id=command_id or cid(), service_id=service_id,
                                 ticket_class=ticket_class, appointment_code=code,  # type: ignore[arg-type]

@@ -174,8 +174,9 @@ def test_class_order(hall: Hall) -> None:
     hall.ok(4, "transfer", target_service="passport")
     green = hall.staff("issue_green", service_id="passport")
     assert green.ok and green.ticket and green.ticket.ticket_class is TicketClass.GREEN
-    appointment = hall.take("passport", "appointment", code="YY2026")
+    appointment = hall.take(None, "appointment", code="YY2026")  # scanned: the booking has the service
     assert appointment.ticket and appointment.ticket.ticket_class is TicketClass.APPOINTMENT
+    assert appointment.ticket.service_id == "passport"
     assert error_code(hall.take("passport", "appointment", code="YY2026")) == "appointment_used"
     assert error_code(hall.take("passport", "appointment", code="NOPE")) == "unknown_appointment"
     hall.ok(6, "login", clerk_id="Z0601")
@@ -193,6 +194,7 @@ def test_appointment_outside_its_slot_is_normal(hall: Hall) -> None:
                slot_start=slot, slot_end=slot + timedelta(minutes=30))
     early = hall.take("passport", "appointment", code="LATE1")
     assert early.ticket and early.ticket.ticket_class is TicketClass.NORMAL
+    assert error_code(hall.take("passport", "appointment", code="LATE1")) == "appointment_used"
     wrong = hall.staff("book_appointment", appointment_code="X2", service_id="passport",
                        slot_start=slot, slot_end=slot)
     assert error_code(wrong) == "bad_slot"

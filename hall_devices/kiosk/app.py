@@ -1,0 +1,341 @@
+"""The touch kiosk: departments → services (or search) → service page → number; appointment check-in.
+
+Portrait 1080×1920. Everything it knows arrives as Qt signals from :class:`KioskLink`; widgets are
+touched on the GUI thread only. Honest states: when the coordinator cannot be reached no number is
+issued; when the printer cannot print, the number is shown with its QR code or the applicant is sent
+to the information desk (the layout's ``paper_out_fallback``); a failed print is shown.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hall_devices.bus import BusError
+from hall_devices.contract import PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
+from hall_devices.kiosk.link import KioskLink
+from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
+from hall_devices.kiosk.search import build_index, search
+from hall_devices.kiosk.texts import tr
+from hall_devices.layout import KioskDevice, Layout, Service
+
+
+class KioskWindow(QWidget):
+    def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *, idle_s: float = 60.0,
+                 result_s: float = 20.0) -> None:
+        super().__init__()
+        self.layout_ = layout
+        self.kiosk = kiosk
+        self.link = link
+        self.lang = "zh"
+        self.summary: QueueSummary | None = None
+        self.index = build_index(layout)
+        self.query = ""
+        self.code = ""
+        self.shown_ticket: TicketInfo | None = None
+        self.shown_job: str | None = None
+        self.page_name = "home"
+        self._last_page: tuple[str, Any] = ("home", None)
+        self.typed = QLabel()
+        self.results = QVBoxLayout()
+        self.check_in_button = QPushButton()
+        self._busy = False
+        self.setWindowTitle(f"{layout.hall.name.zh} 取号机 {kiosk.id}")
+        self.setStyleSheet("QWidget { background: #f4f7fb; color: #10243e; } "
+                           "QPushButton { background: #1f5fbf; color: white; border-radius: 12px; "
+                           "padding: 12px; } QPushButton:disabled { background: #9aa7b8; }")
+        self.header = label(layout.hall.name.zh, points=26, bold=True, center=True)
+        self.lang_button = button(tr("language", "zh"), self.toggle_language, points=20, name="lang")
+        self.home_button = button(tr("home", "zh"), self.show_home, points=20, name="home")
+        self.banner = label(points=22, bold=True, center=True)
+        self.banner.setObjectName("banner")
+        self.banner.setStyleSheet("background: #b3261e; color: white; padding: 16px;")
+        self.banner.hide()
+        self.page = Page()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.page)
+        top = QHBoxLayout()
+        top.addWidget(self.home_button)
+        top.addWidget(self.header, 1)
+        top.addWidget(self.lang_button)
+        outer = QVBoxLayout(self)
+        outer.addLayout(top)
+        outer.addWidget(self.banner)
+        outer.addWidget(self.stack, 1)
+        self.idle = QTimer(self)
+        self.idle.setSingleShot(True)
+        self.idle.timeout.connect(self.show_home)
+        self.idle_ms, self.result_ms = int(idle_s * 1000), int(result_s * 1000)
+        link.summary_changed.connect(self.on_summary)
+        link.coordinator_changed.connect(self.on_availability)
+        link.printer_changed.connect(lambda _ok: self.on_availability(None))
+        link.ticket_answered.connect(self.on_ticket)
+        link.print_finished.connect(self.on_print)
+        self.show_home()
+        self.on_availability(None)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def t(self, key: str, **values: object) -> str:
+        return tr(key, self.lang, **values)
+
+    def name(self, service: Service) -> str:
+        return service.name.zh if self.lang == "zh" else service.name.en
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:  # noqa: N802 - Qt's name
+        if event is not None and event.type() == QEvent.Type.MouseButtonPress and self.page_name != "home":
+            self.idle.start(self.idle_ms)  # any touch keeps the page
+        return False
+
+    def _show(self, name: str, argument: Any = None, timeout_ms: int | None = None) -> None:
+        self.page_name = name
+        if name != "result":
+            self._last_page = (name, argument)
+        if name == "home":
+            self.idle.stop()
+        else:
+            self.idle.start(timeout_ms or self.idle_ms)
+
+    def toggle_language(self) -> None:
+        self.lang = "en" if self.lang == "zh" else "zh"
+        self.header.setText(self.layout_.hall.name.zh if self.lang == "zh" else self.layout_.hall.name.en)
+        self.lang_button.setText(self.t("language"))
+        self.home_button.setText(self.t("home"))
+        name, argument = self._last_page
+        if name == "department":
+            self.show_department(argument)
+        elif name == "service":
+            self.show_service(argument)
+        elif name == "search":
+            self.show_search()
+        elif name == "appointment":
+            self.show_appointment()
+        else:
+            self.show_home()
+        self.on_availability(None)
+
+    def can_issue(self) -> bool:
+        return self.link.coordinator_up and not self._busy
+
+    def on_availability(self, _reachable: bool | None) -> None:
+        if not self.link.coordinator_up:
+            desk = self.layout_.hall.info_desk.zh if self.lang == "zh" else self.layout_.hall.info_desk.en
+            self.banner.setText(self.t("unavailable", desk=desk))
+            self.banner.show()
+        else:
+            self.banner.hide()
+        for widget in self.findChildren(QWidget):
+            if widget.objectName() in ("take", "take-priority"):
+                widget.setEnabled(self.can_issue())
+            elif widget.objectName() == "check-in":
+                widget.setEnabled(self.can_issue() and bool(self.code))
+
+    def on_summary(self, summary: QueueSummary) -> None:
+        self.summary = summary
+
+    def waiting(self, service_id: str) -> tuple[int, int]:
+        for row in self.summary.services if self.summary else []:
+            if row.service_id == service_id:
+                return row.waiting, row.estimated_minutes
+        return 0, 0
+
+    # --- pages ------------------------------------------------------------------------------------
+
+    def show_home(self) -> None:
+        self.page.reset(self.t("welcome"))
+        grid = QWidget()
+        cells = QGridLayout(grid)
+        for i, department in enumerate(self.layout_.departments):
+            text = department.name.zh if self.lang == "zh" else department.name.en
+            cells.addWidget(button(text, partial(self.show_department, department.id), points=24,
+                                   height=140, name=f"dept-{department.id}"), i // 2, i % 2)
+        self.page.body.addWidget(grid)
+        self.page.body.addWidget(button(self.t("search"), self.show_search, name="search"))
+        self.page.body.addWidget(button(self.t("appointment"), self.show_appointment, name="appointment"))
+        self.page.body.addStretch(1)
+        self._show("home")
+
+    def _service_button(self, service: Service) -> QPushButton:
+        waiting, minutes = self.waiting(service.id)
+        text = f"{self.name(service)}\n{self.t('waiting', waiting=waiting, minutes=minutes)}"
+        return button(text, partial(self.show_service, service.id), points=22, height=130,
+                      name=f"service-{service.id}")
+
+    def show_department(self, department_id: str) -> None:
+        department = self.layout_.department(department_id)
+        self.page.reset(department.name.zh if self.lang == "zh" else department.name.en)
+        for service in self.layout_.services:
+            if service.department == department_id:
+                self.page.body.addWidget(self._service_button(service))
+        self.page.body.addStretch(1)
+        self._show("department", department_id)
+
+    def show_search(self) -> None:
+        self.page.reset(self.t("search"))
+        self.page.body.addWidget(label(self.t("search_hint"), points=20))
+        self.typed = label(points=34, bold=True, center=True)
+        self.typed.setObjectName("query")
+        self.page.body.addWidget(self.typed)
+        holder = QWidget()
+        self.results = QVBoxLayout(holder)
+        self.page.body.addWidget(holder)
+        self.page.body.addWidget(LetterKeyboard(self._search_key))
+        self._search_results()
+        self._show("search")
+
+    def _search_results(self) -> None:
+        """Only the typed letters and the results change as keys are pressed."""
+        self.typed.setText(self.query or "…")
+        clear(self.results)
+        found = search(self.index, self.query)
+        for service_id in found[:6]:
+            self.results.addWidget(self._service_button(self.layout_.service(service_id)))
+        if self.query and not found:
+            self.results.addWidget(label(self.t("no_results"), center=True))
+
+    def _search_key(self, key: str) -> None:
+        self.query = "" if key == "CLEAR" else self.query[:-1] if key == "DELETE" else self.query + key
+        self._search_results()
+
+    def show_service(self, service_id: str) -> None:
+        service = self.layout_.service(service_id)
+        department = self.layout_.department(service.department)
+        self.page.reset(self.name(service))
+        waiting, minutes = self.waiting(service_id)
+        windows = "、".join(str(w) for w in self.layout_.windows_serving(service_id))
+        self.page.body.addWidget(label(department.name.zh if self.lang == "zh" else department.name.en,
+                                       points=22, center=True))
+        self.page.body.addWidget(label(self.t("waiting", waiting=waiting, minutes=minutes), points=24,
+                                       bold=True, center=True))
+        self.page.body.addWidget(label(self.t("windows", windows=windows), points=20, center=True))
+        self.page.body.addWidget(label(self.t("materials"), points=22, bold=True))
+        for i, item in enumerate(service.materials, start=1):
+            self.page.body.addWidget(label(f"{i}. {item.zh if self.lang == 'zh' else item.en}", points=20))
+        take = button(self.t("take"), lambda: self.take(service_id, TicketClass.NORMAL), points=30,
+                      height=150, name="take")
+        priority = button(self.t("take_priority"), lambda: self.take(service_id, TicketClass.PRIORITY),
+                          points=22, height=120, name="take-priority")
+        for widget in (take, priority):
+            widget.setEnabled(self.can_issue())
+            self.page.body.addWidget(widget)
+        self.page.body.addStretch(1)
+        self._show("service", service_id)
+
+    def show_appointment(self) -> None:
+        self.page.reset(self.t("appointment"))
+        self.page.body.addWidget(label(self.t("appointment_hint"), points=20))
+        self.typed = label(self.code or "…", points=34, bold=True, center=True)
+        self.typed.setObjectName("code")
+        self.page.body.addWidget(self.typed)
+        self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True))
+        self.check_in_button = button(self.t("check_in"), lambda: self.check_in(self.code), points=28,
+                                      height=130, name="check-in")
+        self.check_in_button.setEnabled(self.can_issue() and bool(self.code))
+        self.page.body.addWidget(self.check_in_button)
+        self._show("appointment")
+
+    def _code_key(self, key: str) -> None:
+        self.code = "" if key == "CLEAR" else self.code[:-1] if key == "DELETE" else (self.code + key)[:32]
+        self.typed.setText(self.code or "…")
+        self.check_in_button.setEnabled(self.can_issue() and bool(self.code))
+
+    # --- taking a number --------------------------------------------------------------------------
+
+    def check_in(self, code: str) -> None:
+        """From the keypad or the 2D barcode scanner."""
+        if code:
+            self.code = ""
+            self._request(None, TicketClass.APPOINTMENT, code)
+
+    def take(self, service_id: str, ticket_class: TicketClass) -> None:
+        self._request(service_id, ticket_class, None)
+
+    def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None) -> None:
+        if not self.can_issue():
+            self.on_availability(None)
+            return
+        paper = self.link.printer_ok
+        if not paper and self.kiosk.paper_out_fallback == "info_desk":
+            self._message(self.t("no_paper_desk", desk=self._desk()))
+            return
+        self._busy = True
+        self.on_availability(None)
+        self.link.request_ticket(service_id, ticket_class, code, paper)
+
+    def _desk(self) -> str:
+        desk = self.layout_.hall.info_desk
+        return desk.zh if self.lang == "zh" else desk.en
+
+    def on_ticket(self, answer: object) -> None:
+        self._busy = False
+        self.on_availability(None)
+        if isinstance(answer, BusError):
+            self._message(self.t("busy"))
+            return
+        assert isinstance(answer, TicketReply)
+        if not answer.ok or answer.ticket is None:
+            reason = answer.error.message if answer.error else "?"
+            self._message(self.t("refused", reason=reason))
+            return
+        self.show_result(answer.ticket, answer.print_job_id)
+
+    def _message(self, text: str) -> None:
+        self.page.reset("")
+        message = label(text, points=28, bold=True, center=True)
+        message.setObjectName("message")
+        self.page.body.addWidget(message)
+        self.page.body.addWidget(button(self.t("done"), self.show_home, name="done"))
+        self.page.body.addStretch(1)
+        self._show("message", timeout_ms=self.result_ms)
+
+    def show_result(self, ticket: TicketInfo, job_id: str | None) -> None:
+        self.shown_ticket, self.shown_job = ticket, job_id
+        service = self.layout_.service(ticket.service_id)
+        self.page.reset(self.t("your_number"))
+        number = label(ticket.number, points=96, bold=True, center=True)
+        number.setObjectName("number")
+        self.page.body.addWidget(number)
+        if ticket.ticket_class is not TicketClass.NORMAL:
+            self.page.body.addWidget(label(f"【{self.t('class_' + ticket.ticket_class.value)}】", points=28,
+                                           bold=True, center=True))
+        self.page.body.addWidget(label(self.name(service), points=26, center=True))
+        self.page.body.addWidget(label(self.t("ahead", ahead=ticket.people_ahead,
+                                              minutes=ticket.estimated_minutes), points=24, center=True))
+        windows = "、".join(str(w) for w in ticket.windows)
+        self.page.body.addWidget(label(self.t("windows", windows=windows), points=22, center=True))
+        if ticket.status_url:
+            qr = QLabel()
+            qr.setObjectName("qr")
+            qr.setPixmap(qr_pixmap(ticket.status_url))
+            qr.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.page.body.addWidget(qr)
+            self.page.body.addWidget(label(self.t("scan_me"), points=20, center=True))
+        status = label(self.t("printing") if job_id else self.t("no_paper_qr"), points=24, bold=True,
+                       center=True)
+        status.setObjectName("print-status")
+        self.page.body.addWidget(status)
+        self.page.body.addWidget(button(self.t("done"), self.show_home, name="done"))
+        self._show("result", timeout_ms=self.result_ms)
+
+    def on_print(self, result: PrintResult) -> None:
+        if self.page_name != "result" or result.command_id != self.shown_job:
+            return
+        status = self.findChild(QLabel, "print-status")
+        if status is None:
+            return
+        if result.ok:
+            status.setText(self.t("printed"))
+        else:
+            status.setText(self.t("print_failed"))  # never hidden: the applicant and staff see it
+            status.setStyleSheet("color: #b3261e;")

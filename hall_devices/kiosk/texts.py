@@ -1,0 +1,49 @@
+"""Every text the kiosk shows, Chinese first, English available."""
+
+from __future__ import annotations
+
+TEXTS: dict[str, tuple[str, str]] = {
+    "welcome": ("欢迎取号，请选择办理部门", "Welcome. Choose a department"),
+    "search": ("搜索事项", "Search"),
+    "search_hint": ("输入事项拼音首字母，如“护照”输入 HZ", "Type letters of the name, e.g. PASS"),
+    "appointment": ("预约签到", "Appointment check-in"),
+    "appointment_hint": ("请输入预约码，或将预约二维码对准下方扫码口", "Type your code, or scan it below"),
+    "check_in": ("签到取号", "Check in"),
+    "language": ("English", "中文"),
+    "home": ("首页", "Home"),
+    "back": ("返回", "Back"),
+    "clear": ("清除", "Clear"),
+    "delete": ("删除", "Delete"),
+    "waiting": ("当前等候 {waiting} 人，预计 {minutes} 分钟", "{waiting} waiting, about {minutes} min"),
+    "windows": ("办理窗口：{windows}", "Windows: {windows}"),
+    "materials": ("一次性告知：请备齐以下材料", "Please bring the following"),
+    "take": ("取号", "Take a number"),
+    "take_priority": ("优先取号（老年人、残疾人、孕妇）", "Priority (elderly, disabled, pregnant)"),
+    "your_number": ("您的号码", "Your number"),
+    "printing": ("号票正在打印，请取走号票", "Your ticket is printing"),
+    "printed": ("号票已打印，请取走号票", "Please take your ticket"),
+    "print_failed": ("号票打印失败，请记住屏幕上的号码或扫码，并告知工作人员",
+                     "The ticket did not print: note the number or scan the code, and tell the staff"),
+    "no_paper_qr": ("打印机暂停服务，请记住号码或用手机扫码保存", "The printer is out of service: note "
+                    "the number or scan the code"),
+    "no_paper_desk": ("打印机暂停服务，请到{desk}取号", "The printer is out of service: please go to "
+                      "the {desk}"),
+    "ahead": ("前面还有 {ahead} 人，预计等候约 {minutes} 分钟", "{ahead} ahead, about {minutes} min"),
+    "scan_me": ("扫码查看排队进度", "Scan to follow your place"),
+    "unavailable": ("系统暂时无法取号，请到{desk}咨询", "Numbers cannot be issued now: please ask at the "
+                    "{desk}"),
+    "busy": ("系统繁忙，未能取号，请稍后再试", "No number was issued: please try again"),
+    "refused": ("未能取号：{reason}", "No number issued: {reason}"),
+    "done": ("完成", "Done"),
+    "class_priority": ("优先", "Priority"),
+    "class_appointment": ("预约", "Appointment"),
+    "class_green": ("绿色通道", "Green channel"),
+    "class_transferred": ("转办", "Transferred"),
+    "class_normal": ("普通", "Normal"),
+    "no_results": ("没有找到相关事项", "Nothing found"),
+}
+
+
+def tr(key: str, lang: str, **values: object) -> str:
+    zh, en = TEXTS[key]
+    return (zh if lang == "zh" else en).format(**values)

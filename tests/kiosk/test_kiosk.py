@@ -1,0 +1,262 @@
+"""The touch kiosk offscreen, against a real coordinator, Mosquitto, printer agent and simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QFontMetrics
+from PyQt6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+from pytestqt.qtbot import QtBot
+
+from hall_devices.bus import encode
+from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
+from hall_devices.kiosk.app import KioskWindow
+from hall_devices.kiosk.link import KioskLink
+from hall_devices.kiosk.scanner import ScannerReader
+from hall_devices.layout import KioskDevice, Layout
+from hall_devices.printer.agent import PrinterAgent
+from hall_devices.sim.printer import PrinterSimulator
+from hall_devices.sim.scanner import ScannerSimulator
+from tests.conftest import ROOT
+from tests.coordinator.harness import Clock, Hall
+from tests.support import HallBroker, probe
+
+ARTEFACTS = ROOT / "test-artifacts"
+
+
+@dataclass
+class Kiosk:
+    hall: Hall
+    window: KioskWindow
+    link: KioskLink
+    printer: PrinterSimulator
+    agent: PrinterAgent
+
+
+def kiosk_device(layout: Layout, kiosk_id: str) -> KioskDevice:
+    device = layout.device(kiosk_id)
+    assert isinstance(device, KioskDevice)
+    return device
+
+
+def open_kiosk(qtbot: QtBot, broker: HallBroker, layout: Layout, kiosk_id: str, **timeouts: float
+               ) -> tuple[KioskWindow, KioskLink]:
+    link = KioskLink(broker.settings(kiosk_id), layout, kiosk_device(layout, kiosk_id), reply_timeout_s=3)
+    window = KioskWindow(layout, kiosk_device(layout, kiosk_id), link, **timeouts)
+    qtbot.addWidget(window)
+    QApplication.instance().installEventFilter(window)  # type: ignore[union-attr]
+    window.resize(1080, 1920)
+    window.show()
+    link.start()
+    qtbot.waitUntil(lambda: link.coordinator_up, timeout=10000)
+    return window, link
+
+
+@pytest.fixture
+def kiosk(qtbot: QtBot, own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[Kiosk]:
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    printer = PrinterSimulator(tmp_path / "dev" / "printer-k1").start()
+    agent = PrinterAgent(own_broker.settings("P1"), layout, "P1", tmp_path / "agent", url=str(printer.path),
+                         poll_interval_s=30, fault_poll_interval_s=0.2)
+    agent.start()
+    window, link = open_kiosk(qtbot, own_broker, layout, "K1", idle_s=60, result_s=60)
+    yield Kiosk(hall, window, link, printer, agent)
+    link.stop()
+    agent.stop()
+    printer.stop()
+    hall.stop()
+
+
+def tap(qtbot: QtBot, window: QWidget, name: str) -> None:
+    qtbot.wait(20)  # new pages are shown, and old ones deleted, by the event loop
+    found = [b for b in window.findChildren(QPushButton, name) if b.isVisible()]
+    assert found, f"no button {name!r} on the page"
+    assert found[0].isEnabled(), f"button {name!r} is disabled"
+    qtbot.mouseClick(found[0], Qt.MouseButton.LeftButton)
+
+
+def text_of(window: QWidget, name: str) -> str:
+    found = window.findChild(QLabel, name)
+    assert found is not None, f"no label {name!r}"
+    return found.text()
+
+
+def screenshot(window: QWidget, name: str) -> None:
+    """Keep the page as a test artefact, and check that every character shown has a glyph."""
+    for _ in range(3):
+        QApplication.processEvents()
+    ARTEFACTS.mkdir(exist_ok=True)
+    assert window.grab().save(str(ARTEFACTS / f"kiosk-{name}-1080x1920.png"))
+    for widget in window.findChildren(QLabel) + window.findChildren(QPushButton):
+        if not widget.isVisible():
+            continue
+        metrics = QFontMetrics(widget.font())
+        missing = {c for c in widget.text() if not c.isspace() and not metrics.inFontUcs4(ord(c))}
+        assert not missing, f"{name}: no glyph for {missing} in {widget.text()!r}"
+
+
+def touch_targets(window: QWidget) -> None:
+    for widget in window.findChildren(QPushButton):
+        if widget.isVisible():
+            assert widget.height() >= 80 and widget.width() >= 80, f"{widget.text()!r} is too small"
+
+
+def test_take_a_number_and_the_printed_ticket_matches(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    screenshot(window, "home")
+    touch_targets(window)
+    tap(qtbot, window, "dept-ga")
+    screenshot(window, "department")
+    tap(qtbot, window, "service-passport")
+    assert "居民身份证" in window.page.findChildren(QLabel)[1].text() or any(
+        "居民身份证" in lbl.text() for lbl in window.findChildren(QLabel))
+    screenshot(window, "service")
+    touch_targets(window)
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    number = text_of(window, "number")
+    qtbot.waitUntil(lambda: text_of(window, "print-status") == "号票已打印，请取走号票", timeout=10000)
+    screenshot(window, "result")
+    printed = kiosk.printer.wait_tickets(1)[0]
+    assert printed.big() == [number]
+    assert window.shown_ticket is not None
+    assert printed.qr_payloads == [window.shown_ticket.status_url]
+    assert "普通护照申领" in printed.text
+
+
+def test_search_by_pinyin_and_a_priority_ticket(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    tap(qtbot, window, "search")
+    for key in "PTHZ":
+        tap(qtbot, window, f"key-{key}")
+    assert text_of(window, "query") == "PTHZ"
+    screenshot(window, "search")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "take-priority")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    assert any(lbl.text() == "【优先】" for lbl in window.findChildren(QLabel))
+    assert kiosk.printer.wait_tickets(1)[0].big() == [text_of(window, "number")]
+
+
+def test_appointment_check_in_by_keypad_and_by_scanner(qtbot: QtBot, kiosk: Kiosk, tmp_path: Path) -> None:
+    window = kiosk.window
+    now = datetime.now(UTC)
+    for code in ("YY2026A", "YY2026B"):
+        assert kiosk.hall.staff("book_appointment", appointment_code=code, service_id="fund_withdraw",
+                                slot_start=now, slot_end=now + timedelta(minutes=30)).ok
+    tap(qtbot, window, "appointment")
+    for key in "YY2026A":
+        tap(qtbot, window, f"key-{key}")
+    screenshot(window, "appointment")
+    tap(qtbot, window, "check-in")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    assert any(lbl.text() == "【预约】" for lbl in window.findChildren(QLabel))
+    assert text_of(window, "number").startswith("E")
+    tap(qtbot, window, "done")
+    scanner = ScannerSimulator(tmp_path / "dev" / "scanner")
+    reader = ScannerReader(str(scanner.path))
+    reader.scanned.connect(window.check_in)
+    reader.start()
+    try:
+        scanner.scan("YY2026B")
+        qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+        assert window.shown_ticket is not None and window.shown_ticket.ticket_class == "appointment"
+        scanner.scan("NO-SUCH-CODE")
+        qtbot.waitUntil(lambda: window.page_name == "message", timeout=5000)
+        assert "unknown appointment code" in text_of(window, "message")
+    finally:
+        reader.stop()
+        scanner.stop()
+
+
+def test_english(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    tap(qtbot, window, "lang")
+    assert window.page.title.text() == "Welcome. Choose a department"
+    tap(qtbot, window, "dept-scjg")
+    tap(qtbot, window, "service-company_setup")
+    assert any(lbl.text() == "1. Registration application form" for lbl in window.findChildren(QLabel))
+    screenshot(window, "service-en")
+
+
+def test_coordinator_unreachable_issues_nothing(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    kiosk.hall.service.stop()  # a clean stop publishes offline; a crash does so by its Last Will
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "系统暂时无法取号" in window.banner.text()
+    assert not [b for b in window.findChildren(QPushButton, "take") if b.isEnabled()]
+    screenshot(window, "unavailable")
+    # Still believed up (its offline status not yet here), but no answer: no number, a clear message.
+    kiosk.link.coordinator_up = True
+    window.on_availability(True)
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "message", timeout=8000)
+    assert text_of(window, "message") == "系统繁忙，未能取号，请稍后再试"
+    assert kiosk.printer.tickets == []
+
+
+def test_printer_out_of_paper_shows_the_number_and_qr(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    kiosk.printer.switches.paper_out = True
+    kiosk.agent.request_poll()
+    qtbot.waitUntil(lambda: not kiosk.link.printer_ok, timeout=10000)
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    assert text_of(window, "print-status") == "打印机暂停服务，请记住号码或用手机扫码保存"
+    qr = window.findChild(QLabel, "qr")
+    assert qr is not None and not qr.pixmap().isNull()
+    screenshot(window, "no-paper")
+    assert kiosk.printer.tickets == []
+
+
+def test_info_desk_fallback(qtbot: QtBot, kiosk: Kiosk, layout: Layout) -> None:
+    broker = kiosk.hall.broker
+    p2 = probe(broker.port, "P2", broker.credentials["P2"])
+    status = DeviceStatus(device_id="P2", kind="printer", state=DeviceState.FAULT,
+                          faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
+    p2.client.publish(route("device_status").topic(hall="demo", device="P2"), encode(status), qos=1,
+                      retain=True)
+    p2.stop()
+    window, link = open_kiosk(qtbot, broker, layout, "K2")
+    qtbot.waitUntil(lambda: not link.printer_ok, timeout=5000)
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "take")
+    assert window.page_name == "message"
+    assert text_of(window, "message") == "打印机暂停服务，请到一楼咨询台取号"
+    assert kiosk.hall.service.engine.state.tickets == {}  # sent to the desk: no number issued
+    link.stop()
+
+
+def test_a_failed_print_is_shown(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    kiosk.printer.switches.silent = True  # the printer stops answering; the agent finds out at the job
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    qtbot.waitUntil(lambda: "打印失败" in text_of(window, "print-status"), timeout=10000)
+    screenshot(window, "print-failed")
+
+
+def test_idle_timeout_goes_home(qtbot: QtBot, own_broker: HallBroker, layout: Layout, tmp_path: Path) -> None:
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3")
+    window, link = open_kiosk(qtbot, own_broker, layout, "K1", idle_s=0.5, result_s=0.5)
+    try:
+        tap(qtbot, window, "dept-rs")
+        assert window.page_name == "department"
+        qtbot.waitUntil(lambda: window.page_name == "home", timeout=3000)
+    finally:
+        link.stop()
+        hall.stop()
+    assert json.dumps(window.page_name) == '"home"'
