@@ -29,6 +29,7 @@ from hall_devices.layout import (
     AnnouncerDevice,
     HallScreenDevice,
     KeypadBusDevice,
+    KioskDevice,
     Layout,
     LedBusDevice,
     PadDevice,
@@ -193,6 +194,9 @@ class Hall:
                 self._spawn(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
                             f"announcer-{device.id}.log")
                 print(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+            elif isinstance(device, KioskDevice) and self.options.screens:
+                self._spawn(device.id, ["kiosk", "--id", device.id, "--windowed"], f"kiosk-{device.id}.log")
+                print(f"kiosk {device.id}: a window on this display")
             elif isinstance(device, HallScreenDevice) and device.bus is None and self.options.screens:
                 self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
                             f"hall-screen-{device.id}.log")
