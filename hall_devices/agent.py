@@ -97,6 +97,14 @@ class SerialLink:
         except PORT_FAILURES as exc:
             raise self._lost(exc) from exc
 
+    def read_waiting(self) -> bytes:
+        """What has arrived already, without waiting (a vanished port still raises)."""
+        port = self._require()
+        try:
+            return bytes(port.read(port.in_waiting))
+        except PORT_FAILURES as exc:
+            raise self._lost(exc) from exc
+
     def write(self, data: bytes) -> None:
         port = self._require()
         try:

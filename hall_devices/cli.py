@@ -238,6 +238,60 @@ def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
         link.stop()
 
 
+def _store_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.coordinator.store import StoreError, backup
+
+    try:
+        events = backup(args.store or settings.sqlite_path(), args.to)
+    except StoreError as exc:
+        print(f"备份失败 / backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {events} events to {args.to}")
+    return 0
+
+
+def _web(args: argparse.Namespace, settings: Settings) -> int:
+    import secrets
+
+    import uvicorn
+
+    from hall_devices.web.app import create_app
+    from hall_devices.web.hub import Hub
+    from hall_devices.web.users import UsersError, load_users
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        users = load_users(settings.web_users)
+    except UsersError as exc:
+        print(f"网页无法启动 / web cannot start: {exc}", file=sys.stderr)
+        return 1
+    if settings.web_secret is not None:
+        secret = settings.web_secret.get_secret_value()
+    else:  # made once and kept, so sessions survive a restart
+        key_file = settings.data_dir / "web-secret"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        secret = key_file.read_text().strip()
+    app = create_app(Hub(settings, layout), users, secret, layout)
+    # Live pages hold their event streams open: shut down within 3 s all the same.
+    uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning",
+                timeout_graceful_shutdown=3)
+    return 0
+
+
+def _web_user(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.web.users import add_user
+
+    path = args.file or settings.web_users
+    add_user(path, args.name, args.role, args.password)
+    print(f"{args.role} {args.name} saved in {path}")
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.report import render_report
 
@@ -270,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_tools(commands)
     _add_roles(commands)
+    _add_hall(commands)
     return parser
 
 
@@ -303,6 +358,13 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help="account mosquitto runs as; it must own the files written here")
     prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
     prov.set_defaults(run=_broker_provision)
+
+    store = roles.add_parser("store", help="the coordinator's event store").add_subparsers(
+        dest="sub", required=True)
+    copy = store.add_parser("backup", help="a consistent copy of the live store")
+    copy.add_argument("--to", type=Path, required=True, help="a new file")
+    copy.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    copy.set_defaults(run=_store_backup)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")
@@ -357,6 +419,20 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     kiosk.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     kiosk.add_argument("--layout", type=Path)
     kiosk.set_defaults(run=_kiosk)
+
+
+
+def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    web = roles.add_parser("web", help="the manager's dashboard and the clerks' console")
+    web.add_argument("--layout", type=Path)
+    web.set_defaults(run=_web)
+    web_tools = roles.add_parser("web-user", help="web users").add_subparsers(dest="sub", required=True)
+    add = web_tools.add_parser("add", help="add a user or set a user's password and role")
+    add.add_argument("name")
+    add.add_argument("--role", choices=["manager", "clerk"], required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument("--file", type=Path, help="users file (default: settings.web_users)")
+    add.set_defaults(run=_web_user)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

@@ -372,6 +372,32 @@ class StaffResult(Reply):
     case: CaseInfo | None = None
 
 
+class QueryKind(StrEnum):
+    RATINGS = "ratings"
+    CASES = "cases"
+    STATISTICS = "statistics"
+    WINDOW_QUEUE = "window_queue"  # the waiting tickets a window could call, in call order
+    TICKET = "ticket"  # one ticket by its page token (the QR code)
+    TICKET_BY_NUMBER = "ticket_by_number"
+
+
+class QueryRequest(Payload):
+    """A read of the coordinator's state or store; changes nothing, so it is not deduplicated."""
+
+    command_id: CommandId
+    kind: QueryKind
+    first_day: str | None = None
+    last_day: str | None = None
+    window: int | None = None
+    level: int | None = Field(None, ge=1, le=5)
+    token: str | None = Field(None, max_length=64)
+    ticket_number: str | None = Field(None, max_length=16)
+
+
+class QueryReply(Reply):
+    data: dict[str, Any] = {}
+
+
 class ActiveAlerts(Payload):
     updated_at: datetime
     alerts: list[Alert]
@@ -468,6 +494,9 @@ ROUTES: dict[str, Route] = _routes(
     Route("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
           "web", "coordinator", answer="staff_result"),
     Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web"),
+    Route("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
+          answer="query_reply"),
+    Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs"),
 )
 

@@ -63,7 +63,8 @@ def users_for(layout: Layout, demo: bool = False) -> list[User]:
     users = [User(COORDINATOR, readwrite=[everything]),
              User(MONITOR, read=[everything]),
              _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall),
-                                                      route("staff_command").topic(hall=hall, staff=WEB)]),
+                                                      route("staff_command").topic(hall=hall, staff=WEB),
+                                                      route("query").topic(hall=hall, client=WEB)]),
                   hall)]
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     layout: Path = Path("examples/hall.toml")
     data_dir: Path = Path("var/hall")
     log_level: LogLevel = "INFO"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8080, ge=1, le=65535)
+    web_users: Path = Path("var/hall/users.toml")
+    web_secret: SecretStr | None = Field(None, description="session signing key; made once if unset")
 
     @classmethod
     def settings_customise_sources(

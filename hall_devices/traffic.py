@@ -23,6 +23,7 @@ from hall_devices.contract import (
     RatingLevel,
     RatingPrompt,
     TicketClass,
+    TicketReply,
     TicketRequest,
     WindowAction,
     WindowCommand,
@@ -80,6 +81,7 @@ class TrafficGenerator:
         self.issued = 0
         self.served = 0
         self.rated = 0
+        self.acknowledged: list[str] = []  # ticket ids the coordinator answered for: none may be lost
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self.bus.start(wait_s)
@@ -122,6 +124,8 @@ class TrafficGenerator:
             reply = self.requests.call(route("ticket_request"), request,
                                        kiosk=self.random.choice(self.kiosks))
             self.issued += reply.ok
+            if isinstance(reply, TicketReply) and reply.ticket is not None:
+                self.acknowledged.append(reply.ticket.ticket_id)
 
     def _command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=_id(), action=action, **fields)

@@ -42,6 +42,10 @@ from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.led import LedBusSimulator
 from hall_devices.sim.printer import PrinterSimulator
 from hall_devices.traffic import TrafficGenerator, TrafficMix
+from hall_devices.web.users import Role, add_user
+
+DEMO_USERS: tuple[tuple[str, Role, str], ...] = (("manager", "manager", "manager-demo"),
+                                                  ("clerk", "clerk", "clerk-demo"))
 
 
 def _port_free(port: int) -> bool:
@@ -127,6 +131,7 @@ class Hall:
         self.printers: list[PrinterSimulator] = []
         self.keypads: list[KeypadBusSimulator] = []
         self.screens: list[LedBusSimulator] = []
+        self.web_url = ""
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -144,12 +149,14 @@ class Hall:
         self.broker.start()
         print(f"device credentials: {broker_dir / 'credentials.toml'}")
 
-    def _spawn(self, user: str, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, user: str, args: list[str], log_name: str,
+               extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         data = self.options.data_dir
         env = {**os.environ, "HALL_HALL_ID": self.layout.hall.id, "HALL_BROKER_PORT": str(self.port),
                "HALL_BROKER_USERNAME": user, "HALL_BROKER_PASSWORD": self.credentials[user],
                "HALL_DATABASE_URL": f"sqlite:///{data / 'coordinator.sqlite3'}",
-               "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data)}
+               "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data),
+               **(extra_env or {})}
         with (data / log_name).open("ab") as log:
             child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", *args],
                                      env=env, stdout=log, stderr=log)
@@ -201,6 +208,18 @@ class Hall:
                 self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
                             f"hall-screen-{device.id}.log")
                 print(f"hall screen {device.id}: a window on this display")
+
+    def start_web(self) -> None:
+        """The dashboard and console, with demo sign-ins (a real hall adds its own users)."""
+        users = self.options.data_dir / "users.toml"
+        for name, role, password in DEMO_USERS:
+            add_user(users, name, role, password)
+        port = 8080 if _port_free(8080) else free_port()
+        self._spawn("web", ["web"], "web.log",
+                    extra_env={"HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users)})
+        self.web_url = f"http://127.0.0.1:{port}"
+        print(f"web: {self.web_url}  sign in as manager / manager-demo (dashboard), or clerk / clerk-demo "
+              "choosing a window (console)")
 
     def start_clients(self) -> None:
         self.summary = Summary(self.settings_for("monitor"), self.layout)
@@ -274,6 +293,7 @@ def run_up(layout: Layout, options: UpOptions) -> int:
         hall.start_broker()
         hall.start_coordinator()
         hall.start_devices()
+        hall.start_web()
         hall.start_clients()
         print("Ctrl-C stops everything.", flush=True)
         hall.watch(stop)

@@ -12,10 +12,22 @@ from tests.conftest import EXAMPLE, ROOT
 
 def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     data = tmp_path / "hall"
-    done = subprocess.run(
-        [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE), "--data-dir", str(data),
-         "--speed", "600", "--duration", "6"],
-        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False)
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--speed", "600", "--duration", "8"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as up:
+        assert up.stdout is not None
+        url, head = "", ""
+        for line in up.stdout:  # the web's address is printed as it starts
+            head += line
+            if line.startswith("web: "):
+                url = line.split()[1]
+                break
+        assert url, "no web address printed"
+        page = _get(f"{url}/login")
+        assert "登录 Sign in" in page
+        out, err = up.communicate(timeout=90)
+    done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
@@ -33,3 +45,18 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=True)
     total = json.loads(report.stdout)["rows"][0]
     assert total["issued"] > 0 and total["served"] >= 0
+
+
+def _get(url: str) -> str:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode("utf-8"))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from hall_devices.contract import (
     CaseState,
@@ -119,6 +119,9 @@ class PrintJobRecord:
 
 @dataclass
 class State:
+    # A snapshot of another shape (another version) must fail to load, not load as empty.
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
     day: str = ""  # the business day of the tickets held
     tickets: dict[str, Ticket] = field(default_factory=dict)
     windows: dict[int, WindowRuntime] = field(default_factory=dict)

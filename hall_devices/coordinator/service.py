@@ -22,18 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import DeviceStatus, Payload, Reply, route
+from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
-from hall_devices.coordinator.outcome import Outcome, Publish
+from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
+from hall_devices.coordinator.queries import answer
 from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
-COMMAND_ROUTES = ("ticket_request", "window_command", "rating", "staff_command", "print_result")
+COMMAND_ROUTES = ("ticket_request", "window_command", "rating", "staff_command", "print_result", "query")
 BATCH = 256
 TICK_S = 0.5
 SNAPSHOT_EVERY = 10_000
@@ -56,9 +57,21 @@ def command_key(route_name: str, payload: Payload) -> str | None:
 
 
 def rebuild(layout: Layout, store: EventStore) -> Engine:
-    """The engine as it was: the latest snapshot, then every event after it."""
+    """The engine as it was: the latest snapshot, then every event after it.
+
+    A snapshot that no longer fits the state's shape (after an upgrade) is passed over: the events
+    are the truth, and replaying all of them gives the same state.
+    """
     snapshot = store.latest_snapshot()
-    engine = Engine(layout, STATE_ADAPTER.validate_json(snapshot[1]) if snapshot else None)
+    state = None
+    if snapshot is not None:
+        try:
+            state = STATE_ADAPTER.validate_json(snapshot[1])
+        except ValueError as exc:
+            log.warning("snapshot at event %d does not fit this version (%s): replaying every event",
+                        snapshot[0], str(exc).splitlines()[0])
+            snapshot = None
+    engine = Engine(layout, state)
     start = snapshot[0] if snapshot else 0
     for seq, body in store.events_after(start):
         engine.replay(ev.event_from_json(body))
@@ -152,6 +165,9 @@ class CoordinatorService:
                 if isinstance(item.payload, DeviceStatus):
                     outcomes.append(self.engine.device_status(item.payload, now))
                 continue
+            if isinstance(item.payload, QueryRequest):
+                replies.append((item, self._query(item.payload, now)))  # a read: nothing to commit
+                continue
             key = command_key(item.route.name, item.payload)
             if key is None:
                 continue
@@ -183,6 +199,17 @@ class CoordinatorService:
             self.bus.ack(inbound)
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
+
+    def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
+        try:
+            data = answer(self.engine, self.store.events_of_days, query, now)
+        except EngineError as refused:
+            return QueryReply(command_id=query.command_id, ok=False,
+                              error=Problem(code=refused.code, message=refused.message))
+        except ValueError as exc:
+            return QueryReply(command_id=query.command_id, ok=False,
+                              error=Problem(code="bad_query", message=str(exc)))
+        return QueryReply(command_id=query.command_id, ok=True, data=data)
 
     def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
                          replies: list[tuple[Inbound[Any], Reply]]) -> None:

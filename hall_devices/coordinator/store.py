@@ -134,6 +134,21 @@ class EventStore:
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
+def backup(source: Path, target: Path) -> int:
+    """A consistent copy of a live store (SQLite's online backup); returns the events copied."""
+    if target.exists():
+        raise StoreError(f"{target} exists: choose a new file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    live = open_read_only(source)
+    copy = sqlite3.connect(target)
+    try:
+        live.backup(copy)
+        return int(copy.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    finally:
+        copy.close()
+        live.close()
+
+
 def open_read_only(path: Path) -> sqlite3.Connection:
     """A read-only connection for reports; fails clearly when the file is missing."""
     if not path.exists():

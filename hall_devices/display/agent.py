@@ -63,16 +63,21 @@ class LedAgent:
         self.link = SerialLink(url or device.serial, device.baudrate, device.parity.value)
         self.decoder = bx.BxDecoder()
         self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._wake = threading.Event()  # set by paho's thread when a message waits
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"leds {bus_id}", daemon=True)
         self._status: tuple[object, ...] | None = None
         self.bus = Bus(settings, BusOptions(client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id,
                                             device_kind="led_bus"))
         for window in self.window_screen:
-            self.bus.subscribe(route("window_state"), self._inbox.put, window=window)
+            self.bus.subscribe(route("window_state"), self._received, window=window)
         if self.hall_screens:
-            self.bus.subscribe(route("call"), self._inbox.put)
-            self.bus.subscribe(route("queue_summary"), self._inbox.put)
+            self.bus.subscribe(route("call"), self._received)
+            self.bus.subscribe(route("queue_summary"), self._received)
+
+    def _received(self, inbound: Inbound[Any]) -> None:
+        self._inbox.put(inbound)
+        self._wake.set()
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._render_all()
@@ -81,6 +86,7 @@ class LedAgent:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)
         self.bus.stop()
         self.link.close()
@@ -187,13 +193,15 @@ class LedAgent:
         return True
 
     def _idle_read(self) -> None:
-        """Nothing to write: listen instead, which is also how a pulled cable shows up."""
+        """Nothing to write: drain the line (how a pulled cable shows up) and wait for news."""
         try:
-            stray = self.link.read()
+            stray = self.link.read_waiting()
         except LinkLostError:
             return
         if stray:
             log.debug("LED bus %s: %d stray bytes while idle", self.device.id, len(stray))
+        self._wake.wait(0.05)  # woken at once by a new window state or call
+        self._wake.clear()
 
     def _confirmed(self, address: int, size: int) -> bool:
         """Wait for the controller's ACK (EQ controllers never answer: written is shown)."""

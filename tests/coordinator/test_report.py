@@ -73,3 +73,23 @@ def test_bad_dates_are_named(hall: Hall, capsys: pytest.CaptureFixture[str]) -> 
     hall.service.stop()
     assert main(["report", "--date", "2026-13-01", "--store", str(hall.store)]) == 1
     assert "not a date" in capsys.readouterr().err
+
+
+def test_backup_of_a_live_store_and_restart_from_it(hall: Hall, capsys: pytest.CaptureFixture[str],
+                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    hall.take("passport")
+    hall.take("passport")
+    copy = tmp_path_factory.mktemp("backup") / "store.sqlite3"
+    assert main(["store", "backup", "--store", str(hall.store), "--to", str(copy)]) == 0  # while it runs
+    assert "backed up" in capsys.readouterr().out
+    assert main(["store", "backup", "--store", str(hall.store), "--to", str(copy)]) == 1
+    from hall_devices.coordinator.service import rebuild
+    from hall_devices.coordinator.store import EventStore
+
+    restored = EventStore(copy)
+    engine = rebuild(hall.layout, restored)
+    assert sorted(t.number for t in engine.state.tickets.values()) == ["B001", "B002"]
+    # A snapshot from another version of the state is passed over: the events are replayed.
+    restored.save_snapshot(restored.last_seq, "2026-11-23T00:00:00+00:00", b'{"not": "a state"}')
+    assert sorted(t.number for t in rebuild(hall.layout, restored).state.tickets.values()) == ["B001", "B002"]
+    restored.close()

@@ -1,0 +1,108 @@
+"""Answers to read-only queries: ratings, 差评 cases, statistics, a window's queue, one ticket.
+
+Computed from the engine's state and the store's events; nothing is changed or committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from hall_devices.contract import RATING_NAMES, QueryKind, QueryRequest, TicketStatus
+from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.outcome import EngineError
+from hall_devices.coordinator.report import table
+from hall_devices.coordinator.stats import compute
+
+EventSource = Callable[[str, str], Iterable[bytes]]
+WAIT_BINS = (5, 10, 15, 20, 30, 45, 60)  # minutes: the wait-time distribution's upper bounds
+
+
+def answer(engine: Engine, events_of_days: EventSource, query: QueryRequest, now: datetime) -> dict[str, Any]:
+    if query.kind is QueryKind.CASES:
+        return _cases(engine, now)
+    if query.kind is QueryKind.WINDOW_QUEUE:
+        return _window_queue(engine, query, now)
+    if query.kind in (QueryKind.TICKET, QueryKind.TICKET_BY_NUMBER):
+        return _ticket(engine, query)
+    first, last = query.first_day, query.last_day or query.first_day
+    if not first or not last:
+        raise EngineError("missing_field", "this query needs first_day (YYYY-MM-DD)")
+    found = [ev.event_from_json(raw) for raw in events_of_days(first, last)]
+    if query.kind is QueryKind.RATINGS:
+        return _ratings(engine, found, query)
+    return _statistics(engine, found, first, last)
+
+
+def _ratings(engine: Engine, found: list[ev.Event], query: QueryRequest) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for event in found:
+        if not isinstance(event, ev.RatingRecorded):
+            continue
+        if query.window is not None and event.window != query.window:
+            continue
+        if query.level is not None and event.level != query.level:
+            continue
+        case = engine.state.cases.get(f"C-{event.ticket_id}")
+        rows.append({"rating_id": event.rating_id, "ticket_number": event.ticket_number,
+                     "service": engine.layout.service(event.service_id).name.zh,
+                     "department": engine.layout.department(event.department_id).name.zh,
+                     "window": event.window, "clerk_id": event.clerk_id, "level": int(event.level),
+                     "level_name": RATING_NAMES[int(event.level)].zh, "channel": event.channel,
+                     "rated_at": event.rated_at.isoformat(), "reasons": event.reasons,
+                     "case_id": case.case_id if case else None, "case_state": case.state if case else None})
+    rows.sort(key=lambda r: str(r["rated_at"]), reverse=True)
+    return {"ratings": rows}
+
+
+def _cases(engine: Engine, now: datetime) -> dict[str, Any]:
+    cases = []
+    for case in sorted(engine.state.cases.values(), key=lambda c: c.deadline):
+        info = json.loads(engine.views.case(case).model_dump_json())
+        info["overdue"] = now > case.deadline and case.state not in ("closed", "revoked", "revisited")
+        info["service"] = engine.layout.service(case.service_id).name.zh
+        cases.append(info)
+    return {"cases": cases}
+
+
+def _window_queue(engine: Engine, query: QueryRequest, now: datetime) -> dict[str, Any]:
+    if query.window is None or query.window not in engine.index.keys:
+        raise EngineError("unknown_window", f"unknown window {query.window!r}")
+    rows = []
+    for key in engine.index.keys[query.window][:50]:
+        ticket = engine.state.tickets[key[3]]
+        rows.append({"number": ticket.number, "ticket_class": ticket.ticket_class.value,
+                     "service": engine.layout.service(ticket.service_id).name.zh,
+                     "waited_min": int((now - ticket.issued_at).total_seconds() // 60)})
+    return {"window": query.window, "waiting": rows, "count": len(engine.index.keys[query.window])}
+
+
+def _ticket(engine: Engine, query: QueryRequest) -> dict[str, Any]:
+    for ticket in engine.state.tickets.values():
+        if (query.kind is QueryKind.TICKET and query.token and ticket.token == query.token) or (
+                query.kind is QueryKind.TICKET_BY_NUMBER and ticket.number == query.ticket_number
+                and ticket.day == engine.state.day):
+            info = json.loads(engine.views.ticket(engine.state, ticket).model_dump_json())
+            info["window"] = ticket.window if ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING) \
+                else None
+            return {"ticket": info}
+    raise EngineError("unknown_ticket", "no such ticket today")
+
+
+def _statistics(engine: Engine, found: list[ev.Event], first: str, last: str) -> dict[str, Any]:
+    stats = compute(engine.layout, found, first, last)
+    bins = [0] * (len(WAIT_BINS) + 1)
+    for seconds in stats.total.waits_s:
+        minutes = seconds / 60
+        bins[next((i for i, top in enumerate(WAIT_BINS) if minutes <= top), len(WAIT_BINS))] += 1
+    labels = [f"≤{top}" for top in WAIT_BINS] + [f">{WAIT_BINS[-1]}"]
+    per_window = [{"window": key, "satisfaction_pct": figures.row()["satisfaction_pct"],
+                   "rated": figures.row()["rated"]} for key, figures in
+                  sorted(stats.by["window"].items(), key=lambda kv: int(kv[0]))]
+    return {"first_day": first, "last_day": last, "rows": table(engine.layout, stats),
+            "tickets_per_hour": {str(h): n for h, n in sorted(stats.per_hour.items())},
+            "wait_minutes": {"labels": labels, "counts": bins},
+            "satisfaction_per_window": per_window, "cases": dict(stats.case_states)}

@@ -1,0 +1,132 @@
+"""What the web knows of the hall, live: the coordinator's retained states and the calls, over MQTT.
+
+The web talks to the coordinator only through its commands, queries and published state. paho's
+thread hands every change to the asyncio loop (``call_soon_threadsafe``); browsers get a snapshot on
+each change through Server-Sent Events. Commands and queries block on a reply, so they run in worker
+threads (``asyncio.to_thread``) and never stall the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import (
+    ActiveAlerts,
+    Call,
+    DeviceStatus,
+    QueryKind,
+    QueryReply,
+    QueryRequest,
+    QueueSummary,
+    Reply,
+    StaffAction,
+    StaffCommand,
+    WindowAction,
+    WindowCommand,
+    WindowState,
+    route,
+)
+from hall_devices.layout import Layout
+from hall_devices.provision import WEB
+from hall_devices.requests import Requester
+from hall_devices.settings import Settings
+
+
+class Hub:
+    def __init__(self, settings: Settings, layout: Layout) -> None:
+        self.layout = layout
+        self.windows: dict[int, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.queue: dict[str, Any] | None = None
+        self.alerts: list[dict[str, Any]] = []
+        self.calls: deque[dict[str, Any]] = deque(maxlen=10)
+        self.version = 0
+        self._listeners: set[asyncio.Queue[str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.bus = Bus(settings, BusOptions(client_id=f"web-{uuid.uuid4().hex[:6]}", hall_id=layout.hall.id,
+                                            device_id=WEB, device_kind="web"))
+        self.requests = Requester(self.bus)
+        self.requests.listen(route("query"), client=WEB)
+        self.requests.listen(route("staff_command"), staff=WEB)
+        self.requests.listen(route("window_command"))
+        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call"):
+            self.bus.subscribe(route(name), self._on_message)
+
+    # --- life cycle (on the asyncio loop) ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.bus.start(None)
+
+    def stop(self) -> None:
+        self.bus.stop()
+
+    # --- from paho's thread ----------------------------------------------------------------------
+
+    def _on_message(self, inbound: Inbound[Any]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._apply, inbound.payload)
+
+    def _apply(self, payload: Any) -> None:
+        data = json.loads(payload.model_dump_json())
+        if isinstance(payload, WindowState):
+            self.windows[payload.window] = data
+        elif isinstance(payload, DeviceStatus):
+            data["seen"] = time.time()
+            self.devices[payload.device_id] = data
+        elif isinstance(payload, QueueSummary):
+            self.queue = data
+        elif isinstance(payload, ActiveAlerts):
+            self.alerts = data["alerts"]
+        elif isinstance(payload, Call):
+            self.calls.appendleft(data)
+        self.version += 1
+        snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
+        for listener in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.put_nowait(snapshot)
+
+    # --- for the pages ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        windows = []
+        for window in self.layout.windows:
+            state = self.windows.get(window.number, {"status": "closed", "waiting": 0})
+            windows.append({"number": window.number, "name": window.name.zh, **state})
+        devices = [{"device_id": d.id, "kind": d.kind, **self.devices.get(d.id, {"state": "unknown"})}
+                   for d in self.layout.devices if d.id in self.devices or d.kind in (
+                       "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]
+        devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
+        return {"windows": windows, "devices": devices, "queue": self.queue, "alerts": self.alerts,
+                "calls": list(self.calls), "version": self.version}
+
+    def listen(self) -> asyncio.Queue[str]:
+        listener: asyncio.Queue[str] = asyncio.Queue(maxsize=50)
+        self._listeners.add(listener)
+        return listener
+
+    def forget(self, listener: asyncio.Queue[str]) -> None:
+        self._listeners.discard(listener)
+
+    async def query(self, kind: QueryKind, **fields: Any) -> QueryReply:
+        request = QueryRequest(command_id=uuid.uuid4().hex, kind=kind, **fields)
+        reply = await asyncio.to_thread(self.requests.call, route("query"), request, 10.0, client=WEB)
+        assert isinstance(reply, QueryReply)
+        return reply
+
+    async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
+        command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
+        return await asyncio.to_thread(self.requests.call, route("window_command"), command, 10.0,
+                                       window=window)
+
+    async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
+        command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
+        return await asyncio.to_thread(self.requests.call, route("staff_command"), command, 10.0,
+                                       staff=WEB)

@@ -1,0 +1,82 @@
+// The hall's pages: live over Server-Sent Events (EventSource reconnects by itself), no reloads.
+const Hall = (() => {
+  const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+  const STATUS = {closed: "未登录", idle: "空闲", calling: "呼叫中", serving: "办理中", paused: "暂停服务"};
+  const STATE = {ok: "正常", warning: "提醒", fault: "故障", offline: "离线", unknown: "未知"};
+  const since = (iso) => { if (!iso) return ""; const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    return s < 3600 ? `${Math.floor(s / 60)}分${Math.floor(s % 60)}秒` : `${Math.floor(s / 3600)}时${Math.floor(s % 3600 / 60)}分`; };
+
+  function live(render) {
+    const dot = document.getElementById("live");
+    const source = new EventSource("/events");
+    source.onmessage = (e) => { if (dot) dot.className = "live on"; render(JSON.parse(e.data)); };
+    source.onerror = () => { if (dot) dot.className = "live off"; };  // EventSource retries on its own
+  }
+
+  function overview(s) {
+    document.getElementById("windows").innerHTML = s.windows.map((w) => `<tr class="status-${esc(w.status)}" data-window="${w.number}">
+      <td>${w.number} ${esc(w.name)}</td><td>${esc(STATUS[w.status] || w.status)}${w.pause_reason ? " · " + esc(w.pause_reason) : ""}</td>
+      <td>${esc(w.clerk_id)}</td><td class="ticket">${esc(w.ticket_number)}</td><td>${w.status === "closed" ? "" : since(w.since)}</td><td>${w.waiting ?? 0}</td></tr>`).join("");
+    const rows = (s.queue ? s.queue.services : []).filter((q) => q.waiting > 0);
+    document.getElementById("queues").innerHTML = rows.map((q) => `<tr><td>${esc(q.service_id)}</td><td>${esc(q.prefix)}</td>
+      <td>${q.waiting}</td><td>${Math.round(q.longest_wait_s / 60)} 分</td><td>${q.estimated_minutes} 分</td></tr>`).join("") || "<tr><td colspan=5>无人等候 Nobody waiting</td></tr>";
+    document.getElementById("alerts").innerHTML = s.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(a.message.zh)} <span class="en">${esc(a.message.en)}</span></li>`).join("") || "<li>无告警 No alerts</li>";
+  }
+
+  function devices(s) {
+    document.getElementById("devices").innerHTML = s.devices.map((d) => `<tr class="state-${esc(d.state)}" data-device="${esc(d.device_id)}">
+      <td>${esc(d.device_id)}</td><td>${esc(d.kind)}</td><td class="state">${esc(STATE[d.state] || d.state)} <span class="en">${esc(d.state)}</span></td>
+      <td>${esc((d.faults || []).join(", "))}</td><td>${d.updated_at ? esc(new Date(d.updated_at).toLocaleTimeString()) : ""}</td>
+      <td>${Object.entries(d.members || {}).filter(([, v]) => v !== "ok").map(([k, v]) => esc(k) + ":" + esc(v)).join(" ")}</td></tr>`).join("");
+  }
+
+  function consoleOf(window_) {
+    const refresh = async () => {
+      const r = await fetch(`/console/${window_}/queue.json`, {headers: {accept: "application/json"}});
+      if (!r.ok) return;
+      const q = await r.json();
+      const st = q.state || {};
+      document.getElementById("status").textContent = STATUS[st.status] || "未登录";
+      document.getElementById("current").textContent = st.ticket_number || "—";
+      document.getElementById("held").textContent = (st.held || []).join(" ");
+      document.getElementById("count").textContent = q.count || 0;
+      document.getElementById("queue").innerHTML = (q.waiting || []).map((t) => `<tr><td>${esc(t.number)}</td><td>${esc(t.ticket_class)}</td><td>${esc(t.service)}</td><td>${t.waited_min} 分</td></tr>`).join("");
+    };
+    refresh();
+    live((s) => { const w = s.windows.find((x) => x.number === window_); if (w) refresh(); });
+  }
+
+  function ticket(token) {
+    const show = async () => {
+      const r = await fetch(`/t/${encodeURIComponent(token)}/state.json`);
+      if (!r.ok) { document.getElementById("number").textContent = "号票无效 Not found"; return; }
+      const t = await r.json();
+      document.getElementById("number").textContent = t.number;
+      document.getElementById("service").textContent = `${t.service_name.zh} ${t.service_name.en}`;
+      const where = document.getElementById("where"), ahead = document.getElementById("ahead");
+      if (t.window) { where.textContent = `请到${t.window}号窗口 Please go to window ${t.window}`; ahead.textContent = ""; }
+      else if (t.status === "waiting") { where.textContent = `等候中 Waiting`; ahead.textContent = `前面还有 ${t.people_ahead} 人，预计约 ${t.estimated_minutes} 分钟 · ${t.people_ahead} ahead, about ${t.estimated_minutes} min`; }
+      else { where.textContent = ({done: "已办结 Done", no_show: "已过号 Missed: ask at a window", held: "挂起 On hold", expired: "已过期 Expired"})[t.status] || t.status; ahead.textContent = ""; }
+    };
+    show();
+    setInterval(show, 3000);
+  }
+
+  function countdowns() {
+    for (const el of document.querySelectorAll(".deadline")) {
+      const days = Math.ceil((Date.parse(el.dataset.deadline) - Date.now()) / 86400000);
+      el.textContent += days >= 0 ? `（剩 ${days} 天 ${days} days left）` : `（超期 ${-days} 天 overdue）`;
+    }
+  }
+
+  function charts(d) {
+    const layout = (title) => ({title: {text: title}, margin: {t: 40, l: 40, r: 10, b: 40}, height: 300});
+    const hours = Object.keys(d.tickets_per_hour || {});
+    Plotly.newPlot("chart-hours", [{type: "bar", x: hours.map((h) => h + "时"), y: hours.map((h) => d.tickets_per_hour[h])}], layout("每小时取号 Tickets per hour"), {staticPlot: true});
+    Plotly.newPlot("chart-waits", [{type: "bar", x: (d.wait_minutes || {}).labels || [], y: (d.wait_minutes || {}).counts || []}], layout("等候时长(分) Wait (min)"), {staticPlot: true});
+    const sat = (d.satisfaction_per_window || []);
+    Plotly.newPlot("chart-satisfaction", [{type: "bar", x: sat.map((w) => w.window + "号"), y: sat.map((w) => w.satisfaction_pct)}], layout("满意率 Satisfaction %"), {staticPlot: true});
+  }
+
+  return {live, overview, devices, console: consoleOf, ticket, countdowns, charts};
+})();

@@ -1,0 +1,244 @@
+"""The web pages in headless Chromium (Debian's), against `hall-devices web`, a real coordinator and
+Mosquitto, and the LED simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from hall_devices.broker import free_port
+from hall_devices.display.agent import LedAgent
+from hall_devices.layout import Layout
+from hall_devices.sim.led import LedBusSimulator
+from hall_devices.web.users import add_user
+from tests.conftest import EXAMPLE, ROOT
+from tests.coordinator.harness import Clock, Hall
+from tests.support import HallBroker
+
+ARTEFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+class Web:
+    def __init__(self, broker: HallBroker, tmp: Path) -> None:
+        self.users = tmp / "users.toml"
+        add_user(self.users, "mgr", "manager", "manager-pass")
+        add_user(self.users, "clerk3", "clerk", "clerk-pass")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HALL_BROKER_PORT": str(broker.port), "HALL_BROKER_USERNAME": "web",
+               "HALL_BROKER_PASSWORD": broker.credentials["web"], "HALL_LAYOUT": str(EXAMPLE),
+               "HALL_WEB_PORT": str(self.port), "HALL_WEB_USERS": str(self.users),
+               "HALL_DATA_DIR": str(tmp / "web"), "HALL_LOG_LEVEL": "WARNING"}
+        self.log = (tmp / "web.log").open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "web"], env=env,
+                                        stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the web server did not listen")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def hall(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[Hall]:
+    running = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def web(own_broker: HallBroker, hall: Hall, tmp_path: Path) -> Iterator[Web]:
+    server = Web(own_broker, tmp_path)
+    yield server
+    server.stop()
+
+
+def sign_in(browser: Browser, web: Web, user: str, password: str, window: int | None = None) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{web.url}/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    if window is not None:
+        page.select_option("#window", str(window))
+    page.click("#sign-in")
+    page.wait_for_load_state()
+    return page
+
+
+def test_every_page_needs_sign_in_and_a_clerk_keeps_to_the_window(browser: Browser, web: Web) -> None:
+    page = browser.new_context().new_page()
+    for path in ("/", "/devices", "/ratings", "/cases", "/stats", "/console", "/staff"):
+        page.goto(f"{web.url}{path}")
+        assert page.url.startswith(f"{web.url}/login"), f"{path} did not lead to sign-in"
+    assert page.request.post(f"{web.url}/console/3/next").status == 401
+    wrong = sign_in(browser, web, "mgr", "nope")
+    expect(wrong.locator("#error")).to_contain_text("wrong user name or password")
+    clerk = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
+    assert clerk.url.endswith("/console")
+    assert clerk.request.post(f"{web.url}/console/4/next").status == 403  # another window
+    assert clerk.request.get(f"{web.url}/console/4/queue.json").status == 403
+    assert clerk.request.get(f"{web.url}/devices").status == 403  # a manager's page
+    assert clerk.request.post(f"{web.url}/staff/green", form={"service_id": "passport"}).status == 403
+
+
+def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
+        browser: Browser, web: Web, hall: Hall, own_broker: HallBroker, layout: Layout,
+        tmp_path: Path) -> None:
+    addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
+    leds = LedBusSimulator(tmp_path / "dev" / "leds", "bx", addresses).start()
+    agent = LedAgent(own_broker.settings("L1"), layout, "L1", url=str(leds.path))
+    agent.start()
+    try:
+        ticket = hall.take("company_change").ticket
+        assert ticket is not None
+        page = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
+        page.click("#do-login")
+        expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
+        expect(page.locator("#count")).to_have_text("1")
+        page.click("#do-next")
+        expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        assert leds.wait(lambda: ticket.number in leds.text(3), 5), leds.text(3)
+        page.screenshot(path=str(ARTEFACTS / "web-console.png"))
+    finally:
+        agent.stop()
+        leds.stop()
+
+
+def test_a_killed_agent_shows_offline_within_5_s(browser: Browser, web: Web, own_broker: HallBroker,
+                                                 tmp_path: Path) -> None:
+    env = {**os.environ, "HALL_BROKER_PORT": str(own_broker.port), "HALL_BROKER_USERNAME": "VOICE1",
+           "HALL_BROKER_PASSWORD": own_broker.credentials["VOICE1"], "HALL_LAYOUT": str(EXAMPLE)}
+    agent = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "announcer", "--id", "VOICE1",
+                              "--output", "off"], env=env)
+    try:
+        page = sign_in(browser, web, "mgr", "manager-pass")
+        page.goto(f"{web.url}/devices")
+        row = page.locator('tr[data-device="VOICE1"] .state')
+        expect(row).to_contain_text("ok", timeout=15000)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        killed = time.monotonic()
+        expect(row).to_contain_text("offline", timeout=5000)  # no reload: the page is live
+        assert time.monotonic() - killed < 5
+        expect(page.locator('tr[data-device="VOICE1"]')).to_have_class("state-offline")
+        page.screenshot(path=str(ARTEFACTS / "web-devices.png"))
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+
+def test_a_bad_rating_case_is_taken_to_closed(browser: Browser, web: Web, hall: Hall) -> None:
+    hall.take("passport")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    hall.ok(6, "finish")
+    prompt = hall.prompt(6)
+    assert hall.rate(6, prompt.prompt_id, 1).ok
+    page = sign_in(browser, web, "mgr", "manager-pass")
+    page.goto(f"{web.url}/ratings")
+    expect(page.locator("#ratings")).to_contain_text("非常不满意")
+    page.goto(f"{web.url}/cases")
+    case = page.locator("article.case")
+    expect(case.locator(".state")).to_have_text("待核实")
+    expect(case.locator(".deadline")).to_contain_text("days left")
+    case.locator("input[name=note]").first.fill("核实：窗口解释不清")
+    case.locator(".case-verify").click()
+    expect(page.locator("article.case .state")).to_have_text("整改中")
+    page.locator("article.case .case-revisit").click()
+    expect(page.locator("article.case .state")).to_have_text("已回访")
+    page.locator("article.case .case-close").click()
+    expect(page.locator("article.case .state")).to_have_text("已办结")
+    expect(page.locator("article.case .history li")).to_have_count(4)
+
+
+def test_statistics_charts_and_csv(browser: Browser, web: Web, hall: Hall) -> None:
+    hall.ok(6, "login", clerk_id="Z0601")
+    for level in (5, 4, 2):
+        hall.take("passport")
+        hall.ok(6, "next")
+        hall.clock.advance(minutes=5)
+        hall.ok(6, "finish")
+        assert hall.rate(6, hall.prompt(6).prompt_id, level).ok
+    page = sign_in(browser, web, "mgr", "manager-pass")
+    page.goto(f"{web.url}/stats")
+    for chart in ("#chart-hours", "#chart-waits", "#chart-satisfaction"):
+        expect(page.locator(f"{chart} .main-svg").first).to_be_visible(timeout=10000)
+    expect(page.locator("#stats")).to_contain_text("合计")
+    ARTEFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "web-statistics.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#csv")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    header, total = text.splitlines()[:2]
+    assert header.startswith("dimension,key,name,issued,served")
+    assert total.startswith("total,,合计,3,3")
+
+
+def test_the_ticket_page_shows_one_ticket_and_nothing_else(browser: Browser, web: Web, hall: Hall) -> None:
+    first = hall.take("passport").ticket
+    second = hall.take("passport").ticket
+    assert first and second and second.status_url
+    token = second.status_url.rsplit("/", 1)[1]
+    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone, no sign-in
+    page.goto(f"{web.url}/t/{token}")
+    expect(page.locator("#number")).to_have_text(second.number)
+    expect(page.locator("#ahead")).to_contain_text("前面还有 1 人")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    hall.ok(6, "finish")
+    hall.ok(6, "next")
+    expect(page.locator("#where")).to_contain_text("请到6号窗口", timeout=8000)  # live, no reload
+    state = page.request.get(f"{web.url}/t/{token}/state.json").json()
+    assert set(state) == {"number", "status", "people_ahead", "estimated_minutes", "windows", "service_name",
+                          "window", "ticket_class"}
+    assert page.request.get(f"{web.url}/t/not-a-token/state.json").status == 404
+
+
+def test_the_overview_is_live(browser: Browser, web: Web, hall: Hall) -> None:
+    page = sign_in(browser, web, "mgr", "manager-pass")
+    expect(page.locator("#windows tr")).to_have_count(22, timeout=5000)
+    expect(page.locator("#live")).to_have_class("live on")
+    hall.take("passport")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    expect(page.locator('#windows tr[data-window="6"] .ticket')).to_have_text("B001", timeout=5000)
+    hall.ok(6, "finish")
+    hall.ok(6, "pause", reason="午休")
+    expect(page.locator('#windows tr[data-window="6"]')).to_contain_text("暂停服务 · 午休", timeout=5000)
+    page.screenshot(path=str(ARTEFACTS / "web-overview.png"), full_page=True)
