@@ -33,7 +33,8 @@ from hall_devices.up import Hall, UpOptions  # noqa: E402
 BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"]),
               ("printer", ["--tickets", "15"]),
               ("display", ["--calls", "60"]),
-              ("kiosk", ["--tickets", "500"])]
+              ("kiosk", ["--tickets", "500"]),
+              ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"])]
 
 
 def run_component(name: str, args: list[str]) -> list[str]:

@@ -35,6 +35,20 @@ def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _layout_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.generate import generate
+    from hall_devices.layout import parse_layout
+
+    template = _load_layout(args.template)
+    if template is None:
+        return 1
+    text = generate(template, args.windows, args.kiosks, args.per_bus)
+    parse_layout(text, str(args.out))  # what it writes is a valid layout, or this raises
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}: {args.windows} windows, {args.kiosks} kiosks")
+    return 0
+
+
 def _contract_docs(args: argparse.Namespace, settings: Settings) -> int:
     text = contract_markdown()
     if args.check:
@@ -337,6 +351,13 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     check = layout.add_parser("check", help="validate a layout file")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_layout_check)
+    gen = layout.add_parser("generate", help="a layout of N windows and K kiosks, for scale tests")
+    gen.add_argument("--windows", type=int, required=True)
+    gen.add_argument("--kiosks", type=int, default=2)
+    gen.add_argument("--per-bus", type=int, default=30, help="screens or pads per RS-485 bus")
+    gen.add_argument("--template", type=Path, default=Path("examples/hall.toml"))
+    gen.add_argument("--out", type=Path, required=True)
+    gen.set_defaults(run=_layout_generate)
 
     contract = roles.add_parser("contract", help="MQTT contract").add_subparsers(dest="sub", required=True)
     docs = contract.add_parser("docs", help="write docs/contract.md from contract.py")

@@ -114,6 +114,7 @@ class UpOptions:
     speed: float = 60.0
     duration_s: float | None = None
     screens: bool = False  # windows (TV hall screen, kiosk) when a display is available
+    in_process: bool = False  # device agents as threads of this process (a server hosting many buses)
 
 
 class Hall:
@@ -132,6 +133,7 @@ class Hall:
         self.keypads: list[KeypadBusSimulator] = []
         self.screens: list[LedBusSimulator] = []
         self.web_url = ""
+        self.agents: list[Any] = []  # in-process agents, when asked for
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -163,6 +165,29 @@ class Hall:
         self.children.append(child)
         return child
 
+    def _agent(self, device_id: str, args: list[str], log_name: str) -> None:
+        """A device agent: a child process, or a thread group of this one (``in_process``)."""
+        if not self.options.in_process:
+            self._spawn(device_id, args, log_name)
+            return
+        from hall_devices.display.agent import LedAgent
+        from hall_devices.display.voice_agent import AnnouncerAgent
+        from hall_devices.evaluator.agent import PadAgent
+        from hall_devices.printer.agent import PrinterAgent
+
+        settings, data = self.settings_for(device_id), self.options.data_dir
+        agent: Any
+        if args[0] == "printer":
+            agent = PrinterAgent(settings, self.layout, device_id, data, url=args[-1])
+        elif args[0] == "pads":
+            agent = PadAgent(settings, self.layout, device_id, data, url=args[-1])
+        elif args[0] == "leds":
+            agent = LedAgent(settings, self.layout, device_id, url=args[-1])
+        else:
+            agent = AnnouncerAgent(settings, self.layout, device_id, output=args[-1])
+        agent.start(None)
+        self.agents.append(agent)
+
     def start_coordinator(self) -> None:
         data = self.options.data_dir
         child = self._spawn("coordinator", ["coordinator"], "coordinator.log")
@@ -176,7 +201,7 @@ class Hall:
             if isinstance(device, PrinterDevice):
                 sim = PrinterSimulator(devices / f"printer-{device.id}", encoding=device.encoding).start()
                 self.printers.append(sim)
-                self._spawn(device.id, ["printer", "--id", device.id, "--serial", str(sim.path)],
+                self._agent(device.id, ["printer", "--id", device.id, "--serial", str(sim.path)],
                             f"printer-{device.id}.log")
                 print(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
                       f"({device.encoding}) at {sim.path}")
@@ -184,7 +209,7 @@ class Hall:
                 pads = [p.address for p in self.layout.members(device.id) if isinstance(p, PadDevice)]
                 bus = KeypadBusSimulator(devices / f"keypads-{device.id}", pads).start()
                 self.keypads.append(bus)
-                self._spawn(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
+                self._agent(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
                             f"pads-{device.id}.log")
                 print(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
             elif isinstance(device, LedBusDevice):
@@ -192,13 +217,13 @@ class Hall:
                              if isinstance(d, WindowScreenDevice | HallScreenDevice)]
                 leds = LedBusSimulator(devices / f"leds-{device.id}", device.protocol, addresses).start()
                 self.screens.append(leds)
-                self._spawn(device.id, ["leds", "--bus", device.id, "--serial", str(leds.path)],
+                self._agent(device.id, ["leds", "--bus", device.id, "--serial", str(leds.path)],
                             f"leds-{device.id}.log")
                 print(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
                       f"{leds.path}")
             elif isinstance(device, AnnouncerDevice):
                 voice = self.options.data_dir / "voice"
-                self._spawn(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
+                self._agent(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
                             f"announcer-{device.id}.log")
                 print(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
             elif isinstance(device, KioskDevice) and self.options.screens:
@@ -261,6 +286,8 @@ class Hall:
             self.generator.stop()
         if self.summary:
             self.summary.bus.stop()
+        for agent in self.agents:
+            agent.stop()
         for child in reversed(self.children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

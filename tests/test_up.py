@@ -26,6 +26,23 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
         assert url, "no web address printed"
         page = _get(f"{url}/login")
         assert "登录 Sign in" in page
+        # A second shell: the manager signs in and sees tickets called at the windows.
+        import http.cookiejar
+        import json as json_
+        import time
+        import urllib.parse
+        import urllib.request
+
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"username": "manager", "password": "manager-demo"}).encode()
+        browser.open(f"{url}/login", data=form, timeout=5).read()
+        called: list[str] = []
+        deadline = time.monotonic() + 6
+        while not called and time.monotonic() < deadline:
+            state = json_.loads(browser.open(f"{url}/state.json", timeout=5).read())
+            called = [w["ticket_number"] for w in state["windows"] if w.get("ticket_number")]
+            time.sleep(0.3)
+        assert called, "the dashboard showed no ticket at any window"
         out, err = up.communicate(timeout=90)
     done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -44,7 +61,7 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
          "--store", str(data / "coordinator.sqlite3"), "--layout", str(EXAMPLE)],
         capture_output=True, text=True, timeout=60, check=True)
     total = json.loads(report.stdout)["rows"][0]
-    assert total["issued"] > 0 and total["served"] >= 0
+    assert total["issued"] > 0 and total["served"] > 0 and total["rated"] > 0
 
 
 def _get(url: str) -> str:

@@ -173,6 +173,12 @@ class LedAgent:
         frame = screen.wanted
         assert frame is not None
         try:
+            # BX replies carry no sequence number: a late reply to an earlier frame must not confirm
+            # this one, so whatever is waiting is dropped before writing.
+            stale = self.link.read_waiting()
+            if stale:
+                log.debug("LED bus %s: dropped %d stale bytes", self.device.id, len(stale))
+            self.decoder = bx.BxDecoder()
             self.link.write(frame)
             ok = self._confirmed(screen.device.address, len(frame))
         except LinkLostError:

@@ -86,7 +86,8 @@ def test_silent_screen_is_marked_faulted(hall_with_leds: tuple[Hall, LedAgent], 
     hall, _agent = hall_with_leds
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
                    subscribe=[route("device_status").topic(hall="demo", device="L1")])
-    assert leds.wait(lambda: leds.text(7) == "暂停服务")
+    # Every screen written first: silence must catch screen 7's next frame, not the first round.
+    assert leds.wait(lambda: all(c.frames for c in leds.controllers.values()), 10)
     leds.switches.silent = True
     hall.ok(7, "login", clerk_id="0701")
     faulted = status.expect(lambda m: json.loads(m.payload)["members"].get("WS7") == "fault", timeout_s=10)

@@ -242,3 +242,27 @@ def test_the_overview_is_live(browser: Browser, web: Web, hall: Hall) -> None:
     hall.ok(6, "pause", reason="午休")
     expect(page.locator('#windows tr[data-window="6"]')).to_contain_text("暂停服务 · 午休", timeout=5000)
     page.screenshot(path=str(ARTEFACTS / "web-overview.png"), full_page=True)
+
+
+def test_staff_issue_a_green_channel_ticket_and_reprint(browser: Browser, web: Web, hall: Hall,
+                                                        own_broker: HallBroker) -> None:
+    from tests.support import probe
+
+    printer = probe(own_broker.port, "P1", own_broker.credentials["P1"],
+                    subscribe=["hall/demo/printer/P1/job"])
+    page = sign_in(browser, web, "mgr", "manager-pass")
+    page.goto(f"{web.url}/staff")
+    page.select_option("select[name=service_id]", "passport")
+    page.locator("form[action='/staff/green'] select[name=kiosk_id]").select_option("K1")
+    page.click("#green")
+    expect(page.locator("#message")).to_have_text("✓ B001")
+    job = printer.expect(lambda m: True)
+    assert b'"ticket_class":"green"' in job.payload and b'"reprint":false' in job.payload
+    page.fill("input[name=number]", "B001")
+    page.click("#reprint")
+    expect(page.locator("#message")).to_have_text("✓ B001")
+    assert b'"reprint":true' in printer.expect(lambda m: True).payload
+    page.fill("input[name=number]", "Z999")
+    page.click("#reprint")
+    expect(page.locator("#message")).to_contain_text("no such ticket")
+    printer.stop()
