@@ -65,10 +65,16 @@ def bare_python_mb() -> float:
     return size
 
 
+def role_name(argv: list[str]) -> str:
+    """'printer P1' from [setpriv ..., python, -m, hall_devices.cli, printer, --id, P1, ...]."""
+    rest = [str(a) for a in argv[argv.index("hall_devices.cli") + 1:]]
+    return " ".join(rest[0:3:2])
+
+
 def whole_hall(tmp: Path) -> list[str]:
     layout = load_layout(ROOT / "examples" / "hall.toml")
     hall = Hall(layout, UpOptions(layout_path=ROOT / "examples" / "hall.toml", data_dir=tmp / "hall",
-                                  traffic=False))
+                                  traffic=False, quiet=True))
     out = []
     try:
         hall.start_broker()
@@ -101,7 +107,7 @@ def whole_hall(tmp: Path) -> list[str]:
         out.append(f"call latency, keypad frame in → LED frame out (whole hall, BX bus unpaced pty): "
                    f"p50 {statistics.median(calls):.1f} ms, p99 {pct(calls, 99):.1f} ms ({len(calls)} calls)")
         baseline = bare_python_mb()
-        sizes = ", ".join(f"{' '.join(str(a) for a in c.args[3:6:2])} {rss_mb(c.pid):.0f} MB"  # type: ignore[index]
+        sizes = ", ".join(f"{role_name(list(c.args))} {rss_mb(c.pid):.0f} MB"  # type: ignore[arg-type]
                           for c in hall.children)
         out.append(f"resident memory: {sizes}; baseline: a bare interpreter with the bus imported "
                    f"{baseline:.0f} MB")

@@ -44,7 +44,7 @@ def main() -> None:
         path.write_text(generate(load_layout(ROOT / "examples" / "hall.toml"), args.windows, args.kiosks))
         layout = parse_layout(path.read_text(), str(path))
         hall = Hall(layout, UpOptions(layout_path=path, data_dir=Path(tmp) / "hall", traffic=False,
-                                      in_process=True))
+                                      in_process=True, quiet=True))
         try:
             hall.start_broker()
             hall.start_coordinator()

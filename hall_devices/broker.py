@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hall_devices.children import dying_with_parent
+
 TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf"
 
 
@@ -62,8 +64,10 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
 class BrokerProcess:
     """A Mosquitto child process; ``start`` waits until its password listener accepts TCP."""
 
-    def __init__(self, config: Path, port: int, log_file: Path | None = None) -> None:
+    def __init__(self, config: Path, port: int, log_file: Path | None = None,
+                 die_with_parent: bool = False) -> None:
         self.config = config
+        self.die_with_parent = die_with_parent  # start() must then be called from a long-lived thread
         self.port = port
         self.log_file = log_file or config.with_name("mosquitto.log")
         self._process: subprocess.Popen[bytes] | None = None
@@ -73,7 +77,10 @@ class BrokerProcess:
         if not Path(binary).exists():
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
         log = self.log_file.open("ab")
-        self._process = subprocess.Popen([binary, "-c", str(self.config)], stdout=log, stderr=log)
+        argv = [binary, "-c", str(self.config)]
+        if self.die_with_parent:
+            argv = dying_with_parent(argv)
+        self._process = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

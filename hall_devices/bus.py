@@ -13,10 +13,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,9 +73,28 @@ class Inbound(Generic[P]):
     retained: bool
     mid: int
     qos: int
+    connection: int = 0  # which connection brought it: a PUBACK is only valid on that one
 
 
 Handler = Callable[[Inbound[Any]], None]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A publish handed to the MQTT client; :meth:`Bus.confirmed` says when the broker has it."""
+
+    info: mqtt.MQTTMessageInfo
+
+    @property
+    def failed(self) -> bool:
+        """The client could not send it now (not connected, queue full): it will not be confirmed
+        on this connection, though paho may still deliver it after a reconnect."""
+        return self.info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN)
+
+    @property
+    def done(self) -> bool:
+        """The broker has it (QoS 1: PUBACK received; QoS 0: written to the socket)."""
+        return not self.failed and self.info.is_published()
 
 
 def now() -> datetime:
@@ -144,6 +165,7 @@ class Bus:
         self._lock = threading.Lock()
         self._connected = threading.Event()  # connected and every subscription acknowledged
         self._pending_subscriptions: dict[int, str] = {}
+        self._connection_number = 0  # counts connects; stamps each Inbound
         self._stopping = False
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
@@ -194,10 +216,17 @@ class Bus:
         if self._connected.is_set():
             offline = self._status.model_copy(update={"state": DeviceState.OFFLINE, "updated_at": now()})
             info = self._client.publish(self._status_topic(), encode(offline), qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout_s)
-            except (RuntimeError, ValueError) as exc:
-                log.warning("offline status not confirmed before exit: %s", exc)
+            # Short waits while still connected: a broker that went down with us sends no PUBACK,
+            # and waiting out the whole timeout for it only delays the exit.
+            deadline = time.monotonic() + timeout_s
+            confirmed = False
+            with contextlib.suppress(RuntimeError, ValueError):  # not connected or not queued
+                while self._connected.is_set() and time.monotonic() < deadline:
+                    info.wait_for_publish(0.1)
+                    if confirmed := info.is_published():
+                        break
+            if not confirmed:
+                log.warning("offline status not confirmed before exit")
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -210,14 +239,14 @@ class Bus:
 
     # --- publishing -----------------------------------------------------------------------------
 
-    def publish(self, route_: Route, payload: Payload, **params: object) -> mqtt.MQTTMessageInfo:
+    def publish(self, route_: Route, payload: Payload, **params: object) -> Sent:
         if not isinstance(payload, route_.model):
             raise TypeError(f"route {route_.name} carries {route_.model.__name__}, "
                             f"not {type(payload).__name__}")
         topic = route_.topic(hall=self.options.hall_id, **params)
-        return self._client.publish(topic, encode(payload), qos=route_.qos, retain=route_.retained)
+        return Sent(self._client.publish(topic, encode(payload), qos=route_.qos, retain=route_.retained))
 
-    def answer(self, inbound: Inbound[Any], reply: Reply) -> mqtt.MQTTMessageInfo:
+    def answer(self, inbound: Inbound[Any], reply: Reply) -> Sent:
         """Publish a reply on the answer route of the message, with the same topic parameters."""
         if inbound.route.answer is None:
             raise BusError(f"route {inbound.route.name} has no answer route")
@@ -239,9 +268,29 @@ class Bus:
         return self._status
 
     def ack(self, inbound: Inbound[Any]) -> None:
-        """Acknowledge a QoS 1 message in manual-ack mode (after its effect is durable)."""
-        if self.options.manual_ack and inbound.qos > 0:
+        """Acknowledge a QoS 1 message in manual-ack mode (after its effect is durable).
+
+        A message that came over an earlier connection is not acknowledged: the broker redelivers
+        it with the same packet id, and acknowledging both would free that id twice, the second
+        time perhaps for a newer message that was never handled.
+        """
+        if self.options.manual_ack and inbound.qos > 0 and inbound.connection == self._connection_number:
             self._client.ack(inbound.mid, inbound.qos)
+
+    def confirmed(self, sent: list[Sent], timeout_s: float = 5.0) -> bool:
+        """Wait until the broker has taken every one of ``sent`` (QoS 1 PUBACK); False if not.
+
+        An inbound command is acknowledged only after its replies and effects are confirmed: paho
+        holds QoS 1 publishes beyond its in-flight window in memory, so a PUBACK sent earlier could
+        reach the broker while the reply is still only in a process that is about to die.
+        """
+        deadline = time.monotonic() + timeout_s
+        for one in sent:
+            with contextlib.suppress(RuntimeError, ValueError):  # not connected or not queued
+                one.info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not one.info.is_published():
+                return False
+        return True
 
     def report(self, topic: str, problem: Problem, raw: bytes) -> None:
         log.warning("refused message on %s: %s [%s]", topic, problem.message, raw[:80].hex(" "))
@@ -274,7 +323,8 @@ class Bus:
             self._refuse(sub.route, message, params, bad.problem)
             return
         inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
-                                        bool(message.retain), message.mid, message.qos)
+                                        bool(message.retain), message.mid, message.qos,
+                                        self._connection_number)
         try:
             sub.handler(inbound)
         except Exception:  # a handler bug must not kill paho's thread
@@ -311,6 +361,7 @@ class Bus:
             # Nagle + delayed ACK cost ~40 ms per request/reply hop (protocols.md §5).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
+            self._connection_number += 1
             subscriptions = list(self._subscriptions)
             status = self._status.model_copy(update={"updated_at": now()})
             self._pending_subscriptions.clear()

@@ -174,8 +174,8 @@ class TrafficGenerator:
         assert self.keypads is not None
         pads, address = self.keypads, self.pad_of[window]
         self._wait_status(window, set(WindowStatus), 5.0)  # the retained state, if any
-        if self._status(window) is WindowStatus.CLOSED:
-            pads.type(address, f"{window:04d}")  # clerk id + confirm: sign in
+        while self._status(window) is WindowStatus.CLOSED and not self._stop.is_set():
+            pads.type(address, f"{window:04d}")  # clerk id + confirm: sign in (again, if it got lost)
             self._wait_status(window, {WindowStatus.IDLE}, 5.0)
         if self._status(window) in (WindowStatus.CALLING, WindowStatus.SERVING):
             pads.press(address, Key.RATE)  # left calling by an earlier run: finish it

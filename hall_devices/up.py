@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -24,7 +25,9 @@ from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.children import dying_with_parent
 from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
+from hall_devices.coordinator.calendar import business_day
 from hall_devices.layout import (
     AnnouncerDevice,
     HallScreenDevice,
@@ -86,6 +89,15 @@ class Summary:
             return self._changed.wait_for(lambda: self.devices.get(device_id) is DeviceState.OK,
                                           timeout_s)
 
+    def wait_all_online(self, device_ids: list[str], timeout_s: float) -> list[str]:
+        """Wait until every agent reports (any state but offline); the ids that did not."""
+        def missing() -> list[str]:
+            return [d for d in device_ids if self.devices.get(d, DeviceState.OFFLINE) is DeviceState.OFFLINE]
+
+        with self._changed:
+            self._changed.wait_for(lambda: not missing(), timeout_s)
+            return missing()
+
     def _queue(self, inbound: Inbound[Any]) -> None:
         self.queue = inbound.payload
 
@@ -115,6 +127,7 @@ class UpOptions:
     duration_s: float | None = None
     screens: bool = False  # windows (TV hall screen, kiosk) when a display is available
     in_process: bool = False  # device agents as threads of this process (a server hosting many buses)
+    quiet: bool = False  # no start-up lines (when a benchmark or test embeds the hall)
 
 
 class Hall:
@@ -134,6 +147,16 @@ class Hall:
         self.screens: list[LedBusSimulator] = []
         self.web_url = ""
         self.agents: list[Any] = []  # in-process agents, when asked for
+        self.agent_ids: list[str] = []  # every device agent started, whichever way
+        self.muted = False
+
+    def say(self, *text: object, **kwargs: Any) -> None:
+        if self.muted or (self.options.quiet and kwargs.get("file") is not sys.stderr):  # warnings always
+            return
+        try:
+            print(*text, **kwargs)
+        except OSError:  # the terminal or pipe reading us went away; stopping must still work
+            self.muted = True
 
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
@@ -146,10 +169,10 @@ class Hall:
         config = render_config(broker_dir, Listeners(port=self.port, tls_port=free_port(),
                                                      tls_bind="127.0.0.1"))
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        print(f"broker: Mosquitto ({mosquitto}) with {config} on 127.0.0.1:{self.port}")
-        self.broker = BrokerProcess(config, self.port)
+        self.say(f"broker: Mosquitto ({mosquitto}) with {config} on 127.0.0.1:{self.port}")
+        self.broker = BrokerProcess(config, self.port, die_with_parent=True)
         self.broker.start()
-        print(f"device credentials: {broker_dir / 'credentials.toml'}")
+        self.say(f"device credentials: {broker_dir / 'credentials.toml'}")
 
     def _spawn(self, user: str, args: list[str], log_name: str,
                extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -160,13 +183,14 @@ class Hall:
                "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data),
                **(extra_env or {})}
         with (data / log_name).open("ab") as log:
-            child = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", *args],
+            child = subprocess.Popen(dying_with_parent([sys.executable, "-m", "hall_devices.cli", *args]),
                                      env=env, stdout=log, stderr=log)
         self.children.append(child)
         return child
 
     def _agent(self, device_id: str, args: list[str], log_name: str) -> None:
         """A device agent: a child process, or a thread group of this one (``in_process``)."""
+        self.agent_ids.append(device_id)
         if not self.options.in_process:
             self._spawn(device_id, args, log_name)
             return
@@ -191,8 +215,8 @@ class Hall:
     def start_coordinator(self) -> None:
         data = self.options.data_dir
         child = self._spawn("coordinator", ["coordinator"], "coordinator.log")
-        print(f"coordinator: pid {child.pid}, store {data / 'coordinator.sqlite3'}, "
-              f"log {data / 'coordinator.log'}")
+        self.say(f"coordinator: pid {child.pid}, store {data / 'coordinator.sqlite3'}, "
+                 f"log {data / 'coordinator.log'}")
 
     def start_devices(self) -> None:
         """Every device of the layout that has an agent, on a simulated device behind a pty."""
@@ -203,15 +227,15 @@ class Hall:
                 self.printers.append(sim)
                 self._agent(device.id, ["printer", "--id", device.id, "--serial", str(sim.path)],
                             f"printer-{device.id}.log")
-                print(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
-                      f"({device.encoding}) at {sim.path}")
+                self.say(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
+                         f"({device.encoding}) at {sim.path}")
             elif isinstance(device, KeypadBusDevice):
                 pads = [p.address for p in self.layout.members(device.id) if isinstance(p, PadDevice)]
                 bus = KeypadBusSimulator(devices / f"keypads-{device.id}", pads).start()
                 self.keypads.append(bus)
                 self._agent(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
                             f"pads-{device.id}.log")
-                print(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
+                self.say(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
             elif isinstance(device, LedBusDevice):
                 addresses = [d.address for d in self.layout.members(device.id)
                              if isinstance(d, WindowScreenDevice | HallScreenDevice)]
@@ -219,20 +243,20 @@ class Hall:
                 self.screens.append(leds)
                 self._agent(device.id, ["leds", "--bus", device.id, "--serial", str(leds.path)],
                             f"leds-{device.id}.log")
-                print(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
-                      f"{leds.path}")
+                self.say(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
+                         f"{leds.path}")
             elif isinstance(device, AnnouncerDevice):
                 voice = self.options.data_dir / "voice"
                 self._agent(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
                             f"announcer-{device.id}.log")
-                print(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+                self.say(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
             elif isinstance(device, KioskDevice) and self.options.screens:
                 self._spawn(device.id, ["kiosk", "--id", device.id, "--windowed"], f"kiosk-{device.id}.log")
-                print(f"kiosk {device.id}: a window on this display")
+                self.say(f"kiosk {device.id}: a window on this display")
             elif isinstance(device, HallScreenDevice) and device.bus is None and self.options.screens:
                 self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
                             f"hall-screen-{device.id}.log")
-                print(f"hall screen {device.id}: a window on this display")
+                self.say(f"hall screen {device.id}: a window on this display")
 
     def start_web(self) -> None:
         """The dashboard and console, with demo sign-ins (a real hall adds its own users)."""
@@ -243,8 +267,8 @@ class Hall:
         self._spawn("web", ["web"], "web.log",
                     extra_env={"HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users)})
         self.web_url = f"http://127.0.0.1:{port}"
-        print(f"web: {self.web_url}  sign in as manager / manager-demo (dashboard), or clerk / clerk-demo "
-              "choosing a window (console)")
+        self.say(f"web: {self.web_url}  sign in as manager / manager-demo (dashboard), or clerk / clerk-demo "
+                 "choosing a window (console)")
 
     def start_clients(self) -> None:
         self.summary = Summary(self.settings_for("monitor"), self.layout)
@@ -252,17 +276,27 @@ class Hall:
         if not self.summary.wait_online("coordinator", 30):
             raise RuntimeError(f"the coordinator did not come online; see "
                                f"{self.options.data_dir / 'coordinator.log'}")
+        # Traffic waits for the agents: a key pressed before the pad agent reads its bus is lost.
+        started = time.monotonic()
+        missing = self.summary.wait_all_online(self.agent_ids, 30)
+        if missing:
+            self.say(f"warning: not online after 30 s: {', '.join(missing)} (see their logs in "
+                     f"{self.options.data_dir})", file=sys.stderr)
+        else:
+            self.say(f"devices: all {len(self.agent_ids)} agents online "
+                     f"{time.monotonic() - started:.1f} s after the coordinator")
         hall, data = self.layout.hall.id, self.options.data_dir
-        print(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
-              f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
-        print(f"statistics: hall-devices report --date {time.strftime('%Y-%m-%d')} "
-              f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
+        self.say(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
+                 f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
+        today = business_day(self.layout.hall, datetime.now(UTC))  # the hall's day, not this machine's
+        self.say(f"statistics: hall-devices report --date {today} "
+                 f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
                                               TrafficMix(speed=self.options.speed),
                                               keypads=self.keypads[0] if self.keypads else None)
             self.generator.start(15)
-            print(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
+            self.say(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
 
     def watch(self, stop: threading.Event) -> None:
         deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
@@ -271,17 +305,17 @@ class Hall:
                 printed = sum(len(sim.tickets) for sim in self.printers)
                 screen = next((s for s in self.screens if 1 in s.controllers), None)
                 led = f"  1号窗口屏 window 1 LED: {screen.text(1).replace(chr(10), ' ')}" if screen else ""
-                print(f"{self.summary.line(self.generator)}  打印 printed {printed}{led}", flush=True)
+                self.say(f"{self.summary.line(self.generator)}  打印 printed {printed}{led}", flush=True)
             if deadline and time.monotonic() > deadline:
                 return
             for child in self.children:
                 if child.poll() is not None:
-                    print(f"a child exited with {child.returncode}: {child.args!r}; stopping",
+                    self.say(f"a child exited with {child.returncode}: {child.args!r}; stopping",
                           file=sys.stderr)
                     return
 
     def stop(self) -> None:
-        print("stopping ...", flush=True)
+        self.say("stopping ...", flush=True)
         if self.generator:
             self.generator.stop()
         if self.summary:
@@ -304,7 +338,7 @@ class Hall:
             bus.stop()
         for leds in self.screens:
             leds.stop()
-        print("stopped.")
+        self.say("stopped.")
 
 
 def run_up(layout: Layout, options: UpOptions) -> int:
@@ -314,7 +348,7 @@ def run_up(layout: Layout, options: UpOptions) -> int:
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     hall = Hall(layout, options)
     try:
         hall.start_broker()
@@ -322,7 +356,7 @@ def run_up(layout: Layout, options: UpOptions) -> int:
         hall.start_devices()
         hall.start_web()
         hall.start_clients()
-        print("Ctrl-C stops everything.", flush=True)
+        hall.say("Ctrl-C stops everything.", flush=True)
         hall.watch(stop)
         return 0
     finally:

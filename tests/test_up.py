@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import EXAMPLE, ROOT
@@ -14,8 +18,8 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     data = tmp_path / "hall"
     with subprocess.Popen(
             [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
-             "--data-dir", str(data), "--speed", "600", "--duration", "8"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as up:
+             "--data-dir", str(data), "--speed", "600", "--duration", "15"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as up, _stopped(up):
         assert up.stdout is not None
         url, head = "", ""
         for line in up.stdout:  # the web's address is printed as it starts
@@ -29,7 +33,6 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
         # A second shell: the manager signs in and sees tickets called at the windows.
         import http.cookiejar
         import json as json_
-        import time
         import urllib.parse
         import urllib.request
 
@@ -37,7 +40,7 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
         form = urllib.parse.urlencode({"username": "manager", "password": "manager-demo"}).encode()
         browser.open(f"{url}/login", data=form, timeout=5).read()
         called: list[str] = []
-        deadline = time.monotonic() + 6
+        deadline = time.monotonic() + 13  # slow when the suite loads both cores
         while not called and time.monotonic() < deadline:
             state = json_.loads(browser.open(f"{url}/state.json", timeout=5).read())
             called = [w["ticket_number"] for w in state["windows"] if w.get("ticket_number")]
@@ -64,8 +67,45 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert total["issued"] > 0 and total["served"] > 0 and total["rated"] > 0
 
 
+def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    """SIGKILL gives `up` no chance to stop its children; the kernel's parent-death signal does."""
+    data = tmp_path / "hall"
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--no-traffic"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as up, _stopped(up):
+        assert up.stdout is not None
+        for line in up.stdout:
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        running = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True, check=False)
+        assert len(running.stdout.split()) >= 6, "the hall's broker, coordinator and agents were not running"
+        up.kill()
+        up.wait(10)
+        deadline = time.monotonic() + 15
+        left = running.stdout
+        while left.strip() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            left = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True,
+                                  check=False).stdout
+        assert left.strip() == "", f"left behind after SIGKILL of up: {left}"
+
+
+@contextlib.contextmanager
+def _stopped(up: subprocess.Popen[str]) -> Iterator[None]:
+    """However the test ends, the hall it started is stopped the way a user would (Ctrl-C)."""
+    try:
+        yield
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+
+
 def _get(url: str) -> str:
-    import time
     import urllib.request
 
     deadline = time.monotonic() + 20

@@ -2,26 +2,28 @@
 
 paho's thread only puts decoded messages on a queue. One worker thread takes them in batches:
 decides each (deduplicating by command key), commits the batch's events and command keys in one
-transaction, then publishes replies and effects, and only then acknowledges the messages to the
-broker (manual QoS 1 acks on a persistent session). A crash before the commit loses nothing: the
-broker redelivers; a crash after it applies nothing twice: the command key is in the store and the
-redelivered command gets its original reply.
+transaction, publishes replies and effects, and only once the broker has confirmed all of them
+(QoS 1 PUBACKs) acknowledges the messages (manual acks on a persistent session). A crash before
+the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
+command key is in the store and the redelivered command gets its original reply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.bus import Bus, BusOptions, Inbound, Sent
 from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 COMMAND_ROUTES = ("ticket_request", "window_command", "rating", "staff_command", "print_result", "query")
 BATCH = 256
 TICK_S = 0.5
+CONFIRM_S = 5.0  # how long a batch's answers may take to reach the broker before we stop waiting
+CONFIRM_POLL_S = 0.005  # how often pending confirmations are looked at (polling faster costs CPU)
 SNAPSHOT_EVERY = 10_000
 
 
@@ -46,6 +50,13 @@ class _Marker:
 
 
 Item = Inbound[Any] | _Marker
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    since: float
+    sent: list[Sent]
+    acks: list[Inbound[Any]]
 
 
 def command_key(route_name: str, payload: Payload) -> str | None:
@@ -95,6 +106,8 @@ class CoordinatorService:
         self._since_snapshot = 0
         self._queue_pending = True
         self._queue_published_at = 0.0
+        # Batches whose answers are not yet confirmed by the broker, oldest first (acks go in order).
+        self._unconfirmed: deque[_Unconfirmed] = deque()
         self.bus = Bus(settings, BusOptions(
             client_id="coordinator", hall_id=layout.hall.id, device_id="coordinator",
             device_kind="coordinator", persistent_session=True, manual_ack=True,
@@ -128,12 +141,21 @@ class CoordinatorService:
     def _run(self) -> None:
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            batch = self._take(max(0.0, next_tick - time.monotonic()))
-            if batch:
-                self._process(batch)
-            if time.monotonic() >= next_tick:
-                self._tick()
-                next_tick = time.monotonic() + TICK_S
+            try:
+                wait = max(0.0, next_tick - time.monotonic())
+                batch = self._take(min(wait, CONFIRM_POLL_S) if self._unconfirmed else wait)
+                if batch:
+                    self._process(batch)
+                self._ack_confirmed()
+                if time.monotonic() >= next_tick:
+                    self._tick()
+                    next_tick = time.monotonic() + TICK_S
+            except Exception:  # never a silent coordinator: unacknowledged work comes back redelivered
+                log.exception("coordinator worker: unexpected error; state rebuilt from the store")
+                self._stop.wait(0.2)
+                with contextlib.suppress(Exception):  # what was decided but not committed is dropped
+                    self.engine = rebuild(self.layout, self.store)
+                next_tick = time.monotonic()
 
     def _take(self, wait_s: float) -> list[Item]:
         try:
@@ -192,13 +214,31 @@ class CoordinatorService:
         if commands or rows:
             self.engine.state.last_seq = self.store.commit(rows, commands)
             self._since_snapshot += len(rows)
-        for inbound, reply in replies:
-            self.bus.answer(inbound, reply)
-        self._publish(outcomes)
-        for inbound in acks:
-            self.bus.ack(inbound)
+        sent = [self.bus.answer(inbound, reply) for inbound, reply in replies]
+        sent += self._publish(outcomes)
+        if acks:
+            self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, acks))
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
+
+    def _ack_confirmed(self) -> None:
+        """Acknowledge, in the order received, the messages whose answers the broker has confirmed.
+
+        Not waiting in place keeps the worker deciding the next command while PUBACKs travel.
+        """
+        while self._unconfirmed:
+            head = self._unconfirmed[0]
+            if any(one.failed for one in head.sent):  # sent while disconnected: redelivered later
+                log.info("answers to %d messages were not sent; the broker redelivers them", len(head.acks))
+            elif all(one.done for one in head.sent):
+                for inbound in head.acks:
+                    self.bus.ack(inbound)
+            elif time.monotonic() - head.since < CONFIRM_S:
+                return
+            else:  # not acknowledged: the broker redelivers them and the store answers them again
+                log.warning("the broker did not confirm the answers to %d messages within %.0f s; "
+                            "they stay unacknowledged", len(head.acks), CONFIRM_S)
+            self._unconfirmed.popleft()
 
     def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
         try:
@@ -234,25 +274,31 @@ class CoordinatorService:
             self._since_snapshot += len(rows)
         self._publish([outcome])
 
-    def _publish(self, outcomes: list[Outcome]) -> None:
+    def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
+        sent: list[Sent] = []
         dirty: set[int] = set()
         for outcome in outcomes:
-            for message in outcome.publish:
-                self._send(message)
             dirty |= outcome.dirty_windows
             self._queue_pending |= outcome.queue_changed
         state = self.engine.state
+        # Window states before the calls: an LED bus agent then starts the window's own frame
+        # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
-            self._send(Publish("window_state", {"window": number},
-                               self.engine.views.window(state, number)))
+            sent.append(self._send(Publish("window_state", {"window": number},
+                                           self.engine.views.window(state, number))))
+        for outcome in outcomes:
+            for message in outcome.publish:
+                sent.append(self._send(message))
         # The queue summary is a sweep over all waiting tickets: at most twice a second.
         if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
-            self._send(Publish("queue_summary", {}, self.engine.views.queue(state, self.clock())))
+            summary = self.engine.views.queue(state, self.clock())
+            sent.append(self._send(Publish("queue_summary", {}, summary)))
             self._queue_pending = False
             self._queue_published_at = time.monotonic()
+        return sent
 
-    def _send(self, message: Publish) -> None:
-        self.bus.publish(route(message.route), message.payload, **message.params)
+    def _send(self, message: Publish) -> Sent:
+        return self.bus.publish(route(message.route), message.payload, **message.params)
 
     def snapshot(self) -> None:
         body = STATE_ADAPTER.dump_json(self.engine.state)

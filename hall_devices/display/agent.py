@@ -22,7 +22,7 @@ from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import Call, DeviceFault, DeviceState, QueueSummary, WindowState, route
 from hall_devices.display import bx
-from hall_devices.display.frames import hall_regions, screen_bytes, window_regions
+from hall_devices.display.frames import Region, hall_regions, screen_bytes, window_regions
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.settings import Settings
@@ -33,10 +33,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Screen:
     device: WindowScreenDevice | HallScreenDevice
-    wanted: bytes | None = None
-    shown: bytes | None = None
+    wanted: tuple[Region, ...] = ()
+    shown: dict[int, Region] | None = None  # by area id; None: unknown, write every area
     failures: int = 0
     faulted: bool = False
+
+    def changed(self, protocol: str) -> list[Region]:
+        """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
+        does not resend the hall screen's calls: shorter frames, less time a call waits on the bus."""
+        if self.shown is None or protocol != "bx":
+            return [] if self.shown == {r.area_id: r for r in self.wanted} else list(self.wanted)
+        return [r for r in self.wanted if self.shown.get(r.area_id) != r]
+
+    def mark_shown(self) -> None:
+        self.shown = {r.area_id: r for r in self.wanted}
 
 
 class LedAgent:
@@ -98,8 +108,7 @@ class LedAgent:
         assert isinstance(device, WindowScreenDevice)
         state = self.states.get(device.window)
         text = window_text(state, self.layout.policy, datetime.now(UTC)) if state else "暂停服务"
-        screen.wanted = screen_bytes(self.device.protocol, device.address,
-                                     window_regions(text, device.width, device.height))
+        screen.wanted = tuple(window_regions(text, device.width, device.height))
 
     def _render_hall(self, screen: _Screen) -> None:
         device = screen.device
@@ -107,7 +116,7 @@ class LedAgent:
         calls = hall_calls_text(list(self.calls)[-device.latest_calls:][::-1])
         regions = hall_regions(calls, hall_waiting_text(self.layout, self.summary), device.notice.zh,
                                device.width, device.height)
-        screen.wanted = screen_bytes(self.device.protocol, device.address, regions)
+        screen.wanted = tuple(regions)
 
     def _render_all(self) -> None:
         for screen in self.screens.values():
@@ -164,14 +173,14 @@ class LedAgent:
                     self._render_hall(screen)
 
     def _write_next(self) -> bool:
-        """Write one screen whose wanted frame differs from what it shows; False when none does."""
-        pending = [s for s in self.screens.values() if s.wanted is not None and s.wanted != s.shown]
+        """Write one screen whose wanted areas differ from what it shows; False when none does."""
+        protocol = self.device.protocol
+        pending = [s for s in self.screens.values() if s.changed(protocol)]
         if not pending:
             return False
         # The call at the window first: a hall screen's long frame can wait its turn.
         screen = min(pending, key=lambda s: (s.failures, isinstance(s.device, HallScreenDevice)))
-        frame = screen.wanted
-        assert frame is not None
+        frame = screen_bytes(protocol, screen.device.address, screen.changed(protocol))
         try:
             # BX replies carry no sequence number: a late reply to an earlier frame must not confirm
             # this one, so whatever is waiting is dropped before writing.
@@ -184,7 +193,8 @@ class LedAgent:
         except LinkLostError:
             return False
         if ok:
-            screen.shown, screen.failures = frame, 0
+            screen.mark_shown()
+            screen.failures = 0
             if screen.faulted:
                 log.info("screen %s answers again", screen.device.id)
             screen.faulted = False
@@ -195,7 +205,8 @@ class LedAgent:
             if not screen.faulted:
                 log.warning("screen %s at address %d failed %d times: marked faulted",
                             screen.device.id, screen.device.address, screen.failures)
-            screen.faulted, screen.shown = True, frame  # stop hammering; the refresh tries again
+            screen.faulted = True
+            screen.mark_shown()  # stop hammering; the refresh tries again
         return True
 
     def _idle_read(self) -> None:

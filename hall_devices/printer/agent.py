@@ -8,7 +8,6 @@ redelivered, and the ledger then answers it without printing it again.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -97,10 +96,7 @@ class PrinterAgent:
         log.info("job %s (%s): %s", payload.job_id, payload.ticket.number,
                  "printed" if result.ok else f"failed: {result.reason}")
         self._publish_status(self.runner.status)
-        info = self.bus.answer(job, result)
-        with contextlib.suppress(RuntimeError, ValueError):  # not connected: not published
-            info.wait_for_publish(5.0)
-        if info.is_published():
+        if self.bus.confirmed([self.bus.answer(job, result)]):
             self.bus.ack(job)  # else the broker redelivers it and the ledger answers again
 
     def _publish_status(self, status: PrinterStatus) -> None:

@@ -33,6 +33,7 @@ class Controller:
     nacks: int = 0
     updated_at: float = 0.0
     last_size: int = 0  # bytes of the last frame shown, as on the wire
+    last_areas: tuple[int, ...] = ()  # area ids the last frame updated
 
 
 @dataclass
@@ -137,6 +138,7 @@ class LedBusSimulator:
                                      a.display_mode) for a in areas}
         for controller in targets:
             controller.last_size = len(frame.encode())
+            controller.last_areas = tuple(shown)
             self._show(controller, shown)
         if wants_reply:
             self._reply(address, bx.ErrorCode.OK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +53,24 @@ def test_next_shows_the_number_at_that_address(hall_with_leds: tuple[Hall, LedAg
     hall.ok(3, "finish")
     hall.ok(3, "pause", reason="午间休息")
     assert leds.wait(lambda: leds.text(3) == "午间休息")
+
+
+def test_hall_screen_updates_only_the_areas_that_changed(hall_with_leds: tuple[Hall, LedAgent],
+                                                         leds: LedBusSimulator) -> None:
+    """A new waiting count rewrites the waiting row alone; the calls and the notice stay as shown."""
+    hall, _agent = hall_with_leds
+    hall.ok(3, "login", clerk_id="0301")
+    # Every screen written once (the hall screen, lowest priority, last) and the bus quiet.
+    assert leds.wait(lambda: all(c.frames >= 1 for c in leds.controllers.values()), 15)
+    time.sleep(0.5)
+    calls, notice = leds.text(200, 0), leds.text(200, 2)
+    full = leds.controllers[200].last_size
+    hall.take("company_change")
+    assert leds.wait(lambda: "等候1人" in leds.text(200, 1)), leds.text(200, 1)
+    hall_screen = leds.controllers[200]
+    assert hall_screen.last_areas == (1,)
+    assert hall_screen.last_size < full
+    assert (leds.text(200, 0), leds.text(200, 2)) == (calls, notice)
 
 
 def test_a_corrupted_frame_is_nacked_and_retried(hall_with_leds: tuple[Hall, LedAgent],

@@ -1,0 +1,18 @@
+"""Child processes that cannot outlive the process that started them.
+
+`hall-devices up` stops its children in order on Ctrl-C; this is the net under that: if `up`
+itself is killed (SIGKILL, an out-of-memory kill, a closed pipe), Linux sends each child SIGTERM,
+so no coordinator or agent is left running against a broker that is gone. util-linux's `setpriv`
+(Essential on Debian) sets the parent-death signal and then execs the command, so the child keeps
+its pid and no `preexec_fn` runs in a forked, threaded parent.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when the thread that started it exits."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *argv] if setpriv else argv

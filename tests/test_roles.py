@@ -1,0 +1,50 @@
+"""A role stops on SIGTERM; one whose stop hangs is not allowed to keep the process alive."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+ROLE = textwrap.dedent("""
+    import sys, threading, time
+    from hall_devices.roles import run_until_signalled
+
+    class Role:
+        def start(self, wait_s=None):
+            print("started", flush=True)
+
+        def stop(self):
+            print("stopping", flush=True)
+            if sys.argv[1] == "hang":
+                threading.Event().wait()  # a broker or port that never answers
+
+    sys.exit(run_until_signalled(Role(), stop_deadline_s=0.5))
+""")
+
+
+def _run_and_terminate(mode: str) -> tuple[int, str, float]:
+    with subprocess.Popen([sys.executable, "-c", ROLE, mode], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as role:
+        assert role.stdout is not None and role.stderr is not None
+        assert role.stdout.readline() == "started\n"
+        started = time.monotonic()
+        role.send_signal(signal.SIGTERM)
+        rc = role.wait(10)
+        return rc, role.stdout.read() + role.stderr.read(), time.monotonic() - started
+
+
+def test_a_role_stops_cleanly_on_sigterm() -> None:
+    rc, output, _ = _run_and_terminate("clean")
+    assert rc == 0
+    assert "stopping" in output
+    assert "exiting without waiting" not in output
+
+
+def test_a_hanging_stop_is_cut_off_at_the_deadline() -> None:
+    rc, output, took = _run_and_terminate("hang")
+    assert rc == 1
+    assert "stopping took longer than" in output
+    assert took < 5, f"the process stayed {took:.1f} s after SIGTERM"
