@@ -80,7 +80,9 @@ class BrokerProcess:
         argv = [binary, "-c", str(self.config)]
         if self.die_with_parent:
             argv = dying_with_parent(argv)
-        self._process = subprocess.Popen(argv, stdout=log, stderr=log)
+        # In a session of its own when it dies with us: then only we decide when it stops.
+        self._process = subprocess.Popen(argv, stdout=log, stderr=log,
+                                         start_new_session=self.die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

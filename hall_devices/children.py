@@ -5,6 +5,10 @@ itself is killed (SIGKILL, an out-of-memory kill, a closed pipe), Linux sends ea
 so no coordinator or agent is left running against a broker that is gone. util-linux's `setpriv`
 (Essential on Debian) sets the parent-death signal and then execs the command, so the child keeps
 its pid and no `preexec_fn` runs in a forked, threaded parent.
+
+Such children are also started in a session of their own (``Popen(start_new_session=True)``): a
+terminal's Ctrl-C signals its whole foreground process group, and the broker must not quit at the
+same moment as the agents that still want to tell it they are going offline.
 """
 
 from __future__ import annotations

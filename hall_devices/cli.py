@@ -307,14 +307,19 @@ def _web_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from hall_devices.coordinator.calendar import business_day
     from hall_devices.coordinator.report import render_report
 
     layout = _load_layout(args.layout or settings.layout)
     if layout is None:
         return 1
     store = args.store or settings.sqlite_path()
+    # Without --date: the hall's business day now, in the hall's time zone (not this machine's).
+    first = args.date or business_day(layout.hall, datetime.now(UTC))
     try:
-        print(render_report(layout, store, args.date, args.to or args.date, args.format), end="")
+        print(render_report(layout, store, first, args.to or first, args.format), end="")
     except ValueError as exc:
         print(f"报表失败 / report failed: {exc}", file=sys.stderr)
         return 1
@@ -388,7 +393,7 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     copy.set_defaults(run=_store_backup)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
-    report.add_argument("--date", required=True, help="YYYY-MM-DD (first day)")
+    report.add_argument("--date", help="YYYY-MM-DD first day (default: the hall's business day now)")
     report.add_argument("--to", help="YYYY-MM-DD last day of a range (default: --date)")
     report.add_argument("--format", choices=["text", "csv", "json"], default="text")
     report.add_argument("--layout", type=Path)

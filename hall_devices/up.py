@@ -184,7 +184,7 @@ class Hall:
                **(extra_env or {})}
         with (data / log_name).open("ab") as log:
             child = subprocess.Popen(dying_with_parent([sys.executable, "-m", "hall_devices.cli", *args]),
-                                     env=env, stdout=log, stderr=log)
+                                     env=env, stdout=log, stderr=log, start_new_session=True)
         self.children.append(child)
         return child
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -89,6 +90,35 @@ def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
             left = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True,
                                   check=False).stdout
         assert left.strip() == "", f"left behind after SIGKILL of up: {left}"
+
+
+def test_ctrl_c_in_a_terminal_stops_the_hall_in_order(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group, not only `up`.
+
+    The broker and agents must not take it themselves: `up` stops the agents first, so each says
+    offline while the broker still listens, and only then the broker.
+    """
+    data = tmp_path / "hall"
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--no-traffic"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True) as up, _stopped(up):  # a group of its own, like a terminal's job
+        assert up.stdout is not None
+        for line in up.stdout:
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        os.killpg(up.pid, signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, err[-2000:]
+    assert "stopped." in out
+    logs = {log.name: log.read_text(errors="replace") for log in data.glob("*.log")}
+    assert {"coordinator.log", "printer-P1.log", "leds-L1.log", "pads-KB1.log"} <= set(logs)
+    unconfirmed = [name for name, text in logs.items() if "not confirmed before exit" in text]
+    assert unconfirmed == [], f"stopped after the broker: {unconfirmed}"
+    broker_log = (data / "broker" / "mosquitto.log").read_text(errors="replace")
+    for client in ("coordinator", "P1", "P2", "L1", "KB1", "VOICE1"):
+        assert f"Client {client} disconnected" in broker_log, f"{client} did not disconnect cleanly"
 
 
 @contextlib.contextmanager

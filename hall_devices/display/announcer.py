@@ -142,7 +142,8 @@ class Player:
     def play(self, path: Path, index: int, call: Call) -> None:
         args = [part.format(device=self.device, file=path) for part in self.command]
         if shutil.which(args[0]) is None:
-            raise SpeechError(f"player {args[0]!r} is not installed")
+            hint = " (apt-get install alsa-utils)" if args[0] == "aplay" else ""
+            raise SpeechError(f"player {args[0]!r} is not installed{hint}")
         done = subprocess.run(args, capture_output=True, timeout=120, check=False)
         if done.returncode != 0:
             raise SpeechError(f"{args[0]} failed: {done.stderr.decode(errors='replace').strip()}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from hall_devices.cli import main
+from hall_devices.coordinator.calendar import business_day
 from tests.conftest import EXAMPLE
 from tests.coordinator.harness import Hall
 from tests.support import wait_until
@@ -67,6 +69,15 @@ def test_daily_figures(hall: Hall, capsys: pytest.CaptureFixture[str]) -> None:
     assert table[0]["dimension"] == "total" and table[0]["issued"] == "6"
     text = report(hall, "text", capsys)
     assert "满意率%" in text and "居民身份证" not in text and "普通护照申领" in text
+
+
+def test_without_a_date_the_halls_business_day_now(hall: Hall, capsys: pytest.CaptureFixture[str]) -> None:
+    hall.service.stop()
+    before = business_day(hall.layout.hall, datetime.now(UTC))
+    assert main(["report", "--format", "json", "--store", str(hall.store), "--layout", str(EXAMPLE)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    after = business_day(hall.layout.hall, datetime.now(UTC))
+    assert data["first_day"] == data["last_day"] and data["first_day"] in {before, after}
 
 
 def test_bad_dates_are_named(hall: Hall, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from hall_devices.contract import Call, Text, route
 from hall_devices.display.announcer import (
     Announcer,
     EspeakSpeaker,
+    Player,
     SegmentSpeaker,
     SpeechError,
     join_wavs,
@@ -87,6 +88,12 @@ def test_recorded_segments(tmp_path: Path) -> None:
     with pytest.raises(SpeechError, match=r"no recorded segment 五\.wav"):
         SegmentSpeaker(folder).synthesize(call("A005", 3), out)
     assert join_wavs([out, out], tmp_path / "two.wav", gap_s=0.5) == pytest.approx(2.5)
+
+
+def test_a_missing_player_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without alsa-utils
+    with pytest.raises(SpeechError, match=r"'aplay' is not installed \(apt-get install alsa-utils\)"):
+        Player().play(tmp_path / "call.wav", 0, call("A001", 3))
 
 
 def test_switched_off_says_nothing(tmp_path: Path) -> None:
