@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 # A clean stop takes well under a second; one that hangs (a broker or port that went away with
 # us) must not keep the process alive. Everything a role holds is durable, so exiting is safe.
 STOP_DEADLINE_S = 6.0
+SIGNAL_POLL_S = 0.2
 
 
 class Stoppable(Protocol):
@@ -39,7 +40,11 @@ def run_until_signalled(role: Stoppable, stop_deadline_s: float = STOP_DEADLINE_
     stopped = threading.Event()
     try:
         role.start(None)
-        stop.wait()
+        # Timed waits: a signal the kernel hands to another thread (paho's, a worker's) only marks
+        # itself pending, and Python runs the handler once the main thread runs again; a blocked
+        # wait() would never notice it and the process would outlive its SIGTERM.
+        while not stop.wait(SIGNAL_POLL_S):
+            pass
     finally:
         threading.Thread(target=_exit_if_still_stopping, args=(stopped, stop_deadline_s),
                          name="stop deadline", daemon=True).start()

@@ -9,11 +9,17 @@ import textwrap
 import time
 
 ROLE = textwrap.dedent("""
-    import sys, threading, time
+    import signal, sys, threading, time
     from hall_devices.roles import run_until_signalled
 
     class Role:
         def start(self, wait_s=None):
+            if sys.argv[1] == "signal-elsewhere":  # the kernel may hand SIGTERM to any thread
+                def signal_this_thread():
+                    time.sleep(0.3)  # the main thread is waiting by then
+                    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+                threading.Thread(target=signal_this_thread).start()
             print("started", flush=True)
 
         def stop(self):
@@ -41,6 +47,18 @@ def test_a_role_stops_cleanly_on_sigterm() -> None:
     assert rc == 0
     assert "stopping" in output
     assert "exiting without waiting" not in output
+
+
+def test_a_sigterm_taken_by_another_thread_still_stops_the_role() -> None:
+    with subprocess.Popen([sys.executable, "-c", ROLE, "signal-elsewhere"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as role:
+        try:
+            out, err = role.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            role.kill()
+            raise AssertionError("SIGTERM delivered to a worker thread did not stop the role") from None
+    assert role.returncode == 0, err
+    assert "stopping" in out
 
 
 def test_a_hanging_stop_is_cut_off_at_the_deadline() -> None:
