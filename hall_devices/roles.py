@@ -25,7 +25,7 @@ class Stoppable(Protocol):
 
 def _exit_if_still_stopping(done: threading.Event, deadline_s: float) -> None:
     if not done.wait(deadline_s):
-        log.error("stopping took longer than %.0f s; exiting without waiting further", deadline_s)
+        log.error("stopping took longer than %g s; exiting without waiting further", deadline_s)
         logging.shutdown()
         os._exit(1)
 

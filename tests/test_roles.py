@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 ROLE = textwrap.dedent("""
     import signal, sys, threading, time
@@ -31,19 +30,22 @@ ROLE = textwrap.dedent("""
 """)
 
 
-def _run_and_terminate(mode: str) -> tuple[int, str, float]:
+def _run_and_terminate(mode: str) -> tuple[int, str]:
     with subprocess.Popen([sys.executable, "-c", ROLE, mode], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as role:
         assert role.stdout is not None and role.stderr is not None
         assert role.stdout.readline() == "started\n"
-        started = time.monotonic()
         role.send_signal(signal.SIGTERM)
-        rc = role.wait(10)
-        return rc, role.stdout.read() + role.stderr.read(), time.monotonic() - started
+        try:  # a stop without a deadline would never return: the bound only ends the test
+            rc = role.wait(30)
+        except subprocess.TimeoutExpired:
+            role.kill()
+            raise AssertionError(f"the {mode!r} role did not exit after SIGTERM") from None
+        return rc, role.stdout.read() + role.stderr.read()
 
 
 def test_a_role_stops_cleanly_on_sigterm() -> None:
-    rc, output, _ = _run_and_terminate("clean")
+    rc, output = _run_and_terminate("clean")
     assert rc == 0
     assert "stopping" in output
     assert "exiting without waiting" not in output
@@ -62,7 +64,6 @@ def test_a_sigterm_taken_by_another_thread_still_stops_the_role() -> None:
 
 
 def test_a_hanging_stop_is_cut_off_at_the_deadline() -> None:
-    rc, output, took = _run_and_terminate("hang")
-    assert rc == 1
-    assert "stopping took longer than" in output
-    assert took < 5, f"the process stayed {took:.1f} s after SIGTERM"
+    rc, output = _run_and_terminate("hang")
+    assert rc == 1  # os._exit(1) by the deadline, not a normal return
+    assert "stopping took longer than 0.5 s; exiting without waiting further" in output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,11 +57,11 @@ def test_next_shows_the_number_at_that_address(hall_with_leds: tuple[Hall, LedAg
 def test_hall_screen_updates_only_the_areas_that_changed(hall_with_leds: tuple[Hall, LedAgent],
                                                          leds: LedBusSimulator) -> None:
     """A new waiting count rewrites the waiting row alone; the calls and the notice stay as shown."""
-    hall, _agent = hall_with_leds
+    hall, agent = hall_with_leds
     hall.ok(3, "login", clerk_id="0301")
-    # Every screen written once (the hall screen, lowest priority, last) and the bus quiet.
+    # Every screen written once (the hall screen, lowest priority, last) and nothing left to write.
     assert leds.wait(lambda: all(c.frames >= 1 for c in leds.controllers.values()), 15)
-    time.sleep(0.5)
+    assert leds.wait(lambda: not any(s.changed(agent.device.protocol) for s in agent.screens.values()))
     calls, notice = leds.text(200, 0), leds.text(200, 2)
     full = leds.controllers[200].last_size
     hall.take("company_change")
