@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
@@ -40,6 +39,7 @@ from hall_devices.layout import (
     WindowScreenDevice,
 )
 from hall_devices.provision import provision
+from hall_devices.roles import StopSignals
 from hall_devices.settings import Settings
 from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.led import LedBusSimulator
@@ -298,7 +298,7 @@ class Hall:
             self.generator.start(15)
             self.say(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
 
-    def watch(self, stop: threading.Event) -> None:
+    def watch(self, stop: StopSignals) -> None:
         deadline = time.monotonic() + self.options.duration_s if self.options.duration_s else None
         while not stop.wait(2.0):
             if self.summary:
@@ -343,12 +343,7 @@ class Hall:
 
 def run_up(layout: Layout, options: UpOptions) -> int:
     options.data_dir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    stop = StopSignals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     hall = Hall(layout, options)
     try:
         hall.start_broker()
@@ -361,5 +356,4 @@ def run_up(layout: Layout, options: UpOptions) -> int:
         return 0
     finally:
         hall.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.restore()
