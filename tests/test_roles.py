@@ -57,15 +57,21 @@ def test_a_role_stops_cleanly_on_sigterm() -> None:
     assert "exiting without waiting" not in output
 
 
-def test_a_sigterm_taken_by_another_thread_still_stops_the_role() -> None:
-    with subprocess.Popen([sys.executable, "-c", ROLE, "signal-elsewhere"], stdout=subprocess.PIPE,
+def _run_self_signalling(mode: str) -> tuple[int, str, str]:
+    """Run a role that signals itself; (exit code, stdout, stderr) once it has exited."""
+    with subprocess.Popen([sys.executable, "-c", ROLE, mode], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as role:
         try:
             out, err = role.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             role.kill()
-            raise AssertionError("SIGTERM delivered to a worker thread did not stop the role") from None
-    assert role.returncode == 0, err
+            raise AssertionError(f"the {mode!r} role did not stop on its SIGTERM") from None
+    return role.returncode, out, err
+
+
+def test_a_sigterm_taken_by_another_thread_still_stops_the_role() -> None:
+    rc, out, err = _run_self_signalling("signal-elsewhere")
+    assert rc == 0, err
     assert "stopping" in out
 
 
@@ -74,14 +80,8 @@ def test_a_burst_of_signals_stops_the_role_once() -> None:
     bursts. (The deadlock this guards against, a handler taking the lock its own interrupted
     Event.set held, is too rare to reproduce here; handlers that take no lock rule it out.)"""
     for _ in range(3):
-        with subprocess.Popen([sys.executable, "-c", ROLE, "many-signals"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) as role:
-            try:
-                out, err = role.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                role.kill()
-                raise AssertionError("a burst of SIGTERMs left the role hanging") from None
-        assert role.returncode == 0, err
+        rc, out, err = _run_self_signalling("many-signals")
+        assert rc == 0, err
         assert out.count("stopping") == 1
 
 
