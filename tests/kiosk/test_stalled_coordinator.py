@@ -29,11 +29,7 @@ HALL = "demo"
 @pytest.fixture
 def coordinator(own_broker: HallBroker, tmp_path: Path) -> Iterator[Coordinator]:
     running = Coordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
-    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall=HALL, device="coordinator")])
-    running.start()
-    status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
-    status.stop()
+    running.start_ready(own_broker)
     yield running
     assert running.process is not None
     running.process.send_signal(signal.SIGCONT)  # never leave a stopped child behind
