@@ -52,6 +52,8 @@ class KioskLink(QObject):
                  ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         super().__init__()
+        # A shorter ttl_s is for tests: the coordinator bounds a kiosk's clock skew by assuming the
+        # contract's TTL (a deadline further ahead is clock_skew), so a hall keeps the default.
         if not 0 < ttl_s <= TICKET_REQUEST_TTL_S:
             raise ValueError(f"ttl_s {ttl_s} must be in (0, {TICKET_REQUEST_TTL_S}]: the coordinator "
                              f"refuses later deadlines as clock skew")
