@@ -137,9 +137,9 @@ def test_eq_screens(own_broker: HallBroker, tmp_path: Path) -> None:
 
 
 # A clerk's pause reason with every sequence either protocol reserves: EQ's end mark $$ (and a
-# trailing $), start mark !#, colour codes %1; control bytes; BX's A5 A6 5A 5B (Z, [ and the GBK of
-# 亥乏俍俒); a character GBK cannot carry.
-HOSTILE_REASON = "午休$$A!#B%1C$\x00\x1b\x7fZ[亥乏俍俒😀$"
+# trailing $), start mark !#, colour codes %1 %2 %3, CR LF; control bytes; BX's A5 A6 5A 5B (Z, [
+# and the GBK of 亥乏俍俒); a character GBK cannot carry.
+HOSTILE_REASON = "午休$$A!#B%1C%2D%3$\x00\x1b\x7f\r\nZ[亥乏俍俒😀$"
 
 
 def eq_or_bx_layout(protocol: str, **addresses: int) -> Layout:
@@ -189,9 +189,9 @@ def test_pause_reasons_with_every_reserved_sequence(own_broker: HallBroker, tmp_
         wait_until(lambda: nothing_left(agent), what="every screen written")  # none stuck or retried
         shown = sim.controllers[3].areas[0].text
         if protocol == "eq":
-            assert shown == "午休＄＄A！#B％1C＄   Z[亥乏俍俒□＄"
-        else:  # the controller wraps the line; the padding is spaces
-            assert shown.replace(" ", "") == "午休$$A!#B%1C$Z[亥乏俍俒□$"
+            assert shown == "午休＄＄A！#B％1C％2D％3＄    \nZ[亥乏俍俒□＄"
+        else:  # the controller wraps the lines; the padding is spaces
+            assert shown.replace(" ", "") == "午休$$A!#B%1C%2D%3$Z[亥乏俍俒□$"
         assert sim.controllers[3].frames == frames_before + 1  # written once, understood at once
         assert sim.bad_frames == 0
         assert not any(s.faulted for s in agent.screens.values())
