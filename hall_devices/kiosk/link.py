@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,7 @@ class KioskLink(QObject):
                                 paper=paper)
 
         def work() -> None:
+            tapped = time.monotonic()
             try:
                 reply = self.requests.call(route("ticket_request"), request, self.give_up_s,
                                            resend_s=self.resend_s, kiosk=self.kiosk.id)
@@ -119,6 +121,12 @@ class KioskLink(QObject):
                             "is told no number was issued", request.command_id, deadline.isoformat(),
                             self.give_up_s - self.ttl_s)
                 self.ticket_answered.emit(exc)
+                return
+            except Exception as exc:
+                # Never a kiosk stuck on 正在取号; a copy may be out, so tell as late as for silence.
+                log.exception("ticket request %s failed", request.command_id)
+                time.sleep(max(0.0, tapped + self.give_up_s - time.monotonic()))
+                self.ticket_answered.emit(BusError(f"ticket request {request.command_id}: {exc}"))
                 return
             self.ticket_answered.emit(reply)
 
