@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION: Literal[1] = 1
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -35,7 +35,8 @@ class Text(Payload):
 class Problem(Payload):
     """Why something was refused: a stable code for programs and a message for people."""
 
-    code: str = Field(description="bad_json, bad_schema, unknown_service, wrong_state, ...")
+    code: str = Field(description="bad_json, bad_schema, unknown_service, wrong_state, "
+                      "request_expired, clock_skew, ...")
     message: str
 
 
@@ -132,6 +133,7 @@ class DeviceFault(StrEnum):
     PORT_MISSING = "port_missing"
     NACK = "nack"
     GARBLED = "garbled"
+    UNENCODABLE = "unencodable"  # a screen's frame cannot be built in its protocol (address, length)
 
 
 class PrintFailure(StrEnum):
@@ -156,8 +158,20 @@ class Channel(StrEnum):
 # --- payloads --------------------------------------------------------------------------------
 
 
+# A kiosk's ticket request carries a deadline: its send time + TICKET_REQUEST_TTL_S by the kiosk's
+# clock. The coordinator refuses it (request_expired) once its own clock has passed the deadline, and
+# (clock_skew) when the deadline lies more than TTL + CLOCK_SKEW_MAX_S ahead of its clock: the kiosk's
+# clock runs ahead. A kiosk that hears nothing tells the applicant "no number" only after the deadline
+# + CLOCK_SKEW_MAX_S (+ a grace for a reply in flight), when any copy still on its way is refused.
+TICKET_REQUEST_TTL_S = 10.0
+CLOCK_SKEW_MAX_S = 2.0  # hall clocks agree within this (NTP on the LAN); larger skews are refused
+
+
 class TicketRequest(Payload):
     command_id: CommandId
+    deadline: AwareDatetime | None = Field(
+        None, description="issue no ticket after this (coordinator's clock); every kiosk sets it; "
+        "none: nobody waits at a screen (traffic simulator, load tests)")
     service_id: str | None = Field(None, description="may be left out for an appointment: its booking has it")
     ticket_class: Literal[TicketClass.NORMAL, TicketClass.PRIORITY, TicketClass.APPOINTMENT] = (
         TicketClass.NORMAL

@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hall_devices.display import bx, eq
+
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
 
@@ -391,6 +393,12 @@ class _Checker:
             if (bus_id, device.address) in addresses:
                 self.problem("devices", i, ".address", f"address {device.address} used twice on bus "
                              f"{bus_id!r}")
+            bus = self.devices.get(bus_id)
+            if isinstance(bus, LedBusDevice) and isinstance(device, WindowScreenDevice | HallScreenDevice):
+                refused = _screen_address_problem(bus.protocol, device.address)
+                if refused:
+                    self.problem("devices", i, ".address", f"{device.kind} {device.id!r} on {bus.protocol} "
+                                 f"bus {bus_id!r}: {refused}")
             addresses.add((bus_id, device.address))
             if isinstance(device, HallScreenDevice):
                 continue
@@ -401,6 +409,17 @@ class _Checker:
             if other != device.id:
                 self.problem("devices", i, ".window", f"window {device.window} already has "
                              f"{device.kind} {other!r}")
+
+
+def _screen_address_problem(protocol: str, address: int) -> str | None:
+    """Why ``protocol`` cannot address one screen at ``address`` (protocols.md §2, §3), or None."""
+    if protocol == "eq" and not 0 <= address < eq.BROADCAST:
+        return (f"address {address} is not 0-{eq.BROADCAST - 1}: EQ2023 carries three digits and "
+                f"{eq.BROADCAST} is its broadcast address")
+    if protocol == "bx" and not 0 <= address < bx.BROADCAST_REPLY:
+        return (f"address {address} is not 0-{bx.BROADCAST_REPLY - 1}: BX carries two bytes and "
+                f"{bx.BROADCAST_REPLY:#X}/{bx.BROADCAST:#X} are its broadcast addresses")
+    return None
 
 
 def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProblem]:

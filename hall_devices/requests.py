@@ -7,6 +7,7 @@ thread may call :meth:`Requester.call`; answers arrive on paho's thread and wake
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from hall_devices.bus import Bus, BusError, Inbound
@@ -46,7 +47,14 @@ class Requester:
                 self._answers[reply.command_id] = reply
                 event.set()
 
-    def call(self, request: Route, payload: Payload, timeout_s: float = 5.0, **params: object) -> Reply:
+    def call(self, request: Route, payload: Payload, timeout_s: float = 5.0, resend_s: float | None = None,
+             **params: object) -> Reply:
+        """Publish ``payload`` and wait up to ``timeout_s`` for the answer carrying its command id.
+
+        ``resend_s``: publish the same payload (same command id, so applied at most once) again every
+        ``resend_s`` seconds while no answer has come; an answer to any copy ends the wait.
+        Raises :class:`NoReplyError` when nothing came back in time.
+        """
         command_id = getattr(payload, "command_id", None) or getattr(payload, "rating_id", None)
         if not isinstance(command_id, str):
             raise BusError(f"{type(payload).__name__} has no command id")
@@ -55,9 +63,14 @@ class Requester:
         with self._lock:
             self._waiting[command_id] = event
         try:
-            self._bus.publish(request, payload, **params)
-            if not event.wait(timeout_s):
-                raise NoReplyError(f"no answer to {request.name} {command_id} within {timeout_s} s")
+            deadline = time.monotonic() + timeout_s
+            while True:
+                self._bus.publish(request, payload, **params)
+                left = deadline - time.monotonic()
+                if event.wait(min(left, resend_s) if resend_s else left):
+                    break
+                if time.monotonic() >= deadline:
+                    raise NoReplyError(f"no answer to {request.name} {command_id} within {timeout_s} s")
             with self._lock:
                 return self._answers.pop(command_id)
         finally:

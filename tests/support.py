@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -19,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.contract import route
 from hall_devices.layout import Layout
 from hall_devices.provision import provision
 from hall_devices.settings import Settings
@@ -149,6 +151,16 @@ class Coordinator:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"],
                                             env=self.env, stdout=out, stderr=out)
+
+    def start_ready(self, broker: HallBroker, timeout_s: float = 15) -> None:
+        """Start it and wait for its retained status to say ok (its session then exists)."""
+        status = probe(broker.port, "monitor", broker.credentials["monitor"],
+                       subscribe=[route("device_status").topic(hall=broker.hall_id, device="coordinator")])
+        try:
+            self.start()
+            status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=timeout_s)
+        finally:
+            status.stop()
 
     def kill(self) -> None:
         assert self.process is not None

@@ -115,3 +115,25 @@ def test_each_problem_is_named(extra: str, expected: str) -> None:
 
 def test_not_toml_is_a_clear_error() -> None:
     assert "not valid TOML" in problems("[hall\n")[0]
+
+
+def test_check_refuses_screen_addresses_the_bus_protocol_cannot_carry(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace('protocol = "bx"', 'protocol = "eq"')
+    text = text.replace('id = "WS3"\nbus = "L1"\naddress = 3', 'id = "WS3"\nbus = "L1"\naddress = 999')
+    text = text.replace('id = "WS4"\nbus = "L1"\naddress = 4', 'id = "WS4"\nbus = "L1"\naddress = 1000')
+    bad = tmp_path / "eq.toml"
+    bad.write_text(text, encoding="utf-8")
+    assert main(["layout", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    lines = text.splitlines()
+    for screen, address in (("WS3", 999), ("WS4", 1000)):
+        found = re.search(rf"line (\d+): devices\[\d+\]\.address: window_screen '{screen}' on eq bus 'L1': "
+                          rf"address {address} is not 0-998: EQ2023 carries three digits and 999 is its "
+                          r"broadcast address", err)
+        assert found, err
+        assert lines[int(found.group(1)) - 1] == "[[devices]]"
+        assert lines[int(found.group(1))] == 'kind = "window_screen"'
+        assert lines[int(found.group(1)) + 1] == f'id = "{screen}"'
+    # The same addresses on a BX bus: two bytes carry them.
+    parse_layout(text.replace('protocol = "eq"', 'protocol = "bx"'))

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from hall_devices.contract import (
+    CLOCK_SKEW_MAX_S,
+    TICKET_REQUEST_TTL_S,
     DeviceStatus,
     Payload,
     PrintJob,
@@ -115,6 +117,7 @@ class Engine:
         kiosk = params.get("kiosk", "")
         if kiosk not in self._kiosks:
             raise EngineError("unknown_kiosk", f"unknown kiosk {kiosk!r}")
+        _check_deadline(req, now)
         ticket_class = TicketClass(req.ticket_class)
         service_id = req.service_id
         if ticket_class is TicketClass.APPOINTMENT:
@@ -463,3 +466,23 @@ def _request_id(payload: Payload) -> str | None:
             return value
     return None
 
+
+def _check_deadline(req: TicketRequest, now: datetime) -> None:
+    """Refuse a ticket request its kiosk has stopped waiting for, judged by the coordinator's clock.
+
+    Raises :class:`EngineError` ``request_expired`` when ``now`` is past the deadline, and
+    ``clock_skew`` when the deadline is further ahead than a kiosk ever sets it (its send time +
+    ``TICKET_REQUEST_TTL_S``) plus ``CLOCK_SKEW_MAX_S``: that kiosk's clock runs ahead, and it would
+    give up on a request this coordinator could still issue. See docs/coordinator.md.
+    """
+    if req.deadline is None:
+        return
+    if now > req.deadline:
+        late = (now - req.deadline).total_seconds()
+        raise EngineError("request_expired", f"ticket request {req.command_id} arrived {late:.1f} s "
+                          f"after its deadline {req.deadline.isoformat()}: no ticket issued")
+    ahead = (req.deadline - now).total_seconds()
+    if ahead > TICKET_REQUEST_TTL_S + CLOCK_SKEW_MAX_S:
+        raise EngineError("clock_skew", f"ticket request {req.command_id} has its deadline {ahead:.1f} s "
+                          f"ahead; a kiosk sets {TICKET_REQUEST_TTL_S:.0f} s: its clock is "
+                          f"{ahead - TICKET_REQUEST_TTL_S:.1f} s ahead of the coordinator's")

@@ -3,8 +3,10 @@
 paho's thread only queues messages. The agent's I/O thread keeps, per screen address, the frame it
 should show; it writes one frame at a time, waits for the BX reply, retries a NACK or silence
 (``retries`` times), then marks that screen faulted (retained bus status, per screen) until a later
-frame gets through. Every screen is written again every ``refresh_s`` (time rules such as the long
-pause notice, a controller that rebooted) and whenever the port comes back.
+frame gets through. A screen whose frame cannot be built (``ScreenEncodingError``) is marked
+faulted (``unencodable``) at once and the others are written. Every screen is written again every
+``refresh_s`` (time rules such as the long pause notice, a controller that rebooted) and whenever
+the port comes back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import Call, DeviceFault, DeviceState, QueueSummary, WindowState, route
 from hall_devices.display import bx
-from hall_devices.display.frames import Region, hall_regions, screen_bytes, window_regions
+from hall_devices.display.frames import (
+    Region,
+    ScreenEncodingError,
+    hall_regions,
+    screen_bytes,
+    window_regions,
+)
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.settings import Settings
@@ -37,6 +45,7 @@ class _Screen:
     shown: dict[int, Region] | None = None  # by area id; None: unknown, write every area
     failures: int = 0
     faulted: bool = False
+    fault: DeviceFault = DeviceFault.NACK  # why, while faulted
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -180,7 +189,16 @@ class LedAgent:
             return False
         # The call at the window first: a hall screen's long frame can wait its turn.
         screen = min(pending, key=lambda s: (s.failures, isinstance(s.device, HallScreenDevice)))
-        frame = screen_bytes(protocol, screen.device.address, screen.changed(protocol))
+        try:
+            frame = screen_bytes(protocol, screen.device.address, screen.changed(protocol))
+        except ScreenEncodingError as exc:
+            # Texts are made safe before encoding; what still fails is this screen's alone (an
+            # address or a length its protocol cannot carry): fault it and write the others.
+            if not (screen.faulted and screen.fault is DeviceFault.UNENCODABLE):
+                log.warning("screen %s cannot be written: %s; marked faulted", screen.device.id, exc)
+            screen.faulted, screen.fault = True, DeviceFault.UNENCODABLE
+            screen.mark_shown()  # tried again on its next change or refresh
+            return True
         try:
             # BX replies carry no sequence number: a late reply to an earlier frame must not confirm
             # this one, so whatever is waiting is dropped before writing.
@@ -205,7 +223,7 @@ class LedAgent:
             if not screen.faulted:
                 log.warning("screen %s at address %d failed %d times: marked faulted",
                             screen.device.id, screen.device.address, screen.failures)
-            screen.faulted = True
+            screen.faulted, screen.fault = True, DeviceFault.NACK
             screen.mark_shown()  # stop hammering; the refresh tries again
         return True
 
@@ -246,7 +264,8 @@ class LedAgent:
         if not self.link.is_open:
             state, faults = DeviceState.FAULT, [DeviceFault.PORT_MISSING]
         elif any(s is DeviceState.FAULT for _, s in members):
-            state, faults = DeviceState.WARNING, [DeviceFault.NACK]
+            state = DeviceState.WARNING
+            faults = sorted({s.fault for s in self.screens.values() if s.faulted})
         else:
             state = DeviceState.OK
         key = (state, tuple(faults), members)

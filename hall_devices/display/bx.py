@@ -95,6 +95,10 @@ class Header:
     version: int = PROTOCOL_VERSION
 
     def encode(self, data_length: int) -> bytes:
+        if not 0 <= self.destination <= 0xFFFF:
+            raise BxError(f"address {self.destination} is not 0-65535 (two bytes)")
+        if data_length > 0xFFFF:
+            raise BxError(f"data of {data_length} bytes is longer than a frame carries (65535)")
         return struct.pack("<HH3sBBBBBH", self.destination, self.source, b"\0\0\0", self.barcode,
                            self.check_mode, self.display_mode, self.device_type, self.version,
                            data_length)
@@ -152,6 +156,16 @@ class DynamicArea:
     stay: int = 10
 
     def encode(self) -> bytes:
+        """Raises :class:`BxError` when a field does not fit its bytes (a position or size over
+        32767 px, a text over 4 GB, ...)."""
+        try:
+            return self._pack()
+        except struct.error as exc:
+            raise BxError(f"area {self.area_id} cannot be encoded: {exc}") from None
+
+    def _pack(self) -> bytes:
+        if max(self.x, self.width) >= PIXELS:
+            raise struct.error(f"x {self.x} or width {self.width} over 32767 px")
         fields = struct.pack("<BHHHHBBBHBBBBBBBBBI", 0, self.x | PIXELS, self.y, self.width | PIXELS,
                              self.height, self.area_id, self.line_spacing, self.run_mode, self.timeout_s,
                              0, 0, self.alignment, self.single_line, self.auto_wrap, self.display_mode,
@@ -165,11 +179,16 @@ AREA_FIXED = struct.calcsize("<BHHHHBBBHBBBBBBBBBI")
 def dynamic_area_data(areas: list[DynamicArea], delete: list[int] | None = None, reply: bool = True
                       ) -> bytes:
     """The data field of A3 06: update ``areas`` (and delete area ids ``delete``)."""
+    if len(areas) > 0xFF or len(delete or []) > 0xFF:
+        raise BxError(f"{len(areas)} areas and {len(delete or [])} deletions: at most 255 each")
     out = bytearray([0xA3, 0x06, 0x01 if reply else 0x02, 0, 0, len(delete or [])])
     out += bytes(delete or [])
     out.append(len(areas))
     for area in areas:
         encoded = area.encode()
+        if len(encoded) > 0xFFFF:
+            raise BxError(f"area {area.area_id}: {len(encoded)} bytes, more than its length field "
+                          f"carries (65535)")
         out += struct.pack("<H", len(encoded)) + encoded
     return bytes(out)
 

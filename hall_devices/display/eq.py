@@ -29,19 +29,39 @@ class EqError(Exception):
 Segment = tuple[Colour | None, str]
 
 
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F
+
+
 def encode(address: int, lines: list[list[Segment]], encoding: str = "gbk") -> bytes:
+    """One EQ2023 message; raises :class:`EqError` naming what the protocol cannot carry.
+
+    ``address`` 0-999 (999: broadcast). Text must hold no ``$$``, no ``!#``, must not end in ``$``
+    and may hold no control characters or characters ``encoding`` cannot carry: pass texts from
+    people through ``frames.safe_text`` first (protocols.md §3: the marks; GB2312/GBK text).
+    """
     if not 0 <= address <= BROADCAST:
         raise EqError(f"address {address} is not 000-999")
     parts = []
     for line in lines:
         text = ""
         for colour, chunk in line:
-            if "$$" in chunk:
-                raise EqError(f"text {chunk!r} contains the end mark $$")
+            bad = next((c for c in chunk if _is_control(c)), None)
+            if bad is not None:
+                raise EqError(f"text {chunk!r} contains the control character U+{ord(bad):04X}")
             # A literal % before a digit would read as a colour code: use the full-width sign.
             text += (f"%{int(colour)}" if colour else "") + re.sub(r"%(?=\d)", "％", chunk)
         parts.append(text)
-    return START + f"{address:03d}".encode() + "\r\n".join(parts).encode(encoding) + END
+    body = "\r\n".join(parts)
+    if "$$" in body or body.endswith("$"):
+        raise EqError(f"text {body!r} contains the end mark $$ (or ends in $)")
+    if "!#" in body:
+        raise EqError(f"text {body!r} contains the start mark !#")
+    try:
+        raw = body.encode(encoding)
+    except UnicodeEncodeError as exc:
+        raise EqError(f"text {body!r}: {body[exc.start:exc.end]!r} cannot be carried in {encoding}") from None
+    return START + f"{address:03d}".encode() + raw + END
 
 
 def plain(address: int, text: str, colour: Colour | None = None) -> bytes:

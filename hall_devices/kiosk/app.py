@@ -8,6 +8,7 @@ to the information desk (the layout's ``paper_out_fallback``); a failed print is
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -27,8 +28,10 @@ from hall_devices.contract import PrintResult, QueueSummary, TicketClass, Ticket
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
 from hall_devices.kiosk.search import build_index, search
-from hall_devices.kiosk.texts import tr
+from hall_devices.kiosk.texts import refusal, tr
 from hall_devices.layout import KioskDevice, Layout, Service
+
+log = logging.getLogger(__name__)
 
 
 class KioskWindow(QWidget):
@@ -271,6 +274,7 @@ class KioskWindow(QWidget):
             return
         self._busy = True
         self.on_availability(None)
+        self._message(self.t("asking"), name="asking", done=False)
         self.link.request_ticket(service_id, ticket_class, code, paper)
 
     def _desk(self) -> str:
@@ -285,19 +289,21 @@ class KioskWindow(QWidget):
             return
         assert isinstance(answer, TicketReply)
         if not answer.ok or answer.ticket is None:
-            reason = answer.error.message if answer.error else "?"
-            self._message(self.t("refused", reason=reason))
+            code = answer.error.code if answer.error else "other"
+            log.info("ticket request %s refused: %s", answer.command_id, answer.error)
+            self._message(refusal(code, self.lang, self._desk()))
             return
         self.show_result(answer.ticket, answer.print_job_id)
 
-    def _message(self, text: str) -> None:
+    def _message(self, text: str, name: str = "message", done: bool = True) -> None:
         self.page.reset("")
         message = label(text, points=28, bold=True, center=True)
-        message.setObjectName("message")
+        message.setObjectName(name)
         self.page.body.addWidget(message)
-        self.page.body.addWidget(button(self.t("done"), self.show_home, name="done"))
+        if done:
+            self.page.body.addWidget(button(self.t("done"), self.show_home, name="done"))
         self.page.body.addStretch(1)
-        self._show("message", timeout_ms=self.result_ms)
+        self._show(name, timeout_ms=self.result_ms)
 
     def show_result(self, ticket: TicketInfo, job_id: str | None) -> None:
         self.shown_ticket, self.shown_job = ticket, job_id

@@ -2,24 +2,44 @@
 
 paho's thread and the request worker threads only emit signals; with auto connections the slots
 run on the GUI thread. A ticket request never blocks the GUI: it runs on a worker thread.
+
+One outcome per tap: a ticket request carries a deadline (send time + ``ttl_s`` by this kiosk's
+clock); it is sent again under the same command id every ``resend_s`` until an answer comes. The
+coordinator issues at most once per command id and refuses (``request_expired``) once its clock is
+past the deadline, so when nothing has come back by deadline + ``CLOCK_SKEW_MAX_S`` + ``GRACE_S``
+the kiosk may truthfully say that no number was issued (docs/kiosk.md).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from hall_devices.bus import Bus, BusError, BusOptions, Inbound
-from hall_devices.contract import DeviceState, DeviceStatus, TicketClass, TicketRequest, route
+from hall_devices.contract import (
+    CLOCK_SKEW_MAX_S,
+    TICKET_REQUEST_TTL_S,
+    DeviceState,
+    DeviceStatus,
+    TicketClass,
+    TicketRequest,
+    route,
+)
 from hall_devices.layout import KioskDevice, Layout
 from hall_devices.printer.status import BLOCKING
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
 
+log = logging.getLogger(__name__)
 BLOCKING_FAULTS = {fault for fault, _failure in BLOCKING}
+GRACE_S = 2.0  # for a reply the coordinator decided just before the deadline to reach the kiosk
 
 
 class KioskLink(QObject):
@@ -29,11 +49,19 @@ class KioskLink(QObject):
     ticket_answered = pyqtSignal(object)  # TicketReply, or a BusError when nothing came back
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
 
-    def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice,
-                 reply_timeout_s: float = 8.0) -> None:
+    def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,
+                 ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         super().__init__()
+        # A shorter ttl_s is for tests: the coordinator bounds a kiosk's clock skew by assuming the
+        # contract's TTL (a deadline further ahead is clock_skew), so a hall keeps the default.
+        if not 0 < ttl_s <= TICKET_REQUEST_TTL_S:
+            raise ValueError(f"ttl_s {ttl_s} must be in (0, {TICKET_REQUEST_TTL_S}]: the coordinator "
+                             f"refuses later deadlines as clock skew")
         self.kiosk = kiosk
-        self.reply_timeout_s = reply_timeout_s
+        self.ttl_s = ttl_s
+        self.resend_s = resend_s
+        self.clock = clock
         self.bus = Bus(settings, BusOptions(client_id=kiosk.id, hall_id=layout.hall.id, device_id=kiosk.id,
                                             device_kind="kiosk", on_connection=self._connection))
         self.requests = Requester(self.bus)
@@ -47,6 +75,12 @@ class KioskLink(QObject):
         self.coordinator_up = False
         self.printer_ok = kiosk.printer is not None
         self._connected = False
+
+    @property
+    def give_up_s(self) -> float:
+        """Seconds after the tap when silence means "no number": the coordinator's clock is past the
+        deadline by then (skew at most CLOCK_SKEW_MAX_S) and a reply decided in time has arrived."""
+        return self.ttl_s + CLOCK_SKEW_MAX_S + GRACE_S
 
     def start(self) -> None:
         self.bus.start(None)  # keeps trying in the background; the screen says so meanwhile
@@ -70,15 +104,29 @@ class KioskLink(QObject):
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
                        paper: bool) -> None:
-        request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", service_id=service_id,
-                                ticket_class=ticket_class, appointment_code=code, paper=paper)
+        """Ask for a ticket; ``ticket_answered`` gets the reply, or a BusError when none came back
+        by the time the coordinator can no longer issue it (``give_up_s`` after the tap)."""
+        deadline = self.clock() + timedelta(seconds=self.ttl_s)
+        request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", deadline=deadline,
+                                service_id=service_id, ticket_class=ticket_class, appointment_code=code,
+                                paper=paper)
 
         def work() -> None:
+            tapped = time.monotonic()
             try:
-                reply = self.requests.call(route("ticket_request"), request, self.reply_timeout_s,
-                                           kiosk=self.kiosk.id)
+                reply = self.requests.call(route("ticket_request"), request, self.give_up_s,
+                                           resend_s=self.resend_s, kiosk=self.kiosk.id)
             except BusError as exc:
+                log.warning("ticket request %s: no answer by its deadline %s + %.0f s: the applicant "
+                            "is told no number was issued", request.command_id, deadline.isoformat(),
+                            self.give_up_s - self.ttl_s)
                 self.ticket_answered.emit(exc)
+                return
+            except Exception as exc:
+                # Never a kiosk stuck on 正在取号; a copy may be out, so tell as late as for silence.
+                log.exception("ticket request %s failed", request.command_id)
+                time.sleep(max(0.0, tapped + self.give_up_s - time.monotonic()))
+                self.ticket_answered.emit(BusError(f"ticket request {request.command_id}: {exc}"))
                 return
             self.ticket_answered.emit(reply)
 

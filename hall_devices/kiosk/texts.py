@@ -34,6 +34,7 @@ TEXTS: dict[str, tuple[str, str]] = {
                     "{desk}"),
     "busy": ("系统繁忙，未能取号，请稍后再试", "No number was issued: please try again"),
     "refused": ("未能取号：{reason}", "No number issued: {reason}"),
+    "asking": ("正在取号，请稍候……", "Getting your number, please wait…"),
     "done": ("完成", "Done"),
     "class_priority": ("优先", "Priority"),
     "class_appointment": ("预约", "Appointment"),
@@ -42,6 +43,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class_normal": ("普通", "Normal"),
     "no_results": ("没有找到相关事项", "Nothing found"),
 }
+
+
+# Why the coordinator refused a ticket request (Problem.code), told to the applicant; a code not
+# listed here gets "other". The engine's own message (developer English) goes to the log only.
+REFUSALS: dict[str, tuple[str, str]] = {
+    "request_expired": ("系统响应超时，请重新取号", "the system answered too late; please try again"),
+    "clock_skew": ("取号机时间与系统不一致，请到{desk}取号", "this kiosk's clock is wrong; please go to "
+                   "the {desk}"),
+    "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
+    "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
+    "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
+    "other": ("请到{desk}咨询", "please ask at the {desk}"),
+}
+
+
+def refusal(code: str, lang: str, desk: str) -> str:
+    """The applicant's text for a refused ticket request: 未能取号：<reason>."""
+    zh, en = REFUSALS.get(code, REFUSALS["other"])
+    return tr("refused", lang, reason=(zh if lang == "zh" else en).format(desk=desk))
 
 
 def tr(key: str, lang: str, **values: object) -> str:

@@ -15,7 +15,7 @@ from hall_devices.layout import Layout, LedBusDevice, parse_layout
 from hall_devices.sim.led import LedBusSimulator
 from tests.conftest import EXAMPLE
 from tests.coordinator.harness import Clock, Hall
-from tests.support import HallBroker, probe
+from tests.support import HallBroker, probe, wait_until
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_hall_screen_updates_only_the_areas_that_changed(hall_with_leds: tuple[H
     hall.ok(3, "login", clerk_id="0301")
     # Every screen written once (the hall screen, lowest priority, last) and nothing left to write.
     assert leds.wait(lambda: all(c.frames >= 1 for c in leds.controllers.values()), 15)
-    assert leds.wait(lambda: not any(s.changed(agent.device.protocol) for s in agent.screens.values()))
+    wait_until(lambda: not any(s.changed(agent.device.protocol) for s in agent.screens.values()))
     calls, notice = leds.text(200, 0), leds.text(200, 2)
     full = leds.controllers[200].last_size
     hall.take("company_change")
@@ -131,6 +131,101 @@ def test_eq_screens(own_broker: HallBroker, tmp_path: Path) -> None:
         hall.ok(6, "next")
         assert sim.wait(lambda: sim.text(6) == "请B001号到6号窗口")
     finally:
+        agent.stop()
+        hall.stop()
+        sim.stop()
+
+
+# A clerk's pause reason with every sequence either protocol reserves: EQ's end mark $$ (and a
+# trailing $), start mark !#, colour codes %1 %2 %3, CR LF; control bytes; BX's A5 A6 5A 5B (Z, [
+# and the GBK of 亥乏俍俒); a character GBK cannot carry.
+HOSTILE_REASON = "午休$$A!#B%1C%2D%3$\x00\x1b\x7f\r\nZ[亥乏俍俒😀$"
+
+
+def eq_or_bx_layout(protocol: str, **addresses: int) -> Layout:
+    """The example hall with its LED bus on ``protocol``; ``addresses`` moves screens (by id)
+    without the layout check, as a hand-edited file on a running hall could."""
+    layout = parse_layout(EXAMPLE.read_text(encoding="utf-8").replace('protocol = "bx"',
+                                                                        f'protocol = "{protocol}"'))
+    if not addresses:
+        return layout
+    devices = [d.model_copy(update={"address": addresses[d.id]}) if d.id in addresses else d
+               for d in layout.devices]
+    return layout.model_copy(update={"devices": devices})
+
+
+@pytest.fixture(params=["bx", "eq"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run_bus(own_broker: HallBroker, layout: Layout, tmp_path: Path, protocol: str,
+            agent_layout: Layout | None = None) -> tuple[Hall, LedAgent, LedBusSimulator]:
+    """Controllers at the layout's addresses, the hall, and the bus agent (of ``agent_layout``)."""
+    addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
+    sim = LedBusSimulator(tmp_path / "dev" / protocol, protocol, addresses).start()
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    agent = LedAgent(own_broker.settings("L1"), agent_layout or layout, "L1", url=str(sim.path),
+                     refresh_s=60)
+    agent.start()
+    return hall, agent, sim
+
+
+def nothing_left(agent: LedAgent) -> bool:
+    return not any(s.changed(agent.device.protocol) for s in agent.screens.values())
+
+
+def test_pause_reasons_with_every_reserved_sequence(own_broker: HallBroker, tmp_path: Path,
+                                                    protocol: str) -> None:
+    hall, agent, sim = run_bus(own_broker, eq_or_bx_layout(protocol), tmp_path, protocol)
+    try:
+        for window in (3, 4):
+            hall.ok(window, "login", clerk_id=f"0{window}01")
+        assert sim.wait(lambda: sim.text(4) == "欢迎光临\n户籍 1")
+        frames_before = sim.controllers[3].frames
+        hall.ok(3, "pause", reason=HOSTILE_REASON)
+        hall.ok(4, "pause", reason="午间休息")
+        assert sim.wait(lambda: sim.text(4) == "午间休息" and sim.controllers[3].frames > frames_before)
+        wait_until(lambda: nothing_left(agent), what="every screen written")  # none stuck or retried
+        shown = sim.controllers[3].areas[0].text
+        if protocol == "eq":
+            assert shown == "午休＄＄A！#B％1C％2D％3＄    \nZ[亥乏俍俒□＄"
+        else:  # the controller wraps the lines; the padding is spaces
+            assert shown.replace(" ", "") == "午休$$A!#B%1C%2D%3$Z[亥乏俍俒□$"
+        assert sim.controllers[3].frames == frames_before + 1  # written once, understood at once
+        assert sim.bad_frames == 0
+        assert not any(s.faulted for s in agent.screens.values())
+    finally:
+        agent.stop()
+        hall.stop()
+        sim.stop()
+
+
+def test_a_screen_its_protocol_cannot_address_is_faulted_and_the_rest_written(
+        own_broker: HallBroker, tmp_path: Path, protocol: str) -> None:
+    """Screen WS3 at an address its protocol cannot carry: a named fault, every other screen
+    written in the same pass, and the bus status says so instead of ok."""
+    beyond = {"eq": 1000, "bx": 0x10000}[protocol]
+    layout = eq_or_bx_layout(protocol, WS3=beyond)
+    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+    # Controllers (and the coordinator) at the checked layout's addresses; the agent has WS3 beyond.
+    hall, agent, sim = run_bus(own_broker, eq_or_bx_layout(protocol), tmp_path, protocol, layout)
+    try:
+        faulted = status.expect(lambda m: json.loads(m.payload)["members"].get("WS3") == "fault",
+                                timeout_s=10)
+        assert json.loads(faulted.payload)["state"] == "warning"
+        assert json.loads(faulted.payload)["faults"] == ["unencodable"]
+        for window in (4, 5):
+            hall.ok(window, "login", clerk_id=f"0{window}01")
+        assert sim.wait(lambda: sim.text(4) == "欢迎光临\n户籍 1" and sim.text(5) == "欢迎光临\n户籍 2")
+        hall.ok(3, "login", clerk_id="0301")  # a change: WS3 is tried again, and faults again
+        wait_until(lambda: nothing_left(agent), what="every screen written")
+        assert all(c.frames >= 1 for a, c in sim.controllers.items() if a != 3)
+        assert sim.controllers[3].frames == 0 and sim.bad_frames == 0
+        assert agent.screens[beyond].faulted
+    finally:
+        status.stop()
         agent.stop()
         hall.stop()
         sim.stop()

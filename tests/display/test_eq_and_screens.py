@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hall_devices.contract import Text, WindowState, WindowStatus
-from hall_devices.display import eq
+from hall_devices.display import bx, eq
+from hall_devices.display.frames import ScreenEncodingError, safe_text, screen_bytes, window_regions
 from hall_devices.display.screens import fit, window_text
 from hall_devices.layout import Policy
 
@@ -68,3 +69,60 @@ def test_fitting_to_the_screen() -> None:
     assert fit("请A001号到3号窗口", 160, 16).lines == ("请A001号到3号窗口",)
     wide = fit("请A001号到3号窗口", 64, 16)
     assert wide.scroll and wide.lines == ("请A001号到3号窗口",)
+
+
+# Every sequence EQ2023 reserves (protocols.md §3), control bytes, and characters GBK cannot carry.
+HOSTILE = "a$$b$c!#d%1e%2%3\x00\x1b\x7f\x85\r\nZ亥😀\ud800x$"
+
+
+def test_eq_safe_text_keeps_every_reserved_sequence_out() -> None:
+    safe = safe_text("eq", HOSTILE)
+    assert safe == "a＄＄b＄c！#d%1e%2%3      Z亥□□x＄"
+    raw = eq.plain(7, safe)
+    assert raw.count(eq.START) == 1 and raw.count(eq.END) == 1 and raw.endswith(eq.END)
+    assert not any(b < 0x20 and b not in b"\r\n" for b in raw)
+    (message,) = eq.EqDecoder().feed(raw)
+    assert isinstance(message, eq.EqMessage) and message.address == 7
+    assert message.text == safe.replace("%", "％")  # a % before a digit is never a colour code
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("a$$b", "end mark"), ("ends in $", "end mark"), ("a!#b", "start mark"),
+    ("a\x1bb", "control character U\\+001B"), ("😀", "cannot be carried in gbk"),
+])
+def test_eq_encode_refuses_what_the_protocol_cannot_carry(text: str, reason: str) -> None:
+    with pytest.raises(eq.EqError, match=reason):
+        eq.encode(1, [[(None, text)]])
+
+
+@given(st.text(max_size=80), st.integers(0, 998))
+def test_any_text_becomes_exactly_one_eq_message(text: str, address: int) -> None:
+    raw = screen_bytes("eq", address, window_regions(text, 128, 32))
+    (message,) = eq.EqDecoder().feed(raw)
+    assert isinstance(message, eq.EqMessage) and message.address == address
+    assert len(message.lines) == len(text.split("\n"))
+
+
+@given(st.text(max_size=80), st.integers(0, 0xFFFD))
+def test_any_text_becomes_exactly_one_bx_frame(text: str, address: int) -> None:
+    raw = screen_bytes("bx", address, window_regions(text, 128, 32))
+    (frame,) = bx.BxDecoder().feed(raw)
+    assert isinstance(frame, bx.BxFrame) and frame.header.destination == address
+    (area,) = bx.parse_dynamic_area(frame.data)
+    shown = area.text.decode("gbk")
+    assert not any(ord(c) < 0x20 for c in shown)
+    assert len(shown.replace(" ", "")) == len("".join(safe_text("bx", line) for line in text.split("\n"))
+                                              .replace(" ", ""))
+
+
+def test_bx_safe_text_leaves_the_escaping_to_the_frame() -> None:
+    assert safe_text("bx", "Z[亥$$!#\x00\r\n\x1b😀\ud800") == "Z[亥$$!#    □□"
+
+
+def test_a_screen_the_protocol_cannot_address_is_a_named_error() -> None:
+    with pytest.raises(ScreenEncodingError, match="eq screen at address 1000: address 1000 is not 000-999"):
+        screen_bytes("eq", 1000, window_regions("x", 128, 32))
+    with pytest.raises(ScreenEncodingError, match="bx screen at address 65536"):
+        screen_bytes("bx", 0x10000, window_regions("x", 128, 32))
+    with pytest.raises(ScreenEncodingError, match="more than its length field carries"):
+        screen_bytes("bx", 1, window_regions("长" * 40_000, 128, 32))

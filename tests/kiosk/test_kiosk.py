@@ -44,9 +44,9 @@ def kiosk_device(layout: Layout, kiosk_id: str) -> KioskDevice:
     return device
 
 
-def open_kiosk(qtbot: QtBot, broker: HallBroker, layout: Layout, kiosk_id: str, **timeouts: float
-               ) -> tuple[KioskWindow, KioskLink]:
-    link = KioskLink(broker.settings(kiosk_id), layout, kiosk_device(layout, kiosk_id), reply_timeout_s=3)
+def open_kiosk(qtbot: QtBot, broker: HallBroker, layout: Layout, kiosk_id: str, ttl_s: float = 3,
+               **timeouts: float) -> tuple[KioskWindow, KioskLink]:
+    link = KioskLink(broker.settings(kiosk_id), layout, kiosk_device(layout, kiosk_id), ttl_s=ttl_s)
     window = KioskWindow(layout, kiosk_device(layout, kiosk_id), link, **timeouts)
     qtbot.addWidget(window)
     QApplication.instance().installEventFilter(window)  # type: ignore[union-attr]
@@ -170,7 +170,7 @@ def test_appointment_check_in_by_keypad_and_by_scanner(qtbot: QtBot, kiosk: Kios
         assert window.shown_ticket is not None and window.shown_ticket.ticket_class == "appointment"
         scanner.scan("NO-SUCH-CODE")
         qtbot.waitUntil(lambda: window.page_name == "message", timeout=5000)
-        assert "unknown appointment code" in text_of(window, "message")
+        assert text_of(window, "message") == "未能取号：预约码无效，请核对后重试"  # no developer English
     finally:
         reader.stop()
         scanner.stop()
@@ -199,7 +199,8 @@ def test_coordinator_unreachable_issues_nothing(qtbot: QtBot, kiosk: Kiosk) -> N
     kiosk.link.coordinator_up = True
     window.on_availability(True)
     tap(qtbot, window, "take")
-    qtbot.waitUntil(lambda: window.page_name == "message", timeout=8000)
+    assert text_of(window, "asking") == "正在取号，请稍候……"
+    qtbot.waitUntil(lambda: window.page_name == "message", timeout=kiosk.link.give_up_s * 1000 + 3000)
     assert text_of(window, "message") == "系统繁忙，未能取号，请稍后再试"
     assert kiosk.printer.tickets == []
 

@@ -1,0 +1,28 @@
+"""The kiosk's refusal texts: Chinese first, English available, never the engine's own message."""
+
+from __future__ import annotations
+
+import pytest
+
+from hall_devices.kiosk.texts import REFUSALS, refusal
+
+
+@pytest.mark.parametrize(("code", "zh", "en"), [
+    ("request_expired", "未能取号：系统响应超时，请重新取号",
+     "No number issued: the system answered too late; please try again"),
+    ("clock_skew", "未能取号：取号机时间与系统不一致，请到一楼咨询台取号",
+     "No number issued: this kiosk's clock is wrong; please go to the ground-floor desk"),
+    ("unknown_service", "未能取号：请到一楼咨询台咨询",
+     "No number issued: please ask at the ground-floor desk"),
+])
+def test_refusals_in_both_languages(code: str, zh: str, en: str) -> None:
+    assert refusal(code, "zh", "一楼咨询台") == zh
+    assert refusal(code, "en", "ground-floor desk") == en
+
+
+def test_every_refusal_text_is_complete() -> None:
+    for code, (zh, en) in REFUSALS.items():
+        for lang, text in (("zh", zh), ("en", en)):
+            shown = refusal(code, lang, "desk")
+            assert "{" not in shown and text.format(desk="desk") in shown, (code, lang)
+        assert any("\u4e00" <= c <= "\u9fff" for c in zh) and en.isascii(), code
