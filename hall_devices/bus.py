@@ -5,8 +5,11 @@
 - paho's network thread reconnects with bounded exponential backoff; every subscription is renewed
   in ``on_connect`` so it survives reconnects and broker restarts.
 - Inbound payloads are decoded into contract models here. A payload that is not JSON or not of the
-  route's schema is logged, answered on the route's answer topic with ``ok: false`` and a problem
-  naming it, reported on the error route, and never raised into paho's thread.
+  route's schema, or that names another sender than its topic (``wrong_sender``, see
+  :meth:`Route.misattributed`), is logged, answered on the route's answer topic with ``ok: false``
+  and a problem naming it, reported on the error route, and never raised into paho's thread.
+- With a username, the client id is the username: the broker binds the two
+  (``use_username_as_clientid``), so one account is one session.
 - Handlers run on paho's network thread: they must be quick and hand work to their own thread,
   asyncio loop (``call_soon_threadsafe``) or Qt (queued signal). They never touch widgets.
 """
@@ -45,6 +48,7 @@ from hall_devices.settings import Settings
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
 _ID_FIELDS = ("command_id", "job_id", "rating_id")
+SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason code
 
 
 class BusError(Exception):
@@ -175,7 +179,8 @@ class Bus:
 
     def _make_client(self) -> mqtt.Client:
         s, o = self._settings, self.options
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
+        # The broker replaces the id by the username anyway; saying so keeps logs and sessions plain.
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.broker_username or o.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=o.manual_ack)
         if s.broker_username:
             password = s.broker_password.get_secret_value() if s.broker_password else None
@@ -322,6 +327,10 @@ class Bus:
         except BadPayloadError as bad:
             self._refuse(sub.route, message, params, bad.problem)
             return
+        wrong_sender = sub.route.misattributed(params, payload)
+        if wrong_sender is not None:
+            self._refuse(sub.route, message, params, wrong_sender)
+            return
         inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
                                         bool(message.retain), message.mid, message.qos,
                                         self._connection_number)
@@ -395,7 +404,10 @@ class Bus:
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self._connected.clear()
-        if not self._stopping:
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            log.error("another client signed in with this account (%s) and took over its session: "
+                      "one credential is in use twice; reconnecting", self._settings.broker_username)
+        elif not self._stopping:
             log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
         if self.options.on_connection:
             self.options.on_connection(False)

@@ -189,7 +189,10 @@ class Engine:
     def _print_result(self, result: PrintResult, params: dict[str, str], now: datetime,
                       token: str) -> Outcome:
         job = self.state.jobs.get(result.command_id or "")
-        if job is None or job.printer_id != params.get("printer"):
+        if job is not None and job.printer_id != params.get("printer"):  # the topic names the sender
+            raise EngineError("wrong_sender", f"print job {job.job_id!r} went to printer {job.printer_id!r}, "
+                              f"not to {params.get('printer')!r}: only that printer reports on it")
+        if job is None:
             raise EngineError("unknown_job", f"no print job {result.command_id!r} for this printer")
         outcome = Outcome()
         if job.state is JobState.SENT:
