@@ -239,6 +239,11 @@ class Bus:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def connections(self) -> int:
+        """How many times this client has connected (1 when it never lost the broker)."""
+        return self._connection_number
+
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 

@@ -442,7 +442,7 @@ class Route:
         if claimed == actual:
             return None
         return Problem(code="wrong_sender", message=(
-            f"主题属于 {param} {actual}，消息却自称 {claimed}，已拒收 / the topic is {param} {actual!r}'s "
+            f"主题属于 {param} {actual}，消息却自称 {claimed}，已拒收 / the topic names {param} {actual!r} "
             f"but the payload's {field_name} names {claimed!r}: refused (the sender is who the topic says)"))
 
     @property

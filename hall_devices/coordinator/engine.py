@@ -82,14 +82,15 @@ class Engine:
             return handlers[route_name](payload, params, now, token)
         except EngineError as refused:
             answer = route(route_name).answer
+            problem = Problem(code=refused.code, message=refused.message)
             reply: Reply | None = None
             if answer is not None:
                 model = route(answer).model
                 assert issubclass(model, Reply)
                 reply = model.model_validate({
                     "command_id": _request_id(payload), "ok": False,
-                    "error": Problem(code=refused.code, message=refused.message)})
-            return Outcome(reply=reply)
+                    "error": problem})
+            return Outcome(reply=reply, refused=problem)
 
     def replay(self, event: ev.Event) -> None:
         """Apply a stored event; call :meth:`reindex` once the replay is done."""
