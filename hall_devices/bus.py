@@ -174,6 +174,11 @@ class Bus:
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
         self._client = self._make_client()
+        if settings.broker_username and settings.broker_username != options.device_id:
+            # The ACL lets an account write only its own status and errors: these would be dropped.
+            log.warning("signed in as %r but speaking for %r: the broker drops its status and error "
+                        "reports; give this process its own account", settings.broker_username,
+                        options.device_id)
 
     # --- life cycle ---------------------------------------------------------------------------
 
