@@ -48,7 +48,6 @@ from hall_devices.settings import Settings
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
 _ID_FIELDS = ("command_id", "job_id", "rating_id")
-SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason code
 
 
 class BusError(Exception):
@@ -414,10 +413,7 @@ class Bus:
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self._connected.clear()
-        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
-            log.error("another client signed in with this account (%s) and took over its session: "
-                      "one credential is in use twice; reconnecting", self._settings.broker_username)
-        elif not self._stopping:
+        if not self._stopping:
             log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
         if self.options.on_connection:
             self.options.on_connection(False)

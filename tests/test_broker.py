@@ -165,3 +165,16 @@ def test_provision_refuses_reserved_and_taken_account_names(tmp_path: Path) -> N
             provision(layout, tmp_path, watchers=[taken])
     watcher = next(u for u in users_for(layout, watchers=["ops1"]) if u.name == "ops1")
     assert watcher.write == [] and watcher.readwrite == [] and watcher.read == [f"hall/{HALL}/#"]
+
+
+def test_cli_provision_adds_watchers_and_names_a_taken_one(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.cli import main
+    from tests.conftest import EXAMPLE
+
+    out = tmp_path / "broker"
+    assert main(["broker", "provision", str(EXAMPLE), "--out", str(out), "--watcher", "ops1"]) == 0
+    assert any(line.startswith("ops1:$7$") for line in (out / "passwd").read_text().splitlines())
+    assert f"user ops1\ntopic read hall/{HALL}/#\n" in (out / "acl").read_text()
+    assert main(["broker", "provision", str(EXAMPLE), "--out", str(out), "--watcher", "P1"]) == 1
+    assert "watcher account 'P1' is taken" in capsys.readouterr().err
