@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from paho.mqtt.client import MQTTMessage
 
@@ -23,12 +24,12 @@ from hall_devices.contract import (
     RatingLevel,
     TicketReply,
     TicketRequest,
-    WindowAction,
-    WindowCommand,
-    WindowCommandResult,
     route,
 )
-from tests.coordinator.harness import Device, Hall, cid
+from hall_devices.evaluator.agent import PadAgent
+from hall_devices.layout import Layout
+from hall_devices.sim.keypad import KeypadBusSimulator
+from tests.coordinator.harness import Hall, cid
 from tests.support import Probe, probe
 
 HALL = "demo"
@@ -67,20 +68,27 @@ def test_a_device_credential_cannot_take_over_the_coordinator(hall: Hall) -> Non
     watch.stop()
 
 
-def test_a_device_credential_cannot_take_over_another_agent(hall: Hall) -> None:
-    keypads = Device(hall.broker, "KB1", "keypad_bus")  # the victim: the keypad bus agent's client
-    keypads.bus.start()
+def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: Layout,
+                                                           tmp_path: Path) -> None:
+    addresses = [p.address for p in layout.members("KB1")]  # type: ignore[union-attr]
+    keypads = KeypadBusSimulator(tmp_path / "dev" / "keypad-bus-1", addresses).start()
+    agent = PadAgent(hall.broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent.start()
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
                   subscribe=[route("device_status").topic(hall=HALL, device="KB1")])
-    attacker = intruder(hall, "K1", "KB1")
-    reply = keypads.requests.call(route("window_command"), WindowCommand(
-        command_id=cid(), action=WindowAction.LOGIN, clerk_id="Z0601"), window=6)
-    assert isinstance(reply, WindowCommandResult) and reply.ok, reply
-    assert keypads.bus.connected and keypads.bus.connections == 1
-    watch.nothing(is_offline("KB1"), 0.5)  # type: ignore[arg-type]
-    attacker.stop()
-    keypads.stop()
-    watch.stop()
+    try:
+        assert agent.bus.wait_connected(10)
+        attacker = intruder(hall, "K1", "KB1")
+        hall.take("company_change")
+        keypads.type(3, "0301")  # the clerk signs in on the keypad: a window command from the agent
+        assert keypads.wait(lambda: keypads.display(3) == "1"), "the agent's sign-in was not answered"
+        assert agent.bus.connected and agent.bus.connections == 1
+        watch.nothing(is_offline("KB1"), 0.5)  # type: ignore[arg-type]
+        attacker.stop()
+    finally:
+        agent.stop()
+        keypads.stop()
+        watch.stop()
 
 
 def test_a_status_naming_another_device_is_refused_and_raises_no_alert(hall: Hall) -> None:
