@@ -56,8 +56,8 @@ def start_hall_broker(layout: Layout, directory: Path) -> HallBroker:
     config = render_config(directory, Listeners(port=port, tls_port=tls_port, tls_bind="127.0.0.1"))
     process = BrokerProcess(config, port)
     process.start()
-    for listener in (port, tls_port):
-        _free_watchers[listener] = [(w, done.credentials[w]) for w in WATCHERS]
+    pool = [(w, done.credentials[w]) for w in WATCHERS]  # one pool: an id is one session on any listener
+    _free_watchers[port] = _free_watchers[tls_port] = pool
     return HallBroker(directory, port, tls_port, done.credentials, process, layout.hall.id)
 
 
