@@ -86,9 +86,11 @@ def main() -> None:
         addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
         leds = LedBusSimulator(Path(tmp) / "dev" / "leds", "bx", addresses, baud=args.baud).start()
         store = f"sqlite:///{Path(tmp) / 'store.sqlite3'}"
+        # Before the coordinator starts: the hop publishes as `coordinator`, and one account is one
+        # session (the broker binds the client id to the username).
+        hops = raw_hop(hall, args.calls)
         with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), \
                 role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
-            hops = raw_hop(hall, args.calls)
             kiosk, tickets = client(hall.settings("K1"), "K1")
             pads, windows = client(hall.settings("KB1"), "KB1")
             tickets.listen(route("ticket_request"), kiosk="K1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import shutil
 import signal
 import socket
@@ -56,6 +57,10 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
                         "@TLS_PORT@": listeners.tls_port, "@TLS_BIND@": listeners.tls_bind,
                         "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as}.items():
         text = text.replace(name, str(value))
+    live = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    left = sorted(set(re.findall(r"@[A-Z_]+@", live)))
+    if left:  # Mosquitto would refuse the file with a less helpful message, or worse, accept it
+        raise BrokerError(f"{template}: placeholders without a value: {', '.join(left)}")
     config = directory / "mosquitto.conf"
     config.write_text(text, encoding="utf-8")
     return config

@@ -5,8 +5,11 @@
 - paho's network thread reconnects with bounded exponential backoff; every subscription is renewed
   in ``on_connect`` so it survives reconnects and broker restarts.
 - Inbound payloads are decoded into contract models here. A payload that is not JSON or not of the
-  route's schema is logged, answered on the route's answer topic with ``ok: false`` and a problem
-  naming it, reported on the error route, and never raised into paho's thread.
+  route's schema, or that names another sender than its topic (``wrong_sender``, see
+  :meth:`Route.misattributed`), is logged, answered on the route's answer topic with ``ok: false``
+  and a problem naming it, reported on the error route, and never raised into paho's thread.
+- With a username, the client id is the username: the broker binds the two
+  (``use_username_as_clientid``), so one account is one session.
 - Handlers run on paho's network thread: they must be quick and hand work to their own thread,
   asyncio loop (``call_soon_threadsafe``) or Qt (queued signal). They never touch widgets.
 """
@@ -170,12 +173,18 @@ class Bus:
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
         self._client = self._make_client()
+        if settings.broker_username and settings.broker_username != options.device_id:
+            # The ACL lets an account write only its own status and errors: these would be dropped.
+            log.warning("signed in as %r but speaking for %r: the broker drops its status and error "
+                        "reports; give this process its own account", settings.broker_username,
+                        options.device_id)
 
     # --- life cycle ---------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
         s, o = self._settings, self.options
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=o.client_id,
+        # The broker replaces the id by the username anyway; saying so keeps logs and sessions plain.
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.broker_username or o.client_id,
                              protocol=mqtt.MQTTv5, manual_ack=o.manual_ack)
         if s.broker_username:
             password = s.broker_password.get_secret_value() if s.broker_password else None
@@ -233,6 +242,11 @@ class Bus:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def connections(self) -> int:
+        """How many times this client has connected (1 when it never lost the broker)."""
+        return self._connection_number
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -321,6 +335,10 @@ class Bus:
             payload = decode(sub.route, bytes(message.payload))
         except BadPayloadError as bad:
             self._refuse(sub.route, message, params, bad.problem)
+            return
+        wrong_sender = sub.route.misattributed(params, payload)
+        if wrong_sender is not None:
+            self._refuse(sub.route, message, params, wrong_sender)
             return
         inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
                                         bool(message.retain), message.mid, message.qos,

@@ -65,14 +65,19 @@ def _contract_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.broker import Listeners, render_config
-    from hall_devices.provision import provision
+    from hall_devices.provision import ProvisionError, provision
 
     try:
         layout = load_layout(args.layout)
     except LayoutError as exc:
         print(exc, file=sys.stderr)
         return 1
-    done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo)
+    try:
+        done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo,
+                         watchers=args.watcher or ())
+    except ProvisionError as exc:
+        print(f"无法生成账号 / cannot provision: {exc}", file=sys.stderr)
+        return 1
     config = render_config(args.out, Listeners(port=args.port, bind=args.bind, tls_port=args.tls_port,
                                                tls_bind=args.tls_bind, dev_port=args.dev_port,
                                                run_as=args.broker_user))
@@ -383,6 +388,8 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     prov.add_argument("--broker-user", default=getpass.getuser(),
                       help="account mosquitto runs as; it must own the files written here")
     prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
+    prov.add_argument("--watcher", action="append", metavar="NAME",
+                      help="an extra read-only account (one per person or tool watching the bus)")
     prov.set_defaults(run=_broker_provision)
 
     store = roles.add_parser("store", help="the coordinator's event store").add_subparsers(

@@ -442,6 +442,22 @@ class Route:
     qos: int = 1
     retained: bool = False
     answer: str | None = None
+    # (payload field, topic parameter): the field naming the sender must equal the topic's, since
+    # the broker's ACL ties the topic, not the payload, to the sender's account.
+    identity: tuple[str, str] | None = None
+
+    def misattributed(self, params: dict[str, str], payload: Payload) -> Problem | None:
+        """A ``wrong_sender`` problem naming both parties when ``payload`` names another sender
+        than the topic it came on (``params`` from :meth:`match`); None when they agree."""
+        if self.identity is None:
+            return None
+        field_name, param = self.identity
+        claimed, actual = str(getattr(payload, field_name)), params.get(param)
+        if claimed == actual:
+            return None
+        return Problem(code="wrong_sender", message=(
+            f"主题属于 {param} {actual}，消息却自称 {claimed}，已拒收 / the topic names {param} {actual!r} "
+            f"but the payload's {field_name} names {claimed!r}: refused (the sender is who the topic says)"))
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -497,11 +513,12 @@ ROUTES: dict[str, Route] = _routes(
     Route("rating_prompt", "hall/{hall}/window/{window}/rating/prompt", RatingPrompt,
           "coordinator", "pad agent"),
     Route("rating", "hall/{hall}/window/{window}/rating", Rating,
-          "pad agent", "coordinator", answer="rating_ack"),
+          "pad agent", "coordinator", answer="rating_ack", identity=("window", "window")),
     Route("rating_ack", "hall/{hall}/window/{window}/rating/ack", RatingAck,
           "coordinator", "pad agent"),
     Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
-          "every agent (Last Will: offline)", "coordinator, web", retained=True),
+          "every agent (Last Will: offline)", "coordinator, web", retained=True,
+          identity=("device_id", "device")),
     Route("alert", "hall/{hall}/alert", Alert, "coordinator", "web"),
     Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts, "coordinator", "web",
           retained=True),
@@ -511,7 +528,8 @@ ROUTES: dict[str, Route] = _routes(
     Route("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
           answer="query_reply"),
     Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
-    Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs"),
+    Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
+          identity=("reported_by", "reporter")),
 )
 
 
@@ -548,6 +566,8 @@ def contract_markdown() -> str:
         f"with `schema_version` = {SCHEMA_VERSION}. Every request carries a unique id and is applied",
         "once; its answer carries the same id. A refused message is answered on the request's answer",
         "route with `ok: false` and an `error` naming the problem, and reported on the `error` route.",
+        "A sender is who its topic names: a payload naming another device (`device_id` of a status,",
+        "`window` of a rating, `reported_by` of an error) is refused with the problem `wrong_sender`.",
         "",
         "| route | topic | publisher → subscriber | QoS | retained | payload | answer |",
         "|---|---|---|---|---|---|---|",

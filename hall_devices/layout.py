@@ -250,6 +250,17 @@ class LayoutProblem:
         return f"{at}{self.where}: {self.message}"
 
 
+# The broker accounts of the hall's own processes (see provision.py). A device with one of these
+# ids would be provisioned with that process's credential and ACL, so layout check refuses them.
+RESERVED_IDS: dict[str, str] = {
+    "coordinator": "the coordinator (writes everything of the hall)",
+    "web": "the web server (sends window and staff commands)",
+    "monitor": "the read-only monitor",
+    "traffic": "the demo's traffic generator (acts as every kiosk and pad)",
+    "up": "the live summary of `hall-devices up`",
+}
+
+
 class LayoutError(Exception):
     def __init__(self, source: str, problems: list[LayoutProblem]) -> None:
         self.source = source
@@ -321,6 +332,12 @@ class _Checker:
         self.duplicates("services", [s.id for s in layout.services], "service id")
         self.duplicates("windows", [str(w.number) for w in layout.windows], "window number")
         self.duplicates("devices", [d.id for d in layout.devices], "device id")
+        for index, device in enumerate(layout.devices):
+            holder = RESERVED_IDS.get(device.id.lower())  # Coordinator vs coordinator misleads people
+            if holder is not None:
+                self.problem("devices", index, ".id", f"device id {device.id!r} is reserved: it is the "
+                             f"broker account of {holder}, whose credential and rights the device "
+                             "would get; choose another id")
 
     def services(self) -> None:
         department_ids = {d.id for d in self.layout.departments}

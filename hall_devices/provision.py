@@ -4,6 +4,11 @@ Each agent's username is its device id. The ACL lets an agent write only its own
 status, its error reports, its requests; a keypad bus only the commands and ratings of the windows
 of its pads), the coordinator everything of the hall, the web server what a console sends, and the
 ``monitor`` user read everything. All topics come from :mod:`hall_devices.contract`.
+
+One account is one identity: Mosquitto binds each client's id to its username
+(``use_username_as_clientid`` in broker_config/mosquitto.conf), so every process has an account of
+its own (a second process on one account would throw the first off). ``watchers`` are further
+read-only accounts, one per person or tool that watches the bus beside ``monitor``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from hall_devices.contract import route
 from hall_devices.layout import (
+    RESERVED_IDS,
     AnnouncerDevice,
     HallScreenDevice,
     KeypadBusDevice,
@@ -39,6 +47,11 @@ COORDINATOR = "coordinator"
 WEB = "web"
 MONITOR = "monitor"
 TRAFFIC = "traffic"  # the demo's traffic generator, which acts as kiosks and pads
+UP = "up"  # the live summary line of `hall-devices up` (demo)
+
+
+class ProvisionError(Exception):
+    """The layout or the accounts asked for cannot be provisioned; the message names why."""
 
 
 @dataclass
@@ -56,12 +69,27 @@ def _own(user: User, hall: str) -> User:
     return user
 
 
-def users_for(layout: Layout, demo: bool = False) -> list[User]:
-    """The broker users of a hall; ``demo`` adds the traffic generator, never for a real hall."""
+def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) -> list[User]:
+    """The broker users of a hall; ``demo`` adds the traffic generator and ``up``'s summary, never
+    for a real hall; ``watchers`` are extra read-only accounts.
+
+    Raises :class:`ProvisionError` when a device id or watcher is the name of another account.
+    """
     hall = layout.hall.id
     everything = f"hall/{hall}/#"
+    taken = {d.id.lower() for d in layout.devices}
+    for device in layout.devices:  # layout check refuses these too; a Layout built in code may not
+        if device.id.lower() in RESERVED_IDS:
+            raise ProvisionError(f"device id {device.id!r} is reserved for {RESERVED_IDS[device.id.lower()]}")
+    for watcher in watchers:
+        plain = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", watcher)
+        if not plain or watcher.lower() in taken | RESERVED_IDS.keys():
+            raise ProvisionError(f"watcher account {watcher!r} is taken or not a plain name "
+                                 "(letters, digits, _ . -)")
+        taken.add(watcher.lower())
     users = [User(COORDINATOR, readwrite=[everything]),
              User(MONITOR, read=[everything]),
+             *(User(w, read=[everything]) for w in watchers),
              _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall),
                                                       route("staff_command").topic(hall=hall, staff=WEB),
                                                       route("query").topic(hall=hall, client=WEB)]),
@@ -70,6 +98,7 @@ def users_for(layout: Layout, demo: bool = False) -> list[User]:
         users.append(User(TRAFFIC, read=[everything], write=[
             route("ticket_request").filter(hall=hall), route("window_command").filter(hall=hall),
             route("rating").filter(hall=hall)]))
+        users.append(User(UP, read=[everything]))
     shared_reads = [route("call").filter(hall=hall), route("window_state").filter(hall=hall),
                     route("queue_summary").filter(hall=hall)]
     for device in layout.devices:
@@ -171,14 +200,14 @@ class Provisioned:
 
 
 def provision(layout: Layout, out: Path, tls_hosts: list[str] | None = None,
-              demo: bool = False) -> Provisioned:
+              demo: bool = False, watchers: Sequence[str] = ()) -> Provisioned:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``tls/`` for a hall into ``out``.
 
     Existing credentials in ``out`` are kept, so provisioning again after a layout change does not
     lock out devices that are already configured.
     """
     out.mkdir(parents=True, exist_ok=True)
-    users = users_for(layout, demo)
+    users = users_for(layout, demo, watchers)
     credentials = _read_credentials(out / "credentials.toml")
     for user in users:
         credentials.setdefault(user.name, secrets.token_urlsafe(18))

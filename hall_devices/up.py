@@ -38,7 +38,7 @@ from hall_devices.layout import (
     PrinterDevice,
     WindowScreenDevice,
 )
-from hall_devices.provision import provision
+from hall_devices.provision import UP, provision
 from hall_devices.roles import StopSignals
 from hall_devices.settings import Settings
 from hall_devices.sim.keypad import KeypadBusSimulator
@@ -66,8 +66,8 @@ class Summary:
     """The live terminal line: waiting, windows open, calls, from the monitor's view of the bus."""
 
     def __init__(self, settings: Settings, layout: Layout) -> None:
-        self.bus = Bus(settings, BusOptions(client_id="up-monitor", hall_id=layout.hall.id,
-                                            device_id="monitor", device_kind="monitor"))
+        self.bus = Bus(settings, BusOptions(client_id=UP, hall_id=layout.hall.id,
+                                            device_id=UP, device_kind="monitor"))
         self.queue: QueueSummary | None = None
         self.windows: dict[int, WindowState] = {}
         self.calls = 0
@@ -271,7 +271,8 @@ class Hall:
                  "choosing a window (console)")
 
     def start_clients(self) -> None:
-        self.summary = Summary(self.settings_for("monitor"), self.layout)
+        # An account of its own: `monitor` stays free for the operator's mosquitto_sub below.
+        self.summary = Summary(self.settings_for(UP), self.layout)
         self.summary.bus.start(15)
         if not self.summary.wait_online("coordinator", 30):
             raise RuntimeError(f"the coordinator did not come online; see "

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.contract import route
 from hall_devices.layout import Layout
-from hall_devices.provision import provision
+from hall_devices.provision import MONITOR, provision
 from hall_devices.settings import Settings
 
 
@@ -45,12 +45,21 @@ class HallBroker:
                         broker_tls=True, broker_ca_file=self.directory / "tls" / "ca.crt")
 
 
+# Read-only accounts for probes. The broker binds a client id to its username, so two probes
+# signed in as `monitor` would throw each other off; a probe asked to sign in as `monitor` takes a
+# free watcher account of that broker instead, and gives it back when it stops.
+WATCHERS = tuple(f"watch{n}" for n in range(1, 25))
+_free_watchers: dict[int, list[tuple[str, str]]] = {}
+
+
 def start_hall_broker(layout: Layout, directory: Path) -> HallBroker:
-    done = provision(layout, directory, demo=True)
+    done = provision(layout, directory, demo=True, watchers=WATCHERS)
     port, tls_port = free_port(), free_port()
     config = render_config(directory, Listeners(port=port, tls_port=tls_port, tls_bind="127.0.0.1"))
     process = BrokerProcess(config, port)
     process.start()
+    pool = [(w, done.credentials[w]) for w in WATCHERS]  # one pool: an id is one session on any listener
+    _free_watchers[port] = _free_watchers[tls_port] = pool
     return HallBroker(directory, port, tls_port, done.credentials, process, layout.hall.id)
 
 
@@ -61,6 +70,7 @@ class Probe:
     client: mqtt.Client
     messages: queue.Queue[mqtt.MQTTMessage] = field(default_factory=queue.Queue)
     connect_result: queue.Queue[Any] = field(default_factory=queue.Queue)
+    watcher: tuple[int, tuple[str, str]] | None = None  # the watcher account it borrowed
 
     def expect(self, predicate: Callable[[mqtt.MQTTMessage], bool], timeout_s: float = 5.0
                ) -> mqtt.MQTTMessage:
@@ -88,12 +98,19 @@ class Probe:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        if self.watcher is not None:
+            port, account = self.watcher
+            _free_watchers[port].append(account)
+            self.watcher = None
 
 
 def probe(port: int, username: str | None, password: str | None, subscribe: list[str] | None = None,
           client_id: str = "", tls_ca: Path | None = None, wait: bool = True) -> Probe:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     result = Probe(client)
+    if username == MONITOR and _free_watchers.get(port):
+        result.watcher = (port, _free_watchers[port].pop(0))
+        username, password = result.watcher[1]
     if username is not None:
         client.username_pw_set(username, password)
     if tls_ca is not None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from hall_devices.bus import encode
 from hall_devices.contract import DeviceState, DeviceStatus, Rating, RatingLevel, route
@@ -87,3 +90,91 @@ def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
                     or b"from-printer" in m.payload, 0.5)
     for client in (monitor, printer, keypads):
         client.stop()
+
+
+def test_dev_port_starts_mosquitto_with_an_anonymous_localhost_listener(tmp_path: Path) -> None:
+    from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+    from hall_devices.layout import load_layout
+    from hall_devices.provision import provision
+    from tests.conftest import EXAMPLE
+
+    provision(load_layout(EXAMPLE), tmp_path)
+    port, dev_port = free_port(), free_port()
+    config = render_config(tmp_path, Listeners(port=port, tls_port=free_port(), tls_bind="127.0.0.1",
+                                               dev_port=dev_port))
+    live = [line for line in config.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    assert f"listener {dev_port} 127.0.0.1" in live and "allow_anonymous true" in live
+    assert all("@" not in line for line in live), live
+    broker = BrokerProcess(config, port)
+    broker.start()  # raises with Mosquitto's log if it refuses the file
+    try:
+        anonymous = probe(dev_port, None, None, subscribe=[f"hall/{HALL}/#"])
+        anonymous.client.publish(route("device_status").topic(hall=HALL, device="P1"), status("P1"), qos=1)
+        assert anonymous.expect(lambda m: True).topic == f"hall/{HALL}/device/P1/status"
+        anonymous.stop()
+        refused = probe(port, None, None, wait=False)  # the password listener still is not anonymous
+        assert refused.connect_result.get(timeout=5).is_failure
+        refused.stop()
+    finally:
+        broker.stop()
+
+
+def test_without_dev_port_no_dev_line_is_rendered(tmp_path: Path) -> None:
+    from hall_devices.broker import Listeners, render_config
+
+    text = render_config(tmp_path, Listeners()).read_text(encoding="utf-8")
+    assert "allow_anonymous true" not in text and "Development only" not in text
+
+
+def test_every_authenticated_listener_binds_the_client_id_to_the_username(tmp_path: Path) -> None:
+    from hall_devices.broker import Listeners, render_config
+
+    text = render_config(tmp_path, Listeners(dev_port=1999)).read_text(encoding="utf-8")
+    listeners = text.split("\nlistener ")[1:]
+    assert len(listeners) == 3
+    for block in listeners:
+        if "password_file" in block:
+            assert "\nuse_username_as_clientid true\n" in block, block
+    assert sum("password_file" in block for block in listeners) == 2
+
+
+def test_a_placeholder_without_a_value_is_a_clear_error(tmp_path: Path) -> None:
+    from hall_devices.broker import BrokerError, Listeners, render_config
+
+    template = tmp_path / "template.conf"
+    template.write_text("# @NAMES@ in comments are fine\nlistener @PORT@\nmax_connections @MAX@\n",
+                        encoding="utf-8")
+    with pytest.raises(BrokerError, match="placeholders without a value: @MAX@"):
+        render_config(tmp_path, Listeners(), template)
+
+
+def test_provision_refuses_reserved_and_taken_account_names(tmp_path: Path) -> None:
+    from hall_devices.layout import load_layout
+    from hall_devices.provision import ProvisionError, provision, users_for
+    from tests.conftest import EXAMPLE
+
+    layout = load_layout(EXAMPLE)
+    # A layout built in code skips `layout check`; provisioning still refuses to hand it an account.
+    renamed = layout.model_copy(update={"devices": [
+        d.model_copy(update={"id": "web"}) if d.id == "VOICE1" else d for d in layout.devices]})
+    with pytest.raises(ProvisionError, match="device id 'web' is reserved"):
+        users_for(renamed)
+    for taken in ("K1", "coordinator", "bad name"):
+        with pytest.raises(ProvisionError, match="watcher account"):
+            provision(layout, tmp_path, watchers=[taken])
+    watcher = next(u for u in users_for(layout, watchers=["ops1"]) if u.name == "ops1")
+    assert watcher.write == [] and watcher.readwrite == [] and watcher.read == [f"hall/{HALL}/#"]
+
+
+def test_cli_provision_adds_watchers_and_names_a_taken_one(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.cli import main
+    from tests.conftest import EXAMPLE
+
+    out = tmp_path / "broker"
+    assert main(["broker", "provision", str(EXAMPLE), "--out", str(out), "--watcher", "ops1"]) == 0
+    assert any(line.startswith("ops1:$7$") for line in (out / "passwd").read_text().splitlines())
+    assert f"user ops1\ntopic read hall/{HALL}/#\n" in (out / "acl").read_text()
+    assert main(["broker", "provision", str(EXAMPLE), "--out", str(out), "--watcher", "P1"]) == 1
+    assert "watcher account 'P1' is taken" in capsys.readouterr().err

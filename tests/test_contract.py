@@ -60,3 +60,29 @@ def test_encode_decode() -> None:
     status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.WARNING,
                           updated_at=datetime.now(UTC))
     assert decode(route("device_status"), encode(status)) == status
+
+
+def test_a_sender_is_who_its_topic_names() -> None:
+    from hall_devices.contract import ErrorReport, Problem, RatingLevel
+
+    now = datetime.now(UTC)
+    cases = [
+        (route("device_status"), {"device": "K1"},
+         DeviceStatus(device_id="P2", kind="printer", state=DeviceState.OK, updated_at=now), "'K1'", "'P2'"),
+        (route("rating"), {"window": "3"},
+         Rating(rating_id="r", prompt_id="p", window=6, level=RatingLevel.SATISFIED, rated_at=now),
+         "'3'", "'6'"),
+        (route("error"), {"reporter": "K1"},
+         ErrorReport(topic="t", problem=Problem(code="c", message="m"), excerpt="", reported_by="web",
+                     at=now),
+         "'K1'", "'web'"),
+    ]
+    for r, params, payload, topic_side, payload_side in cases:
+        problem = r.misattributed({"hall": "demo", **params}, payload)
+        assert problem is not None and problem.code == "wrong_sender", r.name
+        assert topic_side in problem.message and payload_side in problem.message
+        field, param = r.identity  # type: ignore[misc]
+        same = payload.model_copy(update={field: type(getattr(payload, field))(params[param])})
+        assert r.misattributed({"hall": "demo", **params}, same) is None, r.name
+    # Every device-originated route that names its sender in the payload checks it.
+    assert {r.name for r in ROUTES.values() if r.identity} == {"device_status", "rating", "error"}

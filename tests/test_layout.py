@@ -137,3 +137,26 @@ def test_check_refuses_screen_addresses_the_bus_protocol_cannot_carry(
         assert lines[int(found.group(1)) + 1] == f'id = "{screen}"'
     # The same addresses on a BX bus: two bytes carry them.
     parse_layout(text.replace('protocol = "eq"', 'protocol = "bx"'))
+
+
+@pytest.mark.parametrize("reserved", ["coordinator", "web", "monitor", "traffic", "up", "Coordinator"])
+def test_cli_check_refuses_a_reserved_device_id_with_the_reason(
+        reserved: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # An announcer named after a process account would be provisioned with that account's rights.
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert 'id = "VOICE1"' in text
+    bad = tmp_path / "reserved.toml"
+    bad.write_text(text.replace('id = "VOICE1"', f'id = "{reserved}"'), encoding="utf-8")
+    assert main(["layout", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"device id {reserved!r} is reserved" in err
+    assert "broker account of the" in err and "credential and rights" in err
+
+
+def test_every_process_account_is_reserved(layout: Layout) -> None:
+    from hall_devices.layout import RESERVED_IDS
+    from hall_devices.provision import users_for
+
+    devices = {d.id for d in layout.devices}
+    processes = {u.name for u in users_for(layout, demo=True)} - devices
+    assert processes and processes <= RESERVED_IDS.keys()

@@ -84,14 +84,15 @@ class Engine:
             return handlers[route_name](payload, params, now, token)
         except EngineError as refused:
             answer = route(route_name).answer
+            problem = Problem(code=refused.code, message=refused.message)
             reply: Reply | None = None
             if answer is not None:
                 model = route(answer).model
                 assert issubclass(model, Reply)
                 reply = model.model_validate({
                     "command_id": _request_id(payload), "ok": False,
-                    "error": Problem(code=refused.code, message=refused.message)})
-            return Outcome(reply=reply)
+                    "error": problem})
+            return Outcome(reply=reply, refused=problem)
 
     def replay(self, event: ev.Event) -> None:
         """Apply a stored event; call :meth:`reindex` once the replay is done."""
@@ -192,7 +193,10 @@ class Engine:
     def _print_result(self, result: PrintResult, params: dict[str, str], now: datetime,
                       token: str) -> Outcome:
         job = self.state.jobs.get(result.command_id or "")
-        if job is None or job.printer_id != params.get("printer"):
+        if job is not None and job.printer_id != params.get("printer"):  # the topic names the sender
+            raise EngineError("wrong_sender", f"print job {job.job_id!r} went to printer {job.printer_id!r}, "
+                              f"not to {params.get('printer')!r}: only that printer reports on it")
+        if job is None:
             raise EngineError("unknown_job", f"no print job {result.command_id!r} for this printer")
         outcome = Outcome()
         if job.state is JobState.SENT:

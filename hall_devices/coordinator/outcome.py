@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hall_devices.contract import Payload, Reply
+from hall_devices.contract import Payload, Problem, Reply
 from hall_devices.coordinator.events import Event
 
 
@@ -31,3 +31,4 @@ class Outcome:
     publish: list[Publish] = field(default_factory=list)
     dirty_windows: set[int] = field(default_factory=set)
     queue_changed: bool = False
+    refused: Problem | None = None  # why the command was refused, also when it has no answer route

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound, Sent
+from hall_devices.bus import Bus, BusOptions, Inbound, Sent, encode
 from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
@@ -203,6 +203,11 @@ class CoordinatorService:
                 continue
             outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
                                          token=secrets.token_urlsafe(12))
+            if outcome.refused is not None and outcome.reply is None:
+                # Nobody to answer, so say it on the error route; and not remembered as applied: the
+                # id may be another sender's (a job id is predictable), whose own message must count.
+                self.bus.report(item.topic, outcome.refused, encode(item.payload))
+                continue
             reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
             seen[key] = reply_bytes
             stamp = now.isoformat()

@@ -33,6 +33,7 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
+from hall_devices.provision import TRAFFIC
 from hall_devices.requests import Requester
 from tests.support import HallBroker
 
@@ -81,9 +82,12 @@ class Hall:
         self.prompts: dict[int, RatingPrompt] = {}
         self.states: dict[int, WindowState] = {}
         self._prompt_seen = threading.Condition()
-        self.kiosk = Device(broker, "K1", "kiosk")
-        self.pads = Device(broker, "KB1", "keypad_bus")
-        self.web = Device(broker, "web", "web")
+        # One account is one session (the broker binds the client id to the username), so the
+        # kiosk and pads played here share the demo's traffic account, which may act as any kiosk
+        # and pad: a test's real K1, KB1 or web signs in beside them. The web is played on demand.
+        self.kiosk = Device(broker, TRAFFIC, "traffic")
+        self.pads = self.kiosk
+        self._web: Device | None = None
         self.monitor = Device(broker, "monitor", "monitor")
         self.monitor.bus.subscribe(route("call"), lambda m: self.calls.put(m.payload))
         self.monitor.bus.subscribe(route("window_state"), self._state)
@@ -91,9 +95,7 @@ class Hall:
         self.kiosk.requests.listen(route("ticket_request"), kiosk="K1")
         self.pads.requests.listen(route("window_command"))
         self.pads.requests.listen(route("rating"))
-        self.web.requests.listen(route("staff_command"), staff="web")
-        for device in (self.kiosk, self.pads, self.web):
-            device.bus.start()
+        self.kiosk.bus.start()
         self.monitor.bus.start()
         self.service = self.start_coordinator()
 
@@ -102,6 +104,15 @@ class Hall:
                                      clock=self.clock)
         service.start(wait_s=10)
         return service
+
+    @property
+    def web(self) -> Device:
+        """The web's side of staff commands, signed in at the first use."""
+        if self._web is None:
+            self._web = Device(self.broker, "web", "web")
+            self._web.requests.listen(route("staff_command"), staff="web")
+            self._web.bus.start()
+        return self._web
 
     def restart_coordinator(self) -> None:
         self.service.stop()
@@ -123,8 +134,9 @@ class Hall:
 
     def stop(self) -> None:
         self.service.stop()
-        for device in (self.kiosk, self.pads, self.web, self.monitor):
-            device.stop()
+        for device in (self.kiosk, self._web, self.monitor):
+            if device is not None:
+                device.stop()
 
     # --- as the devices do ----------------------------------------------------------------------
 
