@@ -227,6 +227,8 @@ class WindowState(Payload):
     pause_reason: str | None = None
     waiting: int = Field(0, description="tickets this window could serve now")
     held: list[str] = []
+    pause_notice: Text | None = Field(None, description="临时有事，请稍候: paused long_pause_minutes or "
+                                      "more, by the coordinator's clock (screens show it as is)")
 
 
 class WindowCommandResult(Reply):
@@ -254,6 +256,9 @@ class ServiceQueue(Payload):
     waiting: int
     longest_wait_s: int
     estimated_minutes: int
+    open_windows: int = Field(0, description="windows serving it with a clerk signed in")
+    accepting: bool = Field(True, description="false: 暂停取号, no window open and the hall stops "
+                            "issuing (policy no_window_kiosk = stop)")
 
 
 class QueueSummary(Payload):
@@ -301,7 +306,8 @@ class DeviceStatus(Payload):
 class Alert(Payload):
     alert_id: str
     kind: Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
-                  "paper_near_end", "paper_out", "print_failed"]
+                  "paper_near_end", "paper_out", "print_failed", "clock_step", "no_open_window",
+                  "calendar_uncovered"]
     subject: str = Field(description="ticket number, window number or device id")
     message: Text
     raised_at: datetime

@@ -40,7 +40,13 @@ from hall_devices.coordinator.calendar import business_day, deadline
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.policy import QueueIndex, ServiceMap, pick_next, reentry_place
+from hall_devices.coordinator.policy import (
+    QueueIndex,
+    ServiceMap,
+    pick_next,
+    reentry_place,
+    signed_in_windows,
+)
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
     CASE_TABLE,
@@ -67,12 +73,21 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
+        # The latest clock reading of this process: (wall, monotonic seconds) — see observe().
+        self._reading: tuple[datetime, float | None] | None = None
+        self._long_paused: set[int] = set()
+        self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
+                                       else self.policy.auto_call_after_s) for w in layout.windows}
 
     # --- the one entry point --------------------------------------------------------------------
 
     def handle(self, route_name: str, payload: Payload, params: dict[str, str], now: datetime,
                token: str = "") -> Outcome:
-        """Decide and apply one inbound message. A refused command yields a failure reply only."""
+        """Decide and apply one inbound message. A refused command yields a failure reply only.
+
+        The caller shows the engine each clock reading first (:meth:`observe`): a step of the clock
+        or a new business day is decided there, never by a command.
+        """
         handlers: dict[str, Callable[..., Outcome]] = {
             "ticket_request": self._ticket_request, "window_command": self._window_command,
             "rating": self._rating, "staff_command": self._staff_command,
@@ -90,6 +105,39 @@ class Engine:
                     "command_id": _request_id(payload), "ok": False,
                     "error": Problem(code=refused.code, message=refused.message)})
             return Outcome(reply=reply)
+
+    def observe(self, now: datetime, mono: float | None = None) -> Outcome:
+        """Take a clock reading: a step is committed (and alerted); otherwise the day may move on.
+
+        With ``mono`` (a monotonic clock read with ``now``), a wall clock that moved more than
+        ``clock_step_seconds`` away from the time that passed is a step, either way. Without it (the
+        first reading after a start, or a caller without one) only a step back behind the latest
+        event can be seen. A step changes nothing but the times held (moved by the step, so waits
+        keep their length): no day starts, nothing expires, no counter resets. The business day
+        moves only forward, when the clock runs across the configured day start (from the previous
+        reading, or from the latest event after a restart).
+        """
+        outcome = Outcome()
+        tolerance = timedelta(seconds=self.policy.clock_step_seconds)
+        previous = self._reading[0] if self._reading else self.state.clock_at
+        step: timedelta | None = None
+        if self._reading and self._reading[1] is not None and mono is not None:
+            expected = self._reading[0] + timedelta(seconds=mono - self._reading[1])
+            if abs(now - expected) > tolerance:
+                step = now - expected
+        elif previous is not None and now < previous - tolerance:
+            step = now - previous
+        self._reading = (now, mono)
+        if step is not None:
+            self.commit(outcome, ev.ClockStepped(at=now, step_s=step.total_seconds()))
+            return outcome
+        day = business_day(self.layout.hall, now)
+        crossed = previous is None or business_day(self.layout.hall, previous) < day
+        if not self.state.day or (crossed and day > self.state.day):
+            self.commit(outcome, ev.DayStarted(at=now, day=day))
+            outcome.dirty_windows.update(self._window_numbers)
+            outcome.queue_changed = True
+        return outcome
 
     def replay(self, event: ev.Event) -> None:
         """Apply a stored event; call :meth:`reindex` once the replay is done."""
@@ -154,17 +202,30 @@ class Engine:
             raise EngineError("unknown_service", f"unknown service {service_id!r}") from None
         if not token:
             raise EngineError("no_token", "a ticket needs a page token")
-        day = business_day(self.layout.hall, now)
-        if day != self.state.day:
-            self.commit(outcome, ev.DayStarted(at=now, day=day))
-        seq = self.state.counters.get(service.prefix, 0) + 1
-        number = f"{service.prefix}{seq:03d}"
+        if staff is None and not self.views.accepting(self.state, service.id):
+            raise EngineError("service_closed", f"暂停取号：{service.name.zh}暂无窗口办理 / no window "
+                              f"is open for {service.name.en}: numbers are paused")
+        if not self.state.day:  # a caller that never showed the engine its clock
+            self.commit(outcome, ev.DayStarted(at=now, day=business_day(self.layout.hall, now)))
+        day = self.state.day  # moves only forward (observe), so a number is never issued twice
+        prefix = service.prefix
+        counter, first, last = prefix, 1, None
+        if service.number_range is not None:
+            (first, last), counter = service.number_range, f"{prefix}{service.number_range[0]}"
+        seq = max(self.state.counters.get(counter, 0), first - 1) + 1
+        while f"{day}-{prefix}{seq:03d}" in self.state.tickets:  # e.g. a range edited mid-day
+            seq += 1
+        if last is not None and seq > last:
+            raise EngineError("range_exhausted", f"{service.name.zh}今日号段 {prefix}{first:03d}–"
+                              f"{prefix}{last:03d} 已发完，请到咨询台 / the numbers of {service.name.en} "
+                              f"({prefix}{first:03d}–{prefix}{last:03d}) are used up for today")
+        number = f"{prefix}{seq:03d}"
         ticket_id = f"{day}-{number}"
         self.commit(outcome, ev.TicketIssued(
-            at=now, ticket_id=ticket_id, number=number, prefix=service.prefix, seq=seq, day=day,
+            at=now, ticket_id=ticket_id, number=number, prefix=prefix, seq=seq, day=day,
             service_id=service.id, ticket_class=ticket_class, token=token, kiosk_id=kiosk,
             appointment_code=appointment,
-            staff_id=staff))
+            staff_id=staff, counter=None if counter == prefix else counter))
         outcome.dirty_windows.update(self.services.windows_of[service.id])
         outcome.queue_changed = True
         return self.state.tickets[ticket_id]
@@ -210,11 +271,12 @@ class Engine:
         outcome = Outcome(dirty_windows={number})
         current = self.state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
         affected = self._window_action(outcome, cmd, number, current, now)
-        state = self.views.window(self.state, number)
+        state = self.views.window(self.state, number, now)
         shown = affected or (self.state.tickets.get(state.ticket_id) if state.ticket_id else None)
         outcome.reply = WindowCommandResult(
             command_id=cmd.command_id, ok=True, window=number, action=cmd.action,
             ticket=self.views.ticket(self.state, shown) if shown else None, state=state)
+        self._long_paused.discard(number)  # a fresh state: paused just now, or not paused
         return outcome
 
     def _window_number(self, raw: str) -> int:
@@ -236,6 +298,7 @@ class Engine:
                 numbers = ", ".join(self.state.tickets[t].number for t in held)
                 raise EngineError("tickets_held", f"window {window} holds {numbers}: call them back "
                                   "or transfer them before signing out")
+            self._return_transferred(outcome, window, now)
             self.commit(outcome, ev.WindowClosed(at=now, window=window))
             return None
         if action is WindowAction.PAUSE:
@@ -280,8 +343,9 @@ class Engine:
         if ticket.no_show_at is None or now - ticket.no_show_at > limit:
             raise EngineError("reactivation_expired", f"{ticket.number} missed its call more than "
                               f"{self.policy.no_show_reactivate_minutes} minutes ago")
-        place = reentry_place(self.state, ticket, self.policy.no_show_reenter_after, now)
-        self.commit(outcome, ev.TicketReactivated(at=now, ticket_id=ticket.ticket_id, sort_at=place))
+        place = reentry_place(self.state, ticket, self.policy.no_show_reenter_after)
+        self.commit(outcome, ev.TicketReactivated(at=now, ticket_id=ticket.ticket_id, sort_at=now,
+                                                  place=place))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
         return ticket
@@ -329,9 +393,48 @@ class Engine:
             raise EngineError("unknown_window", f"unknown window {cmd.target_window}")
         if cmd.target_window == window:
             raise EngineError("same_window", f"{ticket.number} is already at window {window}")
+        to_window = self._open_target(cmd, ticket, to_service)
         self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
-                                                  to_service=to_service, to_window=cmd.target_window))
+                                                  to_service=to_service, to_window=to_window))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
+        outcome.queue_changed = True
+
+    def _open_target(self, cmd: WindowCommand, ticket: Ticket, to_service: str) -> int | None:
+        """Where a transfer may go without stranding the ticket (policy ``stranded_tickets``).
+
+        A closed target window is refused (``window_closed``) or, with ``requeue``, replaced by the
+        service's queue; a service no signed-in window serves is refused (``no_open_window``) unless
+        ``requeue``: then the ticket waits there, the manager is alerted and the kiosk says so.
+        """
+        requeue = self.policy.stranded_tickets == "requeue"
+        target = cmd.target_window
+        if target is not None:
+            runtime = self.state.windows.get(target)
+            if runtime is not None and runtime.status is not WindowStatus.CLOSED:
+                return target
+            if not requeue:
+                raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
+                                  f"could call {ticket.number}; transfer to a service instead")
+        if not requeue and not signed_in_windows(self.state, self.services, to_service):
+            raise EngineError("no_open_window", f"no window serving {to_service!r} is signed in: "
+                              f"{ticket.number} would wait where nobody calls it")
+        return None
+
+    def _return_transferred(self, outcome: Outcome, window: int, now: datetime) -> None:
+        """Sign-out with tickets transferred to this window waiting: refused, or they go back."""
+        waiting_here = sorted((t for t in self.state.tickets.values()
+                               if t.target_window == window and t.status is TicketStatus.WAITING),
+                              key=lambda t: t.place)
+        if not waiting_here:
+            return
+        if self.policy.stranded_tickets != "requeue":
+            numbers = ", ".join(t.number for t in waiting_here)
+            raise EngineError("tickets_transferred", f"{numbers} transferred to window {window} "
+                              "wait: call them, or transfer them on, before signing out")
+        self.commit(outcome, ev.TicketsReturned(at=now, window=window,
+                                                ticket_ids=[t.ticket_id for t in waiting_here]))
+        for ticket in waiting_here:
+            outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
 
     def _ticket_by_number(self, number: str | None) -> Ticket:
@@ -434,19 +537,30 @@ class Engine:
 
     # --- time and devices -----------------------------------------------------------------------
 
-    def tick(self, now: datetime) -> Outcome:
-        """Rating timeouts (未评价), the day's reset and supervision alerts."""
-        outcome = Outcome()
-        day = business_day(self.layout.hall, now)
-        if self.state.day and day != self.state.day:
-            self.commit(outcome, ev.DayStarted(at=now, day=day))
-            outcome.dirty_windows.update(self._window_numbers)
-            outcome.queue_changed = True
+    def tick(self, now: datetime, mono: float | None = None) -> Outcome:
+        """The clock (steps, the day's reset), rating timeouts (未评价), 自动叫号, long pauses and
+        supervision alerts."""
+        outcome = self.observe(now, mono)
+        self._auto_call(outcome, now)
+        long_pause = timedelta(minutes=self.policy.long_pause_minutes)
+        paused_long = {w.number for w in self.state.windows.values()
+                       if w.status is WindowStatus.PAUSED and now - w.since >= long_pause}
+        outcome.dirty_windows |= paused_long ^ self._long_paused  # the notice comes or goes
+        self._long_paused = paused_long
         for prompt in list(self.state.prompts.values()):
             if prompt.state is PromptState.PENDING and now > prompt.expires_at:
                 self.commit(outcome, ev.RatingTimedOut(at=now, prompt_id=prompt.prompt_id))
         outcome.publish += self.supervisor.review(self.state, now)
         return outcome
+
+    def _auto_call(self, outcome: Outcome, now: datetime) -> None:
+        """自动叫号: an idle window with a clerk calls its next ticket after its configured pause."""
+        for number, runtime in self.state.windows.items():
+            after = self._auto_after.get(number, 0)
+            if (after and runtime.status is WindowStatus.IDLE and self.index.waiting_at(number)
+                    and now - runtime.since >= timedelta(seconds=after)):
+                outcome.dirty_windows.add(number)
+                self._call_next(outcome, number, now)
 
     def device_status(self, status: DeviceStatus, now: datetime) -> Outcome:
         self.supervisor.device_seen(status)

@@ -91,11 +91,19 @@ def rebuild(layout: Layout, store: EventStore) -> Engine:
     return engine
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class CoordinatorService:
     def __init__(self, settings: Settings, layout: Layout, store_path: Path,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.layout = layout
         self.clock = clock
+        # Read with the wall clock so the engine tells a clock step from time passing; a test's
+        # own wall clock without a monotonic one can show only steps back.
+        self.monotonic = monotonic or (time.monotonic if clock is utc_now else None)
         self.store = EventStore(store_path)
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
@@ -201,6 +209,9 @@ class CoordinatorService:
                 log.info("command %s seen before: answered with its original reply", key)
                 self._queue_duplicate(item, stored, replies)
                 continue
+            clock = self.engine.observe(now, self._mono())  # a step or a new day, before the command
+            rows += [self._row(e, None) for e in clock.events]
+            outcomes.append(clock)
             outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
                                          token=secrets.token_urlsafe(12))
             reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
@@ -262,12 +273,17 @@ class CoordinatorService:
         replies.append((item, reply))
 
     def _row(self, event: ev.Event, key: str | None) -> EventRow:
-        return EventRow(event.kind, event.at.isoformat(), business_day(self.layout.hall, event.at), key,
-                        ev.event_json(event))
+        # The business day the engine was in, not the clock's: a clock stepped into tomorrow
+        # does not file today's events under it.
+        day = getattr(event, "day", None) or self.engine.state.day or business_day(self.layout.hall, event.at)
+        return EventRow(event.kind, event.at.isoformat(), day, key, ev.event_json(event))
+
+    def _mono(self) -> float | None:
+        return self.monotonic() if self.monotonic else None
 
     def _tick(self) -> None:
         now = self.clock()
-        outcome = self.engine.tick(now)
+        outcome = self.engine.tick(now, self._mono())
         if outcome.events:
             rows = [self._row(e, None) for e in outcome.events]
             self.engine.state.last_seq = self.store.commit(rows, [])
@@ -285,7 +301,7 @@ class CoordinatorService:
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
             sent.append(self._send(Publish("window_state", {"window": number},
-                                           self.engine.views.window(state, number))))
+                                           self.engine.views.window(state, number, self.clock()))))
         for outcome in outcomes:
             for message in outcome.publish:
                 sent.append(self._send(message))
