@@ -21,7 +21,7 @@ from hall_devices.contract import (
     TicketStatus,
     WindowStatus,
 )
-from hall_devices.coordinator.calendar import local, uncovered_years
+from hall_devices.coordinator.calendar import business_day, local, uncovered_years
 from hall_devices.coordinator.model import JobState, State
 from hall_devices.coordinator.outcome import Publish
 from hall_devices.coordinator.policy import QueueIndex, signed_in_windows
@@ -121,7 +121,7 @@ class Supervisor:
                        f"the clock stepped by {_span(step_s, 'en')} at {shown}; queue order, numbers "
                        "and waits are unaffected")
         for service_id, count in self.index.per_service.items():
-            if count and not signed_in_windows(state, self.index.services, service_id):
+            if count and self._closed_today(state, service_id):
                 service = self.layout.service(service_id)
                 raise_("no_open_window", service_id,
                        f"{service.name.zh}：{count} 人等候，但没有已登录的窗口办理",
@@ -131,6 +131,14 @@ class Supervisor:
                    f"{year} 年的法定节假日和调休上班日未知：请升级 chinesecalendar 或在布局文件中填写",
                    f"the holidays and make-up working days of {year} are unknown: upgrade "
                    "chinesecalendar or list them in the layout")
+
+    def _closed_today(self, state: State, service_id: str) -> bool:
+        """Every window serving the service signed out, one of them after opening this business
+        day (before the first sign-in of the morning nobody is alerted)."""
+        windows = [state.windows.get(w) for w in self.index.services.windows_of.get(service_id, [])]
+        return (not signed_in_windows(state, self.index.services, service_id)
+                and any(w is not None and business_day(self.layout.hall, w.since) == state.day
+                        for w in windows))
 
     def review(self, state: State, now: datetime) -> list[Publish]:
         found = self.conditions(state, now)

@@ -45,7 +45,6 @@ from hall_devices.coordinator.policy import (
     ServiceMap,
     pick_next,
     reentry_place,
-    signed_in_windows,
 )
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
@@ -393,31 +392,28 @@ class Engine:
             raise EngineError("unknown_window", f"unknown window {cmd.target_window}")
         if cmd.target_window == window:
             raise EngineError("same_window", f"{ticket.number} is already at window {window}")
-        to_window = self._open_target(cmd, ticket, to_service)
+        to_window = self._open_target(cmd, ticket)
         self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
                                                   to_service=to_service, to_window=to_window))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
 
-    def _open_target(self, cmd: WindowCommand, ticket: Ticket, to_service: str) -> int | None:
+    def _open_target(self, cmd: WindowCommand, ticket: Ticket) -> int | None:
         """Where a transfer may go without stranding the ticket (policy ``stranded_tickets``).
 
         A closed target window is refused (``window_closed``) or, with ``requeue``, replaced by the
-        service's queue; a service no signed-in window serves is refused (``no_open_window``) unless
-        ``requeue``: then the ticket waits there, the manager is alerted and the kiosk says so.
+        service's queue. A service whose windows are all signed out is like its own tickets then:
+        any window serving it may call the ticket, the manager is alerted and the kiosk says so.
         """
-        requeue = self.policy.stranded_tickets == "requeue"
         target = cmd.target_window
-        if target is not None:
-            runtime = self.state.windows.get(target)
-            if runtime is not None and runtime.status is not WindowStatus.CLOSED:
-                return target
-            if not requeue:
-                raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
-                                  f"could call {ticket.number}; transfer to a service instead")
-        if not requeue and not signed_in_windows(self.state, self.services, to_service):
-            raise EngineError("no_open_window", f"no window serving {to_service!r} is signed in: "
-                              f"{ticket.number} would wait where nobody calls it")
+        if target is None:
+            return None
+        runtime = self.state.windows.get(target)
+        if runtime is not None and runtime.status is not WindowStatus.CLOSED:
+            return target
+        if self.policy.stranded_tickets != "requeue":
+            raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
+                              f"could call {ticket.number}; transfer to a service instead")
         return None
 
     def _return_transferred(self, outcome: Outcome, window: int, now: datetime) -> None:

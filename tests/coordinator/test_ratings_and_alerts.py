@@ -204,7 +204,8 @@ def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
         assert alert["kind"] == "device_offline" and alert["subject"] == "KB1"
         assert alert["cleared"] is (state is DeviceState.OK)
         active = json.loads(alerts.expect(lambda m: m.topic.endswith("/alerts/active")).payload)
-        assert [a["alert_id"] for a in active["alerts"]] == (
+        # calendar_uncovered: the 2027 holidays are not known yet (late 2026, chinesecalendar 1.11)
+        assert [a["alert_id"] for a in active["alerts"] if a["kind"] != "calendar_uncovered"] == (
             ["device_offline:KB1"] if state is DeviceState.OFFLINE else [])
     pads.stop()
     alerts.stop()
