@@ -113,10 +113,10 @@ class Supervisor:
     def _hall_conditions(self, state: State, now: datetime,
                          raise_: Callable[[AlertKind, str, str, str], None]) -> None:
         """Clock steps, services no signed-in window serves while tickets wait, the calendar."""
-        for at, step_s in state.clock_steps:
+        for at, step_s, label in state.clock_steps:
             if timedelta(0) <= now - at < CLOCK_STEP_SHOWN:
                 shown = local(self.layout.hall, at).strftime("%H:%M:%S")
-                raise_("clock_step", at.isoformat(timespec="seconds"),
+                raise_("clock_step", label,
                        f"系统时钟在 {shown} 跳变 {_span(step_s, 'zh')}，排队顺序、号码和等候时长不受影响",
                        f"the clock stepped by {_span(step_s, 'en')} at {shown}; queue order, numbers "
                        "and waits are unaffected")

@@ -140,7 +140,8 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             job.reason = event.reason
         case ev.ClockStepped():
             _shift(state, timedelta(seconds=event.step_s))
-            state.clock_steps = [*state.clock_steps[-9:], (event.at, event.step_s)]
+            state.clock_steps = [*state.clock_steps[-9:],
+                                 (event.at, event.step_s, event.at.isoformat(timespec="seconds"))]
         case ev.TicketsReturned():
             for ticket_id in event.ticket_ids:
                 state.tickets[ticket_id].target_window = None
@@ -160,7 +161,7 @@ def _shift(state: State, step: timedelta) -> None:
         window.since += step
     for prompt in state.prompts.values():
         prompt.expires_at += step
-    state.clock_steps = [(at + step, size) for at, size in state.clock_steps]
+    state.clock_steps = [(at + step, size, label) for at, size, label in state.clock_steps]
 
 
 def _free(window: WindowRuntime, at: datetime) -> None:

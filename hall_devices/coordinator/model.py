@@ -137,7 +137,8 @@ class State:
     last_seq: int = 0
     issued_total: int = 0  # tickets ever issued: the issue order behind each ticket's place
     clock_at: datetime | None = None  # the time of the latest event, on the current clock's scale
-    clock_steps: list[tuple[datetime, float]] = field(default_factory=list)  # (when, seconds), recent
+    # Recent clock steps: (when, on today's scale; seconds; when, as the clock said then — its id).
+    clock_steps: list[tuple[datetime, float, str]] = field(default_factory=list)
 
 
 STATE_ADAPTER: TypeAdapter[State] = TypeAdapter(State)
