@@ -154,6 +154,9 @@ class Engine:
                 self.index.rebuild(self.state)
             elif isinstance(ticket_id, str):
                 self.index.sync(self.state.tickets.get(ticket_id), ticket_id)
+            elif isinstance(event, ev.TicketsReturned):
+                for returned in event.ticket_ids:
+                    self.index.sync(self.state.tickets.get(returned), returned)
 
     # --- tickets --------------------------------------------------------------------------------
 
