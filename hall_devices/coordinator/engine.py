@@ -293,6 +293,7 @@ class Engine:
             if not cmd.clerk_id:
                 raise EngineError("missing_clerk", "login needs a clerk id")
             self.commit(outcome, ev.WindowOpened(at=now, window=window, clerk_id=cmd.clerk_id))
+            outcome.queue_changed = True  # the summary counts open windows per service
             return None
         if action is WindowAction.LOGOUT:
             held = self.state.windows[window].held
@@ -302,6 +303,7 @@ class Engine:
                                   "or transfer them before signing out")
             self._return_transferred(outcome, window, now)
             self.commit(outcome, ev.WindowClosed(at=now, window=window))
+            outcome.queue_changed = True
             return None
         if action is WindowAction.PAUSE:
             self.commit(outcome, ev.WindowPaused(at=now, window=window, reason=cmd.reason))
