@@ -181,6 +181,8 @@ class TicketInfo(Payload):
     windows: list[int]
     materials: list[Text] = []
     status_url: str | None = None
+    complete_by: datetime | None = Field(None, description="承诺件 (限时办结): end of the last of the "
+                                         "service's time_limit_days working days from issue")
 
 
 class TicketReply(Reply):

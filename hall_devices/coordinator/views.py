@@ -16,6 +16,7 @@ from hall_devices.contract import (
     WindowState,
     WindowStatus,
 )
+from hall_devices.coordinator.calendar import deadline
 from hall_devices.coordinator.model import CaseRecord, State, Ticket, WindowRuntime
 from hall_devices.coordinator.policy import (
     QueueIndex,
@@ -51,7 +52,9 @@ class Views:
             estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id, ahead),
             windows=self.services.windows_for(ticket),
             materials=[text(m) for m in service.materials],
-            status_url=self.layout.policy.ticket_page_url.format(token=ticket.token))
+            status_url=self.layout.policy.ticket_page_url.format(token=ticket.token),
+            complete_by=deadline(self.layout.hall, self.layout.policy, ticket.issued_at,
+                                 service.time_limit_days) if service.time_limit_days else None)
 
     def window(self, state: State, number: int, now: datetime | None = None) -> WindowState:
         """The window's state; with ``now``, the long-pause notice when it is due."""
