@@ -105,6 +105,7 @@ def test_clerk_actions_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
     keypads.type(6, "3")  # call back the held one
     assert hall.call().ticket_number == "B001"
+    hall.ok(21, "login", clerk_id="2101")  # a transfer goes only to a window someone is at
     keypads.press(6, Key.TRANSFER)
     keypads.type(6, "21")  # to the any-service window
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B001"].target_window == 21, what="transfer")
