@@ -37,6 +37,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
 from hall_devices.coordinator.calendar import business_day, deadline
+from hall_devices.coordinator.clock import Reading, clock_event
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
@@ -72,8 +73,7 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
-        # The latest clock reading of this process: (wall, monotonic seconds) — see observe().
-        self._reading: tuple[datetime, float | None] | None = None
+        self._reading: Reading | None = None  # this process's latest clock reading: see observe()
         self._long_paused: set[int] = set()
         self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
                                        else self.policy.auto_call_after_s) for w in layout.windows}
@@ -106,34 +106,18 @@ class Engine:
             return Outcome(reply=reply)
 
     def observe(self, now: datetime, mono: float | None = None) -> Outcome:
-        """Take a clock reading: a step is committed (and alerted); otherwise the day may move on.
-
-        With ``mono`` (a monotonic clock read with ``now``), a wall clock that moved more than
-        ``clock_step_seconds`` away from the time that passed is a step, either way. Without it (the
-        first reading after a start, or a caller without one) only a step back behind the latest
-        event can be seen. A step changes nothing but the times held (moved by the step, so waits
-        keep their length): no day starts, nothing expires, no counter resets. The business day
-        moves only forward, when the clock runs across the configured day start (from the previous
-        reading, or from the latest event after a restart).
+        """Take a clock reading (``mono``: a monotonic clock read with ``now``), before each command
+        and tick: a clock step is committed (its alert follows), otherwise the day may move on.
+        See :func:`clock_event`; a step moves the times held, so waits keep their length.
         """
         outcome = Outcome()
-        tolerance = timedelta(seconds=self.policy.clock_step_seconds)
-        previous = self._reading[0] if self._reading else self.state.clock_at
-        step: timedelta | None = None
-        if self._reading and self._reading[1] is not None and mono is not None:
-            expected = self._reading[0] + timedelta(seconds=mono - self._reading[1])
-            if abs(now - expected) > tolerance:
-                step = now - expected
-        elif previous is not None and now < previous - tolerance:
-            step = now - previous
-        self._reading = (now, mono)
-        if step is not None:
-            self.commit(outcome, ev.ClockStepped(at=now, step_s=step.total_seconds()))
-            return outcome
-        day = business_day(self.layout.hall, now)
-        crossed = previous is None or business_day(self.layout.hall, previous) < day
-        if not self.state.day or (crossed and day > self.state.day):
-            self.commit(outcome, ev.DayStarted(at=now, day=day))
+        reading = Reading(now, mono)
+        event = clock_event(self.layout.hall, timedelta(seconds=self.policy.clock_step_seconds),
+                            self.state.day, self.state.clock_at, last=self._reading, now=reading)
+        self._reading = reading
+        if event is not None:
+            self.commit(outcome, event)
+        if isinstance(event, ev.DayStarted):
             outcome.dirty_windows.update(self._window_numbers)
             outcome.queue_changed = True
         return outcome

@@ -31,4 +31,3 @@ class Outcome:
     publish: list[Publish] = field(default_factory=list)
     dirty_windows: set[int] = field(default_factory=set)
     queue_changed: bool = False
-
