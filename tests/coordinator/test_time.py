@@ -14,6 +14,7 @@ from hall_devices.contract import Alert, TicketRequest, TicketStatus, WindowActi
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import Outcome
+from hall_devices.coordinator.stats import compute
 from hall_devices.layout import Layout
 
 _ids = itertools.count()
@@ -109,6 +110,10 @@ def test_a_step_back_between_two_tickets_keeps_arrival_order_and_people_ahead(la
     hall.tick()
     assert len(hall.clock_alerts()) == 1
     assert "-10分0秒" in hall.clock_alerts()[0].message.zh
+    # The day's statistics, read from the events, measure the true waits (not -9.5 min): the
+    # first waited 30 s, the second was called the moment it was issued.
+    figures = compute(layout, hall.events, "2026-11-23", "2026-11-23").by["service"]["passport"]
+    assert figures.waits_s == [30.0, 0.0]
 
 
 def test_eight_hours_ahead_then_corrected_at_1630_expires_nothing_and_reissues_nothing(
