@@ -277,6 +277,8 @@ class RatingPrompt(Payload):
     clerk_id: str | None
     service_id: str
     expires_at: datetime
+    timeout_s: int | None = Field(None, description="seconds the rating stays open from now: the pad "
+                                  "counts them on its own monotonic clock, not against expires_at")
 
 
 class Rating(Payload):
@@ -287,6 +289,8 @@ class Rating(Payload):
     reasons: list[str] = Field([], max_length=8)
     channel: Channel = Channel.PAD
     rated_at: datetime
+    answered_after_s: float | None = Field(None, ge=0, description="seconds from the prompt's arrival "
+                                           "to the key press, by the pad's monotonic clock")
 
 
 class RatingAck(Reply):

@@ -365,7 +365,8 @@ class Engine:
                                                    prompt_id=prompt_id, rating_expires_at=expires))
             outcome.publish.append(Publish("rating_prompt", {"window": window}, RatingPrompt(
                 prompt_id=prompt_id, window=window, ticket_id=tid, ticket_number=ticket.number,
-                clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires)))
+                clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires,
+                timeout_s=self.policy.rating_timeout_s)))
         return ticket
 
     def _transfer(self, outcome: Outcome, cmd: WindowCommand, window: int, ticket: Ticket,
@@ -445,7 +446,10 @@ class Engine:
         if prompt.state is PromptState.RATED:
             raise EngineError("already_rated", f"ticket {prompt.ticket_id} was rated already "
                               "(one rating per service)")
-        if prompt.state is PromptState.TIMED_OUT and rating.rated_at > prompt.expires_at:
+        # Pressed late? By the pad's own elapsed time when it sends one: its wall clock may differ.
+        late = (rating.answered_after_s > self.policy.rating_timeout_s
+                if rating.answered_after_s is not None else rating.rated_at > prompt.expires_at)
+        if prompt.state is PromptState.TIMED_OUT and late:
             raise EngineError("rating_late", f"the rating of {prompt.ticket_id} closed at "
                               f"{prompt.expires_at.isoformat()}")
         ticket = self.state.tickets.get(prompt.ticket_id)
