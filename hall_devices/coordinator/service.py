@@ -42,6 +42,7 @@ TICK_S = 0.5
 CONFIRM_S = 5.0  # how long a batch's answers may take to reach the broker before we stop waiting
 CONFIRM_POLL_S = 0.005  # how often pending confirmations are looked at (polling faster costs CPU)
 SNAPSHOT_EVERY = 10_000
+SUMMARY_AT_LEAST_S = 30.0  # the queue summary is republished at least this often
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,8 @@ class CoordinatorService:
     def _tick(self) -> None:
         now = self.clock()
         outcome = self.engine.tick(now, self._mono())
+        if time.monotonic() - self._queue_published_at >= SUMMARY_AT_LEAST_S:
+            self._queue_pending = True  # its time is the clock pages count from (web/static/app.js)
         if outcome.events:
             rows = [self._row(e, None) for e in outcome.events]
             self.engine.state.last_seq = self.store.commit(rows, [])
