@@ -41,12 +41,7 @@ from hall_devices.coordinator.clock import Reading, clock_event
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.policy import (
-    QueueIndex,
-    ServiceMap,
-    pick_next,
-    reentry_place,
-)
+from hall_devices.coordinator.policy import QueueIndex, ServiceMap, pick_next, reentry_place
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
     CASE_TABLE,
