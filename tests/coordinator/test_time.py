@@ -201,3 +201,26 @@ def test_waits_and_pauses_keep_their_length_across_a_step(layout: Layout) -> Non
     assert 6 in outcome.dirty_windows  # republished: the notice is now due
     shown = hall.engine.views.window(hall.engine.state, 6, hall.clocks.wall)
     assert shown.pause_notice is not None and shown.pause_notice.zh == "临时有事，请稍候"
+
+
+def test_auto_call_after_the_idle_pause_only_at_idle_windows(layout: Layout) -> None:
+    windows = tuple(w.model_copy(update={"auto_call_after_s": 0}) if w.number == 5 else w
+                    for w in layout.windows)  # window 5 opts out
+    auto = layout.model_copy(update={"windows": windows, "policy": layout.policy.model_copy(
+        update={"auto_call_after_s": 10})})
+    hall = Hall(auto, Clocks(hall_time("2026-11-23 09:00")))
+    for window in (4, 5, 6):
+        hall.window(window, "login", clerk_id=f"Z{window}")
+    hall.window(6, "pause")
+    hall.take("hukou_in")
+    hall.take("passport")
+    hall.clocks.advance(seconds=9)
+    hall.tick()
+    assert not hall.kinds(ev.TicketCalled)  # not idle long enough yet
+    hall.clocks.advance(seconds=1)
+    hall.tick()
+    called = [(e.window, e.ticket_id) for e in hall.kinds(ev.TicketCalled) if isinstance(e, ev.TicketCalled)]
+    assert called == [(4, "2026-11-23-B001")]  # window 5 is off, window 6 paused
+    hall.clocks.advance(seconds=30)
+    hall.tick()
+    assert len(hall.kinds(ev.TicketCalled)) == 1  # window 4 is calling now, not idle
