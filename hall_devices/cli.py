@@ -32,7 +32,25 @@ def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"OK: {args.file}: {len(layout.departments)} departments, {len(layout.services)} services, "
           f"{len(layout.windows)} windows, {len(layout.devices)} devices")
+    _calendar_warning(layout, args.today)
     return 0
+
+
+def _calendar_warning(layout: Layout, today: str | None) -> None:
+    """A warning, not a failure: working days then fall back to Monday–Friday."""
+    import datetime as dt
+
+    from hall_devices.coordinator.calendar import library_years, local, uncovered_years
+
+    day = dt.date.fromisoformat(today) if today else local(layout.hall, dt.datetime.now(dt.UTC)).date()
+    for year in uncovered_years(layout.policy, day):
+        known = sorted(library_years())
+        print(f"警告：{year} 年的法定节假日和调休上班日未知（chinesecalendar 已知 {known[0]}–"
+              f"{known[-1]} 年）："
+              f"请升级 chinesecalendar，或在 [policy] 的 holidays / extra_working_days 中填写 / "
+              f"warning: the holidays and make-up working days of {year} are unknown (chinesecalendar "
+              f"knows {known[0]}–{known[-1]}): upgrade it, or list them in [policy] holidays / "
+              "extra_working_days", file=sys.stderr)
 
 
 def _layout_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -360,6 +378,7 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     layout = roles.add_parser("layout", help="hall layout file").add_subparsers(dest="sub", required=True)
     check = layout.add_parser("check", help="validate a layout file")
     check.add_argument("file", type=Path)
+    check.add_argument("--today", help="check the holiday calendar as of this day (YYYY-MM-DD)")
     check.set_defaults(run=_layout_check)
     gen = layout.add_parser("generate", help="a layout of N windows and K kiosks, for scale tests")
     gen.add_argument("--windows", type=int, required=True)

@@ -195,6 +195,8 @@ class TicketInfo(Payload):
     windows: list[int]
     materials: list[Text] = []
     status_url: str | None = None
+    complete_by: datetime | None = Field(None, description="承诺件 (限时办结): end of the last of the "
+                                         "service's time_limit_days working days from issue")
 
 
 class TicketReply(Reply):
@@ -241,6 +243,8 @@ class WindowState(Payload):
     pause_reason: str | None = None
     waiting: int = Field(0, description="tickets this window could serve now")
     held: list[str] = []
+    pause_notice: Text | None = Field(None, description="临时有事，请稍候: paused long_pause_minutes or "
+                                      "more, by the coordinator's clock (screens show it as is)")
 
 
 class WindowCommandResult(Reply):
@@ -268,6 +272,9 @@ class ServiceQueue(Payload):
     waiting: int
     longest_wait_s: int
     estimated_minutes: int
+    open_windows: int = Field(0, description="windows serving it with a clerk signed in")
+    accepting: bool = Field(True, description="false: 暂停取号, no window open and the hall stops "
+                            "issuing (policy no_window_kiosk = stop)")
 
 
 class QueueSummary(Payload):
@@ -284,6 +291,8 @@ class RatingPrompt(Payload):
     clerk_id: str | None
     service_id: str
     expires_at: datetime
+    timeout_s: int | None = Field(None, description="seconds the rating stays open from now: the pad "
+                                  "counts them on its own monotonic clock, not against expires_at")
 
 
 class Rating(Payload):
@@ -294,6 +303,8 @@ class Rating(Payload):
     reasons: list[str] = Field([], max_length=8)
     channel: Channel = Channel.PAD
     rated_at: datetime
+    answered_after_s: float | None = Field(None, ge=0, description="seconds from the prompt's arrival "
+                                           "to the key press, by the pad's monotonic clock")
 
 
 class RatingAck(Reply):
@@ -315,7 +326,8 @@ class DeviceStatus(Payload):
 class Alert(Payload):
     alert_id: str
     kind: Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
-                  "paper_near_end", "paper_out", "print_failed"]
+                  "paper_near_end", "paper_out", "print_failed", "clock_step", "no_open_window",
+                  "calendar_uncovered"]
     subject: str = Field(description="ticket number, window number or device id")
     message: Text
     raised_at: datetime

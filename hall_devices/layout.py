@@ -64,6 +64,16 @@ class Policy(_Strict):
     service_time_samples: int = Field(20, ge=1, le=500)
     ticket_page_url: str = Field("http://hall.local:8080/t/{token}",
                                  description="the QR code on a ticket; {token} is the ticket's token")
+    clock_step_seconds: int = Field(5, ge=1, le=300, description="a jump of the clock beyond this is "
+                                    "a step: alerted, nothing else changes")
+    stranded_tickets: Literal["refuse", "requeue"] = Field(
+        "refuse", description="transfer to a closed window, or sign-out with tickets transferred to "
+        "it: refuse, or send the tickets back to their service's queue")
+    no_window_kiosk: Literal["warn", "stop"] = Field(
+        "warn", description="a service whose windows are all signed out: the kiosk warns, or stops "
+        "issuing (暂停取号)")
+    auto_call_after_s: int = Field(0, ge=0, le=600, description="自动叫号: an idle window calls the "
+                                   "next ticket after this pause; 0: off")
 
 
 class Department(_Strict):
@@ -85,6 +95,8 @@ class Service(_Strict):
     promised_minutes: int = Field(ge=1, le=480, description="promised time at the window")
     kind: ServiceKind = ServiceKind.INSTANT
     time_limit_days: int | None = Field(None, ge=1, le=90)
+    number_range: tuple[Annotated[int, Field(ge=1, le=9999)], Annotated[int, Field(ge=1, le=9999)]] | None = (
+        Field(None, description="号段: first and last number of this service within its letter"))
 
 
 class WindowKind(StrEnum):
@@ -99,6 +111,8 @@ class Window(_Strict):
     kind: WindowKind = WindowKind.DEDICATED
     primary: tuple[Ident, ...] = ()
     secondary: tuple[Ident, ...] = ()
+    auto_call_after_s: int | None = Field(None, ge=0, le=600, description="自动叫号 at this window; "
+                                          "None: the hall's policy, 0: off")
 
 
 class Parity(StrEnum):
@@ -353,6 +367,27 @@ class _Checker:
             if service.kind is ServiceKind.TIME_LIMITED and service.time_limit_days is None:
                 self.problem("services", i, ".time_limit_days", "a time-limited service needs "
                              "time_limit_days")
+        self.number_ranges()
+
+    def number_ranges(self) -> None:
+        """号段: within a letter, ranges are disjoint (services sharing one range share its numbers)."""
+        seen: dict[str, list[tuple[tuple[int, int] | None, int]]] = defaultdict(list)
+        for i, service in enumerate(self.layout.services):
+            mine = service.number_range
+            if mine is not None and mine[0] > mine[1]:
+                self.problem("services", i, ".number_range", f"range {mine[0]}–{mine[1]} ends before "
+                             "it starts")
+                continue
+            for other, j in seen[service.prefix]:
+                if other == mine:
+                    continue
+                if other is None or mine is None or not (mine[1] < other[0] or other[1] < mine[0]):
+                    shown = "all numbers" if other is None else f"{other[0]}–{other[1]}"
+                    self.problem("services", i, ".number_range", f"numbers of prefix "
+                                 f"{service.prefix!r} overlap services[{j}] ({shown}): give each "
+                                 "service sharing a letter its own range")
+                    break
+            seen[service.prefix].append((mine, i))
 
     def windows(self) -> None:
         for i, window in enumerate(self.layout.windows):

@@ -30,6 +30,21 @@ def test_cli_check_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> No
     assert "OK" in capsys.readouterr().out
 
 
+def test_cli_check_warns_when_the_coming_year_has_no_holiday_calendar(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["layout", "check", str(EXAMPLE), "--today", "2026-06-01"]) == 0
+    assert "warning" not in capsys.readouterr().err  # chinesecalendar 1.11 knows 2026
+    assert main(["layout", "check", str(EXAMPLE), "--today", "2026-11-30"]) == 0  # a warning, not a failure
+    err = capsys.readouterr().err
+    assert "警告：2027 年的法定节假日和调休上班日未知" in err
+    assert "holidays and make-up working days of 2027" in err
+    listed = tmp_path / "hall.toml"  # the hall typed in 2027's days itself: covered
+    listed.write_text(EXAMPLE.read_text(encoding="utf-8") + "\n[policy]\nholidays = [2027-01-01]\n",
+                      encoding="utf-8")
+    assert main(["layout", "check", str(listed), "--today", "2026-11-30"]) == 0
+    assert "2027" not in capsys.readouterr().err
+
+
 def test_cli_check_names_every_problem_with_its_place(tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     text = EXAMPLE.read_text(encoding="utf-8")

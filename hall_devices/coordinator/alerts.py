@@ -7,6 +7,7 @@ stored: after a restart they are derived again from the rebuilt state and the re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -20,13 +21,16 @@ from hall_devices.contract import (
     TicketStatus,
     WindowStatus,
 )
+from hall_devices.coordinator.calendar import business_day, local, uncovered_years
 from hall_devices.coordinator.model import JobState, State
 from hall_devices.coordinator.outcome import Publish
-from hall_devices.coordinator.policy import QueueIndex
+from hall_devices.coordinator.policy import QueueIndex, signed_in_windows
 from hall_devices.layout import Layout
 
 AlertKind = Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
-                    "paper_near_end", "paper_out", "print_failed"]
+                    "paper_near_end", "paper_out", "print_failed", "clock_step", "no_open_window",
+                    "calendar_uncovered"]
+CLOCK_STEP_SHOWN = timedelta(hours=1)  # a clock step stays on the dashboard this long
 
 
 class Supervisor:
@@ -81,6 +85,7 @@ class Supervisor:
                            f"{count} 人等候",
                            f"window {window.number} paused over {policy.long_pause_minutes} min "
                            f"with {count} waiting")
+        self._hall_conditions(state, now, raise_)
         for device_id, status in self.devices.items():
             faults = set(status.faults)
             if status.state is DeviceState.OFFLINE:
@@ -105,6 +110,36 @@ class Supervisor:
                        f"ticket {failed.number} failed to print: reprint it")
         return found
 
+    def _hall_conditions(self, state: State, now: datetime,
+                         raise_: Callable[[AlertKind, str, str, str], None]) -> None:
+        """Clock steps, services no signed-in window serves while tickets wait, the calendar."""
+        for at, step_s, label in state.clock_steps:
+            if timedelta(0) <= now - at < CLOCK_STEP_SHOWN:
+                shown = local(self.layout.hall, at).strftime("%H:%M:%S")
+                raise_("clock_step", label,
+                       f"系统时钟在 {shown} 跳变 {_span(step_s, 'zh')}，排队顺序、号码和等候时长不受影响",
+                       f"the clock stepped by {_span(step_s, 'en')} at {shown}; queue order, numbers "
+                       "and waits are unaffected")
+        for service_id, count in self.index.per_service.items():
+            if count and self._closed_today(state, service_id):
+                service = self.layout.service(service_id)
+                raise_("no_open_window", service_id,
+                       f"{service.name.zh}：{count} 人等候，但没有已登录的窗口办理",
+                       f"{service.name.en}: {count} waiting and no window serving it is signed in")
+        for year in uncovered_years(self.layout.policy, local(self.layout.hall, now).date()):
+            raise_("calendar_uncovered", str(year),
+                   f"{year} 年的法定节假日和调休上班日未知：请升级 chinesecalendar 或在布局文件中填写",
+                   f"the holidays and make-up working days of {year} are unknown: upgrade "
+                   "chinesecalendar or list them in the layout")
+
+    def _closed_today(self, state: State, service_id: str) -> bool:
+        """Every window serving the service signed out, one of them after opening this business
+        day (before the first sign-in of the morning nobody is alerted)."""
+        windows = [state.windows.get(w) for w in self.index.services.windows_of.get(service_id, [])]
+        return (not signed_in_windows(state, self.index.services, service_id)
+                and any(w is not None and business_day(self.layout.hall, w.since) == state.day
+                        for w in windows))
+
     def review(self, state: State, now: datetime) -> list[Publish]:
         found = self.conditions(state, now)
         out: list[Publish] = []
@@ -119,3 +154,14 @@ class Supervisor:
             out.append(Publish("active_alerts", {}, ActiveAlerts(
                 updated_at=now, alerts=sorted(found.values(), key=lambda a: a.raised_at))))
         return out
+
+
+def _span(seconds: float, lang: str) -> str:
+    """+8 h 0 min 5 s / -10 min 0 s, and in Chinese +8小时0分5秒."""
+    sign = "+" if seconds >= 0 else "-"
+    total = round(abs(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if lang == "zh":
+        return sign + (f"{hours}小时" if hours else "") + f"{minutes}分{secs}秒"
+    return sign + (f"{hours} h " if hours else "") + f"{minutes} min {secs} s"

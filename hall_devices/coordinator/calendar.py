@@ -1,8 +1,17 @@
-"""Business days and working-day deadlines; pure functions of the times passed in."""
+"""Business days and working-day deadlines; pure functions of the times passed in.
+
+Working days follow China's statutory holidays and 调休 make-up working days from the
+``chinesecalendar`` package (the State Council's yearly notice; 1.11 covers 2004–2026). The layout's
+``holidays`` and ``extra_working_days`` override it and are the only source for years it does not
+cover yet; a year covered by neither falls back to Monday–Friday and is warned about.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
+
+import chinese_calendar
 
 from hall_devices.layout import Hall, Policy
 
@@ -17,10 +26,32 @@ def business_day(hall: Hall, at: dt.datetime) -> str:
     return shifted.date().isoformat()
 
 
+@cache
+def library_years() -> frozenset[int]:
+    """Years whose holidays and make-up days the installed ``chinesecalendar`` knows."""
+    known: dict[dt.date, object] = chinese_calendar.constants.holidays
+    return frozenset(day.year for day in known)
+
+
 def is_working_day(policy: Policy, day: dt.date) -> bool:
     if day in policy.extra_working_days:
         return True
-    return day.weekday() < 5 and day not in policy.holidays
+    if day in policy.holidays:
+        return False
+    if day.year in library_years():
+        return bool(chinese_calendar.is_workday(day))
+    return day.weekday() < 5
+
+
+def year_covered(policy: Policy, year: int) -> bool:
+    """A year is covered by the library, or by holidays the layout lists for it."""
+    return year in library_years() or any(d.year == year for d in policy.holidays)
+
+
+def uncovered_years(policy: Policy, today: dt.date, ahead_days: int = 92) -> list[int]:
+    """This year and, in its last ``ahead_days`` days, the coming one, when covered by neither."""
+    years = sorted({today.year, (today + dt.timedelta(days=ahead_days)).year})
+    return [year for year in years if not year_covered(policy, year)]
 
 
 def deadline(hall: Hall, policy: Policy, opened_at: dt.datetime, working_days: int) -> dt.datetime:

@@ -39,6 +39,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
 from hall_devices.coordinator.calendar import business_day, deadline
+from hall_devices.coordinator.clock import Reading, clock_event
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
@@ -69,12 +70,20 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
+        self._reading: Reading | None = None  # this process's latest clock reading: see observe()
+        self._long_paused: set[int] = set()
+        self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
+                                       else self.policy.auto_call_after_s) for w in layout.windows}
 
     # --- the one entry point --------------------------------------------------------------------
 
     def handle(self, route_name: str, payload: Payload, params: dict[str, str], now: datetime,
                token: str = "") -> Outcome:
-        """Decide and apply one inbound message. A refused command yields a failure reply only."""
+        """Decide and apply one inbound message. A refused command yields a failure reply only.
+
+        The caller shows the engine each clock reading first (:meth:`observe`): a step of the clock
+        or a new business day is decided there, never by a command.
+        """
         handlers: dict[str, Callable[..., Outcome]] = {
             "ticket_request": self._ticket_request, "window_command": self._window_command,
             "rating": self._rating, "staff_command": self._staff_command,
@@ -94,6 +103,23 @@ class Engine:
                     "error": problem})
             return Outcome(reply=reply, refused=problem)
 
+    def observe(self, now: datetime, mono: float | None = None) -> Outcome:
+        """Take a clock reading (``mono``: a monotonic clock read with ``now``), before each command
+        and tick: a clock step is committed (its alert follows), otherwise the day may move on.
+        See :func:`clock_event`; a step moves the times held, so waits keep their length.
+        """
+        outcome = Outcome()
+        reading = Reading(now, mono)
+        event = clock_event(self.layout.hall, timedelta(seconds=self.policy.clock_step_seconds),
+                            self.state.day, self.state.clock_at, last=self._reading, now=reading)
+        self._reading = reading
+        if event is not None:
+            self.commit(outcome, event)
+        if isinstance(event, ev.DayStarted):
+            outcome.dirty_windows.update(self._window_numbers)
+            outcome.queue_changed = True
+        return outcome
+
     def replay(self, event: ev.Event) -> None:
         """Apply a stored event; call :meth:`reindex` once the replay is done."""
         evolve(self.state, event, self.policy.service_time_samples)
@@ -110,6 +136,9 @@ class Engine:
                 self.index.rebuild(self.state)
             elif isinstance(ticket_id, str):
                 self.index.sync(self.state.tickets.get(ticket_id), ticket_id)
+            elif isinstance(event, ev.TicketsReturned):
+                for returned in event.ticket_ids:
+                    self.index.sync(self.state.tickets.get(returned), returned)
 
     # --- tickets --------------------------------------------------------------------------------
 
@@ -158,17 +187,30 @@ class Engine:
             raise EngineError("unknown_service", f"unknown service {service_id!r}") from None
         if not token:
             raise EngineError("no_token", "a ticket needs a page token")
-        day = business_day(self.layout.hall, now)
-        if day != self.state.day:
-            self.commit(outcome, ev.DayStarted(at=now, day=day))
-        seq = self.state.counters.get(service.prefix, 0) + 1
-        number = f"{service.prefix}{seq:03d}"
+        if staff is None and not self.views.accepting(self.state, service.id):
+            raise EngineError("service_closed", f"暂停取号：{service.name.zh}暂无窗口办理 / no window "
+                              f"is open for {service.name.en}: numbers are paused")
+        if not self.state.day:  # a caller that never showed the engine its clock
+            self.commit(outcome, ev.DayStarted(at=now, day=business_day(self.layout.hall, now)))
+        day = self.state.day  # moves only forward (observe), so a number is never issued twice
+        prefix = service.prefix
+        counter, first, last = prefix, 1, None
+        if service.number_range is not None:
+            (first, last), counter = service.number_range, f"{prefix}{service.number_range[0]}"
+        seq = max(self.state.counters.get(counter, 0), first - 1) + 1
+        while f"{day}-{prefix}{seq:03d}" in self.state.tickets:  # e.g. a range edited mid-day
+            seq += 1
+        if last is not None and seq > last:
+            raise EngineError("range_exhausted", f"{service.name.zh}今日号段 {prefix}{first:03d}–"
+                              f"{prefix}{last:03d} 已发完，请到咨询台 / the numbers of {service.name.en} "
+                              f"({prefix}{first:03d}–{prefix}{last:03d}) are used up for today")
+        number = f"{prefix}{seq:03d}"
         ticket_id = f"{day}-{number}"
         self.commit(outcome, ev.TicketIssued(
-            at=now, ticket_id=ticket_id, number=number, prefix=service.prefix, seq=seq, day=day,
+            at=now, ticket_id=ticket_id, number=number, prefix=prefix, seq=seq, day=day,
             service_id=service.id, ticket_class=ticket_class, token=token, kiosk_id=kiosk,
             appointment_code=appointment,
-            staff_id=staff))
+            staff_id=staff, counter=None if counter == prefix else counter))
         outcome.dirty_windows.update(self.services.windows_of[service.id])
         outcome.queue_changed = True
         return self.state.tickets[ticket_id]
@@ -217,11 +259,12 @@ class Engine:
         outcome = Outcome(dirty_windows={number})
         current = self.state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
         affected = self._window_action(outcome, cmd, number, current, now)
-        state = self.views.window(self.state, number)
+        state = self.views.window(self.state, number, now)
         shown = affected or (self.state.tickets.get(state.ticket_id) if state.ticket_id else None)
         outcome.reply = WindowCommandResult(
             command_id=cmd.command_id, ok=True, window=number, action=cmd.action,
             ticket=self.views.ticket(self.state, shown) if shown else None, state=state)
+        self._long_paused.discard(number)  # a fresh state: paused just now, or not paused
         return outcome
 
     def _window_number(self, raw: str) -> int:
@@ -236,6 +279,7 @@ class Engine:
             if not cmd.clerk_id:
                 raise EngineError("missing_clerk", "login needs a clerk id")
             self.commit(outcome, ev.WindowOpened(at=now, window=window, clerk_id=cmd.clerk_id))
+            outcome.queue_changed = True  # the summary counts open windows per service
             return None
         if action is WindowAction.LOGOUT:
             held = self.state.windows[window].held
@@ -243,7 +287,9 @@ class Engine:
                 numbers = ", ".join(self.state.tickets[t].number for t in held)
                 raise EngineError("tickets_held", f"window {window} holds {numbers}: call them back "
                                   "or transfer them before signing out")
+            self._return_transferred(outcome, window, now)
             self.commit(outcome, ev.WindowClosed(at=now, window=window))
+            outcome.queue_changed = True
             return None
         if action is WindowAction.PAUSE:
             self.commit(outcome, ev.WindowPaused(at=now, window=window, reason=cmd.reason))
@@ -287,8 +333,9 @@ class Engine:
         if ticket.no_show_at is None or now - ticket.no_show_at > limit:
             raise EngineError("reactivation_expired", f"{ticket.number} missed its call more than "
                               f"{self.policy.no_show_reactivate_minutes} minutes ago")
-        place = reentry_place(self.state, ticket, self.policy.no_show_reenter_after, now)
-        self.commit(outcome, ev.TicketReactivated(at=now, ticket_id=ticket.ticket_id, sort_at=place))
+        place = reentry_place(self.state, ticket, self.policy.no_show_reenter_after)
+        self.commit(outcome, ev.TicketReactivated(at=now, ticket_id=ticket.ticket_id, sort_at=now,
+                                                  place=place))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
         return ticket
@@ -320,7 +367,8 @@ class Engine:
                                                    prompt_id=prompt_id, rating_expires_at=expires))
             outcome.publish.append(Publish("rating_prompt", {"window": window}, RatingPrompt(
                 prompt_id=prompt_id, window=window, ticket_id=tid, ticket_number=ticket.number,
-                clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires)))
+                clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires,
+                timeout_s=self.policy.rating_timeout_s)))
         return ticket
 
     def _transfer(self, outcome: Outcome, cmd: WindowCommand, window: int, ticket: Ticket,
@@ -336,9 +384,45 @@ class Engine:
             raise EngineError("unknown_window", f"unknown window {cmd.target_window}")
         if cmd.target_window == window:
             raise EngineError("same_window", f"{ticket.number} is already at window {window}")
+        to_window = self._open_target(cmd, ticket)
         self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
-                                                  to_service=to_service, to_window=cmd.target_window))
+                                                  to_service=to_service, to_window=to_window))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
+        outcome.queue_changed = True
+
+    def _open_target(self, cmd: WindowCommand, ticket: Ticket) -> int | None:
+        """Where a transfer may go without stranding the ticket (policy ``stranded_tickets``).
+
+        A closed target window is refused (``window_closed``) or, with ``requeue``, replaced by the
+        service's queue. A service whose windows are all signed out is like its own tickets then:
+        any window serving it may call the ticket, the manager is alerted and the kiosk says so.
+        """
+        target = cmd.target_window
+        if target is None:
+            return None
+        runtime = self.state.windows.get(target)
+        if runtime is not None and runtime.status is not WindowStatus.CLOSED:
+            return target
+        if self.policy.stranded_tickets != "requeue":
+            raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
+                              f"could call {ticket.number}; transfer to a service instead")
+        return None
+
+    def _return_transferred(self, outcome: Outcome, window: int, now: datetime) -> None:
+        """Sign-out with tickets transferred to this window waiting: refused, or they go back."""
+        waiting_here = sorted((t for t in self.state.tickets.values()
+                               if t.target_window == window and t.status is TicketStatus.WAITING),
+                              key=lambda t: t.place)
+        if not waiting_here:
+            return
+        if self.policy.stranded_tickets != "requeue":
+            numbers = ", ".join(t.number for t in waiting_here)
+            raise EngineError("tickets_transferred", f"{numbers} transferred to window {window} "
+                              "wait: call them, or transfer them on, before signing out")
+        self.commit(outcome, ev.TicketsReturned(at=now, window=window,
+                                                ticket_ids=[t.ticket_id for t in waiting_here]))
+        for ticket in waiting_here:
+            outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
 
     def _ticket_by_number(self, number: str | None) -> Ticket:
@@ -364,7 +448,10 @@ class Engine:
         if prompt.state is PromptState.RATED:
             raise EngineError("already_rated", f"ticket {prompt.ticket_id} was rated already "
                               "(one rating per service)")
-        if prompt.state is PromptState.TIMED_OUT and rating.rated_at > prompt.expires_at:
+        # Pressed late? By the pad's own elapsed time when it sends one: its wall clock may differ.
+        late = (rating.answered_after_s > self.policy.rating_timeout_s
+                if rating.answered_after_s is not None else rating.rated_at > prompt.expires_at)
+        if prompt.state is PromptState.TIMED_OUT and late:
             raise EngineError("rating_late", f"the rating of {prompt.ticket_id} closed at "
                               f"{prompt.expires_at.isoformat()}")
         ticket = self.state.tickets.get(prompt.ticket_id)
@@ -441,19 +528,30 @@ class Engine:
 
     # --- time and devices -----------------------------------------------------------------------
 
-    def tick(self, now: datetime) -> Outcome:
-        """Rating timeouts (未评价), the day's reset and supervision alerts."""
-        outcome = Outcome()
-        day = business_day(self.layout.hall, now)
-        if self.state.day and day != self.state.day:
-            self.commit(outcome, ev.DayStarted(at=now, day=day))
-            outcome.dirty_windows.update(self._window_numbers)
-            outcome.queue_changed = True
+    def tick(self, now: datetime, mono: float | None = None) -> Outcome:
+        """The clock (steps, the day's reset), rating timeouts (未评价), 自动叫号, long pauses and
+        supervision alerts."""
+        outcome = self.observe(now, mono)
+        self._auto_call(outcome, now)
+        long_pause = timedelta(minutes=self.policy.long_pause_minutes)
+        paused_long = {w.number for w in self.state.windows.values()
+                       if w.status is WindowStatus.PAUSED and now - w.since >= long_pause}
+        outcome.dirty_windows |= paused_long ^ self._long_paused  # the notice comes or goes
+        self._long_paused = paused_long
         for prompt in list(self.state.prompts.values()):
             if prompt.state is PromptState.PENDING and now > prompt.expires_at:
                 self.commit(outcome, ev.RatingTimedOut(at=now, prompt_id=prompt.prompt_id))
         outcome.publish += self.supervisor.review(self.state, now)
         return outcome
+
+    def _auto_call(self, outcome: Outcome, now: datetime) -> None:
+        """自动叫号: an idle window with a clerk calls its next ticket after its configured pause."""
+        for number, runtime in self.state.windows.items():
+            after = self._auto_after.get(number, 0)
+            if (after and runtime.status is WindowStatus.IDLE and self.index.waiting_at(number)
+                    and now - runtime.since >= timedelta(seconds=after)):
+                outcome.dirty_windows.add(number)
+                self._call_next(outcome, number, now)
 
     def device_status(self, status: DeviceStatus, now: datetime) -> Outcome:
         self.supervisor.device_seen(status)

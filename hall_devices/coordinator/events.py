@@ -33,6 +33,7 @@ class TicketIssued(_Event):
     kiosk_id: str | None = None
     appointment_code: str | None = None
     staff_id: str | None = None
+    counter: str | None = None  # the number range (号段) counted; None: the whole prefix
 
 
 class WindowOpened(_Event):
@@ -75,7 +76,8 @@ class TicketNoShow(_Event):
 class TicketReactivated(_Event):
     kind: Literal["ticket_reactivated"] = "ticket_reactivated"
     ticket_id: str
-    sort_at: datetime
+    sort_at: datetime  # kept for old stores; the place below decides
+    place: tuple[int, int] | None = None  # (issue order, tie); None in events written before it
 
 
 class TicketHeld(_Event):
@@ -142,6 +144,21 @@ class CaseMoved(_Event):
     note: str | None = None
 
 
+class ClockStepped(_Event):
+    """The wall clock jumped (NTP, a wrong clock at boot): times held are moved by the step."""
+
+    kind: Literal["clock_stepped"] = "clock_stepped"
+    step_s: float  # new clock minus where the old one would be; negative: stepped back
+
+
+class TicketsReturned(_Event):
+    """Tickets transferred to a window that closes go back to their service's queue."""
+
+    kind: Literal["tickets_returned"] = "tickets_returned"
+    window: int
+    ticket_ids: list[str]
+
+
 class AppointmentBooked(_Event):
     kind: Literal["appointment_booked"] = "appointment_booked"
     code: str
@@ -169,7 +186,7 @@ Event = Annotated[
     DayStarted | TicketIssued | WindowOpened | WindowClosed | TicketCalled | TicketRecalled
     | ServiceStarted | TicketNoShow | TicketReactivated | TicketHeld | TicketTransferred
     | WindowPaused | WindowResumed | TicketFinished | RatingRecorded | RatingTimedOut | CaseMoved
-    | AppointmentBooked | PrintJobSent | PrintJobEnded,
+    | AppointmentBooked | PrintJobSent | PrintJobEnded | ClockStepped | TicketsReturned,
     Field(discriminator="kind"),
 ]
 # cast: mypy cannot see an Annotated union as a type argument; pydantic reads it fine.

@@ -35,12 +35,14 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
         case ev.DayStarted(day=day):
             _start_day(state, day)
         case ev.TicketIssued():
+            state.issued_total += 1
             state.tickets[event.ticket_id] = Ticket(
                 ticket_id=event.ticket_id, number=event.number, day=event.day,
                 service_id=event.service_id, ticket_class=event.ticket_class, issued_at=event.at,
-                sort_at=event.at, token=event.token, kiosk_id=event.kiosk_id,
+                place=(state.issued_total, 0), token=event.token, kiosk_id=event.kiosk_id,
                 appointment_code=event.appointment_code)
-            state.counters[event.prefix] = max(state.counters.get(event.prefix, 0), event.seq)
+            counter = event.counter or event.prefix
+            state.counters[counter] = max(state.counters.get(counter, 0), event.seq)
             if event.appointment_code in state.appointments:
                 state.appointments[event.appointment_code].used_by = event.ticket_id
         case ev.WindowOpened():
@@ -78,7 +80,9 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             _free(state.windows[event.window], event.at)
         case ev.TicketReactivated():
             ticket = state.tickets[event.ticket_id]
-            ticket.status, ticket.sort_at, ticket.attempts = TicketStatus.WAITING, event.sort_at, 0
+            ticket.status, ticket.attempts = TicketStatus.WAITING, 0
+            if event.place is not None:
+                ticket.place = event.place
         case ev.TicketHeld():
             state.tickets[event.ticket_id].status = TicketStatus.HELD
             window = state.windows[event.window]
@@ -134,6 +138,30 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             job = state.jobs[event.job_id]
             job.state = JobState.DONE if event.ok else JobState.FAILED
             job.reason = event.reason
+        case ev.ClockStepped():
+            _shift(state, timedelta(seconds=event.step_s))
+            state.clock_steps = [*state.clock_steps[-9:],
+                                 (event.at, event.step_s, event.at.isoformat(timespec="seconds"))]
+        case ev.TicketsReturned():
+            for ticket_id in event.ticket_ids:
+                state.tickets[ticket_id].target_window = None
+    state.clock_at = event.at
+
+
+def _shift(state: State, step: timedelta) -> None:
+    """Move every time the live state measures from by a clock step, so waits, pauses and rating
+    deadlines keep their true length on the new clock (a wait never turns negative or 8 h long)."""
+    for ticket in state.tickets.values():
+        ticket.issued_at += step
+        for name in ("first_called_at", "called_at", "started_at", "finished_at", "no_show_at"):
+            value = getattr(ticket, name)
+            if value is not None:
+                setattr(ticket, name, value + step)
+    for window in state.windows.values():
+        window.since += step
+    for prompt in state.prompts.values():
+        prompt.expires_at += step
+    state.clock_steps = [(at + step, size, label) for at, size, label in state.clock_steps]
 
 
 def _free(window: WindowRuntime, at: datetime) -> None:

@@ -29,7 +29,10 @@ class Ticket:
     service_id: str
     ticket_class: TicketClass
     issued_at: datetime
-    sort_at: datetime  # its place in the queue: issue time, kept by transfer, moved by reactivation
+    # Its place in the queue: (issue order, tie) — the hall-wide issue sequence, never the wall
+    # clock (a clock stepped back must not put a later applicant first); kept by a transfer, moved
+    # by a reactivation. Required, so a snapshot from before it fails to load and is replayed.
+    place: tuple[int, int]
     token: str  # the secret in the QR link of this ticket's page
     kiosk_id: str | None = None
     status: TicketStatus = TicketStatus.WAITING
@@ -132,6 +135,10 @@ class State:
     jobs: dict[str, PrintJobRecord] = field(default_factory=dict)
     service_seconds: dict[str, list[float]] = field(default_factory=dict)
     last_seq: int = 0
+    issued_total: int = 0  # tickets ever issued: the issue order behind each ticket's place
+    clock_at: datetime | None = None  # the time of the latest event, on the current clock's scale
+    # Recent clock steps: (when, on today's scale; seconds; when, as the clock said then — its id).
+    clock_steps: list[tuple[datetime, float, str]] = field(default_factory=list)
 
 
 STATE_ADAPTER: TypeAdapter[State] = TypeAdapter(State)

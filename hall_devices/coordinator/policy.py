@@ -1,9 +1,10 @@
 """Who is called next, and how long a ticket will wait: pure functions of the state.
 
 Order at a window: class (green > appointment > transferred > priority > normal), then the level of
-the ticket's service at that window (primary before secondary), then the longest wait (its place,
-``sort_at``). The starvation guard: after ``starvation_max_in_row`` higher-class calls in a row, a
-normal ticket that has waited longer than ``starvation_wait_minutes`` goes first.
+the ticket's service at that window (primary before secondary), then its place (``place``: the
+issue sequence, never the wall clock). The starvation guard: after ``starvation_max_in_row``
+higher-class calls in a row, a normal ticket that has waited longer than
+``starvation_wait_minutes`` goes first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hall_devices.contract import TicketClass, TicketStatus, WindowStatus
 from hall_devices.coordinator.model import CLASS_RANK, State, Ticket
 from hall_devices.layout import Layout, Policy
 
-OrderKey = tuple[int, int, datetime, str]
+OrderKey = tuple[int, int, tuple[int, int], str]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ServiceMap:
 
 
 def order_key(ticket: Ticket, level: int) -> OrderKey:
-    return (CLASS_RANK[ticket.ticket_class], level, ticket.sort_at, ticket.ticket_id)
+    return (CLASS_RANK[ticket.ticket_class], level, ticket.place, ticket.ticket_id)
 
 
 NORMAL_RANK = CLASS_RANK[TicketClass.NORMAL]
@@ -151,6 +152,12 @@ def open_windows(state: State, services: ServiceMap, service_id: str) -> int:
                if w in state.windows and state.windows[w].status in open_states)
 
 
+def signed_in_windows(state: State, services: ServiceMap, service_id: str) -> int:
+    """Windows serving the service with a clerk signed in (paused ones included: they come back)."""
+    return sum(1 for w in services.windows_of.get(service_id, [])
+               if w in state.windows and state.windows[w].status is not WindowStatus.CLOSED)
+
+
 def estimated_minutes(state: State, layout: Layout, services: ServiceMap, service_id: str,
                       ahead: int) -> int:
     """Minutes until a ticket with ``ahead`` people before it is called, from recent service times.
@@ -163,12 +170,16 @@ def estimated_minutes(state: State, layout: Layout, services: ServiceMap, servic
     return math.ceil(ahead * average_service_minutes(state, layout, service_id) / windows)
 
 
-def reentry_place(state: State, ticket: Ticket, after: int, now: datetime) -> datetime:
-    """Where a reactivated no-show re-enters: behind ``after`` waiting tickets of its kind."""
-    same = sorted(t.sort_at for t in waiting(state)
+def reentry_place(state: State, ticket: Ticket, after: int) -> tuple[int, int]:
+    """Where a reactivated no-show re-enters: behind ``after`` waiting tickets of its kind.
+
+    A place is (issue order, tie): right behind a ticket is its order with the next tie; at the end
+    is behind the last ticket issued.
+    """
+    same = sorted(t.place for t in waiting(state)
                   if t.service_id == ticket.service_id and t.ticket_class == ticket.ticket_class)
-    if after == 0:
-        return same[0] - timedelta(microseconds=1) if same else now
-    if len(same) < after:
-        return now
-    return same[after - 1] + timedelta(microseconds=1)
+    if after == 0 and same:
+        return (same[0][0], same[0][1] - 1)
+    if not same or len(same) < after:
+        return (state.issued_total, 1)
+    return (same[after - 1][0], same[after - 1][1] + 1)

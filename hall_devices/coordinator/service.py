@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ TICK_S = 0.5
 CONFIRM_S = 5.0  # how long a batch's answers may take to reach the broker before we stop waiting
 CONFIRM_POLL_S = 0.005  # how often pending confirmations are looked at (polling faster costs CPU)
 SNAPSHOT_EVERY = 10_000
+SUMMARY_AT_LEAST_S = 30.0  # the queue summary is republished at least this often
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,17 @@ class _Marker:
 
 
 Item = Inbound[Any] | _Marker
+
+
+@dataclass
+class _Batch:
+    """What deciding a batch produces: committed together, then published."""
+
+    rows: list[EventRow] = field(default_factory=list)
+    commands: list[CommandRow] = field(default_factory=list)
+    replies: list[tuple[Inbound[Any], Reply]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    seen: dict[str, bytes | None] = field(default_factory=dict)  # command key -> reply, this batch
 
 
 @dataclass(frozen=True)
@@ -91,11 +103,19 @@ def rebuild(layout: Layout, store: EventStore) -> Engine:
     return engine
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class CoordinatorService:
     def __init__(self, settings: Settings, layout: Layout, store_path: Path,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.layout = layout
         self.clock = clock
+        # Read with the wall clock so the engine tells a clock step from time passing; a test's
+        # own wall clock without a monotonic one can show only steps back.
+        self.monotonic = monotonic or (time.monotonic if clock is utc_now else None)
         self.store = EventStore(store_path)
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
@@ -170,11 +190,8 @@ class CoordinatorService:
         return batch
 
     def _process(self, batch: list[Item]) -> None:
-        rows: list[EventRow] = []
-        commands: list[CommandRow] = []
-        replies: list[tuple[Inbound[Any], Reply]] = []
-        outcomes: list[Outcome] = []
-        seen: dict[str, bytes | None] = {}
+        work = _Batch()
+        rows, commands, replies, outcomes = work.rows, work.commands, work.replies, work.outcomes
         acks: list[Inbound[Any]] = []
         for item in batch:
             if isinstance(item, _Marker):
@@ -190,32 +207,7 @@ class CoordinatorService:
             if isinstance(item.payload, QueryRequest):
                 replies.append((item, self._query(item.payload, now)))  # a read: nothing to commit
                 continue
-            key = command_key(item.route.name, item.payload)
-            if key is None:
-                continue
-            if key in seen:
-                self._queue_duplicate(item, seen[key], replies)
-                continue
-            known, stored = self.store.reply_for(key)
-            if known:
-                log.info("command %s seen before: answered with its original reply", key)
-                self._queue_duplicate(item, stored, replies)
-                continue
-            outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
-                                         token=secrets.token_urlsafe(12))
-            if outcome.refused is not None and outcome.reply is None:
-                # Nobody to answer, so say it on the error route; and not remembered as applied: the
-                # id may be another sender's (a job id is predictable), whose own message must count.
-                self.bus.report(item.topic, outcome.refused, encode(item.payload))
-                continue
-            reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
-            seen[key] = reply_bytes
-            stamp = now.isoformat()
-            commands.append(CommandRow(key, stamp, reply_bytes))
-            rows += [self._row(e, key) for e in outcome.events]
-            if outcome.reply is not None:
-                replies.append((item, outcome.reply))
-            outcomes.append(outcome)
+            self._decide(item, now, work)
         if commands or rows:
             self.engine.state.last_seq = self.store.commit(rows, commands)
             self._since_snapshot += len(rows)
@@ -225,6 +217,40 @@ class CoordinatorService:
             self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, acks))
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
+
+    def _decide(self, item: Inbound[Any], now: datetime, work: _Batch) -> None:
+        """Decide one command of a batch: answered from the store if seen, else by the engine."""
+        seen, rows, commands, replies, outcomes = (work.seen, work.rows, work.commands, work.replies,
+                                                   work.outcomes)
+        key = command_key(item.route.name, item.payload)
+        if key is None:
+            return
+        if key in seen:
+            self._queue_duplicate(item, seen[key], replies)
+            return
+        known, stored = self.store.reply_for(key)
+        if known:
+            log.info("command %s seen before: answered with its original reply", key)
+            self._queue_duplicate(item, stored, replies)
+            return
+        clock = self.engine.observe(now, self._mono())  # a step or a new day, before the command
+        rows += [self._row(e, None) for e in clock.events]
+        outcomes.append(clock)
+        outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
+                                     token=secrets.token_urlsafe(12))
+        if outcome.refused is not None and outcome.reply is None:
+            # Nobody to answer, so say it on the error route; and not remembered as applied: the
+            # id may be another sender's (a job id is predictable), whose own message must count.
+            self.bus.report(item.topic, outcome.refused, encode(item.payload))
+            return
+        reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
+        seen[key] = reply_bytes
+        stamp = now.isoformat()
+        commands.append(CommandRow(key, stamp, reply_bytes))
+        rows += [self._row(e, key) for e in outcome.events]
+        if outcome.reply is not None:
+            replies.append((item, outcome.reply))
+        outcomes.append(outcome)
 
     def _ack_confirmed(self) -> None:
         """Acknowledge, in the order received, the messages whose answers the broker has confirmed.
@@ -267,12 +293,19 @@ class CoordinatorService:
         replies.append((item, reply))
 
     def _row(self, event: ev.Event, key: str | None) -> EventRow:
-        return EventRow(event.kind, event.at.isoformat(), business_day(self.layout.hall, event.at), key,
-                        ev.event_json(event))
+        # The business day the engine was in, not the clock's: a clock stepped into tomorrow
+        # does not file today's events under it.
+        day = getattr(event, "day", None) or self.engine.state.day or business_day(self.layout.hall, event.at)
+        return EventRow(event.kind, event.at.isoformat(), day, key, ev.event_json(event))
+
+    def _mono(self) -> float | None:
+        return self.monotonic() if self.monotonic else None
 
     def _tick(self) -> None:
         now = self.clock()
-        outcome = self.engine.tick(now)
+        outcome = self.engine.tick(now, self._mono())
+        if time.monotonic() - self._queue_published_at >= SUMMARY_AT_LEAST_S:
+            self._queue_pending = True  # its time is the clock pages count from (web/static/app.js)
         if outcome.events:
             rows = [self._row(e, None) for e in outcome.events]
             self.engine.state.last_seq = self.store.commit(rows, [])
@@ -290,7 +323,7 @@ class CoordinatorService:
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
             sent.append(self._send(Publish("window_state", {"window": number},
-                                           self.engine.views.window(state, number))))
+                                           self.engine.views.window(state, number, self.clock()))))
         for outcome in outcomes:
             for message in outcome.publish:
                 sent.append(self._send(message))

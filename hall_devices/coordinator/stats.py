@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hall_devices.contract import CaseState
 from hall_devices.coordinator import events as ev
@@ -100,10 +100,14 @@ def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa:
             out.append(stats.by["clerk"].setdefault(clerk, Figures()))
         return out
 
+    stepped = timedelta(0)  # clock steps so far: durations are measured without them
     for event in events:
+        at = event.at - stepped
         match event:
+            case ev.ClockStepped():
+                stepped += timedelta(seconds=event.step_s)
             case ev.TicketIssued():
-                tickets[event.ticket_id] = _TicketTrack(event.service_id, event.at)
+                tickets[event.ticket_id] = _TicketTrack(event.service_id, at)
                 for f in figures(event.service_id):
                     f.issued += 1
                 stats.per_hour[local(layout.hall, event.at).hour] += 1
@@ -111,13 +115,13 @@ def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa:
                 clerks[event.window] = event.clerk_id
             case ev.TicketCalled() if event.ticket_id in tickets:
                 track = tickets[event.ticket_id]
-                track.window, track.began = event.window, event.at
+                track.window, track.began = event.window, at
                 if track.first_called is None:
-                    track.first_called = event.at
+                    track.first_called = at
                     for f in figures(track.service_id, event.window, clerks.get(event.window)):
-                        f.waits_s.append((event.at - track.issued_at).total_seconds())
+                        f.waits_s.append((at - track.issued_at).total_seconds())
             case ev.ServiceStarted() if event.ticket_id in tickets:
-                tickets[event.ticket_id].began = event.at
+                tickets[event.ticket_id].began = at
             case ev.TicketTransferred() if event.ticket_id in tickets:
                 tickets[event.ticket_id].service_id = event.to_service
             case ev.TicketNoShow() if event.ticket_id in tickets:
@@ -129,7 +133,7 @@ def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa:
                 clerk = event.clerk_id or clerks.get(event.window)
                 for f in figures(track.service_id, event.window, clerk):
                     f.served += 1
-                    f.service_s.append((event.at - (track.began or event.at)).total_seconds())
+                    f.service_s.append((at - (track.began or at)).total_seconds())
                 prompts[event.prompt_id] = (track.service_id, event.window, clerk)
             case ev.RatingRecorded():
                 late = event.prompt_id in unrated  # a late-delivered rating replaces its 未评价

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hall_devices.contract import (
     Call,
@@ -16,12 +16,14 @@ from hall_devices.contract import (
     WindowState,
     WindowStatus,
 )
-from hall_devices.coordinator.model import CaseRecord, State, Ticket
+from hall_devices.coordinator.calendar import deadline
+from hall_devices.coordinator.model import CaseRecord, State, Ticket, WindowRuntime
 from hall_devices.coordinator.policy import (
     QueueIndex,
     ServiceMap,
     estimated_minutes,
     people_ahead,
+    signed_in_windows,
     waiting,
 )
 from hall_devices.layout import Layout
@@ -50,9 +52,12 @@ class Views:
             estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id, ahead),
             windows=self.services.windows_for(ticket),
             materials=[text(m) for m in service.materials],
-            status_url=self.layout.policy.ticket_page_url.format(token=ticket.token))
+            status_url=self.layout.policy.ticket_page_url.format(token=ticket.token),
+            complete_by=deadline(self.layout.hall, self.layout.policy, ticket.issued_at,
+                                 service.time_limit_days) if service.time_limit_days else None)
 
-    def window(self, state: State, number: int) -> WindowState:
+    def window(self, state: State, number: int, now: datetime | None = None) -> WindowState:
+        """The window's state; with ``now``, the long-pause notice when it is due."""
         runtime = state.windows.get(number)
         config = self.layout.window(number)
         ticket = state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
@@ -66,7 +71,19 @@ class Views:
             service_id=ticket.service_id if ticket else None,
             since=runtime.since if runtime else datetime.fromtimestamp(0).astimezone(),
             pause_reason=runtime.pause_reason if runtime else None,
-            waiting=self.index.waiting_at(number), held=held)
+            waiting=self.index.waiting_at(number), held=held,
+            pause_notice=self._pause_notice(runtime, now) if runtime else None)
+
+    def _pause_notice(self, runtime: WindowRuntime, now: datetime | None) -> Text | None:
+        long_pause = timedelta(minutes=self.layout.policy.long_pause_minutes)
+        if now is None or runtime.status is not WindowStatus.PAUSED or now - runtime.since < long_pause:
+            return None
+        return text(self.layout.policy.long_pause_notice)
+
+    def accepting(self, state: State, service_id: str) -> bool:
+        """False when the hall stops issuing for a service no signed-in window serves."""
+        return (self.layout.policy.no_window_kiosk != "stop"
+                or signed_in_windows(state, self.services, service_id) > 0)
 
     def queue(self, state: State, now: datetime) -> QueueSummary:
         per_service: dict[str, list[Ticket]] = {s.id: [] for s in self.layout.services}
@@ -76,14 +93,18 @@ class Views:
         for service in self.layout.services:
             tickets = per_service[service.id]
             longest = max(((now - t.issued_at).total_seconds() for t in tickets), default=0.0)
+            longest = max(longest, 0.0)  # never negative, whatever the clock did
             probe = Ticket(ticket_id="~new", number="", day=state.day, service_id=service.id,
-                           ticket_class=TicketClass.NORMAL, issued_at=now, sort_at=now, token="")
+                           ticket_class=TicketClass.NORMAL, issued_at=now,
+                           place=(state.issued_total + 1, 0), token="")
             ahead = people_ahead(self.index, self.services, probe)
             rows.append(ServiceQueue(
                 service_id=service.id, prefix=service.prefix, waiting=len(tickets),
                 longest_wait_s=int(longest),
                 estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id,
-                                                    ahead)))
+                                                    ahead),
+                open_windows=signed_in_windows(state, self.services, service.id),
+                accepting=self.accepting(state, service.id)))
         return QueueSummary(updated_at=now, total_waiting=sum(r.waiting for r in rows), services=rows)
 
     def call(self, ticket: Ticket, window: int, at: datetime) -> Call:

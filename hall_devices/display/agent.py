@@ -17,7 +17,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from hall_devices.agent import LinkLostError, SerialLink
@@ -116,7 +115,7 @@ class LedAgent:
         device = screen.device
         assert isinstance(device, WindowScreenDevice)
         state = self.states.get(device.window)
-        text = window_text(state, self.layout.policy, datetime.now(UTC)) if state else "暂停服务"
+        text = window_text(state) if state else "暂停服务"
         screen.wanted = tuple(window_regions(text, device.width, device.height))
 
     def _render_hall(self, screen: _Screen) -> None:

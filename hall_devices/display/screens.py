@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from hall_devices.contract import Call, QueueSummary, WindowState, WindowStatus
-from hall_devices.layout import Layout, Policy
+from hall_devices.layout import Layout
 
 FONT_PX = 16  # the controllers' CJK font: 16×16, ASCII 8×16
 BREAK_AFTER = ("号", " ", "，", "、", "：")
@@ -64,15 +63,18 @@ def fit(text: str, width_px: int, height_px: int, font_px: int = FONT_PX) -> Fit
     return Fitted((text.replace("\n", " "),), scroll=True)
 
 
-def window_text(state: WindowState, policy: Policy, now: datetime) -> str:
-    """The window screen: the call, who is served, a pause notice, or a welcome."""
+def window_text(state: WindowState) -> str:
+    """The window screen: the call, who is served, a pause notice, or a welcome.
+
+    Time-derived texts (临时有事，请稍候) come computed in the state: this machine's clock may differ.
+    """
     if state.status is WindowStatus.CALLING and state.ticket_number:
         return f"请{state.ticket_number}号到{state.window}号窗口"
     if state.status is WindowStatus.SERVING and state.ticket_number:
         return f"正在办理\n{state.ticket_number}号"
     if state.status is WindowStatus.PAUSED:
-        if now - state.since >= timedelta(minutes=policy.long_pause_minutes):
-            return policy.long_pause_notice.zh  # seed rule: staff away 20+ min
+        if state.pause_notice is not None:  # the coordinator's clock decides a pause is long
+            return state.pause_notice.zh
         return state.pause_reason or "暂停服务"
     if state.status is WindowStatus.CLOSED:
         return "暂停服务"

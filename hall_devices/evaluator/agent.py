@@ -62,6 +62,7 @@ class _Pad:
     keys: PadKeys
     state: WindowState | None = None
     prompt: RatingPrompt | None = None
+    prompt_open: tuple[float, float] = (0.0, 0.0)  # (monotonic arrival, seconds open): not our wall clock
     shown: str | None = None
     missed_echoes: int = 0
     awaiting: tuple[bytes, float] | None = None
@@ -183,12 +184,14 @@ class PadAgent:
 
     def _rate(self, pad: _Pad, level: int) -> None:
         prompt, now = pad.prompt, datetime.now(UTC)
-        if prompt is None or now > prompt.expires_at:
+        elapsed = time.monotonic() - pad.prompt_open[0]
+        if prompt is None or elapsed > pad.prompt_open[1]:
             log.info("pad %s: rating key %d with no rating asked: ignored", pad.device.id, level)
             return
         pad.prompt = None  # one rating per service: later presses are ignored
         rating = Rating(rating_id=uuid.uuid4().hex, prompt_id=prompt.prompt_id, window=prompt.window,
-                        level=RatingLevel(level), channel=Channel.PAD, rated_at=now)
+                        level=RatingLevel(level), channel=Channel.PAD, rated_at=now,
+                        answered_after_s=round(elapsed, 3))
         self.outbox.put(rating)  # durable before it is sent
         self.bus.publish(route("rating"), rating, window=rating.window)
 
@@ -215,7 +218,10 @@ class PadAgent:
             self._show(pad)
         elif isinstance(payload, RatingPrompt):
             pad.prompt = payload
-            seconds = int((payload.expires_at - datetime.now(UTC)).total_seconds())
+            seconds = payload.timeout_s  # the coordinator's; older ones only sent expires_at
+            if seconds is None:
+                seconds = int((payload.expires_at - datetime.now(UTC)).total_seconds())
+            pad.prompt_open = (time.monotonic(), float(seconds))
             self._write(beep_frame(pad.device.address, 1))  # 请评价
             self._write(ask_rating_frame(pad.device.address, seconds))
         elif isinstance(payload, RatingAck):

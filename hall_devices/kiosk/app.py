@@ -28,7 +28,7 @@ from hall_devices.contract import PrintResult, QueueSummary, TicketClass, Ticket
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
 from hall_devices.kiosk.search import build_index, search
-from hall_devices.kiosk.texts import refusal, tr
+from hall_devices.kiosk.texts import TEXTS, refusal, tr
 from hall_devices.layout import KioskDevice, Layout, Service
 
 log = logging.getLogger(__name__)
@@ -140,12 +140,26 @@ class KioskWindow(QWidget):
             self.banner.hide()
         for widget in self.findChildren(QWidget):
             if widget.objectName() in ("take", "take-priority"):
-                widget.setEnabled(self.can_issue())
+                widget.setEnabled(self.can_issue() and self.accepting(self._last_page[1]))
             elif widget.objectName() == "check-in":
                 widget.setEnabled(self.can_issue() and bool(self.code))
 
     def on_summary(self, summary: QueueSummary) -> None:
+        shown = self._last_page[1] if self.page_name == "service" else None
+        before = self.windows_open(shown) if shown else None
         self.summary = summary
+        if shown and self.windows_open(shown) != before:
+            self.show_service(shown)  # its windows all signed out, or one came back
+
+    def windows_open(self, service_id: str) -> tuple[int | None, bool]:
+        """(signed-in windows serving it, still issuing) by the coordinator's queue summary."""
+        for row in self.summary.services if self.summary else []:
+            if row.service_id == service_id:
+                return row.open_windows, row.accepting
+        return None, True
+
+    def accepting(self, service_id: object) -> bool:
+        return not isinstance(service_id, str) or self.windows_open(service_id)[1]
 
     def waiting(self, service_id: str) -> tuple[int, int]:
         for row in self.summary.services if self.summary else []:
@@ -222,6 +236,12 @@ class KioskWindow(QWidget):
         self.page.body.addWidget(label(self.t("waiting", waiting=waiting, minutes=minutes), points=24,
                                        bold=True, center=True))
         self.page.body.addWidget(label(self.t("windows", windows=windows), points=20, center=True))
+        open_windows, accepting = self.windows_open(service_id)
+        if open_windows == 0:  # 暂停取号, or a warning: the hall's policy no_window_kiosk
+            notice = label(self.t("no_window_stop" if not accepting else "no_window_warn"), points=24,
+                           bold=True, center=True)
+            notice.setObjectName("no-window")
+            self.page.body.addWidget(notice)
         self.page.body.addWidget(label(self.t("materials"), points=22, bold=True))
         for i, item in enumerate(service.materials, start=1):
             self.page.body.addWidget(label(f"{i}. {item.zh if self.lang == 'zh' else item.en}", points=20))
@@ -230,7 +250,7 @@ class KioskWindow(QWidget):
         priority = button(self.t("take_priority"), lambda: self.take(service_id, TicketClass.PRIORITY),
                           points=22, height=120, name="take-priority")
         for widget in (take, priority):
-            widget.setEnabled(self.can_issue())
+            widget.setEnabled(self.can_issue() and accepting)
             self.page.body.addWidget(widget)
         self.page.body.addStretch(1)
         self._show("service", service_id)
@@ -291,6 +311,9 @@ class KioskWindow(QWidget):
         if not answer.ok or answer.ticket is None:
             code = answer.error.code if answer.error else "other"
             log.info("ticket request %s refused: %s", answer.command_id, answer.error)
+            if f"refused_{code}" in TEXTS:  # the service's own state: what the applicant can do now
+                self._message(self.t(f"refused_{code}"))
+                return
             self._message(refusal(code, self.lang, self._desk()))
             return
         self.show_result(answer.ticket, answer.print_job_id)

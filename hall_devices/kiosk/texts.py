@@ -42,6 +42,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class_transferred": ("转办", "Transferred"),
     "class_normal": ("普通", "Normal"),
     "no_results": ("没有找到相关事项", "Nothing found"),
+    "no_window_warn": ("该事项暂无窗口办理，取号后请留意叫号或到咨询台咨询",
+                       "No window is open for this service now: after taking a number, listen for "
+                       "your call or ask at the information desk"),
+    "no_window_stop": ("暂停取号：该事项暂无窗口办理，请到咨询台咨询",
+                       "Numbers paused: no window is open for this service; please ask at the "
+                       "information desk"),
+    "refused_service_closed": ("暂停取号：该事项暂无窗口办理，请到咨询台咨询",
+                               "Numbers paused: no window is open for this service; please ask at "
+                               "the information desk"),
+    "refused_range_exhausted": ("该事项今日号码已发完，请到咨询台咨询",
+                                "Today's numbers for this service are used up: please ask at the "
+                                "information desk"),
 }
 
 

@@ -138,7 +138,7 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
             level = levels[window].get(ticket.service_id)
         if level is None:
             return None
-        return (RANK[ticket.ticket_class.value], level, ticket.sort_at, ticket.ticket_id)
+        return (RANK[ticket.ticket_class.value], level, ticket.place, ticket.ticket_id)
 
     def check_next(window: int) -> None:
         state = engine.state

@@ -200,11 +200,17 @@ def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
     for state in (DeviceState.OFFLINE, DeviceState.OK):
         status = DeviceStatus(device_id="KB1", kind="keypad_bus", state=state, updated_at=datetime.now(UTC))
         pads.client.publish(topic, encode(status), qos=1, retain=True)
-        alert = json.loads(alerts.expect(lambda m: m.topic.endswith("/alert")).payload)
-        assert alert["kind"] == "device_offline" and alert["subject"] == "KB1"
+        # Other alerts may come and go meanwhile (calendar_uncovered at the coordinator's start: the
+        # 2027 holidays are not known yet in late 2026): only this device's are looked at.
+        alert = json.loads(alerts.expect(lambda m: m.topic.endswith("/alert")
+                                         and json.loads(m.payload)["subject"] == "KB1").payload)
+        assert alert["kind"] == "device_offline"
         assert alert["cleared"] is (state is DeviceState.OK)
-        active = json.loads(alerts.expect(lambda m: m.topic.endswith("/alerts/active")).payload)
-        assert [a["alert_id"] for a in active["alerts"]] == (
+        offline = state is DeviceState.OFFLINE
+        active = json.loads(alerts.expect(lambda m, offline=offline: m.topic.endswith("/alerts/active") and (
+            "device_offline:KB1" in [a["alert_id"] for a in json.loads(m.payload)["alerts"]]) is offline
+        ).payload)
+        assert [a["alert_id"] for a in active["alerts"] if a["kind"] != "calendar_uncovered"] == (
             ["device_offline:KB1"] if state is DeviceState.OFFLINE else [])
     pads.stop()
     alerts.stop()

@@ -133,9 +133,11 @@ def test_transfer_to_a_window(hall: Hall) -> None:
     hall.ok(4, "next")
     assert error_code(hall.window(4, "transfer")) == "missing_target"
     assert error_code(hall.window(4, "transfer", target_window=4)) == "same_window"
+    # Nobody at window 6 yet: the ticket would wait where nobody can call it (issue 21).
+    assert error_code(hall.window(4, "transfer", target_window=6)) == "window_closed"
+    hall.ok(6, "login", clerk_id="Z0601")
     hall.ok(4, "transfer", target_window=6)
     assert error_code(hall.window(5, "next")) == "queue_empty"  # window 5 serves hukou_in, not it
-    hall.ok(6, "login", clerk_id="Z0601")
     assert hall.next_number(6) == "B001"
 
 

@@ -229,3 +229,28 @@ def test_a_screen_its_protocol_cannot_address_is_faulted_and_the_rest_written(
         agent.stop()
         hall.stop()
         sim.stop()
+
+
+def test_auto_call_and_the_long_pause_notice_come_from_the_coordinator(
+        own_broker: HallBroker, layout: Layout, tmp_path: Path, leds: LedBusSimulator) -> None:
+    """自动叫号: an idle window calls without a key press; 临时有事 by the coordinator's clock."""
+    auto = layout.model_copy(update={"policy": layout.policy.model_copy(update={"auto_call_after_s": 5})})
+    hall = Hall(own_broker, auto, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    agent = LedAgent(own_broker.settings("L1"), auto, "L1", url=str(leds.path), refresh_s=60)
+    agent.start()
+    try:
+        hall.ok(3, "login", clerk_id="0301")
+        ticket = hall.take("company_change").ticket
+        assert ticket is not None
+        hall.clock.advance(seconds=6)  # the window has been idle past its pause: no key is pressed
+        call = hall.call()
+        assert (call.ticket_number, call.window) == (ticket.number, 3)  # what the announcer speaks
+        assert leds.wait(lambda: leds.text(3) == f"请{ticket.number}号\n到3号窗口"), leds.text(3)
+        hall.ok(3, "finish")
+        hall.ok(3, "pause", reason="午间休息")
+        assert leds.wait(lambda: leds.text(3) == "午间休息")
+        hall.clock.advance(minutes=21)  # the coordinator's clock, whatever the agent's says
+        assert leds.wait(lambda: leds.text(3) == "临时有事，请稍候"), leds.text(3)
+    finally:
+        agent.stop()
+        hall.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,7 @@ def test_clerk_actions_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
     keypads.type(6, "3")  # call back the held one
     assert hall.call().ticket_number == "B001"
+    hall.ok(21, "login", clerk_id="2101")  # a transfer goes only to a window someone is at
     keypads.press(6, Key.TRANSFER)
     keypads.type(6, "21")  # to the any-service window
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B001"].target_window == 21, what="transfer")
@@ -137,3 +138,27 @@ def test_garbage_and_bad_checksums_are_logged_and_skipped(
     assert 4 not in hall.service.engine.state.windows  # nothing was applied from the bad frames
     keypads.type(4, "0401")  # the agent is alive and the bus in step again
     wait_until(lambda: 4 in hall.service.engine.state.windows, what="sign in after the noise")
+
+
+def test_a_rating_counts_by_the_coordinator_not_the_pad_machines_clock(
+        own_broker: HallBroker, layout: Layout, tmp_path: Path, keypads: KeypadBusSimulator) -> None:
+    """The coordinator's clock is 10 minutes behind this machine's: the rating still counts."""
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3",
+                Clock(datetime.now(UTC) - timedelta(minutes=10)))
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent.start()
+    try:
+        hall.ok(3, "login", clerk_id="0301")
+        ticket = hall.take("company_change").ticket
+        assert ticket is not None
+        hall.ok(3, "next")
+        hall.ok(3, "finish")
+        assert keypads.wait(lambda: keypads.pads[3].rating_asks == 1)
+        assert keypads.pads[3].rating_open_s == 60  # the policy's timeout, not "expired 9 min ago"
+        keypads.rate(3, 4)
+        prompt_id = f"{ticket.ticket_id}-r"
+        wait_until(lambda: hall.service.engine.state.prompts[prompt_id].state is PromptState.RATED,
+                   what="rated")
+    finally:
+        agent.stop()
+        hall.stop()

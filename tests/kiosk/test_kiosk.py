@@ -262,3 +262,41 @@ def test_idle_timeout_goes_home(qtbot: QtBot, own_broker: HallBroker, layout: La
         link.stop()
         hall.stop()
 
+
+
+def test_no_window_open_warns_by_default(qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    qtbot.waitUntil(lambda: window.windows_open("passport") == (0, True), timeout=5000)
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    assert text_of(window, "no-window") == "该事项暂无窗口办理，取号后请留意叫号或到咨询台咨询"
+    screenshot(window, "no-window-warn")
+    tap(qtbot, window, "take")  # still issuing: the ticket waits for the first window to open
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+
+
+def test_no_window_open_stops_issuing_when_configured(qtbot: QtBot, own_broker: HallBroker, layout: Layout,
+                                                      tmp_path: Path) -> None:
+    stop = layout.model_copy(update={"policy": layout.policy.model_copy(update={"no_window_kiosk": "stop"})})
+    hall = Hall(own_broker, stop, tmp_path / "store.sqlite3")
+    window, link = open_kiosk(qtbot, own_broker, stop, "K1", idle_s=60, result_s=60)
+    try:
+        hall.ok(6, "login", clerk_id="Z0601")
+        qtbot.waitUntil(lambda: window.windows_open("passport") == (1, True), timeout=5000)
+        tap(qtbot, window, "dept-ga")
+        tap(qtbot, window, "service-passport")
+        assert window.findChild(QLabel, "no-window") is None
+        hall.ok(6, "logout")  # the last window serving passports signs out: the page follows
+        qtbot.waitUntil(lambda: window.findChild(QLabel, "no-window") is not None, timeout=5000)
+        assert text_of(window, "no-window") == "暂停取号：该事项暂无窗口办理，请到咨询台咨询"
+        assert not [b for b in window.findChildren(QPushButton, "take") if b.isEnabled()]
+        screenshot(window, "no-window-stop")
+        tap(qtbot, window, "lang")  # the page is shown again in English
+        qtbot.wait(20)
+        assert text_of(window, "no-window").startswith("Numbers paused: no window is open")
+        hall.ok(6, "login", clerk_id="Z0601")
+        qtbot.waitUntil(lambda: window.findChild(QLabel, "no-window") is None, timeout=5000)
+        assert [b for b in window.findChildren(QPushButton, "take") if b.isEnabled()]
+    finally:
+        link.stop()
+        hall.stop()

@@ -241,6 +241,10 @@ def test_the_overview_is_live(browser: Browser, web: Web, hall: Hall) -> None:
     hall.ok(6, "finish")
     hall.ok(6, "pause", reason="午休")
     expect(page.locator('#windows tr[data-window="6"]')).to_contain_text("暂停服务 · 午休", timeout=5000)
+    # How long it has been paused is counted on the coordinator's clock, not the browser's.
+    hall.clock.advance(minutes=25)
+    hall.take("passport")  # a queue summary carries the coordinator's time
+    expect(page.locator('#windows tr[data-window="6"] td:nth-child(5)')).to_contain_text("25分", timeout=5000)
     page.screenshot(path=str(ARTEFACTS / "web-overview.png"), full_page=True)
 
 

@@ -3,13 +3,19 @@ const Hall = (() => {
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   const STATUS = {closed: "未登录", idle: "空闲", calling: "呼叫中", serving: "办理中", paused: "暂停服务"};
   const STATE = {ok: "正常", warning: "提醒", fault: "故障", offline: "离线", unknown: "未知"};
-  const since = (iso) => { if (!iso) return ""; const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  // The coordinator's clock, not this browser's: its latest reading (the queue summary's time,
+  // republished at least every 30 s) plus the time passed here since it arrived.
+  let clock = null;
+  const sync = (s) => { const at = s.queue && s.queue.updated_at;
+    if (at && (!clock || clock.at !== at)) clock = {at, ms: Date.parse(at), seen: performance.now()}; };
+  const hallNow = () => (clock ? clock.ms + (performance.now() - clock.seen) : Date.now());
+  const since = (iso) => { if (!iso) return ""; const s = Math.max(0, (hallNow() - Date.parse(iso)) / 1000);
     return s < 3600 ? `${Math.floor(s / 60)}分${Math.floor(s % 60)}秒` : `${Math.floor(s / 3600)}时${Math.floor(s % 3600 / 60)}分`; };
 
   function live(render) {
     const dot = document.getElementById("live");
     const source = new EventSource("/events");
-    source.onmessage = (e) => { if (dot) dot.className = "live on"; render(JSON.parse(e.data)); };
+    source.onmessage = (e) => { if (dot) dot.className = "live on"; const s = JSON.parse(e.data); sync(s); render(s); };
     source.onerror = () => { if (dot) dot.className = "live off"; };  // EventSource retries on its own
   }
 
