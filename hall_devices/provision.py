@@ -191,6 +191,10 @@ def provision(layout: Layout, out: Path, tls_hosts: list[str] | None = None,
            + "".join(f'{n} = "{p}"\n' for n, p in credentials.items()), secret=True)
     if not (out / "tls" / "server.crt").exists():
         make_tls(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
+    if not (out / "tls" / "web.crt").exists():  # the web's HTTPS certificate, from the same hall CA
+        from hall_devices.web.tls import issue_web_certificate
+
+        issue_web_certificate(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
     return Provisioned(out, credentials)
 
 
