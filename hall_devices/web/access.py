@@ -142,6 +142,7 @@ class Access:
             seconds = math.ceil(wait)
             return again(f"尝试次数过多，请 {seconds} 秒后再试 / too many attempts: try again in {seconds} s",
                          429, **{"Retry-After": str(seconds)})
+        self.refresh_users()  # a user added a moment ago signs in without a restart
         user = self.users.get(name)
         right = await self._check(password, user)
         if right is None:

@@ -26,7 +26,7 @@ PASSWORDS = {"mgr": "manager-pass", "clerk3": "clerk-pass", "boss": "boss-pass-2
              "ana": "ana-pass-2024", "bo": "bo-pass-2024", "cai": "cai-pass-2024", "dan": "dan-pass-2024",
              "eve": "eve-pass-2024"}
 ROLES = {"clerk3": "clerk", "cai": "clerk"}
-BACKOFF_S = 3  # the shared web's sign-in backoff: short, so the brute-force test can wait it out
+BACKOFF_S = 5  # the shared web's sign-in backoff: short, so the brute-force test can wait it out
 
 
 @pytest.fixture(scope="package")
