@@ -30,11 +30,7 @@ def test_brute_force_is_throttled_then_the_real_user_signs_in_after_the_backoff(
     # Now even the right password waits, with a message in Chinese and English.
     locked = request(secure, "/login", {"username": "ana", "password": PASSWORDS["ana"]}, own)
     assert locked.status == 429 and 1 <= int(locked.headers["Retry-After"]) <= BACKOFF_S
-    page = sign_in(browser, secure.web, "ana", PASSWORDS["ana"])
-    expect(page.locator("#error")).to_contain_text("尝试次数过多")
-    expect(page.locator("#error")).to_contain_text("too many attempts: try again in")
-    locked = request(secure, "/login", {"username": "ana", "password": PASSWORDS["ana"]}, own)
-    assert locked.status == 429, "the backoff is over already: the machine is too slow for this test"
+    assert "尝试次数过多" in locked.body and "too many attempts: try again in" in locked.body
     time.sleep(int(locked.headers["Retry-After"]) + 0.2)
     page = sign_in(browser, secure.web, "ana", PASSWORDS["ana"])
     assert page.url == f"{secure.web.url}/"
