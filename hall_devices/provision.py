@@ -119,6 +119,17 @@ def password_hash(password: str, salt: bytes | None = None, iterations: int = 10
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def alt_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """A certificate's subject alternative names: an IP address entry or a DNS name per host."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
 def make_tls(out: Path, hosts: list[str], days: int = 3650) -> None:
     """A self-signed CA and a server certificate for ``hosts`` (names or IP addresses)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -135,12 +146,7 @@ def make_tls(out: Path, hosts: list[str], days: int = 3650) -> None:
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
     server_key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = alt_names(hosts)
     server = (x509.CertificateBuilder()
               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
               .issuer_name(ca_name).public_key(server_key.public_key())

@@ -1,9 +1,10 @@
 """Sign-in, sign-out and one's own password change: sessions on the server, throttled, audited.
 
-- Passwords are checked in a small thread pool of their own (``hash_workers``), never on the event
-  loop and never in the pool the pages' MQTT requests use, so a flood of sign-ins leaves every other
-  page, live feed and console button as fast as before; with more than ``max_pending_hashes``
-  checks waiting, a sign-in is answered 503 at once.
+- Passwords are checked in worker processes of their own (``hash_workers``) that run at a lower
+  CPU priority (nice 10): never on the event loop, never in the thread pool the pages' MQTT requests
+  use, and never ahead of the web's own process for the CPU, so a flood of sign-ins leaves every
+  other page, live feed and console button about as fast as before (benchmarks/web.py); with more
+  than ``max_pending_hashes`` checks waiting, a sign-in is answered 503 at once.
 - An unknown user name costs the same PBKDF2 check as a known one (against a throw-away hash), so
   the answer time does not tell which names exist.
 - Backoff per user name and per address (:class:`~hall_devices.web.guard.Throttle`): 429 with
@@ -17,10 +18,12 @@ import asyncio
 import functools
 import logging
 import math
+import multiprocessing
+import os
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -41,6 +44,12 @@ from hall_devices.web.users import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def _lower_priority() -> None:
+    """In each hashing process: yield the CPU to the web's event loop when both want it."""
+    os.nice(10)
+
 Render = Callable[..., Response]
 WRONG = "用户名或密码错误 / wrong user name or password"
 NOTICES = {"password": "密码已更改，请重新登录 / password changed: please sign in again",
@@ -56,7 +65,7 @@ class AccessOptions:
     absolute_s: float = 12 * 3600.0
     throttle: ThrottleRules = field(default_factory=ThrottleRules)
     hash_workers: int = 2
-    max_pending_hashes: int = 16
+    max_pending_hashes: int = 64
 
 
 class Access:
@@ -69,12 +78,14 @@ class Access:
         self.sessions = Sessions(options.idle_s, options.absolute_s)
         self.throttle = Throttle(options.throttle)
         self.cookie = "__Host-hall_session" if options.secure else "hall_session"
-        self._hashing = ThreadPoolExecutor(options.hash_workers, thread_name_prefix="web-password")
+        # "spawn": a fresh interpreter, not a fork of this threaded process.
+        self._hashing = ProcessPoolExecutor(options.hash_workers, initializer=_lower_priority,
+                                            mp_context=multiprocessing.get_context("spawn"))
         self._pending = 0
         self._decoy = hash_password(secrets.token_urlsafe(16))  # checked for unknown user names
 
     def close(self) -> None:
-        self._hashing.shutdown(wait=False, cancel_futures=True)
+        self._hashing.shutdown(wait=True, cancel_futures=True)  # at most the checks under way
 
     # --- who is asking ---------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ trust them once the hall's ``ca.crt`` is installed on the PC (see docs/web.md).
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hall_devices.provision import alt_names
 
 # Browsers refuse server certificates valid for more than 825 days (CA/Browser Forum rules).
 DAYS = 825
@@ -35,12 +36,6 @@ def issue_web_certificate(tls_dir: Path, hosts: list[str], days: int = DAYS) -> 
                                "`hall-devices broker provision` first") from exc
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CertificateError(f"{tls_dir / 'ca.key'} is not the EC key provisioning makes")
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
     key = ec.generate_private_key(ec.SECP256R1())
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     certificate = (x509.CertificateBuilder()
@@ -48,7 +43,7 @@ def issue_web_certificate(tls_dir: Path, hosts: list[str], days: int = DAYS) -> 
                    .issuer_name(ca.subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
-                   .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                   .add_extension(x509.SubjectAlternativeName(alt_names(hosts)), critical=False)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                    .sign(ca_key, hashes.SHA256()))
