@@ -271,8 +271,7 @@ class Hall:
             "HALL_WEB_HOST": "127.0.0.1"})
         self.web_url = f"http://127.0.0.1:{port}"
         self.say(f"web: {self.web_url}  sign in as manager / manager-demo (dashboard), or clerk / clerk-demo "
-                 "choosing a window (console)")
-        self.say("     demo only: plain HTTP on this PC (127.0.0.1); a hall's web serves HTTPS "
+                 "choosing a window (console); demo only: plain HTTP on this PC, a hall's web serves HTTPS "
                  "(docs/web.md)")
 
     def start_clients(self) -> None:

@@ -52,7 +52,7 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
-    assert "demo only: plain HTTP on this PC" in done.stdout
+    assert "demo only: plain HTTP on this PC" in head
     assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
     assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
