@@ -24,7 +24,9 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -44,6 +46,7 @@ from hall_devices.web.users import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _lower_priority() -> None:
@@ -78,11 +81,25 @@ class Access:
         self.sessions = Sessions(options.idle_s, options.absolute_s)
         self.throttle = Throttle(options.throttle)
         self.cookie = "__Host-hall_session" if options.secure else "hall_session"
-        # "spawn": a fresh interpreter, not a fork of this threaded process.
-        self._hashing = ProcessPoolExecutor(options.hash_workers, initializer=_lower_priority,
-                                            mp_context=multiprocessing.get_context("spawn"))
+        self._hashing = self._pool()
         self._pending = 0
         self._decoy = hash_password(secrets.token_urlsafe(16))  # checked for unknown user names
+
+    def _pool(self) -> ProcessPoolExecutor:
+        # "spawn": a fresh interpreter, not a fork of this threaded process.
+        return ProcessPoolExecutor(self.options.hash_workers, initializer=_lower_priority,
+                                   mp_context=multiprocessing.get_context("spawn"))
+
+    async def _hash(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` in a hashing process; a pool whose process died is replaced once."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._hashing, function, *args)
+        except BrokenProcessPool:
+            log.error("a password-checking process died; starting new ones")
+            self._hashing.shutdown(wait=False, cancel_futures=True)
+            self._hashing = self._pool()
+            return await loop.run_in_executor(self._hashing, function, *args)
 
     def close(self) -> None:
         self._hashing.shutdown(wait=True, cancel_futures=True)  # at most the checks under way
@@ -95,14 +112,20 @@ class Access:
         except UsersError as exc:
             log.error("keeping the users read before: %s", exc)
 
+    def _stamps(self) -> dict[str, str]:
+        self.refresh_users()
+        return {name: user.stamp for name, user in self.users.users.items()}
+
     def session_of(self, request: Request) -> Session | None:
         if "hall.session" not in request.scope:
-            self.refresh_users()
-            stamps = {name: user.stamp for name, user in self.users.users.items()}
-            request.scope["hall.session"] = self.sessions.find(request.cookies.get(self.cookie), stamps,
-                                                               time.monotonic())
+            request.scope["hall.session"] = self.sessions.find(request.cookies.get(self.cookie),
+                                                               self._stamps(), time.monotonic())
         found: Session | None = request.scope["hall.session"]
         return found
+
+    def alive(self, cookie: str | None) -> bool:
+        """Whether ``cookie``'s session still stands (a live feed asks; it does not renew it)."""
+        return self.sessions.find(cookie, self._stamps(), time.monotonic(), renew=False) is not None
 
     def user_of(self, request: Request) -> User | None:
         session = self.session_of(request)
@@ -128,9 +151,8 @@ class Access:
             return None
         self._pending += 1
         try:
-            loop = asyncio.get_running_loop()
             stored = user.password_hash if user else self._decoy
-            right = await loop.run_in_executor(self._hashing, check_password, password, stored)
+            right = await self._hash(check_password, password, stored)
             return right and user is not None
         finally:
             self._pending -= 1
@@ -168,6 +190,7 @@ class Access:
             return again("演示密码不能用于正式系统，请管理员重设密码 / a demo password is not accepted "
                          "here: ask the administrator to set a real one", 403)
         self.throttle.succeeded(keys)
+        self.sessions.end(request.cookies.get(self.cookie))  # a session from before never carries on
         window = None
         if user.role == "clerk":
             try:
@@ -227,8 +250,7 @@ class Access:
         if problem:
             return refuse(problem, 400)
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._hashing, set_password, self.users.path, user.name, new)
+            await self._hash(set_password, self.users.path, user.name, new)
         except (UsersError, OSError) as exc:
             log.error("cannot change the password of %s: %s", user.name, exc)
             return refuse("无法保存新密码，请联系管理员 / the new password could not be saved: "

@@ -139,14 +139,16 @@ class Pages:
 
     async def events(self, request: Request) -> Response:
         listener = self.hub.listen()
+        cookie = request.cookies.get(self.access.cookie)
 
         async def stream() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"  # the browser reconnects by itself after 2 s
                 yield f"data: {json.dumps(self.hub.snapshot(), ensure_ascii=False)}\n\n"
-                while True:
+                # A session ended (sign-out, password, role, removal) ends its feed within 5 s.
+                while self.access.alive(cookie):
                     try:
-                        data = await asyncio.wait_for(listener.get(), timeout=15)
+                        data = await asyncio.wait_for(listener.get(), timeout=5)
                         yield f"data: {data}\n\n"
                     except TimeoutError:
                         yield ": keep-alive\n\n"

@@ -100,9 +100,11 @@ class Sessions:
         self._by_key[_key(cookie)] = Session(user, stamp, now, now, window)
         return cookie
 
-    def find(self, cookie: str | None, stamp_of: dict[str, str], now: float) -> Session | None:
-        """The live session of ``cookie``, its idle time renewed; None (and the session ended) if it
-        is unknown, idle or too old, or its user's stamp (``stamp_of[user]``) changed or is gone."""
+    def find(self, cookie: str | None, stamp_of: dict[str, str], now: float,
+             renew: bool = True) -> Session | None:
+        """The live session of ``cookie``, its idle time renewed (unless ``renew`` is false: a live
+        feed is no sign of a person); None (and the session ended) if it is unknown, idle or too
+        old, or its user's stamp (``stamp_of[user]``) changed or is gone."""
         if not cookie:
             return None
         key = _key(cookie)
@@ -113,7 +115,8 @@ class Sessions:
                 or stamp_of.get(session.user) != session.stamp):
             del self._by_key[key]
             return None
-        session.seen = now
+        if renew:
+            session.seen = now
         return session
 
     def end(self, cookie: str | None) -> None:

@@ -3,6 +3,8 @@ mode (HTTPS) and headless Chromium."""
 
 from __future__ import annotations
 
+import http.client
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,13 +48,28 @@ def test_an_unknown_user_gets_the_same_answer_as_a_wrong_password(secure: Secure
     assert sign_in_cookie(secure, "dan")  # and the real one still signs in (resets the count)
 
 
+def live_feed(secure: SecureHall, cookie: str
+              ) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
+    """``/events`` opened with ``cookie``, its first line read."""
+    context = ssl.create_default_context(cafile=str(secure.ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", secure.web.port, context=context, timeout=30)
+    connection.request("GET", "/events", headers={"Cookie": cookie})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"retry:")
+    return connection, response
+
+
 def test_logout_ends_the_session_on_the_server(browser: Browser, secure: SecureHall) -> None:
     page = sign_in(browser, secure.web, "dan", PASSWORDS["dan"])
     kept = page.context.cookies()
     cookie = f"{kept[0]['name']}={kept[0]['value']}"
     assert request(secure, "/state.json", cookie=cookie).status == 200
+    connection, feed = live_feed(secure, cookie)  # the dashboard's live feed, open as sign-out happens
     page.click("#logout")
     expect(page.locator("#notice")).to_contain_text("signed out")
+    assert feed.read().endswith(b"\n\n")  # the feed ends (it would run for ever otherwise)
+    connection.close()
     # The cookie the browser had is refused, by the server, whoever presents it.
     assert request(secure, "/state.json", cookie=cookie).status == 401
     replay = new_page(browser)
