@@ -33,6 +33,17 @@ def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secu
     page.locator("form[action='/staff/reprint'] select[name=kiosk_id]").select_option("K1")
     page.click("#reprint")
     expect(page.locator("#message")).to_contain_text("✓")
+    # A 差评 case taken a step by the manager.
+    hall = secure.hall
+    hall.take("passport")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    hall.ok(6, "finish")
+    assert hall.rate(6, hall.prompt(6).prompt_id, 1).ok
+    page.goto(f"{secure.web.url}/cases")
+    page.locator("article.case input[name=note]").first.fill("核实：窗口解释不清")
+    page.locator("article.case .case-verify").first.click()
+    expect(page.locator("article.case .state").first).to_have_text("整改中")
     # A clerk may not read it.
     assert request(secure, "/audit", cookie=clerk).status in (303, 403)
     page.goto(f"{secure.web.url}/audit")
@@ -44,6 +55,7 @@ def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secu
     expect(table.locator("tr.audit-green_ticket").first).to_contain_text(f"ticket {number}")
     expect(table.locator("tr.audit-reprint").first).to_contain_text("at kiosk K1")
     expect(table.locator("tr.audit-sign_in_failed").first).to_contain_text("refused")
+    expect(table.locator("tr.audit-case_verify").first).to_contain_text("核实：窗口解释不清")
     # Filters: one person, one action.
     page.fill("input[name=actor]", "cai")
     page.select_option("select[name=action]", "window_pause")

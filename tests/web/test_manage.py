@@ -4,8 +4,15 @@ user's sessions; each change in the audit trail."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import select
+import shutil
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +99,45 @@ def test_users_change_in_the_running_web_and_their_sessions_end(
     assert changes[:4] == [("user_removed", "fay"), ("user_password_set", "fay"),
                            ("user_role_changed", "fay"), ("user_added", "fay")]
     assert all(r.actor.endswith("(command line)") for r in rows if r.action.startswith("user_"))
+
+
+def _until(master: int, text: bytes, seen: bytearray) -> None:
+    while text not in seen:
+        ready, _, _ = select.select([master], [], [], 30)
+        assert ready, f"no {text!r} in {bytes(seen)!r}"
+        seen += os.read(master, 1024)
+
+
+@pytest.mark.skipif(shutil.which("setsid") is None, reason="util-linux's setsid is not installed")
+def test_a_password_typed_at_the_prompt_twice_not_echoed(tmp_path: Path) -> None:
+    """The terminal path: getpass on a pseudo-terminal that is the command's controlling terminal."""
+    users = tmp_path / "users.toml"
+    env = {**os.environ, "HALL_WEB_USERS": str(users), "HALL_DATA_DIR": str(tmp_path / "data")}
+    outcomes = []
+    for first, second in (("Lantern-Hall-42", "Lantern-Hall-43"), ("Lantern-Hall-42", "Lantern-Hall-42")):
+        master, slave = os.openpty()
+        command = subprocess.Popen(["setsid", "--ctty", sys.executable, "-m", "hall_devices.cli", "web-user",
+                                    "add", "gil", "--role", "clerk"], stdin=slave, stdout=slave, stderr=slave,
+                                   env=env)
+        os.close(slave)
+        seen = bytearray()
+        try:
+            _until(master, b"new password for gil: ", seen)
+            os.write(master, first.encode() + b"\n")
+            _until(master, b"again: ", seen)
+            os.write(master, second.encode() + b"\n")
+            assert command.wait(30) in (0, 1)
+            with contextlib.suppress(OSError):  # the terminal is gone once the command is
+                _until(master, b"\n", seen)
+                while select.select([master], [], [], 0.5)[0]:
+                    seen += os.read(master, 1024)
+        finally:
+            os.close(master)
+            if command.poll() is None:
+                command.kill()
+                command.wait()
+        assert first.encode() not in seen  # typed, not shown
+        outcomes.append((command.returncode, bytes(seen).decode(errors="replace")))
+    assert outcomes[0][0] == 1 and "the two passwords differ" in outcomes[0][1]
+    assert outcomes[1][0] == 0 and "added clerk gil" in outcomes[1][1]
+    assert "gil" in users.read_text()
