@@ -24,7 +24,7 @@ from hall_devices.settings import Settings
 from hall_devices.web.access import Access, AccessOptions
 from hall_devices.web.audit import AuditError, AuditLog, audit_file
 from hall_devices.web.guard import ThrottleRules
-from hall_devices.web.users import UserDirectory, UsersError
+from hall_devices.web.users import DEMO_ACCOUNTS, UserDirectory, UsersError, check_password
 
 
 def _loopback(host: str) -> bool:
@@ -50,7 +50,8 @@ def problems(settings: Settings, users: UserDirectory) -> list[str]:
                 found.append(f"TLS file not found: {path}")
         if key.is_file() and key.stat().st_mode & 0o077:
             found.append(f"{key} can be read by other accounts: chmod 600 {key}")
-    demo = sorted(name for name, user in users.users.items() if user.demo)
+    demo = sorted(name for name, user in users.users.items() if user.demo or (
+        name in DEMO_ACCOUNTS and check_password(DEMO_ACCOUNTS[name], user.password_hash)))
     if demo and not settings.web_demo:
         found.append(f"user(s) {', '.join(demo)} have a demo password: set real ones with "
                      "`hall-devices web-user passwd NAME`, or remove them")

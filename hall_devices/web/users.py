@@ -24,6 +24,8 @@ ITERATIONS = 200_000
 MIN_LENGTH = 10
 # The passwords `hall-devices up` gives its demo users; a production web refuses them.
 DEMO_PASSWORDS = frozenset({"manager-demo", "clerk-demo"})
+# The demo's accounts; users files written before the ``demo`` flag existed are checked against these.
+DEMO_ACCOUNTS = {"manager": "manager-demo", "clerk": "clerk-demo"}
 _COMMON = frozenset({"password", "password1", "1234567890", "0123456789", "qwertyuiop", "12345678910",
                      "administrator", "changeme12", "abcdefghij", "a123456789", "1qaz2wsx3edc"})
 

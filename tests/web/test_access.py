@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from hall_devices.web.users import User, hash_password, load_users, save_users
 from tests.web.conftest import BACKOFF_S, PASSWORDS, SecureHall, request, sign_in_cookie
 from tests.web.test_web import CHROMIUM, new_page, sign_in
 
@@ -107,3 +108,14 @@ def test_a_password_change_ends_every_session_of_that_user(browser: Browser, sec
     own = {"Origin": secure.web.url}
     assert request(secure, "/login", {"username": "eve", "password": PASSWORDS["eve"]}, own).status == 401
     assert request(secure, "/login", {"username": "eve", "password": "Winter-Hall-2031"}, own).status == 303
+
+
+def test_a_demo_password_never_signs_in_outside_the_demo(secure: SecureHall) -> None:
+    # A user whose demo password was set before such users were marked (the web starts with it).
+    users = load_users(secure.web.users)
+    users["old"] = User("old", "manager", hash_password("manager-demo"))
+    save_users(secure.web.users, users)
+    answer = request(secure, "/login", {"username": "old", "password": "manager-demo"},
+                     {"Origin": secure.web.url})
+    assert answer.status == 403 and "a demo password is not accepted here" in answer.body
+    assert "Set-Cookie" not in answer.headers

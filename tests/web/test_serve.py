@@ -15,7 +15,7 @@ import pytest
 from hall_devices.broker import free_port
 from hall_devices.layout import Layout
 from hall_devices.provision import provision
-from hall_devices.web.users import add_user
+from hall_devices.web.users import User, add_user, hash_password, load_users, save_users
 from tests.conftest import EXAMPLE
 
 
@@ -36,11 +36,15 @@ def web(tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
 def test_production_refuses_a_demo_password_and_a_missing_certificate(tmp_path: Path, tls: Path) -> None:
     add_user(tmp_path / "users.toml", "manager", "manager", "manager-demo")
     add_user(tmp_path / "users.toml", "boss", "manager", "Real-Pass-2031")
+    # A demo user from a users file written before demo users were marked as such.
+    old = load_users(tmp_path / "users.toml")
+    old["clerk"] = User("clerk", "clerk", hash_password("clerk-demo"))
+    save_users(tmp_path / "users.toml", old)
     certificate = {"HALL_WEB_TLS_CERT_FILE": str(tls / "web.crt"),
                    "HALL_WEB_TLS_KEY_FILE": str(tls / "web.key")}
     done = web(tmp_path, **certificate)
     assert done.returncode == 1
-    assert "web cannot start: user(s) manager have a demo password" in done.stderr
+    assert "web cannot start: user(s) clerk, manager have a demo password" in done.stderr
     assert "boss" not in done.stderr
     done = web(tmp_path)
     assert done.returncode == 1
