@@ -227,6 +227,8 @@ class Pages:
             request.query_params.get("window") or str(self.layout.windows[0].number), "window", 1, 9999)
         if not isinstance(window, int) or not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
+        if window not in {w.number for w in self.layout.windows}:
+            raise BadRequestError(f"没有 {window} 号窗口 / window {window} is not in this hall's layout")
         return self.page("console.html", request, window=self.layout.window(window),
                          services=self.layout.services, windows=self.layout.windows,
                          message=request.query_params.get("message"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ BAD_QUERIES = [
     ("/stats?to=yesterday", "to must be a day YYYY-MM-DD"),
     ("/stats.csv?from=1", "from must be a day YYYY-MM-DD"),
     ("/console?window=abc", "window must be a whole number"),
+    ("/console?window=99", "window 99 is not in this hall's layout"),
     ("/audit?from=today", "from must be a day YYYY-MM-DD"),
     ("/audit?actor=" + "x" * 65, "actor is longer than 64 characters"),
 ]
@@ -56,3 +58,16 @@ def test_a_bad_parameter_shows_its_message_in_the_browser(browser: Browser, secu
     answer = page.goto(f"{secure.web.url}/ratings?window=abc")
     assert answer is not None and answer.status == 400
     assert "参数 window 应为整数 / window must be a whole number" in page.inner_text("body")
+
+
+def test_odd_values_in_any_filter_never_answer_500(secure: SecureHall) -> None:
+    cookie = sign_in_cookie(secure, "boss")
+    pages = {"/ratings": ("from", "to", "window", "level"), "/stats": ("from", "to"),
+             "/stats.csv": ("from", "to"), "/console": ("window",),
+             "/audit": ("from", "to", "actor", "action"), "/audit.csv": ("from", "to", "actor")}
+    odd = ["abc", "-1", "0", "99999999999999999999", "\x00", "2026-02-30", "２０２６-01-01", "1e3", "x" * 300]
+    for path, names in pages.items():
+        for name in names:
+            for value in odd:
+                answer = request(secure, f"{path}?{urllib.parse.urlencode({name: value})}", cookie=cookie)
+                assert answer.status in (200, 400), (path, name, value, answer.status, answer.body[:200])

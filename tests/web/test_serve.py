@@ -49,13 +49,12 @@ def test_production_refuses_a_demo_password_and_a_missing_certificate(tmp_path: 
     done = web(tmp_path)
     assert done.returncode == 1
     assert "web cannot start: no TLS certificate: set HALL_WEB_TLS_CERT_FILE" in done.stderr
-    done = web(tmp_path, HALL_WEB_TLS_CERT_FILE=str(tmp_path / "gone.crt"),
-               HALL_WEB_TLS_KEY_FILE=str(tls / "web.key"))
-    assert f"TLS file not found: {tmp_path / 'gone.crt'}" in done.stderr
     loose = tmp_path / "loose.key"
     shutil.copy(tls / "web.key", loose)
     loose.chmod(0o644)
-    done = web(tmp_path, HALL_WEB_TLS_CERT_FILE=str(tls / "web.crt"), HALL_WEB_TLS_KEY_FILE=str(loose))
+    done = web(tmp_path, HALL_WEB_TLS_CERT_FILE=str(tmp_path / "gone.crt"), HALL_WEB_TLS_KEY_FILE=str(loose))
+    assert done.returncode == 1
+    assert f"TLS file not found: {tmp_path / 'gone.crt'}" in done.stderr  # every problem at once
     assert f"{loose} can be read by other accounts: chmod 600" in done.stderr
 
 
