@@ -229,7 +229,7 @@ class Access:
         user = self.user_of(request)
         assert user is not None
         form = await request.form()
-        current, new, again = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
+        current, new, confirm = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
 
         def refuse(error: str, status: int) -> Response:
             return render("account.html", request, error=error, status_code=status)
@@ -240,13 +240,15 @@ class Access:
             return refuse(f"尝试次数过多，请 {math.ceil(wait)} 秒后再试 / too many attempts: "
                           f"try again in {math.ceil(wait)} s", 429)
         right = await self._check(current, user)
+        if right is None:
+            return refuse("系统繁忙，请稍后再试 / busy: try again in a moment", 503)
         if not right:
             await self.audit(request, user.name, "password_change", target=user.name, outcome="refused",
                              detail="wrong current password")
             return refuse("当前密码错误 / the current password is wrong", 401)
         self.throttle.succeeded(keys)
         problem = password_problem(user.name, new) or (
-            None if new == again else "两次输入的新密码不一致 / the new passwords differ")
+            None if new == confirm else "两次输入的新密码不一致 / the new passwords differ")
         if problem:
             return refuse(problem, 400)
         try:
