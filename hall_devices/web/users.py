@@ -172,12 +172,13 @@ class UserDirectory:
 
     def refresh(self) -> None:
         """Re-read the file if it changed. A file that became unreadable keeps the last good users
-        and raises :class:`UsersError` (the caller logs it); a removed file means no users."""
+        and raises :class:`UsersError` once (the caller logs it; the next change is read again); a
+        removed file means no users."""
         signature = self._signature()
         if signature == self._seen:
             return
-        self.users = load_users(self.path) if signature is not None else {}
         self._seen = signature
+        self.users = load_users(self.path) if signature is not None else {}
 
     def get(self, name: str) -> User | None:
         return self.users.get(name)

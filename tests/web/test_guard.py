@@ -1,8 +1,14 @@
-"""The sans-IO sign-in throttle and session table, with the time passed in."""
+"""The sans-IO sign-in throttle and session table, with the time passed in; the users file as the
+web re-reads it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from hall_devices.web.guard import Sessions, Throttle, ThrottleRules
+from hall_devices.web.users import UserDirectory, UsersError, add_user, set_role
 
 RULES = ThrottleRules(free=3, backoff_s=2.0, max_backoff_s=8.0, forget_after_s=100.0)
 
@@ -64,3 +70,21 @@ def test_ending_a_user_ends_all_their_sessions_only() -> None:
     assert sessions.find(theirs, stamps, 1.0) is not None
     sessions.end(theirs)
     assert sessions.find(theirs, stamps, 1.0) is None and len(sessions) == 0
+
+
+def test_the_users_file_is_read_again_when_it_changes_and_a_broken_one_keeps_the_last(tmp_path: Path) -> None:
+    path = tmp_path / "users.toml"
+    add_user(path, "ana", "manager", "Lantern-Hall-42")
+    directory = UserDirectory(path)
+    stamp = directory.users["ana"].stamp
+    set_role(path, "ana", "clerk")
+    directory.refresh()
+    assert directory.users["ana"].role == "clerk" and directory.users["ana"].stamp != stamp
+    path.write_text("[[users]]\nname = 'bo'\n", encoding="utf-8")  # edited by hand, wrongly
+    with pytest.raises(UsersError, match=r"users\[0\] needs name, role"):
+        directory.refresh()
+    directory.refresh()  # said once, not at every request
+    assert list(directory.users) == ["ana"]
+    path.unlink()
+    directory.refresh()
+    assert directory.users == {}
