@@ -288,45 +288,12 @@ def _store_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _web(args: argparse.Namespace, settings: Settings) -> int:
-    import secrets
-
-    import uvicorn
-
-    from hall_devices.web.app import create_app
-    from hall_devices.web.hub import Hub
-    from hall_devices.web.users import UsersError, load_users
+    from hall_devices.web.serve import run
 
     layout = _load_layout(args.layout or settings.layout)
     if layout is None:
         return 1
-    try:
-        users = load_users(settings.web_users)
-    except UsersError as exc:
-        print(f"网页无法启动 / web cannot start: {exc}", file=sys.stderr)
-        return 1
-    if settings.web_secret is not None:
-        secret = settings.web_secret.get_secret_value()
-    else:  # made once and kept, so sessions survive a restart
-        key_file = settings.data_dir / "web-secret"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(32))
-            key_file.chmod(0o600)
-        secret = key_file.read_text().strip()
-    app = create_app(Hub(settings, layout), users, secret, layout)
-    # Live pages hold their event streams open: shut down within 3 s all the same.
-    uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning",
-                timeout_graceful_shutdown=3)
-    return 0
-
-
-def _web_user(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.web.users import add_user
-
-    path = args.file or settings.web_users
-    add_user(path, args.name, args.role, args.password)
-    print(f"{args.role} {args.name} saved in {path}")
-    return 0
+    return run(settings, layout)
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
@@ -479,12 +446,9 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     web.add_argument("--layout", type=Path)
     web.set_defaults(run=_web)
     web_tools = roles.add_parser("web-user", help="web users").add_subparsers(dest="sub", required=True)
-    add = web_tools.add_parser("add", help="add a user or set a user's password and role")
-    add.add_argument("name")
-    add.add_argument("--role", choices=["manager", "clerk"], required=True)
-    add.add_argument("--password", required=True)
-    add.add_argument("--file", type=Path, help="users file (default: settings.web_users)")
-    add.set_defaults(run=_web_user)
+    from hall_devices.web.manage import add_parsers
+
+    add_parsers(web_tools)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

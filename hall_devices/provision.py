@@ -148,6 +148,17 @@ def password_hash(password: str, salt: bytes | None = None, iterations: int = 10
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+def alt_names(hosts: list[str]) -> list[x509.GeneralName]:
+    """A certificate's subject alternative names: an IP address entry or a DNS name per host."""
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
 def make_tls(out: Path, hosts: list[str], days: int = 3650) -> None:
     """A self-signed CA and a server certificate for ``hosts`` (names or IP addresses)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -164,12 +175,7 @@ def make_tls(out: Path, hosts: list[str], days: int = 3650) -> None:
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
     server_key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
+    names = alt_names(hosts)
     server = (x509.CertificateBuilder()
               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
               .issuer_name(ca_name).public_key(server_key.public_key())
@@ -220,6 +226,10 @@ def provision(layout: Layout, out: Path, tls_hosts: list[str] | None = None,
            + "".join(f'{n} = "{p}"\n' for n, p in credentials.items()), secret=True)
     if not (out / "tls" / "server.crt").exists():
         make_tls(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
+    if not (out / "tls" / "web.crt").exists():  # the web's HTTPS certificate, from the same hall CA
+        from hall_devices.web.tls import issue_web_certificate
+
+        issue_web_certificate(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
     return Provisioned(out, credentials)
 
 

@@ -45,7 +45,18 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=1, le=65535)
     web_users: Path = Path("var/hall/users.toml")
-    web_secret: SecretStr | None = Field(None, description="session signing key; made once if unset")
+    web_secret: SecretStr | None = Field(None, description="unused: sessions are kept on the server")
+    web_demo: bool = Field(False, description="set by `hall-devices up` only: plain HTTP on 127.0.0.1 "
+                                              "and demo passwords allowed; off = production mode")
+    web_tls_cert_file: Path | None = Field(None, description="HTTPS certificate (provisioning's tls/web.crt)")
+    web_tls_key_file: Path | None = Field(None, description="its private key (tls/web.key, mode 0600)")
+    web_http_redirect_port: int | None = Field(None, ge=1, le=65535,
+                                               description="plain HTTP port that only redirects to HTTPS")
+    web_session_idle_minutes: float = Field(60, gt=0, le=24 * 60, description="a session ends unused")
+    web_session_max_hours: float = Field(12, gt=0, le=7 * 24, description="a session ends this old")
+    web_login_free_attempts: int = Field(5, ge=1, le=100, description="failed sign-ins before a wait")
+    web_login_backoff_s: float = Field(2.0, gt=0, le=3600, description="first wait; doubles each time")
+    web_login_max_backoff_s: float = Field(300.0, gt=0, le=86400, description="longest wait")
 
     @classmethod
     def settings_customise_sources(

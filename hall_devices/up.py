@@ -260,15 +260,19 @@ class Hall:
 
     def start_web(self) -> None:
         """The dashboard and console, with demo sign-ins (a real hall adds its own users)."""
-        users = self.options.data_dir / "users.toml"
+        # The demo's own users file, never the hall's (settings.web_users); a production web refuses
+        # these passwords anyway.
+        users = self.options.data_dir / "demo-users.toml"
         for name, role, password in DEMO_USERS:
             add_user(users, name, role, password)
         port = 8080 if _port_free(8080) else free_port()
-        self._spawn("web", ["web"], "web.log",
-                    extra_env={"HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users)})
+        self._spawn("web", ["web"], "web.log", extra_env={
+            "HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users), "HALL_WEB_DEMO": "1",
+            "HALL_WEB_HOST": "127.0.0.1"})
         self.web_url = f"http://127.0.0.1:{port}"
         self.say(f"web: {self.web_url}  sign in as manager / manager-demo (dashboard), or clerk / clerk-demo "
-                 "choosing a window (console)")
+                 "choosing a window (console); demo only: plain HTTP on this PC, a hall's web serves HTTPS "
+                 "(docs/web.md)")
 
     def start_clients(self) -> None:
         # An account of its own: `monitor` stays free for the operator's mosquitto_sub below.

@@ -39,7 +39,8 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
         form = urllib.parse.urlencode({"username": "manager", "password": "manager-demo"}).encode()
-        browser.open(f"{url}/login", data=form, timeout=5).read()
+        signing_in = urllib.request.Request(f"{url}/login", data=form, headers={"Origin": url})
+        browser.open(signing_in, timeout=5).read()  # a browser's form post carries its Origin
         called: list[str] = []
         deadline = time.monotonic() + 13  # slow when the suite loads both cores
         while not called and time.monotonic() < deadline:
@@ -51,6 +52,8 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
+    assert "demo only: plain HTTP on this PC" in head
+    assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
     assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
     # Nothing of this hall is still running.

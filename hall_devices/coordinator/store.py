@@ -12,6 +12,7 @@ once :meth:`EventStore.commit` returns, they survive a crash or power loss.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,12 +67,15 @@ class EventStore:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # 0600: the store holds the ticket pages' tokens (SQLite gives its -wal/-shm the same mode).
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.chmod(path, 0o600)
             # One writer thread uses it; opened here, used there.
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"cannot open the event store {path}: {exc}") from exc
         self.path = path
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()

@@ -3,7 +3,10 @@
 Roles: a manager sees and does everything; a clerk signs in to one window and may operate only it
 (any request for another window is refused with 403). Every page but sign-in and the public ticket
 page needs a session; every state-changing request is a POST checked against the session's role and
-window. Session cookies are signed, HttpOnly and SameSite=Strict (no cross-site form can post).
+window, and against its Origin (:mod:`hall_devices.web.security`). Sessions live on the server
+(:mod:`hall_devices.web.access`); the cookie holds only a random key and is HttpOnly,
+SameSite=Strict and, over HTTPS, Secure. Bad query or form values answer 400 with a message.
+Manager and staff actions, and sign-ins, go to the audit trail (``/audit``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     JSONResponse,
@@ -37,8 +41,13 @@ from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
 from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
+from hall_devices.web.access import Access
+from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
+from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.hub import Hub
-from hall_devices.web.users import User, check_password
+from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
+from hall_devices.web.security import Guard
+from hall_devices.web.users import User
 
 HERE = Path(__file__).resolve().parent
 Handler = Callable[[Request], Awaitable[Response]]
@@ -46,6 +55,7 @@ CASE_ACTIONS = {"verify": StaffAction.CASE_VERIFY, "appeal": StaffAction.CASE_AP
                 "revisit": StaffAction.CASE_REVISIT, "close": StaffAction.CASE_CLOSE,
                 "revoke": StaffAction.CASE_REVOKE, "reject_appeal": StaffAction.CASE_REJECT_APPEAL}
 CONSOLE_ACTIONS = {a.value: a for a in WindowAction}
+AUDIT_LIMIT = 1000  # rows on the page; the CSV has every row of the filter
 
 
 def plotly_js() -> bytes:
@@ -58,9 +68,10 @@ def plotly_js() -> bytes:
 class Pages:
     """Every handler, as a method; the role each needs is declared with the routes."""
 
-    def __init__(self, hub: Hub, users: dict[str, User], layout: Layout) -> None:
+    def __init__(self, hub: Hub, access: Access, layout: Layout) -> None:
         self.hub = hub
-        self.users = users
+        self.access = access
+        self.audit: AuditLog = access.audit_log
         self.layout = layout
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(hall=layout.hall, window_status_zh=WINDOW_STATUS_ZH,
@@ -68,11 +79,13 @@ class Pages:
         self.chart_js = plotly_js()
 
     def user_of(self, request: Request) -> User | None:
-        name = request.session.get("user")
-        return self.users.get(name) if isinstance(name, str) else None
+        return self.access.user_of(request)
 
-    def page(self, name: str, request: Request, **context: Any) -> Response:
-        return self.templates.TemplateResponse(request, name, {"user": self.user_of(request), **context})
+    def page(self, name: str, request: Request, status_code: int = 200, **context: Any) -> Response:
+        return self.templates.TemplateResponse(
+            request, name, {"user": self.user_of(request), "windows": self.layout.windows,
+                            "csp_nonce": request.scope.get("state", {}).get("csp_nonce", ""), **context},
+            status_code=status_code)
 
     def signed_in(self, role: str | None = None) -> Callable[[Handler], Handler]:
         def wrap(handler: Handler) -> Handler:
@@ -80,7 +93,8 @@ class Pages:
                 user = self.user_of(request)
                 if user is None:
                     if request.method == "GET" and "json" not in request.url.path:
-                        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                        ended = "&notice=expired" if self.access.cookie in request.cookies else ""
+                        return RedirectResponse(f"/login?next={request.url.path}{ended}", status_code=303)
                     return PlainTextResponse("请先登录 / sign in first", status_code=401)
                 if role is not None and user.role != role:
                     return PlainTextResponse("无权访问 / not allowed for your role", status_code=403)
@@ -90,36 +104,25 @@ class Pages:
 
     def own_window(self, request: Request, window: int) -> bool:
         user = self.user_of(request)
-        return user is not None and (user.role == "manager" or request.session.get("window") == window)
+        session = self.access.session_of(request)
+        return user is not None and session is not None and (
+            user.role == "manager" or session.window == window)
 
     async def login_form(self, request: Request) -> Response:
-        return self.page("login.html", request, windows=self.layout.windows, error=None,
-                    next=request.query_params.get("next", "/"))
+        return self.page("login.html", request, error=None, notice=self.access.notice(request),
+                         next=request.query_params.get("next", "/"))
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        name, password = str(form.get("username", "")), str(form.get("password", ""))
-        user = self.users.get(name)
-        if user is None or not check_password(password, user.password_hash):
-            return self.page("login.html", request, windows=self.layout.windows, next="/",
-                             error="用户名或密码错误 / wrong user name or password")
-        request.session.clear()
-        request.session["user"] = user.name
-        if user.role == "clerk":
-            window = int(str(form.get("window", "0")) or 0)
-            if window not in {w.number for w in self.layout.windows}:
-                request.session.clear()
-                return self.page("login.html", request, windows=self.layout.windows, next="/",
-                            error="请选择窗口 / choose your window")
-            request.session["window"] = window
-            return RedirectResponse("/console", status_code=303)
-        target = str(form.get("next", "/"))
-        return RedirectResponse(target if target.startswith("/") and not target.startswith("//") else "/",
-                                status_code=303)
+        return await self.access.login(request, self.page)
 
     async def logout(self, request: Request) -> Response:
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+        return await self.access.logout(request)
+
+    async def account(self, request: Request) -> Response:
+        return self.page("account.html", request, error=None)
+
+    async def change_password(self, request: Request) -> Response:
+        return await self.access.change_password(request, self.page)
 
     async def home(self, request: Request) -> Response:
         user = self.user_of(request)
@@ -136,14 +139,16 @@ class Pages:
 
     async def events(self, request: Request) -> Response:
         listener = self.hub.listen()
+        cookie = request.cookies.get(self.access.cookie)
 
         async def stream() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"  # the browser reconnects by itself after 2 s
                 yield f"data: {json.dumps(self.hub.snapshot(), ensure_ascii=False)}\n\n"
-                while True:
+                # A session ended (sign-out, password, role, removal) ends its feed within 5 s.
+                while self.access.alive(cookie):
                     try:
-                        data = await asyncio.wait_for(listener.get(), timeout=15)
+                        data = await asyncio.wait_for(listener.get(), timeout=5)
                         yield f"data: {data}\n\n"
                     except TimeoutError:
                         yield ": keep-alive\n\n"
@@ -157,14 +162,14 @@ class Pages:
         return business_day(self.layout.hall, dt.datetime.now(dt.UTC))
 
     async def ratings(self, request: Request) -> Response:
-        first = request.query_params.get("from") or self.today()
-        last = request.query_params.get("to") or first
-        window = request.query_params.get("window")
-        level = request.query_params.get("level")
-        reply = await self.hub.query(QueryKind.RATINGS, first_day=first, last_day=last,
-                                window=int(window) if window else None, level=int(level) if level else None)
+        first = day_param(request.query_params.get("from"), "from") or self.today()
+        last = day_param(request.query_params.get("to"), "to") or first
+        window = int_param(request.query_params.get("window"), "window", 1, 9999)
+        level = int_param(request.query_params.get("level"), "level", 1, 5)
+        reply = await self.hub.query(QueryKind.RATINGS, first_day=first, last_day=last, window=window,
+                                     level=level)
         return self.page("ratings.html", request, rows=reply.data.get("ratings", []), first=first, last=last,
-                    window=window or "", level=level or "", error=reply.error)
+                    window=window or "", level=str(level or ""), error=reply.error)
 
     async def cases(self, request: Request) -> Response:
         reply = await self.hub.query(QueryKind.CASES)
@@ -178,14 +183,20 @@ class Pages:
             return PlainTextResponse("unknown action", status_code=404)
         user = self.user_of(request)
         assert user is not None
-        reply = await self.hub.staff(action, user.name, case_id=request.path_params["case_id"],
-                                note=str(form.get("note", "")) or None)
+        note = text_param(str(form.get("note", "")), "note", 500)
+        case_id = text_param(request.path_params["case_id"], "case_id", 64) or ""
+        try:
+            reply = await self.hub.staff(action, user.name, case_id=case_id, note=note)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
         message = "" if reply.ok else (reply.error.message if reply.error else "refused")
+        await self.access.audit(request, user.name, f"case_{request.path_params['action']}", case_id,
+                                outcome=message or "ok", detail=note or "")
         return RedirectResponse(f"/cases?message={message}", status_code=303)
 
     async def statistics_data(self, request: Request) -> dict[str, Any]:
-        first = request.query_params.get("from") or self.today()
-        last = request.query_params.get("to") or first
+        first = day_param(request.query_params.get("from"), "from") or self.today()
+        last = day_param(request.query_params.get("to"), "to") or first
         reply = await self.hub.query(QueryKind.STATISTICS, first_day=first, last_day=last)
         if not reply.ok:
             return {"first_day": first, "last_day": last, "rows": [], "error": reply.error}
@@ -195,7 +206,8 @@ class Pages:
         data = await self.statistics_data(request)
         return self.page("stats.html", request, data=data, columns=COLUMNS, column_names=COLUMN_ZH,
                     chart_data=json.dumps({k: data.get(k) for k in (
-                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, ensure_ascii=False))
+                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, ensure_ascii=False)
+                    .replace("</", "<\\/"))  # inside a <script>: no name may close it
 
     async def statistics_csv(self, request: Request) -> Response:
         data = await self.statistics_data(request)
@@ -210,10 +222,13 @@ class Pages:
     async def console(self, request: Request) -> Response:
         user = self.user_of(request)
         assert user is not None
-        window = request.session.get("window") if user.role == "clerk" else int(
-            request.query_params.get("window", self.layout.windows[0].number))
+        session = self.access.session_of(request)
+        window = session.window if session and user.role == "clerk" else int_param(
+            request.query_params.get("window") or str(self.layout.windows[0].number), "window", 1, 9999)
         if not isinstance(window, int) or not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
+        if window not in {w.number for w in self.layout.windows}:
+            raise BadRequestError(f"没有 {window} 号窗口 / window {window} is not in this hall's layout")
         return self.page("console.html", request, window=self.layout.window(window),
                          services=self.layout.services, windows=self.layout.windows,
                          message=request.query_params.get("message"))
@@ -236,17 +251,26 @@ class Pages:
         user = self.user_of(request)
         assert user is not None
         fields: dict[str, Any] = {}
-        for name in ("ticket_number", "target_service", "reason"):
-            if form.get(name):
-                fields[name] = str(form.get(name))
-        if form.get("target_window"):
-            fields["target_window"] = int(str(form.get("target_window")))
+        for name, longest in (("ticket_number", 16), ("target_service", 64), ("reason", 64)):
+            value = text_param(str(form.get(name, "")), name, longest)
+            if value is not None:
+                fields[name] = value
+        target = int_param(str(form.get("target_window", "")), "target_window", 1, 9999)
+        if target is not None:
+            fields["target_window"] = target
         if action is WindowAction.LOGIN:
             fields["clerk_id"] = user.name
-        reply = await self.hub.window_command(window, action, **fields)
+        try:
+            reply = await self.hub.window_command(window, action, **fields)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+        refused = reply.error.message if reply.error else "refused"
+        await self.access.audit(request, user.name, f"window_{action.value}", f"window {window}",
+                                outcome="ok" if reply.ok else refused,
+                                detail=" ".join(f"{k}={v}" for k, v in fields.items() if k != "clerk_id"))
         if request.headers.get("accept", "").startswith("application/json"):
             return JSONResponse(json.loads(reply.model_dump_json()), status_code=200 if reply.ok else 409)
-        message = "" if reply.ok else (reply.error.message if reply.error else "refused")
+        message = "" if reply.ok else refused
         suffix = f"&window={window}" if user.role == "manager" else ""
         return RedirectResponse(f"/console?message={message}{suffix}", status_code=303)
 
@@ -259,22 +283,68 @@ class Pages:
         form = await request.form()
         user = self.user_of(request)
         assert user is not None
-        kiosk = str(form.get("kiosk_id", "")) or None
+        kiosk = text_param(str(form.get("kiosk_id", "")), "kiosk_id", 32)
         if request.path_params["action"] == "green":
-            reply = await self.hub.staff(StaffAction.ISSUE_GREEN, user.name,
-                                         service_id=str(form.get("service_id")), kiosk_id=kiosk)
+            service = text_param(str(form.get("service_id", "")), "service_id", 64)
+            if service is None:
+                raise BadRequestError("请选择事项 / choose a service (service_id is empty)")
+            reply = await self.hub.staff(StaffAction.ISSUE_GREEN, user.name, service_id=service,
+                                         kiosk_id=kiosk)
+            action, target = "green_ticket", service
         else:
-            number = str(form.get("number", ""))
+            number = text_param(str(form.get("number", "")), "number", 16) or ""
             found = await self.hub.query(QueryKind.TICKET_BY_NUMBER, ticket_number=number)
             if not found.ok:
+                await self.access.audit(request, user.name, "reprint", number,
+                                        outcome=found.error.message if found.error else "refused")
                 return RedirectResponse(f"/staff?message={found.error.message if found.error else ''}",
                                         status_code=303)
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
                                     ticket_id=found.data["ticket"]["ticket_id"])
+            action, target = "reprint", number
         ticket = getattr(reply, "ticket", None)
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
             reply.error.message if reply.error else "refused")
+        detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")
+        await self.access.audit(request, user.name, action, target, outcome="ok" if reply.ok else message,
+                                detail=detail)
         return RedirectResponse(f"/staff?message={message}", status_code=303)
+
+    def audit_filters(self, request: Request) -> dict[str, Any]:
+        """The audit page's filters: hall days ``from``/``to`` (inclusive), ``actor``, ``action``."""
+        first = day_param(request.query_params.get("from"), "from") or self.today()
+        last = day_param(request.query_params.get("to"), "to") or first
+        actor = text_param(request.query_params.get("actor"), "actor", 64)
+        action = text_param(request.query_params.get("action"), "action", 64)
+        return {"first": first, "last": last, "actor": actor or "", "action": action or ""}
+
+    def audit_rows(self, filters: dict[str, Any], limit: int | None) -> list[Entry]:
+        zone = dt.timezone(dt.timedelta(hours=self.layout.hall.utc_offset_hours))
+        hour = dt.time(self.layout.hall.day_starts_at_hour, tzinfo=zone)
+        since = dt.datetime.combine(dt.date.fromisoformat(filters["first"]), hour)
+        until = dt.datetime.combine(dt.date.fromisoformat(filters["last"]), hour) + dt.timedelta(days=1)
+        rows = self.audit.entries(since, until, filters["actor"] or None, filters["action"] or None, limit)
+        # Shown in hall time, as every time on these pages.
+        return [replace(r, at=dt.datetime.fromisoformat(r.at).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"))
+                for r in rows]
+
+    async def audit_page(self, request: Request) -> Response:
+        filters = self.audit_filters(request)
+        rows = await asyncio.to_thread(self.audit_rows, filters, AUDIT_LIMIT)
+        actions = await asyncio.to_thread(self.audit.actions)
+        return self.page("audit.html", request, rows=rows, actions=actions, limit=AUDIT_LIMIT,
+                         query=str(request.url.query), **filters)
+
+    async def audit_csv(self, request: Request) -> Response:
+        filters = self.audit_filters(request)
+        rows = await asyncio.to_thread(self.audit_rows, filters, None)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(AUDIT_COLUMNS)
+        writer.writerows([getattr(r, c) for c in AUDIT_COLUMNS] for r in rows)
+        name = f"hall-audit-{filters['first']}-{filters['last']}.csv"
+        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     async def ticket_page(self, request: Request) -> Response:
         return self.page("ticket.html", request, token=request.path_params["token"])
@@ -302,8 +372,15 @@ class Pages:
 
 
 
-def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout) -> Starlette:
-    pages = Pages(hub, users, layout)
+async def bad_request(request: Request, exc: Exception) -> Response:
+    if request.headers.get("accept", "").startswith("application/json"):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return PlainTextResponse(str(exc), status_code=400)
+
+
+def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
+    """The web application; ``access`` holds the users, sessions and audit trail."""
+    pages = Pages(hub, access, layout)
     anyone = pages.signed_in()
     manager = pages.signed_in("manager")
 
@@ -314,15 +391,19 @@ def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout) ->
             yield
         finally:
             hub.stop()
+            access.close()
 
     routes = [
         Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]), Route("/", anyone(pages.home)),
+        Route("/account", anyone(pages.account)),
+        Route("/account/password", anyone(pages.change_password), methods=["POST"]),
         Route("/devices", manager(pages.devices)), Route("/state.json", anyone(pages.state_json)),
         Route("/events", anyone(pages.events)), Route("/ratings", manager(pages.ratings)),
         Route("/cases", manager(pages.cases)),
         Route("/cases/{case_id}/{action}", manager(pages.case_action), methods=["POST"]),
         Route("/stats", manager(pages.statistics)), Route("/stats.csv", manager(pages.statistics_csv)),
+        Route("/audit", manager(pages.audit_page)), Route("/audit.csv", manager(pages.audit_csv)),
         Route("/console", anyone(pages.console)),
         Route("/console/{window:int}/queue.json", anyone(pages.console_queue)),
         Route("/console/{window:int}/{action}", anyone(pages.console_action), methods=["POST"]),
@@ -331,6 +412,5 @@ def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout) ->
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
         Route("/static/{name}", pages.static),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=False,
-                             session_cookie="hall_session", max_age=12 * 3600)]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan,
+                     exception_handlers={BadRequestError: bad_request})

@@ -1,10 +1,17 @@
-"""Web users: managers and clerks, with PBKDF2-hashed passwords in a TOML file."""
+"""Web users: managers and clerks, with PBKDF2-hashed passwords in a TOML file (mode 0600).
+
+The file is the one source of truth: `hall-devices web-user` edits it, a running web re-reads it
+when it changes (no restart), and a session stays valid only while its user's entry is unchanged
+(see :attr:`User.stamp`), so removing a user, changing a role or a password ends that user's
+sessions at once.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -12,20 +19,30 @@ from pathlib import Path
 from typing import Literal
 
 Role = Literal["manager", "clerk"]
+ROLES: tuple[Role, ...] = ("manager", "clerk")
 ITERATIONS = 200_000
+MIN_LENGTH = 10
+# The passwords `hall-devices up` gives its demo users; a production web refuses them.
+DEMO_PASSWORDS = frozenset({"manager-demo", "clerk-demo"})
+# The demo's accounts; users files written before the ``demo`` flag existed are checked against these.
+DEMO_ACCOUNTS = {"manager": "manager-demo", "clerk": "clerk-demo"}
+_COMMON = frozenset({"password", "password1", "1234567890", "0123456789", "qwertyuiop", "12345678910",
+                     "administrator", "changeme12", "abcdefghij", "a123456789", "1qaz2wsx3edc"})
 
 
 class UsersError(Exception):
-    pass
+    """The users file cannot be read or changed; the message names the file, user or rule."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``pbkdf2_sha256$iterations$salt$digest`` (base64); ~0.1 s of CPU: call it off the event loop."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, ITERATIONS)
     return f"pbkdf2_sha256${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches a :func:`hash_password` result; ~0.1 s, off the event loop."""
     try:
         scheme, iterations, salt, digest = stored.split("$")
     except ValueError:
@@ -36,32 +53,132 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(computed, base64.b64decode(digest))
 
 
+def password_problem(name: str, password: str) -> str | None:
+    """Why ``password`` is too weak for user ``name`` (Chinese / English), or None if it will do.
+
+    Rules: at least 10 characters, letters and at least one digit or sign, not the user name, not a
+    demo or well-known password.
+    """
+    if not password:
+        return "密码不能为空 / the password is empty"
+    if len(password) < MIN_LENGTH:
+        return f"密码至少 {MIN_LENGTH} 个字符 / the password needs at least {MIN_LENGTH} characters"
+    if password in DEMO_PASSWORDS or password.lower() in _COMMON or name.lower() in password.lower():
+        return "密码太容易猜到 / the password is too easy to guess (demo, common or the user name)"
+    letters = any(c.isalpha() for c in password)
+    others = any(not c.isalpha() for c in password)
+    if not (letters and others):
+        return "密码需同时包含字母和数字或符号 / the password needs letters and a digit or sign"
+    return None
+
+
 @dataclass(frozen=True)
 class User:
     name: str
     role: Role
     password_hash: str
+    demo: bool = False  # made by `hall-devices up` with a demo password
+
+    @property
+    def stamp(self) -> str:
+        """Changes whenever the role or password does: a session is bound to the stamp it began with."""
+        return hashlib.sha256(f"{self.role}\n{self.password_hash}".encode()).hexdigest()[:16]
 
 
 def load_users(path: Path) -> dict[str, User]:
+    """Every user of the file by name. Raises :class:`UsersError` naming the file and entry."""
     if not path.exists():
-        raise UsersError(f"no users file at {path}: add users with `hall-devices web user add`")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raise UsersError(f"no users file at {path}: add users with `hall-devices web-user add`")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsersError(f"cannot read the users file {path}: {exc}") from exc
     users = {}
     for i, row in enumerate(data.get("users", [])):
-        if row.get("role") not in ("manager", "clerk") or not row.get("name") or not row.get("password"):
+        if row.get("role") not in ROLES or not row.get("name") or not row.get("password"):
             raise UsersError(f"{path}: users[{i}] needs name, role (manager or clerk) and password")
-        users[row["name"]] = User(row["name"], row["role"], row["password"])
+        users[row["name"]] = User(row["name"], row["role"], row["password"], bool(row.get("demo", False)))
     return users
 
 
-def add_user(path: Path, name: str, role: Role, password: str) -> None:
-    users = load_users(path) if path.exists() else {}
-    users[name] = User(name, role, hash_password(password))
-    lines = ["# Web users; passwords are PBKDF2-SHA256 hashes. Edit with `hall-devices web user add`.", ""]
+def save_users(path: Path, users: dict[str, User]) -> None:
+    """Write the file whole (a temporary file renamed over it), created 0600: no half-written file."""
+    lines = ["# Web users; passwords are PBKDF2-SHA256 hashes. Edit with `hall-devices web-user`.", ""]
     for user in users.values():
         lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
-                  f'password = "{user.password_hash}"', ""]
+                  f'password = "{user.password_hash}"'] + (["demo = true"] if user.demo else []) + [""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    path.chmod(0o600)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    os.replace(temporary, path)
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 32 or not all(c.isalnum() or c in "._-" for c in name):
+        raise UsersError(f"bad user name {name!r}: 1-32 letters, digits, '.', '_' or '-'")
+
+
+def add_user(path: Path, name: str, role: Role, password: str) -> None:
+    """Add ``name`` or replace its role and password. An empty password is refused (strength rules
+    are the caller's: :func:`password_problem`); a demo password marks the user as a demo user."""
+    _check_name(name)
+    if not password:
+        raise UsersError("密码不能为空 / the password is empty")
+    users = load_users(path) if path.exists() else {}
+    users[name] = User(name, role, hash_password(password), password in DEMO_PASSWORDS)
+    save_users(path, users)
+
+
+def remove_user(path: Path, name: str) -> None:
+    users = load_users(path)
+    if users.pop(name, None) is None:
+        raise UsersError(f"no user {name!r} in {path}")
+    save_users(path, users)
+
+
+def set_role(path: Path, name: str, role: Role) -> None:
+    users = load_users(path)
+    if name not in users:
+        raise UsersError(f"no user {name!r} in {path}")
+    old = users[name]
+    users[name] = User(name, role, old.password_hash, old.demo)
+    save_users(path, users)
+
+
+def set_password(path: Path, name: str, password: str) -> None:
+    users = load_users(path)
+    if name not in users:
+        raise UsersError(f"no user {name!r} in {path}")
+    add_user(path, name, users[name].role, password)
+
+
+class UserDirectory:
+    """The users file as the web sees it: re-read whenever it changes on disk (size, time, inode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self.users: dict[str, User] = {}
+        self.refresh()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def refresh(self) -> None:
+        """Re-read the file if it changed. A file that became unreadable keeps the last good users
+        and raises :class:`UsersError` once (the caller logs it; the next change is read again); a
+        removed file means no users."""
+        signature = self._signature()
+        if signature == self._seen:
+            return
+        self._seen = signature
+        self.users = load_users(self.path) if signature is not None else {}
+
+    def get(self, name: str) -> User | None:
+        return self.users.get(name)

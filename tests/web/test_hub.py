@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from hall_devices.bus import encode
@@ -57,6 +58,8 @@ def test_a_status_naming_another_device_leaves_the_dashboard_unchanged(
         finally:
             hub.stop()
 
-    asyncio.run(scenario())
+    # Its own thread: Playwright's sync API (tests/web/conftest.py) may hold this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
     for client in (errors, leds, kiosk):
         client.stop()

@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from hall_devices.broker import free_port
 from hall_devices.display.agent import LedAgent
@@ -31,16 +32,26 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 
 class Web:
-    def __init__(self, broker: HallBroker, tmp: Path) -> None:
+    """`hall-devices web` in production mode: HTTPS with the certificate provisioning made."""
+
+    def __init__(self, broker: HallBroker, tmp: Path, **extra_env: str) -> None:
         self.users = tmp / "users.toml"
-        add_user(self.users, "mgr", "manager", "manager-pass")
-        add_user(self.users, "clerk3", "clerk", "clerk-pass")
+        if not self.users.exists():
+            add_user(self.users, "mgr", "manager", "manager-pass")
+            add_user(self.users, "clerk3", "clerk", "clerk-pass")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HALL_BROKER_PORT": str(broker.port), "HALL_BROKER_USERNAME": "web",
-               "HALL_BROKER_PASSWORD": broker.credentials["web"], "HALL_LAYOUT": str(EXAMPLE),
-               "HALL_WEB_PORT": str(self.port), "HALL_WEB_USERS": str(self.users),
-               "HALL_DATA_DIR": str(tmp / "web"), "HALL_LOG_LEVEL": "WARNING"}
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.data = tmp / "web"
+        tls = broker.directory / "tls"
+        self.env = {**os.environ, "HALL_BROKER_PORT": str(broker.port), "HALL_BROKER_USERNAME": "web",
+                    "HALL_BROKER_PASSWORD": broker.credentials["web"], "HALL_LAYOUT": str(EXAMPLE),
+                    "HALL_WEB_PORT": str(self.port), "HALL_WEB_USERS": str(self.users),
+                    "HALL_WEB_TLS_CERT_FILE": str(tls / "web.crt"),
+                    "HALL_WEB_TLS_KEY_FILE": str(tls / "web.key"),
+                    "HALL_DATA_DIR": str(self.data), "HALL_LOG_LEVEL": "WARNING", **extra_env}
+        if extra_env.get("HALL_WEB_DEMO"):
+            self.url = f"http://127.0.0.1:{self.port}"
+        env = self.env
         self.log = (tmp / "web.log").open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "web"], env=env,
                                         stdout=self.log, stderr=self.log)
@@ -64,16 +75,6 @@ class Web:
             self.log.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def hall(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[Hall]:
     running = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
@@ -88,8 +89,14 @@ def web(own_broker: HallBroker, hall: Hall, tmp_path: Path) -> Iterator[Web]:
     server.stop()
 
 
+def new_page(browser: Browser, **options: Any) -> Page:
+    """A page of its own (cookies and all); the web's certificate is the hall CA's, which this
+    browser profile does not know (tests/web/test_security.py checks the chain)."""
+    return browser.new_context(ignore_https_errors=True, **options).new_page()
+
+
 def sign_in(browser: Browser, web: Web, user: str, password: str, window: int | None = None) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page = new_page(browser, viewport={"width": 1280, "height": 900})
     page.goto(f"{web.url}/login")
     page.fill("#username", user)
     page.fill("#password", password)
@@ -101,19 +108,21 @@ def sign_in(browser: Browser, web: Web, user: str, password: str, window: int | 
 
 
 def test_every_page_needs_sign_in_and_a_clerk_keeps_to_the_window(browser: Browser, web: Web) -> None:
-    page = browser.new_context().new_page()
+    page = new_page(browser)
     for path in ("/", "/devices", "/ratings", "/cases", "/stats", "/console", "/staff"):
         page.goto(f"{web.url}{path}")
         assert page.url.startswith(f"{web.url}/login"), f"{path} did not lead to sign-in"
-    assert page.request.post(f"{web.url}/console/3/next").status == 401
+    own = {"Origin": web.url}  # as a browser's form post says
+    assert page.request.post(f"{web.url}/console/3/next", headers=own).status == 401
     wrong = sign_in(browser, web, "mgr", "nope")
     expect(wrong.locator("#error")).to_contain_text("wrong user name or password")
     clerk = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
     assert clerk.url.endswith("/console")
-    assert clerk.request.post(f"{web.url}/console/4/next").status == 403  # another window
+    assert clerk.request.post(f"{web.url}/console/4/next", headers=own).status == 403  # another window
     assert clerk.request.get(f"{web.url}/console/4/queue.json").status == 403
     assert clerk.request.get(f"{web.url}/devices").status == 403  # a manager's page
-    assert clerk.request.post(f"{web.url}/staff/green", form={"service_id": "passport"}).status == 403
+    assert clerk.request.post(f"{web.url}/staff/green", form={"service_id": "passport"},
+                              headers=own).status == 403
 
 
 def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
@@ -215,7 +224,7 @@ def test_the_ticket_page_shows_one_ticket_and_nothing_else(browser: Browser, web
     second = hall.take("passport").ticket
     assert first and second and second.status_url
     token = second.status_url.rsplit("/", 1)[1]
-    page = browser.new_context(viewport={"width": 390, "height": 844}).new_page()  # a phone, no sign-in
+    page = new_page(browser, viewport={"width": 390, "height": 844})  # a phone, no sign-in
     page.goto(f"{web.url}/t/{token}")
     expect(page.locator("#number")).to_have_text(second.number)
     expect(page.locator("#ahead")).to_contain_text("前面还有 1 人")

@@ -1,0 +1,267 @@
+"""Sign-in, sign-out and one's own password change: sessions on the server, throttled, audited.
+
+- Passwords are checked in worker processes of their own (``hash_workers``) that run at a lower
+  CPU priority (nice 10): never on the event loop, never in the thread pool the pages' MQTT requests
+  use, and never ahead of the web's own process for the CPU, so a flood of sign-ins leaves every
+  other page, live feed and console button about as fast as before (benchmarks/web.py); with more
+  than ``max_pending_hashes`` checks waiting, a sign-in is answered 503 at once.
+- An unknown user name costs the same PBKDF2 check as a known one (against a throw-away hash), so
+  the answer time does not tell which names exist.
+- Backoff per user name and per address (:class:`~hall_devices.web.guard.Throttle`): 429 with
+  ``Retry-After`` and a message in Chinese and English; the real user signs in once it is over.
+- Outside the demo a demo password never signs in (production mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import multiprocessing
+import os
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from hall_devices.web.audit import AuditError, AuditLog
+from hall_devices.web.guard import Session, Sessions, Throttle, ThrottleRules
+from hall_devices.web.params import BadRequestError, int_param
+from hall_devices.web.users import (
+    DEMO_PASSWORDS,
+    User,
+    UserDirectory,
+    UsersError,
+    check_password,
+    hash_password,
+    password_problem,
+    set_password,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    """In each hashing process: yield the CPU to the web's event loop when both want it."""
+    os.nice(10)
+
+Render = Callable[..., Response]
+WRONG = "用户名或密码错误 / wrong user name or password"
+NOTICES = {"password": "密码已更改，请重新登录 / password changed: please sign in again",
+           "signed_out": "已退出 / signed out",
+           "expired": "登录已失效，请重新登录 / your session has ended: please sign in again"}
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    secure: bool  # served over HTTPS: the cookie is Secure and named __Host-…
+    demo: bool  # `hall-devices up`: demo passwords allowed
+    idle_s: float = 3600.0
+    absolute_s: float = 12 * 3600.0
+    throttle: ThrottleRules = field(default_factory=ThrottleRules)
+    hash_workers: int = 2
+    max_pending_hashes: int = 64
+
+
+class Access:
+    def __init__(self, users: UserDirectory, audit: AuditLog, options: AccessOptions,
+                 window_numbers: set[int]) -> None:
+        self.users = users
+        self.audit_log = audit
+        self.options = options
+        self.windows = window_numbers
+        self.sessions = Sessions(options.idle_s, options.absolute_s)
+        self.throttle = Throttle(options.throttle)
+        self.cookie = "__Host-hall_session" if options.secure else "hall_session"
+        self._hashing = self._pool()
+        self._pending = 0
+        self._decoy = hash_password(secrets.token_urlsafe(16))  # checked for unknown user names
+
+    def _pool(self) -> ProcessPoolExecutor:
+        # "spawn": a fresh interpreter, not a fork of this threaded process.
+        return ProcessPoolExecutor(self.options.hash_workers, initializer=_lower_priority,
+                                   mp_context=multiprocessing.get_context("spawn"))
+
+    async def _hash(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` in a hashing process; a pool whose process died is replaced once."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._hashing, function, *args)
+        except BrokenProcessPool:
+            log.error("a password-checking process died; starting new ones")
+            self._hashing.shutdown(wait=False, cancel_futures=True)
+            self._hashing = self._pool()
+            return await loop.run_in_executor(self._hashing, function, *args)
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=True, cancel_futures=True)  # at most the checks under way
+
+    # --- who is asking ---------------------------------------------------------------------------
+
+    def refresh_users(self) -> None:
+        try:
+            self.users.refresh()  # a stat, and a read of a small file only when it changed
+        except UsersError as exc:
+            log.error("keeping the users read before: %s", exc)
+
+    def _stamps(self) -> dict[str, str]:
+        self.refresh_users()
+        return {name: user.stamp for name, user in self.users.users.items()}
+
+    def session_of(self, request: Request) -> Session | None:
+        if "hall.session" not in request.scope:
+            request.scope["hall.session"] = self.sessions.find(request.cookies.get(self.cookie),
+                                                               self._stamps(), time.monotonic())
+        found: Session | None = request.scope["hall.session"]
+        return found
+
+    def alive(self, cookie: str | None) -> bool:
+        """Whether ``cookie``'s session still stands (a live feed asks; it does not renew it)."""
+        return self.sessions.find(cookie, self._stamps(), time.monotonic(), renew=False) is not None
+
+    def user_of(self, request: Request) -> User | None:
+        session = self.session_of(request)
+        return self.users.get(session.user) if session else None
+
+    @staticmethod
+    def address(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    async def audit(self, request: Request, actor: str, action: str, target: str = "", *,
+                    outcome: str = "ok", detail: str = "") -> None:
+        """Append to the audit trail (in a worker thread); a failure is logged, never shown."""
+        try:
+            await asyncio.to_thread(functools.partial(self.audit_log.record, actor, action, target,
+                                                      outcome=outcome, detail=detail,
+                                                      address=self.address(request)))
+        except AuditError as exc:
+            log.error("%s", exc)
+
+    async def _check(self, password: str, user: User | None) -> bool | None:
+        """Whether the password is right (same cost for an unknown user); None when too busy."""
+        if self._pending >= self.options.max_pending_hashes:
+            return None
+        self._pending += 1
+        try:
+            stored = user.password_hash if user else self._decoy
+            right = await self._hash(check_password, password, stored)
+            return right and user is not None
+        finally:
+            self._pending -= 1
+
+    # --- pages -----------------------------------------------------------------------------------
+
+    async def login(self, request: Request, render: Render) -> Response:
+        form = await request.form()
+        name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
+        target = str(form.get("next", "/"))
+
+        def again(error: str, status: int, **headers: str) -> Response:
+            page = render("login.html", request, error=error, next="/", status_code=status)
+            page.headers.update(headers)
+            return page
+
+        keys = [f"user:{name.lower()}", f"address:{self.address(request)}"]
+        wait = self.throttle.attempt(keys, time.monotonic())
+        if wait > 0:
+            seconds = math.ceil(wait)
+            return again(f"尝试次数过多，请 {seconds} 秒后再试 / too many attempts: try again in {seconds} s",
+                         429, **{"Retry-After": str(seconds)})
+        self.refresh_users()  # a user added a moment ago signs in without a restart
+        user = self.users.get(name)
+        right = await self._check(password, user)
+        if right is None:
+            return again("系统繁忙，请稍后再试 / busy: try again in a moment", 503, **{"Retry-After": "1"})
+        if not right or user is None:
+            locked = self.throttle.wait_s(keys, time.monotonic())
+            await self.audit(request, name, "sign_in_failed", outcome="refused",
+                             detail=f"locked for {math.ceil(locked)} s" if locked else "")
+            return again(WRONG, 401)
+        if not self.options.demo and (user.demo or password in DEMO_PASSWORDS):
+            await self.audit(request, name, "sign_in_failed", outcome="refused", detail="demo password")
+            return again("演示密码不能用于正式系统，请管理员重设密码 / a demo password is not accepted "
+                         "here: ask the administrator to set a real one", 403)
+        self.throttle.succeeded(keys)
+        self.sessions.end(request.cookies.get(self.cookie))  # a session from before never carries on
+        window = None
+        if user.role == "clerk":
+            try:
+                window = int_param(str(form.get("window", "")), "window", 1, 9999)
+            except BadRequestError:
+                window = None
+            if window not in self.windows:
+                return again("请选择窗口 / choose your window", 400)
+        cookie = self.sessions.begin(user.name, user.stamp, time.monotonic(), window)
+        await self.audit(request, user.name, "sign_in", target=f"window {window}" if window else "")
+        if user.role == "clerk":
+            where = "/console"
+        else:
+            where = target if target.startswith("/") and not target.startswith("//") else "/"
+        response = RedirectResponse(where, status_code=303)
+        response.set_cookie(self.cookie, cookie, max_age=int(self.options.absolute_s), path="/",
+                            secure=self.options.secure, httponly=True, samesite="strict")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session = self.session_of(request)
+        self.sessions.end(request.cookies.get(self.cookie))
+        if session is not None:
+            await self.audit(request, session.user, "sign_out")
+        return self.signed_out("signed_out")
+
+    def signed_out(self, notice: str) -> Response:
+        response = RedirectResponse(f"/login?notice={notice}", status_code=303)
+        response.delete_cookie(self.cookie, path="/", secure=self.options.secure, httponly=True,
+                               samesite="strict")
+        return response
+
+    async def change_password(self, request: Request, render: Render) -> Response:
+        """The signed-in user's own password: the current one, then the new one twice. Every
+        session of that user ends (this one too)."""
+        user = self.user_of(request)
+        assert user is not None
+        form = await request.form()
+        current, new, confirm = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
+
+        def refuse(error: str, status: int) -> Response:
+            return render("account.html", request, error=error, status_code=status)
+
+        keys = [f"user:{user.name.lower()}", f"address:{self.address(request)}"]
+        wait = self.throttle.attempt(keys, time.monotonic())
+        if wait > 0:
+            return refuse(f"尝试次数过多，请 {math.ceil(wait)} 秒后再试 / too many attempts: "
+                          f"try again in {math.ceil(wait)} s", 429)
+        right = await self._check(current, user)
+        if right is None:
+            return refuse("系统繁忙，请稍后再试 / busy: try again in a moment", 503)
+        if not right:
+            await self.audit(request, user.name, "password_change", target=user.name, outcome="refused",
+                             detail="wrong current password")
+            return refuse("当前密码错误 / the current password is wrong", 401)
+        self.throttle.succeeded(keys)
+        problem = password_problem(user.name, new) or (
+            None if new == confirm else "两次输入的新密码不一致 / the new passwords differ")
+        if problem:
+            return refuse(problem, 400)
+        try:
+            await self._hash(set_password, self.users.path, user.name, new)
+        except (UsersError, OSError) as exc:
+            log.error("cannot change the password of %s: %s", user.name, exc)
+            return refuse("无法保存新密码，请联系管理员 / the new password could not be saved: "
+                          "ask the administrator", 500)
+        ended = self.sessions.end_user(user.name)
+        self.refresh_users()
+        await self.audit(request, user.name, "password_changed", target=user.name,
+                         detail=f"{ended} session(s) ended")
+        return self.signed_out("password")
+
+    def notice(self, request: Request) -> str | None:
+        return NOTICES.get(request.query_params.get("notice", ""))

@@ -1,0 +1,137 @@
+"""`hall-devices web`: production checks, then HTTPS (and, if asked, a plain-HTTP port that only
+redirects to it).
+
+Production mode (the default; ``HALL_WEB_DEMO`` is set only by `hall-devices up`) refuses to start
+without a readable TLS certificate and key, with a key file others can read, or with a user whose
+password is a demo one. The demo may serve plain HTTP, and only on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import sys
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hall_devices.layout import Layout
+from hall_devices.settings import Settings
+from hall_devices.web.access import Access, AccessOptions
+from hall_devices.web.audit import AuditError, AuditLog, audit_file
+from hall_devices.web.guard import ThrottleRules
+from hall_devices.web.users import DEMO_ACCOUNTS, UserDirectory, UsersError, check_password
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def problems(settings: Settings, users: UserDirectory) -> list[str]:
+    """Why this web must not start (empty: it may)."""
+    found: list[str] = []
+    cert, key = settings.web_tls_cert_file, settings.web_tls_key_file
+    if cert is None or key is None:
+        if not settings.web_demo:
+            found.append("no TLS certificate: set HALL_WEB_TLS_CERT_FILE and HALL_WEB_TLS_KEY_FILE (made by "
+                         "`hall-devices broker provision` as tls/web.crt and tls/web.key)")
+        elif not _loopback(settings.web_host):
+            found.append(f"the demo serves plain HTTP only on 127.0.0.1, not on {settings.web_host}")
+    else:
+        for path in (cert, key):
+            if not path.is_file():
+                found.append(f"TLS file not found: {path}")
+        if key.is_file() and key.stat().st_mode & 0o077:
+            found.append(f"{key} can be read by other accounts: chmod 600 {key}")
+    demo = sorted(name for name, user in users.users.items() if user.demo or (
+        name in DEMO_ACCOUNTS and check_password(DEMO_ACCOUNTS[name], user.password_hash)))
+    if demo and not settings.web_demo:
+        found.append(f"user(s) {', '.join(demo)} have a demo password: set real ones with "
+                     "`hall-devices web-user passwd NAME`, or remove them")
+    return found
+
+
+class _Quiet(uvicorn.Server):
+    """The redirect server: the main server owns the signals and stops this one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def redirect_app(https_port: int) -> ASGIApp:
+    """Every plain-HTTP request answered 308 to the same path over HTTPS."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope)
+        host = request.url.hostname or "localhost"
+        response: Response
+        if not host.replace(".", "").replace("-", "").replace(":", "").isalnum():
+            response = PlainTextResponse("bad Host header", status_code=400)
+        else:
+            shown = f"[{host}]" if ":" in host else host
+            port = "" if https_port == 443 else f":{https_port}"
+            response = RedirectResponse(f"https://{shown}{port}{request.url.path}", status_code=308)
+        await response(scope, receive, send)
+    return app
+
+
+def run(settings: Settings, layout: Layout) -> int:
+    from hall_devices.web.app import create_app
+    from hall_devices.web.hub import Hub
+
+    try:
+        users = UserDirectory(settings.web_users)
+    except UsersError as exc:
+        found = [str(exc)]
+    else:
+        found = problems(settings, users)
+    if found:
+        for problem in found:
+            print(f"网页无法启动 / web cannot start: {problem}", file=sys.stderr)
+        return 1
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        audit = AuditLog(audit_file(settings.data_dir))
+    except (OSError, AuditError) as exc:
+        print(f"网页无法启动 / web cannot start: {exc}", file=sys.stderr)
+        return 1
+    cert, key = settings.web_tls_cert_file, settings.web_tls_key_file
+    secure = cert is not None and key is not None
+    access = Access(users, audit, AccessOptions(
+        secure=secure, demo=settings.web_demo, idle_s=settings.web_session_idle_minutes * 60,
+        absolute_s=settings.web_session_max_hours * 3600,
+        throttle=ThrottleRules(free=settings.web_login_free_attempts, backoff_s=settings.web_login_backoff_s,
+                               max_backoff_s=settings.web_login_max_backoff_s)),
+        {w.number for w in layout.windows})
+    app = create_app(Hub(settings, layout), access, layout)
+    # Live pages hold their event streams open: shut down within 3 s all the same.
+    main = uvicorn.Server(uvicorn.Config(
+        app, host=settings.web_host, port=settings.web_port, log_level="warning",
+        timeout_graceful_shutdown=3, ssl_certfile=str(cert) if secure else None,
+        ssl_keyfile=str(key) if secure else None))
+    if not (secure and settings.web_http_redirect_port):
+        main.run()
+        return 0
+    redirect = _Quiet(uvicorn.Config(redirect_app(settings.web_port), host=settings.web_host,
+                                     port=settings.web_http_redirect_port, log_level="warning",
+                                     lifespan="off"))
+
+    async def both() -> None:
+        side = asyncio.create_task(redirect.serve())
+        try:
+            await main.serve()
+        finally:
+            redirect.should_exit = True
+            await side
+
+    asyncio.run(both())
+    return 0

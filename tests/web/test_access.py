@@ -1,0 +1,121 @@
+"""Sign-in that resists guessing, and sessions that end: against `hall-devices web` in production
+mode (HTTPS) and headless Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from hall_devices.web.users import User, hash_password, load_users, save_users
+from tests.web.conftest import BACKOFF_S, PASSWORDS, SecureHall, request, sign_in_cookie
+from tests.web.test_web import CHROMIUM, new_page, sign_in
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+FREE = 5  # the web's default number of failed sign-ins before the first wait
+
+
+def test_brute_force_is_throttled_then_the_real_user_signs_in_after_the_backoff(
+        browser: Browser, secure: SecureHall) -> None:
+    own = {"Origin": secure.web.url}
+
+    def guess(i: int) -> int:
+        return request(secure, "/login", {"username": "ana", "password": f"guess-{i}"}, own).status
+
+    with ThreadPoolExecutor(12) as pool:  # all at once: each attempt counts as it starts
+        statuses = sorted(pool.map(guess, range(12)))
+    assert statuses == [401] * FREE + [429] * (12 - FREE)
+    # Now even the right password waits, with a message in Chinese and English.
+    locked = request(secure, "/login", {"username": "ana", "password": PASSWORDS["ana"]}, own)
+    assert locked.status == 429 and 1 <= int(locked.headers["Retry-After"]) <= BACKOFF_S
+    assert "尝试次数过多" in locked.body and "too many attempts: try again in" in locked.body
+    time.sleep(int(locked.headers["Retry-After"]) + 0.2)
+    page = sign_in(browser, secure.web, "ana", PASSWORDS["ana"])
+    assert page.url == f"{secure.web.url}/"
+    expect(page.locator("#logout")).to_contain_text("ana")
+
+
+def test_an_unknown_user_gets_the_same_answer_as_a_wrong_password(secure: SecureHall) -> None:
+    own = {"Origin": secure.web.url}
+    known = request(secure, "/login", {"username": "dan", "password": "not-his"}, own)
+    unknown = request(secure, "/login", {"username": "nobody-here", "password": "not-his"}, own)
+    assert known.status == unknown.status == 401
+    assert unknown.body == known.body  # the page does not repeat the name either
+    assert sign_in_cookie(secure, "dan")  # and the real one still signs in (resets the count)
+
+
+def live_feed(secure: SecureHall, cookie: str
+              ) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
+    """``/events`` opened with ``cookie``, its first line read."""
+    context = ssl.create_default_context(cafile=str(secure.ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", secure.web.port, context=context, timeout=30)
+    connection.request("GET", "/events", headers={"Cookie": cookie})
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"retry:")
+    return connection, response
+
+
+def test_logout_ends_the_session_on_the_server(browser: Browser, secure: SecureHall) -> None:
+    page = sign_in(browser, secure.web, "dan", PASSWORDS["dan"])
+    kept = page.context.cookies()
+    cookie = f"{kept[0]['name']}={kept[0]['value']}"
+    assert request(secure, "/state.json", cookie=cookie).status == 200
+    connection, feed = live_feed(secure, cookie)  # the dashboard's live feed, open as sign-out happens
+    page.click("#logout")
+    expect(page.locator("#notice")).to_contain_text("signed out")
+    assert feed.read().endswith(b"\n\n")  # the feed ends (it would run for ever otherwise)
+    connection.close()
+    # The cookie the browser had is refused, by the server, whoever presents it.
+    assert request(secure, "/state.json", cookie=cookie).status == 401
+    replay = new_page(browser)
+    replay.context.add_cookies(kept)  # type: ignore[arg-type]
+    replay.goto(f"{secure.web.url}/devices")
+    assert replay.url.startswith(f"{secure.web.url}/login")
+    expect(replay.locator("#notice")).to_contain_text("session has ended")
+
+
+def test_a_password_change_ends_every_session_of_that_user(browser: Browser, secure: SecureHall) -> None:
+    elsewhere = sign_in_cookie(secure, "eve")  # the same user on another PC
+    other_user = sign_in_cookie(secure, "dan")
+    page = sign_in(browser, secure.web, "eve", PASSWORDS["eve"])
+    mine = page.context.cookies()[0]
+    page.goto(f"{secure.web.url}/account")
+    for current, new, again, problem in (
+            ("wrong-one-1", "Winter-Hall-2031", "Winter-Hall-2031", "current password is wrong"),
+            (PASSWORDS["eve"], "short1", "short1", "at least 10 characters"),
+            (PASSWORDS["eve"], "eve-new-pass-7", "eve-new-pass-7", "too easy to guess"),
+            (PASSWORDS["eve"], "Winter-Hall-2031", "Winter-Hall-2032", "the new passwords differ")):
+        page.fill("#current", current)
+        page.fill("#new", new)
+        page.fill("#confirm", again)
+        page.click("#change")
+        expect(page.locator("#error")).to_contain_text(problem)
+    assert request(secure, "/state.json", cookie=elsewhere).status == 200  # nothing changed yet
+    page.fill("#current", PASSWORDS["eve"])
+    page.fill("#new", "Winter-Hall-2031")
+    page.fill("#confirm", "Winter-Hall-2031")
+    page.click("#change")
+    expect(page.locator("#notice")).to_contain_text("password changed")
+    for cookie in (elsewhere, f"{mine['name']}={mine['value']}"):
+        assert request(secure, "/state.json", cookie=cookie).status == 401
+    assert request(secure, "/state.json", cookie=other_user).status == 200  # only eve's sessions
+    own = {"Origin": secure.web.url}
+    assert request(secure, "/login", {"username": "eve", "password": PASSWORDS["eve"]}, own).status == 401
+    assert request(secure, "/login", {"username": "eve", "password": "Winter-Hall-2031"}, own).status == 303
+
+
+def test_a_demo_password_never_signs_in_outside_the_demo(secure: SecureHall) -> None:
+    # A user whose demo password was set before such users were marked (the web starts with it).
+    users = load_users(secure.web.users)
+    users["old"] = User("old", "manager", hash_password("manager-demo"))
+    save_users(secure.web.users, users)
+    answer = request(secure, "/login", {"username": "old", "password": "manager-demo"},
+                     {"Origin": secure.web.url})
+    assert answer.status == 403 and "a demo password is not accepted here" in answer.body
+    assert "Set-Cookie" not in answer.headers

@@ -1,0 +1,68 @@
+"""The audit trail: sign-ins, failed sign-ins, staff commands and window commands recorded by the
+running web, shown to managers with filters and exported as CSV (headless Chromium, HTTPS)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.web.conftest import SecureHall, request, sign_in_cookie
+from tests.web.test_web import CHROMIUM, sign_in
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secure: SecureHall) -> None:
+    own = {"Origin": secure.web.url}
+    assert request(secure, "/login", {"username": "cai", "password": "wrong-guess-1"}, own).status == 401
+    clerk = sign_in_cookie(secure, "cai", window=5)
+    assert request(secure, "/console/5/login", {}, own, clerk).status == 303
+    assert request(secure, "/console/5/pause", {"reason": "午休"}, own, clerk).status == 303
+    assert request(secure, "/console/5/logout", {}, own, clerk).status == 303
+    page = sign_in(browser, secure.web, "boss", "boss-pass-2024")
+    page.goto(f"{secure.web.url}/staff")
+    page.select_option("select[name=service_id]", "passport")
+    page.click("#green")
+    expect(page.locator("#message")).to_contain_text("✓")
+    number = page.inner_text("#message").split()[-1]
+    page.fill("input[name=number]", number)
+    page.locator("form[action='/staff/reprint'] select[name=kiosk_id]").select_option("K1")
+    page.click("#reprint")
+    expect(page.locator("#message")).to_contain_text("✓")
+    # A 差评 case taken a step by the manager.
+    hall = secure.hall
+    hall.take("passport")
+    hall.ok(6, "login", clerk_id="Z0601")
+    hall.ok(6, "next")
+    hall.ok(6, "finish")
+    assert hall.rate(6, hall.prompt(6).prompt_id, 1).ok
+    page.goto(f"{secure.web.url}/cases")
+    page.locator("article.case input[name=note]").first.fill("核实：窗口解释不清")
+    page.locator("article.case .case-verify").first.click()
+    expect(page.locator("article.case .state").first).to_have_text("整改中")
+    # A clerk may not read it.
+    assert request(secure, "/audit", cookie=clerk).status in (303, 403)
+    page.goto(f"{secure.web.url}/audit")
+    table = page.locator("#audit")
+    for action, who in (("sign_in_failed", "cai"), ("sign_in", "cai"), ("window_pause", "cai"),
+                        ("green_ticket", "boss"), ("reprint", "boss")):
+        expect(table.locator(f"tr.audit-{action}").filter(has_text=who).first).to_be_visible()
+    expect(table.locator("tr.audit-window_pause").first).to_contain_text("reason=午休")
+    expect(table.locator("tr.audit-green_ticket").first).to_contain_text(f"ticket {number}")
+    expect(table.locator("tr.audit-reprint").first).to_contain_text("at kiosk K1")
+    expect(table.locator("tr.audit-sign_in_failed").first).to_contain_text("refused")
+    expect(table.locator("tr.audit-case_verify").first).to_contain_text("核实：窗口解释不清")
+    # Filters: one person, one action.
+    page.fill("input[name=actor]", "cai")
+    page.select_option("select[name=action]", "window_pause")
+    page.click("#filter")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    with page.expect_download() as download:
+        page.click("#csv")
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rows[0] == ["at", "actor", "address", "action", "target", "outcome", "detail"]
+    assert [r[1:5] for r in rows[1:]] == [["cai", "127.0.0.1", "window_pause", "window 5"]]

@@ -1,0 +1,121 @@
+"""HTTPS from the hall CA, the cookie's flags, the plain-HTTP redirect, the security headers and the
+Origin check, against `hall-devices web` in production mode and headless Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from hall_devices.broker import free_port
+from tests.web.conftest import SecureHall, request, sign_in_cookie
+from tests.web.test_web import CHROMIUM, sign_in
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+def test_https_with_the_hall_ca_secure_cookie_and_plain_http_only_redirects(
+        browser: Browser, secure: SecureHall) -> None:
+    # The certificate chain and the name 127.0.0.1 check out against the hall's own ca.crt.
+    context = ssl.create_default_context(cafile=str(secure.ca))
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", secure.web.port)),
+                             server_hostname="127.0.0.1") as tls:
+        issuer = dict(x[0] for x in tls.getpeercert()["issuer"])  # type: ignore[index]
+    assert issuer["commonName"] == "hall_devices hall CA"
+    page = sign_in(browser, secure.web, "boss", "boss-pass-2024")
+    assert page.url == f"{secure.web.url}/"
+    (cookie,) = page.context.cookies()
+    assert cookie["name"] == "__Host-hall_session"
+    assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    # Plain HTTP: the redirect port sends every path to HTTPS; nothing is served over it.
+    plain = http.client.HTTPConnection("127.0.0.1", secure.redirect_port, timeout=10)
+    plain.request("GET", "/devices?x=1")
+    moved = plain.getresponse()
+    assert moved.status == 308
+    assert moved.headers["Location"] == f"https://127.0.0.1:{secure.web.port}/devices"
+    plain.close()
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/devices", "/audit", "/t/no-such-token",
+                                  "/static/app.js", "/nowhere"])
+def test_security_headers_on_every_page(secure: SecureHall, path: str) -> None:
+    cookie = sign_in_cookie(secure, "bo")
+    answer = request(secure, path, cookie=cookie)
+    assert answer.status in (200, 404), (path, answer.status)
+    policy = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self' 'nonce-" in policy
+    assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+class _Attacker(http.server.BaseHTTPRequestHandler):
+    """A page on another port of the same host that posts to the hall's console when opened."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        page = (f'<form id="f" method="post" action="{self.target}"><input name="reason" value="gone">'
+                '</form><script>document.getElementById("f").submit()</script>').encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def attacker(secure: SecureHall) -> Iterator[str]:
+    """HTTPS on another port of 127.0.0.1 with a certificate just as good: same site, other origin."""
+    _Attacker.target = f"{secure.web.url}/console/3/pause"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _Attacker)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_dir = secure.broker.directory / "tls"
+    tls.load_cert_chain(tls_dir / "web.crt", tls_dir / "web.key")
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_on_another_port_cannot_post_with_the_clerks_session(
+        browser: Browser, secure: SecureHall, attacker: str) -> None:
+    page = sign_in(browser, secure.web, "clerk3", "clerk-pass", window=3)
+    page.click("#do-login")
+    expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
+    hostile = page.context.new_page()  # same browser, same cookies: the clerk opened a link
+    with hostile.expect_navigation(url=f"{secure.web.url}/console/3/pause") as posted:
+        hostile.goto(attacker)
+    answer = posted.value
+    assert answer is not None and answer.status == 403
+    assert f"it came from {attacker.rstrip('/')}" in hostile.content()
+    assert secure.hall.window(3, "resume").error is not None  # not paused, so nothing to resume
+    # The same form from the hall's own page does pause: only the origin made the difference.
+    page.click("#do-pause")
+    expect(page.locator("#status")).to_have_text("暂停服务", timeout=5000)
+    assert secure.hall.window(3, "resume").ok
+    page.click("#do-logout")
+
+
+def test_a_post_without_origin_or_from_null_is_refused(secure: SecureHall) -> None:
+    cookie = sign_in_cookie(secure, "bo")
+    for headers in ({}, {"Origin": "null"}, {"Origin": "https://127.0.0.1:1"},
+                    {"Referer": "https://evil.example/x"}):
+        answer = request(secure, "/staff/green", {"service_id": "passport"}, headers, cookie)
+        assert answer.status == 403 and "request refused" in answer.body, headers
+    page_post = request(secure, "/logout", {}, {"Referer": f"{secure.web.url}/devices"}, cookie)
+    assert page_post.status == 303  # a Referer from the hall's own page will do
