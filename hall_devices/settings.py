@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=1, le=65535)
     web_users: Path = Path("var/hall/users.toml")
     web_secret: SecretStr | None = Field(None, description="session signing key; made once if unset")
+    backup_dir: Path = Field(Path("var/backups/hall"), description="where `store backup` writes")
+    backup_keep_days: int = Field(30, ge=1, description="backups older than this are removed")
+    clock_status_command: str | None = Field(
+        None, description="doctor: a command printing NTPSynchronized=yes|no (default: timedatectl, chronyc)")
 
     @classmethod
     def settings_customise_sources(

@@ -132,6 +132,8 @@ class State:
     jobs: dict[str, PrintJobRecord] = field(default_factory=dict)
     service_seconds: dict[str, list[float]] = field(default_factory=dict)
     last_seq: int = 0
+    # day → prefix → numbers issued outside this store's events (before a restore): never reissued
+    reserved: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 STATE_ADAPTER: TypeAdapter[State] = TypeAdapter(State)
