@@ -32,6 +32,15 @@ def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"OK: {args.file}: {len(layout.departments)} departments, {len(layout.services)} services, "
           f"{len(layout.windows)} windows, {len(layout.devices)} devices")
+    from hall_devices.ops.ports import local_ports
+
+    # A warning, not a failure: a layout names the ports of every PC of the hall.
+    for use in local_ports(layout):
+        if not Path(use.path).exists():
+            print(f"注意 / warning: {use.device_id}: 串口 {use.path} 不在本机"
+                  f"（若该设备接在其他电脑上可忽略）/ {use.path} is not on this PC "
+                  "(fine if that device is cabled to another PC)",
+                  file=sys.stderr)
     return 0
 
 
@@ -65,20 +74,40 @@ def _contract_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.broker import Listeners, render_config
-    from hall_devices.provision import provision
+    from hall_devices.provision import ProvisionError, provision
 
     try:
         layout = load_layout(args.layout)
     except LayoutError as exc:
         print(exc, file=sys.stderr)
         return 1
-    done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo)
+    try:
+        done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo)
+    except ProvisionError as exc:
+        print(f"无法配置 / cannot provision: {exc}", file=sys.stderr)
+        return 1
     config = render_config(args.out, Listeners(port=args.port, bind=args.bind, tls_port=args.tls_port,
                                                tls_bind=args.tls_bind, dev_port=args.dev_port,
                                                run_as=args.broker_user))
     print(f"wrote {len(done.credentials)} users to {args.out}/passwd, the ACL to {args.out}/acl, "
           f"TLS files to {args.out}/tls/ and {config}")
+    if done.tls.startswith("renewed"):
+        print(f"服务器证书已更新 / server certificate {done.tls}; the CA is unchanged: "
+              "restart the broker (systemctl restart hall-broker)")
     print(f"start the broker: mosquitto -c {config}")
+    return 0
+
+
+def _broker_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.provision import ProvisionError, rotate_password
+
+    try:
+        rotate_password(args.out, args.user)
+    except (ProvisionError, OSError) as exc:
+        print(f"无法更换密码 / cannot rotate the password: {exc}", file=sys.stderr)
+        return 1
+    print(f"new password of {args.user} in {args.out}/credentials.toml (the old one no longer works "
+          f"after `systemctl reload hall-broker`): put it in that device's /etc/hall/{args.user}.env")
     return 0
 
 
@@ -428,6 +457,7 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                       help="account mosquitto runs as; it must own the files written here")
     prov.add_argument("--demo", action="store_true", help="add the demo traffic generator's user")
     prov.set_defaults(run=_broker_provision)
+    _add_rotate(broker)
 
     store = roles.add_parser("store", help="the coordinator's event store").add_subparsers(
         dest="sub", required=True)
@@ -446,6 +476,13 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     report.add_argument("--layout", type=Path)
     report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     report.set_defaults(run=_report)
+
+
+def _add_rotate(broker: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rotate = broker.add_parser("rotate-password", help="a new password for one device; others kept")
+    rotate.add_argument("user", help="the device id (its broker username)")
+    rotate.add_argument("--out", type=Path, required=True, help="the provisioned broker folder")
+    rotate.set_defaults(run=_broker_rotate)
 
 
 def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

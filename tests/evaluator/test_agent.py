@@ -137,3 +137,25 @@ def test_garbage_and_bad_checksums_are_logged_and_skipped(
     assert 4 not in hall.service.engine.state.windows  # nothing was applied from the bad frames
     keypads.type(4, "0401")  # the agent is alive and the bus in step again
     wait_until(lambda: 4 in hall.service.engine.state.windows, what="sign in after the noise")
+
+
+def test_a_bus_on_a_missing_port_reports_no_pad_as_ok(own_broker: HallBroker, layout: Layout,
+                                                      tmp_path: Path) -> None:
+    import json
+
+    from hall_devices.contract import route
+    from tests.support import probe
+
+    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("device_status").topic(hall="demo", device="KB1")])
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent",
+                     url=str(tmp_path / "dev" / "no-such-port"))
+    agent.start()
+    try:
+        missing = status.expect(lambda m: "port_missing" in json.loads(m.payload)["faults"])
+        members = json.loads(missing.payload)["members"]
+        assert set(members) == {p.id for p in layout.members("KB1")}
+        assert set(members.values()) == {"fault"}
+    finally:
+        agent.stop()
+        status.stop()
