@@ -417,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tools(commands)
     _add_roles(commands)
     _add_hall(commands)
+    from hall_devices.ops.cli import add_ops
+
+    add_ops(commands)
     return parser
 
 
