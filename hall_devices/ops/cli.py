@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,62 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def _layout(args: argparse.Namespace, settings: Settings) -> Layout | None:
+    try:
+        return load_layout(args.layout or settings.layout)
+    except LayoutError as exc:
+        print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
+        return None
+
+
+def _device_test(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.ops import devtest
+
+    layout = _layout(args, settings)
+    if layout is None:
+        return 1
+    try:
+        if args.sub == "printer":
+            good = devtest.print_test_ticket(layout, args.id, sys.stdout, args.serial)
+        elif args.sub == "leds":
+            good = devtest.show_led_test(layout, args.bus, sys.stdout, args.serial)
+        elif args.sub == "pads":
+            good = devtest.watch_pads(layout, args.bus, sys.stdout, args.serial, duration_s=args.duration,
+                                      count=args.count)
+        else:
+            good = devtest.speak_test_call(layout, args.id, sys.stdout, output=args.output, voice=args.voice,
+                                           segments=args.segments, number=args.number, window=args.window)
+    except (KeyError, ValueError) as exc:
+        print(f"无法测试 / cannot test: {exc}", file=sys.stderr)
+        return 2
+    return 0 if good else 1
+
+
+def _add_device_tests(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tests = commands.add_parser("device-test", help="test a printer, LED bus, keypads or the speaker "
+                                "(stop its role first)").add_subparsers(dest="sub", required=True)
+    printer = tests.add_parser("printer", help="print a test ticket")
+    printer.add_argument("--id", required=True, help="printer device id")
+    leds = tests.add_parser("leds", help="a test pattern and its address on every screen of a bus")
+    leds.add_argument("--bus", required=True, help="led_bus device id")
+    pads = tests.add_parser("pads", help="show keys and ratings live as they are pressed")
+    pads.add_argument("--bus", required=True, help="keypad_bus device id")
+    pads.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    pads.add_argument("--count", type=int, help="stop after this many presses")
+    speak = tests.add_parser("speak", help="speak a test call")
+    speak.add_argument("--id", required=True, help="announcer device id")
+    speak.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
+    speak.add_argument("--voice", default="cmn")
+    speak.add_argument("--segments", type=Path, help="folder of recorded WAV words")
+    speak.add_argument("--number", default="A001")
+    speak.add_argument("--window", type=int, default=1)
+    for sub in (printer, leds, pads):
+        sub.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    for sub in (printer, leds, pads, speak):
+        sub.add_argument("--layout", type=Path)
+        sub.set_defaults(run=_device_test)
+
+
 def add_ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doctor = commands.add_parser("doctor", help="check this PC: broker, devices, clock, disk, certificates")
     doctor.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
@@ -36,5 +93,6 @@ def add_ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                         help="a device of this PC (repeat); default: every device of the layout")
     doctor.add_argument("--broker-dir", type=Path, help="the provisioned broker folder (on the server)")
     doctor.set_defaults(run=_doctor)
+    _add_device_tests(commands)
 
 
