@@ -190,6 +190,10 @@ def restore(backup_file: Path, store: Path, now: datetime, today: str, prefixes:
     the backup cannot be known (store and high-water file both unreadable) and ``assume_issued``
     (numbers per prefix that may have been issued since) is not given.
     """
+    users = processes_using(store)
+    if users:
+        raise RestoreError(f"协调服务仍在运行 / {store} is open in process {', '.join(map(str, users))}: "
+                           "stop the coordinator first (systemctl stop hall-coordinator)")
     try:
         backup_db = open_read_only(backup_file)
         backup_seq = int(backup_db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
@@ -239,6 +243,19 @@ def restore(backup_file: Path, store: Path, now: datetime, today: str, prefixes:
         restored.close()
     _write_atomic(high_water_path(store), json.dumps(merge(floors, in_backup), sort_keys=True).encode())
     return RestoreDone(backup_file, copied, reserve, sources, kept_aside)
+
+
+def processes_using(path: Path) -> list[int]:
+    """Ids of the processes (that this user may see) with ``path`` or its -wal open, from /proc."""
+    names = {str(path.resolve()), str(path.resolve()) + "-wal"}
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) in names for fd in fd_dir.iterdir()):
+                found.append(int(fd_dir.parent.name))
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+    return sorted(found)
 
 
 def _set_aside(store: Path, now: datetime) -> Path:

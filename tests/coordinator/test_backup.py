@@ -52,7 +52,9 @@ def test_restore_of_a_mid_day_backup_never_reissues_a_number(hall: Hall, layout:
     again = _take(hall, 3)
     issued = before + after + again
     assert len(set(issued)) == len(issued), issued
-    assert again[0] == f"{after[-1][0]}{int(after[-1][1:]) + 1:03d}"
+    # Above every number issued (a ticket request the broker redelivers after the restart may take
+    # the next one: the restored store no longer knows it was answered).
+    assert int(again[0][1:]) > int(after[-1][1:])
     hall.restart_coordinator()  # the reservation is an event: it holds after any later restart
     last = _take(hall, 1)
     assert last[0] not in issued
@@ -84,7 +86,7 @@ def test_restore_without_any_record_refuses_unless_told_how_many(hall: Hall, lay
     _restore(hall, done.file, layout, assume_issued=100)
     hall.service = hall.start_coordinator()
     number = _take(hall, 1)[0]
-    assert int(number[1:]) == int(first[-1][1:]) + 101
+    assert int(number[1:]) > int(first[-1][1:]) + 100
 
 
 def test_a_restore_on_a_later_day_starts_that_day_above_its_numbers(hall: Hall, layout: Layout,
@@ -97,6 +99,14 @@ def test_a_restore_on_a_later_day_starts_that_day_above_its_numbers(hall: Hall, 
     _restore(hall, yesterday.file, layout)
     hall.service = hall.start_coordinator()
     assert _take(hall, 1)[0] not in today
+
+
+def test_a_restore_while_the_coordinator_runs_is_refused(hall: Hall, layout: Layout, tmp_path: Path) -> None:
+    _take(hall, 1)
+    done = take_backup(hall.store, tmp_path / "backups", hall.clock())
+    with pytest.raises(RestoreError, match="stop the coordinator first"):
+        _restore(hall, done.file, layout)  # this process's coordinator has the store open
+    assert not list(tmp_path.glob("coordinator.sqlite3.replaced-*"))
 
 
 def test_backups_are_named_per_second_and_old_ones_removed(tmp_path: Path) -> None:
