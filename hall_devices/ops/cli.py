@@ -20,7 +20,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
         layout = load_layout(args.layout or settings.layout)
     except LayoutError as exc:
         found.append(Finding("fail", "layout", f"布局文件有误 / layout has problems: {exc}"))
-    devices = set(args.device) if args.device else None
+    devices = set(args.device) if args.device else this_pc(layout, settings, args.config_dir)
     found += run_doctor(settings, DoctorScope(layout, devices, args.broker_dir, datetime.now(UTC)))
     for finding in found:
         print(finding.line())
@@ -28,6 +28,18 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     warned = sum(f.level == "warn" for f in found)
     print(f"{failed} 项失败、{warned} 项警告 / {failed} failed, {warned} warnings")
     return 1 if failed else 0
+
+
+def this_pc(layout: Layout | None, settings: Settings, config_dir: Path) -> set[str] | None:
+    """This PC's devices: the one whose account the settings name, and every one with an account
+    file ``<config_dir>/<ID>.env``; None (every device) when none is found."""
+    if layout is None:
+        return None
+    ids = {d.id for d in layout.devices}
+    found = {d for d in ids if (config_dir / f"{d}.env").is_file()}
+    if settings.broker_username in ids:
+        found.add(settings.broker_username)
+    return found or None
 
 
 def _layout(args: argparse.Namespace, settings: Settings) -> Layout | None:
@@ -90,8 +102,10 @@ def add_ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     doctor = commands.add_parser("doctor", help="check this PC: broker, devices, clock, disk, certificates")
     doctor.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
     doctor.add_argument("--device", action="append",
-                        help="a device of this PC (repeat); default: every device of the layout")
+                        help="a device of this PC (repeat); default: see --config-dir, else every device")
     doctor.add_argument("--broker-dir", type=Path, help="the provisioned broker folder (on the server)")
+    doctor.add_argument("--config-dir", type=Path, default=Path("/etc/hall"),
+                        help="without --device: the devices with an <ID>.env here are this PC's")
     doctor.set_defaults(run=_doctor)
     _add_device_tests(commands)
 

@@ -128,3 +128,21 @@ def test_backups_are_named_per_second_and_old_ones_removed(tmp_path: Path) -> No
     assert other.exists() and first.file.exists() and second.file.exists()
     assert high_water_path(latest.file).read_text() == '{"2026-11-23": {"A": 7}}'
     assert folder.stat().st_mode & 0o777 == 0o750
+
+
+def test_the_backup_command_uses_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.cli import main
+
+    store = tmp_path / "lib" / "coordinator.sqlite3"
+    store.parent.mkdir()
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY)")
+    db.close()
+    monkeypatch.setenv("HALL_DATABASE_URL", f"sqlite:///{store}")
+    monkeypatch.setenv("HALL_BACKUP_DIR", str(tmp_path / "backups"))
+    assert main(["store", "backup"]) == 0 and main(["store", "backup"]) == 0  # twice the same day
+    assert len(list((tmp_path / "backups").glob("coordinator-*.sqlite3"))) == 2
+    monkeypatch.setenv("HALL_DATABASE_URL", f"sqlite:///{tmp_path / 'none.sqlite3'}")
+    assert main(["store", "backup"]) == 1
+    assert "HALL_DATABASE_URL" in capsys.readouterr().err

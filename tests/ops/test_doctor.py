@@ -126,3 +126,12 @@ def test_doctor_command_exit_status_and_lines(named_broker: HallBroker, tmp_path
     assert "[ OK ] broker/ok" in out and "[ OK ] clock" in out
     assert "[FAIL] demo" in out and "traffic" in out  # the test broker has the demo user
     assert code == 1 and out.rstrip().endswith("warnings")
+
+
+def test_this_pcs_devices_come_from_its_account_files(layout: Layout, tmp_path: Path) -> None:
+    from hall_devices.ops.cli import this_pc
+
+    assert this_pc(layout, Settings(), tmp_path) is None  # nothing known: every device
+    (tmp_path / "P1.env").write_text("HALL_BROKER_USERNAME=P1\n")
+    (tmp_path / "coordinator.env").write_text("HALL_BROKER_USERNAME=coordinator\n")
+    assert this_pc(layout, Settings(broker_username="K1"), tmp_path) == {"P1", "K1"}
