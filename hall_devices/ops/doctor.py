@@ -62,7 +62,8 @@ def run_doctor(settings: Settings, scope: DoctorScope) -> list[Finding]:
 
 def _broker(settings: Settings) -> Finding:
     reach = check_broker(settings)
-    return Finding("ok" if reach.ok else "fail", f"broker/{reach.step}", reach.message)
+    level: Level = "fail" if not reach.ok else "warn" if reach.step == "in_use" else "ok"
+    return Finding(level, f"broker/{reach.step}", reach.message)
 
 
 def _ports(scope: DoctorScope) -> list[Finding]:

@@ -6,15 +6,20 @@ Used by ``hall-devices doctor``; every message is in Chinese and English and say
 
 from __future__ import annotations
 
+import itertools
 import socket
 import ssl
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from hall_devices.bus import BusOptions
 from hall_devices.settings import Settings
 
 # OpenSSL's verify codes (x509_vfy.h) that tell a wrong CA from a wrong name.
@@ -25,7 +30,7 @@ IP_MISMATCH = 64
 @dataclass(frozen=True)
 class Reach:
     ok: bool
-    step: str  # host, port, tls_ca, tls_name, tls, auth, mqtt, ok
+    step: str  # host, port, tls_ca, tls_name, tls, auth, mqtt, in_use (not signed in), ok
     message: str
 
 
@@ -55,7 +60,32 @@ def check_broker(settings: Settings, timeout_s: float = 3.0) -> Reach:
             found = _tls(settings, raw)
             if found is not None:
                 return found
+    pid = running_role(settings.broker_username)
+    if pid is not None:  # one account, one session: signing in would take over the role's
+        return Reach(True, "in_use", f"本机进程 {pid} 正以 {settings.broker_username!r} 运行，"
+                                     f"未再登录检查密码；请看其日志 / not signed in: process {pid} of this "
+                                     f"PC runs the role of {settings.broker_username!r} (signing in would "
+                                     "take over its session); its log says whether it is connected: "
+                                     "journalctl -u 'hall-*'")
     return _sign_in(settings, timeout_s)
+
+
+def running_role(username: str | None) -> int | None:
+    """The id of a process of this PC (from /proc) running the role of ``username``, if any."""
+    if not username:
+        return None
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if not any(a.endswith(("hall-devices", "hall_devices.cli")) for a in argv) or "doctor" in argv:
+            continue
+        pairs = set(itertools.pairwise(argv))
+        if (username in ("coordinator", "web") and username in argv) or ("--id", username) in pairs \
+                or ("--bus", username) in pairs:
+            return int(cmdline.parent.name)
+    return None
 
 
 def _tls(settings: Settings, raw: socket.socket) -> Reach | None:
@@ -95,8 +125,10 @@ def _sign_in(settings: Settings, timeout_s: float) -> Reach:
     """An MQTT v5 CONNECT with the role's credentials; a clean-start, no-will session that leaves
     no trace (its client id is the username plus ``-doctor``, so a running role is not kicked)."""
     user = settings.broker_username or "(anonymous)"
+    # Not a clean start, nothing acknowledged, the role's own session expiry: should the broker bind
+    # this connection to the account's session, that session (queued jobs) is left as it was.
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.broker_username}-doctor",
-                         protocol=mqtt.MQTTv5)
+                         protocol=mqtt.MQTTv5, manual_ack=True)
     if settings.broker_username:
         password = settings.broker_password.get_secret_value() if settings.broker_password else None
         client.username_pw_set(settings.broker_username, password)
@@ -111,7 +143,10 @@ def _sign_in(settings: Settings, timeout_s: float) -> Reach:
 
     client.on_connect = on_connect
     try:
-        client.connect(settings.broker_host, settings.broker_port, keepalive=10)
+        keep = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho is untyped here
+        keep.SessionExpiryInterval = BusOptions.session_expiry_s
+        client.connect(settings.broker_host, settings.broker_port, keepalive=10, clean_start=False,
+                       properties=keep)
     except (OSError, ValueError) as exc:
         return Reach(False, "mqtt", f"MQTT 连接失败 / MQTT connection failed: {exc}")
     client.loop_start()

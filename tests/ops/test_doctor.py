@@ -135,3 +135,22 @@ def test_this_pcs_devices_come_from_its_account_files(layout: Layout, tmp_path: 
     (tmp_path / "P1.env").write_text("HALL_BROKER_USERNAME=P1\n")
     (tmp_path / "coordinator.env").write_text("HALL_BROKER_USERNAME=coordinator\n")
     assert this_pc(layout, Settings(broker_username="K1"), tmp_path) == {"P1", "K1"}
+
+
+def test_no_sign_in_with_the_account_of_a_role_running_here(named_broker: HallBroker) -> None:
+    import subprocess
+    import time
+
+    # A process of this PC that runs the role of P1 (its command line is what doctor reads).
+    role = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "hall-devices", "printer",
+                             "--id", "P1"])
+    try:
+        deadline = time.monotonic() + 5
+        while check_broker(_tls(named_broker)).step != "in_use" and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the child has exec'd
+        reach = check_broker(_tls(named_broker))
+    finally:
+        role.kill()
+        role.wait()
+    assert reach.ok and reach.step == "in_use" and f"process {role.pid}" in reach.message
+    assert check_broker(_tls(named_broker)).step == "ok"  # once it is gone
