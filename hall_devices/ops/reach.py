@@ -60,7 +60,7 @@ def check_broker(settings: Settings, timeout_s: float = 3.0) -> Reach:
             found = _tls(settings, raw)
             if found is not None:
                 return found
-    pid = running_role(settings.broker_username)
+    pid = running_role(settings.broker_username, settings.broker_port)
     if pid is not None:  # one account, one session: signing in would take over the role's
         return Reach(True, "in_use", f"本机进程 {pid} 正以 {settings.broker_username!r} 运行，"
                                      f"未再登录检查密码；请看其日志 / not signed in: process {pid} of this "
@@ -70,8 +70,10 @@ def check_broker(settings: Settings, timeout_s: float = 3.0) -> Reach:
     return _sign_in(settings, timeout_s)
 
 
-def running_role(username: str | None) -> int | None:
-    """The id of a process of this PC (from /proc) running the role of ``username``, if any."""
+def running_role(username: str | None, port: int) -> int | None:
+    """The id of a process of this PC (from /proc) running the role of ``username`` against the
+    broker port ``port`` (its HALL_BROKER_PORT; a process whose environment is not ours to read
+    counts), if any."""
     if not username:
         return None
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -82,10 +84,20 @@ def running_role(username: str | None) -> int | None:
         if not any(a.endswith(("hall-devices", "hall_devices.cli")) for a in argv) or "doctor" in argv:
             continue
         pairs = set(itertools.pairwise(argv))
-        if (username in ("coordinator", "web") and username in argv) or ("--id", username) in pairs \
-                or ("--bus", username) in pairs:
+        role = (username in ("coordinator", "web") and username in argv) or ("--id", username) in pairs \
+            or ("--bus", username) in pairs
+        if role and _broker_port(cmdline.parent) in (None, str(port)):
             return int(cmdline.parent.name)
     return None
+
+
+def _broker_port(process: Path) -> str | None:
+    try:
+        environ = (process / "environ").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    found = [v.removeprefix("HALL_BROKER_PORT=") for v in environ if v.startswith("HALL_BROKER_PORT=")]
+    return found[-1] if found else "1883"
 
 
 def _tls(settings: Settings, raw: socket.socket) -> Reach | None:

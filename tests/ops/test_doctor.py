@@ -138,12 +138,14 @@ def test_this_pcs_devices_come_from_its_account_files(layout: Layout, tmp_path: 
 
 
 def test_no_sign_in_with_the_account_of_a_role_running_here(named_broker: HallBroker) -> None:
+    import os
     import subprocess
     import time
 
     # A process of this PC that runs the role of P1 (its command line is what doctor reads).
     role = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "hall-devices", "printer",
-                             "--id", "P1"])
+                             "--id", "P1"],
+                            env={**os.environ, "HALL_BROKER_PORT": str(named_broker.tls_port)})
     try:
         deadline = time.monotonic() + 5
         while check_broker(_tls(named_broker)).step != "in_use" and time.monotonic() < deadline:
