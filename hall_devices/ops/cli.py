@@ -52,9 +52,16 @@ def _layout(args: argparse.Namespace, settings: Settings) -> Layout | None:
 
 def _device_test(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.ops import devtest
+    from hall_devices.ops.reach import running_role
 
     layout = _layout(args, settings)
     if layout is None:
+        return 1
+    device = getattr(args, "id", None) or args.bus
+    pid = running_role(device, None)
+    if pid is not None and args.sub != "speak" and not args.serial:  # a serial port has one owner
+        print(f"设备正被进程 {pid} 使用，请先停止该角色 / {device} is in use by process {pid}: stop its role "
+              f"first (sudo systemctl stop 'hall-*@{device}')", file=sys.stderr)
         return 1
     try:
         if args.sub == "printer":

@@ -70,10 +70,10 @@ def check_broker(settings: Settings, timeout_s: float = 3.0) -> Reach:
     return _sign_in(settings, timeout_s)
 
 
-def running_role(username: str | None, port: int) -> int | None:
+def running_role(username: str | None, port: int | None) -> int | None:
     """The id of a process of this PC (from /proc) running the role of ``username`` against the
     broker port ``port`` (its HALL_BROKER_PORT; a process whose environment is not ours to read
-    counts), if any."""
+    counts; None: any port), if any."""
     if not username:
         return None
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -86,7 +86,7 @@ def running_role(username: str | None, port: int) -> int | None:
         pairs = set(itertools.pairwise(argv))
         role = (username in ("coordinator", "web") and username in argv) or ("--id", username) in pairs \
             or ("--bus", username) in pairs
-        if role and _broker_port(cmdline.parent) in (None, str(port)):
+        if role and (port is None or _broker_port(cmdline.parent) in (None, str(port))):
             return int(cmdline.parent.name)
     return None
 

@@ -128,3 +128,18 @@ def test_a_missing_player_is_named(capsys: pytest.CaptureFixture[str]) -> None:
         pytest.skip("needs espeak-ng without aplay")
     code = main(["device-test", "speak", "--id", "VOICE1", "--output", "device", "--layout", str(EXAMPLE)])
     assert code == 1 and "apt-get install alsa-utils" in capsys.readouterr().out
+
+
+def test_a_device_in_use_by_its_role_is_not_touched(capsys: pytest.CaptureFixture[str]) -> None:
+    role = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "hall-devices", "printer",
+                             "--id", "P2"])
+    try:
+        from hall_devices.ops.reach import running_role
+        from tests.support import wait_until
+
+        wait_until(lambda: running_role("P2", None) == role.pid, what="the role's process")
+        code = main(["device-test", "printer", "--id", "P2", "--layout", str(EXAMPLE)])
+    finally:
+        role.kill()
+        role.wait()
+    assert code == 1 and f"P2 is in use by process {role.pid}" in capsys.readouterr().err
