@@ -33,6 +33,13 @@ class RestoreError(StoreError):
     """A restore that would not be safe; the message says why and what to do."""
 
 
+def counter_of(ticket: ev.TicketIssued) -> str:
+    """The counter a ticket's number comes from, as the engine's state keys it: its prefix, or its
+    number range's own counter where the event names one (号段)."""
+    counter: str | None = getattr(ticket, "counter", None)
+    return counter or ticket.prefix
+
+
 def high_water_path(store: Path) -> Path:
     """The high-water file of a store: ``<store>.numbers.json`` in the same folder."""
     return store.with_name(store.name + ".numbers.json")
@@ -76,7 +83,7 @@ class HighWater:
     def record(self, issued: list[ev.TicketIssued]) -> None:
         if not issued:
             return
-        merge(self._floors, {t.day: {t.prefix: t.seq} for t in issued})
+        merge(self._floors, {t.day: {counter_of(t): t.seq} for t in issued})
         if len(self._floors) > self.KEEP_DAYS:
             for day in sorted(self._floors)[:-self.KEEP_DAYS]:
                 del self._floors[day]
@@ -108,7 +115,7 @@ def floors_in_store(path: Path, since_day: str = "") -> Floors:
     for (body,) in rows:
         event = ev.event_from_json(body)
         if isinstance(event, ev.TicketIssued):
-            merge(floors, {event.day: {event.prefix: event.seq}})
+            merge(floors, {event.day: {counter_of(event): event.seq}})
         elif isinstance(event, ev.NumbersReserved):
             merge(floors, event.floors)
     return floors
