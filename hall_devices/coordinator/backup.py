@@ -209,21 +209,7 @@ def restore(backup_file: Path, store: Path, now: datetime, today: str, prefixes:
     except (StoreError, sqlite3.DatabaseError) as exc:
         raise RestoreError(f"{backup_file} is not a readable event store: {exc}") from exc
     first_day = min(first_day or today, today)
-    floors: Floors = {}
-    sources: list[str] = []  # what speaks for the numbers issued after the backup
-    try:
-        found = read_floors(high_water_path(store))
-        if found or high_water_path(store).exists():
-            merge(floors, found)
-            sources.append(str(high_water_path(store)))
-    except StoreError:
-        pass
-    if store.exists():
-        try:
-            merge(floors, floors_in_store(store, first_day))
-            sources.append(str(store))
-        except (StoreError, ValueError):
-            pass  # a damaged store: the high-water file speaks for it, or the technician
+    floors, sources = _known_floors(store, first_day)
     in_backup = floors_in_store(backup_file, first_day)
     if not sources:
         if assume_issued is None:
@@ -237,8 +223,7 @@ def restore(backup_file: Path, store: Path, now: datetime, today: str, prefixes:
     reserve = {day: {p: n for p, n in found_day.items() if n > in_backup.get(day, {}).get(p, 0)}
                for day, found_day in floors.items() if day >= first_day}
     reserve = {day: found_day for day, found_day in reserve.items() if found_day}
-    kept_aside = _set_aside(store, now) if store.exists() else None
-    copied = backup(backup_file, store)
+    copied, kept_aside = _replace(backup_file, store, now)
     restored = EventStore(store)
     try:
         if reserve:
@@ -252,6 +237,40 @@ def restore(backup_file: Path, store: Path, now: datetime, today: str, prefixes:
     return RestoreDone(backup_file, copied, reserve, sources, kept_aside)
 
 
+def _known_floors(store: Path, first_day: str) -> tuple[Floors, list[str]]:
+    """The numbers issued from ``first_day`` on, from the store's high-water file and the store
+    itself where readable, and the sources that spoke."""
+    floors: Floors = {}
+    sources: list[str] = []
+    try:
+        found = read_floors(high_water_path(store))
+        if found or high_water_path(store).exists():
+            merge(floors, found)
+            sources.append(str(high_water_path(store)))
+    except StoreError:
+        pass
+    if store.exists():
+        try:
+            merge(floors, floors_in_store(store, first_day))
+            sources.append(str(store))
+        except (StoreError, ValueError):
+            pass  # a damaged store: the high-water file speaks for it, or the technician
+    return floors, sources
+
+
+def _replace(backup_file: Path, store: Path, now: datetime) -> tuple[int, Path | None]:
+    """The store set aside and the backup copied in; a copy that fails puts the store back."""
+    kept_aside = _set_aside(store, now) if store.exists() else None
+    try:
+        return backup(backup_file, store), kept_aside
+    except (StoreError, OSError, sqlite3.DatabaseError):
+        for extra in ("", "-wal", "-shm"):
+            store.with_name(store.name + extra).unlink(missing_ok=True)
+        if kept_aside is not None:
+            _set_aside_back(kept_aside, store)
+        raise
+
+
 def processes_using(path: Path) -> list[int]:
     """Ids of the processes (that this user may see) with ``path`` or its -wal open, from /proc."""
     names = {str(path.resolve()), str(path.resolve()) + "-wal"}
@@ -263,6 +282,14 @@ def processes_using(path: Path) -> list[int]:
         except OSError:  # gone meanwhile, or not ours to look at
             continue
     return sorted(found)
+
+
+def _set_aside_back(aside: Path, store: Path) -> None:
+    aside.rename(store)
+    for suffix in ("-wal", "-shm"):
+        extra = aside.with_name(aside.name + suffix)
+        if extra.exists():
+            extra.rename(store.with_name(store.name + suffix))
 
 
 def _set_aside(store: Path, now: datetime) -> Path:
