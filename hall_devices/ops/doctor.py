@@ -191,12 +191,21 @@ def _store(settings: Settings) -> list[Finding]:
             db.close()
     except sqlite3.DatabaseError as exc:
         verdict = str(exc)
+    from hall_devices.coordinator.backup import processes_using
+
+    users = processes_using(path)
+    if len(users) > 1:
+        pids = ", ".join(map(str, users))
+        return [Finding("fail", "store", f"事件库被多个进程同时打开（{pids}）：只能有一个协调服务 / "
+                                         f"the event store is open in {len(users)} processes ({pids}): "
+                                         "only one coordinator may run on a store; stop the others")]
     if verdict != "ok":
         return [Finding("fail", "store", f"事件库 {path} 已损坏（{verdict}）：停止协调服务，用 store restore "
                                          f"从备份恢复 / the event store {path} is damaged ({verdict}): "
                                          "stop the coordinator and restore the latest backup "
                                          "(hall-devices store restore)")]
-    return [Finding("ok", "store", f"{path}: integrity ok")]
+    held = f", open in process {users[0]}" if users else ", no process has it open"
+    return [Finding("ok", "store", f"{path}: integrity ok{held}")]
 
 
 def _demo(settings: Settings, scope: DoctorScope) -> list[Finding]:

@@ -156,3 +156,31 @@ def test_no_sign_in_with_the_account_of_a_role_running_here(named_broker: HallBr
         role.wait()
     assert reach.ok and reach.step == "in_use" and f"process {role.pid}" in reach.message
     assert check_broker(_tls(named_broker)).step == "ok"  # once it is gone
+
+
+def test_a_store_open_in_two_processes_is_reported(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+
+    from hall_devices.ops.doctor import _store
+
+    store = tmp_path / "coordinator.sqlite3"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY)")
+    db.close()
+    settings = Settings(database_url=f"sqlite:///{store}")
+    assert _store(settings)[0].level == "ok"
+    holder = (f"import sqlite3, time; db = sqlite3.connect({str(store)!r}); "
+              "db.execute('SELECT 1 FROM events'); print(1, flush=True); time.sleep(60)")
+    holders = [subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE) for _ in range(2)]
+    try:
+        for one in holders:
+            assert one.stdout is not None and one.stdout.readline() == b"1\n"
+        found = _store(settings)[0]
+    finally:
+        for one in holders:
+            one.kill()
+            one.wait()
+            if one.stdout is not None:
+                one.stdout.close()
+    assert found.level == "fail" and "only one coordinator" in found.message
