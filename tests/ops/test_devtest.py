@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -130,16 +131,22 @@ def test_a_missing_player_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "apt-get install alsa-utils" in capsys.readouterr().out
 
 
-def test_a_device_in_use_by_its_role_is_not_touched(capsys: pytest.CaptureFixture[str]) -> None:
-    role = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "hall-devices", "printer",
-                             "--id", "P2"])
-    try:
-        from hall_devices.ops.reach import running_role
-        from tests.support import wait_until
+def test_a_device_in_use_by_its_role_is_not_touched(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.ops.reach import running_role
+    from tests.support import wait_until
 
-        wait_until(lambda: running_role("P2", None) == role.pid, what="the role's process")
-        code = main(["device-test", "printer", "--id", "P2", "--layout", str(EXAMPLE)])
+    # A printer id of its own: no other process on this machine runs its role.
+    device = f"PT{os.getpid()}"
+    layout_file = tmp_path / "hall.toml"
+    text = EXAMPLE.read_text(encoding="utf-8").replace('"P2"', f'"{device}"')
+    layout_file.write_text(text, encoding="utf-8")
+    role = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "hall-devices", "printer",
+                             "--id", device])
+    try:
+        wait_until(lambda: running_role(device, None) == role.pid, what="the role's process")
+        code = main(["device-test", "printer", "--id", device, "--layout", str(layout_file)])
     finally:
         role.kill()
         role.wait()
-    assert code == 1 and f"P2 is in use by process {role.pid}" in capsys.readouterr().err
+    assert code == 1 and f"{device} is in use by process {role.pid}" in capsys.readouterr().err
