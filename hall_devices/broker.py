@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hall_devices.children import dying_with_parent
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf"
+TEMPLATE = Path(__file__).resolve().parent / "broker_config" / "mosquitto.conf"
 
 
 class BrokerError(Exception):
@@ -40,7 +40,7 @@ def free_port() -> int:
 def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLATE) -> Path:
     """Write ``directory/mosquitto.conf`` from the template; returns its path."""
     if not template.is_file():
-        raise BrokerError(f"broker template not found: {template} (run from a checkout of the project)")
+        raise BrokerError(f"broker template not found: {template} (the package is incomplete: reinstall it)")
     data_dir = directory / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     text = template.read_text(encoding="utf-8")

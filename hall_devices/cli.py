@@ -32,6 +32,15 @@ def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"OK: {args.file}: {len(layout.departments)} departments, {len(layout.services)} services, "
           f"{len(layout.windows)} windows, {len(layout.devices)} devices")
+    from hall_devices.ops.ports import local_ports
+
+    # A warning, not a failure: a layout names the ports of every PC of the hall.
+    for use in local_ports(layout):
+        if not Path(use.path).exists():
+            print(f"注意 / warning: {use.device_id}: 串口 {use.path} 不在本机"
+                  f"（若该设备接在其他电脑上可忽略）/ {use.path} is not on this PC "
+                  "(fine if that device is cabled to another PC)",
+                  file=sys.stderr)
     _calendar_warning(layout, args.today)
     return 0
 
@@ -94,14 +103,30 @@ def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
         done = provision(layout, args.out, tls_hosts=args.tls_host or None, demo=args.demo,
                          watchers=args.watcher or ())
     except ProvisionError as exc:
-        print(f"无法生成账号 / cannot provision: {exc}", file=sys.stderr)
+        print(f"无法配置 / cannot provision: {exc}", file=sys.stderr)
         return 1
     config = render_config(args.out, Listeners(port=args.port, bind=args.bind, tls_port=args.tls_port,
                                                tls_bind=args.tls_bind, dev_port=args.dev_port,
                                                run_as=args.broker_user))
     print(f"wrote {len(done.credentials)} users to {args.out}/passwd, the ACL to {args.out}/acl, "
           f"TLS files to {args.out}/tls/ and {config}")
+    if done.tls.startswith("renewed"):
+        print(f"服务器证书已更新 / server certificate {done.tls}; the CA is unchanged: "
+              "restart the broker (systemctl restart hall-broker)")
     print(f"start the broker: mosquitto -c {config}")
+    return 0
+
+
+def _broker_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.provision import ProvisionError, rotate_password
+
+    try:
+        rotate_password(args.out, args.user)
+    except (ProvisionError, OSError) as exc:
+        print(f"无法更换密码 / cannot rotate the password: {exc}", file=sys.stderr)
+        return 1
+    print(f"new password of {args.user} in {args.out}/credentials.toml (the old one no longer works "
+          f"after `systemctl reload hall-broker`): put it in that device's /etc/hall/{args.user}.env")
     return 0
 
 
@@ -276,14 +301,48 @@ def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _store_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from hall_devices.coordinator.backup import take_backup
     from hall_devices.coordinator.store import StoreError, backup
 
+    store = args.store or settings.sqlite_path()
     try:
-        events = backup(args.store or settings.sqlite_path(), args.to)
-    except StoreError as exc:
-        print(f"备份失败 / backup failed: {exc}", file=sys.stderr)
+        if args.to is not None:
+            print(f"backed up {backup(store, args.to)} events to {args.to}")
+            return 0
+        done = take_backup(store, args.dir or settings.backup_dir, datetime.now(UTC),
+                           args.keep_days or settings.backup_keep_days)
+    except (StoreError, OSError) as exc:
+        print(f"备份失败 / backup failed: {exc} (the store is set by HALL_DATABASE_URL or --store; "
+              "on an installed server run `sudo systemctl start hall-backup.service`)", file=sys.stderr)
         return 1
-    print(f"backed up {events} events to {args.to}")
+    print(f"备份完成 / backed up {done.events} events to {done.file}")
+    for old in done.removed:
+        print(f"removed old backup {old}")
+    return 0
+
+
+def _store_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from hall_devices.coordinator.backup import restore
+    from hall_devices.coordinator.calendar import business_day
+    from hall_devices.coordinator.store import StoreError
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    now = datetime.now(UTC)
+    try:
+        done = restore(args.backup, args.store or settings.sqlite_path(), now,
+                       business_day(layout.hall, now), sorted({s.prefix for s in layout.services}),
+                       assume_issued=args.assume_issued)
+    except (StoreError, OSError) as exc:
+        print(f"恢复失败 / restore failed: {exc}", file=sys.stderr)
+        return 1
+    print("恢复完成 / " + done.describe())
+    print("start the coordinator now: sudo systemctl start hall-coordinator")
     return 0
 
 
@@ -327,13 +386,26 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
                                     args.speed, args.duration, screens=display))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hall_devices")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_tools(commands)
     _add_roles(commands)
     _add_hall(commands)
+    from hall_devices.ops.cli import add_ops
+
+    add_ops(commands)
     return parser
 
 
@@ -377,13 +449,17 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     prov.add_argument("--watcher", action="append", metavar="NAME",
                       help="an extra read-only account (one per person or tool watching the bus)")
     prov.set_defaults(run=_broker_provision)
+    _add_rotate(broker)
 
     store = roles.add_parser("store", help="the coordinator's event store").add_subparsers(
         dest="sub", required=True)
     copy = store.add_parser("backup", help="a consistent copy of the live store")
-    copy.add_argument("--to", type=Path, required=True, help="a new file")
+    copy.add_argument("--to", type=Path, help="a new file (default: a timestamped file in --dir)")
+    copy.add_argument("--dir", type=Path, help="backup folder (default: settings.backup_dir)")
+    copy.add_argument("--keep-days", type=int, help="remove older backups (default: settings)")
     copy.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     copy.set_defaults(run=_store_backup)
+    _add_restore(store)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", help="YYYY-MM-DD first day (default: the hall's business day now)")
@@ -392,6 +468,23 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     report.add_argument("--layout", type=Path)
     report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     report.set_defaults(run=_report)
+
+
+def _add_rotate(broker: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rotate = broker.add_parser("rotate-password", help="a new password for one device; others kept")
+    rotate.add_argument("user", help="the device id (its broker username)")
+    rotate.add_argument("--out", type=Path, required=True, help="the provisioned broker folder")
+    rotate.set_defaults(run=_broker_rotate)
+
+
+def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    back = store.add_parser("restore", help="replace the store by a backup; the coordinator must be stopped")
+    back.add_argument("backup", type=Path)
+    back.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    back.add_argument("--layout", type=Path)
+    back.add_argument("--assume-issued", type=int,
+                      help="when the replaced store is lost: numbers per prefix that may have been issued")
+    back.set_defaults(run=_store_restore)
 
 
 def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

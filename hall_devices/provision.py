@@ -51,7 +51,8 @@ UP = "up"  # the live summary line of `hall-devices up` (demo)
 
 
 class ProvisionError(Exception):
-    """The layout or the accounts asked for cannot be provisioned; the message names why."""
+    """Provisioning cannot go on (the layout, the accounts asked for, the TLS files); the message
+    says why and what to do."""
 
 
 @dataclass
@@ -174,22 +175,50 @@ def make_tls(out: Path, hosts: list[str], days: int = 3650) -> None:
                                        data_encipherment=False, key_agreement=False,
                                        encipher_only=False, decipher_only=False), critical=True)
           .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    _write(out / "ca.crt", ca.public_bytes(pem))
+    _write(out / "ca.key", ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()), secret=True)
+    make_server_cert(out, hosts, days)
+
+
+def make_server_cert(out: Path, hosts: list[str], days: int = 3650) -> None:
+    """A new server key and certificate for ``hosts``, signed by the CA in ``out`` (kept as is, so
+    every device's copy of ``ca.crt`` stays valid)."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    ca = x509.load_pem_x509_certificate((out / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((out / "ca.key").read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ProvisionError(f"{out / 'ca.key'} is not the EC key this command made")
     server_key = ec.generate_private_key(ec.SECP256R1())
     names = alt_names(hosts)
     server = (x509.CertificateBuilder()
               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-              .issuer_name(ca_name).public_key(server_key.public_key())
+              .issuer_name(ca.subject).public_key(server_key.public_key())
               .serial_number(x509.random_serial_number())
-              .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+              .not_valid_before(start)
+              .not_valid_after(min(start + dt.timedelta(days=days), ca.not_valid_after_utc))
               .add_extension(x509.SubjectAlternativeName(names), critical=False)
               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
               .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
-    _write(out / "ca.crt", ca.public_bytes(pem))
     _write(out / "server.crt", server.public_bytes(pem))
-    for name, key in (("ca.key", ca_key), ("server.key", server_key)):
-        _write(out / name, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()), secret=True)
+    _write(out / "server.key", server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()), secret=True)
+
+
+def server_hosts(cert_file: Path) -> list[str]:
+    """The names and addresses a server certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n.value) for n in alt]
+
+
+def cert_expiry(cert_file: Path) -> dt.datetime:
+    return x509.load_pem_x509_certificate(cert_file.read_bytes()).not_valid_after_utc
 
 
 def _write(path: Path, data: bytes | str, secret: bool = False) -> None:
@@ -199,10 +228,14 @@ def _write(path: Path, data: bytes | str, secret: bool = False) -> None:
         handle.write(raw)
 
 
+RENEW_BEFORE = dt.timedelta(days=30)  # a server certificate this close to its end is renewed
+
+
 @dataclass(frozen=True)
 class Provisioned:
     directory: Path
     credentials: dict[str, str]
+    tls: str = "kept"  # "made", "kept" or "renewed: <why>"
 
 
 def provision(layout: Layout, out: Path, tls_hosts: list[str] | None = None,
@@ -224,13 +257,56 @@ def provision(layout: Layout, out: Path, tls_hosts: list[str] | None = None,
     _write(out / "credentials.toml",
            "# username = password, one per agent; give each device only its own.\n"
            + "".join(f'{n} = "{p}"\n' for n, p in credentials.items()), secret=True)
-    if not (out / "tls" / "server.crt").exists():
-        make_tls(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
-    if not (out / "tls" / "web.crt").exists():  # the web's HTTPS certificate, from the same hall CA
+    tls = _tls(out / "tls", tls_hosts)
+    if tls != "kept" or not (out / "tls" / "web.crt").exists():
+        # The web's HTTPS certificate, from the same hall CA, for the same hosts as the broker's.
         from hall_devices.web.tls import issue_web_certificate
 
-        issue_web_certificate(out / "tls", tls_hosts or ["localhost", "127.0.0.1"])
-    return Provisioned(out, credentials)
+        issue_web_certificate(out / "tls", server_hosts(out / "tls" / "server.crt"))
+    return Provisioned(out, credentials, tls)
+
+
+def _tls(tls: Path, hosts: list[str] | None) -> str:
+    """Make the TLS files, or renew the server certificate when its hosts changed or it ends soon."""
+    if not (tls / "server.crt").exists():
+        make_tls(tls, hosts or ["localhost", "127.0.0.1"])
+        return "made"
+    had = server_hosts(tls / "server.crt")
+    why = None
+    if hosts and sorted(hosts) != sorted(had):
+        why = f"hosts {', '.join(had)} -> {', '.join(hosts)}"
+    elif cert_expiry(tls / "server.crt") - dt.datetime.now(dt.UTC) < RENEW_BEFORE:
+        why = f"it ends on {cert_expiry(tls / 'server.crt'):%Y-%m-%d}"
+    if why is None:
+        return "kept"
+    if not (tls / "ca.key").exists():
+        raise ProvisionError(f"the server certificate must be renewed ({why}) but {tls / 'ca.key'} is "
+                             "missing: restore it, or move tls/ away to make a new CA (then give every "
+                             "device the new ca.crt)")
+    if cert_expiry(tls / "ca.crt") - dt.datetime.now(dt.UTC) < RENEW_BEFORE:
+        raise ProvisionError(f"the hall CA {tls / 'ca.crt'} ends on {cert_expiry(tls / 'ca.crt'):%Y-%m-%d}: "
+                             "move tls/ away to make a new CA, then give every device the new ca.crt")
+    make_server_cert(tls, hosts or had)
+    return f"renewed: {why}"
+
+
+def rotate_password(out: Path, username: str) -> str:
+    """A new password for one user of a provisioned broker folder; the others are kept.
+
+    Rewrites ``passwd`` and ``credentials.toml``; the broker loads it on SIGHUP. Raises
+    ProvisionError for a user that is not provisioned.
+    """
+    credentials = _read_credentials(out / "credentials.toml")
+    if username not in credentials:
+        raise ProvisionError(f"no user {username!r} in {out / 'credentials.toml'} "
+                             f"(known: {', '.join(sorted(credentials))})")
+    credentials[username] = secrets.token_urlsafe(18)
+    _write(out / "passwd", "".join(f"{n}:{password_hash(p)}\n" for n, p in credentials.items()),
+           secret=True)
+    _write(out / "credentials.toml",
+           "# username = password, one per agent; give each device only its own.\n"
+           + "".join(f'{n} = "{p}"\n' for n, p in credentials.items()), secret=True)
+    return credentials[username]
 
 
 def _read_credentials(path: Path) -> dict[str, str]:

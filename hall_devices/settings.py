@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     web_login_free_attempts: int = Field(5, ge=1, le=100, description="failed sign-ins before a wait")
     web_login_backoff_s: float = Field(2.0, gt=0, le=3600, description="first wait; doubles each time")
     web_login_max_backoff_s: float = Field(300.0, gt=0, le=86400, description="longest wait")
+    backup_dir: Path = Field(Path("var/backups/hall"), description="where `store backup` writes")
+    backup_keep_days: int = Field(30, ge=1, description="backups older than this are removed")
+    clock_status_command: str | None = Field(
+        None, description="doctor: a command printing NTPSynchronized=yes|no (default: timedatectl, chronyc)")
 
     @classmethod
     def settings_customise_sources(

@@ -1,6 +1,6 @@
 """`hall-devices up`: the whole hall on one machine, on simulated devices, until Ctrl-C.
 
-Starts Mosquitto from broker_config/ (provisioned into the data folder, credentials kept between
+Starts Mosquitto from hall_devices/broker_config/ (provisioned into the data folder, credentials kept between
 runs), the coordinator as a child process, and the traffic generator; prints where everything is
 and a live summary. Ctrl-C (or SIGTERM) stops the children in reverse order and waits for each, so
 no process is left behind.

@@ -182,11 +182,25 @@ class PrintJobEnded(_Event):
     reason: PrintFailure | None = None
 
 
+class NumbersReserved(_Event):
+    """A restore: numbers given out after the backup, which the restored store does not know.
+
+    ``floors`` is business day → prefix → the highest number known issued that day (from the
+    replaced store and the coordinator's high-water file); numbering of that day starts above it.
+    """
+
+    kind: Literal["numbers_reserved"] = "numbers_reserved"
+    floors: dict[str, dict[str, int]]
+    backup: str  # the backup file's name, for the record
+    backup_seq: int  # the last event of the backup
+
+
 Event = Annotated[
     DayStarted | TicketIssued | WindowOpened | WindowClosed | TicketCalled | TicketRecalled
     | ServiceStarted | TicketNoShow | TicketReactivated | TicketHeld | TicketTransferred
     | WindowPaused | WindowResumed | TicketFinished | RatingRecorded | RatingTimedOut | CaseMoved
-    | AppointmentBooked | PrintJobSent | PrintJobEnded | ClockStepped | TicketsReturned,
+    | AppointmentBooked | PrintJobSent | PrintJobEnded | ClockStepped | TicketsReturned
+    | NumbersReserved,
     Field(discriminator="kind"),
 ]
 # cast: mypy cannot see an Annotated union as a type argument; pydantic reads it fine.

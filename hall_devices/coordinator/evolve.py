@@ -45,6 +45,8 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             state.counters[counter] = max(state.counters.get(counter, 0), event.seq)
             if event.appointment_code in state.appointments:
                 state.appointments[event.appointment_code].used_by = event.ticket_id
+        case ev.NumbersReserved():
+            _reserve(state, event.floors)
         case ev.WindowOpened():
             state.windows[event.window] = WindowRuntime(event.window, WindowStatus.IDLE, event.at,
                                                         clerk_id=event.clerk_id)
@@ -145,7 +147,10 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
         case ev.TicketsReturned():
             for ticket_id in event.ticket_ids:
                 state.tickets[ticket_id].target_window = None
-    state.clock_at = event.at
+    if not isinstance(event, ev.NumbersReserved):
+        # A restore's record is written by another process at restore time: it says nothing of the
+        # coordinator's clock, and taking its time would hide the day the hall moved into since.
+        state.clock_at = event.at
 
 
 def _shift(state: State, step: timedelta) -> None:
@@ -171,7 +176,8 @@ def _free(window: WindowRuntime, at: datetime) -> None:
 def _start_day(state: State, day: str) -> None:
     """Numbers restart; tickets left from an earlier day expire and leave the live state."""
     state.day = day
-    state.counters = {}
+    state.counters = dict(state.reserved.get(day, {}))
+    state.reserved = {d: f for d, f in state.reserved.items() if d >= day}
     kept = {}
     for ticket_id, ticket in state.tickets.items():
         if ticket.day == day or ticket.status in _AT_WINDOW:
@@ -186,6 +192,18 @@ def _start_day(state: State, day: str) -> None:
     # Appointments a week old can no longer be checked in; forget them.
     state.appointments = {k: a for k, a in state.appointments.items()
                           if a.slot_end.date().isoformat() >= _days_before(day, 7)}
+
+
+def _reserve(state: State, floors: dict[str, dict[str, int]]) -> None:
+    """Numbers of a day start above its floors: now for the current day, at its start for a later one."""
+    for day, prefixes in floors.items():
+        if state.day and day < state.day:
+            continue  # a past day: nothing more is issued on it
+        kept = state.reserved.setdefault(day, {})
+        for prefix, number in prefixes.items():
+            kept[prefix] = max(kept.get(prefix, 0), number)
+            if day == state.day:
+                state.counters[prefix] = max(state.counters.get(prefix, 0), number)
 
 
 def _days_before(day: str, days: int) -> str:

@@ -139,6 +139,8 @@ class State:
     clock_at: datetime | None = None  # the time of the latest event, on the current clock's scale
     # Recent clock steps: (when, on today's scale; seconds; when, as the clock said then — its id).
     clock_steps: list[tuple[datetime, float, str]] = field(default_factory=list)
+    # day → prefix → numbers issued outside this store's events (before a restore): never reissued
+    reserved: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 STATE_ADAPTER: TypeAdapter[State] = TypeAdapter(State)

@@ -26,6 +26,7 @@ from typing import Any
 from hall_devices.bus import Bus, BusOptions, Inbound, Sent, encode
 from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
 from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.backup import HighWater, high_water_path
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
@@ -117,6 +118,7 @@ class CoordinatorService:
         # own wall clock without a monotonic one can show only steps back.
         self.monotonic = monotonic or (time.monotonic if clock is utc_now else None)
         self.store = EventStore(store_path)
+        self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
         self.rebuild_s = time.perf_counter() - started
@@ -211,6 +213,8 @@ class CoordinatorService:
         if commands or rows:
             self.engine.state.last_seq = self.store.commit(rows, commands)
             self._since_snapshot += len(rows)
+            # Before any reply: a restore from an older backup must still see these numbers.
+            self.high_water.record([e for o in outcomes for e in o.events if isinstance(e, ev.TicketIssued)])
         sent = [self.bus.answer(inbound, reply) for inbound, reply in replies]
         sent += self._publish(outcomes)
         if acks:

@@ -257,8 +257,9 @@ class LedAgent:
         return False
 
     def _publish_status(self) -> None:
-        members = tuple(sorted((s.device.id, DeviceState.FAULT if s.faulted else DeviceState.OK)
-                               for s in self.screens.values()))
+        # A bus on a missing port reaches none of its screens: none is reported ok.
+        members = tuple(sorted((s.device.id, DeviceState.FAULT if s.faulted or not self.link.is_open
+                                else DeviceState.OK) for s in self.screens.values()))
         faults: list[DeviceFault] = []
         if not self.link.is_open:
             state, faults = DeviceState.FAULT, [DeviceFault.PORT_MISSING]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from hall_devices.display.announcer import (
 from hall_devices.layout import AnnouncerDevice, Layout
 from hall_devices.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def make_output(spec: str) -> Output | None:
     """``off``, ``wav:FOLDER`` or ``device[:NAME]`` (played with aplay)."""
@@ -29,6 +33,20 @@ def make_output(spec: str) -> Output | None:
     if spec == "device" or spec.startswith("device:"):
         return Player(device=spec.partition(":")[2] or "default")
     raise ValueError(f"output {spec!r}: use off, wav:FOLDER or device[:NAME]")
+
+
+def missing_tool(speaker: Speaker, output: Output | None) -> str | None:
+    """The program speech or playing needs and this PC lacks, with its Debian package; else None."""
+    needed = []
+    if isinstance(speaker, EspeakSpeaker):
+        needed.append(("espeak-ng", "espeak-ng"))
+    if isinstance(output, Player):
+        player = output.command[0]
+        needed.append((player, "alsa-utils" if player == "aplay" else player))
+    for program, package in needed:
+        if shutil.which(program) is None:
+            return f"{program} 未安装 / {program} is not installed (apt-get install {package})"
+    return None
 
 
 class AnnouncerAgent:
@@ -52,6 +70,11 @@ class AnnouncerAgent:
         self.announcer.start()
         self.bus.start(wait_s)
         off = self.announcer.output is None
+        missing = None if off else missing_tool(self.announcer.speaker, self.announcer.output)
+        if missing is not None:  # said at start, not when the first call is to be spoken
+            log.error("the announcer cannot speak: %s", missing)
+            self.bus.set_status(DeviceState.FAULT, detail=missing)
+            return
         self.bus.set_status(DeviceState.OK, detail="switched off" if off else None)
 
     def stop(self) -> None:

@@ -264,8 +264,9 @@ class PadAgent:
                     log.warning("pad %s at address %d does not answer", pad.device.id, pad.device.address)
 
     def _publish_status(self) -> None:
+        # A bus on a missing port reaches none of its pads: none is reported ok.
         members = tuple((p.device.id, DeviceState.FAULT if p.missed_echoes >= SILENT_AFTER
-                         else DeviceState.OK) for p in self.pads.values())
+                         or not self.link.is_open else DeviceState.OK) for p in self.pads.values())
         faults: tuple[DeviceFault, ...] = ()
         if not self.link.is_open:
             state, faults = DeviceState.FAULT, (DeviceFault.PORT_MISSING,)

@@ -92,10 +92,13 @@ def test_unplug_and_replug_recovers_by_itself(hall_with_leds: tuple[Hall, LedAge
     leds.port.unplug()
     missing = status.expect(lambda m: "port_missing" in json.loads(m.payload)["faults"])
     assert json.loads(missing.payload)["state"] == "fault"
+    members = json.loads(missing.payload)["members"]
+    assert members and set(members.values()) == {"fault"}  # none of its screens is reachable
     hall.ok(5, "login", clerk_id="0501")  # happens while the cable is out
     leds.port.plug()
     assert leds.wait(lambda: leds.text(5) == "欢迎光临\n户籍 2", timeout_s=15)
-    status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=10)
+    back = status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=10)
+    assert set(json.loads(back.payload)["members"].values()) == {"ok"}
     status.stop()
 
 

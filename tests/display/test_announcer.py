@@ -113,3 +113,16 @@ def test_status_of_the_agent(own_broker: HallBroker, layout: Layout, tmp_path: P
     assert status["state"] == "ok"
     agent.stop()
     watch.stop()
+
+
+def test_a_missing_player_is_reported_at_start(own_broker: HallBroker, layout: Layout, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    watch = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                  subscribe=[route("device_status").topic(hall="demo", device="VOICE1")])
+    agent = AnnouncerAgent(own_broker.settings("VOICE1"), layout, "VOICE1", output="device")
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without alsa-utils (nor espeak-ng)
+    agent.start()
+    status = json.loads(watch.expect(lambda m: json.loads(m.payload)["state"] == "fault").payload)
+    assert "apt-get install" in status["detail"]
+    agent.stop()
+    watch.stop()

@@ -162,3 +162,25 @@ def test_a_rating_counts_by_the_coordinator_not_the_pad_machines_clock(
     finally:
         agent.stop()
         hall.stop()
+
+
+def test_a_bus_on_a_missing_port_reports_no_pad_as_ok(own_broker: HallBroker, layout: Layout,
+                                                      tmp_path: Path) -> None:
+    import json
+
+    from hall_devices.contract import route
+    from tests.support import probe
+
+    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("device_status").topic(hall="demo", device="KB1")])
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent",
+                     url=str(tmp_path / "dev" / "no-such-port"))
+    agent.start()
+    try:
+        missing = status.expect(lambda m: "port_missing" in json.loads(m.payload)["faults"])
+        members = json.loads(missing.payload)["members"]
+        assert set(members) == {p.id for p in layout.members("KB1")}
+        assert set(members.values()) == {"fault"}
+    finally:
+        agent.stop()
+        status.stop()
