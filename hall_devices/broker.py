@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hall_devices.children import dying_with_parent
+from hall_devices.contract import MAX_PAYLOAD_BYTES
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf"
 
@@ -54,7 +55,8 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
     for name, value in {"@DATA_DIR@": data_dir.resolve(), "@DIR@": directory.resolve(),
                         "@PORT@": listeners.port, "@BIND@": listeners.bind,
                         "@TLS_PORT@": listeners.tls_port, "@TLS_BIND@": listeners.tls_bind,
-                        "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as}.items():
+                        "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as,
+                        "@MAX_PAYLOAD@": MAX_PAYLOAD_BYTES}.items():
         text = text.replace(name, str(value))
     config = directory / "mosquitto.conf"
     config.write_text(text, encoding="utf-8")
