@@ -63,6 +63,14 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
     return config
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class BrokerProcess:
     """A Mosquitto child process; ``start`` waits until its password listener accepts TCP."""
 
@@ -78,7 +86,11 @@ class BrokerProcess:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+        if _listening(self.port):  # else the wait below would take the other program for ours
+            raise BrokerError(f"port {self.port} is already in use by another program "
+                              f"(another broker?): choose another port")
         log = self.log_file.open("ab")
+        written_before = log.tell()  # the log is appended to: only this run's lines count below
         argv = [binary, "-c", str(self.config)]
         if self.die_with_parent:
             argv = dying_with_parent(argv)
@@ -89,6 +101,12 @@ class BrokerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                with self.log_file.open("rb") as lines:
+                    lines.seek(written_before)
+                    said = lines.read().decode(errors="replace")
+                if "Address already in use" in said:
+                    raise BrokerError(f"port {self.port} is already in use by another program "
+                                      f"(another broker?): choose another port")
                 raise BrokerError(f"mosquitto exited with {self._process.returncode}; see {self.log_file}:\n"
                                   + self.log_file.read_text(errors="replace")[-2000:])
             try:

@@ -101,7 +101,13 @@ def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
         print(f"settings hall_id {settings.hall_id!r} differs from the layout's {layout.hall.id!r}",
               file=sys.stderr)
         return 1
-    service = CoordinatorService(settings, layout, settings.sqlite_path())
+    from hall_devices.coordinator.store import StoreError
+
+    try:
+        service = CoordinatorService(settings, layout, settings.sqlite_path())
+    except StoreError as exc:  # also another coordinator holding the store's lock
+        print(f"协调服务无法启动 / coordinator cannot start: {exc}", file=sys.stderr)
+        return 1
     return run_until_signalled(service)
 
 
@@ -290,10 +296,46 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
             key_file.write_text(secrets.token_urlsafe(32))
             key_file.chmod(0o600)
         secret = key_file.read_text().strip()
+    busy = _port_in_use(settings.web_host, settings.web_port)
+    if busy:
+        print(f"网页无法启动 / web cannot start: {busy}", file=sys.stderr)
+        return 1
     app = create_app(Hub(settings, layout), users, secret, layout)
     # Live pages hold their event streams open: shut down within 3 s all the same.
     uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning",
                 timeout_graceful_shutdown=3)
+    return 0
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """One line saying that ``host:port`` cannot be listened on, or None when it can."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is already in use by another program (set HALL_WEB_PORT)"
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.coordinator.store import StoreError, open_read_only, read_dead_letters
+
+    try:
+        db = open_read_only(args.store or settings.sqlite_path())
+    except StoreError as exc:
+        print(f"无法读取 / cannot read: {exc}", file=sys.stderr)
+        return 1
+    try:
+        letters = read_dead_letters(db, args.limit)
+    finally:
+        db.close()
+    print(f"未能处理的消息（最新在前）/ dead letters, newest first: {len(letters)}")
+    for one in letters:
+        print(f"{one.at}  {one.topic}  {one.command or '-'}\n    {one.error}\n    {one.excerpt[:200]}")
     return 0
 
 
@@ -332,9 +374,15 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout)
     if layout is None:
         return 1
+    from hall_devices.broker import BrokerError
+
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
-                                    args.speed, args.duration, screens=display))
+    try:
+        return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
+                                        args.speed, args.duration, screens=display))
+    except BrokerError as exc:  # e.g. the port is taken: one line, not a traceback
+        print(f"大厅无法启动 / the hall cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,6 +439,10 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     copy.add_argument("--to", type=Path, required=True, help="a new file")
     copy.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     copy.set_defaults(run=_store_backup)
+    dead = store.add_parser("dead-letters", help="commands the coordinator failed on (newest first)")
+    dead.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    dead.add_argument("--limit", type=int, default=50)
+    dead.set_defaults(run=_dead_letters)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", help="YYYY-MM-DD first day (default: the hall's business day now)")

@@ -386,6 +386,7 @@ class QueryKind(StrEnum):
     WINDOW_QUEUE = "window_queue"  # the waiting tickets a window could call, in call order
     TICKET = "ticket"  # one ticket by its page token (the QR code)
     TICKET_BY_NUMBER = "ticket_by_number"
+    DEAD_LETTERS = "dead_letters"  # commands the coordinator failed on, newest first (manager)
 
 
 def _day(value: str) -> str:

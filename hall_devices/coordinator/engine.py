@@ -67,6 +67,9 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
+        # Counts events applied to the state: a caller whose command raised can tell whether the
+        # state may be half changed (then it rebuilds from the store) or is untouched.
+        self.applied = 0
 
     # --- the one entry point --------------------------------------------------------------------
 
@@ -100,6 +103,7 @@ class Engine:
 
     def commit(self, outcome: Outcome, *events: ev.Event) -> None:
         for event in events:
+            self.applied += 1
             evolve(self.state, event, self.policy.service_time_samples)
             outcome.events.append(event)
             ticket_id = getattr(event, "ticket_id", None)
