@@ -111,6 +111,15 @@ def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
     return reply
 
 
+def _excerpt(payload: Payload, chars: int) -> str:
+    """The payload as JSON, cut to ``chars``; a payload that cannot even be dumped is shown as repr:
+    this runs for the messages that already broke something."""
+    try:
+        return payload.model_dump_json()[:chars]
+    except Exception:
+        return repr(payload)[:chars]
+
+
 def command_id(payload: Payload) -> str | None:
     for name in ("command_id", "job_id", "rating_id"):
         value = getattr(payload, name, None)
@@ -255,7 +264,7 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store)
         self._commit(done)
-        sent = [self.bus.answer(inbound, reply) for inbound, reply in done.replies]
+        sent = [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
         sent += self._publish(done.outcomes)
         if done.acks:
             self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, done.acks))
@@ -312,7 +321,7 @@ class CoordinatorService:
             done.seen[key] = reply_bytes
             done.commands.append(CommandRow(key, now.isoformat(), reply_bytes))
         done.dead.append(DeadLetter(now.isoformat(), item.topic, key,
-                                    item.payload.model_dump_json()[:EXCERPT_CHARS],
+                                    _excerpt(item.payload, EXCERPT_CHARS),
                                     f"{type(exc).__name__}: {exc}"[:500]))
         if reply is not None:
             done.replies.append((item, reply))
@@ -326,7 +335,7 @@ class CoordinatorService:
 
     def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> Publish:
         report = ErrorReport(topic=item.topic, problem=problem,
-                             excerpt=item.payload.model_dump_json()[:200],
+                             excerpt=_excerpt(item.payload, 200),
                              reported_by=self.bus.options.device_id, at=now)
         return Publish("error", {"reporter": self.bus.options.device_id}, report)
 
@@ -418,6 +427,15 @@ class CoordinatorService:
 
     def _send(self, message: Publish) -> Sent:
         return self.bus.publish(route(message.route), message.payload, **message.params)
+
+    def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
+        """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and
+        left out, and never stops the batch's other answers."""
+        try:
+            return self.bus.answer(inbound, reply)
+        except Exception:
+            log.exception("could not answer %s (message id %s)", inbound.topic, inbound.mid)
+            return None
 
     def snapshot(self) -> None:
         body = STATE_ADAPTER.dump_json(self.engine.state)
