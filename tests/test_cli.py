@@ -1,0 +1,47 @@
+"""The command line: a port already in use is one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from hall_devices.web.users import add_user
+from tests.conftest import EXAMPLE
+
+
+def _hold_a_port() -> socket.socket:
+    holder = socket.create_server(("127.0.0.1", 0))
+    return holder
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hall_devices.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_web_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    add_user(users, "manager", "manager", "manager-password")
+    with _hold_a_port() as holder:
+        port = holder.getsockname()[1]
+        done = _run(["web", "--layout", str(EXAMPLE)], HALL_WEB_PORT=str(port), HALL_WEB_HOST="127.0.0.1",
+                    HALL_WEB_USERS=str(users), HALL_DATA_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"网页无法启动 / web cannot start: port {port} on 127.0.0.1 is already in use by another program "
+        "(set HALL_WEB_PORT)"]
+
+
+def test_up_on_a_broker_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with _hold_a_port() as holder:
+        port = holder.getsockname()[1]
+        done = _run(["up", "--layout", str(EXAMPLE), "--port", str(port), "--data-dir", str(tmp_path),
+                     "--no-traffic"])
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"大厅无法启动 / the hall cannot start: port {port} is already in use by another program "
+        "(another broker?): choose another port"]
