@@ -13,13 +13,12 @@ from tests.conftest import EXAMPLE
 
 
 def _hold_a_port() -> socket.socket:
-    holder = socket.create_server(("127.0.0.1", 0))
-    return holder
+    return socket.create_server(("127.0.0.1", 0))
 
 
 def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hall_devices.cli", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_web_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import route
 from hall_devices.coordinator.store import StoreLock, StoreLockedError
-from tests.support import Coordinator, HallBroker, probe
+from tests.support import Coordinator
 
 
 def test_a_second_lock_on_a_store_names_the_holder(tmp_path: Path) -> None:
@@ -24,23 +22,15 @@ def test_a_second_lock_on_a_store_names_the_holder(tmp_path: Path) -> None:
     StoreLock(store).release()  # free again once released
 
 
-def test_a_second_coordinator_on_the_same_store_stops_with_one_line(own_broker: HallBroker,
-                                                                     tmp_path: Path) -> None:
-    store = tmp_path / "store.sqlite3"
-    running = Coordinator(own_broker, store, tmp_path / "first.log")
-    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="coordinator")])
-    running.start()
-    assert running.process is not None
-    status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
-    second = subprocess.run([sys.executable, "-m", "hall_devices.cli", "coordinator"], env=running.env,
-                            capture_output=True, text=True, timeout=60)
+def test_a_second_coordinator_on_the_same_store_stops_with_one_line(coordinator: Coordinator) -> None:
+    assert coordinator.process is not None
+    second = subprocess.run([sys.executable, "-m", "hall_devices.cli", "coordinator"], env=coordinator.env,
+                            capture_output=True, text=True, timeout=60, check=False)
     assert second.returncode == 1
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
-    assert f"in use by another coordinator (pid {running.process.pid} " in lines[0]
+    assert f"in use by another coordinator (pid {coordinator.process.pid} " in lines[0]
     assert lines[0].startswith("协调服务无法启动")
-    assert running.process.poll() is None  # the first one is untouched
-    assert running.stop() == 0
-    StoreLock(store).release()  # the first released it on its way out
-    status.stop()
+    assert coordinator.process.poll() is None  # the first one is untouched
+    assert coordinator.stop() == 0
+    StoreLock(Path(coordinator.env["HALL_DATABASE_URL"].removeprefix("sqlite:///"))).release()
