@@ -63,6 +63,10 @@ class NotConnectedError(BusError):
     pass
 
 
+class PayloadTooLargeError(BusError):
+    """A payload of ours over :data:`~hall_devices.contract.MAX_PAYLOAD_BYTES`: never sent."""
+
+
 class BadPayloadError(BusError):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.message)
@@ -284,7 +288,13 @@ class Bus:
             raise TypeError(f"route {route_.name} carries {route_.model.__name__}, "
                             f"not {type(payload).__name__}")
         topic = route_.topic(hall=self.options.hall_id, **params)
-        return Sent(self._client.publish(topic, encode(payload), qos=route_.qos, retain=route_.retained))
+        body = encode(payload)
+        if len(body) > MAX_PAYLOAD_BYTES:
+            # The broker would refuse it, and paho 2.x cannot parse that PUBACK (reason 0x95): it
+            # reconnects and resends it for ever. Refused here instead, naming the route.
+            raise PayloadTooLargeError(f"{route_.name}: {len(body)} bytes, over the contract's limit "
+                                       f"of {MAX_PAYLOAD_BYTES}")
+        return Sent(self._client.publish(topic, body, qos=route_.qos, retain=route_.retained))
 
     def answer(self, inbound: Inbound[Any], reply: Reply) -> Sent:
         """Publish a reply on the answer route of the message, with the same topic parameters."""
