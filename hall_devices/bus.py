@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
 _ID_FIELDS = ("command_id", "job_id", "rating_id")
 UNREACHABLE_WARN_S = 2.0  # no connection after this long: say so, with host and port
+# paho's own log, kept only for what its backstop caught in a callback: its other errors ("Client
+# is not connected" on every retry) repeat what this module says once, in one line.
+_PAHO_LOG = logging.getLogger("hall_devices.bus.paho")
+_PAHO_LOG.setLevel(logging.ERROR)
+_PAHO_LOG.addFilter(lambda record: str(record.msg).startswith("Caught exception"))
 
 
 class BusError(Exception):
@@ -229,7 +234,7 @@ class Bus:
         client.suppress_exceptions = True
         # A TCP connect to a host that drops packets would otherwise wait out paho's 5 s default.
         client.connect_timeout = UNREACHABLE_WARN_S
-        client.enable_logger(logging.getLogger("paho"))
+        client.enable_logger(_PAHO_LOG)
         return client
 
     def start(self, wait_s: float | None = 10.0) -> None:

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 
 from hall_devices.contract import contract_markdown
 from hall_devices.layout import Layout, LayoutError, load_layout
@@ -191,6 +192,7 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.id!r} is not a hall_screen of the layout", file=sys.stderr)
         return 1
     app = QApplication(sys.argv[:1])
+    _keep_qt_running()
     window = HallScreenWindow(layout, device)
     bus = Bus(settings, BusOptions(client_id=device.id, hall_id=layout.hall.id, device_id=device.id,
                                    device_kind="hall_screen"))
@@ -212,6 +214,16 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         bus.stop()
 
 
+def _keep_qt_running() -> None:
+    """PyQt aborts the process on an exception a slot does not catch, unless a hook of ours takes it:
+    log it (a screen that stops is worse than one message shown late) and go on."""
+    def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        logging.getLogger("hall_devices.gui").error("unhandled error in the GUI thread; carrying on",
+                                                    exc_info=(kind, value, trace))
+
+    sys.excepthook = hook
+
+
 def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
@@ -231,6 +243,7 @@ def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.id!r} is not a kiosk of the layout", file=sys.stderr)
         return 1
     app = QApplication(sys.argv[:1])
+    _keep_qt_running()
     link = KioskLink(settings, layout, kiosk)
     window = KioskWindow(layout, kiosk, link)
     app.installEventFilter(window)

@@ -44,3 +44,24 @@ def test_up_on_a_broker_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"大厅无法启动 / the hall cannot start: port {port} is already in use by another program "
         "(another broker?): choose another port"]
+
+
+def test_an_exception_in_a_qt_slot_is_logged_and_the_gui_goes_on() -> None:
+    script = (
+        "import sys\n"
+        "from PyQt6.QtCore import QTimer\n"
+        "from PyQt6.QtWidgets import QApplication\n"
+        "from hall_devices.cli import _keep_qt_running\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "_keep_qt_running()\n"
+        "def bad():\n"
+        "    raise RuntimeError('a slot bug')\n"
+        "QTimer.singleShot(0, bad)\n"
+        "QTimer.singleShot(200, lambda: (print('still running', flush=True), app.quit()))\n"
+        "sys.exit(app.exec())\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "still running\n"
+    assert "unhandled error in the GUI thread; carrying on" in done.stderr
+    assert "RuntimeError: a slot bug" in done.stderr

@@ -44,7 +44,7 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.coordinator import events as ev
-from hall_devices.coordinator.calendar import business_day
+from hall_devices.coordinator.calendar import business_day, local
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
@@ -361,8 +361,10 @@ class CoordinatorService:
     def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
         try:
             if query.kind is QueryKind.DEAD_LETTERS:
-                data: dict[str, Any] = {"dead_letters": [vars(d) for d in self.store.dead_letters()],
-                                        "total": self.store.count("dead_letters")}
+                data: dict[str, Any] = {"dead_letters": [
+                    {**vars(d), "at_local": local(self.layout.hall, datetime.fromisoformat(d.at))
+                     .strftime("%Y-%m-%d %H:%M:%S")} for d in self.store.dead_letters()],
+                    "total": self.store.count("dead_letters")}
             else:
                 data = answer(self.engine, self.store.events_of_days, query, now)
         except EngineError as refused:

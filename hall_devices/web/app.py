@@ -129,7 +129,10 @@ class Pages:
         return self.page("overview.html", request, snapshot=self.hub.snapshot())
 
     async def devices(self, request: Request) -> Response:
-        return self.page("devices.html", request, snapshot=self.hub.snapshot())
+        # Messages the coordinator failed on (issue 14): the manager sees them next to the devices.
+        dead = await self.hub.query(QueryKind.DEAD_LETTERS)
+        return self.page("devices.html", request, snapshot=self.hub.snapshot(),
+                         dead_letters=dead.data.get("dead_letters", []), dead_total=dead.data.get("total", 0))
 
     async def state_json(self, request: Request) -> Response:
         return JSONResponse(self.hub.snapshot())
