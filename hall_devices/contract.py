@@ -14,7 +14,7 @@ from datetime import date
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 # The largest payload any route carries, in bytes. The bus refuses a bigger one (``too_large``)
@@ -411,6 +411,12 @@ class QueryRequest(Payload):
     level: int | None = Field(None, ge=1, le=5)
     token: str | None = Field(None, max_length=64)
     ticket_number: str | None = Field(None, max_length=16)
+
+    @model_validator(mode="after")
+    def _days_in_order(self) -> QueryRequest:
+        if self.first_day and self.last_day and self.last_day < self.first_day:
+            raise ValueError(f"last_day {self.last_day} is before first_day {self.first_day}")
+        return self
 
 
 class QueryReply(Reply):
