@@ -335,8 +335,14 @@ def _port_in_use(host: str, port: int) -> str | None:
 
 
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from hall_devices.coordinator.calendar import local
     from hall_devices.coordinator.store import StoreError, open_read_only, read_dead_letters
 
+    layout = _load_layout(args.layout or settings.layout)  # for the hall's time
+    if layout is None:
+        return 1
     try:
         db = open_read_only(args.store or settings.sqlite_path())
     except StoreError as exc:
@@ -348,7 +354,8 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
         db.close()
     print(f"未能处理的消息（最新在前）/ dead letters, newest first: {len(letters)}")
     for one in letters:
-        print(f"{one.at}  {one.topic}  {one.command or '-'}\n    {one.error}\n    {one.excerpt[:200]}")
+        at = local(layout.hall, datetime.fromisoformat(one.at)).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{at}  {one.topic}  {one.command or '-'}\n    {one.error}\n    {one.excerpt[:200]}")
     return 0
 
 
@@ -455,6 +462,7 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     dead = store.add_parser("dead-letters", help="commands the coordinator failed on (newest first)")
     dead.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--layout", type=Path, help="layout file, for hall time (default: settings.layout)")
     dead.set_defaults(run=_dead_letters)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")

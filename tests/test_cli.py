@@ -65,3 +65,22 @@ def test_an_exception_in_a_qt_slot_is_logged_and_the_gui_goes_on() -> None:
     assert done.stdout == "still running\n"
     assert "unhandled error in the GUI thread; carrying on" in done.stderr
     assert "RuntimeError: a slot bug" in done.stderr
+
+
+def test_store_dead_letters_lists_them_newest_first(tmp_path: Path) -> None:
+    from hall_devices.coordinator.store import DeadLetter, EventStore
+
+    path = tmp_path / "store.sqlite3"
+    store = EventStore(path)
+    store.commit([], [], [DeadLetter("2026-11-23T01:00:00+00:00", "hall/demo/window/6/rating", "rating:r-1",
+                                     '{"rating_id": "r-1"}', "TypeError: can't compare"),
+                          DeadLetter("2026-11-23T02:00:00+00:00", "hall/demo/window/²/command",
+                                     "window_command:c-2", '{"command_id": "c-2"}', "ValueError: int")])
+    store.close()
+    done = _run(["store", "dead-letters", "--store", str(path), "--layout", str(EXAMPLE)])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "未能处理的消息（最新在前）/ dead letters, newest first: 2"
+    assert lines[1].startswith("2026-11-23 10:00:00  hall/demo/window/²/command  window_command:c-2")  # UTC+8
+    assert "rating:r-1" in lines[4]
+    assert lines[2].strip() == "ValueError: int"
