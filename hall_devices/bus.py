@@ -232,8 +232,6 @@ class Bus:
         client.on_message = self._on_unrouted
         # A backstop: a callback that still raises is logged by paho, never kills its thread.
         client.suppress_exceptions = True
-        # A TCP connect to a host that drops packets would otherwise wait out paho's 5 s default.
-        client.connect_timeout = UNREACHABLE_WARN_S
         client.enable_logger(_PAHO_LOG)
         return client
 
@@ -248,6 +246,8 @@ class Bus:
         self._client.connect_async(s.broker_host, s.broker_port, keepalive=s.broker_keepalive_s,
                                    clean_start=not o.persistent_session, properties=props)
         self._unreachable_said = False
+        # Said on time whatever the failure: a host that drops packets keeps paho's TCP connect
+        # waiting longer than UNREACHABLE_WARN_S before on_connect_fail could say anything.
         self._watchdog = threading.Timer(UNREACHABLE_WARN_S, self._still_unreachable)
         self._watchdog.daemon = True
         self._watchdog.start()
