@@ -312,8 +312,10 @@ class CoordinatorService:
         key = command_key(item.route.name, item.payload)
         log.error("command %s on %s (message id %s) failed; answered internal_error and kept as a "
                   "dead letter", key, item.topic, item.mid, exc_info=exc)
-        problem = Problem(code="internal_error", message=f"the coordinator could not handle this "
-                          f"message ({type(exc).__name__}); it is kept for the hall manager")
+        # Chinese first: a kiosk or console may show this message as it is.
+        problem = Problem(code="internal_error", message=f"系统内部错误，已记录，请联系工作人员 / the "
+                          f"coordinator could not handle this message ({type(exc).__name__}); it is "
+                          "kept for the hall manager")
         reply = _failure(item, problem)
         # Kept with its key (queries are not deduplicated): a redelivery gets this reply, not a re-run.
         if key is not None and not isinstance(item.payload, QueryRequest) and key not in done.seen:
