@@ -285,3 +285,11 @@ def test_the_devices_page_lists_what_the_coordinator_could_not_handle(browser: B
     expect(page.locator("#dead-letters")).to_contain_text("(1)")
     expect(page.locator("main")).to_contain_text("window_command:poison-web")
     expect(page.locator("main")).to_contain_text("ValueError")
+
+
+def test_a_day_that_is_not_one_is_said_on_the_page(browser: Browser, web: Web, hall: Hall) -> None:
+    page = sign_in(browser, web, "mgr", "manager-pass")
+    response = page.goto(f"{web.url}/ratings?from=not-a-date")
+    assert response is not None and response.status == 200
+    expect(page.locator(".error")).to_contain_text("查询条件有误")
+    expect(page.locator(".error")).to_contain_text("not-a-date")
