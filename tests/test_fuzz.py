@@ -8,9 +8,8 @@ window). After each one, every process subscribing to that route answers a valid
 2 s; then each process is SIGKILLed and restarted (the broker hands it the retained and queued junk
 again) and answers again.
 
-The kiosk (Qt, offscreen) answers no request anyone else can make: for it "answers" means its
-process is alive and, after the restart, online again. Not covered: the hall-screen window (Qt; it
-receives calls and the queue summary through the same :class:`~hall_devices.bus.Bus`).
+The kiosk and the hall-screen window (Qt, offscreen) answer no request anyone else can make: for
+them "answers" means the process is alive and, after the restart, online again.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ ANSWER_S = 2.0
 # Which processes take a route, read from the contract's subscriber column.
 KEYWORDS = {"coordinator": ("coordinator",), "printer": ("printer",), "pads": ("pad agent",),
             "leds": ("displays", "hall screens"), "announcer": ("announcer",), "web": ("web",),
-            "kiosk": ("kiosk",)}
+            "kiosk": ("kiosk",), "hall-screen": ("displays", "hall screens")}
 
 
 def subscribers(r: Route) -> list[str]:
@@ -186,13 +185,14 @@ class FuzzHall:
         with urllib.request.urlopen(f"{self.web_url}/t/{self.token}/state.json", timeout=ANSWER_S) as page:
             assert json.loads(page.read())["number"]
 
-    def kiosk_answers(self) -> None:
-        assert self.roles["kiosk"].alive()
+    def alive(self, name: str) -> None:
+        assert self.roles[name].alive()
 
     def answer(self, name: str) -> None:
         {"coordinator": self.coordinator_answers, "printer": self.printer_answers,
          "leds": self.leds_answer, "pads": self.pads_answer, "announcer": self.announcer_answers,
-         "web": self.web_answers, "kiosk": self.kiosk_answers}[name]()
+         "web": self.web_answers, "kiosk": lambda: self.alive("kiosk"),
+         "hall-screen": lambda: self.alive("hall-screen")}[name]()
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +229,8 @@ def fuzz_hall(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Itera
                                        HALL_WEB_USERS=str(users)), base / "web.log"),
         Role("kiosk", ["kiosk", "--id", "K2", "--windowed"], "K2", env("K2", QT_QPA_PLATFORM="offscreen"),
              base / "kiosk.log"),
+        Role("hall-screen", ["hall-screen", "--id", "HS-TV", "--windowed"], "HS-TV",
+             env("HS-TV", QT_QPA_PLATFORM="offscreen"), base / "hall-screen.log"),
     )}
     status = probe(broker.port, "monitor", broker.credentials["monitor"],
                    subscribe=[route("device_status").filter(hall=HALL)])
