@@ -198,7 +198,11 @@ def test_a_raising_handler_is_logged_acknowledged_and_the_bus_carries_on(
     def persistent_bus() -> Bus:
         bus = make_bus(own_broker, "coordinator", "coordinator", persistent_session=True,
                        manual_ack=True, on_connection=connected)
-        bus.subscribe(route("window_command"), lambda m: (handler(m), bus.ack(m)))
+        def handle_then_ack(inbound: Inbound[Any]) -> None:
+            handler(inbound)
+            bus.ack(inbound)
+
+        bus.subscribe(route("window_command"), handle_then_ack)
         return bus
 
     bus = persistent_bus()

@@ -68,9 +68,9 @@ def test_a_burst_with_one_percent_poison(own_broker: HallBroker, coordinator: Co
     for command_id in expected:
         assert len(answers[command_id]) == 1, f"{command_id} answered {len(answers[command_id])} times"
     readable = [p for p in poisons if p[2] not in (None, "error route")]
-    for _topic, _payload, command_id in readable:
-        assert command_id is not None
-        assert len(answers[command_id]) == 1 and answers[command_id][0]["error"]["code"] == "bad_schema"
+    for _topic, _payload, readable_id in readable:
+        assert readable_id is not None
+        assert len(answers[readable_id]) == 1 and answers[readable_id][0]["error"]["code"] == "bad_schema"
     unreadable = [p for p in poisons if p[2] is None]
     assert len(answers["None"]) == len(unreadable)
     assert all(a["error"]["code"] == "bad_json" for a in answers["None"])
