@@ -21,6 +21,7 @@ import contextlib
 import logging
 import queue
 import secrets
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -55,6 +56,7 @@ from hall_devices.coordinator.store import (
     DeadLetter,
     EventRow,
     EventStore,
+    StoreError,
     StoreLock,
 )
 from hall_devices.layout import Layout
@@ -256,6 +258,8 @@ class CoordinatorService:
             applied = self.engine.applied
             try:
                 self._decide(item, now, done)
+            except (sqlite3.Error, StoreError):
+                raise  # the store, not the command: nothing is committed or acked, all come back
             except Exception as exc:
                 self._poisoned(item, exc, now, done)
                 if self.engine.applied != applied:
