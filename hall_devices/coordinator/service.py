@@ -131,11 +131,8 @@ def command_id(payload: Payload) -> str | None:
 
 
 def command_key(route_name: str, payload: Payload) -> str | None:
-    for name in ("command_id", "job_id", "rating_id"):
-        value = getattr(payload, name, None)
-        if isinstance(value, str):
-            return f"{route_name}:{value}"
-    return None
+    found = command_id(payload)
+    return None if found is None else f"{route_name}:{found}"
 
 
 def rebuild(layout: Layout, store: EventStore) -> Engine:
