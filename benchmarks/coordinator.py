@@ -174,7 +174,7 @@ def coordinator_runs(port: int, credentials: dict[str, str], store: Path, comman
                                         paper=False)
                 traffic.publish(route("ticket_request").topic(hall=HALL, kiosk="K1" if i % 2 else "K2"),
                                 encode(request), qos=1)
-                if poison_pct and i % (100 // poison_pct) == 50:
+                if poison_pct and i % (100 // poison_pct) == 50 // poison_pct:
                     raw = POISONS[poisoned % len(POISONS)]
                     poisoned += 1
                     topic = (route("rating").topic(hall=HALL, window=6) if raw.startswith(b'{"rating')
