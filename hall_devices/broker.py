@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hall_devices.children import dying_with_parent
+from hall_devices.contract import MAX_PAYLOAD_BYTES
 
 TEMPLATE = Path(__file__).resolve().parent / "broker_config" / "mosquitto.conf"
 
@@ -55,7 +56,8 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
     for name, value in {"@DATA_DIR@": data_dir.resolve(), "@DIR@": directory.resolve(),
                         "@PORT@": listeners.port, "@BIND@": listeners.bind,
                         "@TLS_PORT@": listeners.tls_port, "@TLS_BIND@": listeners.tls_bind,
-                        "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as}.items():
+                        "@DEV_PORT@": listeners.dev_port, "@USER@": listeners.run_as,
+                        "@MAX_PAYLOAD@": MAX_PAYLOAD_BYTES}.items():
         text = text.replace(name, str(value))
     live = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     left = sorted(set(re.findall(r"@[A-Z_]+@", live)))
@@ -64,6 +66,14 @@ def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLA
     config = directory / "mosquitto.conf"
     config.write_text(text, encoding="utf-8")
     return config
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 class BrokerProcess:
@@ -81,7 +91,11 @@ class BrokerProcess:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+        if _listening(self.port):  # else the wait below would take the other program for ours
+            raise BrokerError(f"port {self.port} is already in use by another program "
+                              f"(another broker?): choose another port")
         log = self.log_file.open("ab")
+        written_before = log.tell()  # the log is appended to: only this run's lines count below
         argv = [binary, "-c", str(self.config)]
         if self.die_with_parent:
             argv = dying_with_parent(argv)
@@ -92,6 +106,12 @@ class BrokerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                with self.log_file.open("rb") as lines:
+                    lines.seek(written_before)
+                    said = lines.read().decode(errors="replace")
+                if "Address already in use" in said:
+                    raise BrokerError(f"port {self.port} is already in use by another program "
+                                      f"(another broker?): choose another port")
                 raise BrokerError(f"mosquitto exited with {self._process.returncode}; see {self.log_file}:\n"
                                   + self.log_file.read_text(errors="replace")[-2000:])
             try:

@@ -4,14 +4,21 @@
   published on every (re)connect and ``offline`` is published by :meth:`Bus.stop` itself.
 - paho's network thread reconnects with bounded exponential backoff; every subscription is renewed
   in ``on_connect`` so it survives reconnects and broker restarts.
-- Inbound payloads are decoded into contract models here. A payload that is not JSON or not of the
-  route's schema, or that names another sender than its topic (``wrong_sender``, see
-  :meth:`Route.misattributed`), is logged, answered on the route's answer topic with ``ok: false``
-  and a problem naming it, reported on the error route, and never raised into paho's thread.
+- Inbound payloads are decoded into contract models here. A payload that cannot be read in any way
+  (over :data:`~hall_devices.contract.MAX_PAYLOAD_BYTES`, not UTF-8, anything the JSON parser
+  raises, not of the route's schema, a topic level its parameter does not allow) is logged,
+  answered on the route's answer topic with ``ok: false`` and a problem naming it, reported on the
+  error route, acknowledged, and never raised into paho's thread.
+- A payload that names another sender than its topic (``wrong_sender``, see
+  :meth:`Route.misattributed`) is refused the same way.
 - With a username, the client id is the username: the broker binds the two
   (``use_username_as_clientid``), so one account is one session.
 - Handlers run on paho's network thread: they must be quick and hand work to their own thread,
-  asyncio loop (``call_soon_threadsafe``) or Qt (queued signal). They never touch widgets.
+  asyncio loop (``call_soon_threadsafe``) or Qt (queued signal). They never touch widgets. A handler
+  that raises is logged with the message's topic and id, the message is acknowledged, and the
+  network thread carries on; no other callback can raise into paho either.
+- A broker that cannot be reached is said within :data:`UNREACHABLE_WARN_S` in one line naming host
+  and port; paho keeps retrying with backoff.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from hall_devices.contract import (
+    MAX_PAYLOAD_BYTES,
     DeviceState,
     DeviceStatus,
     ErrorReport,
@@ -48,6 +56,12 @@ from hall_devices.settings import Settings
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
 _ID_FIELDS = ("command_id", "job_id", "rating_id")
+UNREACHABLE_WARN_S = 2.0  # no connection after this long: say so, with host and port
+# paho's own log, kept only for what its backstop caught in a callback: its other errors ("Client
+# is not connected" on every retry) repeat what this module says once, in one line.
+_PAHO_LOG = logging.getLogger("hall_devices.bus.paho")
+_PAHO_LOG.setLevel(logging.ERROR)
+_PAHO_LOG.addFilter(lambda record: str(record.msg).startswith("Caught exception"))
 
 
 class BusError(Exception):
@@ -56,6 +70,10 @@ class BusError(Exception):
 
 class NotConnectedError(BusError):
     pass
+
+
+class PayloadTooLargeError(BusError):
+    """A payload of ours over :data:`~hall_devices.contract.MAX_PAYLOAD_BYTES`: never sent."""
 
 
 class BadPayloadError(BusError):
@@ -105,18 +123,34 @@ def now() -> datetime:
 
 
 def decode(route_: Route, raw: bytes) -> Payload:
-    """Decode a payload of a route, or raise :class:`BadPayloadError` naming the problem."""
+    """Decode a payload of a route, or raise :class:`BadPayloadError` naming the problem.
+
+    Nothing else escapes: ``bad_json`` for a payload over ``MAX_PAYLOAD_BYTES``, invalid UTF-8 or
+    anything the parser raises (a 5,000-digit integer is a ``ValueError``, 100,000 nested brackets
+    a ``RecursionError``); ``bad_schema`` for anything validation raises.
+    """
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise BadPayloadError(Problem(code="bad_json", message=f"payload is {len(raw)} bytes, over the "
+                                                               f"limit of {MAX_PAYLOAD_BYTES}"))
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadPayloadError(Problem(code="bad_json", message=f"payload is not UTF-8 JSON: {exc}")) from exc
+    except Exception as exc:  # the parser's own errors, ValueError (int digits) and RecursionError
+        raise BadPayloadError(Problem(code="bad_json",
+                                      message=f"payload is not UTF-8 JSON: {_short(exc)}")) from exc
     try:
         return route_.model.model_validate(data)
     except ValidationError as exc:
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
                           for e in exc.errors()[:5])
         raise BadPayloadError(Problem(code="bad_schema",
-                                 message=f"not a {route_.model.__name__}: {where}")) from exc
+                                 message=f"not a {route_.model.__name__}: {where}"[:500])) from exc
+    except Exception as exc:  # e.g. RecursionError from a validator: still the payload's fault
+        raise BadPayloadError(Problem(code="bad_schema", message=f"not a {route_.model.__name__}: "
+                                                                 f"{_short(exc)}")) from exc
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def encode(payload: Payload) -> bytes:
@@ -125,9 +159,11 @@ def encode(payload: Payload) -> bytes:
 
 def _readable_id(raw: bytes) -> str | None:
     """The request id of a payload that failed validation, if one can be read, for the answer."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return None
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except Exception:  # whatever made it unreadable the first time
         return None
     if isinstance(data, dict):
         for key in _ID_FIELDS:
@@ -170,6 +206,8 @@ class Bus:
         self._pending_subscriptions: dict[int, str] = {}
         self._connection_number = 0  # counts connects; stamps each Inbound
         self._stopping = False
+        self._unreachable_said = False  # one line per outage, not one per retry
+        self._watchdog: threading.Timer | None = None
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
         self._client = self._make_client()
@@ -198,9 +236,13 @@ class Bus:
         client.reconnect_delay_set(o.reconnect_min_s, o.reconnect_max_s)
         client.max_inflight_messages_set(o.max_inflight)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_unrouted
+        # A backstop: a callback that still raises is logged by paho, never kills its thread.
+        client.suppress_exceptions = True
+        client.enable_logger(_PAHO_LOG)
         return client
 
     def start(self, wait_s: float | None = 10.0) -> None:
@@ -213,6 +255,12 @@ class Bus:
             props.ReceiveMaximum = o.receive_maximum
         self._client.connect_async(s.broker_host, s.broker_port, keepalive=s.broker_keepalive_s,
                                    clean_start=not o.persistent_session, properties=props)
+        self._unreachable_said = False
+        # Said on time whatever the failure: a host that drops packets keeps paho's TCP connect
+        # waiting longer than UNREACHABLE_WARN_S before on_connect_fail could say anything.
+        self._watchdog = threading.Timer(UNREACHABLE_WARN_S, self._still_unreachable)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         self._client.loop_start()
         if wait_s is not None and not self._connected.wait(wait_s):
             self._client.loop_stop()
@@ -222,6 +270,8 @@ class Bus:
     def stop(self, timeout_s: float = 3.0) -> None:
         """Publish offline (retained), then disconnect cleanly and stop paho's thread."""
         self._stopping = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._connected.is_set():
             offline = self._status.model_copy(update={"state": DeviceState.OFFLINE, "updated_at": now()})
             info = self._client.publish(self._status_topic(), encode(offline), qos=1, retain=True)
@@ -258,7 +308,13 @@ class Bus:
             raise TypeError(f"route {route_.name} carries {route_.model.__name__}, "
                             f"not {type(payload).__name__}")
         topic = route_.topic(hall=self.options.hall_id, **params)
-        return Sent(self._client.publish(topic, encode(payload), qos=route_.qos, retain=route_.retained))
+        body = encode(payload)
+        if len(body) > MAX_PAYLOAD_BYTES:
+            # The broker would refuse it, and paho 2.x cannot parse that PUBACK (reason 0x95): it
+            # reconnects and resends it for ever. Refused here instead, naming the route.
+            raise PayloadTooLargeError(f"{route_.name}: {len(body)} bytes, over the contract's limit "
+                                       f"of {MAX_PAYLOAD_BYTES}")
+        return Sent(self._client.publish(topic, body, qos=route_.qos, retain=route_.retained))
 
     def answer(self, inbound: Inbound[Any], reply: Reply) -> Sent:
         """Publish a reply on the answer route of the message, with the same topic parameters."""
@@ -330,23 +386,33 @@ class Bus:
         return dispatch
 
     def _deliver(self, sub: _Subscription, message: mqtt.MQTTMessage) -> None:
-        params = sub.route.match(message.topic) or {}
         try:
-            payload = decode(sub.route, bytes(message.payload))
-        except BadPayloadError as bad:
-            self._refuse(sub.route, message, params, bad.problem)
-            return
-        wrong_sender = sub.route.misattributed(params, payload)
-        if wrong_sender is not None:
-            self._refuse(sub.route, message, params, wrong_sender)
-            return
-        inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
-                                        bool(message.retain), message.mid, message.qos,
-                                        self._connection_number)
-        try:
+            params = sub.route.match(message.topic)
+            if params is None:
+                self._refuse(sub.route, message, {}, Problem(
+                    code="bad_topic", message=f"{message.topic[:120]!r} is not a topic of "
+                                              f"{sub.route.name} (a level holds what its parameter "
+                                              f"does not allow)"))
+                return
+            try:
+                payload = decode(sub.route, bytes(message.payload))
+            except BadPayloadError as bad:
+                self._refuse(sub.route, message, params, bad.problem)
+                return
+            wrong_sender = sub.route.misattributed(params, payload)
+            if wrong_sender is not None:
+                self._refuse(sub.route, message, params, wrong_sender)
+                return
+            inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
+                                            bool(message.retain), message.mid, message.qos,
+                                            self._connection_number)
             sub.handler(inbound)
-        except Exception:  # a handler bug must not kill paho's thread
-            log.exception("handler for %s failed on %s", sub.route.name, message.topic)
+        except Exception:  # a handler bug must not kill paho's thread nor bring the message back
+            log.exception("handler for %s failed on %s (message id %s); acknowledged and dropped",
+                          sub.route.name, message.topic, message.mid)
+            if self.options.manual_ack and message.qos > 0:
+                with contextlib.suppress(Exception):
+                    self._client.ack(message.mid, message.qos)
 
     def _refuse(self, route_: Route, message: mqtt.MQTTMessage, params: dict[str, str],
                 problem: Problem) -> None:
@@ -369,11 +435,28 @@ class Bus:
 
     # --- connection callbacks (paho's thread) ---------------------------------------------------
 
+    def _broker(self) -> str:
+        return f"{self._settings.broker_host}:{self._settings.broker_port}"
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        if not self._unreachable_said and not self._stopping:
+            self._unreachable_said = True
+            log.error("cannot reach the broker at %s; retrying every %d-%d s", self._broker(),
+                      self.options.reconnect_min_s, self.options.reconnect_max_s)
+
+    def _still_unreachable(self) -> None:
+        """The watchdog: no connection yet after UNREACHABLE_WARN_S, whatever the reason."""
+        if not self._connected.is_set() and not self._unreachable_said and not self._stopping:
+            self._unreachable_said = True
+            log.error("cannot reach the broker at %s: no connection after %.0f s; still trying",
+                      self._broker(), UNREACHABLE_WARN_S)
+
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
                     reason_code: Any, _properties: Any) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
+            log.error("the broker at %s refused the connection: %s", self._broker(), reason_code)
             return
+        self._unreachable_said = False
         sock = client.socket()
         if isinstance(sock, socket.socket):  # also true of an SSL socket
             # Nagle + delayed ACK cost ~40 ms per request/reply hop (protocols.md §5).
@@ -407,16 +490,21 @@ class Bus:
     def _ready(self) -> None:
         """Connected and subscribed: only now can nothing addressed to us be missed."""
         self._connected.set()
+        self._notify(True)
+
+    def _notify(self, up: bool) -> None:
         if self.options.on_connection:
-            self.options.on_connection(True)
+            try:
+                self.options.on_connection(up)
+            except Exception:  # the owner's bug must not stop paho's thread from reconnecting
+                log.exception("connection callback failed (connected=%s)", up)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self._connected.clear()
         if not self._stopping:
-            log.warning("lost the broker (%s); reconnecting with backoff", reason_code)
-        if self.options.on_connection:
-            self.options.on_connection(False)
+            log.warning("lost the broker at %s (%s); reconnecting with backoff", self._broker(), reason_code)
+        self._notify(False)
 
     def _status_topic(self) -> str:
         return route("device_status").topic(hall=self.options.hall_id, device=self.options.device_id)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 
 from hall_devices.contract import contract_markdown
 from hall_devices.layout import Layout, LayoutError, load_layout
@@ -149,7 +150,13 @@ def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
         print(f"settings hall_id {settings.hall_id!r} differs from the layout's {layout.hall.id!r}",
               file=sys.stderr)
         return 1
-    service = CoordinatorService(settings, layout, settings.sqlite_path())
+    from hall_devices.coordinator.store import StoreError
+
+    try:
+        service = CoordinatorService(settings, layout, settings.sqlite_path())
+    except StoreError as exc:  # also another coordinator holding the store's lock
+        print(f"协调服务无法启动 / coordinator cannot start: {exc}", file=sys.stderr)
+        return 1
     return run_until_signalled(service)
 
 
@@ -233,6 +240,7 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.id!r} is not a hall_screen of the layout", file=sys.stderr)
         return 1
     app = QApplication(sys.argv[:1])
+    _keep_qt_running()
     window = HallScreenWindow(layout, device)
     bus = Bus(settings, BusOptions(client_id=device.id, hall_id=layout.hall.id, device_id=device.id,
                                    device_kind="hall_screen"))
@@ -254,6 +262,16 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         bus.stop()
 
 
+def _keep_qt_running() -> None:
+    """PyQt aborts the process on an exception a slot does not catch, unless a hook of ours takes it:
+    log it (a screen that stops is worse than one message shown late) and go on."""
+    def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        logging.getLogger("hall_devices.gui").error("unhandled error in the GUI thread; carrying on",
+                                                    exc_info=(kind, value, trace))
+
+    sys.excepthook = hook
+
+
 def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
@@ -273,6 +291,7 @@ def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.id!r} is not a kiosk of the layout", file=sys.stderr)
         return 1
     app = QApplication(sys.argv[:1])
+    _keep_qt_running()
     link = KioskLink(settings, layout, kiosk)
     window = KioskWindow(layout, kiosk, link)
     app.installEventFilter(window)
@@ -352,7 +371,52 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout or settings.layout)
     if layout is None:
         return 1
+    busy = _port_in_use(settings.web_host, settings.web_port)
+    if busy:
+        print(f"网页无法启动 / web cannot start: {busy}", file=sys.stderr)
+        return 1
     return run(settings, layout)
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """One line saying that ``host:port`` cannot be listened on, or None when it can."""
+    import errno
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is already in use by another program (set HALL_WEB_PORT)"
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from hall_devices.coordinator.calendar import local
+    from hall_devices.coordinator.store import StoreError, open_read_only, read_dead_letters
+
+    layout = _load_layout(args.layout or settings.layout)  # for the hall's time
+    if layout is None:
+        return 1
+    try:
+        db = open_read_only(args.store or settings.sqlite_path())
+    except StoreError as exc:
+        print(f"无法读取 / cannot read: {exc}", file=sys.stderr)
+        return 1
+    try:
+        letters = read_dead_letters(db, args.limit)
+    finally:
+        db.close()
+    print(f"未能处理的消息（最新在前）/ dead letters, newest first: {len(letters)}")
+    for one in letters:
+        at = local(layout.hall, datetime.fromisoformat(one.at)).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{at}  {one.topic}  {one.command or '-'}\n    {one.error}\n    {one.excerpt[:200]}")
+    return 0
+
+
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
@@ -381,9 +445,15 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout)
     if layout is None:
         return 1
+    from hall_devices.broker import BrokerError
+
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
-                                    args.speed, args.duration, screens=display))
+    try:
+        return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
+                                        args.speed, args.duration, screens=display))
+    except BrokerError as exc:  # e.g. the port is taken: one line, not a traceback
+        print(f"大厅无法启动 / the hall cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
 
 
 def _version() -> str:
@@ -460,6 +530,7 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     copy.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     copy.set_defaults(run=_store_backup)
     _add_restore(store)
+    _add_dead_letters(store)
 
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", help="YYYY-MM-DD first day (default: the hall's business day now)")
@@ -475,6 +546,14 @@ def _add_rotate(broker: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     rotate.add_argument("user", help="the device id (its broker username)")
     rotate.add_argument("--out", type=Path, required=True, help="the provisioned broker folder")
     rotate.set_defaults(run=_broker_rotate)
+
+
+def _add_dead_letters(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dead = store.add_parser("dead-letters", help="commands the coordinator failed on (newest first)")
+    dead.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
+    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--layout", type=Path, help="layout file, for hall time (default: settings.layout)")
+    dead.set_defaults(run=_dead_letters)
 
 
 def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

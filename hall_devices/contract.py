@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
+# The largest payload any route carries, in bytes. The bus refuses a bigger one (``too_large``)
+# before parsing it, and the generated mosquitto.conf sets Mosquitto's ``message_size_limit`` to the
+# same figure, so the broker drops it first. 1 MiB: a month of one window's ratings still fits.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+# Every datetime field is an AwareDatetime: a naive one is refused (bad_schema), because the engine
+# compares it with its own zone-aware clock and a naive one would raise there.
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -35,8 +41,9 @@ class Text(Payload):
 class Problem(Payload):
     """Why something was refused: a stable code for programs and a message for people."""
 
-    code: str = Field(description="bad_json, bad_schema, unknown_service, wrong_state, "
-                      "request_expired, clock_skew, ...")
+    code: str = Field(description="bad_json, bad_schema, bad_topic, too_large, internal_error, "
+                                  "wrong_sender, unknown_service, wrong_state, request_expired, "
+                                  "clock_skew, ...")
     message: str
 
 
@@ -189,13 +196,13 @@ class TicketInfo(Payload):
     department_name: Text
     ticket_class: TicketClass
     status: TicketStatus
-    issued_at: datetime
+    issued_at: AwareDatetime
     people_ahead: int
     estimated_minutes: int
     windows: list[int]
     materials: list[Text] = []
     status_url: str | None = None
-    complete_by: datetime | None = Field(None, description="承诺件 (限时办结): end of the last of the "
+    complete_by: AwareDatetime | None = Field(None, description="承诺件 (限时办结): end of the last of the "
                                          "service's time_limit_days working days from issue")
 
 
@@ -239,7 +246,7 @@ class WindowState(Payload):
     ticket_id: str | None = None
     ticket_number: str | None = None
     service_id: str | None = None
-    since: datetime
+    since: AwareDatetime
     pause_reason: str | None = None
     waiting: int = Field(0, description="tickets this window could serve now")
     held: list[str] = []
@@ -262,7 +269,7 @@ class Call(Payload):
     window_name: Text
     service_id: str
     attempt: int = Field(1, description="1 for the first call, 2.. for recalls")
-    called_at: datetime
+    called_at: AwareDatetime
     text: Text = Field(description="请A001号到3号窗口 / Ticket A001, please go to window 3")
 
 
@@ -278,7 +285,7 @@ class ServiceQueue(Payload):
 
 
 class QueueSummary(Payload):
-    updated_at: datetime
+    updated_at: AwareDatetime
     total_waiting: int
     services: list[ServiceQueue]
 
@@ -290,7 +297,7 @@ class RatingPrompt(Payload):
     ticket_number: str
     clerk_id: str | None
     service_id: str
-    expires_at: datetime
+    expires_at: AwareDatetime
     timeout_s: int | None = Field(None, description="seconds the rating stays open from now: the pad "
                                   "counts them on its own monotonic clock, not against expires_at")
 
@@ -302,7 +309,7 @@ class Rating(Payload):
     level: RatingLevel
     reasons: list[str] = Field([], max_length=8)
     channel: Channel = Channel.PAD
-    rated_at: datetime
+    rated_at: AwareDatetime
     answered_after_s: float | None = Field(None, ge=0, description="seconds from the prompt's arrival "
                                            "to the key press, by the pad's monotonic clock")
 
@@ -320,7 +327,7 @@ class DeviceStatus(Payload):
     faults: list[DeviceFault] = []
     detail: str | None = None
     members: dict[str, DeviceState] = Field({}, description="state of each device on a bus")
-    updated_at: datetime
+    updated_at: AwareDatetime
 
 
 class Alert(Payload):
@@ -330,7 +337,7 @@ class Alert(Payload):
                   "calendar_uncovered"]
     subject: str = Field(description="ticket number, window number or device id")
     message: Text
-    raised_at: datetime
+    raised_at: AwareDatetime
     cleared: bool = False
 
 
@@ -367,13 +374,13 @@ class StaffCommand(Payload):
     case_id: str | None = None
     note: str | None = Field(None, max_length=500)
     appointment_code: str | None = Field(None, max_length=32)
-    slot_start: datetime | None = None
-    slot_end: datetime | None = None
+    slot_start: AwareDatetime | None = None
+    slot_end: AwareDatetime | None = None
 
 
 class CaseStep(Payload):
     state: CaseState
-    at: datetime
+    at: AwareDatetime
     by: str
     note: str | None = None
 
@@ -388,8 +395,8 @@ class CaseInfo(Payload):
     window: int
     clerk_id: str | None
     state: CaseState
-    opened_at: datetime
-    deadline: datetime = Field(description="end of the last working day allowed")
+    opened_at: AwareDatetime
+    deadline: AwareDatetime = Field(description="end of the last working day allowed")
     history: list[CaseStep]
 
 
@@ -405,6 +412,18 @@ class QueryKind(StrEnum):
     WINDOW_QUEUE = "window_queue"  # the waiting tickets a window could call, in call order
     TICKET = "ticket"  # one ticket by its page token (the QR code)
     TICKET_BY_NUMBER = "ticket_by_number"
+    DEAD_LETTERS = "dead_letters"  # commands the coordinator failed on, newest first (manager)
+
+
+def _day(value: str) -> str:
+    """A business day as ``YYYY-MM-DD`` (ASCII digits, a real calendar date)."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError(f"{value[:20]!r} is not a day (YYYY-MM-DD)")
+    date.fromisoformat(value)  # raises ValueError naming the problem (month 13, February 30, ...)
+    return value
+
+
+Day = Annotated[str, AfterValidator(_day)]
 
 
 class QueryRequest(Payload):
@@ -412,12 +431,18 @@ class QueryRequest(Payload):
 
     command_id: CommandId
     kind: QueryKind
-    first_day: str | None = None
-    last_day: str | None = None
+    first_day: Day | None = None
+    last_day: Day | None = None
     window: int | None = None
     level: int | None = Field(None, ge=1, le=5)
     token: str | None = Field(None, max_length=64)
     ticket_number: str | None = Field(None, max_length=16)
+
+    @model_validator(mode="after")
+    def _days_in_order(self) -> QueryRequest:
+        if self.first_day and self.last_day and self.last_day < self.first_day:
+            raise ValueError(f"last_day {self.last_day} is before first_day {self.first_day}")
+        return self
 
 
 class QueryReply(Reply):
@@ -425,7 +450,7 @@ class QueryReply(Reply):
 
 
 class ActiveAlerts(Payload):
-    updated_at: datetime
+    updated_at: AwareDatetime
     alerts: list[Alert]
 
 
@@ -436,12 +461,21 @@ class ErrorReport(Payload):
     problem: Problem
     excerpt: str = Field(description="the first bytes of the bad payload, for the log")
     reported_by: str
-    at: datetime
+    at: AwareDatetime
 
 
 # --- topics ----------------------------------------------------------------------------------
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
+# What a topic level may hold, per parameter: ASCII only, so "²" (``isdigit()`` is true, ``int()``
+# fails) or a full-width digit never reaches code that expects a number or an id.
+IDENT_LEVEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+PARAM_LEVELS: dict[str, str] = {"window": r"[1-9][0-9]{0,3}"}  # layout: 1..9999
+
+
+def param_level(name: str) -> str:
+    """The regular expression a topic parameter's level must match in full."""
+    return PARAM_LEVELS.get(name, IDENT_LEVEL)
 
 
 @dataclass(frozen=True)
@@ -476,12 +510,12 @@ class Route:
         return tuple(_PARAM.findall(self.pattern))
 
     def topic(self, **params: object) -> str:
-        """The concrete topic; every parameter must be given and may not contain / + #."""
+        """The concrete topic; every parameter must be given and match :func:`param_level`."""
         missing = set(self.params) - params.keys()
         if missing:
             raise ValueError(f"topic {self.name} needs {sorted(missing)}")
         for key, value in params.items():
-            if re.search(r"[/+#]", str(value)) or str(value) == "":
+            if not re.fullmatch(param_level(key), str(value)):
                 raise ValueError(f"topic {self.name}: {key}={value!r} is not a topic level")
         return self.pattern.format(**params)
 
@@ -491,12 +525,14 @@ class Route:
         return self.pattern.format(**full)
 
     def match(self, topic: str) -> dict[str, str] | None:
-        """The parameters of a concrete topic of this route, or None if it is not one."""
+        """The parameters of a concrete topic of this route, or None if it is not one (also when a
+        level does not match its parameter's :func:`param_level`)."""
         levels = []
         for level in self.pattern.split("/"):
             param = _PARAM.fullmatch(level)
-            levels.append(f"(?P<{param.group(1)}>[^/]+)" if param else re.escape(level))
-        found = re.fullmatch("/".join(levels), topic)
+            levels.append(f"(?P<{param.group(1)}>{param_level(param.group(1))})" if param
+                          else re.escape(level))
+        found = re.fullmatch("/".join(levels), topic, flags=re.ASCII)
         return found.groupdict() if found else None
 
 
@@ -580,6 +616,9 @@ def contract_markdown() -> str:
         "route with `ok: false` and an `error` naming the problem, and reported on the `error` route.",
         "A sender is who its topic names: a payload naming another device (`device_id` of a status,",
         "`window` of a rating, `reported_by` of an error) is refused with the problem `wrong_sender`.",
+        f"Every datetime carries its zone (ISO 8601 with an offset); a payload is at most "
+        f"{MAX_PAYLOAD_BYTES} bytes (the broker drops a bigger one); a topic parameter is ASCII: "
+        f"`{{window}}` matches `{PARAM_LEVELS['window']}`, every other one `{IDENT_LEVEL}`.",
         "",
         "| route | topic | publisher → subscriber | QoS | retained | payload | answer |",
         "|---|---|---|---|---|---|---|",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.contract import route
 from hall_devices.layout import Layout
-from hall_devices.provision import MONITOR, provision
+from hall_devices.provision import MONITOR, password_hash, provision
 from hall_devices.settings import Settings
 
 
@@ -52,8 +53,18 @@ WATCHERS = tuple(f"watch{n}" for n in range(1, 25))
 _free_watchers: dict[int, list[tuple[str, str]]] = {}
 
 
-def start_hall_broker(layout: Layout, directory: Path) -> HallBroker:
+def start_hall_broker(layout: Layout, directory: Path, superuser: str | None = None) -> HallBroker:
+    """A hall's Mosquitto on free ports; ``superuser`` adds a test-only account that may read and
+    write every topic (a fuzzer standing in for every publisher at once, without taking anyone's
+    session: client ids are bound to usernames)."""
     done = provision(layout, directory, demo=True, watchers=WATCHERS)
+    if superuser is not None:
+        password = secrets.token_urlsafe(18)
+        with (directory / "passwd").open("a", encoding="utf-8") as passwd:
+            passwd.write(f"{superuser}:{password_hash(password)}\n")
+        with (directory / "acl").open("a", encoding="utf-8") as acl:
+            acl.write(f"\nuser {superuser}\ntopic readwrite #\n")
+        done.credentials[superuser] = password
     port, tls_port = free_port(), free_port()
     config = render_config(directory, Listeners(port=port, tls_port=tls_port, tls_bind="127.0.0.1"))
     process = BrokerProcess(config, port)

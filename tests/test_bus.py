@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import time
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound, encode
-from hall_devices.contract import WindowAction, WindowCommand, route
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hall_devices.bus import UNREACHABLE_WARN_S, BadPayloadError, Bus, BusOptions, Inbound, decode, encode
+from hall_devices.contract import MAX_PAYLOAD_BYTES, ROUTES, WindowAction, WindowCommand, route
 from tests.support import HallBroker, probe, wait_until
 
 HALL = "demo"
@@ -130,3 +135,136 @@ def test_bus_over_tls_with_credentials(hall_broker: HallBroker) -> None:
     assert json.loads(monitor.expect(lambda m: True).payload)["state"] == "ok"
     screen.stop()
     monitor.stop()
+
+
+# --- issue 14: nothing unreadable, nothing raised in a callback, stops a process ------------------
+
+UNREADABLE = {
+    "5,000-digit integer": (b'{"command_id": "c-1", "action": "next", "target_window": ' + b"9" * 5000
+                            + b"}", "bad_json"),
+    "100,000 nested brackets": (b"[" * 100_000 + b"]" * 100_000, "bad_json"),
+    "deep but small nesting": (b'{"command_id": "c-1", "reason": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+                               "bad_json"),
+    "invalid UTF-8": (b'{"command_id": "c-1", "action": "next", "reason": "\xff\xfe"}', "bad_json"),
+    "over the size limit": (b'{"command_id": "c-1", "action": "next", "reason": "'
+                            + b"x" * MAX_PAYLOAD_BYTES + b'"}', "bad_json"),
+    "not an object": (b"[1, 2, 3]", "bad_schema"),
+    "NaN": (b'{"command_id": "c-1", "action": "next", "target_window": NaN}', "bad_schema"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE))
+def test_every_unreadable_payload_is_a_named_refusal(case: str) -> None:
+    raw, code = UNREADABLE[case]
+    with pytest.raises(BadPayloadError) as refused:
+        decode(route("window_command"), raw)
+    assert refused.value.problem.code == code
+    assert len(refused.value.problem.message) <= 600
+
+
+def test_a_naive_datetime_is_refused_by_the_schema() -> None:
+    raw = (b'{"rating_id": "r-1", "prompt_id": "p", "window": 6, "level": 4, '
+           b'"rated_at": "2026-11-23T09:00:00"}')
+    with pytest.raises(BadPayloadError) as refused:
+        decode(route("rating"), raw)
+    assert refused.value.problem.code == "bad_schema" and "rated_at" in refused.value.problem.message
+
+
+@settings(max_examples=300, deadline=None)
+@given(route_name=st.sampled_from(sorted(ROUTES)),
+       raw=st.one_of(st.binary(max_size=300),
+                     st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                                  lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                                  max_leaves=20).map(lambda v: json.dumps(v).encode())))
+def test_decode_raises_nothing_but_its_own_refusal(route_name: str, raw: bytes) -> None:
+    try:
+        decode(route(route_name), raw)
+    except BadPayloadError as refused:
+        assert refused.problem.code in {"bad_json", "bad_schema"}
+
+
+def test_a_raising_handler_is_logged_acknowledged_and_the_bus_carries_on(
+        own_broker: HallBroker, caplog: pytest.LogCaptureFixture) -> None:
+    received: queue.Queue[str] = queue.Queue()
+
+    def handler(inbound: Inbound[Any]) -> None:
+        if inbound.payload.command_id == "boom":
+            raise RuntimeError("a handler bug")
+        received.put(inbound.payload.command_id)
+
+    def connected(_up: bool) -> None:
+        raise RuntimeError("an owner's bug in its connection callback")
+
+    def persistent_bus() -> Bus:
+        bus = make_bus(own_broker, "coordinator", "coordinator", persistent_session=True,
+                       manual_ack=True, on_connection=connected)
+        def handle_then_ack(inbound: Inbound[Any]) -> None:
+            handler(inbound)
+            bus.ack(inbound)
+
+        bus.subscribe(route("window_command"), handle_then_ack)
+        return bus
+
+    bus = persistent_bus()
+    bus.start()
+    pads = probe(own_broker.port, "KB1", own_broker.credentials["KB1"])
+    topic = route("window_command").topic(hall=HALL, window=3)
+    for command_id in ("boom", "after"):
+        pads.client.publish(topic, encode(WindowCommand(command_id=command_id, action=WindowAction.NEXT)),
+                            qos=1)
+    assert received.get(timeout=5) == "after"
+    failed = [r for r in caplog.records if "failed on" in r.getMessage()]
+    assert len(failed) == 1 and topic in failed[0].getMessage() and "message id" in failed[0].getMessage()
+    assert any("connection callback failed" in r.getMessage() for r in caplog.records)
+    bus.stop()
+    # The same persistent session again: the failed message was acknowledged, so it never returns.
+    bus = persistent_bus()
+    bus.start()
+    pads.client.publish(topic, encode(WindowCommand(command_id="later", action=WindowAction.NEXT)), qos=1)
+    assert received.get(timeout=5) == "later"
+    assert received.empty()
+    assert len([r for r in caplog.records if "failed on" in r.getMessage()]) == 1
+    bus.stop()
+    pads.stop()
+
+
+def test_a_topic_level_its_parameter_does_not_allow_is_refused(hall_broker: HallBroker) -> None:
+    received: queue.Queue[Inbound[Any]] = queue.Queue()
+    coordinator = make_bus(hall_broker, "coordinator", "coordinator")
+    coordinator.subscribe(route("window_command"), received.put)
+    coordinator.start()
+    monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
+                    subscribe=[f"hall/{HALL}/error/coordinator"])
+    web = probe(hall_broker.port, "web", hall_broker.credentials["web"])
+    good = encode(WindowCommand(command_id="c-9", action=WindowAction.NEXT))
+    for level in ("²", "３", "0", "3a"):
+        web.client.publish(f"hall/{HALL}/window/{level}/command", good, qos=1)
+        report = json.loads(monitor.expect(lambda m: True).payload)
+        assert report["problem"]["code"] == "bad_topic" and level in report["topic"]
+    web.client.publish(f"hall/{HALL}/window/3/command", good, qos=1)
+    assert received.get(timeout=5).params["window"] == "3"
+    assert received.empty()
+    coordinator.stop()
+    web.stop()
+    monitor.stop()
+
+
+def test_an_unreachable_broker_is_said_once_with_host_and_port(caplog: pytest.LogCaptureFixture) -> None:
+    from hall_devices.broker import free_port
+    from hall_devices.settings import Settings
+
+    port = free_port()  # nothing listens there
+    bus = Bus(Settings(hall_id=HALL, broker_port=port), BusOptions(
+        client_id="K1", hall_id=HALL, device_id="K1", device_kind="kiosk", reconnect_max_s=1))
+    bus.start(wait_s=None)
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "cannot reach the broker" in r.getMessage()]
+
+    # The line's 2 s bound is the bus's own (UNREACHABLE_WARN_S and paho's connect timeout); the
+    # wait here only ends the test.
+    wait_until(lambda: bool(said()), timeout_s=UNREACHABLE_WARN_S + 5, what="the unreachable-broker line")
+    time.sleep(2.5)  # paho retries every second meanwhile: still one line
+    bus.stop()
+    assert len(said()) == 1 and f"127.0.0.1:{port}" in said()[0].getMessage()
+    assert said()[0].levelname == "ERROR"

@@ -10,6 +10,8 @@ from hall_devices.contract import (
     ROUTES,
     DeviceState,
     DeviceStatus,
+    QueryKind,
+    QueryRequest,
     Rating,
     contract_markdown,
     find_route,
@@ -34,7 +36,7 @@ def test_every_request_has_an_answer_route_with_a_reply_model() -> None:
 
 def test_topics_round_trip() -> None:
     for r in ROUTES.values():
-        params = {p: f"v{i}" for i, p in enumerate(r.params)}
+        params = {p: str(i + 1) if p == "window" else f"v{i}" for i, p in enumerate(r.params)}
         topic = r.topic(**params)
         assert find_route(topic) == (r, params)
 
@@ -86,3 +88,33 @@ def test_a_sender_is_who_its_topic_names() -> None:
         assert r.misattributed({"hall": "demo", **params}, same) is None, r.name
     # Every device-originated route that names its sender in the payload checks it.
     assert {r.name for r in ROUTES.values() if r.identity} == {"device_status", "rating", "error"}
+
+
+def test_every_datetime_in_the_contract_carries_a_zone() -> None:
+    from hall_devices.contract import _nested, describe_fields
+
+    models = {m for r in ROUTES.values() for m in (r.model, *_nested(r.model))}
+    shown = [(m.__name__, name, kind) for m in models for name, kind, _req, _doc in describe_fields(m)
+             if "datetime" in kind.lower()]
+    assert len(shown) >= 10
+    assert all("AwareDatetime" in kind for _m, _n, kind in shown), shown
+
+
+@pytest.mark.parametrize("day", ["not-a-date", "2026-02-30", "2026-13-01", "２０２６-01-01", "2026-1-1", ""])
+def test_query_days_are_real_days(day: str) -> None:
+    with pytest.raises(ValidationError):
+        QueryRequest(command_id="q-1", kind=QueryKind.STATISTICS, first_day=day)
+
+
+def test_a_query_range_runs_forward() -> None:
+    assert QueryRequest(command_id="q-1", kind=QueryKind.STATISTICS, first_day="2026-11-23").first_day
+    with pytest.raises(ValidationError, match="before first_day"):
+        QueryRequest(command_id="q-1", kind=QueryKind.STATISTICS, first_day="2026-11-23",
+                     last_day="2026-11-22")
+
+
+@pytest.mark.parametrize("level", ["²", "３", "0", "10000", "3a", "-1", " 3"])
+def test_a_window_level_is_ascii_digits(level: str) -> None:
+    assert route("window_command").match(f"hall/demo/window/{level}/command") is None
+    with pytest.raises(ValueError, match="not a topic level"):
+        route("window_command").topic(hall="demo", window=level)

@@ -74,6 +74,9 @@ class Engine:
         self._long_paused: set[int] = set()
         self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
                                        else self.policy.auto_call_after_s) for w in layout.windows}
+        # Counts events applied to the state: a caller whose command raised can tell whether the
+        # state may be half changed (then it rebuilds from the store) or is untouched.
+        self.applied = 0
 
     # --- the one entry point --------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class Engine:
 
     def commit(self, outcome: Outcome, *events: ev.Event) -> None:
         for event in events:
+            self.applied += 1
             evolve(self.state, event, self.policy.service_time_samples)
             outcome.events.append(event)
             ticket_id = getattr(event, "ticket_id", None)

@@ -6,6 +6,13 @@ transaction, publishes replies and effects, and only once the broker has confirm
 (QoS 1 PUBACKs) acknowledges the messages (manual acks on a persistent session). A crash before
 the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
 command key is in the store and the redelivered command gets its original reply.
+
+A command that raises (a bug, not a refusal) is a poison command: it alone gets an
+``internal_error`` reply, is kept as a dead letter with its command key (so a redelivery is answered
+from the store and never re-run), and the rest of its batch goes on. When it may have half-changed
+the engine's state, what the batch decided before it is committed and the engine is rebuilt from the
+store. Every refusal (the engine's, a query's, an internal error) is also published on the error
+route. One coordinator per store: :class:`StoreLock`.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import logging
 import queue
 import secrets
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -23,16 +31,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound, Sent, encode
-from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
+from hall_devices.bus import Bus, BusOptions, Inbound, Sent
+from hall_devices.contract import (
+    MAX_PAYLOAD_BYTES,
+    DeviceStatus,
+    ErrorReport,
+    Payload,
+    Problem,
+    QueryKind,
+    QueryReply,
+    QueryRequest,
+    Reply,
+    route,
+)
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
-from hall_devices.coordinator.calendar import business_day
+from hall_devices.coordinator.calendar import business_day, local
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
-from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
+from hall_devices.coordinator.store import (
+    EXCERPT_CHARS,
+    CommandRow,
+    DeadLetter,
+    EventRow,
+    EventStore,
+    StoreError,
+    StoreLock,
+)
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 
@@ -54,17 +81,6 @@ class _Marker:
 Item = Inbound[Any] | _Marker
 
 
-@dataclass
-class _Batch:
-    """What deciding a batch produces: committed together, then published."""
-
-    rows: list[EventRow] = field(default_factory=list)
-    commands: list[CommandRow] = field(default_factory=list)
-    replies: list[tuple[Inbound[Any], Reply]] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-    seen: dict[str, bytes | None] = field(default_factory=dict)  # command key -> reply, this batch
-
-
 @dataclass(frozen=True)
 class _Unconfirmed:
     since: float
@@ -72,12 +88,53 @@ class _Unconfirmed:
     acks: list[Inbound[Any]]
 
 
-def command_key(route_name: str, payload: Payload) -> str | None:
+@dataclass
+class _Batch:
+    """What a batch has decided: rows, commands and dead letters not yet committed; the answers,
+    outcomes and acknowledgements it will publish; the command keys it has seen."""
+
+    rows: list[EventRow] = field(default_factory=list)
+    commands: list[CommandRow] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    replies: list[tuple[Inbound[Any], Reply]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    seen: dict[str, bytes | None] = field(default_factory=dict)
+    acks: list[Inbound[Any]] = field(default_factory=list)
+
+    def committed(self) -> None:
+        self.rows, self.commands, self.dead = [], [], []
+
+
+def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
+    """The ``ok: false`` answer to a message, or None when its route has no answer."""
+    if item.route.answer is None:
+        return None
+    model = route(item.route.answer).model
+    reply = model.model_validate({"command_id": command_id(item.payload), "ok": False, "error": problem})
+    assert isinstance(reply, Reply)
+    return reply
+
+
+def _excerpt(payload: Payload, chars: int) -> str:
+    """The payload as JSON, cut to ``chars``; a payload that cannot even be dumped is shown as repr:
+    this runs for the messages that already broke something."""
+    try:
+        return payload.model_dump_json()[:chars]
+    except Exception:
+        return repr(payload)[:chars]
+
+
+def command_id(payload: Payload) -> str | None:
     for name in ("command_id", "job_id", "rating_id"):
         value = getattr(payload, name, None)
         if isinstance(value, str):
-            return f"{route_name}:{value}"
+            return value
     return None
+
+
+def command_key(route_name: str, payload: Payload) -> str | None:
+    found = command_id(payload)
+    return None if found is None else f"{route_name}:{found}"
 
 
 def rebuild(layout: Layout, store: EventStore) -> Engine:
@@ -117,7 +174,12 @@ class CoordinatorService:
         # Read with the wall clock so the engine tells a clock step from time passing; a test's
         # own wall clock without a monotonic one can show only steps back.
         self.monotonic = monotonic or (time.monotonic if clock is utc_now else None)
-        self.store = EventStore(store_path)
+        self.lock = StoreLock(store_path)  # raises StoreLockedError naming the other coordinator
+        try:
+            self.store = EventStore(store_path)
+        except BaseException:
+            self.lock.release()
+            raise
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
@@ -153,6 +215,7 @@ class CoordinatorService:
             self._worker.join(timeout=10)
         self.bus.stop()
         self.store.close()
+        self.lock.release()
 
     def _connection_changed(self, up: bool) -> None:
         if up:
@@ -192,69 +255,114 @@ class CoordinatorService:
         return batch
 
     def _process(self, batch: list[Item]) -> None:
-        work = _Batch()
-        rows, commands, replies, outcomes = work.rows, work.commands, work.replies, work.outcomes
-        acks: list[Inbound[Any]] = []
+        done = _Batch()
         for item in batch:
             if isinstance(item, _Marker):
-                outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
-                                        queue_changed=True))
+                done.outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
+                                             queue_changed=True))
                 continue
-            acks.append(item)
+            done.acks.append(item)
             now = self.clock()
-            if item.route.name == "device_status":
-                if isinstance(item.payload, DeviceStatus):
-                    outcomes.append(self.engine.device_status(item.payload, now))
-                continue
-            if isinstance(item.payload, QueryRequest):
-                replies.append((item, self._query(item.payload, now)))  # a read: nothing to commit
-                continue
-            self._decide(item, now, work)
-        if commands or rows:
-            self.engine.state.last_seq = self.store.commit(rows, commands)
-            self._since_snapshot += len(rows)
-            # Before any reply: a restore from an older backup must still see these numbers.
-            self.high_water.record([e for o in outcomes for e in o.events if isinstance(e, ev.TicketIssued)])
-        sent = [self.bus.answer(inbound, reply) for inbound, reply in replies]
-        sent += self._publish(outcomes)
-        if acks:
-            self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, acks))
+            applied = self.engine.applied
+            try:
+                self._decide(item, now, done)
+            except (sqlite3.Error, StoreError):
+                raise  # the store, not the command: nothing is committed or acked, all come back
+            except Exception as exc:
+                self._poisoned(item, exc, now, done)
+                if self.engine.applied != applied:
+                    # It may have half-changed the state: keep what came before it, start again
+                    # from the store (which never saw its events).
+                    self._commit(done)
+                    self.engine = rebuild(self.layout, self.store)
+        self._commit(done)
+        sent = [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
+        sent += self._publish(done.outcomes)
+        if done.acks:
+            self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, done.acks))
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
 
-    def _decide(self, item: Inbound[Any], now: datetime, work: _Batch) -> None:
-        """Decide one command of a batch: answered from the store if seen, else by the engine."""
-        seen, rows, commands, replies, outcomes = (work.seen, work.rows, work.commands, work.replies,
-                                                   work.outcomes)
+    def _decide(self, item: Inbound[Any], now: datetime, done: _Batch) -> None:
+        """Decide one message; appends to the lists only once nothing more can raise."""
+        if item.route.name == "device_status":
+            if isinstance(item.payload, DeviceStatus):
+                done.outcomes.append(self.engine.device_status(item.payload, now))
+            return
+        if isinstance(item.payload, QueryRequest):
+            reply = self._query(item.payload, now)  # a read: nothing to commit
+            done.replies.append((item, reply))
+            if reply.error is not None:
+                done.outcomes.append(Outcome(publish=[self._error_report(item, reply.error, now)]))
+            return
         key = command_key(item.route.name, item.payload)
         if key is None:
             return
-        if key in seen:
-            self._queue_duplicate(item, seen[key], replies)
+        if key in done.seen:
+            self._queue_duplicate(item, done.seen[key], done.replies)
             return
         known, stored = self.store.reply_for(key)
         if known:
             log.info("command %s seen before: answered with its original reply", key)
-            self._queue_duplicate(item, stored, replies)
+            self._queue_duplicate(item, stored, done.replies)
             return
         clock = self.engine.observe(now, self._mono())  # a step or a new day, before the command
-        rows += [self._row(e, None) for e in clock.events]
-        outcomes.append(clock)
+        done.rows += [self._row(e, None) for e in clock.events]
+        done.outcomes.append(clock)
         outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
                                      token=secrets.token_urlsafe(12))
         if outcome.refused is not None and outcome.reply is None:
             # Nobody to answer, so say it on the error route; and not remembered as applied: the
             # id may be another sender's (a job id is predictable), whose own message must count.
-            self.bus.report(item.topic, outcome.refused, encode(item.payload))
+            done.outcomes.append(Outcome(publish=[self._error_report(item, outcome.refused, now)]))
             return
         reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
-        seen[key] = reply_bytes
-        stamp = now.isoformat()
-        commands.append(CommandRow(key, stamp, reply_bytes))
-        rows += [self._row(e, key) for e in outcome.events]
+        new_rows = [self._row(e, key) for e in outcome.events]
+        if outcome.reply is not None and outcome.reply.error is not None:
+            outcome.publish.append(self._error_report(item, outcome.reply.error, now))
+        done.seen[key] = reply_bytes
+        done.commands.append(CommandRow(key, now.isoformat(), reply_bytes))
+        done.rows += new_rows
         if outcome.reply is not None:
-            replies.append((item, outcome.reply))
-        outcomes.append(outcome)
+            done.replies.append((item, outcome.reply))
+        done.outcomes.append(outcome)
+
+    def _poisoned(self, item: Inbound[Any], exc: Exception, now: datetime, done: _Batch) -> None:
+        """A command that raised: its own internal_error reply, a dead letter, its key kept."""
+        key = command_key(item.route.name, item.payload)
+        log.error("command %s on %s (message id %s) failed; answered internal_error and kept as a "
+                  "dead letter", key, item.topic, item.mid, exc_info=exc)
+        # Chinese first: a kiosk or console may show this message as it is.
+        problem = Problem(code="internal_error", message=f"系统内部错误，已记录，请联系工作人员 / the "
+                          f"coordinator could not handle this message ({type(exc).__name__}); it is "
+                          "kept for the hall manager")
+        reply = _failure(item, problem)
+        # Kept with its key (queries are not deduplicated): a redelivery gets this reply, not a re-run.
+        if key is not None and not isinstance(item.payload, QueryRequest) and key not in done.seen:
+            reply_bytes = reply.model_dump_json().encode() if reply is not None else None
+            done.seen[key] = reply_bytes
+            done.commands.append(CommandRow(key, now.isoformat(), reply_bytes))
+        done.dead.append(DeadLetter(now.isoformat(), item.topic, key,
+                                    _excerpt(item.payload, EXCERPT_CHARS),
+                                    f"{type(exc).__name__}: {exc}"[:500]))
+        if reply is not None:
+            done.replies.append((item, reply))
+        done.outcomes.append(Outcome(publish=[self._error_report(item, problem, now)]))
+
+    def _commit(self, done: _Batch) -> None:
+        if done.commands or done.rows or done.dead:
+            self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead)
+            self._since_snapshot += len(done.rows)
+            # Before any reply: a restore from an older backup must still see these numbers.
+            self.high_water.record([e for o in done.outcomes for e in o.events
+                                    if isinstance(e, ev.TicketIssued)])
+        done.committed()
+
+    def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> Publish:
+        report = ErrorReport(topic=item.topic, problem=problem,
+                             excerpt=_excerpt(item.payload, 200),
+                             reported_by=self.bus.options.device_id, at=now)
+        return Publish("error", {"reporter": self.bus.options.device_id}, report)
 
     def _ack_confirmed(self) -> None:
         """Acknowledge, in the order received, the messages whose answers the broker has confirmed.
@@ -277,14 +385,26 @@ class CoordinatorService:
 
     def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
         try:
-            data = answer(self.engine, self.store.events_of_days, query, now)
+            if query.kind is QueryKind.DEAD_LETTERS:
+                data: dict[str, Any] = {"dead_letters": [
+                    {**vars(d), "at_local": local(self.layout.hall, datetime.fromisoformat(d.at))
+                     .strftime("%Y-%m-%d %H:%M:%S")} for d in self.store.dead_letters()],
+                    "total": self.store.count("dead_letters")}
+            else:
+                data = answer(self.engine, self.store.events_of_days, query, now)
         except EngineError as refused:
             return QueryReply(command_id=query.command_id, ok=False,
                               error=Problem(code=refused.code, message=refused.message))
         except ValueError as exc:
             return QueryReply(command_id=query.command_id, ok=False,
                               error=Problem(code="bad_query", message=str(exc)))
-        return QueryReply(command_id=query.command_id, ok=True, data=data)
+        reply = QueryReply(command_id=query.command_id, ok=True, data=data)
+        size = len(reply.model_dump_json())
+        if size > MAX_PAYLOAD_BYTES:  # the broker would drop it and the asker wait in vain
+            return QueryReply(command_id=query.command_id, ok=False, error=Problem(
+                code="too_large", message=f"the answer is {size} bytes, over the limit of "
+                                          f"{MAX_PAYLOAD_BYTES}: ask for fewer days"))
+        return reply
 
     def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
                          replies: list[tuple[Inbound[Any], Reply]]) -> None:
@@ -341,6 +461,15 @@ class CoordinatorService:
 
     def _send(self, message: Publish) -> Sent:
         return self.bus.publish(route(message.route), message.payload, **message.params)
+
+    def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
+        """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and
+        left out, and never stops the batch's other answers."""
+        try:
+            return self.bus.answer(inbound, reply)
+        except Exception:
+            log.exception("could not answer %s (message id %s)", inbound.topic, inbound.mid)
+            return None
 
     def snapshot(self) -> None:
         body = STATE_ADAPTER.dump_json(self.engine.state)

@@ -5,6 +5,12 @@
 - ``commands``: every command key applied (route + id) and the reply it got, so a redelivered
   command is answered with its original reply and never applied twice.
 - ``snapshots``: the state at an event sequence number, so a restart replays only the tail.
+- ``dead_letters``: every command the coordinator failed on (a bug, not a refusal): its topic,
+  command key, a payload excerpt, the error and the time, for the manager. Its command key is in
+  ``commands`` too, with the ``internal_error`` reply it got, so a redelivery is never re-run.
+
+One coordinator writes a store: :class:`StoreLock` holds an exclusive lock on ``<store>.lock``
+(released by the kernel when the process dies, also by SIGKILL) and names the holder to a second one.
 
 Events and command keys of a batch are committed in one transaction with ``synchronous=FULL``:
 once :meth:`EventStore.commit` returns, they survive a crash or power loss.
@@ -12,10 +18,13 @@ once :meth:`EventStore.commit` returns, they survive a crash or power loss.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = """
@@ -40,11 +49,23 @@ CREATE TABLE IF NOT EXISTS snapshots (
     at TEXT NOT NULL,
     body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    command TEXT,
+    excerpt TEXT NOT NULL,
+    error TEXT NOT NULL
+);
 """
 
 
 class StoreError(Exception):
     pass
+
+
+class StoreLockedError(StoreError):
+    """Another process (named in the message) holds the store's lock."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,49 @@ class CommandRow:
     key: str
     at: str
     reply: bytes | None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A command that raised inside the coordinator. ``at``: ISO 8601 with zone; ``excerpt``: at
+    most :data:`EXCERPT_CHARS` characters of the payload; ``error``: exception type and message."""
+
+    at: str
+    topic: str
+    command: str | None
+    excerpt: str
+    error: str
+
+
+EXCERPT_CHARS = 500
+
+
+class StoreLock:
+    """An exclusive ``flock`` on ``<store>.lock`` that holds the holder's pid, host and start time.
+
+    Raises :class:`StoreLockedError` naming the holder when another process has it.
+    """
+
+    def __init__(self, store: Path) -> None:
+        self.path = store.with_name(store.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "a process"
+            os.close(fd)
+            raise StoreLockedError(f"the event store {store} is in use by another coordinator "
+                                   f"({holder}); stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{datetime.now(UTC).isoformat(timespec='seconds')}\n".encode())
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 class EventStore:
@@ -84,8 +148,10 @@ class EventStore:
     def close(self) -> None:
         self._db.close()
 
-    def commit(self, events: list[EventRow], commands: list[CommandRow]) -> int:
-        """Append events and command keys atomically; returns the last event sequence number."""
+    def commit(self, events: list[EventRow], commands: list[CommandRow],
+               dead: list[DeadLetter] | None = None) -> int:
+        """Append events, command keys and dead letters atomically; returns the last event
+        sequence number."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -97,6 +163,11 @@ class EventStore:
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT INTO commands VALUES (?, ?, ?, ?)",
                            [(c.key, seq, c.at, c.reply) for c in commands])
+            if dead:
+                db.executemany("INSERT INTO dead_letters (at, topic, command, excerpt, error) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               [(d.at, d.topic, d.command, d.excerpt[:EXCERPT_CHARS], d.error)
+                                for d in dead])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -132,8 +203,12 @@ class EventStore:
         for row in cursor:
             yield bytes(row[0])
 
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The latest dead letters, newest first."""
+        return read_dead_letters(self._db, limit)
+
     def count(self, table: str) -> int:
-        if table not in {"events", "commands", "snapshots"}:
+        if table not in {"events", "commands", "snapshots", "dead_letters"}:
             raise StoreError(f"no table {table!r}")
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
@@ -158,3 +233,14 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise StoreError(f"no event store at {path}")
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def read_dead_letters(db: sqlite3.Connection, limit: int = 100) -> list[DeadLetter]:
+    """The latest ``limit`` dead letters of a store (newest first); none in a store made before
+    the table existed."""
+    try:
+        rows = db.execute("SELECT at, topic, command, excerpt, error FROM dead_letters "
+                          "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    except sqlite3.OperationalError:  # an older store opened read-only: no such table
+        return []
+    return [DeadLetter(*row) for row in rows]

@@ -198,6 +198,9 @@ class Announcer:
                     log.error("call %s not announced: %s", call.call_id, exc)
                 except (OSError, subprocess.SubprocessError) as exc:
                     log.error("call %s not announced: %s", call.call_id, exc)
+                except Exception:  # a bug must not silence every later call
+                    log.exception("call %s (ticket %s) not announced: unexpected error", call.call_id,
+                                  call.ticket_number)
                 if self._queue.empty():
                     self._idle.set()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import PrintJob, route
+from hall_devices.contract import PrintFailure, PrintJob, PrintResult, Problem, route
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
@@ -82,8 +82,10 @@ class PrinterAgent:
                 continue
             try:
                 self._print(job)
-            except Exception:  # a bug must not stop the printer; the job stays unacknowledged
-                log.exception("printing job %s failed unexpectedly", job.payload.job_id)
+            except Exception:  # a bug must not stop the printer, nor leave the job unanswered
+                log.exception("printing job %s on %s (message id %s) failed unexpectedly; answered "
+                              "interrupted", job.payload.job_id, job.topic, job.mid)
+                self._give_up(job)
             next_poll = min(next_poll, self._next_poll())
 
     def _next_poll(self) -> float:
@@ -98,6 +100,24 @@ class PrinterAgent:
         self._publish_status(self.runner.status)
         if self.bus.confirmed([self.bus.answer(job, result)]):
             self.bus.ack(job)  # else the broker redelivers it and the ledger answers again
+
+    def _give_up(self, job: Inbound[Any]) -> None:
+        """Answer a job that hit a bug ``interrupted`` (maybe half printed: the manager may reprint,
+        the agent never does), record that in the ledger so a redelivery gets the same, and ack."""
+        job_id = job.payload.job_id
+        result = PrintResult(command_id=job_id, ok=False, reason=PrintFailure.INTERRUPTED,
+                             error=Problem(code="internal_error",
+                                           message="the printer agent failed on this job"))
+        try:
+            known = self.runner.ledger.state(job_id)
+            if known is not None and known[0] == "done" and known[1] is None:  # printed before the bug
+                result = PrintResult(command_id=job_id, ok=True)
+            else:
+                self.runner.ledger.finished(job_id, PrintFailure.INTERRUPTED)
+            if self.bus.confirmed([self.bus.answer(job, result)]):
+                self.bus.ack(job)
+        except Exception:  # not connected, or the ledger itself: the broker redelivers it later
+            log.exception("could not answer job %s", job.payload.job_id)
 
     def _publish_status(self, status: PrinterStatus) -> None:
         if status == self._published:

@@ -36,6 +36,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from hall_devices.bus import BusError
 from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
@@ -132,7 +133,14 @@ class Pages:
         return self.page("overview.html", request, snapshot=self.hub.snapshot())
 
     async def devices(self, request: Request) -> Response:
-        return self.page("devices.html", request, snapshot=self.hub.snapshot())
+        # Messages the coordinator failed on (issue 14), next to the devices; the page must not wait
+        # long for a coordinator that is down, which is when it is looked at most.
+        try:
+            dead = (await asyncio.wait_for(self.hub.query(QueryKind.DEAD_LETTERS), 2.0)).data
+        except (TimeoutError, BusError):
+            dead = {"dead_letters": [], "total": "?"}
+        return self.page("devices.html", request, snapshot=self.hub.snapshot(),
+                         dead_letters=dead.get("dead_letters", []), dead_total=dead.get("total", 0))
 
     async def state_json(self, request: Request) -> Response:
         return JSONResponse(self.hub.snapshot())

@@ -16,11 +16,14 @@ import uuid
 from collections import deque
 from typing import Any
 
+from pydantic import ValidationError
+
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     ActiveAlerts,
     Call,
     DeviceStatus,
+    Problem,
     QueryKind,
     QueryReply,
     QueryRequest,
@@ -116,7 +119,12 @@ class Hub:
         self._listeners.discard(listener)
 
     async def query(self, kind: QueryKind, **fields: Any) -> QueryReply:
-        request = QueryRequest(command_id=uuid.uuid4().hex, kind=kind, **fields)
+        try:
+            request = QueryRequest(command_id=uuid.uuid4().hex, kind=kind, **fields)
+        except ValidationError as exc:  # e.g. a typed-in day that is not one: the page says so
+            problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()[:3])
+            return QueryReply(command_id=None, ok=False, error=Problem(
+                code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
         reply = await asyncio.to_thread(self.requests.call, route("query"), request, 10.0, client=WEB)
         assert isinstance(reply, QueryReply)
         return reply

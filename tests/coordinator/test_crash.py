@@ -7,39 +7,22 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hall_devices.bus import encode
 from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
-from tests.support import Coordinator, HallBroker, probe, wait_until
+from tests.support import Coordinator, HallBroker, wait_until
 
 HALL = "demo"
 SERVICES = ["passport", "hukou_in", "id_card", "company_setup", "social_card", "fund_withdraw",
             "invoice", "estate_query"]
 WINDOWS = [1, 4, 5, 6, 7, 12, 17]
-
-
-@pytest.fixture
-def coordinator(own_broker: HallBroker, tmp_path: Path) -> Iterator[Coordinator]:
-    running = Coordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
-    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall=HALL, device="coordinator")])
-    running.start()
-    # Its first session must exist before traffic flows; after that the broker keeps it.
-    status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
-    status.stop()
-    yield running
-    if running.process and running.process.poll() is None:
-        running.process.kill()
-        running.process.wait()
 
 
 def commands(count: int) -> list[tuple[str, bytes, str]]:

@@ -1,0 +1,86 @@
+"""The command line: a port already in use is one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from hall_devices.web.users import add_user
+from tests.conftest import EXAMPLE
+
+
+def _hold_a_port() -> socket.socket:
+    return socket.create_server(("127.0.0.1", 0))
+
+
+def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hall_devices.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_web_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    add_user(users, "manager", "manager", "manager-password")
+    with _hold_a_port() as holder:
+        port = holder.getsockname()[1]
+        done = _run(["web", "--layout", str(EXAMPLE)], HALL_WEB_PORT=str(port), HALL_WEB_HOST="127.0.0.1",
+                    HALL_WEB_USERS=str(users), HALL_DATA_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"网页无法启动 / web cannot start: port {port} on 127.0.0.1 is already in use by another program "
+        "(set HALL_WEB_PORT)"]
+
+
+def test_up_on_a_broker_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with _hold_a_port() as holder:
+        port = holder.getsockname()[1]
+        done = _run(["up", "--layout", str(EXAMPLE), "--port", str(port), "--data-dir", str(tmp_path),
+                     "--no-traffic"])
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"大厅无法启动 / the hall cannot start: port {port} is already in use by another program "
+        "(another broker?): choose another port"]
+
+
+def test_an_exception_in_a_qt_slot_is_logged_and_the_gui_goes_on() -> None:
+    script = (
+        "import sys\n"
+        "from PyQt6.QtCore import QTimer\n"
+        "from PyQt6.QtWidgets import QApplication\n"
+        "from hall_devices.cli import _keep_qt_running\n"
+        "app = QApplication(sys.argv[:1])\n"
+        "_keep_qt_running()\n"
+        "def bad():\n"
+        "    raise RuntimeError('a slot bug')\n"
+        "QTimer.singleShot(0, bad)\n"
+        "QTimer.singleShot(200, lambda: (print('still running', flush=True), app.quit()))\n"
+        "sys.exit(app.exec())\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "still running\n"
+    assert "unhandled error in the GUI thread; carrying on" in done.stderr
+    assert "RuntimeError: a slot bug" in done.stderr
+
+
+def test_store_dead_letters_lists_them_newest_first(tmp_path: Path) -> None:
+    from hall_devices.coordinator.store import DeadLetter, EventStore
+
+    path = tmp_path / "store.sqlite3"
+    store = EventStore(path)
+    store.commit([], [], [DeadLetter("2026-11-23T01:00:00+00:00", "hall/demo/window/6/rating", "rating:r-1",
+                                     '{"rating_id": "r-1"}', "TypeError: can't compare"),
+                          DeadLetter("2026-11-23T02:00:00+00:00", "hall/demo/window/²/command",
+                                     "window_command:c-2", '{"command_id": "c-2"}', "ValueError: int")])
+    store.close()
+    done = _run(["store", "dead-letters", "--store", str(path), "--layout", str(EXAMPLE)])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "未能处理的消息（最新在前）/ dead letters, newest first: 2"
+    assert lines[1].startswith("2026-11-23 10:00:00  hall/demo/window/²/command  window_command:c-2")  # UTC+8
+    assert "rating:r-1" in lines[4]
+    assert lines[2].strip() == "ValueError: int"
