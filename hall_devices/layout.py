@@ -159,6 +159,9 @@ class HallScreenDevice(_Strict):
 
 class KeypadBusDevice(_SerialDevice):
     kind: Literal["keypad_bus"]
+    # The facts say the host echoes a pad's frame; they do not say pads echo the host's. A bus whose
+    # pads do can turn this on, and a pad that then stops echoing is reported not responding.
+    pads_echo: bool = False
 
 
 class PadDevice(_Strict):
