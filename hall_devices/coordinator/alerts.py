@@ -19,6 +19,7 @@ from hall_devices.contract import (
     Text,
     TicketStatus,
     WindowStatus,
+    can_work,
 )
 from hall_devices.coordinator.model import JobState, State
 from hall_devices.coordinator.outcome import Publish
@@ -40,12 +41,7 @@ class Supervisor:
         self.devices[status.device_id] = status
 
     def printer_usable(self, printer_id: str) -> bool:
-        status = self.devices.get(printer_id)
-        if status is None:
-            return True  # not yet heard of: try, the job result will tell
-        blocking = {DeviceFault.PAPER_OUT, DeviceFault.COVER_OPEN, DeviceFault.PRINTER_OFFLINE,
-                    DeviceFault.NOT_RESPONDING, DeviceFault.PORT_MISSING, DeviceFault.CUTTER_ERROR}
-        return status.state is not DeviceState.OFFLINE and not blocking & set(status.faults)
+        return can_work(self.devices.get(printer_id))  # the contract's one rule
 
     def conditions(self, state: State, now: datetime) -> dict[str, Alert]:
         found: dict[str, Alert] = {}
