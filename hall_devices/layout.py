@@ -133,6 +133,8 @@ class PrinterDevice(_SerialDevice):
 class LedBusDevice(_SerialDevice):
     kind: Literal["led_bus"]
     protocol: Literal["bx", "eq"] = "bx"
+    unreachable_after_s: float = Field(5.0, gt=0, le=3600,
+                                       description="a screen unanswered this long is faulted and alerted")
 
 
 class WindowScreenDevice(_Strict):
