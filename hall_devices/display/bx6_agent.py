@@ -8,8 +8,8 @@ bitmap (:mod:`hall_devices.display.render`) and publishes the group's status; an
 its screen's dynamic area (A7 00), waits for the ACK and feeds the outcome to the same supervision
 rules as the serial buses (:mod:`hall_devices.display.supervision`). An idle screen is pinged
 (A2 00) every ``ping_s`` so a dead one is noticed before the next call. A screen with ``speaks``
-says each call through its controller's voice queue (A7 07), an announcer output beside the WAV
-announcer.
+says calls through its controller's voice queue (A7 07), an announcer output beside the WAV
+announcer: a hall screen every call, a window screen the calls to its window.
 """
 
 from __future__ import annotations
@@ -142,7 +142,9 @@ class Bx6Agent:
         elif isinstance(payload, Call):
             self.calls.append(payload)
             for screen in self.screens.values():
-                if screen.device.speaks:
+                # A hall screen speaks every call; a window screen the calls to its window.
+                device = screen.device
+                if device.speaks and getattr(device, "window", payload.window) == payload.window:
                     with self._lock:
                         screen.speech.append(speech_text(payload))
                     screen.wake.set()
