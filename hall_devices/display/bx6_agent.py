@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,10 @@ def reply_outcome(items: list[bx6.Packet | bx6.BadPacket], address: int) -> Outc
             return Outcome.ACK
         return Outcome.BUSY if response.error == bx6.Error.BUSY else Outcome.NACK
     return None
+
+
+def _is_hall_screen(device: WindowScreenDevice | HallScreenDevice) -> bool:
+    return isinstance(device, HallScreenDevice)
 
 
 @dataclass
@@ -114,10 +119,8 @@ class Bx6Agent:
         for screen in self.screens.values():
             screen.wake.set()
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=5)  # each screen's thread closes its own connection
         self.bus.stop()
-        for screen in self.screens.values():
-            screen.link.close()
 
     # --- control thread: what each screen should show -----------------------------------------
 
@@ -139,6 +142,7 @@ class Bx6Agent:
         payload = inbound.payload
         if isinstance(payload, WindowState):
             self.states[payload.window] = payload
+            self._render_all(lambda d: getattr(d, "window", None) == payload.window)
         elif isinstance(payload, Call):
             self.calls.append(payload)
             for screen in self.screens.values():
@@ -148,9 +152,10 @@ class Bx6Agent:
                     with self._lock:
                         screen.speech.append(speech_text(payload))
                     screen.wake.set()
+            self._render_all(_is_hall_screen)
         elif isinstance(payload, QueueSummary):
             self.summary = payload
-        self._render_all()
+            self._render_all(_is_hall_screen)
 
     def _regions(self, device: WindowScreenDevice | HallScreenDevice) -> list[Region]:
         if isinstance(device, WindowScreenDevice):
@@ -161,8 +166,12 @@ class Bx6Agent:
         return hall_regions(calls, hall_waiting_text(self.layout, self.summary), device.notice.zh,
                             device.width, device.height)
 
-    def _render_all(self, force: bool = False) -> None:
+    def _render_all(self, which: Callable[[WindowScreenDevice | HallScreenDevice], bool] = lambda _d: True,
+                    force: bool = False) -> None:
+        """Render the screens ``which`` selects (only those a message concerns: rendering costs)."""
         for screen in self.screens.values():
+            if not which(screen.device):
+                continue
             areas = [Area(r.area_id, r.x, r.y, render_text(
                 "\n".join(safe_text("bx", line) for line in r.text.split("\n")), r.width, r.height))
                 for r in self._regions(screen.device)]
@@ -210,6 +219,8 @@ class Bx6Agent:
             except Exception:
                 log.exception("BX-6 screen %s: unexpected error; carrying on", screen.device.id)
                 self._stop.wait(0.2)
+        # pyserial's socket close sleeps 0.3 s: every screen closes in parallel, on its own thread.
+        screen.link.close()
 
     def _serve_once(self, screen: _NetScreen) -> bool:
         """Send one request (speech, then a changed area, then a ping when idle); False when idle."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from hall_devices.display import bx6
@@ -38,6 +39,9 @@ class Bx6State:
     refused: int = 0
     bad: int = 0
     connections: int = 0
+    area_packets: int = 0  # A7 00 requests shown
+    updated_at: float = 0.0  # time.monotonic() when the last complete A7 00 packet was shown
+    last_size: int = 0  # bytes of that packet on the wire
 
 
 class Bx6Simulator:
@@ -145,6 +149,9 @@ class Bx6Simulator:
             elif command == (0xA7, 0x00):
                 for area in parse_dynamic_area(data):
                     self.state.areas[area.area_id] = area.bitmap
+                self.state.area_packets += 1
+                self.state.updated_at = time.monotonic()
+                self.state.last_size = len(packet.encode())
             elif command == (0xA7, 0x07):
                 self.state.spoken.append(bx6.parse_voice_insert(data))
             elif command == (0xA7, 0x01):
