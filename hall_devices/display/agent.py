@@ -67,6 +67,8 @@ class LedAgent:
         device = layout.device(bus_id)
         if not isinstance(device, LedBusDevice):
             raise ValueError(f"device {bus_id!r} is a {device.kind}, not an led_bus")
+        if device.protocol == "bx6":
+            raise ValueError(f"led_bus {bus_id!r} has network screens (bx6): the BX-6 agent drives it")
         self.device = device
         self.layout = layout
         self.reply_timeout_s = reply_timeout_s

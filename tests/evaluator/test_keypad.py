@@ -104,3 +104,9 @@ def test_both_confirm_forms_and_ignored_frames_from_byte_literals() -> None:
 def test_two_beeps_are_two_reference_beep_frames() -> None:
     assert b"".join(f.encode() for f in beep_frames(7, 2)) == bytes.fromhex(
         "ff 68 02 02 68 07 03 0a 16 ff 68 02 02 68 07 03 0a 16")
+
+
+@given(frames)
+def test_any_frame_gives_keys_or_an_ignored_kind(frame: Frame) -> None:
+    keys = key_presses(frame)
+    assert isinstance(keys, Ignored) or (frame.control == 0x01 and keys and keys[-1] == frame.data[-1])
