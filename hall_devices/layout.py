@@ -137,6 +137,8 @@ class LedBusDevice(_SerialDevice):
     protocol: Literal["bx", "eq", "bx6"] = "bx"
     unreachable_after_s: float = Field(5.0, gt=0, le=3600,
                                        description="a screen unanswered this long is faulted and alerted")
+    brightness: int | None = Field(None, ge=0, le=15,
+                                   description="bx6: brightness 0-15 set on every connection; none: leave it")
 
 
 class WindowScreenDevice(_Strict):

@@ -72,6 +72,7 @@ class _NetScreen:
     speech: deque[str] = field(default_factory=deque)
     wake: threading.Event = field(default_factory=threading.Event)
     last_io: float = 0.0
+    brightness_set: bool = False  # on this connection
 
 
 class Bx6Agent:
@@ -209,6 +210,7 @@ class Bx6Agent:
                         screen.health.record(Outcome.SILENT, time.monotonic())
                 if is_open and not was_open:
                     screen.shown = None  # a new connection: the controller may have rebooted
+                    screen.brightness_set = False
                 was_open = is_open
                 if not is_open:
                     self._stop.wait(0.2)
@@ -223,14 +225,18 @@ class Bx6Agent:
         screen.link.close()
 
     def _serve_once(self, screen: _NetScreen) -> bool:
-        """Send one request (speech, then a changed area, then a ping when idle); False when idle."""
+        """Send one request (the bus's brightness on a new connection, speech, a changed area, a ping
+        when idle); False when there was nothing to send."""
         now = time.monotonic()
         if not screen.health.may_write(now):
             return False
-        with self._lock:
-            text = screen.speech.popleft() if screen.speech else None
+        brightness = self.device.brightness if not screen.brightness_set else None
+        with self._lock:  # first the brightness of a new connection, then speech, then pixels
+            text = screen.speech.popleft() if screen.speech and brightness is None else None
             wanted = screen.wanted if screen.wanted != screen.shown else None
-        if text is not None:
+        if brightness is not None:
+            data = bx6.brightness_data(brightness)
+        elif text is not None:
             data = bx6.voice_insert_data(bx6.Voice(text))
         elif wanted is not None:
             data = wanted
@@ -243,7 +249,9 @@ class Bx6Agent:
             return True
         with self._lock:
             screen.health.record(outcome, time.monotonic())
-            if outcome is Outcome.ACK and data is wanted:
+            if outcome is Outcome.ACK and brightness is not None:
+                screen.brightness_set = True
+            elif outcome is Outcome.ACK and data is wanted:
                 screen.shown = wanted
             elif outcome is not Outcome.ACK and text is not None:
                 screen.speech.appendleft(text)  # said again when the controller answers

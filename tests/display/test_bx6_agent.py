@@ -30,7 +30,8 @@ def bx6_hall(layout: Layout, sims: dict[str, Bx6Simulator]) -> Layout:
     devices = []
     for device in layout.devices:
         if isinstance(device, LedBusDevice):
-            devices.append(device.model_copy(update={"protocol": "bx6", "unreachable_after_s": 2.0}))
+            devices.append(device.model_copy(update={"protocol": "bx6", "unreachable_after_s": 2.0,
+                                                      "brightness": 9}))
         elif getattr(device, "bus", None) != "L1":
             devices.append(device)
     return layout.model_copy(update={"devices": (*devices, *screens.values())})
@@ -77,6 +78,7 @@ def test_next_puts_the_call_on_the_network_screen_as_pixels_and_speaks_it(
     assert sims["WS3"].state.spoken == []
     assert sims["HS1"].wait(lambda: sims["HS1"].bitmap(0) is not None and sims["HS1"].bitmap(2) is not None)
     assert sims["WS3"].wait(lambda: sims["WS3"].state.pings >= 1)  # an idle screen is pinged (A2 00)
+    assert all(sim.state.brightness == 9 for sim in sims.values())  # A2 07 on every connection
 
 
 def test_a_silent_or_refusing_network_screen_is_alerted_while_the_others_update(
