@@ -181,8 +181,10 @@ class PadAgent:
 
     def _ignore(self, ignored: Ignored) -> None:
         if self.ignored.note(ignored.kind):
-            log.warning("keypad bus %s: ignoring frames: %s (counted; logged once per kind)",
-                        self.device.id, ignored.kind)
+            # Echoes are harmless (pads that echo on a bus not set to expect it); the rest is a fault.
+            level = logging.INFO if ignored.kind.startswith("echo") else logging.WARNING
+            log.log(level, "keypad bus %s: ignoring frames: %s (counted; logged once per kind)",
+                    self.device.id, ignored.kind)
 
     def _beep(self, pad: _Pad, times: int) -> None:
         for frame in beep_frames(pad.device.address, times):
