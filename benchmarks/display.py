@@ -3,9 +3,11 @@
 Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
-the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Next to the
-figure, measured in the same run: the frame's wire time (bits ÷ baud) and a raw MQTT hop (one
-publish → one delivery through the same broker).
+the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Beside it the
+BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
+ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
+on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
+(bits ÷ baud) and a raw MQTT hop (one publish → one delivery through the same broker).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.support import HALL, broker, pct, role
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
+from hall_devices.display.render import ensure_qt, render_text
 from hall_devices.layout import load_layout
 from hall_devices.requests import NoReplyError, Requester
+from hall_devices.sim.bx6 import Bx6Simulator
 from hall_devices.sim.led import LedBusSimulator
 
 LAYOUT = Path(__file__).resolve().parent.parent / "examples" / "hall.toml"
@@ -76,6 +80,18 @@ def shown(leds: LedBusSimulator, text: str, frames_before: int) -> None:
         raise TimeoutError(f"window 3's screen never showed {text!r}")
 
 
+def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
+    """The example hall with L1 as BX-6 network screens, each at its simulator's URL."""
+    text = LAYOUT.read_text(encoding="utf-8").replace('protocol = "bx"', 'protocol = "bx6"')
+    for screen_id, sim in sims.items():
+        text = text.replace(f'id = "{screen_id}"\nbus = "L1"',
+                            f'id = "{screen_id}"\nbus = "L1"\nurl = "{sim.url}"')
+    path = tmp / "hall-bx6.toml"
+    path.write_text(text, encoding="utf-8")
+    load_layout(path)  # every bx6 screen has its url
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=100)
@@ -85,6 +101,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hall-bench-display-") as tmp, broker(Path(tmp)) as hall:
         addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
         leds = LedBusSimulator(Path(tmp) / "dev" / "leds", "bx", addresses, baud=args.baud).start()
+        nets = {d.id: Bx6Simulator(d.address).start() for d in layout.members("L1")}
+        net3 = next(nets[d.id] for d in layout.members("L1") if getattr(d, "window", None) == 3)
+        ensure_qt()
         store = f"sqlite:///{Path(tmp) / 'store.sqlite3'}"
         # Before the coordinator starts: the hop publishes as `coordinator`, and one account is one
         # session (the broker binds the client id to the username).
@@ -103,6 +122,11 @@ def main() -> None:
                     command_id=uuid.uuid4().hex, action=action, **fields), 10, window=3)
                 return reply.ok
 
+            def next_number() -> str:
+                reply = tickets.call(route("ticket_request"), TicketRequest(
+                    command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
+                return reply.ticket.number  # type: ignore[attr-defined,no-any-return]
+
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the coordinator may not have subscribed yet
                 try:
@@ -110,30 +134,46 @@ def main() -> None:
                         break
                 except NoReplyError:
                     continue
-            time.sleep(3)  # the agent's first writes of every screen at 9600 baud
-            latencies, wire = [], []
-            for _ in range(args.calls):
-                reply = tickets.call(route("ticket_request"), TicketRequest(
-                    command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
-                number = reply.ticket.number  # type: ignore[attr-defined]
-                screen = leds.controllers[3]
-                before = screen.frames
-                sent = time.monotonic()
-                command(WindowAction.NEXT)
-                shown(leds, number, before)
-                latencies.append((screen.updated_at - sent) * 1000)
-                wire.append(screen.last_size * 10 / args.baud * 1000)
-                command(WindowAction.FINISH)
-                shown(leds, "欢迎", before + 1)
+            latencies, wire, net_latencies, net_bytes = [], [], [], []
+            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
+                time.sleep(3)  # the agent's first writes of every screen at 9600 baud
+                for _ in range(args.calls):
+                    number = next_number()
+                    screen = leds.controllers[3]
+                    before = screen.frames
+                    sent = time.monotonic()
+                    command(WindowAction.NEXT)
+                    shown(leds, number, before)
+                    latencies.append((screen.updated_at - sent) * 1000)
+                    wire.append(screen.last_size * 10 / args.baud * 1000)
+                    command(WindowAction.FINISH)
+                    shown(leds, "欢迎", before + 1)
+            # The same windows' screens as BX-6E network controllers, the same bus id (one agent at a time).
+            with role(["leds", "--bus", "L1"], hall.env("L1", HALL_LAYOUT=str(bx6_layout(Path(tmp), nets)))):
+                time.sleep(3)  # connections and the first picture of every screen
+                for _ in range(args.calls):
+                    drawn = render_text(f"请{next_number()}号\n到3号窗口", 128, 32)
+                    sent = time.monotonic()
+                    command(WindowAction.NEXT)
+                    if not net3.wait(lambda: net3.bitmap(0) == drawn, 10):  # noqa: B023 (waited here)
+                        raise TimeoutError("window 3's BX-6 screen never showed its call")
+                    net_latencies.append((net3.state.updated_at - sent) * 1000)
+                    net_bytes.append(net3.state.last_size)
+                    command(WindowAction.FINISH)
             kiosk.stop()
             pads.stop()
         leds.stop()
+        for net in nets.values():
+            net.stop()
     print(f"raw MQTT hop through the same broker: p50 {statistics.median(hops):.2f} ms, "
           f"p99 {pct(hops, 99):.2f} ms ({len(hops)} messages)")
     print(f"window Next → complete LED frame at the screen ({args.baud} baud): p50 "
           f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms ({len(latencies)} calls); "
           f"the frame's wire time (limit) {statistics.median(wire):.1f} ms for "
           f"{statistics.median(wire) * args.baud / 10000:.0f} bytes")
+    print(f"window Next → complete BX-6 dynamic-area packet on the controller's socket: p50 "
+          f"{statistics.median(net_latencies):.1f} ms, p99 {pct(net_latencies, 99):.1f} ms "
+          f"({len(net_latencies)} calls; {statistics.median(net_bytes):.0f} bytes of pixels and parameters)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import termios
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ class SerialLink:
         self.clock = clock
         self.backoff = Backoff()
         self._port: serial.SerialBase | None = None
+        self._missing_path: str | None = None  # set while a local port path is absent (unplugged)
         self.last_error: str | None = None
 
     @property
@@ -71,7 +73,7 @@ class SerialLink:
     def ensure_open(self) -> bool:
         if self._port is not None:
             return True
-        if not self.backoff.ready(self.clock()):
+        if not self.backoff.ready(self.clock()) and not self._came_back():
             return False
         try:
             self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, parity=self.parity,
@@ -79,14 +81,22 @@ class SerialLink:
                                                exclusive=True)
         except (ValueError, *PORT_FAILURES) as exc:
             self.backoff.failed(self.clock())
+            self._missing_path = None if "://" in self.url or os.path.exists(self.url) else self.url
             if self.last_error is None:
                 log.warning("cannot open %s: %s; retrying with backoff", self.url, exc)
             self.last_error = str(exc)
             return False
         log.info("serial port %s open", self.url)
         self.backoff.succeeded()
+        self._missing_path = None
         self.last_error = None
         return True
+
+    def _came_back(self) -> bool:
+        """A local device path that was missing is there again (replugged): try now, not after backoff."""
+        if "://" in self.url or self._missing_path is None:
+            return False
+        return os.path.exists(self._missing_path)
 
     def read(self) -> bytes:
         """What has arrived: waits up to the read timeout for the first byte, not for a full buffer."""

@@ -199,6 +199,12 @@ def _leds(args: argparse.Namespace, settings: Settings) -> int:
     if layout is None:
         return 1
     try:
+        bus = layout.device(args.bus)
+        if getattr(bus, "protocol", None) == "bx6":  # network controllers: the BX-6 agent
+            from hall_devices.display.bx6_agent import Bx6Agent
+
+            urls = dict(item.split("=", 1) for item in args.screen_url or [])
+            return run_until_signalled(Bx6Agent(settings, layout, args.bus, urls=urls))
         agent = LedAgent(settings, layout, args.bus, url=args.serial)
     except (KeyError, ValueError) as exc:
         print(f"LED 屏代理无法启动 / LED agent cannot start: {exc}", file=sys.stderr)
@@ -587,6 +593,8 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     leds = roles.add_parser("leds", help="run the agent of a bus of LED screens")
     leds.add_argument("--bus", required=True, help="led_bus device id in the layout")
     leds.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    leds.add_argument("--screen-url", action="append", metavar="ID=URL",
+                      help="bx6 buses: a screen's controller instead of the layout's url (repeatable)")
     leds.add_argument("--layout", type=Path)
     leds.set_defaults(run=_leds)
 

@@ -330,6 +330,18 @@ class DeviceStatus(Payload):
     updated_at: AwareDatetime
 
 
+def can_work(status: DeviceStatus | DeviceState | None) -> bool:
+    """The one rule for "this device can do its job" (print a ticket, show a call, read a key).
+
+    A device in state ``fault`` or ``offline`` cannot; ``ok`` and ``warning`` (e.g. paper near end)
+    can. Which faults make a device ``fault`` is decided once, by the agent that knows the device
+    (for a printer: ``printer/status.py``), so coordinator, kiosk and agent all read the state.
+    A device not heard of yet (None) counts as able: the job's own result will tell.
+    """
+    state = status.state if isinstance(status, DeviceStatus) else status
+    return state not in (DeviceState.FAULT, DeviceState.OFFLINE)
+
+
 class Alert(Payload):
     alert_id: str
     kind: Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",

@@ -146,7 +146,13 @@ class PrinterDevice(_SerialDevice):
 
 class LedBusDevice(_SerialDevice):
     kind: Literal["led_bus"]
-    protocol: Literal["bx", "eq"] = "bx"
+    # bx6: Onbon BX-6E network controllers (protocols.md §7), one TCP connection per screen to its
+    # ``url``; the bus's ``serial`` is then only the group's name and is never opened.
+    protocol: Literal["bx", "eq", "bx6"] = "bx"
+    unreachable_after_s: float = Field(5.0, gt=0, le=3600,
+                                       description="a screen unanswered this long is faulted and alerted")
+    brightness: int | None = Field(None, ge=0, le=15,
+                                   description="bx6: brightness 0-15 set on every connection; none: leave it")
 
 
 class WindowScreenDevice(_Strict):
@@ -157,6 +163,8 @@ class WindowScreenDevice(_Strict):
     window: int
     width: int = Field(128, ge=8, le=4096)
     height: int = Field(32, ge=8, le=1024)
+    url: str | None = Field(None, description="bx6 screens: the controller, socket://HOST:5005")
+    speaks: bool = Field(False, description="bx6 screens: calls spoken by the controller's voice queue")
 
 
 class HallScreenDevice(_Strict):
@@ -167,12 +175,17 @@ class HallScreenDevice(_Strict):
     width: int = Field(256, ge=8, le=4096)
     height: int = Field(96, ge=8, le=2160)
     latest_calls: int = Field(5, ge=1, le=20)
+    url: str | None = Field(None, description="bx6 screens: the controller, socket://HOST:5005")
+    speaks: bool = Field(False, description="bx6 screens: calls spoken by the controller's voice queue")
     notice: Text = Text(zh="请留意叫号，过号请到窗口说明；办事材料请以一次性告知为准。",
                         en="Please listen for your number; if you missed it, tell the window.")
 
 
 class KeypadBusDevice(_SerialDevice):
     kind: Literal["keypad_bus"]
+    # The facts say the host echoes a pad's frame; they do not say pads echo the host's. A bus whose
+    # pads do can turn this on, and a pad that then stops echoing is reported not responding.
+    pads_echo: bool = False
 
 
 class PadDevice(_Strict):
@@ -448,6 +461,8 @@ class _Checker:
             bus = self.devices.get(bus_id)
             if isinstance(bus, LedBusDevice) and isinstance(device, WindowScreenDevice | HallScreenDevice):
                 refused = _screen_address_problem(bus.protocol, device.address)
+                if bus.protocol == "bx6" and not device.url:
+                    refused = "a bx6 screen needs its controller's url (socket://HOST:5005)"
                 if refused:
                     self.problem("devices", i, ".address", f"{device.kind} {device.id!r} on {bus.protocol} "
                                  f"bus {bus_id!r}: {refused}")

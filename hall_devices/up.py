@@ -145,6 +145,7 @@ class Hall:
         self.printers: list[PrinterSimulator] = []
         self.keypads: list[KeypadBusSimulator] = []
         self.screens: list[LedBusSimulator] = []
+        self.net_screens: list[Any] = []  # Bx6Simulator, imported only for a bx6 layout
         self.web_url = ""
         self.agents: list[Any] = []  # in-process agents, when asked for
         self.agent_ids: list[str] = []  # every device agent started, whichever way
@@ -205,12 +206,31 @@ class Hall:
             agent = PrinterAgent(settings, self.layout, device_id, data, url=args[-1])
         elif args[0] == "pads":
             agent = PadAgent(settings, self.layout, device_id, data, url=args[-1])
+        elif args[0] == "leds" and "--screen-url" in args:
+            from hall_devices.display.bx6_agent import Bx6Agent
+
+            urls = dict(a.split("=", 1) for a in args if "=socket://" in a)
+            agent = Bx6Agent(settings, self.layout, device_id, urls=urls)
         elif args[0] == "leds":
             agent = LedAgent(settings, self.layout, device_id, url=args[-1])
         else:
             agent = AnnouncerAgent(settings, self.layout, device_id, output=args[-1])
         agent.start(None)
         self.agents.append(agent)
+
+    def _bx6_screens(self, device: LedBusDevice) -> None:
+        """A simulated BX-6E network controller per screen, each on its own local TCP port."""
+        from hall_devices.sim.bx6 import Bx6Simulator
+
+        args = ["leds", "--bus", device.id]
+        for screen in self.layout.members(device.id):
+            if isinstance(screen, WindowScreenDevice | HallScreenDevice):
+                sim = Bx6Simulator(screen.address).start()
+                self.net_screens.append(sim)
+                args += ["--screen-url", f"{screen.id}={sim.url}"]
+        self._agent(device.id, args, f"leds-{device.id}.log")
+        self.say(f"LED bus {device.id}: {len(self.net_screens)} simulated BX-6E network controllers on "
+                 f"127.0.0.1 ports {', '.join(str(s.port) for s in self.net_screens)}")
 
     def start_coordinator(self) -> None:
         data = self.options.data_dir
@@ -236,6 +256,8 @@ class Hall:
                 self._agent(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
                             f"pads-{device.id}.log")
                 self.say(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
+            elif isinstance(device, LedBusDevice) and device.protocol == "bx6":
+                self._bx6_screens(device)
             elif isinstance(device, LedBusDevice):
                 addresses = [d.address for d in self.layout.members(device.id)
                              if isinstance(d, WindowScreenDevice | HallScreenDevice)]
@@ -343,6 +365,8 @@ class Hall:
             bus.stop()
         for leds in self.screens:
             leds.stop()
+        for net in self.net_screens:
+            net.stop()
         self.say("stopped.")
 
 

@@ -162,3 +162,39 @@ def _get(url: str) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_up_drives_a_hall_of_bx6_network_screens(tmp_path: Path) -> None:
+    """The layout option protocol = "bx6": simulated BX-6E controllers on TCP ports, the BX-6 agent
+    (in process here), and the calls drawn on the window screens as pixels."""
+    from hall_devices.display.render import ensure_qt, render_text
+    from hall_devices.layout import load_layout
+    from hall_devices.sim.bx6 import Bx6Simulator
+    from hall_devices.up import Hall, UpOptions
+    from tests.support import wait_until
+
+    text = EXAMPLE.read_text(encoding="utf-8").replace('protocol = "bx"', 'protocol = "bx6"').replace(
+        'bus = "L1"', 'bus = "L1"\nurl = "socket://192.0.2.10:5005"')
+    path = tmp_path / "hall-bx6.toml"
+    path.write_text(text, encoding="utf-8")
+    layout = load_layout(path)
+    ensure_qt()
+    hall = Hall(layout, UpOptions(layout_path=path, data_dir=tmp_path / "hall", speed=600, in_process=True,
+                                  quiet=True))
+    (tmp_path / "hall").mkdir()
+    try:
+        hall.start_broker()
+        hall.start_coordinator()
+        hall.start_devices()
+        hall.start_clients()
+        sims: list[Bx6Simulator] = hall.net_screens
+        assert len(sims) == 23  # every screen of L1, each its own controller
+        closed = render_text("暂停服务", 128, 32)
+        window_sims = [s for s in sims if s.address != 200]
+        # A window screen shows what its window's state says (a clerk signed in), drawn in pixels.
+        wait_until(lambda: any(s.bitmap(0) not in (None, closed) for s in window_sims), 30,
+                   what="a window screen showing more than 暂停服务")
+        assert all(s.bitmap(0) is not None for s in sims)  # every controller was written
+        assert all(s.state.bad == 0 for s in sims)
+    finally:
+        hall.stop()

@@ -20,6 +20,7 @@ from hall_devices.contract import (
     Text,
     TicketStatus,
     WindowStatus,
+    can_work,
 )
 from hall_devices.coordinator.calendar import business_day, local, uncovered_years
 from hall_devices.coordinator.model import JobState, State
@@ -44,12 +45,15 @@ class Supervisor:
         self.devices[status.device_id] = status
 
     def printer_usable(self, printer_id: str) -> bool:
-        status = self.devices.get(printer_id)
-        if status is None:
-            return True  # not yet heard of: try, the job result will tell
-        blocking = {DeviceFault.PAPER_OUT, DeviceFault.COVER_OPEN, DeviceFault.PRINTER_OFFLINE,
-                    DeviceFault.NOT_RESPONDING, DeviceFault.PORT_MISSING, DeviceFault.CUTTER_ERROR}
-        return status.state is not DeviceState.OFFLINE and not blocking & set(status.faults)
+        return can_work(self.devices.get(printer_id))  # the contract's one rule
+
+    def _place(self, member_id: str) -> tuple[str, str]:
+        """Where a bus member is, for a manager: its window, or the hall screen."""
+        device = next((d for d in self.layout.devices if d.id == member_id), None)
+        window = getattr(device, "window", None)
+        if isinstance(window, int):
+            return f"{window} 号窗口", f"window {window}"
+        return ("大厅", "hall") if device is not None and device.kind == "hall_screen" else ("总线", "bus")
 
     def conditions(self, state: State, now: datetime) -> dict[str, Alert]:
         found: dict[str, Alert] = {}
@@ -97,6 +101,13 @@ class Supervisor:
                 shown = ", ".join(sorted(f.value for f in faults)) or (status.detail or "fault")
                 raise_("device_fault", device_id, f"设备 {device_id} 故障：{shown}",
                        f"device {device_id} faulted: {shown}")
+            if status.state is not DeviceState.OFFLINE:  # a screen or pad on a bus that stays unreachable
+                for member_id, member_state in status.members.items():
+                    if member_state is DeviceState.FAULT:
+                        zh_at, en_at = self._place(member_id)
+                        shown = ", ".join(sorted(f.value for f in faults)) or "fault"
+                        raise_("device_fault", member_id, f"设备 {member_id}（{zh_at}）故障：{shown}",
+                               f"device {member_id} ({en_at}) faulted: {shown}")
             if DeviceFault.PAPER_NEAR_END in faults and DeviceFault.PAPER_OUT not in faults:
                 raise_("paper_near_end", device_id, f"打印机 {device_id} 纸将尽",
                        f"printer {device_id} paper near end")

@@ -1,9 +1,12 @@
 """The LED agent: one per RS-485 bus of screens — window states and calls to screen frames.
 
 paho's thread only queues messages. The agent's I/O thread keeps, per screen address, the frame it
-should show; it writes one frame at a time, waits for the BX reply, retries a NACK or silence
-(``retries`` times), then marks that screen faulted (retained bus status, per screen) until a later
-frame gets through. A screen whose frame cannot be built (``ScreenEncodingError``) is marked
+should show; it writes one frame at a time and waits for the BX reply. What a reply means and when
+to try again is decided by :mod:`hall_devices.display.supervision` (silent, NACK, busy and garbled
+told apart; busy answered with backoff); a screen unreachable for the bus's ``unreachable_after_s``
+is marked faulted (retained bus status, per screen; the coordinator raises an alert naming the
+screen and its window) until a later frame gets through, and a bus with no screen answering is
+``fault``. A screen whose frame cannot be built (``ScreenEncodingError``) is marked
 faulted (``unencodable``) at once and the others are written. Every screen is written again every
 ``refresh_s`` (time rules such as the long pause notice, a controller that rebooted) and whenever
 the port comes back.
@@ -16,7 +19,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hall_devices.agent import LinkLostError, SerialLink
@@ -31,6 +34,7 @@ from hall_devices.display.frames import (
     window_regions,
 )
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
+from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state, reply_outcome
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.settings import Settings
 
@@ -42,9 +46,8 @@ class _Screen:
     device: WindowScreenDevice | HallScreenDevice
     wanted: tuple[Region, ...] = ()
     shown: dict[int, Region] | None = None  # by area id; None: unknown, write every area
-    failures: int = 0
-    faulted: bool = False
-    fault: DeviceFault = DeviceFault.NACK  # why, while faulted
+    health: ScreenHealth = field(default_factory=ScreenHealth)
+    unencodable: bool = False  # its frame cannot be built in its protocol
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -63,12 +66,15 @@ class LedAgent:
         device = layout.device(bus_id)
         if not isinstance(device, LedBusDevice):
             raise ValueError(f"device {bus_id!r} is a {device.kind}, not an led_bus")
+        if device.protocol == "bx6":
+            raise ValueError(f"led_bus {bus_id!r} has network screens (bx6): the BX-6 agent drives it")
         self.device = device
         self.layout = layout
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.refresh_s = refresh_s
-        self.screens = {d.address: _Screen(d) for d in layout.members(bus_id)
+        self.screens = {d.address: _Screen(d, health=ScreenHealth(retries, device.unreachable_after_s))
+                        for d in layout.members(bus_id)
                         if isinstance(d, WindowScreenDevice | HallScreenDevice)}
         self.window_screen = {s.device.window: s for s in self.screens.values()
                               if isinstance(s.device, WindowScreenDevice)}
@@ -116,15 +122,20 @@ class LedAgent:
         assert isinstance(device, WindowScreenDevice)
         state = self.states.get(device.window)
         text = window_text(state) if state else "暂停服务"
-        screen.wanted = tuple(window_regions(text, device.width, device.height))
+        wanted = tuple(window_regions(text, device.width, device.height))
+        if wanted != screen.wanted:
+            screen.health.news()
+        screen.wanted = wanted
 
     def _render_hall(self, screen: _Screen) -> None:
         device = screen.device
         assert isinstance(device, HallScreenDevice)
         calls = hall_calls_text(list(self.calls)[-device.latest_calls:][::-1])
-        regions = hall_regions(calls, hall_waiting_text(self.layout, self.summary), device.notice.zh,
-                               device.width, device.height)
-        screen.wanted = tuple(regions)
+        regions = tuple(hall_regions(calls, hall_waiting_text(self.layout, self.summary),
+                                     device.notice.zh, device.width, device.height))
+        if regions != screen.wanted:
+            screen.health.news()
+        screen.wanted = regions
 
     def _render_all(self) -> None:
         for screen in self.screens.values():
@@ -183,19 +194,21 @@ class LedAgent:
     def _write_next(self) -> bool:
         """Write one screen whose wanted areas differ from what it shows; False when none does."""
         protocol = self.device.protocol
-        pending = [s for s in self.screens.values() if s.changed(protocol)]
+        now = time.monotonic()
+        pending = [s for s in self.screens.values() if s.changed(protocol) and s.health.may_write(now)]
         if not pending:
             return False
-        # The call at the window first: a hall screen's long frame can wait its turn.
-        screen = min(pending, key=lambda s: (s.failures, isinstance(s.device, HallScreenDevice)))
+        # The call at the window first: a hall screen's long frame can wait its turn, and a failing
+        # screen waits behind the ones that answer.
+        screen = min(pending, key=lambda s: (s.health.tries, isinstance(s.device, HallScreenDevice)))
         try:
             frame = screen_bytes(protocol, screen.device.address, screen.changed(protocol))
         except ScreenEncodingError as exc:
             # Texts are made safe before encoding; what still fails is this screen's alone (an
             # address or a length its protocol cannot carry): fault it and write the others.
-            if not (screen.faulted and screen.fault is DeviceFault.UNENCODABLE):
+            if not screen.unencodable:
                 log.warning("screen %s cannot be written: %s; marked faulted", screen.device.id, exc)
-            screen.faulted, screen.fault = True, DeviceFault.UNENCODABLE
+            screen.unencodable = True
             screen.mark_shown()  # tried again on its next change or refresh
             return True
         try:
@@ -206,24 +219,22 @@ class LedAgent:
                 log.debug("LED bus %s: dropped %d stale bytes", self.device.id, len(stale))
             self.decoder = bx.BxDecoder()
             self.link.write(frame)
-            ok = self._confirmed(screen.device.address, len(frame))
+            outcome = self._confirmed(screen.device.address, len(frame))
         except LinkLostError:
             return False
-        if ok:
+        now = time.monotonic()
+        was_faulted = screen.health.fault(now) is not None
+        screen.health.record(outcome, now)
+        if outcome is Outcome.ACK:
             screen.mark_shown()
-            screen.failures = 0
-            if screen.faulted:
+            if was_faulted or screen.unencodable:
                 log.info("screen %s answers again", screen.device.id)
-            screen.faulted = False
-            return True
-        screen.failures += 1
-        # A faulted screen gets one try per change or refresh: no hammering a dead controller.
-        if screen.failures >= self.retries:
-            if not screen.faulted:
-                log.warning("screen %s at address %d failed %d times: marked faulted",
-                            screen.device.id, screen.device.address, screen.failures)
-            screen.faulted, screen.fault = True, DeviceFault.NACK
-            screen.mark_shown()  # stop hammering; the refresh tries again
+            screen.unencodable = False
+        else:
+            screen.shown = None  # unknown now; written again, all areas, when the backoff allows
+        if outcome is not Outcome.ACK and screen.health.tries == self.retries:
+            log.warning("screen %s at address %d: %s %d times; trying again with backoff",
+                        screen.device.id, screen.device.address, outcome.value, screen.health.tries)
         return True
 
     def _idle_read(self) -> None:
@@ -237,37 +248,32 @@ class LedAgent:
         self._wake.wait(0.05)  # woken at once by a new window state or call
         self._wake.clear()
 
-    def _confirmed(self, address: int, size: int) -> bool:
-        """Wait for the controller's ACK (EQ controllers never answer: written is shown)."""
+    def _confirmed(self, address: int, size: int) -> Outcome:
+        """Wait for the controller's reply (EQ controllers never answer: written is shown)."""
         if self.device.protocol != "bx":
-            return True
+            return Outcome.ACK
         deadline = time.monotonic() + self.reply_timeout_s + size * 10 / self.device.baudrate
         while time.monotonic() < deadline:
-            for item in self.decoder.feed(self.link.read()):
-                if isinstance(item, bx.BadFrame):
-                    log.info("screen %d: garbled reply %s", address, item.reason)
-                    return False
-                if item.header.source != address or item.command[0] != 0xA0:
-                    continue
-                reply = bx.parse_reply(item)
-                if not reply.ok:
-                    log.info("screen %d: NACK (%s): retrying", address, reply.reason)
-                return reply.ok
+            outcome = reply_outcome(self.decoder.feed(self.link.read()), address)
+            if outcome is not None:
+                if outcome is not Outcome.ACK:
+                    log.info("screen %d: %s", address, outcome.value)
+                return outcome
         log.info("screen %d: no reply within %.2f s", address, self.reply_timeout_s)
-        return False
+        return Outcome.SILENT
 
     def _publish_status(self) -> None:
+        now = time.monotonic()
+        screen_faults = {s.device.id: DeviceFault.UNENCODABLE if s.unencodable else s.health.fault(now)
+                         for s in self.screens.values()}
         # A bus on a missing port reaches none of its screens: none is reported ok.
-        members = tuple(sorted((s.device.id, DeviceState.FAULT if s.faulted or not self.link.is_open
-                                else DeviceState.OK) for s in self.screens.values()))
-        faults: list[DeviceFault] = []
+        members = tuple(sorted((screen_id, DeviceState.OK if fault is None and self.link.is_open
+                                else DeviceState.FAULT) for screen_id, fault in screen_faults.items()))
+        faults: list[DeviceFault]
         if not self.link.is_open:
             state, faults = DeviceState.FAULT, [DeviceFault.PORT_MISSING]
-        elif any(s is DeviceState.FAULT for _, s in members):
-            state = DeviceState.WARNING
-            faults = sorted({s.fault for s in self.screens.values() if s.faulted})
         else:
-            state = DeviceState.OK
+            state, faults = bus_state(list(screen_faults.values()))
         key = (state, tuple(faults), members)
         if key != self._status:
             self._status = key

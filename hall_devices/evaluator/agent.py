@@ -1,8 +1,10 @@
 """The pad agent: one per keypad bus — keys to window commands, ratings that are never lost.
 
 One I/O thread owns the serial port: it reads frames, echoes each valid one back as its
-acknowledgement, turns keys into window commands and rating keys into ratings, and writes what each
-pad shows. paho's thread only queues MQTT messages for it. Ratings are written to the outbox before
+acknowledgement (the facts say the host echoes; whether pads echo the host's frames is the bus's
+``pads_echo`` profile setting, off by default, so a pad that does not echo stays ``ok``), turns
+keys into window commands and rating keys into ratings, and writes what each pad shows.
+paho's thread only queues MQTT messages for it. Ratings are written to the outbox before
 they are published and leave it only when the coordinator acknowledges them.
 """
 
@@ -38,10 +40,13 @@ from hall_devices.evaluator.keypad import (
     Control,
     Frame,
     Garbage,
+    Ignored,
+    IgnoredCounter,
     Key,
     KeypadDecoder,
     ask_rating_frame,
-    beep_frame,
+    beep_frames,
+    key_presses,
     rating_level,
     show_frame,
 )
@@ -81,6 +86,7 @@ class PadAgent:
         self.link = SerialLink(url or device.serial, device.baudrate, device.parity.value)
         self.outbox = RatingOutbox(data_dir / f"pads-{bus_id}.sqlite3")
         self.decoder = KeypadDecoder()
+        self.ignored = IgnoredCounter()  # frames that meant nothing, per kind: logged the first time
         self._inbox: queue.Queue[Inbound[Any] | str] = queue.Queue()
         self._pending: dict[str, int] = {}  # command id → window, to signal refusals
         self._stop = threading.Event()
@@ -123,9 +129,12 @@ class PadAgent:
                 self._stop.wait(0.2)
 
     def _serve_port(self) -> None:
+        was_open = self.link.is_open
         if not self.link.ensure_open():
             self._stop.wait(0.2)
             return
+        if not was_open:
+            self._restore_displays()
         try:
             data = self.link.read()
         except LinkLostError:
@@ -143,38 +152,52 @@ class PadAgent:
         except LinkLostError:
             return
         pad = self.pads.get(frame.address)
-        if expect_echo and pad is not None:
+        if expect_echo and self.device.pads_echo and pad is not None:
             pad.awaiting = (frame.encode(), time.monotonic() + ECHO_WAIT_S)
 
     def _frame(self, frame: Frame) -> None:
         pad = self.pads.get(frame.address)
         if pad is None:
-            log.warning("keypad bus %s: frame from unknown address %d", self.device.id, frame.address)
+            self._ignore(Ignored(f"frame from unknown address {frame.address}"))
             return
         if pad.awaiting is not None and frame.encode() == pad.awaiting[0]:
             pad.awaiting, pad.missed_echoes = None, 0  # the pad acknowledged our frame
             return
         level = rating_level(frame)
-        if level is None and frame.control != Control.KEY:
-            return  # a late echo of a frame of ours: echoing it back would ping-pong
+        if level is None and frame.control in (Control.SHOW, Control.BEEP, Control.RATING):
+            # An echo of a frame of ours (pads that echo on a bus whose profile says they need not);
+            # echoing it back would ping-pong.
+            self._ignore(Ignored(f"echo of a host frame (control {frame.control:#04x})"))
+            return
         self._write(frame, expect_echo=False)  # acknowledge by echoing it back
         if level is not None:
             self._rate(pad, level)
-        elif frame.data:
-            self._key(pad, frame.data[-1])
-
-    def _key(self, pad: _Pad, code: int) -> None:
-        try:
-            key = Key(code)
-        except ValueError:
-            log.warning("pad %s: unknown key code %#04x", pad.device.id, code)
             return
+        keys = key_presses(frame)
+        if isinstance(keys, Ignored):
+            self._ignore(keys)
+            return
+        for key in keys:
+            self._key(pad, key)
+
+    def _ignore(self, ignored: Ignored) -> None:
+        if self.ignored.note(ignored.kind):
+            # Echoes are harmless (pads that echo on a bus not set to expect it); the rest is a fault.
+            level = logging.INFO if ignored.kind.startswith("echo") else logging.WARNING
+            log.log(level, "keypad bus %s: ignoring frames: %s (counted; logged once per kind)",
+                    self.device.id, ignored.kind)
+
+    def _beep(self, pad: _Pad, times: int) -> None:
+        for frame in beep_frames(pad.device.address, times):
+            self._write(frame)
+
+    def _key(self, pad: _Pad, key: Key) -> None:
         intent = pad.keys.press(key, pad.state)
         if intent is None:
             return
         if intent.action is None:
             log.info("pad %s: %s", pad.device.id, intent.refused)
-            self._write(beep_frame(pad.device.address, 2))
+            self._beep(pad, 2)
             return
         command = WindowCommand(command_id=uuid.uuid4().hex, action=intent.action,
                                 clerk_id=intent.clerk_id, ticket_number=intent.ticket_number,
@@ -222,19 +245,19 @@ class PadAgent:
             if seconds is None:
                 seconds = int((payload.expires_at - datetime.now(UTC)).total_seconds())
             pad.prompt_open = (time.monotonic(), float(seconds))
-            self._write(beep_frame(pad.device.address, 1))  # 请评价
+            self._beep(pad, 1)  # 请评价
             self._write(ask_rating_frame(pad.device.address, seconds))
         elif isinstance(payload, RatingAck):
             if payload.command_id and self.outbox.acknowledged(payload.command_id):
                 if payload.ok:
-                    self._write(beep_frame(pad.device.address, 1))  # 谢谢评价
+                    self._beep(pad, 1)  # 谢谢评价
                 else:
                     log.warning("rating %s refused: %s", payload.command_id, payload.error)
         elif isinstance(payload, WindowCommandResult):
             window = self._pending.pop(payload.command_id or "", None)
             if window is not None and not payload.ok:
                 log.info("window %d: %s", window, payload.error.message if payload.error else "refused")
-                self._write(beep_frame(pad.device.address, 2))
+                self._beep(pad, 2)
 
     def _show(self, pad: _Pad) -> None:
         state = pad.state
@@ -247,6 +270,12 @@ class PadAgent:
         if text != pad.shown:
             pad.shown = text
             self._write(show_frame(pad.device.address, text))
+
+    def _restore_displays(self) -> None:
+        """The port is (back) open: pads may have lost power with it, so rewrite every display now."""
+        for pad in self.pads.values():
+            pad.shown = None
+            self._show(pad)
 
     def _resend(self) -> None:
         for rating in self.outbox.pending():

@@ -6,10 +6,14 @@ CS = (A + C + sum(data)) mod 256. The receiver of a frame echoes it back as its 
 Control codes (C):
 - ``01`` key, pad → host; the last data byte is the key code (table :data:`KEYS`);
 - ``02`` show, host → pad; six digit bytes, ``0A`` = blank;
-- ``03`` beep, host → pad; one data byte: how many beeps;
+- ``03`` beep, host → pad; no data (the reference beep has no count byte: two beeps are two frames);
 - ``05`` rating — the project's own function code, since no public sheet defines 5-level keys:
   host → pad ``05 00 [seconds]`` lights the five rating keys for that long; pad → host
   ``05 [level]`` (one byte) with level 1 (非常不满意) … 5 (非常满意) is the applicant's rating.
+
+Key frames come in two forms (:func:`key_presses`): one key per frame, or the published one-frame
+confirm ``[digit, 0F]`` (a deployed hall system reads ``data[len-2]`` as the digit). Frames that mean
+nothing to the host are reported as :class:`Ignored` with a kind, never dropped silently.
 
 Every vendor difference stays in this module. The decoder resynchronises after garbage: it looks
 for the next ``FF 68`` (or a bare ``68`` start) and reports what it skipped.
@@ -101,12 +105,56 @@ def show_frame(address: int, digits: str) -> Frame:
     return Frame(address, Control.SHOW, bytes([BLANK] * (6 - len(cells)) + cells))
 
 
-def beep_frame(address: int, times: int = 1) -> Frame:
-    return Frame(address, Control.BEEP, bytes([max(1, min(times, 9))]))
+def beep_frame(address: int) -> Frame:
+    """One beep: ``C = 03`` and no data, as the reference beep (L = 2)."""
+    return Frame(address, Control.BEEP)
+
+
+def beep_frames(address: int, times: int) -> list[Frame]:
+    """``times`` beeps (1 to 9), one frame each: the beep frame has no count byte."""
+    return [beep_frame(address) for _ in range(max(1, min(times, 9)))]
 
 
 def ask_rating_frame(address: int, seconds: int) -> Frame:
     return Frame(address, Control.RATING, bytes([0, max(1, min(seconds, 255))]))
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A well-formed frame that means nothing to the host; ``kind`` names why (one log line per kind)."""
+
+    kind: str
+
+
+def key_presses(frame: Frame) -> tuple[Key, ...] | Ignored:
+    """The keys a pad's key frame (C = 01) stands for, in order.
+
+    ``[.., key]``: the last data byte is the key. ``[.., digit, 0F]``: the published one-frame
+    confirm, the digit then confirm. Other controls, an empty frame or an unknown key code are
+    :class:`Ignored`.
+    """
+    if frame.control != Control.KEY:
+        return Ignored(f"control {frame.control:#04x} from a pad")
+    if not frame.data:
+        return Ignored("key frame without a key code")
+    last = frame.data[-1]
+    if last == Key.CONFIRM and len(frame.data) >= 2 and frame.data[-2] <= Key.D9:
+        return Key(frame.data[-2]), Key.CONFIRM
+    try:
+        return (Key(last),)
+    except ValueError:
+        return Ignored(f"unknown key code {last:#04x}")
+
+
+@dataclass
+class IgnoredCounter:
+    """How many frames of each ignored kind a bus has seen; :meth:`note` is True the first time."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def note(self, kind: str) -> bool:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return self.counts[kind] == 1
 
 
 def rating_level(frame: Frame) -> int | None:

@@ -30,15 +30,14 @@ from hall_devices.contract import (
     DeviceStatus,
     TicketClass,
     TicketRequest,
+    can_work,
     route,
 )
 from hall_devices.layout import KioskDevice, Layout
-from hall_devices.printer.status import BLOCKING
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
-BLOCKING_FAULTS = {fault for fault, _failure in BLOCKING}
 GRACE_S = 2.0  # for a reply the coordinator decided just before the deadline to reach the kiosk
 
 
@@ -98,8 +97,7 @@ class KioskLink(QObject):
             self.coordinator_up = status.state is not DeviceState.OFFLINE
             self.coordinator_changed.emit(self._connected and self.coordinator_up)
         else:
-            self.printer_ok = status.state is not DeviceState.OFFLINE and not (
-                BLOCKING_FAULTS & set(status.faults))
+            self.printer_ok = can_work(status)  # the contract's one rule, as the coordinator's
             self.printer_changed.emit(self.printer_ok)
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,

@@ -7,7 +7,7 @@ import logging
 from escpos.exceptions import DeviceNotFoundError
 
 from hall_devices.agent import MONOTONIC, Backoff, Clock
-from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult
+from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult, can_work
 from hall_devices.layout import Hall, PrinterDevice
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
@@ -93,7 +93,7 @@ class PrinterRunner:
             log.info("job %s seen before (%s): answered again, not printed", job.job_id, state)
             return self._result(job, reason if state != "done" else None)
         before = self.poll()
-        if before.failure is not None:
+        if not can_work(before.state):  # the contract's one rule; failure says which fault
             self.ledger.finished(job.job_id, before.failure)
             return self._result(job, before.failure)
         data = render(job, self.printer, self.hall)

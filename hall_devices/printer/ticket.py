@@ -15,6 +15,7 @@ from escpos.printer import Dummy
 
 from hall_devices.contract import PrintJob, TicketClass
 from hall_devices.layout import Hall, PrinterDevice
+from hall_devices.printer.wrap import NBSP, display_width, wrap
 
 INIT = b"\x1b\x40"  # ESC @: every ticket starts here
 CHINESE_ON = b"\x1c\x26"  # FS &
@@ -63,17 +64,18 @@ class _Page:
             self.out.set(align=align, bold=bold, normal_textsize=True)
         self.raw(text.encode(self.paper.encoding, errors="replace") + LF)
 
-    def wrapped(self, text: str, indent: str = "") -> None:
-        """Wrap by display width: a Chinese character takes two columns."""
-        width, line = 0, ""
-        for char in text:
-            w = 2 if ord(char) > 0x2E7F else 1
-            if width + w > self.paper.columns and line:
-                self.line(line)
-                line, width = indent, len(indent)
-            line += char
-            width += w
-        self.line(line)
+    def wrapped(self, text: str, indent: str = "", *, align: str = "left", bold: bool = False) -> None:
+        """Wrap by display width (a Chinese character takes two columns) at sensible boundaries."""
+        for line in wrap(text, self.paper.columns, indent):
+            self.line(line, align=align, bold=bold)
+
+    def bilingual(self, zh: str, en: str, *, align: str = "left") -> None:
+        """One line when both fit, else the Chinese and the English each on their own lines."""
+        if display_width(f"{zh} {en}") <= self.paper.columns:
+            self.line(f"{zh} {en}", align=align)
+        else:
+            self.wrapped(zh, align=align)
+            self.wrapped(en, align=align)
 
     def qr(self, payload: str) -> None:
         native = bool(self.out.profile.supports("qrCode"))
@@ -96,28 +98,28 @@ def render(job: PrintJob, printer: PrinterDevice, hall: Hall) -> bytes:
     page = _Page(paper)
     ticket = job.ticket
     page.raw(INIT + CHINESE_ON)
-    page.line(job.hall_name.zh, align="center", bold=True)
-    page.line(job.hall_name.en, align="center")
+    page.wrapped(job.hall_name.zh, align="center", bold=True)
+    page.wrapped(job.hall_name.en, align="center")
     page.line("-" * paper.columns)
-    page.line(ticket.service_name.zh, align="center", bold=True)
-    page.line(ticket.service_name.en, align="center")
+    page.wrapped(ticket.service_name.zh, align="center", bold=True)
+    page.wrapped(ticket.service_name.en, align="center")
     page.line(ticket.number, align="center", bold=True, size=paper.number_size)
     if ticket.ticket_class in CLASS_MARK:
         zh, en = CLASS_MARK[ticket.ticket_class]
-        page.line(f"【{zh}】{en}", align="center", bold=True)
+        page.wrapped(f"【{zh}】{en}", align="center", bold=True)
     if job.reprint:
         page.line("（补打 / reprint）", align="center")
-    page.line(f"前面还有 {ticket.people_ahead} 人，预计等候约 {ticket.estimated_minutes} 分钟")
-    page.line(f"{ticket.people_ahead} ahead, about {ticket.estimated_minutes} min")
+    page.wrapped(f"前面还有 {ticket.people_ahead} 人，预计等候约 {ticket.estimated_minutes} 分钟")
+    page.wrapped(f"{ticket.people_ahead} ahead, about {ticket.estimated_minutes} min")
     local = ticket.issued_at.astimezone(timezone(timedelta(hours=hall.utc_offset_hours)))
-    page.line(f"取号时间 Issued: {local:%Y-%m-%d %H:%M}")
+    page.wrapped(f"取号时间 Issued: {local:%Y-%m-%d}{NBSP}{local:%H:%M}")
     windows = "、".join(str(w) for w in ticket.windows)
     page.wrapped(f"办理窗口 Windows: {windows}")
     if ticket.status_url:
         page.qr(ticket.status_url)
-        page.line("扫码查看排队进度 Scan for your place", align="center")
+        page.bilingual("扫码查看排队进度", "Scan for your place", align="center")
     if job.print_materials and ticket.materials:
-        page.line("一次性告知：请备齐以下材料", bold=True)
+        page.wrapped("一次性告知：请备齐以下材料", bold=True)
         for i, item in enumerate(ticket.materials, start=1):
             page.wrapped(f"{i}. {item.zh}", indent="   ")
     footer = job.footer
@@ -125,6 +127,6 @@ def render(job: PrintJob, printer: PrinterDevice, hall: Hall) -> bytes:
         page.line("-" * paper.columns)
         page.wrapped(footer.zh)
         page.wrapped(footer.en)
-    page.line("过号请到窗口说明，可重新激活。", align="center")
+    page.wrapped("过号请到窗口说明，可重新激活。", align="center")
     page.cut()
     return page.bytes()

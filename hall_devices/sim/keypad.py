@@ -1,9 +1,12 @@
 """A bus of window keypads / evaluation pads on a pty, driven from code.
 
 Press keys, type digits and rate as an applicant would; read what the host shows on each pad and
-how often it beeped; see whether the host echoed (acknowledged) each frame a pad sent. Pads echo
-the host's frames as acknowledgement. Fault switches: ``bad_checksum`` (frames sent with a wrong
-checksum), ``garbage`` (noise before each frame), ``silent`` (pads echo nothing).
+how often it beeped; see whether the host echoed (acknowledged) each frame a pad sent. By default
+pads echo the host's frames (many do); the facts only say the host echoes. Fault switches:
+``bad_checksum`` (frames sent with a wrong checksum), ``garbage`` (noise before each frame),
+``silent`` (pads echo nothing: non-echoing pads), ``one_frame_confirm`` (digit and confirm sent in one
+frame ``[digit, 0F]``, the published form). :meth:`unplug` / :meth:`plug` pull the bus adapter; pads
+lose what they showed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class KeypadSwitches:
     bad_checksum: bool = False
     garbage: bool = False
     silent: bool = False
+    one_frame_confirm: bool = False
 
 
 class KeypadBusSimulator:
@@ -84,7 +88,20 @@ class KeypadBusSimulator:
             time.sleep(0.02)  # a finger is slower than the bus
 
     def type(self, address: int, digits: str, confirm: bool = True) -> None:
+        if confirm and digits and self.switches.one_frame_confirm:
+            self.press(address, *(Key(int(d)) for d in digits[:-1]))
+            self.send(Frame(address, Control.KEY, bytes([int(digits[-1]), Key.CONFIRM])))
+            return
         self.press(address, *(Key(int(d)) for d in digits), *([Key.CONFIRM] if confirm else []))
+
+    def unplug(self) -> None:
+        with self._changed:
+            self.port.unplug()
+            for pad in self.pads.values():
+                pad.display = "      "  # the pads lost power with the adapter
+
+    def plug(self) -> None:
+        self.port.plug()
 
     def rate(self, address: int, level: int) -> None:
         self.send(rating_frame(address, level))

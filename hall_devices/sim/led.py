@@ -1,8 +1,12 @@
 """LED controllers on a pty: BX-5K/6K (checked CRC and escapes, ACK/NACK) or EQ2023 text.
 
 Keeps each address's current text per area, readable by tests and shown by the demo. Switches:
-``silent`` (no replies), ``corrupt`` (address → how many of its next frames arrive damaged by line
-noise: a CRC error and a NACK), ``baud`` paces reading like a UART.
+``silent`` (no replies at all), ``silent_at`` (addresses of screens that answer nothing: a dead
+controller), ``busy`` (address → how many of its next frames are refused with NACK 3, busy),
+``nack`` (address → the error code every frame to it is refused with), ``garble`` (addresses whose
+replies arrive as line noise), ``corrupt`` (address → how many of its next frames arrive damaged by
+line noise: a CRC error and a NACK), ``baud`` paces reading like a UART. Replies follow the manual
+(protocols.md §2): ACK A0 00, NACK A0 01 with the error code.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Controller:
     areas: dict[int, AreaText] = field(default_factory=dict)
     frames: int = 0
     nacks: int = 0
+    refused: int = 0  # frames answered busy or with a NACK switch, not shown
     updated_at: float = 0.0
     last_size: int = 0  # bytes of the last frame shown, as on the wire
     last_areas: tuple[int, ...] = ()  # area ids the last frame updated
@@ -40,6 +45,10 @@ class Controller:
 class LedSwitches:
     silent: bool = False
     corrupt: dict[int, int] = field(default_factory=dict)
+    silent_at: set[int] = field(default_factory=set)
+    busy: dict[int, int] = field(default_factory=dict)
+    nack: dict[int, bx.ErrorCode] = field(default_factory=dict)
+    garble: set[int] = field(default_factory=set)
 
 
 class LedBusSimulator:
@@ -124,6 +133,18 @@ class LedBusSimulator:
         if not targets:
             return
         wants_reply = len(frame.data) > 2 and frame.data[2] == 0x01 and address != bx.BROADCAST
+        if address in self.switches.silent_at:
+            return  # a dead controller: nothing shown, nothing said
+        refusal = self.switches.nack.get(address)
+        if self.switches.busy.get(address):
+            self.switches.busy[address] -= 1
+            refusal = bx.ErrorCode.BUSY
+        if refusal is not None and address in self.controllers:
+            with self._changed:
+                self.controllers[address].refused += 1
+                self._changed.notify_all()
+            self._reply(address, refusal)
+            return
         if frame.command != (0xA3, 0x06):
             if wants_reply:
                 self._reply(address, bx.ErrorCode.NO_SUCH_COMMAND)
@@ -153,5 +174,7 @@ class LedBusSimulator:
     def _reply(self, address: int, code: bx.ErrorCode) -> None:
         if self.switches.silent:
             return
-        reply = bx.BxFrame(bx.Header(bx.PC_ADDRESS, source=address), bx.reply_data(code))
-        self.port.write(reply.encode())
+        reply = bx.BxFrame(bx.Header(bx.PC_ADDRESS, source=address), bx.reply_data(code)).encode()
+        if address in self.switches.garble:
+            reply = reply[:8] + bytes([reply[8] ^ 0x10]) + reply[9:]  # noise in the header: CRC fails
+        self.port.write(reply)

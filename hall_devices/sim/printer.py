@@ -1,9 +1,11 @@
 """A thermal ticket printer on a pty: decodes what it receives, answers status by its switches.
 
 Switches (like a real printer's faults): ``paper_near_end``, ``paper_out``, ``cover_open``,
-``offline`` and ``silent`` (answers no status query). ``baud`` paces reading like a UART at that
-speed. Each ticket (ESC @ to the next ESC @ or cut) is kept as lines of text, QR payloads and
-whether it was cut, and can be rendered to PNG.
+``offline``, the DLE EOT 3 error causes ``mechanical_error``, ``autocutter_error``,
+``unrecoverable_error`` and ``recoverable_error`` (each also sets "error" in n = 2 and "offline" in
+n = 1; the printer prints nothing meanwhile), ``silent`` (answers no status query) and ``garbled``.
+``baud`` paces reading like a UART at that speed. Each ticket (ESC @ to the next ESC @ or cut) is
+kept as lines of text, QR payloads and whether it was cut, and can be rendered to PNG.
 """
 
 from __future__ import annotations
@@ -53,15 +55,27 @@ class Switches:
     offline: bool = False
     silent: bool = False
     garbled: bool = False
+    mechanical_error: bool = False
+    autocutter_error: bool = False
+    unrecoverable_error: bool = False
+    recoverable_error: bool = False
+
+    @property
+    def error(self) -> bool:
+        return (self.mechanical_error or self.autocutter_error or self.unrecoverable_error
+                or self.recoverable_error)
 
 
 def status_reply(n: int, s: Switches) -> int:
     """The reply byte to DLE EOT n for these switches (form 0xx1xx10)."""
     byte = 0x12
-    if n == 1 and (s.offline or s.cover_open or s.paper_out):
+    if n == 1 and (s.offline or s.cover_open or s.paper_out or s.error):
         byte |= 0x08
     elif n == 2:
-        byte |= (0x04 if s.cover_open else 0) | (0x20 if s.paper_out else 0)
+        byte |= (0x04 if s.cover_open else 0) | (0x20 if s.paper_out else 0) | (0x40 if s.error else 0)
+    elif n == 3:  # protocols.md §1: b2 mechanical, b3 autocutter, b5 unrecoverable, b6 auto-recoverable
+        byte |= ((0x04 if s.mechanical_error else 0) | (0x08 if s.autocutter_error else 0)
+                 | (0x20 if s.unrecoverable_error else 0) | (0x40 if s.recoverable_error else 0))
     elif n == 4:
         byte |= (0x0C if s.paper_near_end or s.paper_out else 0) | (0x60 if s.paper_out else 0)
     return byte
@@ -116,7 +130,8 @@ class PrinterSimulator:
                 reply = 0xFF if self.switches.garbled else status_reply(event.n, self.switches)
                 self.port.write(bytes([reply]))
             return
-        if self.switches.paper_out or self.switches.offline or self.switches.cover_open:
+        s = self.switches
+        if s.paper_out or s.offline or s.cover_open or s.error:
             return  # a printer in that state prints nothing
         if isinstance(event, Setting) and event.name == "init":
             self._finish()

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,15 +164,21 @@ def protocol(request: pytest.FixtureRequest) -> str:
 
 
 def run_bus(own_broker: HallBroker, layout: Layout, tmp_path: Path, protocol: str,
-            agent_layout: Layout | None = None) -> tuple[Hall, LedAgent, LedBusSimulator]:
+            agent_layout: Layout | None = None, **options: Any) -> tuple[Hall, LedAgent, LedBusSimulator]:
     """Controllers at the layout's addresses, the hall, and the bus agent (of ``agent_layout``)."""
     addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
     sim = LedBusSimulator(tmp_path / "dev" / protocol, protocol, addresses).start()
     hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
     agent = LedAgent(own_broker.settings("L1"), agent_layout or layout, "L1", url=str(sim.path),
-                     refresh_s=60)
+                     **{"refresh_s": 60, **options})
     agent.start()
     return hall, agent, sim
+
+
+def unreachable_after(seconds: int) -> Layout:
+    """The example hall whose LED bus faults a screen unanswered for ``seconds``."""
+    return parse_layout(EXAMPLE.read_text(encoding="utf-8").replace(
+        'protocol = "bx"', f'protocol = "bx"\nunreachable_after_s = {seconds}'))
 
 
 def nothing_left(agent: LedAgent) -> bool:
@@ -197,7 +204,7 @@ def test_pause_reasons_with_every_reserved_sequence(own_broker: HallBroker, tmp_
             assert shown.replace(" ", "") == "午休$$A!#B%1C%2D%3$Z[亥乏俍俒□$"
         assert sim.controllers[3].frames == frames_before + 1  # written once, understood at once
         assert sim.bad_frames == 0
-        assert not any(s.faulted for s in agent.screens.values())
+        assert not any(s.unencodable or s.health.tries for s in agent.screens.values())
     finally:
         agent.stop()
         hall.stop()
@@ -226,7 +233,7 @@ def test_a_screen_its_protocol_cannot_address_is_faulted_and_the_rest_written(
         wait_until(lambda: nothing_left(agent), what="every screen written")
         assert all(c.frames >= 1 for a, c in sim.controllers.items() if a != 3)
         assert sim.controllers[3].frames == 0 and sim.bad_frames == 0
-        assert agent.screens[beyond].faulted
+        assert agent.screens[beyond].unencodable
     finally:
         status.stop()
         agent.stop()
@@ -257,3 +264,55 @@ def test_auto_call_and_the_long_pause_notice_come_from_the_coordinator(
     finally:
         agent.stop()
         hall.stop()
+
+
+def test_a_silent_screen_raises_its_alert_while_the_others_keep_updating(
+        own_broker: HallBroker, tmp_path: Path) -> None:
+    alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+    hall, agent, sim = run_bus(own_broker, unreachable_after(2), tmp_path, "bx")
+    try:
+        assert sim.wait(lambda: all(c.frames for c in sim.controllers.values()), 15)
+        sim.switches.silent_at.add(7)  # screen WS7 at window 7 dies
+        hall.ok(7, "login", clerk_id="0701")
+        hall.ok(3, "login", clerk_id="0301")
+        assert sim.wait(lambda: sim.text(3) == "欢迎光临\n市场监管")  # the others keep updating
+        alert = json.loads(alerts.expect(lambda m: b"WS7" in m.payload, timeout_s=10).payload)
+        assert alert["kind"] == "device_fault" and alert["subject"] == "WS7"
+        assert "7 号窗口" in alert["message"]["zh"] and "not_responding" in alert["message"]["zh"]
+        status = hall.service.engine.supervisor.devices["L1"]
+        assert status.state.value == "warning" and [f.value for f in status.faults] == ["not_responding"]
+        hall.ok(4, "login", clerk_id="0401")  # still updating while WS7 is retried with backoff
+        assert sim.wait(lambda: sim.text(4) == "欢迎光临\n户籍 1"), sim.text(4)
+        sim.switches.silent_at.clear()
+        hall.ok(7, "pause")
+        cleared = json.loads(alerts.expect(lambda m: b"WS7" in m.payload, timeout_s=10).payload)
+        assert cleared["cleared"] is True
+    finally:
+        agent.stop()
+        alerts.stop()
+        hall.stop()
+        sim.stop()
+
+
+def test_busy_is_retried_with_backoff_and_a_dead_bus_is_fault(own_broker: HallBroker, tmp_path: Path) -> None:
+    status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+    hall, agent, leds = run_bus(own_broker, unreachable_after(1), tmp_path, "bx", refresh_s=2, retries=1,
+                                reply_timeout_s=0.1)
+    try:
+        assert leds.wait(lambda: all(c.frames for c in leds.controllers.values()), 15)
+        leds.switches.busy[6] = 3  # NACK 3 three times, then it shows
+        hall.ok(6, "login", clerk_id="0601")
+        assert leds.wait(lambda: leds.text(6) == "欢迎光临\n出入境")
+        assert leds.controllers[6].refused == 3
+        wait_until(lambda: agent.screens[6].health.tries == 0, what="the ACK ended the busy spell")
+        leds.switches.silent = True  # no screen answers: the whole bus is dead
+        # The refresh writes every screen again; none answers.
+        dead = status.expect(lambda m: json.loads(m.payload)["state"] == "fault", timeout_s=30)
+        assert json.loads(dead.payload)["faults"] == ["not_responding"]
+    finally:
+        agent.stop()
+        status.stop()
+        hall.stop()
+        leds.stop()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import CaseState
+from hall_devices.contract import CaseState, DeviceState
 from hall_devices.coordinator.model import PromptState
 from hall_devices.evaluator.agent import PadAgent
-from hall_devices.evaluator.keypad import Key
+from hall_devices.evaluator.keypad import Frame, Key
 from hall_devices.layout import Layout
 from hall_devices.sim.keypad import KeypadBusSimulator
 from tests.coordinator.harness import Clock, Hall
@@ -184,3 +184,64 @@ def test_a_bus_on_a_missing_port_reports_no_pad_as_ok(own_broker: HallBroker, la
     finally:
         agent.stop()
         status.stop()
+
+
+def test_one_frame_confirm_acts_once(hall_with_pads: tuple[Hall, PadAgent],
+                                     keypads: KeypadBusSimulator) -> None:
+    hall, _agent = hall_with_pads
+    engine = hall.service.engine
+    keypads.switches.one_frame_confirm = True  # [digit, 0F] in one frame, the published form
+    keypads.type(6, "0601")
+    wait_until(lambda: 6 in engine.state.windows, what="sign in with a one-frame confirm")
+    for _ in range(2):
+        hall.take("passport")
+    keypads.press(6, Key.NEXT)
+    assert hall.call().ticket_number == "B001"
+    keypads.type(6, "0")  # hold 挂起
+    wait_until(lambda: engine.state.windows[6].held != [], what="held")
+    keypads.press(6, Key.NEXT)
+    assert hall.call().ticket_number == "B002"
+    keypads.type(6, "6")  # no-show 过号
+    wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
+    keypads.type(6, "3")  # call back 回呼
+    assert hall.call().ticket_number == "B001"
+    keypads.press(6, Key.RECALL)  # a later command is answered: every refusal before it was too
+    assert hall.call().attempt == 2
+    assert keypads.pads[6].beeps == 0  # nothing was refused (a confirm applied twice would beep twice)
+
+
+def test_non_echoing_pads_stay_ok_and_ignored_frames_are_logged_once(
+        hall_with_pads: tuple[Hall, PadAgent], keypads: KeypadBusSimulator,
+        caplog: pytest.LogCaptureFixture) -> None:
+    hall, agent = hall_with_pads
+    caplog.set_level(logging.WARNING, logger="hall_devices.evaluator.agent")
+    keypads.switches.silent = True  # the facts say only the host echoes
+    keypads.type(2, "0201")
+    wait_until(lambda: 2 in hall.service.engine.state.windows, what="sign in")
+    for _ in range(4):
+        hall.take("company_change")
+    assert keypads.wait(lambda: keypads.display(2) == "4")
+    assert len(keypads.pads[2].frames) >= 4  # the host wrote and got no echo, several times
+    keypads.send(Frame(2, 0x07, b"\x0c"))  # C other than 01, twice
+    keypads.send(Frame(2, 0x07, b"\x0c"))
+    wait_until(lambda: agent.ignored.counts.get("control 0x07 from a pad") == 2, what="counted")
+    assert sum("control 0x07" in r.message for r in caplog.records) == 1
+    supervisor = hall.service.engine.supervisor
+    wait_until(lambda: "KB1" in supervisor.devices, what="bus status")
+    status = supervisor.devices["KB1"]
+    assert status.state is DeviceState.OK and not status.faults
+    assert set(status.members.values()) == {DeviceState.OK}
+
+
+def test_pad_displays_are_restored_when_the_port_comes_back(
+        hall_with_pads: tuple[Hall, PadAgent], keypads: KeypadBusSimulator) -> None:
+    hall, agent = hall_with_pads
+    keypads.type(5, "0501")
+    wait_until(lambda: 5 in hall.service.engine.state.windows, what="sign in")
+    hall.take("id_card")
+    assert keypads.wait(lambda: keypads.display(5) == "1")
+    keypads.unplug()
+    wait_until(lambda: not agent.link.is_open, what="the agent saw the port go")
+    assert keypads.display(5) == ""
+    keypads.plug()  # no window changes state from here on: only the reopen can rewrite the display
+    assert keypads.wait(lambda: keypads.display(5) == "1")

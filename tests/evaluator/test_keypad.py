@@ -6,11 +6,15 @@ from hypothesis import strategies as st
 from hall_devices.evaluator.keypad import (
     Frame,
     Garbage,
+    Ignored,
+    IgnoredCounter,
     Key,
     KeypadDecoder,
     ask_rating_frame,
     beep_frame,
+    beep_frames,
     key_frame,
+    key_presses,
     rating_frame,
     rating_level,
     show_frame,
@@ -23,7 +27,7 @@ def test_frames_byte_for_byte() -> None:
     assert key_frame(3, Key.NEXT).encode() == bytes.fromhex("ff 68 03 03 68 03 01 0c 10 16")
     assert key_frame(12, Key.CONFIRM).encode() == bytes.fromhex("ff 68 03 03 68 0c 01 0f 1c 16")
     assert show_frame(3, "A001").encode() == bytes.fromhex("ff 68 08 08 68 03 02 0a 0a 0a 00 00 01 24 16")
-    assert beep_frame(7).encode() == bytes.fromhex("ff 68 03 03 68 07 03 01 0b 16")
+    assert beep_frame(7).encode() == bytes.fromhex("ff 68 02 02 68 07 03 0a 16")  # no count byte
     assert rating_frame(3, 5).encode() == bytes.fromhex("ff 68 03 03 68 03 05 05 0d 16")
     assert ask_rating_frame(3, 60).encode() == bytes.fromhex("ff 68 04 04 68 03 05 00 3c 44 16")
     assert shown_digits(show_frame(3, "123456789")) == "456789"
@@ -73,3 +77,36 @@ def test_round_trip_in_any_pieces(sent: list[Frame], noise: bytes, piece: int) -
 def test_random_bytes_give_frames_or_garbage_only(data: bytes) -> None:
     for item in KeypadDecoder().feed(data):
         assert isinstance(item, Frame | Garbage)
+
+
+def test_both_confirm_forms_and_ignored_frames_from_byte_literals() -> None:
+    # protocols.md §4: 0F confirm combined with the digit before it; the published form sends both
+    # in one key frame [digit, 0F] (CS = 03 + 01 + 06 + 0f = 19).
+    decoder = KeypadDecoder()
+    (one,) = decoder.feed(bytes.fromhex("ff 68 04 04 68 03 01 06 0f 19 16"))
+    assert isinstance(one, Frame) and key_presses(one) == (Key.D6, Key.CONFIRM)
+    (two,) = decoder.feed(bytes.fromhex("ff 68 03 03 68 03 01 0f 13 16"))
+    assert isinstance(two, Frame) and key_presses(two) == (Key.CONFIRM,)
+    (next_,) = decoder.feed(bytes.fromhex("ff 68 03 03 68 03 01 0c 10 16"))
+    assert isinstance(next_, Frame) and key_presses(next_) == (Key.NEXT,)
+    # C other than 01, an empty key frame, an unknown key code: reported, never silently dropped.
+    (other,) = decoder.feed(bytes.fromhex("ff 68 03 03 68 03 07 0c 16 16"))
+    assert isinstance(other, Frame) and key_presses(other) == Ignored("control 0x07 from a pad")
+    (empty,) = decoder.feed(bytes.fromhex("ff 68 02 02 68 03 01 04 16"))
+    assert isinstance(empty, Frame) and key_presses(empty) == Ignored("key frame without a key code")
+    (unknown,) = decoder.feed(bytes.fromhex("ff 68 03 03 68 03 01 2a 2e 16"))
+    assert isinstance(unknown, Frame) and key_presses(unknown) == Ignored("unknown key code 0x2a")
+    counter = IgnoredCounter()
+    assert [counter.note("a"), counter.note("a"), counter.note("b")] == [True, False, True]
+    assert counter.counts == {"a": 2, "b": 1}
+
+
+def test_two_beeps_are_two_reference_beep_frames() -> None:
+    assert b"".join(f.encode() for f in beep_frames(7, 2)) == bytes.fromhex(
+        "ff 68 02 02 68 07 03 0a 16 ff 68 02 02 68 07 03 0a 16")
+
+
+@given(frames)
+def test_any_frame_gives_keys_or_an_ignored_kind(frame: Frame) -> None:
+    keys = key_presses(frame)
+    assert isinstance(keys, Ignored) or (frame.control == 0x01 and keys and keys[-1] == frame.data[-1])

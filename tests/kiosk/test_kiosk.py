@@ -221,6 +221,26 @@ def test_printer_out_of_paper_shows_the_number_and_qr(qtbot: QtBot, kiosk: Kiosk
     assert kiosk.printer.tickets == []
 
 
+def test_a_mechanically_failed_printer_gets_no_job_and_the_kiosk_offers_the_no_paper_path(
+        qtbot: QtBot, kiosk: Kiosk) -> None:
+    window = kiosk.window
+    kiosk.printer.switches.mechanical_error = True  # DLE EOT 3 bit 2
+    kiosk.agent.request_poll()
+    qtbot.waitUntil(lambda: not kiosk.link.printer_ok, timeout=10000)
+    supervisor = kiosk.hall.service.engine.supervisor
+    qtbot.waitUntil(lambda: not supervisor.printer_usable("P1"), timeout=5000)
+    assert DeviceFault.MECHANICAL_ERROR in supervisor.devices["P1"].faults
+    paper = kiosk.hall.take("passport", paper=True)  # even a kiosk that asks for paper gets no job
+    assert paper.ok and paper.print_job_id is None
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    assert text_of(window, "print-status") == "打印机暂停服务，请记住号码或用手机扫码保存"
+    assert kiosk.hall.service.engine.state.jobs == {}
+    assert kiosk.printer.tickets == []
+
+
 def test_info_desk_fallback(qtbot: QtBot, kiosk: Kiosk, layout: Layout) -> None:
     broker = kiosk.hall.broker
     p2 = probe(broker.port, "P2", broker.credentials["P2"])

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hall_devices.contract import DeviceFault, DeviceState, PrintFailure
+from hall_devices.contract import DeviceFault, DeviceState, PrintFailure, can_work
 from hall_devices.printer.status import (
     NOT_RESPONDING,
     PrinterStatus,
@@ -13,6 +13,7 @@ from hall_devices.printer.status import (
     decode,
     query,
 )
+from hall_devices.sim.printer import Switches, status_reply
 
 
 def test_queries_are_dle_eot() -> None:
@@ -31,6 +32,10 @@ def test_queries_are_dle_eot() -> None:
      PrintFailure.COVER_OPEN),
     ({3: 0x1A}, {DeviceFault.CUTTER_ERROR}, DeviceState.FAULT, PrintFailure.CUTTER_ERROR),
     ({1: 0x1A}, {DeviceFault.PRINTER_OFFLINE}, DeviceState.FAULT, PrintFailure.OFFLINE),
+    # DLE EOT 3 error causes (protocols.md §1): b2 mechanical, b5 unrecoverable, b6 auto-recoverable.
+    ({3: 0x16}, {DeviceFault.MECHANICAL_ERROR}, DeviceState.FAULT, PrintFailure.PRINTER_ERROR),
+    ({3: 0x32}, {DeviceFault.PRINTER_ERROR}, DeviceState.FAULT, PrintFailure.PRINTER_ERROR),
+    ({3: 0x52}, {DeviceFault.PRINTER_ERROR}, DeviceState.FAULT, PrintFailure.PRINTER_ERROR),
 ])
 def test_decode_table(replies: dict[int, int], faults: set[DeviceFault], state: DeviceState,
                       failure: PrintFailure | None) -> None:
@@ -67,3 +72,13 @@ def test_any_reply_byte_decodes_or_raises_status_error(replies: list[int]) -> No
             poll.receive(byte)
     except StatusError:
         assert poll.state == "idle"
+
+
+@pytest.mark.parametrize("switch", ["mechanical_error", "autocutter_error", "unrecoverable_error",
+                                    "recoverable_error"])
+def test_a_printer_in_error_cannot_print_by_the_contracts_one_rule(switch: str) -> None:
+    switches = Switches(**{switch: True})
+    status = decode({n: status_reply(n, switches) for n in (1, 2, 3, 4)})
+    assert status.state is DeviceState.FAULT and not can_work(status.state)
+    assert status_reply(2, switches) == 0x52 and status_reply(1, switches) == 0x1A  # error, offline
+    assert can_work(DeviceState.WARNING) and can_work(None) and not can_work(DeviceState.OFFLINE)

@@ -1,0 +1,119 @@
+"""LED screen supervision, sans-IO: each write's outcome and ``now`` in, when to try next and the
+screen's fault out.
+
+Outcomes are told apart (BX replies, protocols.md §2 and §7): the screen ACKed; it was **silent**
+(no reply within the reply timeout); it **NACKed** (A0 01 with an error code); it was **busy** (NACK
+error 3, ERR_BUSY); or the reply was **garbled** (a frame that does not decode or check). Silence
+means "not responding", a NACK "nack", garbage "garbled": a manager sees which.
+
+Decisions:
+- a failure other than busy is retried at once up to ``retries`` tries, then with backoff (1, 2, 4 …
+  up to ``max_backoff_s`` seconds), so a dead screen costs the bus one reply timeout now and then
+  while the other screens keep updating;
+- busy is answered with backoff from the first time (0.1, 0.2, 0.4 … s, at most 2 s): the controller
+  asked for time, so three retries within 20 ms would only keep it busy;
+- a screen with no ACK for ``unreachable_after_s`` seconds (and at least ``retries`` tries) is
+  faulted; the bus is ``fault`` when none of its screens is reachable, ``warning`` when some are not.
+Times are seconds on any monotonic clock, passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hall_devices.contract import DeviceFault, DeviceState
+from hall_devices.display import bx
+
+BUSY_FIRST_S = 0.1
+BUSY_MAX_S = 2.0
+
+
+class Outcome(StrEnum):
+    ACK = "ack"
+    SILENT = "silent"
+    NACK = "nack"
+    BUSY = "busy"
+    GARBLED = "garbled"
+
+
+FAULT_OF = {Outcome.SILENT: DeviceFault.NOT_RESPONDING, Outcome.NACK: DeviceFault.NACK,
+            Outcome.BUSY: DeviceFault.NACK, Outcome.GARBLED: DeviceFault.GARBLED}
+
+
+def reply_outcome(items: Iterable[bx.BxFrame | bx.BadFrame], address: int) -> Outcome | None:
+    """The outcome told by decoded reply items for the screen at ``address``; None: no reply yet.
+
+    A reply from another address is not this screen's and is skipped; a bad frame is garbled.
+    """
+    for item in items:
+        if isinstance(item, bx.BadFrame):
+            return Outcome.GARBLED
+        if item.header.source != address or item.command[0] != 0xA0:
+            continue
+        try:
+            reply = bx.parse_reply(item)
+        except bx.BxError:
+            return Outcome.GARBLED
+        if reply.ok:
+            return Outcome.ACK
+        return Outcome.BUSY if reply.code == bx.ErrorCode.BUSY else Outcome.NACK
+    return None
+
+
+@dataclass
+class ScreenHealth:
+    """One screen's write history. :meth:`record` each outcome; ask :meth:`may_write` and
+    :meth:`fault` with the current time."""
+
+    retries: int = 3
+    unreachable_after_s: float = 5.0
+    max_backoff_s: float = 8.0
+    tries: int = 0  # failed tries since the last ACK (busy included)
+    last: Outcome | None = None
+    failing_since: float | None = None
+    not_before: float = 0.0
+
+    def record(self, outcome: Outcome, now: float) -> None:
+        if outcome is Outcome.ACK:
+            self.tries, self.last, self.failing_since, self.not_before = 0, outcome, None, 0.0
+            return
+        self.tries += 1
+        self.last = outcome
+        if self.failing_since is None:
+            self.failing_since = now
+        if outcome is Outcome.BUSY:
+            busy_delay = min(BUSY_MAX_S, BUSY_FIRST_S * 2 ** min(self.tries - 1, 16))
+            self.not_before = now + busy_delay
+        elif self.tries >= self.retries:
+            self.not_before = now + min(self.max_backoff_s, 2.0 ** (self.tries - self.retries))
+        else:
+            self.not_before = now
+
+    def news(self) -> None:
+        """The screen has something new to show: a failed (not busy) screen gets one try now."""
+        if self.last is not Outcome.BUSY:
+            self.not_before = 0.0
+
+    def may_write(self, now: float) -> bool:
+        return now >= self.not_before
+
+    def fault(self, now: float) -> DeviceFault | None:
+        """Why the screen counts as faulted now, or None while it answers (or has not failed long)."""
+        if self.failing_since is None or self.last is None or self.tries < self.retries:
+            return None
+        if now - self.failing_since < self.unreachable_after_s:
+            return None
+        return FAULT_OF[self.last]
+
+
+def bus_state(screen_faults: list[DeviceFault | None]) -> tuple[DeviceState, list[DeviceFault]]:
+    """The bus's state from its screens' faults: fault when no screen answers, warning when some
+    do not, ok otherwise; the faults listed are the distinct reasons."""
+    faults = sorted({f for f in screen_faults if f is not None})
+    if not faults:
+        return DeviceState.OK, []
+    if all(f is not None for f in screen_faults):
+        return DeviceState.FAULT, faults
+    return DeviceState.WARNING, faults
