@@ -18,6 +18,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION: Literal[1] = 1
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# HMAC-SHA256 of an ID number under the hall's key (hall_devices.idcard.identity): never the number.
+IdHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Payload(BaseModel):
@@ -177,6 +179,8 @@ class TicketRequest(Payload):
         TicketClass.NORMAL
     )
     appointment_code: str | None = Field(None, max_length=32)
+    id_hash: IdHash | None = Field(None, description="appointment check-in by ID card: the keyed hash "
+                                   "the kiosk's reader computed (no code needed)")
     language: Literal["zh", "en"] = "zh"
     paper: bool = Field(True, description="false: the kiosk shows the number on screen only")
 
@@ -355,6 +359,8 @@ class StaffCommand(Payload):
     case_id: str | None = None
     note: str | None = Field(None, max_length=500)
     appointment_code: str | None = Field(None, max_length=32)
+    id_hash: IdHash | None = Field(None, description="book_appointment: the applicant's ID number, "
+                                   "keyed hash (check-in by ID card)")
     slot_start: datetime | None = None
     slot_end: datetime | None = None
 
@@ -488,6 +494,19 @@ class Route:
         return found.groupdict() if found else None
 
 
+class CardRead(Payload):
+    """An ID card read at a kiosk's reader: its keyed hash and masked forms, never the clear number."""
+
+    read_id: CommandId
+    ok: bool
+    id_hash: IdHash | None = None
+    masked_id: str | None = Field(None, pattern=r"^[0-9X*]{18}$", description="e.g. 420***********001X")
+    masked_name: str | None = Field(None, max_length=15, description="e.g. 张**")
+    problem: Literal["unreadable", "not_valid"] | None = Field(
+        None, description="when ok is false: the card could not be read, or its number is not valid")
+    read_at: AwareDatetime
+
+
 def _routes(*routes: Route) -> dict[str, Route]:
     return {r.name: r for r in routes}
 
@@ -530,6 +549,7 @@ ROUTES: dict[str, Route] = _routes(
     Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
+    Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
 )
 
 

@@ -130,6 +130,14 @@ class PrinterDevice(_SerialDevice):
     paper_mm: Literal[58, 80] = 80
 
 
+class IdCardReaderDevice(_SerialDevice):
+    """A resident ID card reader module beside a kiosk (docs/appointments.md), typically 115200 8N1."""
+
+    kind: Literal["idcard_reader"]
+    kiosk: Ident
+    baudrate: int = Field(115200, ge=300, le=921600)
+
+
 class LedBusDevice(_SerialDevice):
     kind: Literal["led_bus"]
     protocol: Literal["bx", "eq"] = "bx"
@@ -184,11 +192,13 @@ Device = Annotated[
     | HallScreenDevice
     | KeypadBusDevice
     | PadDevice
-    | AnnouncerDevice,
+    | AnnouncerDevice
+    | IdCardReaderDevice,
     Field(discriminator="kind"),
 ]
 DEVICE_KINDS = frozenset(
-    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer"}
+    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer",
+     "idcard_reader"}
 )
 
 
@@ -376,7 +386,7 @@ class _Checker:
     def ports_and_bindings(self) -> None:
         ports: dict[str, tuple[str, int]] = {}
         for i, device in enumerate(self.layout.devices):
-            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice):
+            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice | IdCardReaderDevice):
                 first = ports.setdefault(device.serial, (device.id, i))
                 if first[0] != device.id:
                     self.problem("devices", i, ".serial", f"two buses on one port: {device.serial!r} is "
@@ -392,6 +402,10 @@ class _Checker:
             if isinstance(device, PrinterDevice) and not isinstance(self.devices.get(device.kiosk),
                                                                     KioskDevice):
                 self.problem("devices", i, ".kiosk", f"printer bound to unknown kiosk {device.kiosk!r}")
+            if isinstance(device, IdCardReaderDevice) and not isinstance(self.devices.get(device.kiosk),
+                                                                         KioskDevice):
+                self.problem("devices", i, ".kiosk", f"ID card reader bound to unknown kiosk "
+                             f"{device.kiosk!r}")
 
     def bus_members(self) -> None:
         window_numbers = {w.number for w in self.layout.windows}

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=1, le=65535)
     web_users: Path = Path("var/hall/users.toml")
     web_secret: SecretStr | None = Field(None, description="session signing key; made once if unset")
+    id_secret: SecretStr | None = Field(None, description="hall key for the keyed hash of ID numbers; "
+                                        "made once in data_dir/id-secret if unset")
 
     @classmethod
     def settings_customise_sources(

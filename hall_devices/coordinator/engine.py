@@ -121,12 +121,12 @@ class Engine:
         _check_deadline(req, now)
         ticket_class = TicketClass(req.ticket_class)
         service_id = req.service_id
+        code = None
         if ticket_class is TicketClass.APPOINTMENT:
-            ticket_class, service_id = self._check_in(req, now)
+            ticket_class, service_id, code = self._check_in(req, now)
         if service_id is None:
             raise EngineError("missing_service", "a ticket needs a service")
         outcome = Outcome()
-        code = req.appointment_code if req.ticket_class is TicketClass.APPOINTMENT else None
         ticket = self._issue(outcome, service_id, ticket_class, now=now, token=token, kiosk=kiosk,
                              appointment=code)
         job_id = self._print(outcome, ticket, kiosk, now=now) if req.paper else None
@@ -134,8 +134,10 @@ class Engine:
                                     ticket=self.views.ticket(self.state, ticket), print_job_id=job_id)
         return outcome
 
-    def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str]:
+    def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str, str]:
         code = req.appointment_code
+        if code is None and req.id_hash is not None:
+            code = self._booking_of_card(req.id_hash, now)
         booking = self.state.appointments.get(code or "")
         if booking is None:
             raise EngineError("unknown_appointment", f"unknown appointment code {code!r}")
@@ -147,7 +149,17 @@ class Engine:
         early = booking.slot_start - timedelta(minutes=self.policy.appointment_early_minutes)
         late = booking.slot_end + timedelta(minutes=self.policy.appointment_late_minutes)
         in_slot = early <= now <= late
-        return (TicketClass.APPOINTMENT if in_slot else TicketClass.NORMAL), booking.service_id
+        return (TicketClass.APPOINTMENT if in_slot else TicketClass.NORMAL), booking.service_id, booking.code
+
+    def _booking_of_card(self, id_hash: str, now: datetime) -> str:
+        """The card holder's unused booking of today, the one whose slot is nearest to now."""
+        today = business_day(self.layout.hall, now)
+        mine = [a for a in self.state.appointments.values() if a.id_hash == id_hash and a.used_by is None
+                and business_day(self.layout.hall, a.slot_start) == today]
+        if not mine:
+            raise EngineError("no_booking_for_card", "no booking today for this ID card")
+        nearest = min(mine, key=lambda a: min(abs(a.slot_start - now), abs(a.slot_end - now)))
+        return nearest.code
 
     def _issue(self, outcome: Outcome, service_id: str, ticket_class: TicketClass, *, now: datetime,
                token: str, kiosk: str | None, appointment: str | None = None,
@@ -425,7 +437,8 @@ class Engine:
             raise EngineError("bad_slot", "the slot ends before it starts")
         self.commit(outcome, ev.AppointmentBooked(at=now, code=cmd.appointment_code,
                                                   service_id=cmd.service_id,
-                                                  slot_start=cmd.slot_start, slot_end=cmd.slot_end))
+                                                  slot_start=cmd.slot_start, slot_end=cmd.slot_end,
+                                                  id_hash=cmd.id_hash))
 
     def _move_case(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> CaseRecord:
         case = self.state.cases.get(cmd.case_id or "")

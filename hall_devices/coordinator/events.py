@@ -148,6 +148,7 @@ class AppointmentBooked(_Event):
     service_id: str
     slot_start: datetime
     slot_end: datetime
+    id_hash: str | None = None
 
 
 class PrintJobSent(_Event):

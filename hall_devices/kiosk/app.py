@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 )
 
 from hall_devices.bus import BusError
-from hall_devices.contract import PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
+from hall_devices.contract import CardRead, PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
 from hall_devices.kiosk.search import build_index, search
@@ -48,6 +48,7 @@ class KioskWindow(QWidget):
         self.code = ""
         self.shown_ticket: TicketInfo | None = None
         self.shown_job: str | None = None
+        self.card: CardRead | None = None  # the ID card read for the applicant at the kiosk now
         self.page_name = "home"
         self._last_page: tuple[str, Any] = ("home", None)
         self.typed = QLabel()
@@ -85,6 +86,7 @@ class KioskWindow(QWidget):
         link.printer_changed.connect(lambda _ok: self.on_availability(None))
         link.ticket_answered.connect(self.on_ticket)
         link.print_finished.connect(self.on_print)
+        link.card_read.connect(self.on_card)
         self.show_home()
         self.on_availability(None)
 
@@ -156,7 +158,16 @@ class KioskWindow(QWidget):
     # --- pages ------------------------------------------------------------------------------------
 
     def show_home(self) -> None:
+        self.card = None
+        self._home()
+
+    def _home(self) -> None:
         self.page.reset(self.t("welcome"))
+        if self.card is not None:  # a card without a booking: its holder chooses a service
+            greeting = label(self.t("card_no_booking", name=self.card.masked_name), points=24, bold=True,
+                             center=True)
+            greeting.setObjectName("card-greeting")
+            self.page.body.addWidget(greeting)
         grid = QWidget()
         cells = QGridLayout(grid)
         for i, department in enumerate(self.layout_.departments):
@@ -241,6 +252,7 @@ class KioskWindow(QWidget):
         self.typed = label(self.code or "…", points=34, bold=True, center=True)
         self.typed.setObjectName("code")
         self.page.body.addWidget(self.typed)
+        self.page.body.addWidget(label(self.t("card_hint"), points=20))
         self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True))
         self.check_in_button = button(self.t("check_in"), lambda: self.check_in(self.code), points=28,
                                       height=130, name="check-in")
@@ -264,7 +276,20 @@ class KioskWindow(QWidget):
     def take(self, service_id: str, ticket_class: TicketClass) -> None:
         self._request(service_id, ticket_class, None)
 
-    def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None) -> None:
+    def on_card(self, card: CardRead) -> None:
+        """A card on the reader: check in its holder's booking; without one, a normal ticket."""
+        if self._busy:
+            return
+        if not card.ok:
+            self.card = None
+            key = "card_unreadable" if card.problem == "unreadable" else "card_not_valid"
+            self._message(self.t(key, desk=self._desk()))
+            return
+        self.card = card
+        self._request(None, TicketClass.APPOINTMENT, None, id_hash=card.id_hash)
+
+    def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
+                 id_hash: str | None = None) -> None:
         if not self.can_issue():
             self.on_availability(None)
             return
@@ -275,7 +300,7 @@ class KioskWindow(QWidget):
         self._busy = True
         self.on_availability(None)
         self._message(self.t("asking"), name="asking", done=False)
-        self.link.request_ticket(service_id, ticket_class, code, paper)
+        self.link.request_ticket(service_id, ticket_class, code, paper, id_hash=id_hash)
 
     def _desk(self) -> str:
         desk = self.layout_.hall.info_desk
@@ -291,6 +316,9 @@ class KioskWindow(QWidget):
         if not answer.ok or answer.ticket is None:
             code = answer.error.code if answer.error else "other"
             log.info("ticket request %s refused: %s", answer.command_id, answer.error)
+            if code == "no_booking_for_card" and self.card is not None:
+                self._home()  # the card still takes a normal ticket: choose a service
+                return
             self._message(refusal(code, self.lang, self._desk()))
             return
         self.show_result(answer.ticket, answer.print_job_id)
@@ -316,6 +344,12 @@ class KioskWindow(QWidget):
             self.page.body.addWidget(label(f"【{self.t('class_' + ticket.ticket_class.value)}】", points=28,
                                            bold=True, center=True))
         self.page.body.addWidget(label(self.name(service), points=26, center=True))
+        if self.card is not None and self.card.masked_name and self.card.masked_id:
+            holder = label(self.t("card_holder", name=self.card.masked_name, number=self.card.masked_id),
+                           points=22, center=True)
+            holder.setObjectName("card-holder")
+            self.page.body.addWidget(holder)
+            self.card = None  # this ticket is the card's; the next applicant starts afresh
         self.page.body.addWidget(label(self.t("ahead", ahead=ticket.people_ahead,
                                               minutes=ticket.estimated_minutes), points=24, center=True))
         windows = "、".join(str(w) for w in ticket.windows)

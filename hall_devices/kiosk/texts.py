@@ -42,6 +42,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class_transferred": ("转办", "Transferred"),
     "class_normal": ("普通", "Normal"),
     "no_results": ("没有找到相关事项", "Nothing found"),
+    "card_hint": ("也可将居民身份证放在读卡区签到", "Or place your ID card on the reader"),
+    "card_unreadable": ("未能读取身份证，请移开后重新放置", "The ID card could not be read: take it "
+                        "away and place it again"),
+    "card_not_valid": ("无法识别该证件，请使用居民身份证或到{desk}咨询", "This card cannot be used: use a "
+                       "resident ID card or ask at the {desk}"),
+    "card_holder": ("{name}（{number}）", "{name} ({number})"),
+    "card_no_booking": ("{name}您好，未查到您今天的预约，请选择办理事项取号",
+                        "Hello {name}: no booking today was found; please choose a service"),
 }
 
 
@@ -54,6 +62,7 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
     "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
     "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
+    "no_booking_for_card": ("未查到该身份证今天的预约", "no booking today for this ID card"),
     "other": ("请到{desk}咨询", "please ask at the {desk}"),
 }
 
