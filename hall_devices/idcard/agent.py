@@ -73,14 +73,14 @@ class IdCardReaderAgent:
             try:
                 self._step()
             except LinkLostError:
-                self._status(DeviceState.FAULT, DeviceFault.PORT_MISSING)
+                self._port_missing()
             except Exception:  # a bug must not stop the reader
                 log.exception("ID card reader %s: unexpected error", self.reader.id)
                 self._stop.wait(1.0)
 
     def _step(self) -> None:
         if not self.link.ensure_open():
-            self._status(DeviceState.FAULT, DeviceFault.PORT_MISSING)
+            self._port_missing()
             self._stop.wait(0.5)
             return
         now = time.monotonic()
@@ -92,6 +92,11 @@ class IdCardReaderAgent:
             self.link.write(follow)
         for event in events + self.session.check_timeout(time.monotonic()):
             self._handle(event)
+
+    def _port_missing(self) -> None:
+        # A module plugged back may be another one, or powered anew: check its SAM from the start.
+        self.session = ReaderSession(poll_s=self.session.poll_s)
+        self._status(DeviceState.FAULT, DeviceFault.PORT_MISSING)
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, ModuleChanged):

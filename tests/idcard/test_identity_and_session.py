@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from hall_devices.idcard.codec import Command, encode_command, encode_reply, read_reply_data
 from hall_devices.idcard.identity import (
@@ -48,7 +49,7 @@ def test_the_hall_key_is_made_once_in_a_private_file(tmp_path: Path) -> None:
     key = hall_key(settings)
     assert key == hall_key(settings) and len(key) == 64
     assert stat.S_IMODE(os.stat(tmp_path / "data" / "id-secret").st_mode) == 0o600
-    assert hall_key(Settings(data_dir=tmp_path, id_secret="given")) == b"given"  # type: ignore[arg-type]
+    assert hall_key(Settings(data_dir=tmp_path, id_secret=SecretStr("given"))) == b"given"
 
 
 def test_session_checks_the_sam_then_finds_selects_and_reads_a_card_once() -> None:
