@@ -126,6 +126,22 @@ def _printer(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _idcard_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.idcard.agent import IdCardReaderAgent
+    from hall_devices.idcard.identity import hall_key
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = IdCardReaderAgent(settings, layout, args.id, hall_key(settings), url=args.serial)
+    except (KeyError, ValueError, OSError) as exc:
+        print(f"身份证阅读器代理无法启动 / ID card reader agent cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
 def _pads(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.evaluator.agent import PadAgent
     from hall_devices.roles import run_until_signalled
@@ -419,6 +435,12 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
     printer.add_argument("--layout", type=Path)
     printer.set_defaults(run=_printer)
+
+    reader = roles.add_parser("idcard-reader", help="run the agent of a kiosk's ID card reader")
+    reader.add_argument("--id", required=True, help="idcard_reader device id in the layout")
+    reader.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    reader.add_argument("--layout", type=Path)
+    reader.set_defaults(run=_idcard_reader)
 
     pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
     pads.add_argument("--bus", required=True, help="keypad_bus device id in the layout")

@@ -340,7 +340,9 @@ class CaseState(StrEnum):
 class StaffAction(StrEnum):
     ISSUE_GREEN = "issue_green"  # 绿色通道 ticket issued by staff
     REPRINT = "reprint"
-    BOOK_APPOINTMENT = "book_appointment"
+    BOOK_APPOINTMENT = "book_appointment"  # the same code and content again: accepted, nothing changes
+    CHANGE_APPOINTMENT = "change_appointment"  # another slot or service, capacity permitting
+    CANCEL_APPOINTMENT = "cancel_appointment"  # cancelling a cancelled booking again: accepted
     CASE_VERIFY = "case_verify"  # 核实 → 整改中
     CASE_APPEAL = "case_appeal"  # 申诉
     CASE_REVISIT = "case_revisit"  # 回访
@@ -399,6 +401,7 @@ class QueryKind(StrEnum):
     WINDOW_QUEUE = "window_queue"  # the waiting tickets a window could call, in call order
     TICKET = "ticket"  # one ticket by its page token (the QR code)
     TICKET_BY_NUMBER = "ticket_by_number"
+    APPOINTMENTS = "appointments"  # the bookings whose slot starts on first_day, with their state
 
 
 class QueryRequest(Payload):

@@ -202,6 +202,15 @@ DEVICE_KINDS = frozenset(
 )
 
 
+class AppointmentSlot(_Strict):
+    """A time band of a service's bookings: at most ``capacity`` bookings start in it a day (hall time)."""
+
+    service: Ident
+    start: dt.time
+    end: dt.time
+    capacity: int = Field(ge=0, le=10000)
+
+
 class Layout(_Strict):
     hall: Hall
     policy: Policy = Policy()
@@ -209,6 +218,9 @@ class Layout(_Strict):
     services: tuple[Service, ...] = Field(min_length=1)
     windows: tuple[Window, ...] = Field(min_length=1)
     devices: tuple[Device, ...] = ()
+    appointment_slots: tuple[AppointmentSlot, ...] = Field(
+        (), description="booking capacity per service and time band; a service without bands takes "
+        "bookings at any time, without a limit")
 
     def service(self, service_id: str) -> Service:
         for service in self.services:
@@ -407,6 +419,14 @@ class _Checker:
                 self.problem("devices", i, ".kiosk", f"ID card reader bound to unknown kiosk "
                              f"{device.kiosk!r}")
 
+    def appointment_slots(self) -> None:
+        for i, slot in enumerate(self.layout.appointment_slots):
+            if slot.service not in self.service_ids:
+                self.problem("appointment_slots", i, ".service", f"unknown service {slot.service!r}")
+            if slot.end <= slot.start:
+                self.problem("appointment_slots", i, ".end", f"the band ends ({slot.end}) before it starts "
+                             f"({slot.start})")
+
     def bus_members(self) -> None:
         window_numbers = {w.number for w in self.layout.windows}
         addresses: set[tuple[str, int]] = set()
@@ -461,6 +481,7 @@ def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProbl
     checker.windows()
     checker.ports_and_bindings()
     checker.bus_members()
+    checker.appointment_slots()
     return checker.problems
 
 

@@ -100,6 +100,7 @@ class Appointment:
     slot_end: datetime
     used_by: str | None = None  # ticket id after check-in
     id_hash: str | None = None  # keyed hash of the applicant's ID number: check-in by ID card
+    cancelled: bool = False
 
 
 class JobState(StrEnum):

@@ -62,6 +62,7 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
     "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
     "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
+    "appointment_cancelled": ("该预约已取消", "this appointment was cancelled"),
     "no_booking_for_card": ("未查到该身份证今天的预约", "no booking today for this ID card"),
     "other": ("请到{desk}咨询", "please ask at the {desk}"),
 }
