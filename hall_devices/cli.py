@@ -142,6 +142,19 @@ def _idcard_reader(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _booking_client(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.web.api_clients import ApiClientsError, add_client
+
+    path = settings.data_dir / "api-clients.json"
+    try:
+        token = add_client(path, args.name)
+    except ApiClientsError as exc:
+        print(f"无法添加 / cannot add: {exc}", file=sys.stderr)
+        return 1
+    print(f"booking platform client {args.name!r} added to {path}; its token (shown only now):\n{token}")
+    return 0
+
+
 def _pads(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.evaluator.agent import PadAgent
     from hall_devices.roles import run_until_signalled
@@ -290,7 +303,10 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
+    from hall_devices.idcard.identity import hall_key
+    from hall_devices.web.api_clients import ApiClients
     from hall_devices.web.app import create_app
+    from hall_devices.web.bookings import BookingApi
     from hall_devices.web.hub import Hub
     from hall_devices.web.users import UsersError, load_users
 
@@ -311,7 +327,9 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
             key_file.write_text(secrets.token_urlsafe(32))
             key_file.chmod(0o600)
         secret = key_file.read_text().strip()
-    app = create_app(Hub(settings, layout), users, secret, layout)
+    hub = Hub(settings, layout)
+    bookings = BookingApi(hub, layout, hall_key(settings), ApiClients(settings.data_dir / "api-clients.json"))
+    app = create_app(hub, users, secret, layout, bookings.routes())
     # Live pages hold their event streams open: shut down within 3 s all the same.
     uvicorn.run(app, host=settings.web_host, port=settings.web_port, log_level="warning",
                 timeout_graceful_shutdown=3)
@@ -488,6 +506,11 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("--password", required=True)
     add.add_argument("--file", type=Path, help="users file (default: settings.web_users)")
     add.set_defaults(run=_web_user)
+    clients = roles.add_parser("booking-client", help="the booking platform's API clients (tokens)")
+    client_add = clients.add_subparsers(dest="sub", required=True).add_parser(
+        "add", help="add a client, or give it a new token; prints the token once")
+    client_add.add_argument("name")
+    client_add.set_defaults(run=_booking_client)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
@@ -302,7 +302,9 @@ class Pages:
 
 
 
-def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout) -> Starlette:
+def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout,
+               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """``extra_routes``: routes of their own modules (the booking API, web/bookings.py)."""
     pages = Pages(hub, users, layout)
     anyone = pages.signed_in()
     manager = pages.signed_in("manager")
@@ -329,7 +331,7 @@ def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout) ->
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
-        Route("/static/{name}", pages.static),
+        Route("/static/{name}", pages.static), *extra_routes,
     ]
     middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=False,
                              session_cookie="hall_session", max_age=12 * 3600)]
