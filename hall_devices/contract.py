@@ -363,6 +363,8 @@ class StaffCommand(Payload):
     appointment_code: str | None = Field(None, max_length=32)
     id_hash: IdHash | None = Field(None, description="book_appointment: the applicant's ID number, "
                                    "keyed hash (check-in by ID card)")
+    phone: str | None = Field(None, pattern=r"^1[3-9][0-9]{9}$", description="book_appointment: mobile "
+                              "number for reminders; kept apart from the event store until the day ends")
     slot_start: datetime | None = None
     slot_end: datetime | None = None
 

@@ -31,6 +31,7 @@ from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
+from hall_devices.coordinator.reminders import Reminders, remember_phone
 from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
@@ -114,6 +115,8 @@ class CoordinatorService:
             max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed))
         for name in (*COMMAND_ROUTES, "device_status"):
             self.bus.subscribe(route(name), self._inbox.put)
+        self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
+                          if settings.sms_gateway_url else None)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -121,6 +124,8 @@ class CoordinatorService:
         log.info("state rebuilt from %s in %.3f s (%d events)", self.store.path, self.rebuild_s,
                  self.store.last_seq)
         self._worker.start()
+        if self.reminders is not None:
+            self.reminders.start()
         self.bus.start(wait_s)
 
     def stop(self) -> None:
@@ -131,6 +136,8 @@ class CoordinatorService:
             self._worker.join(timeout=10)
         self.bus.stop()
         self.store.close()
+        if self.reminders is not None:
+            self.reminders.stop()
 
     def _connection_changed(self, up: bool) -> None:
         if up:
@@ -215,7 +222,7 @@ class CoordinatorService:
             rows += [self._row(e, key) for e in outcome.events]
             if outcome.reply is not None:
                 replies.append((item, outcome.reply))
-            outcomes.append(outcome)
+            outcomes.append(self._remember(item.payload, outcome))
         if commands or rows:
             self.engine.state.last_seq = self.store.commit(rows, commands)
             self._since_snapshot += len(rows)
@@ -279,7 +286,16 @@ class CoordinatorService:
             self._since_snapshot += len(rows)
         self._publish([outcome])
 
+    def _remember(self, payload: Payload, outcome: Outcome) -> Outcome:
+        if self.reminders is not None:  # a booking's phone number, kept apart from the event store
+            remember_phone(self.reminders, self.layout, payload, outcome)
+        return outcome
+
     def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
+        """Called after the commit of ``outcomes``' events (so a reminder is only for what is recorded)."""
+        happened = [e for o in outcomes for e in o.events]
+        if self.reminders is not None and happened:
+            self.reminders.observe(happened, self.engine, self.clock())
         sent: list[Sent] = []
         dirty: set[int] = set()
         for outcome in outcomes:

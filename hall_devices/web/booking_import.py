@@ -1,7 +1,8 @@
 """A day's bookings from a CSV or Excel (.xlsx) file: rows in, booking requests or row problems out.
 
 Columns (first row; English or Chinese names, any order): booking_id 预约号, service_id 事项编码,
-date 日期 (YYYY-MM-DD), start 开始 and end 结束 (HH:MM, hall time), id_number 身份证号 (optional).
+date 日期 (YYYY-MM-DD), start 开始 and end 结束 (HH:MM, hall time); optional id_number 身份证号 and
+phone 手机号.
 CSV is UTF-8 (a BOM is fine). Each row is checked on its own; a bad row never stops the others.
 """
 
@@ -19,7 +20,8 @@ from hall_devices.web.booking_models import BookingIn, first_problem
 
 COLUMNS = {"booking_id": "booking_id", "预约号": "booking_id", "service_id": "service_id",
            "事项编码": "service_id", "date": "date", "日期": "date", "start": "start", "开始": "start",
-           "end": "end", "结束": "end", "id_number": "id_number", "身份证号": "id_number"}
+           "end": "end", "结束": "end", "id_number": "id_number", "身份证号": "id_number",
+           "phone": "phone", "手机号": "phone"}
 REQUIRED = ("booking_id", "service_id", "date", "start", "end")
 MAX_ROWS = 5000
 
@@ -101,7 +103,7 @@ def to_booking(values: dict[str, str], utc_offset_hours: float) -> BookingIn | R
     try:
         return BookingIn(booking_id=values.get("booking_id", ""), service_id=values.get("service_id", ""),
                          slot_start=times["start"], slot_end=times["end"],
-                         id_number=values.get("id_number") or None)
+                         id_number=values.get("id_number") or None, phone=values.get("phone") or None)
     except ValidationError as exc:
         field, message = first_problem(exc)
         return RowProblem(0, field, message)

@@ -35,6 +35,8 @@ class BookingIn(_Strict):
     slot_end: AwareDatetime
     id_number: str | None = Field(None, description="resident ID number (18 characters) for check-in "
                                   "by ID card; only a keyed hash of it is kept")
+    phone: str | None = Field(None, pattern=r"^1[3-9][0-9]{9}$", description="mobile number for SMS "
+                              "reminders before the call; deleted when the day of the slot ends")
 
     _check_id = field_validator("id_number")(_id_number)
 

@@ -106,7 +106,8 @@ class BookingApi:
         hashed = id_hash(self.key, booking.id_number) if booking.id_number else None
         reply = await self.hub.staff(StaffAction.BOOK_APPOINTMENT, f"api:{client}"[:32],
                                      appointment_code=booking.booking_id, service_id=booking.service_id,
-                                     slot_start=booking.slot_start, slot_end=booking.slot_end, id_hash=hashed)
+                                     slot_start=booking.slot_start, slot_end=booking.slot_end, id_hash=hashed,
+                                     phone=booking.phone)
         return await self._answer(reply, booking.booking_id, booking.slot_start)
 
     async def _answer(self, reply: Any, booking_id: str, slot_start: dt.datetime | None) -> JSONResponse:
