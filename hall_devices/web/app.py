@@ -37,6 +37,7 @@ from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
 from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
+from hall_devices.web.bookings_page import BookingsPage
 from hall_devices.web.hub import Hub
 from hall_devices.web.users import User, check_password
 
@@ -331,7 +332,7 @@ def create_app(hub: Hub, users: dict[str, User], secret: str, layout: Layout,
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
-        Route("/static/{name}", pages.static), *extra_routes,
+        Route("/static/{name}", pages.static), *BookingsPage(pages).routes(), *extra_routes,
     ]
     middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=False,
                              session_cookie="hall_session", max_age=12 * 3600)]
