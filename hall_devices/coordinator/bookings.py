@@ -77,3 +77,14 @@ def rows_of_day(layout: Layout, state: State, day: str, now: datetime) -> list[d
                      "ticket_number": ticket.number if ticket else None, "by_id_card": a.id_hash is not None})
     rows.sort(key=lambda r: (r["slot_start"], r["service_id"], r["code"]))
     return rows
+
+
+def appointment_figures(layout: Layout, state: State, first: str, last: str, now: datetime) -> dict[str, Any]:
+    """Bookings of the days ``first``..``last`` (those still held: a week back) by state, and the
+    no-show rate: 未到 over those that came or did not (cancelled ones left out), in percent."""
+    counts = dict.fromkeys(("booked", "checked_in", "no_show", "cancelled"), 0)
+    for a in state.appointments.values():
+        if first <= local(layout.hall, a.slot_start).date().isoformat() <= last:
+            counts[state_of(a, now, layout.policy.appointment_late_minutes)] += 1
+    due = counts["checked_in"] + counts["no_show"]
+    return {**counts, "no_show_pct": round(100 * counts["no_show"] / due, 1) if due else None}

@@ -12,7 +12,7 @@ from typing import Any
 
 from hall_devices.contract import RATING_NAMES, QueryKind, QueryRequest, TicketStatus
 from hall_devices.coordinator import events as ev
-from hall_devices.coordinator.bookings import rows_of_day
+from hall_devices.coordinator.bookings import appointment_figures, rows_of_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import EngineError
 from hall_devices.coordinator.report import table
@@ -39,7 +39,8 @@ def answer(engine: Engine, events_of_days: EventSource, query: QueryRequest, now
     found = [ev.event_from_json(raw) for raw in events_of_days(first, last)]
     if query.kind is QueryKind.RATINGS:
         return _ratings(engine, found, query)
-    return _statistics(engine, found, first, last)
+    return {**_statistics(engine, found, first, last),
+            "appointments": appointment_figures(engine.layout, engine.state, first, last, now)}
 
 
 def _ratings(engine: Engine, found: list[ev.Event], query: QueryRequest) -> dict[str, Any]:

@@ -35,6 +35,9 @@ def test_bookings_by_slot_with_check_ins_no_shows_and_changes(browser: Browser, 
     expect(page.locator("tr[data-code=PG3] .state")).to_have_text("已签到")
     page.locator("tr[data-code=PG2] button", has_text="取消").click()
     expect(page.locator("tr[data-code=PG2] .state")).to_have_text("已取消")
+    page.goto(f"{web.url}/stats?from={day}&to={day}")  # appointment no-shows in the statistics
+    expect(page.locator("#appointments")).to_contain_text("已签到 1，未到 1，已取消 1")
+    expect(page.locator("#appointments")).to_contain_text("爽约率 no-show 50.0%")
 
     start = local(hall.layout.hall, hall.clock() + timedelta(minutes=30))
     if (start + timedelta(minutes=40)).date() != start.date():  # keep the slot inside one day
