@@ -142,6 +142,19 @@ def _idcard_reader(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _booking_openapi(args: argparse.Namespace, _settings: Settings) -> int:
+    from hall_devices.web.booking_openapi import with_openapi
+
+    text = args.doc.read_text(encoding="utf-8")
+    wanted = with_openapi(text)
+    if args.check:
+        print(f"{args.doc} is {'up to date' if text == wanted else 'out of date: run without --check'}")
+        return 0 if text == wanted else 1
+    args.doc.write_text(wanted, encoding="utf-8")
+    print(f"wrote {args.doc}")
+    return 0
+
+
 def _booking_client(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.web.api_clients import ApiClientsError, add_client
 
@@ -506,11 +519,16 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("--password", required=True)
     add.add_argument("--file", type=Path, help="users file (default: settings.web_users)")
     add.set_defaults(run=_web_user)
-    clients = roles.add_parser("booking-client", help="the booking platform's API clients (tokens)")
-    client_add = clients.add_subparsers(dest="sub", required=True).add_parser(
+    clients = roles.add_parser("booking-client", help="the booking platform's API clients (tokens)"
+                               ).add_subparsers(dest="sub", required=True)
+    client_add = clients.add_parser(
         "add", help="add a client, or give it a new token; prints the token once")
     client_add.add_argument("name")
     client_add.set_defaults(run=_booking_client)
+    client_doc = clients.add_parser("openapi", help="write the API's OpenAPI into docs/appointments.md")
+    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"))
+    client_doc.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    client_doc.set_defaults(run=_booking_openapi)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

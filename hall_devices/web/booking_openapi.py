@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hall_devices.web.booking_models import (
@@ -73,3 +74,16 @@ def openapi() -> dict[str, Any]:
             },
         },
     }
+
+
+BEGIN, END = "<!-- openapi:begin -->", "<!-- openapi:end -->"
+
+
+def with_openapi(doc: str) -> str:
+    """``doc`` (docs/appointments.md) with the generated document between its markers."""
+    import json
+
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    body = json.dumps(openapi(), ensure_ascii=False, indent=1)
+    return f"{head}{BEGIN}\n```json\n{body}\n```\n{END}{tail}"

@@ -25,7 +25,8 @@ from hall_devices.broker import free_port
 from hall_devices.layout import Layout
 from hall_devices.sim.idcard import DEMO_CARDS
 from hall_devices.web.api_clients import add_client
-from tests.conftest import EXAMPLE
+from hall_devices.web.booking_openapi import with_openapi
+from tests.conftest import EXAMPLE, ROOT
 from tests.coordinator.harness import T0, Clock, Hall
 from tests.support import HallBroker
 
@@ -192,3 +193,9 @@ def test_import_a_csv_and_an_excel_file_with_a_report_per_row(api: Api) -> None:
     status, answer = api.call("POST", "/api/v1/bookings/import?filename=x.csv", raw=b"name,when\nx,y\n")
     assert (status, answer["error"]["code"]) == (400, "bad_file")
     assert "booking_id" in answer["error"]["message"]
+
+
+def test_the_openapi_in_the_docs_is_the_codes() -> None:
+    doc = (ROOT / "docs" / "appointments.md").read_text(encoding="utf-8")
+    assert with_openapi(doc) == doc, "run: hall-devices booking-client openapi"
+    assert '"/api/v1/bookings/import"' in doc
