@@ -81,8 +81,6 @@ BEGIN, END = "<!-- openapi:begin -->", "<!-- openapi:end -->"
 
 def with_openapi(doc: str) -> str:
     """``doc`` (docs/appointments.md) with the generated document between its markers."""
-    import json
-
     head, _, rest = doc.partition(BEGIN)
     _, _, tail = rest.partition(END)
     body = json.dumps(openapi(), ensure_ascii=False, indent=1)
