@@ -98,7 +98,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[
             route("ticket_request").filter(hall=hall), route("window_command").filter(hall=hall),
-            route("rating").filter(hall=hall)]))
+            route("rating").filter(hall=hall),
+            route("staff_command").topic(hall=hall, staff=TRAFFIC)]))  # demo bookings for ID cards
         users.append(User(UP, read=[everything]))
     shared_reads = [route("call").filter(hall=hall), route("window_state").filter(hall=hall),
                     route("queue_summary").filter(hall=hall)]
