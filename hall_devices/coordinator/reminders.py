@@ -78,8 +78,10 @@ class Reminders:
         """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days."""
         day = business_day(engine.layout.hall, now)
         if day != self._day:
-            self._sql("DELETE FROM phones WHERE day < ?", (day,))
-            self._sql("DELETE FROM outbox WHERE day < ?", (day,))
+            with self._lock:  # one step: nobody sees the numbers half deleted
+                self._db.execute("DELETE FROM phones WHERE day < ?", (day,))
+                self._db.execute("DELETE FROM outbox WHERE day < ?", (day,))
+                self._db.execute("VACUUM")  # once a day: no free page keeps a deleted number
             self._day = day
         for event in events:
             if isinstance(event, ev.TicketIssued) and event.appointment_code:
