@@ -183,6 +183,8 @@ class TicketRequest(Payload):
                                    "the kiosk's reader computed (no code needed)")
     language: Literal["zh", "en"] = "zh"
     paper: bool = Field(True, description="false: the kiosk shows the number on screen only")
+    phone: str | None = Field(None, pattern=r"^1[3-9][0-9]{9}$", description="mobile number the applicant "
+                              "left for SMS reminders; kept apart from the event store until the day ends")
 
 
 class TicketInfo(Payload):

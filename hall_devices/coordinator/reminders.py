@@ -21,7 +21,14 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from hall_devices.contract import Payload, StaffAction, StaffCommand, TicketStatus
+from hall_devices.contract import (
+    Payload,
+    StaffAction,
+    StaffCommand,
+    TicketReply,
+    TicketRequest,
+    TicketStatus,
+)
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.engine import Engine
@@ -153,7 +160,12 @@ class Reminders:
 
 
 def remember_phone(reminders: Reminders, layout: Layout, payload: Payload, outcome: Outcome) -> None:
-    """A booking accepted with a phone number: keep the number until the day of its slot ends."""
+    """A booking accepted, or a ticket issued, with a phone number: keep the number until its day ends."""
+    if isinstance(payload, TicketRequest) and payload.phone and isinstance(outcome.reply, TicketReply) \
+            and outcome.reply.ticket is not None:
+        ticket = outcome.reply.ticket
+        reminders.remember(f"ticket:{ticket.ticket_id}", payload.phone,
+                           business_day(layout.hall, ticket.issued_at))
     if (isinstance(payload, StaffCommand) and payload.phone and payload.appointment_code
             and payload.slot_start and payload.action is StaffAction.BOOK_APPOINTMENT
             and outcome.reply is not None and outcome.reply.ok):

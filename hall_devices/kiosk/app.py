@@ -9,6 +9,7 @@ to the information desk (the layout's ``paper_out_fallback``); a failed print is
 from __future__ import annotations
 
 import logging
+import re
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class KioskWindow(QWidget):
+    phone = ""  # a mobile number left for reminders, for the next ticket only
+
     def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *, idle_s: float = 60.0,
                  result_s: float = 20.0) -> None:
         super().__init__()
@@ -159,6 +162,7 @@ class KioskWindow(QWidget):
 
     def show_home(self) -> None:
         self.card = None
+        self.phone = ""
         self._home()
 
     def _home(self) -> None:
@@ -243,8 +247,35 @@ class KioskWindow(QWidget):
         for widget in (take, priority):
             widget.setEnabled(self.can_issue())
             self.page.body.addWidget(widget)
+        if self.phone:
+            masked = f"{self.phone[:3]}****{self.phone[-4:]}"
+            self.page.body.addWidget(label(self.t("phone_set", phone=masked), points=20, center=True))
+        self.page.body.addWidget(button(self.t("phone"), partial(self.show_phone, service_id), points=20,
+                                        name="phone"))
         self.page.body.addStretch(1)
         self._show("service", service_id)
+
+    def show_phone(self, service_id: str) -> None:
+        self.page.reset(self.t("phone"))
+        self.page.body.addWidget(label(self.t("phone_hint"), points=20))
+        self.typed = label(self.phone or "…", points=34, bold=True, center=True)
+        self.typed.setObjectName("phone-typed")
+        self.page.body.addWidget(self.typed)
+        self.page.body.addWidget(LetterKeyboard(self._phone_key, digits=True, letters=False))
+        self.page.body.addWidget(button(self.t("phone_ok"), partial(self._phone_done, service_id), points=28,
+                                        height=120, name="phone-ok"))
+        self._show("phone", service_id)
+
+    def _phone_key(self, key: str) -> None:
+        self.phone = "" if key == "CLEAR" else self.phone[:-1] if key == "DELETE" else (self.phone + key)[:11]
+        self.typed.setText(self.phone or "…")
+
+    def _phone_done(self, service_id: str) -> None:
+        if self.phone and not re.fullmatch(r"1[3-9][0-9]{9}", self.phone):
+            self.typed.setText(self.t("phone_bad"))
+            self.phone = ""
+            return
+        self.show_service(service_id)
 
     def show_appointment(self) -> None:
         self.page.reset(self.t("appointment"))
@@ -274,7 +305,8 @@ class KioskWindow(QWidget):
             self._request(None, TicketClass.APPOINTMENT, code)
 
     def take(self, service_id: str, ticket_class: TicketClass) -> None:
-        self._request(service_id, ticket_class, None)
+        self._request(service_id, ticket_class, None, phone=self.phone or None)
+        self.phone = ""
 
     def on_card(self, card: CardRead) -> None:
         """A card on the reader: check in its holder's booking; without one, a normal ticket."""
@@ -289,7 +321,7 @@ class KioskWindow(QWidget):
         self._request(None, TicketClass.APPOINTMENT, None, id_hash=card.id_hash)
 
     def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
-                 id_hash: str | None = None) -> None:
+                 id_hash: str | None = None, phone: str | None = None) -> None:
         if not self.can_issue():
             self.on_availability(None)
             return
@@ -300,7 +332,7 @@ class KioskWindow(QWidget):
         self._busy = True
         self.on_availability(None)
         self._message(self.t("asking"), name="asking", done=False)
-        self.link.request_ticket(service_id, ticket_class, code, paper, id_hash=id_hash)
+        self.link.request_ticket(service_id, ticket_class, code, paper, id_hash=id_hash, phone=phone)
 
     def _desk(self) -> str:
         desk = self.layout_.hall.info_desk

@@ -105,13 +105,13 @@ class KioskLink(QObject):
             self.printer_changed.emit(self.printer_ok)
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
-                       paper: bool, id_hash: str | None = None) -> None:
+                       paper: bool, *, id_hash: str | None = None, phone: str | None = None) -> None:
         """Ask for a ticket; ``ticket_answered`` gets the reply, or a BusError when none came back
         by the time the coordinator can no longer issue it (``give_up_s`` after the tap)."""
         deadline = self.clock() + timedelta(seconds=self.ttl_s)
         request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", deadline=deadline,
                                 service_id=service_id, ticket_class=ticket_class, appointment_code=code,
-                                id_hash=id_hash, paper=paper)
+                                id_hash=id_hash, paper=paper, phone=phone)
 
         def work() -> None:
             tapped = time.monotonic()

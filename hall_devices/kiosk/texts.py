@@ -42,6 +42,13 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class_transferred": ("转办", "Transferred"),
     "class_normal": ("普通", "Normal"),
     "no_results": ("没有找到相关事项", "Nothing found"),
+    "phone": ("短信提醒（可选）", "SMS reminder (optional)"),
+    "phone_hint": ("输入手机号，快轮到您和叫号时发短信提醒；当日结束即删除",
+                   "Your mobile number: an SMS when your turn is near and when you are called; deleted "
+                   "at the end of the day"),
+    "phone_ok": ("确定", "OK"),
+    "phone_bad": ("请输入11位手机号", "Please type an 11-digit mobile number"),
+    "phone_set": ("短信提醒：{phone}", "SMS reminder: {phone}"),
     "card_hint": ("也可将居民身份证放在读卡区签到", "Or place your ID card on the reader"),
     "card_unreadable": ("未能读取身份证，请移开后重新放置", "The ID card could not be read: take it "
                         "away and place it again"),

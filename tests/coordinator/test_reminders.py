@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hall_devices.contract import TicketReply, TicketRequest, route
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
 from tests.coordinator.harness import T0, Clock, Hall
@@ -122,3 +123,17 @@ def test_reminded_once_at_the_nth_place_and_once_at_the_call_across_gateway_fail
     assert hall_.take("passport").ok  # the next day's first event
     wait_until(lambda: reminders.phones_kept() == 0, 5, "the day's phone numbers deleted")
     assert PHONE.encode() not in (tmp_path / "reminders.sqlite3").read_bytes()  # secure_delete
+
+
+def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[RemindingHall, Gateway]) -> None:
+    hall_, gateway = hall
+    gateway.failures = 0
+    request = TicketRequest(command_id="kiosk-phone-1", service_id="passport", phone="13900139000")
+    reply = hall_.kiosk.requests.call(route("ticket_request"), request, kiosk="K1")
+    assert isinstance(reply, TicketReply) and reply.ticket is not None
+    wait_until(lambda: gateway.keys() == [f"{reply.ticket.ticket_id}:place"], 10, "the place reminder")
+    window = hall_.layout.windows_serving("passport")[0]
+    hall_.ok(window, "login", clerk_id="c1")
+    hall_.ok(window, "next")
+    wait_until(lambda: len(gateway.keys()) == 2, 10, "the call reminder")
+    assert {r["to"] for r in gateway.accepted} == {"13900139000"}

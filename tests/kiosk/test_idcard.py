@@ -3,6 +3,7 @@ module, a real coordinator and Mosquitto. The clear ID number never leaves the r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,3 +118,24 @@ def test_a_card_without_a_booking_takes_a_normal_ticket_with_the_name_masked(
     assert window.shown_ticket is not None and window.shown_ticket.ticket_class == "normal"
     assert text_of(window, "card-holder") == f"王**（{mask_id(holder.id_number)}）"
     assert_no_clear_id(card_kiosk, holder, caplog)
+
+
+def test_a_phone_number_typed_at_the_kiosk_goes_with_the_ticket_request(qtbot: QtBot,
+                                                                        card_kiosk: CardKiosk) -> None:
+    window = card_kiosk.window
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    tap(qtbot, window, "phone")
+    for key in "1390013":
+        tap(qtbot, window, f"key-{key}")
+    tap(qtbot, window, "phone-ok")
+    assert text_of(window, "phone-typed") == "请输入11位手机号"  # seven digits are not a number
+    for key in "13900139000":
+        tap(qtbot, window, f"key-{key}")
+    tap(qtbot, window, "phone-ok")
+    assert any(lbl.text() == "短信提醒：139****9000" for lbl in window.findChildren(QLabel))
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    sent = card_kiosk.watch.expect(lambda m: m.topic.endswith("/kiosk/K1/ticket/request"))
+    assert json.loads(sent.payload)["phone"] == "13900139000"
+    assert window.phone == ""  # for that ticket only
