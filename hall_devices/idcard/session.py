@@ -2,7 +2,7 @@
 
 One command is outstanding at a time. The cycle is SAM status once (and again after a fault), then
 find card every ``poll_s``; on "found" select, then read the text. A card that stays on the reader
-is reported once; it is reported again only after it was seen gone ``gone_polls`` times in a row.
+is reported once (read or unreadable); again only after it was seen gone ``gone_polls`` times in a row.
 Time is passed in (seconds, monotonic). Events out: :class:`CardPresented`, :class:`CardUnreadable`,
 :class:`ModuleChanged`.
 """
@@ -60,6 +60,7 @@ class ReaderSession:
         self._next_at = 0.0
         self._checked = False  # SAM status answered 90 since the last fault
         self._last_card: CardText | None = None
+        self._told_unreadable = False  # told once per card placed, not at every poll
         self._gone = 0
         self.garbled = 0
 
@@ -113,12 +114,12 @@ class ReaderSession:
             return None
         # READ_TEXT
         if sw3 != SUCCESS:
-            events.append(CardUnreadable(f"module: {_meaning(sw3)}"))
+            self._unreadable(events, f"module: {_meaning(sw3)}")
             return None
         try:
             text = read_reply_text(reply)
         except IdCardCodecError as exc:
-            events.append(CardUnreadable(f"garbled: {exc}"))
+            self._unreadable(events, f"garbled: {exc}")
             return None
         self._gone = 0
         if text != self._last_card:
@@ -126,10 +127,17 @@ class ReaderSession:
             events.append(CardPresented(text))
         return None
 
+    def _unreadable(self, events: list[Event], reason: str) -> None:
+        self._gone = 0
+        if not self._told_unreadable:
+            self._told_unreadable = True
+            events.append(CardUnreadable(reason))
+
     def _absent(self) -> None:
         self._gone += 1
         if self._gone >= self.gone_polls:
             self._last_card = None
+            self._told_unreadable = False
 
     def check_timeout(self, now: float) -> list[Event]:
         """Call regularly: a command unanswered for ``reply_timeout_s`` faults the module."""

@@ -73,6 +73,11 @@ def test_a_card_is_read_once_hashed_and_masked_and_faults_are_reported(
     watch.expect(status_is("ok"))
     assert json.loads(watch.expect(card).payload)["ok"] is True  # the card on it is read now
 
+    sim.switches.garbled = True  # every check byte wrong: nothing readable comes back
+    watch.expect(status_is("fault", "not_responding"))
+    sim.switches.garbled = False
+    watch.expect(status_is("ok"))
+
     sim.port.unplug()
     watch.expect(status_is("fault", "port_missing"))
     sim.port.plug()

@@ -90,7 +90,11 @@ def test_session_reports_a_failed_read_and_a_silent_or_faulty_module() -> None:
     session.receive(encode_reply(0x9F, bytes(4)), 1.0)
     session.receive(encode_reply(0x90, bytes(8)), 1.0)
     assert session.receive(encode_reply(0x41), 1.1)[0] == [CardUnreadable("module: reading the card failed")]
-    assert session.next_command(1.5) == encode_command(Command.FIND_CARD)
-    assert session.check_timeout(2.0) == []
-    assert session.check_timeout(2.6) == [ModuleChanged(False, "not_responding")]
-    assert session.next_command(3.0) == encode_command(Command.SAM_STATUS)
+    session.next_command(1.3)
+    session.receive(encode_reply(0x9F, bytes(4)), 1.3)
+    session.receive(encode_reply(0x90, bytes(8)), 1.3)
+    assert session.receive(encode_reply(0x41), 1.3)[0] == []  # still the same card: told once
+    assert session.next_command(1.7) == encode_command(Command.FIND_CARD)
+    assert session.check_timeout(2.2) == []
+    assert session.check_timeout(2.8) == [ModuleChanged(False, "not_responding")]
+    assert session.next_command(3.2) == encode_command(Command.SAM_STATUS)

@@ -107,6 +107,13 @@ def test_check_in_by_id_card(qtbot: QtBot, card_kiosk: CardKiosk, caplog: pytest
 def test_a_card_without_a_booking_takes_a_normal_ticket_with_the_name_masked(
         qtbot: QtBot, card_kiosk: CardKiosk, caplog: pytest.LogCaptureFixture) -> None:
     window, holder = card_kiosk.window, DEMO_CARDS[2]
+    card_kiosk.reader.switches.read_fails = True  # a card the module cannot read: told to place it again
+    card_kiosk.reader.place(holder)
+    qtbot.waitUntil(lambda: window.page_name == "message", timeout=8000)
+    assert text_of(window, "message") == "未能读取身份证，请移开后重新放置"
+    card_kiosk.reader.remove()
+    qtbot.wait(500)  # seen gone, so the same card counts as placed again
+    card_kiosk.reader.switches.read_fails = False
     card_kiosk.reader.place(holder)
     qtbot.waitUntil(lambda: window.findChild(QLabel, "card-greeting") is not None, timeout=8000)
     assert text_of(window, "card-greeting").startswith("王**您好，未查到您今天的预约")
