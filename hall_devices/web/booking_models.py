@@ -64,6 +64,11 @@ class BookingOut(_Strict):
     by_id_card: bool = Field(description="an ID number was given: the card checks the booking in")
 
 
+class BookingCancelled(_Strict):
+    booking_id: str
+    state: Literal["cancelled"] = "cancelled"
+
+
 class BookingList(_Strict):
     day: str
     bookings: list[BookingOut]

@@ -7,6 +7,7 @@ from typing import Any
 
 from hall_devices.web.booking_models import (
     ApiError,
+    BookingCancelled,
     BookingChange,
     BookingIn,
     BookingList,
@@ -36,7 +37,8 @@ def _answers(ok: str, *errors: int) -> dict[str, Any]:
 
 def openapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (BookingIn, BookingChange, BookingOut, BookingList, ApiError, ImportReport):
+    models = (BookingIn, BookingChange, BookingOut, BookingCancelled, BookingList, ApiError, ImportReport)
+    for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -59,12 +61,13 @@ def openapi() -> dict[str, Any]:
                          "responses": _answers("BookingOut", 400, 409)},
             },
             "/api/v1/bookings/{booking_id}": {
-                "put": {"summary": "change a booking", "parameters": booking_id,
+                "put": {"summary": "change a booking (the answer is the booking as it is now)",
+                        "parameters": booking_id,
                         "requestBody": _json_body("BookingChange"),
                         "responses": _answers("BookingOut", 400, 404, 409)},
                 "delete": {"summary": "cancel a booking; cancelling again is accepted",
                            "parameters": booking_id,
-                           "responses": _answers("BookingOut", 404, 409)},
+                           "responses": _answers("BookingCancelled", 404, 409)},
             },
             "/api/v1/bookings/import": {
                 "post": {"summary": "import a day's bookings from CSV (UTF-8) or Excel .xlsx: a report "

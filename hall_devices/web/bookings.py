@@ -30,6 +30,7 @@ from hall_devices.web.api_clients import ApiClients
 from hall_devices.web.booking_import import ImportFileError, RowProblem, read_rows, to_booking
 from hall_devices.web.booking_models import (
     ApiError,
+    BookingCancelled,
     BookingChange,
     BookingIn,
     BookingList,
@@ -129,6 +130,15 @@ class BookingApi:
                 return row
         return None
 
+    async def _slot_of(self, booking_id: str) -> dt.datetime | None:
+        """The slot start of a booking held by the coordinator (bookings of the last and next weeks)."""
+        today = dt.date.fromisoformat(business_day(self.layout.hall, dt.datetime.now(dt.UTC)))
+        for offset in (0, 1, -1, *range(2, 15), *range(-7, -1)):
+            for row in await self._day((today + dt.timedelta(days=offset)).isoformat()):
+                if row.booking_id == booking_id:
+                    return dt.datetime.fromisoformat(row.slot_start)
+        return None
+
     async def _day(self, day: str) -> list[BookingOut]:
         reply = await self.hub.query(QueryKind.APPOINTMENTS, first_day=day)
         if not reply.ok:
@@ -153,14 +163,14 @@ class BookingApi:
         reply = await self.hub.staff(StaffAction.CHANGE_APPOINTMENT, f"api:{client}"[:32],
                                      appointment_code=booking_id[:32], service_id=change.service_id,
                                      slot_start=change.slot_start, slot_end=change.slot_end, id_hash=hashed)
-        return await self._answer(reply, booking_id, change.slot_start)
+        return await self._answer(reply, booking_id, change.slot_start or await self._slot_of(booking_id))
 
     async def cancel(self, request: Request, client: str) -> Response:
         booking_id = request.path_params["booking_id"]
         reply = await self.hub.staff(StaffAction.CANCEL_APPOINTMENT, f"api:{client}"[:32],
                                      appointment_code=booking_id[:32])
         if reply.ok:
-            return JSONResponse({"booking_id": booking_id, "state": "cancelled"})
+            return JSONResponse(BookingCancelled(booking_id=booking_id).model_dump())
         return await self._answer(reply, booking_id, None)
 
     async def list_day(self, request: Request, _client: str) -> Response:

@@ -138,6 +138,8 @@ def test_create_change_cancel_are_idempotent_and_bad_input_names_the_field(api: 
     status, moved = api.call("PUT", "/api/v1/bookings/WX1001", move)
     assert (status, moved["slot"]) == (200, "10:30-11:00")
     assert api.call("PUT", "/api/v1/bookings/WX1001", move) == (200, moved)
+    status, moved = api.call("PUT", "/api/v1/bookings/WX1001", {"service_id": "passport"})
+    assert (status, moved["service_id"], moved["slot"]) == (200, "passport", "10:30-11:00")
     status, answer = api.call("PUT", "/api/v1/bookings/NOPE", move)
     assert (status, answer["error"]["code"]) == (404, "unknown_appointment")
     for _ in range(2):
