@@ -41,7 +41,8 @@ from hall_devices.web.booking_models import (
 from hall_devices.web.booking_openapi import openapi
 from hall_devices.web.hub import Hub
 
-MAX_BODY = 5 * 1024 * 1024
+MAX_BODY = 5 * 1024 * 1024  # an import file
+MAX_JSON = 64 * 1024  # one booking
 # The coordinator's refusal codes: (HTTP status, request field at fault).
 REFUSALS: dict[str, tuple[int, str | None]] = {
     "unknown_service": (400, "service_id"), "bad_slot": (400, "slot_end"), "no_slot": (400, "slot_start"),
@@ -91,6 +92,8 @@ class BookingApi:
 
     async def _body(self, request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
         raw = await request.body()
+        if len(raw) > MAX_JSON:
+            return problem(400, "bad_json", f"the body is longer than {MAX_JSON} bytes")
         try:
             data = json.loads(raw or b"null")
         except ValueError as exc:
