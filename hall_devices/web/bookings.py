@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hall_devices.bus import BusError
-from hall_devices.contract import QueryKind, StaffAction
+from hall_devices.contract import QueryKind, Reply, StaffAction
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import id_hash
 from hall_devices.layout import Layout
@@ -74,15 +75,15 @@ class BookingApi:
             Route("/api/v1/bookings/{booking_id}", self.guard(self.cancel), methods=["DELETE"]),
         ]
 
-    def guard(self, handler: Any) -> Any:
+    def guard(self, handler: Callable[[Request, str], Awaitable[Response]]
+              ) -> Callable[[Request], Awaitable[Response]]:
         async def checked(request: Request) -> Response:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             client = self.clients.who(token.strip()) if scheme.lower() == "bearer" and token else None
             if client is None:
                 return problem(401, "bad_token", "缺少或无效的接口令牌 / missing or unknown API token")
             try:
-                response: Response = await handler(request, client)
-                return response
+                return await handler(request, client)
             except BusError as exc:
                 return problem(503, "unavailable", f"协调服务暂时无法访问 / coordinator unreachable: {exc}")
         return checked
@@ -114,7 +115,7 @@ class BookingApi:
                                      phone=booking.phone)
         return await self._answer(reply, booking.booking_id, booking.slot_start)
 
-    async def _answer(self, reply: Any, booking_id: str, slot_start: dt.datetime | None) -> JSONResponse:
+    async def _answer(self, reply: Reply, booking_id: str, slot_start: dt.datetime | None) -> JSONResponse:
         if not reply.ok:
             code = reply.error.code if reply.error else "refused"
             status, field = REFUSALS.get(code, (409, None))

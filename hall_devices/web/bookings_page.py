@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from hall_devices.contract import QueryKind, StaffAction
+from hall_devices.contract import QueryKind, Reply, StaffAction
 from hall_devices.web.booking_models import BookingIn, first_problem
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class BookingsPage:
     def _back(self, day: str, message: str) -> Response:
         return RedirectResponse(f"/bookings?day={quote(day)}&message={quote(message)}", status_code=303)
 
-    def _done(self, day: str, reply: Any, refused: str) -> Response:
+    def _done(self, day: str, reply: Reply, refused: str) -> Response:
         why = reply.error.message if reply.error else ""
         return self._back(day, "✓" if reply.ok else f"{refused}: {why}")
 
