@@ -176,6 +176,48 @@ def _printer(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(agent)
 
 
+def _idcard_reader(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.idcard.agent import IdCardReaderAgent
+    from hall_devices.idcard.identity import hall_key
+    from hall_devices.roles import run_until_signalled
+
+    layout = _load_layout(args.layout or settings.layout)
+    if layout is None:
+        return 1
+    try:
+        agent = IdCardReaderAgent(settings, layout, args.id, hall_key(settings), url=args.serial)
+    except (KeyError, ValueError, OSError) as exc:
+        print(f"身份证阅读器代理无法启动 / ID card reader agent cannot start: {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(agent)
+
+
+def _booking_openapi(args: argparse.Namespace, _settings: Settings) -> int:
+    from hall_devices.web.booking_openapi import with_openapi
+
+    text = args.doc.read_text(encoding="utf-8")
+    wanted = with_openapi(text)
+    if args.check:
+        print(f"{args.doc} is {'up to date' if text == wanted else 'out of date: run without --check'}")
+        return 0 if text == wanted else 1
+    args.doc.write_text(wanted, encoding="utf-8")
+    print(f"wrote {args.doc}")
+    return 0
+
+
+def _booking_client(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.web.api_clients import ApiClientsError, add_client
+
+    path = settings.data_dir / "api-clients.json"
+    try:
+        token = add_client(path, args.name)
+    except ApiClientsError as exc:
+        print(f"无法添加 / cannot add: {exc}", file=sys.stderr)
+        return 1
+    print(f"booking platform client {args.name!r} added to {path}; its token (shown only now):\n{token}")
+    return 0
+
+
 def _pads(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.evaluator.agent import PadAgent
     from hall_devices.roles import run_until_signalled
@@ -584,6 +626,12 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     printer.add_argument("--layout", type=Path)
     printer.set_defaults(run=_printer)
 
+    reader = roles.add_parser("idcard-reader", help="run the agent of a kiosk's ID card reader")
+    reader.add_argument("--id", required=True, help="idcard_reader device id in the layout")
+    reader.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
+    reader.add_argument("--layout", type=Path)
+    reader.set_defaults(run=_idcard_reader)
+
     pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
     pads.add_argument("--bus", required=True, help="keypad_bus device id in the layout")
     pads.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
@@ -629,6 +677,16 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     from hall_devices.web.manage import add_parsers
 
     add_parsers(web_tools)
+    clients = roles.add_parser("booking-client", help="the booking platform's API clients (tokens)"
+                               ).add_subparsers(dest="sub", required=True)
+    client_add = clients.add_parser(
+        "add", help="add a client, or give it a new token; prints the token once")
+    client_add.add_argument("name")
+    client_add.set_defaults(run=_booking_client)
+    client_doc = clients.add_parser("openapi", help="write the API's OpenAPI into docs/appointments.md")
+    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"))
+    client_doc.add_argument("--check", action="store_true", help="only say whether it is up to date")
+    client_doc.set_defaults(run=_booking_openapi)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
     up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))

@@ -24,6 +24,8 @@ MAX_PAYLOAD_BYTES = 1024 * 1024
 # Every datetime field is an AwareDatetime: a naive one is refused (bad_schema), because the engine
 # compares it with its own zone-aware clock and a naive one would raise there.
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# HMAC-SHA256 of an ID number under the hall's key (hall_devices.idcard.identity): never the number.
+IdHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Payload(BaseModel):
@@ -184,8 +186,12 @@ class TicketRequest(Payload):
         TicketClass.NORMAL
     )
     appointment_code: str | None = Field(None, max_length=32)
+    id_hash: IdHash | None = Field(None, description="appointment check-in by ID card: the keyed hash "
+                                   "the kiosk's reader computed (no code needed)")
     language: Literal["zh", "en"] = "zh"
     paper: bool = Field(True, description="false: the kiosk shows the number on screen only")
+    phone: str | None = Field(None, pattern=r"^1[3-9][0-9]{9}$", description="mobile number the applicant "
+                              "left for SMS reminders; kept apart from the event store until the day ends")
 
 
 class TicketInfo(Payload):
@@ -367,7 +373,9 @@ class CaseState(StrEnum):
 class StaffAction(StrEnum):
     ISSUE_GREEN = "issue_green"  # 绿色通道 ticket issued by staff
     REPRINT = "reprint"
-    BOOK_APPOINTMENT = "book_appointment"
+    BOOK_APPOINTMENT = "book_appointment"  # the same code and content again: accepted, nothing changes
+    CHANGE_APPOINTMENT = "change_appointment"  # another slot or service, capacity permitting
+    CANCEL_APPOINTMENT = "cancel_appointment"  # cancelling a cancelled booking again: accepted
     CASE_VERIFY = "case_verify"  # 核实 → 整改中
     CASE_APPEAL = "case_appeal"  # 申诉
     CASE_REVISIT = "case_revisit"  # 回访
@@ -386,6 +394,10 @@ class StaffCommand(Payload):
     case_id: str | None = None
     note: str | None = Field(None, max_length=500)
     appointment_code: str | None = Field(None, max_length=32)
+    id_hash: IdHash | None = Field(None, description="book_appointment: the applicant's ID number, "
+                                   "keyed hash (check-in by ID card)")
+    phone: str | None = Field(None, pattern=r"^1[3-9][0-9]{9}$", description="book_appointment: mobile "
+                              "number for reminders; kept apart from the event store until the day ends")
     slot_start: AwareDatetime | None = None
     slot_end: AwareDatetime | None = None
 
@@ -425,6 +437,7 @@ class QueryKind(StrEnum):
     TICKET = "ticket"  # one ticket by its page token (the QR code)
     TICKET_BY_NUMBER = "ticket_by_number"
     DEAD_LETTERS = "dead_letters"  # commands the coordinator failed on, newest first (manager)
+    APPOINTMENTS = "appointments"  # the bookings whose slot starts on first_day, with their state
 
 
 def _day(value: str) -> str:
@@ -548,6 +561,19 @@ class Route:
         return found.groupdict() if found else None
 
 
+class CardRead(Payload):
+    """An ID card read at a kiosk's reader: its keyed hash and masked forms, never the clear number."""
+
+    read_id: CommandId
+    ok: bool
+    id_hash: IdHash | None = None
+    masked_id: str | None = Field(None, pattern=r"^[0-9X*]{18}$", description="e.g. 420***********001X")
+    masked_name: str | None = Field(None, max_length=15, description="e.g. 张**")
+    problem: Literal["unreadable", "not_valid"] | None = Field(
+        None, description="when ok is false: the card could not be read, or its number is not valid")
+    read_at: AwareDatetime
+
+
 def _routes(*routes: Route) -> dict[str, Route]:
     return {r.name: r for r in routes}
 
@@ -590,6 +616,7 @@ ROUTES: dict[str, Route] = _routes(
     Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
+    Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
 )
 
 

@@ -144,6 +144,14 @@ class PrinterDevice(_SerialDevice):
     paper_mm: Literal[58, 80] = 80
 
 
+class IdCardReaderDevice(_SerialDevice):
+    """A resident ID card reader module beside a kiosk (docs/appointments.md), typically 115200 8N1."""
+
+    kind: Literal["idcard_reader"]
+    kiosk: Ident
+    baudrate: int = Field(115200, ge=300, le=921600)
+
+
 class LedBusDevice(_SerialDevice):
     kind: Literal["led_bus"]
     # bx6: Onbon BX-6E network controllers (protocols.md §7), one TCP connection per screen to its
@@ -211,12 +219,23 @@ Device = Annotated[
     | HallScreenDevice
     | KeypadBusDevice
     | PadDevice
-    | AnnouncerDevice,
+    | AnnouncerDevice
+    | IdCardReaderDevice,
     Field(discriminator="kind"),
 ]
 DEVICE_KINDS = frozenset(
-    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer"}
+    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer",
+     "idcard_reader"}
 )
+
+
+class AppointmentSlot(_Strict):
+    """A time band of a service's bookings: at most ``capacity`` bookings start in it a day (hall time)."""
+
+    service: Ident
+    start: dt.time
+    end: dt.time
+    capacity: int = Field(ge=0, le=10000)
 
 
 class Layout(_Strict):
@@ -226,6 +245,9 @@ class Layout(_Strict):
     services: tuple[Service, ...] = Field(min_length=1)
     windows: tuple[Window, ...] = Field(min_length=1)
     devices: tuple[Device, ...] = ()
+    appointment_slots: tuple[AppointmentSlot, ...] = Field(
+        (), description="booking capacity per service and time band; a service without bands takes "
+        "bookings at any time, without a limit")
 
     def service(self, service_id: str) -> Service:
         for service in self.services:
@@ -424,7 +446,7 @@ class _Checker:
     def ports_and_bindings(self) -> None:
         ports: dict[str, tuple[str, int]] = {}
         for i, device in enumerate(self.layout.devices):
-            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice):
+            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice | IdCardReaderDevice):
                 first = ports.setdefault(device.serial, (device.id, i))
                 if first[0] != device.id:
                     self.problem("devices", i, ".serial", f"two buses on one port: {device.serial!r} is "
@@ -440,6 +462,18 @@ class _Checker:
             if isinstance(device, PrinterDevice) and not isinstance(self.devices.get(device.kiosk),
                                                                     KioskDevice):
                 self.problem("devices", i, ".kiosk", f"printer bound to unknown kiosk {device.kiosk!r}")
+            if isinstance(device, IdCardReaderDevice) and not isinstance(self.devices.get(device.kiosk),
+                                                                         KioskDevice):
+                self.problem("devices", i, ".kiosk", f"ID card reader bound to unknown kiosk "
+                             f"{device.kiosk!r}")
+
+    def appointment_slots(self) -> None:
+        for i, slot in enumerate(self.layout.appointment_slots):
+            if slot.service not in self.service_ids:
+                self.problem("appointment_slots", i, ".service", f"unknown service {slot.service!r}")
+            if slot.end <= slot.start:
+                self.problem("appointment_slots", i, ".end", f"the band ends ({slot.end}) before it starts "
+                             f"({slot.start})")
 
     def bus_members(self) -> None:
         window_numbers = {w.number for w in self.layout.windows}
@@ -497,6 +531,7 @@ def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProbl
     checker.windows()
     checker.ports_and_bindings()
     checker.bus_members()
+    checker.appointment_slots()
     return checker.problems
 
 

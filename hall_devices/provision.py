@@ -35,6 +35,7 @@ from hall_devices.layout import (
     RESERVED_IDS,
     AnnouncerDevice,
     HallScreenDevice,
+    IdCardReaderDevice,
     KeypadBusDevice,
     KioskDevice,
     Layout,
@@ -98,7 +99,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[
             route("ticket_request").filter(hall=hall), route("window_command").filter(hall=hall),
-            route("rating").filter(hall=hall)]))
+            route("rating").filter(hall=hall),
+            route("staff_command").topic(hall=hall, staff=TRAFFIC)]))  # demo bookings for ID cards
         users.append(User(UP, read=[everything]))
     shared_reads = [route("call").filter(hall=hall), route("window_state").filter(hall=hall),
                     route("queue_summary").filter(hall=hall)]
@@ -108,11 +110,14 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
                                          route("queue_summary").filter(hall=hall),
                                          route("device_status").filter(hall=hall)],
                         write=[route("ticket_request").topic(hall=hall, kiosk=device.id)])
+            user.read.append(route("card_read").topic(hall=hall, kiosk=device.id))
             if device.printer:  # to tell the applicant when the ticket did not print
                 user.read.append(route("print_result").topic(hall=hall, printer=device.printer))
         elif isinstance(device, PrinterDevice):
             user = User(device.id, read=[route("print_job").topic(hall=hall, printer=device.id)],
                         write=[route("print_result").topic(hall=hall, printer=device.id)])
+        elif isinstance(device, IdCardReaderDevice):
+            user = User(device.id, write=[route("card_read").topic(hall=hall, kiosk=device.kiosk)])
         elif isinstance(device, LedBusDevice | AnnouncerDevice) or (
                 isinstance(device, HallScreenDevice) and device.bus is None):
             user = User(device.id, read=list(shared_reads))

@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     backup_keep_days: int = Field(30, ge=1, description="backups older than this are removed")
     clock_status_command: str | None = Field(
         None, description="doctor: a command printing NTPSynchronized=yes|no (default: timedatectl, chronyc)")
+    sms_gateway_url: str | None = Field(None, description="the hall's SMS gateway (HTTP POST, JSON); "
+                                        "none: no reminders are sent")
+    sms_username: str | None = None
+    sms_password: SecretStr | None = None
+    sms_place_template: str = Field("【{hall}】您的{number}号前面还有{ahead}人，请回到大厅留意叫号。",
+                                    description="at the Nth place: {hall} {number} {ahead} {service}")
+    sms_call_template: str = Field("【{hall}】请{number}号到{window}号窗口办理。",
+                                   description="reminder at the call: {hall} {number} {window} {service}")
+    sms_retry_s: float = Field(2.0, gt=0, le=60, description="first retry delay; doubles up to 60 s")
+    reminder_place: int = Field(3, ge=1, le=50, description="remind when this many or fewer are ahead + 1")
+    id_secret: SecretStr | None = Field(None, description="hall key for the keyed hash of ID numbers; "
+                                        "made once in data_dir/id-secret if unset")
 
     @classmethod
     def settings_customise_sources(

@@ -14,14 +14,17 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    CardRead,
     Rating,
     RatingLevel,
     RatingPrompt,
+    StaffAction,
+    StaffCommand,
     TicketClass,
     TicketReply,
     TicketRequest,
@@ -33,12 +36,24 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.evaluator.keypad import Key
+from hall_devices.idcard.identity import id_hash
 from hall_devices.layout import KioskDevice, Layout, PadDevice
 from hall_devices.requests import NoReplyError, Requester
 from hall_devices.settings import Settings
+from hall_devices.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from hall_devices.sim.keypad import KeypadBusSimulator
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CardTraffic:
+    """Booked applicants with ID cards at one kiosk's simulated reader (the demo's key)."""
+
+    kiosk: str
+    reader: IdCardReaderSimulator
+    key: bytes
+    service_id: str
 
 
 @dataclass(frozen=True)
@@ -58,8 +73,10 @@ def _id() -> str:
 
 class TrafficGenerator:
     def __init__(self, settings: Settings, layout: Layout, mix: TrafficMix | None = None,
-                 seed: int | None = None, keypads: KeypadBusSimulator | None = None) -> None:
+                 seed: int | None = None, keypads: KeypadBusSimulator | None = None, *,
+                 cards: CardTraffic | None = None) -> None:
         self.layout = layout
+        self.cards = cards
         # Windows with a simulated keypad are driven by its keys, as a clerk would.
         self.keypads = keypads
         self.pad_of = {d.window: d.address for d in layout.devices
@@ -73,6 +90,9 @@ class TrafficGenerator:
         self.requests.listen(route("ticket_request"))
         self.requests.listen(route("window_command"))
         self.requests.listen(route("rating"))
+        if cards is not None:
+            self.requests.listen(route("staff_command"), staff="traffic")
+            self.bus.subscribe(route("card_read"), self._on_card, kiosk=cards.kiosk)
         self.bus.subscribe(route("rating_prompt"), self._on_prompt)
         self.bus.subscribe(route("window_state"), self._on_state)
         self._stop = threading.Event()
@@ -82,11 +102,14 @@ class TrafficGenerator:
         self.served = 0
         self.rated = 0
         self.acknowledged: list[str] = []  # ticket ids the coordinator answered for: none may be lost
+        self.card_check_ins = 0
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self.bus.start(wait_s)
         windows = [w.number for w in self.layout.windows][: self.mix.windows_open]
         self._spawn(self._arrivals, "arrivals")
+        if self.cards is not None:
+            self._spawn(self._card_applicants, "card applicants")
         for number in windows:
             clerk = self._keypad_clerk if number in self.pad_of else self._clerk
             self._spawn(clerk, f"window-{number}", number)
@@ -126,6 +149,42 @@ class TrafficGenerator:
             self.issued += reply.ok
             if isinstance(reply, TicketReply) and reply.ticket is not None:
                 self.acknowledged.append(reply.ticket.ticket_id)
+
+    def _card_applicants(self) -> None:
+        """Now and then a booked applicant puts an ID card on the simulated reader of a kiosk."""
+        cards = self.cards
+        assert cards is not None
+        while not self._stop.wait(max(3.0, 20 * 60 / self.mix.speed)):
+            card = self.random.choice(DEMO_CARDS)
+            now = datetime.now(UTC)
+            book = StaffCommand(command_id=_id(), action=StaffAction.BOOK_APPOINTMENT, staff_id="traffic",
+                                appointment_code=f"YY{_id()[:10]}", service_id=cards.service_id,
+                                slot_start=now - timedelta(minutes=5), slot_end=now + timedelta(minutes=25),
+                                id_hash=id_hash(cards.key, card.id_number))
+            if not self.requests.call(route("staff_command"), book, staff="traffic").ok:
+                continue
+            cards.reader.place(card)
+            self._stop.wait(2.0)
+            cards.reader.remove()
+
+    def _on_card(self, inbound: Inbound[Any]) -> None:
+        """Acting as the kiosk (no kiosk window in the demo): check the card's holder in."""
+        read: CardRead = inbound.payload
+        if read.ok and read.id_hash:
+            threading.Thread(target=self._check_in_by_card, args=(read.id_hash,), daemon=True).start()
+
+    def _check_in_by_card(self, hashed: str) -> None:
+        assert self.cards is not None
+        request = TicketRequest(command_id=_id(), ticket_class=TicketClass.APPOINTMENT, id_hash=hashed)
+        try:
+            reply = self.requests.call(route("ticket_request"), request, kiosk=self.cards.kiosk)
+        except NoReplyError as exc:
+            log.warning("traffic: %s", exc)
+            return
+        if isinstance(reply, TicketReply) and reply.ticket is not None:
+            self.card_check_ins += 1
+            self.issued += 1
+            self.acknowledged.append(reply.ticket.ticket_id)
 
     def _command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=_id(), action=action, **fields)

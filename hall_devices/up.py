@@ -27,9 +27,11 @@ from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.children import dying_with_parent
 from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
 from hall_devices.coordinator.calendar import business_day
+from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
     AnnouncerDevice,
     HallScreenDevice,
+    IdCardReaderDevice,
     KeypadBusDevice,
     KioskDevice,
     Layout,
@@ -41,12 +43,14 @@ from hall_devices.layout import (
 from hall_devices.provision import UP, provision
 from hall_devices.roles import StopSignals
 from hall_devices.settings import Settings
+from hall_devices.sim.idcard import IdCardReaderSimulator
 from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.led import LedBusSimulator
 from hall_devices.sim.printer import PrinterSimulator
-from hall_devices.traffic import TrafficGenerator, TrafficMix
+from hall_devices.traffic import CardTraffic, TrafficGenerator, TrafficMix
 from hall_devices.web.users import Role, add_user
 
+CARD_SERVICE = "social_card"  # booked by the demo's ID card applicants (a service without capacity bands)
 DEMO_USERS: tuple[tuple[str, Role, str], ...] = (("manager", "manager", "manager-demo"),
                                                   ("clerk", "clerk", "clerk-demo"))
 
@@ -113,6 +117,8 @@ class Summary:
         waiting = self.queue.total_waiting if self.queue else 0
         made = f"取号 issued {traffic.issued}  办结 served {traffic.served}  评价 rated {traffic.rated}  " \
             if traffic else ""
+        if traffic and traffic.cards is not None:
+            made += f"刷证签到 card check-ins {traffic.card_check_ins}  "
         return (f"{time.strftime('%H:%M:%S')}  {made}等候 waiting {waiting}  开放窗口 open windows "
                 f"{open_}  呼叫 calls {self.calls}  {self.last_call}")
 
@@ -146,6 +152,7 @@ class Hall:
         self.keypads: list[KeypadBusSimulator] = []
         self.screens: list[LedBusSimulator] = []
         self.net_screens: list[Any] = []  # Bx6Simulator, imported only for a bx6 layout
+        self.readers: list[tuple[IdCardReaderDevice, IdCardReaderSimulator]] = []
         self.web_url = ""
         self.agents: list[Any] = []  # in-process agents, when asked for
         self.agent_ids: list[str] = []  # every device agent started, whichever way
@@ -162,6 +169,10 @@ class Hall:
     def settings_for(self, user: str) -> Settings:
         return Settings(hall_id=self.layout.hall.id, broker_port=self.port, broker_username=user,
                         broker_password=SecretStr(self.credentials[user]))
+
+    def hall_key(self) -> bytes:
+        """The key every child reads from the shared data directory (HALL_DATA_DIR)."""
+        return hall_key(Settings(data_dir=self.options.data_dir))
 
     def start_broker(self) -> None:
         broker_dir = self.options.data_dir / "broker"
@@ -198,6 +209,7 @@ class Hall:
         from hall_devices.display.agent import LedAgent
         from hall_devices.display.voice_agent import AnnouncerAgent
         from hall_devices.evaluator.agent import PadAgent
+        from hall_devices.idcard.agent import IdCardReaderAgent
         from hall_devices.printer.agent import PrinterAgent
 
         settings, data = self.settings_for(device_id), self.options.data_dir
@@ -213,6 +225,8 @@ class Hall:
             agent = Bx6Agent(settings, self.layout, device_id, urls=urls)
         elif args[0] == "leds":
             agent = LedAgent(settings, self.layout, device_id, url=args[-1])
+        elif args[0] == "idcard-reader":
+            agent = IdCardReaderAgent(settings, self.layout, device_id, self.hall_key(), url=args[-1])
         else:
             agent = AnnouncerAgent(settings, self.layout, device_id, output=args[-1])
         agent.start(None)
@@ -267,6 +281,13 @@ class Hall:
                             f"leds-{device.id}.log")
                 self.say(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
                          f"{leds.path}")
+            elif isinstance(device, IdCardReaderDevice):
+                reader = IdCardReaderSimulator(devices / f"idcard-{device.id}").start()
+                self.readers.append((device, reader))
+                self._agent(device.id, ["idcard-reader", "--id", device.id, "--serial", str(reader.path)],
+                            f"idcard-{device.id}.log")
+                self.say(f"ID card reader {device.id}: simulated module at kiosk {device.kiosk}, "
+                         f"{reader.path}")
             elif isinstance(device, AnnouncerDevice):
                 voice = self.options.data_dir / "voice"
                 self._agent(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
@@ -319,9 +340,13 @@ class Hall:
         self.say(f"statistics: hall-devices report --date {today} "
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
+            cards = None
+            if self.readers and not self.options.screens:  # with a kiosk window, it checks the card in
+                device, reader = self.readers[0]
+                cards = CardTraffic(device.kiosk, reader, self.hall_key(), CARD_SERVICE)
             self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
                                               TrafficMix(speed=self.options.speed),
-                                              keypads=self.keypads[0] if self.keypads else None)
+                                              keypads=self.keypads[0] if self.keypads else None, cards=cards)
             self.generator.start(15)
             self.say(f"traffic: simulated applicants and clerks, time x {self.options.speed:g}")
 
@@ -367,6 +392,8 @@ class Hall:
             leds.stop()
         for net in self.net_screens:
             net.stop()
+        for _device, reader in self.readers:
+            reader.stop()
         self.say("stopped.")
 
 

@@ -56,6 +56,8 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
     assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
+    # A booked applicant checks in with an ID card on the simulated reader (docs/appointments.md).
+    assert "刷证签到 card check-ins" in lines[-1] and "card check-ins 0 " not in lines[-1], lines[-1]
     # Nothing of this hall is still running.
     left = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == "", f"left behind: {left.stdout}"

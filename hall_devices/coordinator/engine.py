@@ -38,6 +38,7 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
+from hall_devices.coordinator.bookings import check_capacity, same_booking
 from hall_devices.coordinator.calendar import business_day, deadline
 from hall_devices.coordinator.clock import Reading, clock_event
 from hall_devices.coordinator.evolve import evolve
@@ -154,12 +155,12 @@ class Engine:
         _check_deadline(req, now)
         ticket_class = TicketClass(req.ticket_class)
         service_id = req.service_id
+        code = None
         if ticket_class is TicketClass.APPOINTMENT:
-            ticket_class, service_id = self._check_in(req, now)
+            ticket_class, service_id, code = self._check_in(req, now)
         if service_id is None:
             raise EngineError("missing_service", "a ticket needs a service")
         outcome = Outcome()
-        code = req.appointment_code if req.ticket_class is TicketClass.APPOINTMENT else None
         ticket = self._issue(outcome, service_id, ticket_class, now=now, token=token, kiosk=kiosk,
                              appointment=code)
         job_id = self._print(outcome, ticket, kiosk, now=now) if req.paper else None
@@ -167,20 +168,34 @@ class Engine:
                                     ticket=self.views.ticket(self.state, ticket), print_job_id=job_id)
         return outcome
 
-    def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str]:
+    def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str, str]:
         code = req.appointment_code
+        if code is None and req.id_hash is not None:
+            code = self._booking_of_card(req.id_hash, now)
         booking = self.state.appointments.get(code or "")
         if booking is None:
             raise EngineError("unknown_appointment", f"unknown appointment code {code!r}")
         if booking.used_by is not None:
             raise EngineError("appointment_used", f"appointment {code} was already checked in")
+        if booking.cancelled:
+            raise EngineError("appointment_cancelled", f"appointment {code} was cancelled")
         if req.service_id is not None and booking.service_id != req.service_id:
             raise EngineError("appointment_service", f"appointment {code} is for service "
                               f"{booking.service_id!r}, not {req.service_id!r}")
         early = booking.slot_start - timedelta(minutes=self.policy.appointment_early_minutes)
         late = booking.slot_end + timedelta(minutes=self.policy.appointment_late_minutes)
         in_slot = early <= now <= late
-        return (TicketClass.APPOINTMENT if in_slot else TicketClass.NORMAL), booking.service_id
+        return (TicketClass.APPOINTMENT if in_slot else TicketClass.NORMAL), booking.service_id, booking.code
+
+    def _booking_of_card(self, id_hash: str, now: datetime) -> str:
+        """The card holder's unused booking of today, the one whose slot is nearest to now."""
+        today = business_day(self.layout.hall, now)
+        mine = [a for a in self.state.appointments.values() if a.id_hash == id_hash and a.used_by is None
+                and not a.cancelled and business_day(self.layout.hall, a.slot_start) == today]
+        if not mine:
+            raise EngineError("no_booking_for_card", "no booking today for this ID card")
+        nearest = min(mine, key=lambda a: min(abs(a.slot_start - now), abs(a.slot_end - now)))
+        return nearest.code
 
     def _issue(self, outcome: Outcome, service_id: str, ticket_class: TicketClass, *, now: datetime,
                token: str, kiosk: str | None, appointment: str | None = None,
@@ -496,6 +511,8 @@ class Engine:
                 raise EngineError("printer_unusable", f"the printer of kiosk {kiosk} cannot print now")
         elif cmd.action is StaffAction.BOOK_APPOINTMENT:
             self._book(outcome, cmd, now)
+        elif cmd.action in (StaffAction.CHANGE_APPOINTMENT, StaffAction.CANCEL_APPOINTMENT):
+            self._rebook(outcome, cmd, now)
         else:
             case = self._move_case(outcome, cmd, now)
         outcome.reply = StaffResult(command_id=cmd.command_id, ok=True,
@@ -506,17 +523,51 @@ class Engine:
     def _book(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> None:
         if not (cmd.appointment_code and cmd.service_id and cmd.slot_start and cmd.slot_end):
             raise EngineError("missing_field", "an appointment needs a code, service and slot")
-        if cmd.appointment_code in self.state.appointments:
-            raise EngineError("appointment_exists", f"appointment {cmd.appointment_code} exists")
-        try:
-            self.layout.service(cmd.service_id)
-        except KeyError:
-            raise EngineError("unknown_service", f"unknown service {cmd.service_id!r}") from None
-        if cmd.slot_end <= cmd.slot_start:
-            raise EngineError("bad_slot", "the slot ends before it starts")
+        existing = self.state.appointments.get(cmd.appointment_code)
+        if existing is not None:
+            if not existing.cancelled and same_booking(existing, cmd.service_id, cmd.slot_start, cmd.slot_end,
+                                                       cmd.id_hash):
+                return  # the platform sent it again: booked once
+            raise EngineError("appointment_exists", f"appointment {cmd.appointment_code} exists with "
+                              "other content (change it, or use another code)")
+        self._check_slot(cmd.appointment_code, cmd.service_id, cmd.slot_start, cmd.slot_end, now)
         self.commit(outcome, ev.AppointmentBooked(at=now, code=cmd.appointment_code,
                                                   service_id=cmd.service_id,
-                                                  slot_start=cmd.slot_start, slot_end=cmd.slot_end))
+                                                  slot_start=cmd.slot_start, slot_end=cmd.slot_end,
+                                                  id_hash=cmd.id_hash))
+
+    def _check_slot(self, code: str, service_id: str, start: datetime, end: datetime, now: datetime) -> None:
+        try:
+            self.layout.service(service_id)
+        except KeyError:
+            raise EngineError("unknown_service", f"unknown service {service_id!r}") from None
+        if end <= start:
+            raise EngineError("bad_slot", "the slot ends before it starts")
+        if end <= now:
+            raise EngineError("slot_past", f"the slot ended at {end.isoformat()}, before now")
+        check_capacity(self.layout, self.state, code=code, service_id=service_id, start=start, end=end)
+
+    def _rebook(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> None:
+        """Change or cancel a booking; the same change or a cancel again is accepted and changes nothing."""
+        booking = self.state.appointments.get(cmd.appointment_code or "")
+        if booking is None:
+            raise EngineError("unknown_appointment", f"unknown appointment code {cmd.appointment_code!r}")
+        if booking.used_by is not None:
+            raise EngineError("appointment_used", f"appointment {booking.code} was already checked in")
+        if cmd.action is StaffAction.CANCEL_APPOINTMENT:
+            if not booking.cancelled:
+                self.commit(outcome, ev.AppointmentCancelled(at=now, code=booking.code))
+            return
+        if booking.cancelled:
+            raise EngineError("appointment_cancelled", f"appointment {booking.code} was cancelled")
+        service_id = cmd.service_id or booking.service_id
+        start, end = cmd.slot_start or booking.slot_start, cmd.slot_end or booking.slot_end
+        id_hash = cmd.id_hash or booking.id_hash
+        if same_booking(booking, service_id, start, end, id_hash):
+            return
+        self._check_slot(booking.code, service_id, start, end, now)
+        self.commit(outcome, ev.AppointmentChanged(at=now, code=booking.code, service_id=service_id,
+                                                   slot_start=start, slot_end=end, id_hash=id_hash))
 
     def _move_case(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> CaseRecord:
         case = self.state.cases.get(cmd.case_id or "")

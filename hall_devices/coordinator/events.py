@@ -165,6 +165,23 @@ class AppointmentBooked(_Event):
     service_id: str
     slot_start: datetime
     slot_end: datetime
+    id_hash: str | None = None
+
+
+class AppointmentChanged(_Event):
+    """A booking moved to another slot or service (the platform's change, or a manager's move)."""
+
+    kind: Literal["appointment_changed"] = "appointment_changed"
+    code: str
+    service_id: str
+    slot_start: datetime
+    slot_end: datetime
+    id_hash: str | None = None
+
+
+class AppointmentCancelled(_Event):
+    kind: Literal["appointment_cancelled"] = "appointment_cancelled"
+    code: str
 
 
 class PrintJobSent(_Event):
@@ -200,7 +217,7 @@ Event = Annotated[
     | ServiceStarted | TicketNoShow | TicketReactivated | TicketHeld | TicketTransferred
     | WindowPaused | WindowResumed | TicketFinished | RatingRecorded | RatingTimedOut | CaseMoved
     | AppointmentBooked | PrintJobSent | PrintJobEnded | ClockStepped | TicketsReturned
-    | NumbersReserved,
+    | NumbersReserved | AppointmentChanged | AppointmentCancelled,
     Field(discriminator="kind"),
 ]
 # cast: mypy cannot see an Annotated union as a type argument; pydantic reads it fine.

@@ -132,7 +132,14 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             case.history.append((event.to_state, event.at, event.by, event.note))
         case ev.AppointmentBooked():
             state.appointments[event.code] = Appointment(event.code, event.service_id, event.slot_start,
-                                                         event.slot_end)
+                                                         event.slot_end, id_hash=event.id_hash)
+        case ev.AppointmentChanged():
+            booking = state.appointments[event.code]
+            booking.service_id, booking.slot_start, booking.slot_end = (event.service_id, event.slot_start,
+                                                                        event.slot_end)
+            booking.id_hash = event.id_hash
+        case ev.AppointmentCancelled():
+            state.appointments[event.code].cancelled = True
         case ev.PrintJobSent():
             state.jobs[event.job_id] = PrintJobRecord(event.job_id, event.ticket_id, event.kiosk_id,
                                                       event.printer_id)

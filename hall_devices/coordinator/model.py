@@ -102,6 +102,8 @@ class Appointment:
     slot_start: datetime
     slot_end: datetime
     used_by: str | None = None  # ticket id after check-in
+    id_hash: str | None = None  # keyed hash of the applicant's ID number: check-in by ID card
+    cancelled: bool = False
 
 
 class JobState(StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 
 from hall_devices.contract import RATING_NAMES, QueryKind, QueryRequest, TicketStatus
 from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.bookings import appointment_figures, rows_of_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import EngineError
 from hall_devices.coordinator.report import table
@@ -28,13 +29,18 @@ def answer(engine: Engine, events_of_days: EventSource, query: QueryRequest, now
         return _window_queue(engine, query, now)
     if query.kind in (QueryKind.TICKET, QueryKind.TICKET_BY_NUMBER):
         return _ticket(engine, query)
+    if query.kind is QueryKind.APPOINTMENTS:
+        if not query.first_day:
+            raise EngineError("missing_field", "this query needs first_day (YYYY-MM-DD)")
+        return {"appointments": rows_of_day(engine.layout, engine.state, query.first_day, now)}
     first, last = query.first_day, query.last_day or query.first_day
     if not first or not last:
         raise EngineError("missing_field", "this query needs first_day (YYYY-MM-DD)")
     found = [ev.event_from_json(raw) for raw in events_of_days(first, last)]
     if query.kind is QueryKind.RATINGS:
         return _ratings(engine, found, query)
-    return _statistics(engine, found, first, last)
+    return {**_statistics(engine, found, first, last),
+            "appointments": appointment_figures(engine.layout, engine.state, first, last, now)}
 
 
 def _ratings(engine: Engine, found: list[ev.Event], query: QueryRequest) -> dict[str, Any]:

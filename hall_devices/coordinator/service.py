@@ -51,6 +51,7 @@ from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
+from hall_devices.coordinator.reminders import Reminders, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
     CommandRow,
@@ -198,6 +199,8 @@ class CoordinatorService:
             max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed))
         for name in (*COMMAND_ROUTES, "device_status"):
             self.bus.subscribe(route(name), self._inbox.put)
+        self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
+                          if settings.sms_gateway_url else None)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -205,6 +208,8 @@ class CoordinatorService:
         log.info("state rebuilt from %s in %.3f s (%d events)", self.store.path, self.rebuild_s,
                  self.store.last_seq)
         self._worker.start()
+        if self.reminders is not None:
+            self.reminders.start()
         self.bus.start(wait_s)
 
     def stop(self) -> None:
@@ -215,6 +220,8 @@ class CoordinatorService:
             self._worker.join(timeout=10)
         self.bus.stop()
         self.store.close()
+        if self.reminders is not None:
+            self.reminders.stop()
         self.lock.release()
 
     def _connection_changed(self, up: bool) -> None:
@@ -325,7 +332,7 @@ class CoordinatorService:
         done.rows += new_rows
         if outcome.reply is not None:
             done.replies.append((item, outcome.reply))
-        done.outcomes.append(outcome)
+        done.outcomes.append(self._remember(item.payload, outcome))
 
     def _poisoned(self, item: Inbound[Any], exc: Exception, now: datetime, done: _Batch) -> None:
         """A command that raised: its own internal_error reply, a dead letter, its key kept."""
@@ -436,7 +443,16 @@ class CoordinatorService:
             self._since_snapshot += len(rows)
         self._publish([outcome])
 
+    def _remember(self, payload: Payload, outcome: Outcome) -> Outcome:
+        if self.reminders is not None:  # a booking's phone number, kept apart from the event store
+            remember_phone(self.reminders, self.layout, payload, outcome)
+        return outcome
+
     def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
+        """Called after the commit of ``outcomes``' events (so a reminder is only for what is recorded)."""
+        happened = [e for o in outcomes for e in o.events]
+        if self.reminders is not None and happened:
+            self.reminders.observe(happened, self.engine, self.clock())
         sent: list[Sent] = []
         dirty: set[int] = set()
         for outcome in outcomes:

@@ -9,6 +9,7 @@ to the information desk (the layout's ``paper_out_fallback``); a failed print is
 from __future__ import annotations
 
 import logging
+import re
 from functools import partial
 from typing import Any
 
@@ -24,7 +25,7 @@ from PyQt6.QtWidgets import (
 )
 
 from hall_devices.bus import BusError
-from hall_devices.contract import PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
+from hall_devices.contract import CardRead, PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
 from hall_devices.kiosk.search import build_index, search
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class KioskWindow(QWidget):
+    phone = ""  # a mobile number left for reminders, for the next ticket only
+
     def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *, idle_s: float = 60.0,
                  result_s: float = 20.0) -> None:
         super().__init__()
@@ -48,6 +51,7 @@ class KioskWindow(QWidget):
         self.code = ""
         self.shown_ticket: TicketInfo | None = None
         self.shown_job: str | None = None
+        self.card: CardRead | None = None  # the ID card read for the applicant at the kiosk now
         self.page_name = "home"
         self._last_page: tuple[str, Any] = ("home", None)
         self.typed = QLabel()
@@ -85,6 +89,7 @@ class KioskWindow(QWidget):
         link.printer_changed.connect(lambda _ok: self.on_availability(None))
         link.ticket_answered.connect(self.on_ticket)
         link.print_finished.connect(self.on_print)
+        link.card_read.connect(self.on_card)
         self.show_home()
         self.on_availability(None)
 
@@ -170,7 +175,17 @@ class KioskWindow(QWidget):
     # --- pages ------------------------------------------------------------------------------------
 
     def show_home(self) -> None:
+        self.card = None
+        self.phone = ""
+        self._home()
+
+    def _home(self) -> None:
         self.page.reset(self.t("welcome"))
+        if self.card is not None:  # a card without a booking: its holder chooses a service
+            greeting = label(self.t("card_no_booking", name=self.card.masked_name), points=24, bold=True,
+                             center=True)
+            greeting.setObjectName("card-greeting")
+            self.page.body.addWidget(greeting)
         grid = QWidget()
         cells = QGridLayout(grid)
         for i, department in enumerate(self.layout_.departments):
@@ -252,8 +267,35 @@ class KioskWindow(QWidget):
         for widget in (take, priority):
             widget.setEnabled(self.can_issue() and accepting)
             self.page.body.addWidget(widget)
+        if self.phone:
+            masked = f"{self.phone[:3]}****{self.phone[-4:]}"
+            self.page.body.addWidget(label(self.t("phone_set", phone=masked), points=20, center=True))
+        self.page.body.addWidget(button(self.t("phone"), partial(self.show_phone, service_id), points=20,
+                                        name="phone"))
         self.page.body.addStretch(1)
         self._show("service", service_id)
+
+    def show_phone(self, service_id: str) -> None:
+        self.page.reset(self.t("phone"))
+        self.page.body.addWidget(label(self.t("phone_hint"), points=20))
+        self.typed = label(self.phone or "…", points=34, bold=True, center=True)
+        self.typed.setObjectName("phone-typed")
+        self.page.body.addWidget(self.typed)
+        self.page.body.addWidget(LetterKeyboard(self._phone_key, digits=True, letters=False))
+        self.page.body.addWidget(button(self.t("phone_ok"), partial(self._phone_done, service_id), points=28,
+                                        height=120, name="phone-ok"))
+        self._show("phone", service_id)
+
+    def _phone_key(self, key: str) -> None:
+        self.phone = "" if key == "CLEAR" else self.phone[:-1] if key == "DELETE" else (self.phone + key)[:11]
+        self.typed.setText(self.phone or "…")
+
+    def _phone_done(self, service_id: str) -> None:
+        if self.phone and not re.fullmatch(r"1[3-9][0-9]{9}", self.phone):
+            self.typed.setText(self.t("phone_bad"))
+            self.phone = ""
+            return
+        self.show_service(service_id)
 
     def show_appointment(self) -> None:
         self.page.reset(self.t("appointment"))
@@ -261,6 +303,7 @@ class KioskWindow(QWidget):
         self.typed = label(self.code or "…", points=34, bold=True, center=True)
         self.typed.setObjectName("code")
         self.page.body.addWidget(self.typed)
+        self.page.body.addWidget(label(self.t("card_hint"), points=20))
         self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True))
         self.check_in_button = button(self.t("check_in"), lambda: self.check_in(self.code), points=28,
                                       height=130, name="check-in")
@@ -282,9 +325,23 @@ class KioskWindow(QWidget):
             self._request(None, TicketClass.APPOINTMENT, code)
 
     def take(self, service_id: str, ticket_class: TicketClass) -> None:
-        self._request(service_id, ticket_class, None)
+        self._request(service_id, ticket_class, None, phone=self.phone or None)
+        self.phone = ""
 
-    def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None) -> None:
+    def on_card(self, card: CardRead) -> None:
+        """A card on the reader: check in its holder's booking; without one, a normal ticket."""
+        if self._busy:
+            return
+        if not card.ok:
+            self.card = None
+            key = "card_unreadable" if card.problem == "unreadable" else "card_not_valid"
+            self._message(self.t(key, desk=self._desk()))
+            return
+        self.card = card
+        self._request(None, TicketClass.APPOINTMENT, None, id_hash=card.id_hash)
+
+    def _request(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
+                 id_hash: str | None = None, phone: str | None = None) -> None:
         if not self.can_issue():
             self.on_availability(None)
             return
@@ -295,7 +352,7 @@ class KioskWindow(QWidget):
         self._busy = True
         self.on_availability(None)
         self._message(self.t("asking"), name="asking", done=False)
-        self.link.request_ticket(service_id, ticket_class, code, paper)
+        self.link.request_ticket(service_id, ticket_class, code, paper, id_hash=id_hash, phone=phone)
 
     def _desk(self) -> str:
         desk = self.layout_.hall.info_desk
@@ -311,6 +368,9 @@ class KioskWindow(QWidget):
         if not answer.ok or answer.ticket is None:
             code = answer.error.code if answer.error else "other"
             log.info("ticket request %s refused: %s", answer.command_id, answer.error)
+            if code == "no_booking_for_card" and self.card is not None:
+                self._home()  # the card still takes a normal ticket: choose a service
+                return
             if f"refused_{code}" in TEXTS:  # the service's own state: what the applicant can do now
                 self._message(self.t(f"refused_{code}"))
                 return
@@ -339,6 +399,12 @@ class KioskWindow(QWidget):
             self.page.body.addWidget(label(f"【{self.t('class_' + ticket.ticket_class.value)}】", points=28,
                                            bold=True, center=True))
         self.page.body.addWidget(label(self.name(service), points=26, center=True))
+        if self.card is not None and self.card.masked_name and self.card.masked_id:
+            holder = label(self.t("card_holder", name=self.card.masked_name, number=self.card.masked_id),
+                           points=22, center=True)
+            holder.setObjectName("card-holder")
+            self.page.body.addWidget(holder)
+            self.card = None  # this ticket is the card's; the next applicant starts afresh
         self.page.body.addWidget(label(self.t("ahead", ahead=ticket.people_ahead,
                                               minutes=ticket.estimated_minutes), points=24, center=True))
         windows = "、".join(str(w) for w in ticket.windows)

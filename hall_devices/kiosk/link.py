@@ -47,6 +47,7 @@ class KioskLink(QObject):
     coordinator_changed = pyqtSignal(bool)  # reachable
     ticket_answered = pyqtSignal(object)  # TicketReply, or a BusError when nothing came back
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
+    card_read = pyqtSignal(object)  # CardRead from this kiosk's ID card reader
 
     def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,
                  ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
@@ -67,6 +68,7 @@ class KioskLink(QObject):
         self.requests.listen(route("ticket_request"), kiosk=kiosk.id)
         self.bus.subscribe(route("queue_summary"), lambda m: self.summary_changed.emit(m.payload))
         self.bus.subscribe(route("device_status"), self._device, device="coordinator")
+        self.bus.subscribe(route("card_read"), lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
         if kiosk.printer:
             self.bus.subscribe(route("device_status"), self._device, device=kiosk.printer)
             self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),
@@ -101,13 +103,13 @@ class KioskLink(QObject):
             self.printer_changed.emit(self.printer_ok)
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
-                       paper: bool) -> None:
+                       paper: bool, *, id_hash: str | None = None, phone: str | None = None) -> None:
         """Ask for a ticket; ``ticket_answered`` gets the reply, or a BusError when none came back
         by the time the coordinator can no longer issue it (``give_up_s`` after the tap)."""
         deadline = self.clock() + timedelta(seconds=self.ttl_s)
         request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", deadline=deadline,
                                 service_id=service_id, ticket_class=ticket_class, appointment_code=code,
-                                paper=paper)
+                                id_hash=id_hash, paper=paper, phone=phone)
 
         def work() -> None:
             tapped = time.monotonic()

@@ -86,11 +86,11 @@ class Page(QWidget):
 class LetterKeyboard(QWidget):
     """A–Z (and digits when asked), delete and clear: the kiosk's only way to type."""
 
-    def __init__(self, on_key: Callable[[str], None], digits: bool = False) -> None:
+    def __init__(self, on_key: Callable[[str], None], digits: bool = False, letters: bool = True) -> None:
         super().__init__()
         grid = QGridLayout(self)
         grid.setSpacing(8)
-        keys = ([*"1234567890"] if digits else []) + [*"ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+        keys = ([*"1234567890"] if digits else []) + ([*"ABCDEFGHIJKLMNOPQRSTUVWXYZ"] if letters else [])
         for i, key in enumerate(keys):
             grid.addWidget(button(key, partial(on_key, key), points=26, name=f"key-{key}"), i // 7, i % 7)
         row = (len(keys) + 6) // 7

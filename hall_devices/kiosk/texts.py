@@ -54,6 +54,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     "refused_range_exhausted": ("该事项今日号码已发完，请到咨询台咨询",
                                 "Today's numbers for this service are used up: please ask at the "
                                 "information desk"),
+    "phone": ("短信提醒（可选）", "SMS reminder (optional)"),
+    "phone_hint": ("输入手机号，快轮到您和叫号时发短信提醒；当日结束即删除",
+                   "Your mobile number: an SMS when your turn is near and when you are called; deleted "
+                   "at the end of the day"),
+    "phone_ok": ("确定", "OK"),
+    "phone_bad": ("请输入11位手机号", "Please type an 11-digit mobile number"),
+    "phone_set": ("短信提醒：{phone}", "SMS reminder: {phone}"),
+    "card_hint": ("也可将居民身份证放在读卡区签到", "Or place your ID card on the reader"),
+    "card_unreadable": ("未能读取身份证，请移开后重新放置", "The ID card could not be read: take it "
+                        "away and place it again"),
+    "card_not_valid": ("无法识别该证件，请使用居民身份证或到{desk}咨询", "This card cannot be used: use a "
+                       "resident ID card or ask at the {desk}"),
+    "card_holder": ("{name}（{number}）", "{name} ({number})"),
+    "card_no_booking": ("{name}您好，未查到您今天的预约，请选择办理事项取号",
+                        "Hello {name}: no booking today was found; please choose a service"),
 }
 
 
@@ -66,6 +81,8 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
     "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
     "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
+    "appointment_cancelled": ("该预约已取消", "this appointment was cancelled"),
+    "no_booking_for_card": ("未查到该身份证今天的预约", "no booking today for this ID card"),
     "other": ("请到{desk}咨询", "please ask at the {desk}"),
 }
 

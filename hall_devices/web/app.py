@@ -16,7 +16,7 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +33,7 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from hall_devices.bus import BusError
@@ -45,6 +45,7 @@ from hall_devices.layout import Layout
 from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
+from hall_devices.web.bookings_page import BookingsPage
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
 from hall_devices.web.security import Guard
@@ -386,8 +387,10 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status_code=400)
 
 
-def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
-    """The web application; ``access`` holds the users, sessions and audit trail."""
+def create_app(hub: Hub, access: Access, layout: Layout,
+               extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The web application; ``access`` holds the users, sessions and audit trail; ``extra_routes``:
+    routes of their own modules (the booking API, web/bookings.py)."""
     pages = Pages(hub, access, layout)
     anyone = pages.signed_in()
     manager = pages.signed_in("manager")
@@ -418,7 +421,7 @@ def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
-        Route("/static/{name}", pages.static),
+        Route("/static/{name}", pages.static), *BookingsPage(pages).routes(), *extra_routes,
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan,
                      exception_handlers={BadRequestError: bad_request})

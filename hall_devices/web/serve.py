@@ -85,7 +85,10 @@ def redirect_app(https_port: int) -> ASGIApp:
 
 
 def run(settings: Settings, layout: Layout) -> int:
+    from hall_devices.idcard.identity import hall_key
+    from hall_devices.web.api_clients import ApiClients
     from hall_devices.web.app import create_app
+    from hall_devices.web.bookings import BookingApi
     from hall_devices.web.hub import Hub
 
     try:
@@ -112,7 +115,9 @@ def run(settings: Settings, layout: Layout) -> int:
         throttle=ThrottleRules(free=settings.web_login_free_attempts, backoff_s=settings.web_login_backoff_s,
                                max_backoff_s=settings.web_login_max_backoff_s)),
         {w.number for w in layout.windows})
-    app = create_app(Hub(settings, layout), access, layout)
+    hub = Hub(settings, layout)
+    bookings = BookingApi(hub, layout, hall_key(settings), ApiClients(settings.data_dir / "api-clients.json"))
+    app = create_app(hub, access, layout, bookings.routes())
     # Live pages hold their event streams open: shut down within 3 s all the same.
     main = uvicorn.Server(uvicorn.Config(
         app, host=settings.web_host, port=settings.web_port, log_level="warning",

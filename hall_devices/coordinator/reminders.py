@@ -1,0 +1,173 @@
+"""Reminders by SMS: at the Nth place in the queue and at the call, at most two per ticket.
+
+Phone numbers never enter the event store: they live in this outbox's own SQLite file
+(``reminders.sqlite3`` beside the store) and are deleted when their day ends. A reminder is queued
+once under its idempotency key (``<ticket id>:place`` or ``:call``; the primary key makes a second
+one impossible) and sent by a thread of its own to the hall's SMS gateway: HTTP POST of JSON
+``{"to", "text", "idempotency_key"}`` with the same key in the ``Idempotency-Key`` header, basic
+auth when configured; retried with backoff (2, 4 ... 60 s) until a 2xx or ``MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+from hall_devices.contract import (
+    Payload,
+    StaffAction,
+    StaffCommand,
+    TicketReply,
+    TicketRequest,
+    TicketStatus,
+)
+from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.calendar import business_day
+from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.outcome import Outcome
+from hall_devices.layout import Layout
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS phones (owner TEXT PRIMARY KEY, day TEXT NOT NULL, phone TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, day TEXT NOT NULL, phone TEXT NOT NULL,
+    text TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL DEFAULT 0,
+    sent INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+class Reminders:
+    """Used by the coordinator's worker (queueing) and its own sender thread (sending)."""
+
+    def __init__(self, settings: Settings, path: Path) -> None:
+        assert settings.sms_gateway_url is not None
+        self.settings = settings
+        self.url = settings.sms_gateway_url
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA secure_delete = ON")  # a deleted phone number is overwritten on disk
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sms reminders", daemon=True)
+        self._day = ""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self._db.close()
+
+    def _sql(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # --- from the coordinator's worker ----------------------------------------------------------
+
+    def remember(self, owner: str, phone: str, day: str) -> None:
+        """Keep ``phone`` for ``owner`` (``appointment:<code>`` or ``ticket:<id>``) until ``day`` ends."""
+        self._sql("INSERT OR REPLACE INTO phones VALUES (?, ?, ?)", (owner, day, phone))
+
+    def observe(self, events: list[ev.Event], engine: Engine, now: datetime) -> None:
+        """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days."""
+        day = business_day(engine.layout.hall, now)
+        if day != self._day:
+            with self._lock:  # one step: nobody sees the numbers half deleted
+                self._db.execute("DELETE FROM phones WHERE day < ?", (day,))
+                self._db.execute("DELETE FROM outbox WHERE day < ?", (day,))
+                self._db.execute("VACUUM")  # once a day: no free page keeps a deleted number
+            self._day = day
+        for event in events:
+            if isinstance(event, ev.TicketIssued) and event.appointment_code:
+                found = self._sql("SELECT phone FROM phones WHERE owner = ?",
+                                  (f"appointment:{event.appointment_code}",))
+                if found:
+                    self.remember(f"ticket:{event.ticket_id}", str(found[0][0]), event.day)
+        owners = self._sql("SELECT owner, phone FROM phones WHERE owner LIKE 'ticket:%' AND day = ?",
+                           (day,))
+        for owner, phone in owners:
+            ticket = engine.state.tickets.get(str(owner).removeprefix("ticket:"))
+            if ticket is None:
+                continue
+            info = engine.views.ticket(engine.state, ticket)
+            values = {"hall": engine.layout.hall.name.zh, "number": ticket.number,
+                      "ahead": info.people_ahead, "window": ticket.window, "service": info.service_name.zh}
+            at_place = info.people_ahead + 1 <= self.settings.reminder_place
+            if ticket.status is TicketStatus.WAITING and at_place:
+                self._queue(f"{ticket.ticket_id}:place", day, str(phone),
+                            self.settings.sms_place_template.format(**values))
+            elif ticket.status is TicketStatus.CALLED:
+                self._queue(f"{ticket.ticket_id}:call", day, str(phone),
+                            self.settings.sms_call_template.format(**values))
+
+    def _queue(self, key: str, day: str, phone: str, text: str) -> None:
+        with self._lock:
+            added = self._db.execute("INSERT OR IGNORE INTO outbox (key, day, phone, text) "
+                                     "VALUES (?, ?, ?, ?)", (key, day, phone, text)).rowcount
+        if added:
+            self._wake.set()
+
+    # --- the sender thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            due = self._sql("SELECT key, phone, text, attempts FROM outbox WHERE sent = 0 AND attempts < ? "
+                            "AND next_at <= ? ORDER BY rowid LIMIT 20", (MAX_ATTEMPTS, time.time()))
+            for key, phone, text, attempts in due:
+                ok = self._send(str(key), str(phone), str(text))
+                if ok:
+                    self._sql("UPDATE outbox SET sent = 1, attempts = attempts + 1 WHERE key = ?", (key,))
+                else:
+                    delay = min(60.0, self.settings.sms_retry_s * 2.0 ** int(str(attempts)))
+                    self._sql("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE key = ?",
+                              (time.time() + delay, key))
+                    if int(str(attempts)) + 1 >= MAX_ATTEMPTS:
+                        log.error("reminder %s: the SMS gateway refused it %d times; given up", key,
+                                  MAX_ATTEMPTS)
+            self._wake.wait(0.5 if not due else 0.05)
+            self._wake.clear()
+
+    def _send(self, key: str, phone: str, text: str) -> bool:
+        body = json.dumps({"to": phone, "text": text, "idempotency_key": key}, ensure_ascii=False).encode()
+        request = urllib.request.Request(self.url, data=body, method="POST")
+        request.add_header("Content-Type", "application/json; charset=utf-8")
+        request.add_header("Idempotency-Key", key)
+        if self.settings.sms_username and self.settings.sms_password:
+            pair = f"{self.settings.sms_username}:{self.settings.sms_password.get_secret_value()}"
+            request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return bool(200 <= answer.status < 300)
+        except (urllib.error.URLError, OSError) as exc:  # HTTPError is a URLError
+            log.warning("reminder %s: SMS gateway failed (%s); retried later", key, exc)
+            return False
+
+    def phones_kept(self) -> int:
+        return int(str(self._sql("SELECT count(*) FROM phones")[0][0]))
+
+
+def remember_phone(reminders: Reminders, layout: Layout, payload: Payload, outcome: Outcome) -> None:
+    """A booking accepted, or a ticket issued, with a phone number: keep the number until its day ends."""
+    if isinstance(payload, TicketRequest) and payload.phone and isinstance(outcome.reply, TicketReply) \
+            and outcome.reply.ticket is not None:
+        ticket = outcome.reply.ticket
+        reminders.remember(f"ticket:{ticket.ticket_id}", payload.phone,
+                           business_day(layout.hall, ticket.issued_at))
+    if (isinstance(payload, StaffCommand) and payload.phone and payload.appointment_code
+            and payload.slot_start and payload.action is StaffAction.BOOK_APPOINTMENT
+            and outcome.reply is not None and outcome.reply.ok):
+        reminders.remember(f"appointment:{payload.appointment_code}", payload.phone,
+                           business_day(layout.hall, payload.slot_start))

@@ -1,0 +1,109 @@
+"""A day's bookings from a CSV or Excel (.xlsx) file: rows in, booking requests or row problems out.
+
+Columns (first row; English or Chinese names, any order): booking_id 预约号, service_id 事项编码,
+date 日期 (YYYY-MM-DD), start 开始 and end 结束 (HH:MM, hall time); optional id_number 身份证号 and
+phone 手机号.
+CSV is UTF-8 (a BOM is fine). Each row is checked on its own; a bad row never stops the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from hall_devices.web.booking_models import BookingIn, first_problem
+
+COLUMNS = {"booking_id": "booking_id", "预约号": "booking_id", "service_id": "service_id",
+           "事项编码": "service_id", "date": "date", "日期": "date", "start": "start", "开始": "start",
+           "end": "end", "结束": "end", "id_number": "id_number", "身份证号": "id_number",
+           "phone": "phone", "手机号": "phone"}
+REQUIRED = ("booking_id", "service_id", "date", "start", "end")
+MAX_ROWS = 5000
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (not CSV/XLSX, no header, a required column missing)."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    row: int  # 1-based, as a spreadsheet shows it (the header is row 1)
+    field: str | None
+    message: str
+
+
+def read_rows(raw: bytes, filename: str) -> list[tuple[int, dict[str, str]]]:
+    """(row number, column → text) for every non-empty row. Raises :class:`ImportFileError`."""
+    if filename.lower().endswith(".xlsx") or raw[:2] == b"PK":
+        table = _xlsx(raw)
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportFileError("the CSV file is not UTF-8 text (save it as CSV UTF-8)") from None
+        table = [list(r) for r in csv.reader(io.StringIO(text))]
+    if not table:
+        raise ImportFileError("the file is empty")
+    header = [COLUMNS.get(str(h).strip().lower() if str(h).isascii() else str(h).strip(), "")
+              for h in table[0]]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ImportFileError(f"the first row lacks the column(s) {', '.join(missing)}")
+    rows = []
+    for number, cells in enumerate(table[1:], start=2):
+        values = {name: str(cell).strip() for name, cell in zip(header, cells, strict=False) if name}
+        if any(values.values()):
+            rows.append((number, values))
+    if len(rows) > MAX_ROWS:
+        raise ImportFileError(f"{len(rows)} rows: at most {MAX_ROWS} in one file")
+    return rows
+
+
+def _xlsx(raw: bytes) -> list[list[Any]]:
+    from openpyxl import load_workbook  # only an import of a workbook needs it
+
+    try:
+        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        raise ImportFileError(f"not an Excel .xlsx workbook: {exc}") from None
+    sheet = book.worksheets[0]
+    table = [["" if v is None else _cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    book.close()
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d") if value.time() == dt.time() else value.strftime("%H:%M")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    return str(value)
+
+
+def to_booking(values: dict[str, str], utc_offset_hours: float) -> BookingIn | RowProblem:
+    """One row as a booking request, or the problem naming its field (row number filled by caller)."""
+    zone = dt.timezone(dt.timedelta(hours=utc_offset_hours))
+    try:
+        day = dt.date.fromisoformat(values.get("date", ""))
+    except ValueError:
+        return RowProblem(0, "date", f"date {values.get('date')!r} is not YYYY-MM-DD")
+    times = {}
+    for name in ("start", "end"):
+        try:
+            times[name] = dt.datetime.combine(day, dt.time.fromisoformat(values.get(name, "")), zone)
+        except ValueError:
+            return RowProblem(0, name, f"{name} {values.get(name)!r} is not HH:MM")
+    try:
+        return BookingIn(booking_id=values.get("booking_id", ""), service_id=values.get("service_id", ""),
+                         slot_start=times["start"], slot_end=times["end"],
+                         id_number=values.get("id_number") or None, phone=values.get("phone") or None)
+    except ValidationError as exc:
+        field, message = first_problem(exc)
+        return RowProblem(0, field, message)

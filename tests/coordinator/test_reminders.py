@@ -1,0 +1,139 @@
+"""SMS reminders through the outbox to a local HTTP gateway that fails on purpose: once at the Nth
+place, once at the call, retried across failures, never more; the phone number kept apart and dropped
+when the day ends."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hall_devices.contract import TicketReply, TicketRequest, route
+from hall_devices.coordinator.service import CoordinatorService
+from hall_devices.layout import Layout
+from tests.coordinator.harness import T0, Clock, Hall
+from tests.support import HallBroker, wait_until
+
+PHONE = "13800138000"
+
+
+class Gateway:
+    """Answers 500 to the first ``failures`` requests, then 200; records every request."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body["header_key"] = self.headers["Idempotency-Key"]
+                with gateway.lock:
+                    gateway.requests.append(body)
+                    ok = len(gateway.requests) > gateway.failures
+                    if ok:
+                        gateway.accepted.append(body)
+                self.send_response(200 if ok else 500)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def keys(self) -> list[str]:
+        with self.lock:
+            return [r["idempotency_key"] for r in self.accepted]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RemindingHall(Hall):
+    gateway_url = ""
+
+    def start_coordinator(self) -> CoordinatorService:
+        settings = self.broker.settings("coordinator", sms_gateway_url=self.gateway_url, sms_retry_s=0.2,
+                                        reminder_place=2)
+        service = CoordinatorService(settings, self.layout, self.store, clock=self.clock)
+        service.start(wait_s=10)
+        return service
+
+
+@pytest.fixture
+def hall(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[tuple[RemindingHall, Gateway]]:
+    gateway = Gateway(failures=2)
+    RemindingHall.gateway_url = gateway.url
+    running = RemindingHall(own_broker, layout, tmp_path / "store.sqlite3", Clock(T0))
+    yield running, gateway
+    running.stop()
+    gateway.stop()
+
+
+def test_reminded_once_at_the_nth_place_and_once_at_the_call_across_gateway_failures(
+        hall: tuple[RemindingHall, Gateway], tmp_path: Path) -> None:
+    hall_, gateway = hall
+    window = hall_.layout.windows_serving("passport")[0]
+    # Booked for the afternoon, here at 09:00: outside the slot's tolerance, so a normal ticket.
+    assert hall_.staff("book_appointment", appointment_code="RM1", service_id="passport",
+                       slot_start=T0 + timedelta(hours=4), slot_end=T0 + timedelta(hours=4, minutes=30),
+                       phone=PHONE).ok
+    for _ in range(3):
+        assert hall_.take("passport").ok
+    mine = hall_.take(None, "appointment", code="RM1")
+    assert mine.ticket is not None and mine.ticket.ticket_class == "normal" and mine.ticket.people_ahead == 3
+    ticket_id = mine.ticket.ticket_id
+    hall_.ok(window, "login", clerk_id="c1")
+    hall_.ok(window, "next")  # 2 ahead: 3rd place, not yet
+    hall_.ok(window, "finish")
+    hall_.ok(window, "next")  # 1 ahead: 2nd place, reminded
+    wait_until(lambda: gateway.keys() == [f"{ticket_id}:place"], 10, "the place reminder")
+    assert len(gateway.requests) == 3  # two refused by the gateway, the third accepted
+    assert all(r["idempotency_key"] == r["header_key"] == f"{ticket_id}:place" for r in gateway.requests)
+    assert gateway.accepted[0]["to"] == PHONE and "前面还有1人" in gateway.accepted[0]["text"]
+    hall_.ok(window, "finish")
+    hall_.ok(window, "next")  # 1st place: no second place reminder
+    hall_.ok(window, "finish")
+    assert hall_.next_number(window) == mine.ticket.number
+    wait_until(lambda: len(gateway.keys()) == 2, 10, "the call reminder")
+    assert gateway.keys()[1] == f"{ticket_id}:call" and f"{window}号窗口" in gateway.accepted[1]["text"]
+    hall_.ok(window, "recall")
+    hall_.ok(window, "finish")
+    hall_.take("passport")
+    threading.Event().wait(1.0)
+    assert gateway.keys() == [f"{ticket_id}:place", f"{ticket_id}:call"]  # never more than two
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("store.sqlite3*"))
+    assert PHONE.encode() not in stored  # the event store never has it
+
+    reminders = hall_.service.reminders
+    assert reminders is not None and reminders.phones_kept() == 2  # the booking's and the ticket's
+    hall_.clock.advance(days=1)
+    assert hall_.take("passport").ok  # the next day's first event
+    wait_until(lambda: reminders.phones_kept() == 0, 5, "the day's phone numbers deleted")
+    assert PHONE.encode() not in (tmp_path / "reminders.sqlite3").read_bytes()  # secure_delete
+
+
+def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[RemindingHall, Gateway]) -> None:
+    hall_, gateway = hall
+    gateway.failures = 0
+    request = TicketRequest(command_id="kiosk-phone-1", service_id="passport", phone="13900139000")
+    reply = hall_.kiosk.requests.call(route("ticket_request"), request, kiosk="K1")
+    assert isinstance(reply, TicketReply) and reply.ticket is not None
+    wait_until(lambda: gateway.keys() == [f"{reply.ticket.ticket_id}:place"], 10, "the place reminder")
+    window = hall_.layout.windows_serving("passport")[0]
+    hall_.ok(window, "login", clerk_id="c1")
+    hall_.ok(window, "next")
+    wait_until(lambda: len(gateway.keys()) == 2, 10, "the call reminder")
+    assert {r["to"] for r in gateway.accepted} == {"13900139000"}
