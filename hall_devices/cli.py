@@ -342,6 +342,24 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
                                     args.speed, args.duration, screens=display))
 
 
+def _region(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.region.db import RegionDbError
+    from hall_devices.region.service import RegionService
+    from hall_devices.roles import run_until_signalled
+
+    url = args.db or settings.region_database_url
+    if not url:
+        print("给出区域数据库 / give the region's database: --db postgresql://... "
+              "(or HALL_REGION_DATABASE_URL)", file=sys.stderr)
+        return 2
+    try:
+        service = RegionService(settings, url)
+    except RegionDbError as exc:
+        print(f"区域数据库不可用 / {exc}", file=sys.stderr)
+        return 1
+    return run_until_signalled(service)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -412,6 +430,11 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
     coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
     coordinator.set_defaults(run=_coordinator)
+
+    region = roles.add_parser("region", help="run the regional service: every hall's events into "
+                              "PostgreSQL, once and in order (docs/region.md)")
+    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    region.set_defaults(run=_region)
 
     printer = roles.add_parser("printer", help="run a ticket printer agent")
     printer.add_argument("--id", required=True, help="printer device id in the layout")

@@ -427,9 +427,54 @@ class ErrorReport(Payload):
     at: datetime
 
 
+# --- region (issue 20): hall → regional broker over a Mosquitto bridge --------------------------
+
+
+class ForwardedEvent(Payload):
+    """One committed event of a hall's store, as the region receives it."""
+
+    seq: int = Field(ge=1, description="the hall's event sequence number: (hall, seq) is its key")
+    at: datetime
+    day: str = Field(description="the hall's business day, YYYY-MM-DD")
+    kind: str
+    body: str = Field(description="the event as the hall's store holds it (JSON text)")
+
+
+class RegionEvents(Payload):
+    """Committed events of one hall, consecutive by ``seq``: after every commit, or a resend."""
+
+    hall_id: str
+    events: list[ForwardedEvent]
+    head: int = Field(ge=0, description="the hall's last committed sequence number when sent")
+    resend_of: str | None = Field(None, description="the resend request this answers, if any")
+
+
+class RegionHead(Payload):
+    """The hall's last committed sequence number, every few seconds: a lost tail shows as a gap."""
+
+    hall_id: str
+    head: int = Field(ge=0)
+    at: datetime
+
+
+class ResendRequest(Payload):
+    """The region asks a hall to publish its events ``first_seq..last_seq`` again (from its store)."""
+
+    command_id: CommandId
+    first_seq: int = Field(ge=1)
+    last_seq: int = Field(ge=1)
+
+
 # --- topics ----------------------------------------------------------------------------------
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+# The bridge's topic prefixes: a hall's local region/ subtree and where it appears on the regional
+# broker, keyed by the hall's 行政区划 code (``district``, GB/T 2260, six digits) and hall id (``site``).
+REGION_LOCAL_PREFIX = "hall/{hall}/region/"
+REGION_REMOTE_PREFIX = "region/{district}/{site}/"
+REGION_LEAVES = {"events": "out", "head": "out", "resend": "in"}  # leaf → bridge direction
 
 
 @dataclass(frozen=True)
@@ -530,6 +575,20 @@ ROUTES: dict[str, Route] = _routes(
     Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
+    # Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
+    # region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
+    Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",
+          "bridge → region", identity=("hall_id", "hall")),
+    Route("region_head", REGION_LOCAL_PREFIX + "head", RegionHead, "coordinator", "bridge → region",
+          qos=0, identity=("hall_id", "hall")),
+    Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
+          "coordinator"),
+    Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents, "bridge of a hall",
+          "region", identity=("hall_id", "site")),
+    Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall", "region",
+          qos=0, identity=("hall_id", "site")),
+    Route("region_resend_out", REGION_REMOTE_PREFIX + "resend", ResendRequest, "region",
+          "bridge of a hall"),
 )
 
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=1, le=65535)
     web_users: Path = Path("var/hall/users.toml")
     web_secret: SecretStr | None = Field(None, description="session signing key; made once if unset")
+    region_forward: bool = Field(False, description="the coordinator publishes its committed events "
+                                 "for the regional bridge and answers the region's resend requests")
+    region_database_url: str | None = Field(None, description="the regional service's PostgreSQL URL")
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound, Sent, encode
-from hall_devices.contract import DeviceStatus, Payload, Problem, QueryReply, QueryRequest, Reply, route
+from hall_devices.contract import (
+    DeviceStatus,
+    Payload,
+    Problem,
+    QueryReply,
+    QueryRequest,
+    Reply,
+    ResendRequest,
+    route,
+)
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.engine import Engine
@@ -33,6 +42,7 @@ from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
 from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
 from hall_devices.layout import Layout
+from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +124,11 @@ class CoordinatorService:
             max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed))
         for name in (*COMMAND_ROUTES, "device_status"):
             self.bus.subscribe(route(name), self._inbox.put)
+        # Region (issue 20): committed events out after each commit, resend requests answered.
+        self.forwarder = Forwarder(layout.hall.id, self.store) if settings.region_forward else None
+        self._resent: list[Sent] = []
+        if self.forwarder is not None:
+            self.bus.subscribe(route("region_resend"), self._inbox.put)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -187,8 +202,8 @@ class CoordinatorService:
                 if isinstance(item.payload, DeviceStatus):
                     outcomes.append(self.engine.device_status(item.payload, now))
                 continue
-            if isinstance(item.payload, QueryRequest):
-                replies.append((item, self._query(item.payload, now)))  # a read: nothing to commit
+            if isinstance(item.payload, QueryRequest | ResendRequest):
+                self._read(item, now, replies)  # a read: nothing to commit
                 continue
             key = command_key(item.route.name, item.payload)
             if key is None:
@@ -219,7 +234,7 @@ class CoordinatorService:
         if commands or rows:
             self.engine.state.last_seq = self.store.commit(rows, commands)
             self._since_snapshot += len(rows)
-        sent = [self.bus.answer(inbound, reply) for inbound, reply in replies]
+        sent = [self.bus.answer(inbound, reply) for inbound, reply in replies] + self._forward(rows)
         sent += self._publish(outcomes)
         if acks:
             self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, acks))
@@ -277,7 +292,26 @@ class CoordinatorService:
             rows = [self._row(e, None) for e in outcome.events]
             self.engine.state.last_seq = self.store.commit(rows, [])
             self._since_snapshot += len(rows)
+            self._forward(rows)
+        if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic())):
+            self._send(Publish("region_head", {}, head))
         self._publish([outcome])
+
+    def _read(self, item: Inbound[Any], now: datetime, replies: list[tuple[Inbound[Any], Reply]]) -> None:
+        if isinstance(item.payload, QueryRequest):
+            replies.append((item, self._query(item.payload, now)))
+        elif isinstance(item.payload, ResendRequest) and self.forwarder is not None:
+            self._resent += [self._send(Publish("region_events", {}, m))
+                             for m in self.forwarder.resend(item.payload)]
+
+    def _forward(self, rows: list[EventRow]) -> list[Sent]:
+        """The region's copy of events just committed (a message to the local broker only), and
+        the resends of this batch: the batch's acknowledgements wait for these too."""
+        sent, self._resent = self._resent, []
+        if self.forwarder is None or not rows:
+            return sent
+        return sent + [self._send(Publish("region_events", {}, m))
+                       for m in self.forwarder.committed(self.store.last_seq, rows)]
 
     def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
         sent: list[Sent] = []

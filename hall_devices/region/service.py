@@ -1,0 +1,142 @@
+"""`hall-devices region`: every hall's events from the regional broker into PostgreSQL, once, in order.
+
+paho's thread only queues decoded messages. One worker thread takes them in batches, lets each
+hall's :class:`HallIngest` decide what to store, stores it (one transaction per hall per batch, see
+:class:`RegionDb`), and only then acknowledges the messages (manual acks on a persistent session):
+a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
+it already has. Gaps are asked for with resend requests on the hall's bridged topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import RegionEvents, RegionHead, ResendRequest, route
+from hall_devices.region.db import RegionDb
+from hall_devices.region.ingest import HallIngest, IngestError
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+REGION_ID = "region"  # the service's account, client id and device id on the regional broker
+BATCH = 500
+TICK_S = 0.5
+
+
+class RegionService:
+    def __init__(self, settings: Settings, db_url: str) -> None:
+        self.db = RegionDb(db_url)
+        self.halls: dict[str, HallIngest] = {}
+        self.districts: dict[str, str] = {}
+        for mark in self.db.marks():
+            ingest = HallIngest(mark.hall_id)
+            ingest.restore(mark.applied, mark.head)
+            self.halls[mark.hall_id] = ingest
+            self.districts[mark.hall_id] = mark.district
+        self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="region", daemon=True)
+        self.bus = Bus(settings, BusOptions(
+            client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
+            persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
+        for name in ("region_events_in", "region_head_in"):
+            self.bus.subscribe(route(name), self._inbox.put)
+
+    def start(self, wait_s: float | None = None) -> None:
+        self._worker.start()
+        self.bus.start(wait_s)
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
+        self.bus.stop()
+        self.db.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._take(TICK_S)
+                if batch:
+                    self._process(batch)
+                self._ask_for_gaps()
+            except Exception:  # unacknowledged messages come back; the store's marks stay right
+                log.exception("region worker: unexpected error; carrying on from the store's marks")
+                self._stop.wait(1.0)
+                self._reload_marks()
+
+    def _take(self, wait_s: float) -> list[Inbound[Any]]:
+        try:
+            batch = [self._inbox.get(timeout=wait_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < BATCH:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _hall(self, hall_id: str, district: str) -> HallIngest:
+        ingest = self.halls.get(hall_id)
+        if ingest is None:
+            self.db.register(hall_id, district)
+            ingest = self.halls[hall_id] = HallIngest(hall_id)
+            self.districts[hall_id] = district
+            log.info("new hall %s (行政区划 %s)", hall_id, district)
+        return ingest
+
+    def _process(self, batch: list[Inbound[Any]]) -> None:
+        now_s = time.monotonic()
+        heads: dict[str, RegionHead] = {}
+        for item in batch:
+            site, district = item.params["site"], item.params["district"]
+            ingest = self._hall(site, district)
+            if isinstance(item.payload, RegionHead):
+                ingest.receive([], item.payload.head, now_s)
+                heads[site] = item.payload
+                continue
+            payload: RegionEvents = item.payload
+            try:
+                ready = ingest.receive(payload.events, payload.head, now_s)
+            except IngestError as exc:
+                log.warning("refused events of hall %s: %s", site, exc)
+                continue
+            if ready:
+                self.db.apply(site, ingest.applied, ready)
+                ingest.applied_up_to(ready[-1].seq)
+        for site, head in heads.items():
+            self.db.heard(site, head.head, head.at)
+        for item in batch:  # everything above is stored: only now may the broker forget them
+            self.bus.ack(item)
+
+    def _ask_for_gaps(self) -> None:
+        now_s = time.monotonic()
+        for hall_id, ingest in self.halls.items():
+            due = ingest.due(now_s)
+            if due is None:
+                continue
+            log.info("hall %s: asking for events %d..%d again", hall_id, due.first_seq, due.last_seq)
+            request = ResendRequest(command_id=f"resend-{secrets.token_hex(6)}", first_seq=due.first_seq,
+                                    last_seq=due.last_seq)
+            self.bus.publish(route("region_resend_out"), request, district=self.districts[hall_id],
+                             site=hall_id)
+
+    def _reload_marks(self) -> None:
+        for mark in self.db.marks():
+            ingest = self.halls.get(mark.hall_id)
+            if ingest is not None:
+                fresh = HallIngest(mark.hall_id)
+                fresh.restore(mark.applied, max(mark.head, ingest.head))
+                self.halls[mark.hall_id] = fresh
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """hall → (applied, head), for status lines and tests."""
+        return {h: (i.applied, i.head) for h, i in self.halls.items()}
