@@ -360,6 +360,29 @@ def _region(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(service)
 
 
+def _region_export(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from hall_devices.region.outbox import export_file
+    from hall_devices.region.profiles import ProfileError, load_profile
+
+    url = args.db or settings.region_database_url
+    if not url:
+        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
+        return 2
+    try:
+        profile = load_profile(args.profile or settings.region_profile)
+    except ProfileError as exc:
+        print(f"省级接口配置有误 / {exc}", file=sys.stderr)
+        return 1
+    text = export_file(url, profile, datetime.now(UTC), args.first, args.last or args.first, fmt=args.format)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -435,6 +458,15 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                               "PostgreSQL, once and in order (docs/region.md)")
     region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
     region.set_defaults(run=_region)
+    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
+                              "CSV or JSON file")
+    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
+    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", help="last business day (default: --from)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(run=_region_export)
 
     printer = roles.add_parser("printer", help="run a ticket printer agent")
     printer.add_argument("--id", required=True, help="printer device id in the layout")

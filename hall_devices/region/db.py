@@ -14,7 +14,11 @@ from datetime import datetime
 import psycopg
 
 from hall_devices.contract import ForwardedEvent
+from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
+from hall_devices.region.ratings import build
+
+RATING_KINDS = ("rating_recorded", "rating_timed_out")
 
 
 class RegionDbError(Exception):
@@ -67,6 +71,35 @@ class RegionDb:
                     "COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:
                 for one in events:
                     copy.write_row((hall_id, one.seq, one.at, one.day, one.kind, one.body))
+            rating_events = [e for e in events if e.kind in RATING_KINDS]
+            if rating_events:
+                self._record_ratings(hall_id, rating_events)
+
+    def _record_ratings(self, hall_id: str, events: list[ForwardedEvent]) -> None:
+        """The 好差评 records of rating events just stored (same transaction: made exactly once).
+        Events are stored in order, so the ticket's earlier events are already here."""
+        row = self.conn.execute("SELECT district FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
+        district = str(row[0]) if row else ""
+        for one in events:
+            event = ev.event_from_json(one.body)
+            assert isinstance(event, ev.RatingRecorded | ev.RatingTimedOut)
+            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
+                hall_id, event.prompt_id)
+            rows = [] if ticket_id is None else self.conn.execute(
+                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
+                (hall_id, ticket_id)).fetchall()
+            ticket = [ev.event_from_json(str(r[0])) for r in rows]
+            record = build(hall_id, district, event, ticket)
+            self.conn.execute(
+                "INSERT INTO rating_records (record_id, hall_id, seq, rated, record) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json()))
+
+    def _prompted(self, hall_id: str, prompt_id: str) -> str | None:
+        row = self.conn.execute("SELECT body->>'ticket_id' FROM events WHERE hall_id = %s AND "
+                                "kind = 'ticket_finished' AND body->>'prompt_id' = %s", (hall_id, prompt_id)
+                                ).fetchone()
+        return None if row is None else str(row[0])
 
     def heard(self, hall_id: str, head: int, at: datetime) -> None:
         self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s WHERE hall_id = %s",

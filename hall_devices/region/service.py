@@ -14,18 +14,22 @@ import queue
 import secrets
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import RegionEvents, RegionHead, ResendRequest, route
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
+from hall_devices.region.outbox import Endpoint, Outbox
+from hall_devices.region.profiles import load_profile
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
 REGION_ID = "region"  # the service's account, client id and device id on the regional broker
 BATCH = 500
 TICK_S = 0.5
+REPORT_EVERY_S = 1.0
 
 
 class RegionService:
@@ -46,9 +50,22 @@ class RegionService:
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
         for name in ("region_events_in", "region_head_in"):
             self.bus.subscribe(route(name), self._inbox.put)
+        self._outbox: Outbox | None = None
+        self._reporter: threading.Thread | None = None
+        if settings.region_report_url:
+            endpoint = Endpoint(settings.region_report_url, settings.region_report_username,
+                                settings.region_report_password.get_secret_value()
+                                if settings.region_report_password else None,
+                                settings.region_report_token.get_secret_value()
+                                if settings.region_report_token else None,
+                                settings.region_report_ca_file)
+            self._outbox = Outbox(db_url, endpoint, load_profile(settings.region_profile))
+            self._reporter = threading.Thread(target=self._report, name="region-report", daemon=True)
 
     def start(self, wait_s: float | None = None) -> None:
         self._worker.start()
+        if self._reporter is not None:
+            self._reporter.start()
         self.bus.start(wait_s)
 
     def stop(self) -> None:
@@ -57,6 +74,8 @@ class RegionService:
         self._stop.set()
         if self._worker.is_alive():
             self._worker.join(timeout=10)
+        if self._reporter is not None and self._reporter.is_alive():
+            self._reporter.join(timeout=15)
         self.bus.stop()
         self.db.close()
 
@@ -71,6 +90,17 @@ class RegionService:
                 log.exception("region worker: unexpected error; carrying on from the store's marks")
                 self._stop.wait(1.0)
                 self._reload_marks()
+
+    def _report(self) -> None:
+        """Deliver due 好差评 records to the province; its own thread: a slow province never holds
+        up ingest."""
+        assert self._outbox is not None
+        while not self._stop.wait(REPORT_EVERY_S):
+            try:
+                self._outbox.deliver_due(datetime.now(UTC))
+            except Exception:
+                log.exception("好差评 reporting: unexpected error; trying again")
+        self._outbox.close()
 
     def _take(self, wait_s: float) -> list[Inbound[Any]]:
         try:
