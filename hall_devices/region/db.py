@@ -91,9 +91,10 @@ class RegionDb:
             ticket = [ev.event_from_json(str(r[0])) for r in rows]
             record = build(hall_id, district, event, ticket)
             self.conn.execute(
-                "INSERT INTO rating_records (record_id, hall_id, seq, rated, record) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json()))
+                "INSERT INTO rating_records (record_id, hall_id, seq, rated, record, next_attempt_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json(),
+                 one.at))  # due from the hall's time of the rating
 
     def _prompted(self, hall_id: str, prompt_id: str) -> str | None:
         row = self.conn.execute("SELECT body->>'ticket_id' FROM events WHERE hall_id = %s AND "

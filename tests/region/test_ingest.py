@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from hall_devices.contract import ForwardedEvent
-from hall_devices.region.ingest import GAP_GRACE_S, RESEND_CHUNK, RESEND_RETRY_S, HallIngest, IngestError, Resend
+from hall_devices.region.ingest import (
+    GAP_GRACE_S,
+    RESEND_CHUNK,
+    RESEND_RETRY_S,
+    HallIngest,
+    IngestError,
+    Resend,
+)
 
 
 def events(first: int, last: int) -> list[ForwardedEvent]:
