@@ -383,6 +383,29 @@ def _region_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _region_push(args: argparse.Namespace, settings: Settings) -> int:
+    from hall_devices.region.db import RegionDb, RegionDbError
+
+    url = args.db or settings.region_database_url
+    if not url:
+        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
+        return 2
+    if _load_layout(args.layout) is None:  # refused here already when it is not valid
+        return 1
+    try:
+        db = RegionDb(url)
+        try:
+            version = db.add_push(args.hall, args.layout.read_text(encoding="utf-8"), args.version)
+        finally:
+            db.close()
+    except RegionDbError as exc:
+        print(f"无法下发 / cannot push: {exc}", file=sys.stderr)
+        return 1
+    print(f"queued: layout version {version} for hall {args.hall}; the region service sends it and "
+          "the regional dashboard shows the hall's answer")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -467,6 +490,13 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     export.set_defaults(run=_region_export)
+    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
+                            "without stopping it)")
+    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    push.add_argument("--hall", required=True, help="hall id")
+    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
+    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
+    push.set_defaults(run=_region_push)
 
     printer = roles.add_parser("printer", help="run a ticket printer agent")
     printer.add_argument("--id", required=True, help="printer device id in the layout")

@@ -455,6 +455,22 @@ class RegionHead(Payload):
     hall_id: str
     head: int = Field(ge=0)
     at: datetime
+    layout_version: int | None = Field(None, description="the pushed layout version it runs, if any")
+
+
+class ConfigPush(Payload):
+    """A new layout version for a hall, from the region: validated there and applied at once, queues
+    and signed-in clerks kept; refused with the hall's reasons otherwise."""
+
+    command_id: CommandId
+    version: int = Field(ge=1, description="the region's layout version; a hall only moves forward")
+    layout_toml: str = Field(max_length=1_000_000, description="the whole layout file (TOML)")
+
+
+class ConfigResult(Reply):
+    version: int
+    running_version: int | None = Field(None, description="the version the hall runs after this")
+    reasons: list[str] = Field([], description="why it was refused, one line per problem")
 
 
 class ResendRequest(Payload):
@@ -474,7 +490,8 @@ _PARAM = re.compile(r"\{([a-z_]+)\}")
 # broker, keyed by the hall's 行政区划 code (``district``, GB/T 2260, six digits) and hall id (``site``).
 REGION_LOCAL_PREFIX = "hall/{hall}/region/"
 REGION_REMOTE_PREFIX = "region/{district}/{site}/"
-REGION_LEAVES = {"events": "out", "head": "out", "resend": "in"}  # leaf → bridge direction
+REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
+                 "config/result": "out"}  # leaf → bridge direction
 
 
 @dataclass(frozen=True)
@@ -583,6 +600,13 @@ ROUTES: dict[str, Route] = _routes(
           qos=0, identity=("hall_id", "hall")),
     Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
           "coordinator"),
+    Route("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge", "coordinator",
+          answer="region_config_result"),
+    Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult, "coordinator",
+          "bridge → region"),
+    Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region", "bridge of a hall"),
+    Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result", ConfigResult,
+          "bridge of a hall", "region"),
     Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents, "bridge of a hall",
           "region", identity=("hall_id", "site")),
     Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall", "region",

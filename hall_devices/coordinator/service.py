@@ -25,6 +25,8 @@ from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound, Sent, encode
 from hall_devices.contract import (
+    ConfigPush,
+    ConfigResult,
     DeviceStatus,
     Payload,
     Problem,
@@ -42,6 +44,7 @@ from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
 from hall_devices.coordinator.store import CommandRow, EventRow, EventStore
 from hall_devices.layout import Layout
+from hall_devices.region import config as region_config
 from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
 
@@ -107,6 +110,10 @@ class CoordinatorService:
         self.layout = layout
         self.clock = clock
         self.store = EventStore(store_path)
+        pushed = region_config.load(store_path) if settings.region_forward else None
+        if pushed is not None:  # the region's last pushed layout outlives a restart
+            self.layout = layout = pushed.layout
+        self.layout_version = pushed.version if pushed else 0
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
         self.rebuild_s = time.perf_counter() - started
@@ -129,6 +136,7 @@ class CoordinatorService:
         self._resent: list[Sent] = []
         if self.forwarder is not None:
             self.bus.subscribe(route("region_resend"), self._inbox.put)
+            self.bus.subscribe(route("region_config"), self._inbox.put)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -202,7 +210,7 @@ class CoordinatorService:
                 if isinstance(item.payload, DeviceStatus):
                     outcomes.append(self.engine.device_status(item.payload, now))
                 continue
-            if isinstance(item.payload, QueryRequest | ResendRequest):
+            if isinstance(item.payload, QueryRequest | ResendRequest | ConfigPush):
                 self._read(item, now, replies)  # a read: nothing to commit
                 continue
             key = command_key(item.route.name, item.payload)
@@ -293,7 +301,8 @@ class CoordinatorService:
             self.engine.state.last_seq = self.store.commit(rows, [])
             self._since_snapshot += len(rows)
             self._forward(rows)
-        if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic())):
+        if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic(),
+                                                                      self.layout_version)):
             self._send(Publish("region_head", {}, head))
         self._publish([outcome])
 
@@ -303,6 +312,32 @@ class CoordinatorService:
         elif isinstance(item.payload, ResendRequest) and self.forwarder is not None:
             self._resent += [self._send(Publish("region_events", {}, m))
                              for m in self.forwarder.resend(item.payload)]
+        elif isinstance(item.payload, ConfigPush):
+            replies.append((item, self._push(item.payload, now)))
+
+    def _push(self, push: ConfigPush, now: datetime) -> ConfigResult:
+        """Check a layout version from the region and apply it at once: a new engine over the same
+        state, so queues, called tickets and signed-in clerks stay; answered once per command id."""
+        key = f"region_config:{push.command_id}"
+        known, stored = self.store.reply_for(key)
+        if known and stored is not None:
+            return ConfigResult.model_validate_json(stored)
+        new, reasons = region_config.check(self.layout, self.layout_version, push.version,
+                                           push.layout_toml, self.engine.state)
+        if new is None:
+            result = ConfigResult(command_id=push.command_id, ok=False, version=push.version,
+                                  running_version=self.layout_version or None, reasons=reasons,
+                                  error=Problem(code="config_refused", message="; ".join(reasons)[:2000]))
+        else:
+            region_config.save(self.store.path, push.version, push.layout_toml)
+            self.layout, self.layout_version = new, push.version
+            self.engine = Engine(new, self.engine.state)
+            self._inbox.put(_Marker("reconnected"))  # every window's state and the queue, republished
+            log.info("layout version %d from the region applied", push.version)
+            result = ConfigResult(command_id=push.command_id, ok=True, version=push.version,
+                                  running_version=push.version)
+        self.store.commit([], [CommandRow(key, now.isoformat(), result.model_dump_json().encode())])
+        return result
 
     def _forward(self, rows: list[EventRow]) -> list[Sent]:
         """The region's copy of events just committed (a message to the local broker only), and

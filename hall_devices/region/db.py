@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from hall_devices.contract import ForwardedEvent
 from hall_devices.coordinator import events as ev
@@ -102,9 +103,49 @@ class RegionDb:
                                 ).fetchone()
         return None if row is None else str(row[0])
 
-    def heard(self, hall_id: str, head: int, at: datetime) -> None:
-        self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s WHERE hall_id = %s",
-                          (head, at, hall_id))
+    def heard(self, hall_id: str, head: int, at: datetime, layout_version: int | None = None) -> None:
+        self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s, "
+                          "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
+                          (head, at, layout_version, hall_id))
+
+    # --- configuration pushed to halls ---------------------------------------------------------
+
+    def add_push(self, hall_id: str, layout_toml: str, version: int | None = None) -> int:
+        """Queue a layout version for a hall; returns its version (default: the hall's next)."""
+        with self.conn.transaction():
+            if self.conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone() is None:
+                raise RegionDbError(f"no hall {hall_id!r} has reported to the region yet")
+            if version is None:
+                row = self.conn.execute("SELECT GREATEST(COALESCE(MAX(p.version), 0), "
+                                        "COALESCE(MAX(h.layout_version), 0)) + 1 FROM halls h LEFT JOIN "
+                                        "config_pushes p ON p.hall_id = h.hall_id WHERE h.hall_id = %s",
+                                        (hall_id,)).fetchone()
+                version = int(row[0]) if row else 1
+            self.conn.execute("INSERT INTO config_pushes (hall_id, version, layout_toml) VALUES (%s, %s, %s)",
+                              (hall_id, version, layout_toml))
+        return version
+
+    def pushes_to_send(self, resend_after_s: float) -> list[tuple[str, str, int, str]]:
+        """(hall, district, version, layout) of pending pushes never sent or unanswered for a while."""
+        rows = self.conn.execute(
+            "SELECT p.hall_id, h.district, p.version, p.layout_toml FROM config_pushes p JOIN halls h "
+            "USING (hall_id) WHERE p.state = 'pending' AND (p.sent_at IS NULL OR "
+            "p.sent_at < now() - make_interval(secs => %s)) ORDER BY p.created_at", (resend_after_s,))
+        return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+    def push_sent(self, hall_id: str, version: int) -> None:
+        self.conn.execute("UPDATE config_pushes SET sent_at = now() WHERE hall_id = %s AND version = %s",
+                          (hall_id, version))
+
+    def push_answered(self, hall_id: str, version: int, ok: bool, reasons: list[str],
+                      running: int | None) -> None:
+        with self.conn.transaction():
+            self.conn.execute("UPDATE config_pushes SET state = %s, reasons = %s, answered_at = now() "
+                              "WHERE hall_id = %s AND version = %s AND state = 'pending'",
+                              ("applied" if ok else "refused", Jsonb(reasons), hall_id, version))
+            if running is not None:
+                self.conn.execute("UPDATE halls SET layout_version = %s WHERE hall_id = %s",
+                                  (running, hall_id))
 
     def event_seqs(self, hall_id: str) -> list[int]:
         """The hall's stored sequence numbers in the order they were stored (tests, checks)."""

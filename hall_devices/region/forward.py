@@ -48,12 +48,13 @@ class Forwarder:
                                  resend_of=request.command_id)]
         return self._chunks(events, self.store.last_seq, request.command_id)
 
-    def head(self, now: datetime, monotonic_s: float) -> RegionHead | None:
+    def head(self, now: datetime, monotonic_s: float, layout_version: int = 0) -> RegionHead | None:
         """The head message when one is due (every :data:`HEAD_EVERY_S`), else None."""
         if self._head_sent_at is not None and monotonic_s - self._head_sent_at < HEAD_EVERY_S:
             return None
         self._head_sent_at = monotonic_s
-        return RegionHead(hall_id=self.hall_id, head=self.store.last_seq, at=now)
+        return RegionHead(hall_id=self.hall_id, head=self.store.last_seq, at=now,
+                          layout_version=layout_version or None)
 
     def _chunks(self, events: list[ForwardedEvent], head: int, resend_of: str | None) -> list[RegionEvents]:
         return [RegionEvents(hall_id=self.hall_id, events=events[i:i + CHUNK], head=head,

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import RegionEvents, RegionHead, ResendRequest, route
+from hall_devices.contract import ConfigPush, ConfigResult, RegionEvents, RegionHead, ResendRequest, route
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
@@ -30,6 +30,7 @@ REGION_ID = "region"  # the service's account, client id and device id on the re
 BATCH = 500
 TICK_S = 0.5
 REPORT_EVERY_S = 1.0
+PUSH_AGAIN_S = 60.0
 
 
 class RegionService:
@@ -48,7 +49,7 @@ class RegionService:
         self.bus = Bus(settings, BusOptions(
             client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
-        for name in ("region_events_in", "region_head_in"):
+        for name in ("region_events_in", "region_head_in", "region_config_result_in"):
             self.bus.subscribe(route(name), self._inbox.put)
         self._outbox: Outbox | None = None
         self._reporter: threading.Thread | None = None
@@ -86,6 +87,7 @@ class RegionService:
                 if batch:
                     self._process(batch)
                 self._ask_for_gaps()
+                self._send_pushes()
             except Exception:  # unacknowledged messages come back; the store's marks stay right
                 log.exception("region worker: unexpected error; carrying on from the store's marks")
                 self._stop.wait(1.0)
@@ -129,6 +131,12 @@ class RegionService:
         for item in batch:
             site, district = item.params["site"], item.params["district"]
             ingest = self._hall(site, district)
+            if isinstance(item.payload, ConfigResult):
+                result = item.payload
+                self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
+                log.info("hall %s: layout version %d %s %s", site, result.version,
+                         "applied" if result.ok else "refused:", "; ".join(result.reasons))
+                continue
             if isinstance(item.payload, RegionHead):
                 ingest.receive([], item.payload.head, now_s)
                 heads[site] = item.payload
@@ -143,7 +151,7 @@ class RegionService:
                 self.db.apply(site, ingest.applied, ready)
                 ingest.applied_up_to(ready[-1].seq)
         for site, head in heads.items():
-            self.db.heard(site, head.head, head.at)
+            self.db.heard(site, head.head, head.at, head.layout_version)
         for item in batch:  # everything above is stored: only now may the broker forget them
             self.bus.ack(item)
 
@@ -158,6 +166,15 @@ class RegionService:
                                     last_seq=due.last_seq)
             self.bus.publish(route("region_resend_out"), request, district=self.districts[hall_id],
                              site=hall_id)
+
+    def _send_pushes(self) -> None:
+        """Layout versions queued for halls (``hall-devices region push``); a hall that is offline
+        gets it from its bridge's queue, or again after :data:`PUSH_AGAIN_S` without an answer."""
+        for hall_id, district, version, text in self.db.pushes_to_send(PUSH_AGAIN_S):
+            push = ConfigPush(command_id=f"layout-{hall_id}-{version}", version=version, layout_toml=text)
+            self.bus.publish(route("region_config_out"), push, district=district, site=hall_id)
+            self.db.push_sent(hall_id, version)
+            log.info("hall %s: layout version %d sent", hall_id, version)
 
     def _reload_marks(self) -> None:
         for mark in self.db.marks():
