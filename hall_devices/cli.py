@@ -406,6 +406,31 @@ def _region_push(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _region_web(args: argparse.Namespace, settings: Settings) -> int:
+    import secrets
+
+    import uvicorn
+
+    from hall_devices.region.web import RegionWebError, create_region_app, load_region_users
+
+    url = args.db or settings.region_database_url
+    if not url:
+        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
+        return 2
+    try:
+        users = load_region_users(args.users)
+    except RegionWebError as exc:
+        print(f"用户文件有误 / {exc}", file=sys.stderr)
+        return 1
+    tls = args.tls_cert is not None
+    app = create_region_app(url, users, secrets.token_urlsafe(32), https=tls)
+    print(f"regional dashboard: {'https' if tls else 'http'}://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                ssl_certfile=str(args.tls_cert) if tls else None,
+                ssl_keyfile=str(args.tls_key) if args.tls_key else None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -413,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tools(commands)
     _add_roles(commands)
     _add_hall(commands)
+    _add_region(commands)
     return parser
 
 
@@ -476,27 +502,6 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
     coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
     coordinator.set_defaults(run=_coordinator)
-
-    region = roles.add_parser("region", help="run the regional service: every hall's events into "
-                              "PostgreSQL, once and in order (docs/region.md)")
-    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    region.set_defaults(run=_region)
-    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
-                              "CSV or JSON file")
-    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
-    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
-    export.add_argument("--to", dest="last", help="last business day (default: --from)")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    export.set_defaults(run=_region_export)
-    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
-                            "without stopping it)")
-    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    push.add_argument("--hall", required=True, help="hall id")
-    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
-    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
-    push.set_defaults(run=_region_push)
 
     printer = roles.add_parser("printer", help="run a ticket printer agent")
     printer.add_argument("--id", required=True, help="printer device id in the layout")
@@ -577,3 +582,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _add_region(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    region = roles.add_parser("region", help="run the regional service: every hall's events into "
+                              "PostgreSQL, once and in order (docs/region.md)")
+    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    region.set_defaults(run=_region)
+    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
+                              "CSV or JSON file")
+    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
+    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", help="last business day (default: --from)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(run=_region_export)
+    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
+                            "without stopping it)")
+    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    push.add_argument("--hall", required=True, help="hall id")
+    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
+    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
+    push.set_defaults(run=_region_push)
+    rweb = roles.add_parser("region-web", help="the regional dashboard (TLS with --tls-cert/--tls-key)")
+    rweb.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    rweb.add_argument("--users", type=Path, required=True, help="users file (roles region_manager, auditor)")
+    rweb.add_argument("--host", default="127.0.0.1")
+    rweb.add_argument("--port", type=int, default=8443)
+    rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")
+    rweb.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    rweb.set_defaults(run=_region_web)

@@ -468,7 +468,7 @@ class ConfigPush(Payload):
 
 
 class ConfigResult(Reply):
-    version: int
+    version: int | None = Field(None, description="the version answered; None when the push was unreadable")
     running_version: int | None = Field(None, description="the version the hall runs after this")
     reasons: list[str] = Field([], description="why it was refused, one line per problem")
 

@@ -133,6 +133,9 @@ class RegionService:
             ingest = self._hall(site, district)
             if isinstance(item.payload, ConfigResult):
                 result = item.payload
+                if result.version is None:  # the hall could not read the push at all
+                    log.warning("hall %s refused a push it could not read: %s", site, result.error)
+                    continue
                 self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
                 log.info("hall %s: layout version %d %s %s", site, result.version,
                          "applied" if result.ok else "refused:", "; ".join(result.reasons))
