@@ -337,6 +337,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout)
     if layout is None:
         return 1
+    if args.region:  # issue 20: N halls and their region
+        from hall_devices.region.up import run_region
+
+        return run_region(args.region, args.layout, args.data_dir / "region-demo", args.speed,
+                          args.duration, web_port=args.region_web_port)
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
                                     args.speed, args.duration, screens=display))
@@ -429,6 +434,37 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
                 ssl_certfile=str(args.tls_cert) if tls else None,
                 ssl_keyfile=str(args.tls_key) if args.tls_key else None)
     return 0
+
+
+def _add_region(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    region = roles.add_parser("region", help="run the regional service: every hall's events into "
+                              "PostgreSQL, once and in order (docs/region.md)")
+    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    region.set_defaults(run=_region)
+    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
+                              "CSV or JSON file")
+    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
+    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", help="last business day (default: --from)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.set_defaults(run=_region_export)
+    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
+                            "without stopping it)")
+    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    push.add_argument("--hall", required=True, help="hall id")
+    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
+    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
+    push.set_defaults(run=_region_push)
+    rweb = roles.add_parser("region-web", help="the regional dashboard (TLS with --tls-cert/--tls-key)")
+    rweb.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
+    rweb.add_argument("--users", type=Path, required=True, help="users file (roles region_manager, auditor)")
+    rweb.add_argument("--host", default="127.0.0.1")
+    rweb.add_argument("--port", type=int, default=8443)
+    rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")
+    rweb.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    rweb.set_defaults(run=_region_web)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -564,6 +600,9 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--no-traffic", action="store_true", help="no simulated applicants and clerks")
     up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    up.add_argument("--region", type=int, metavar="N", help="N halls (broker, coordinator, traffic "
+                    "each) and their region: broker, PostgreSQL, regional service and dashboard")
+    up.add_argument("--region-web-port", type=int, default=8443, help="the regional dashboard's port")
     up.set_defaults(run=_up)
 
 
@@ -582,34 +621,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _add_region(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    region = roles.add_parser("region", help="run the regional service: every hall's events into "
-                              "PostgreSQL, once and in order (docs/region.md)")
-    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    region.set_defaults(run=_region)
-    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
-                              "CSV or JSON file")
-    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
-    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
-    export.add_argument("--to", dest="last", help="last business day (default: --from)")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    export.set_defaults(run=_region_export)
-    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
-                            "without stopping it)")
-    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    push.add_argument("--hall", required=True, help="hall id")
-    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
-    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
-    push.set_defaults(run=_region_push)
-    rweb = roles.add_parser("region-web", help="the regional dashboard (TLS with --tls-cert/--tls-key)")
-    rweb.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    rweb.add_argument("--users", type=Path, required=True, help="users file (roles region_manager, auditor)")
-    rweb.add_argument("--host", default="127.0.0.1")
-    rweb.add_argument("--port", type=int, default=8443)
-    rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")
-    rweb.add_argument("--tls-key", type=Path, help="its private key (PEM)")
-    rweb.set_defaults(run=_region_web)
