@@ -57,7 +57,12 @@ def test_a_hall_cut_off_for_thousands_of_events_catches_up_once_and_in_order(rig
             hall.issue(100)
         # The hall never waits for the region: it goes on issuing while cut off.
         wait_until(lambda: cut.head >= before + 1200, 30, "tickets issued while cut off")
-        rig.kill_broker(rig.broker.process)  # then the region's broker dies too
+        # Then the region's broker dies too, behind a WAN that is down for every hall (a relay that
+        # accepts and then drops a bridge, as a dead broker behind a live relay would, can wedge a
+        # Mosquitto 2.0.11 bridge: docs/region.md).
+        for hall in others:
+            hall.relay.cut()
+        rig.kill_broker(rig.broker.process)
         cut.issue(1200)
         wait_until(lambda: cut.head >= before + 2400, 30, "tickets issued while the region is down")
         # The hall's own broker loses power with its queue for the region: only the store has them.
@@ -70,7 +75,8 @@ def test_a_hall_cut_off_for_thousands_of_events_catches_up_once_and_in_order(rig
         cut.issue(300)
         wait_until(lambda: cut.head >= before + 2700, 60, "tickets issued after the hall broker restart")
         rig.broker.process.start()
-        cut.relay.restore()
+        for hall in rig.halls:
+            hall.relay.restore()
         rig.wait_caught_up(90)
         # What the hall's broker lost was asked for again from the hall's store.
         resends.expect(lambda m: True, timeout_s=1)
