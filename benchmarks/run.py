@@ -34,7 +34,8 @@ BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"]),
               ("printer", ["--tickets", "15"]),
               ("display", ["--calls", "60"]),
               ("kiosk", ["--tickets", "500"]),
-              ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"])]
+              ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"]),
+              ("region", ["--tickets", "5000"])]
 
 
 def run_component(name: str, args: list[str]) -> list[str]:
