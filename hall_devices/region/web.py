@@ -111,12 +111,24 @@ class RegionPages:
     def page(self, name: str, request: Request, **context: Any) -> Response:
         return self.templates.TemplateResponse(request, name, {"user": self.user_of(request), **context})
 
-    def signed_in(self, handler: Handler) -> Handler:
+    def signed_in(self, handler: Handler, role: RegionRole | None = None) -> Handler:
         async def guarded(request: Request) -> Response:
-            if self.user_of(request) is None:
+            user = self.user_of(request)
+            if user is None:
                 return RedirectResponse("/login", status_code=303)
+            if role is not None and user.role != role:
+                return PlainTextResponse("无权操作 / not allowed for your role", status_code=403)
             return await handler(request)
         return guarded
+
+    async def retry_reports(self, request: Request) -> Response:
+        """Region manager: send a hall's undelivered 好差评 records at the next round, not after
+        their backoff (after the province's platform is back)."""
+        hall_id = request.path_params["hall_id"]
+        await self.read(lambda c: c.execute(
+            "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL",
+            (hall_id,)))
+        return RedirectResponse(f"/hall/{hall_id}", status_code=303)
 
     async def login_form(self, request: Request) -> Response:
         return self.page("login.html", request, error=None)
@@ -188,6 +200,8 @@ def create_region_app(db_url: str, users: dict[str, RegionUser], secret: str, ht
         Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]), Route("/", guard(pages.halls)),
         Route("/compare", guard(pages.compare)), Route("/hall/{hall_id}", guard(pages.hall)),
+        Route("/hall/{hall_id}/retry-reports", guard(pages.retry_reports, "region_manager"),
+              methods=["POST"]),
         Route("/static/{name}", pages.static),
     ]
     middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=https,

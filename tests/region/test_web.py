@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 import uvicorn
 
@@ -29,6 +30,7 @@ from tests.region.test_outbox import forwarded, hall_day
 class Site:
     base: str
     context: ssl.SSLContext
+    db_url: str
 
     def client(self) -> urllib.request.OpenerDirector:
         return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
@@ -68,7 +70,7 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         time.sleep(0.05)
     assert server.started
     context = ssl.create_default_context(cafile=str(folder / "tls" / "ca.crt"))
-    yield Site(f"https://127.0.0.1:{port}", context)
+    yield Site(f"https://127.0.0.1:{port}", context, url)
     server.should_exit = True
     thread.join(10)
 
@@ -104,3 +106,26 @@ def test_an_auditor_sees_every_hall_and_compares_them(site: Site) -> None:
         site.get(client, "/compare?first=2026-12-02&last=2026-12-01")
     assert backwards.value.code == 400
     backwards.value.close()
+
+
+def test_only_a_region_manager_may_act(site: Site) -> None:
+    auditor, manager = site.client(), site.client()
+    site.login(auditor, "audit", "a-pass")
+    site.login(manager, "chen", "m-pass")
+    _, page = site.get(auditor, "/hall/h1")
+    assert 'id="retry"' not in page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        auditor.open(site.base + "/hall/h1/retry-reports", data=b"", timeout=10)
+    assert refused.value.code == 403
+    refused.value.close()
+    later = "UPDATE rating_records SET next_attempt_at = now() + interval '1 day'"
+    due = "SELECT count(*) FROM rating_records WHERE next_attempt_at <= now()"
+    with psycopg.connect(site.db_url, autocommit=True) as conn:
+        conn.execute(later)
+        assert conn.execute(due).fetchone() == (0,)
+    _, page = site.get(manager, "/hall/h1")
+    assert 'id="retry"' in page
+    with manager.open(site.base + "/hall/h1/retry-reports", data=b"", timeout=10) as answer:
+        assert answer.geturl().endswith("/hall/h1")
+    with psycopg.connect(site.db_url) as conn:
+        assert conn.execute(due).fetchone() == (2,)  # both of h1's records are due again
