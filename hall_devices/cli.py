@@ -347,126 +347,6 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
                                     args.speed, args.duration, screens=display))
 
 
-def _region(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.region.db import RegionDbError
-    from hall_devices.region.service import RegionService
-    from hall_devices.roles import run_until_signalled
-
-    url = args.db or settings.region_database_url
-    if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://... "
-              "(or HALL_REGION_DATABASE_URL)", file=sys.stderr)
-        return 2
-    try:
-        service = RegionService(settings, url)
-    except RegionDbError as exc:
-        print(f"区域数据库不可用 / {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(service)
-
-
-def _region_export(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
-    from hall_devices.region.outbox import export_file
-    from hall_devices.region.profiles import ProfileError, load_profile
-
-    url = args.db or settings.region_database_url
-    if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
-        return 2
-    try:
-        profile = load_profile(args.profile or settings.region_profile)
-    except ProfileError as exc:
-        print(f"省级接口配置有误 / {exc}", file=sys.stderr)
-        return 1
-    text = export_file(url, profile, datetime.now(UTC), args.first, args.last or args.first, fmt=args.format)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _region_push(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.region.db import RegionDb, RegionDbError
-
-    url = args.db or settings.region_database_url
-    if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
-        return 2
-    if _load_layout(args.layout) is None:  # refused here already when it is not valid
-        return 1
-    try:
-        db = RegionDb(url)
-        try:
-            version = db.add_push(args.hall, args.layout.read_text(encoding="utf-8"), args.version)
-        finally:
-            db.close()
-    except RegionDbError as exc:
-        print(f"无法下发 / cannot push: {exc}", file=sys.stderr)
-        return 1
-    print(f"queued: layout version {version} for hall {args.hall}; the region service sends it and "
-          "the regional dashboard shows the hall's answer")
-    return 0
-
-
-def _region_web(args: argparse.Namespace, settings: Settings) -> int:
-    import secrets
-
-    import uvicorn
-
-    from hall_devices.region.web import RegionWebError, create_region_app, load_region_users
-
-    url = args.db or settings.region_database_url
-    if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
-        return 2
-    try:
-        users = load_region_users(args.users)
-    except RegionWebError as exc:
-        print(f"用户文件有误 / {exc}", file=sys.stderr)
-        return 1
-    tls = args.tls_cert is not None
-    app = create_region_app(url, users, secrets.token_urlsafe(32), https=tls)
-    print(f"regional dashboard: {'https' if tls else 'http'}://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                ssl_certfile=str(args.tls_cert) if tls else None,
-                ssl_keyfile=str(args.tls_key) if args.tls_key else None)
-    return 0
-
-
-def _add_region(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    region = roles.add_parser("region", help="run the regional service: every hall's events into "
-                              "PostgreSQL, once and in order (docs/region.md)")
-    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    region.set_defaults(run=_region)
-    export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
-                              "CSV or JSON file")
-    export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    export.add_argument("--profile", help="province profile name or .toml file (default: settings)")
-    export.add_argument("--from", dest="first", required=True, help="first business day, YYYY-MM-DD")
-    export.add_argument("--to", dest="last", help="last business day (default: --from)")
-    export.add_argument("--format", choices=("csv", "json"), default="csv")
-    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    export.set_defaults(run=_region_export)
-    push = roles.add_parser("region-push", help="queue a new layout version for a hall (applied there "
-                            "without stopping it)")
-    push.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    push.add_argument("--hall", required=True, help="hall id")
-    push.add_argument("--layout", type=Path, required=True, help="the hall's whole new layout file")
-    push.add_argument("--version", type=int, help="version number (default: the hall's next)")
-    push.set_defaults(run=_region_push)
-    rweb = roles.add_parser("region-web", help="the regional dashboard (TLS with --tls-cert/--tls-key)")
-    rweb.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    rweb.add_argument("--users", type=Path, required=True, help="users file (roles region_manager, auditor)")
-    rweb.add_argument("--host", default="127.0.0.1")
-    rweb.add_argument("--port", type=int, default=8443)
-    rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")
-    rweb.add_argument("--tls-key", type=Path, help="its private key (PEM)")
-    rweb.set_defaults(run=_region_web)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
@@ -474,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tools(commands)
     _add_roles(commands)
     _add_hall(commands)
-    _add_region(commands)
+    from hall_devices.region.cli import add_region_commands  # issue 20
+
+    add_region_commands(commands)
     return parser
 
 
