@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from hall_devices.contract import ForwardedEvent
@@ -36,11 +37,20 @@ class HallMark:
 
 class RegionDb:
     def __init__(self, url: str) -> None:
-        try:
-            self.conn = psycopg.connect(url, autocommit=True)
-        except psycopg.OperationalError as exc:
-            raise RegionDbError(f"cannot reach the region's database at {_safe(url)}: {exc}") from exc
+        self.url = url
+        self.conn = self._connect()
         migrate(self.conn)
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise RegionDbError(f"cannot reach the region's database at {_safe(self.url)}: {exc}") from exc
+
+    def reconnect(self) -> None:
+        """A new connection (after the database restarted or the link broke)."""
+        self.conn.close()
+        self.conn = self._connect()
 
     def close(self) -> None:
         self.conn.close()

@@ -83,15 +83,26 @@ class RegionService:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                batch = self._take(TICK_S)
-                if batch:
-                    self._process(batch)
+                batch: list[Inbound[Any]] = self._take(TICK_S)
+                try:
+                    if batch:
+                        self._process(batch)
+                finally:
+                    # Stored, or (after a failure) a gap the hall is asked to fill from its store,
+                    # which is the truth: either way the broker may forget them. Unacknowledged
+                    # messages would hold the broker's in-flight window shut until a reconnect.
+                    for item in batch:
+                        self.bus.ack(item)
                 self._ask_for_gaps()
                 self._send_pushes()
             except Exception:  # unacknowledged messages come back; the store's marks stay right
                 log.exception("region worker: unexpected error; carrying on from the store's marks")
                 self._stop.wait(1.0)
-                self._reload_marks()
+                try:  # the database may have restarted: a new connection, the marks read again
+                    self.db.reconnect()
+                    self._reload_marks()
+                except Exception as exc:
+                    log.warning("region database not reachable (%s); trying again", exc)
 
     def _report(self) -> None:
         """Deliver due 好差评 records to the province; its own thread: a slow province never holds
@@ -155,8 +166,6 @@ class RegionService:
                 ingest.applied_up_to(ready[-1].seq)
         for site, head in heads.items():
             self.db.heard(site, head.head, head.at, head.layout_version)
-        for item in batch:  # everything above is stored: only now may the broker forget them
-            self.bus.ack(item)
 
     def _ask_for_gaps(self) -> None:
         now_s = time.monotonic()

@@ -21,6 +21,7 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.region.db import RegionDb
+from hall_devices.region.pgcluster import PgCluster
 from tests.conftest import EXAMPLE
 from tests.region.rig import Hall, RegionRig
 from tests.support import probe, wait_until
@@ -164,3 +165,16 @@ def test_a_config_push_applies_while_tickets_wait_and_keeps_clerks_signed_in(rig
     wait_until(lambda: any(t.service_id == "social_relief" for t in engine().state.tickets.values()), 10,
                "a ticket of the new service")
     assert hall.head > before
+
+
+def test_a_database_restart_mid_ingest_loses_and_doubles_nothing(rig: RegionRig,
+                                                                 pg_cluster: PgCluster) -> None:
+    rig.wait_caught_up()
+    pg_cluster.stop()  # the region's PostgreSQL goes away under the running service
+    for hall in rig.halls:
+        hall.issue(300)
+    wait_until(lambda: all(h.head > 0 for h in rig.halls), 5, "halls running")
+    pg_cluster.start()
+    rig.wait_caught_up(90)
+    expected = sum(h.head for h in rig.halls)
+    assert rig.check_exactly_once_in_order() >= expected
