@@ -75,9 +75,15 @@ class Outbox:
     """Delivers due records with its own database connection (call from one thread)."""
 
     def __init__(self, db_url: str, endpoint: Endpoint, profile: Profile) -> None:
+        self.db_url = db_url
         self.conn = psycopg.connect(db_url, autocommit=True)
         self.endpoint = endpoint
         self.profile = profile
+
+    def reconnect(self) -> None:
+        """A new database connection (after the database restarted)."""
+        self.conn.close()
+        self.conn = psycopg.connect(self.db_url, autocommit=True)
 
     def close(self) -> None:
         self.conn.close()

@@ -9,6 +9,7 @@ it already has. Gaps are asked for with resend requests on the hall's bridged to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import secrets
@@ -113,6 +114,8 @@ class RegionService:
                 self._outbox.deliver_due(datetime.now(UTC))
             except Exception:
                 log.exception("好差评 reporting: unexpected error; trying again")
+                with contextlib.suppress(Exception):  # the database may have restarted
+                    self._outbox.reconnect()
         self._outbox.close()
 
     def _take(self, wait_s: float) -> list[Inbound[Any]]:
