@@ -607,6 +607,8 @@ ROUTES: dict[str, Route] = _routes(
     Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region", "bridge of a hall"),
     Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result", ConfigResult,
           "bridge of a hall", "region"),
+    Route("region_alerts_in", REGION_REMOTE_PREFIX + "alerts/active", ActiveAlerts, "bridge of a hall",
+          "region", retained=True),
     Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents, "bridge of a hall",
           "region", identity=("hall_id", "site")),
     Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall", "region",

@@ -50,7 +50,8 @@ def region_users(halls: list[HallEntry], watchers: tuple[str, ...] = ()) -> list
         users.append(User(hall.account,
                           write=[route("region_events_in").topic(**where),
                                  route("region_head_in").topic(**where),
-                                 route("region_config_result_in").topic(**where)],
+                                 route("region_config_result_in").topic(**where),
+                                 route("region_alerts_in").topic(**where)],
                           read=[route("region_resend_out").topic(**where),
                                 route("region_config_out").topic(**where)]))
     users += [User(name, read=["region/#", f"hall/{REGION_ID}/#"]) for name in watchers]
@@ -101,6 +102,11 @@ def bridge_section(hall: HallEntry, host: str, port: int, password: str, ca_file
         lines += [f"bridge_cafile {ca_file}", "bridge_insecure false", "bridge_tls_version tlsv1.2"]
     for leaf, direction in REGION_LEAVES.items():
         lines.append(f"topic {leaf} {direction} {qos[leaf]} {local} {remote}")
+    # The hall's active alerts (retained) go to the region as they are, for its dashboard.
+    alerts = route("active_alerts")
+    hall_prefix = REGION_LOCAL_PREFIX.removesuffix("region/")  # the hall's own tree
+    leaf = alerts.pattern.removeprefix(hall_prefix)
+    lines.append(f"topic {leaf} out {alerts.qos} {hall_prefix.format(hall=hall.hall_id)} {remote}")
     return "\n".join(lines) + "\n"
 
 

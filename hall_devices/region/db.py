@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from hall_devices.contract import ForwardedEvent
+from hall_devices.contract import ActiveAlerts, ForwardedEvent
 from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
 from hall_devices.region.ratings import build
@@ -117,6 +117,13 @@ class RegionDb:
         self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s, "
                           "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
                           (head, at, layout_version, hall_id))
+
+    def set_alerts(self, hall_id: str, alerts: ActiveAlerts) -> None:
+        """The hall's active alerts as last published (newer replaces older)."""
+        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = %s WHERE hall_id = %s "
+                          "AND (alerts_at IS NULL OR alerts_at <= %s)",
+                          (Jsonb([a.model_dump(mode="json") for a in alerts.alerts]), alerts.updated_at,
+                           hall_id, alerts.updated_at))
 
     # --- configuration pushed to halls ---------------------------------------------------------
 

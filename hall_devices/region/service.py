@@ -19,7 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import ConfigPush, ConfigResult, RegionEvents, RegionHead, ResendRequest, route
+from hall_devices.contract import (
+    ActiveAlerts,
+    ConfigPush,
+    ConfigResult,
+    RegionEvents,
+    RegionHead,
+    ResendRequest,
+    route,
+)
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
@@ -50,7 +58,7 @@ class RegionService:
         self.bus = Bus(settings, BusOptions(
             client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
-        for name in ("region_events_in", "region_head_in", "region_config_result_in"):
+        for name in ("region_events_in", "region_head_in", "region_config_result_in", "region_alerts_in"):
             self.bus.subscribe(route(name), self._inbox.put)
         self._outbox: Outbox | None = None
         self._reporter: threading.Thread | None = None
@@ -145,6 +153,9 @@ class RegionService:
         for item in batch:
             site, district = item.params["site"], item.params["district"]
             ingest = self._hall(site, district)
+            if isinstance(item.payload, ActiveAlerts):
+                self.db.set_alerts(site, item.payload)
+                continue
             if isinstance(item.payload, ConfigResult):
                 result = item.payload
                 if result.version is None:  # the hall could not read the push at all

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
@@ -27,7 +28,8 @@ SELECT h.hall_id, h.district, h.applied, h.head, h.layout_version,
           WHERE e.hall_id = h.hall_id AND e.day = %(day)s AND e.kind IN ('window_opened', 'window_closed')
           ORDER BY e.body->>'window', e.seq DESC) w WHERE w.kind = 'window_opened') AS open_windows,
        (SELECT count(*) FROM rating_records r WHERE r.hall_id = h.hall_id AND r.delivered_at IS NULL)
-          AS unreported
+          AS unreported,
+       jsonb_array_length(h.alerts) AS alerts
 FROM halls h ORDER BY h.hall_id
 """
 
@@ -71,6 +73,7 @@ class HallNow:
     called: int
     open_windows: int
     unreported: int
+    alerts: int
 
     @property
     def waiting(self) -> int:
@@ -103,7 +106,7 @@ def overview(conn: psycopg.Connection[tuple[object, ...]], day: str, now: dateti
     rows = conn.execute(_OVERVIEW, {"day": day, "now": now, "online": ONLINE_S}).fetchall()
     return [HallNow(str(r[0]), str(r[1]), int(str(r[2])), int(str(r[3])),
                     None if r[4] is None else int(str(r[4])), bool(r[5]), int(str(r[6])), int(str(r[7])),
-                    int(str(r[8])), int(str(r[9]))) for r in rows]
+                    int(str(r[8])), int(str(r[9])), int(str(r[10]))) for r in rows]
 
 
 def compare(conn: psycopg.Connection[tuple[object, ...]], first: str, last: str, now: datetime
@@ -126,6 +129,12 @@ def bad_ratings(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> l
         "SELECT record->>'rated_at', record->>'ticket_number', record->>'window', record->>'clerk_id', "
         "(record->>'level')::int, record->>'text', delivered_at FROM rating_records WHERE hall_id = %s "
         "AND rated AND (record->>'level')::int <= 2 ORDER BY seq DESC LIMIT 50", (hall_id,)).fetchall()
+
+
+def alerts(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> list[dict[str, Any]]:
+    """The hall's active alerts as it last published them (Alert fields)."""
+    row = conn.execute("SELECT alerts FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
+    return list(row[0]) if row and isinstance(row[0], list) else []
 
 
 def _float(value: object) -> float | None:

@@ -166,15 +166,16 @@ class RegionPages:
     async def hall(self, request: Request) -> Response:
         hall_id = request.path_params["hall_id"]
 
-        def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, Any, Any]:
+        def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, Any, Any, Any]:
             known = conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
-            return known, views.pushes(conn, hall_id), views.bad_ratings(conn, hall_id)
+            return known, views.pushes(conn, hall_id), views.bad_ratings(conn, hall_id), views.alerts(
+                conn, hall_id)
 
-        known, pushes, bad = await self.read(detail)
+        known, pushes, bad, alerts = await self.read(detail)
         if known is None:
             return PlainTextResponse(f"没有大厅 {hall_id} / no hall {hall_id}", status_code=404)
         bad = [(_hall_time(r[0]), *r[1:]) for r in bad]
-        return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad)
+        return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

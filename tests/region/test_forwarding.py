@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from hall_devices.bus import Bus, BusOptions
 from hall_devices.contract import (
     TicketRequest,
     TicketStatus,
@@ -178,3 +179,20 @@ def test_a_database_restart_mid_ingest_loses_and_doubles_nothing(rig: RegionRig,
     rig.wait_caught_up(90)
     expected = sum(h.head for h in rig.halls)
     assert rig.check_exactly_once_in_order() >= expected
+
+
+def test_a_halls_active_alerts_reach_the_region(rig: RegionRig) -> None:
+    hall = rig.halls[2]
+    # A process of the hall comes and goes: the coordinator raises "device offline" for it.
+    agent = Bus(hall.broker.settings("web"), BusOptions(client_id="web", hall_id=hall.entry.hall_id,
+                                                        device_id="web", device_kind="web"))
+    agent.start(wait_s=10)
+    agent.stop()
+
+    def alerts() -> list[tuple[str, str]]:
+        with psycopg.connect(rig.db_url) as conn:
+            row = conn.execute("SELECT alerts FROM halls WHERE hall_id = %s",
+                               (hall.entry.hall_id,)).fetchone()
+        return [(a["kind"], a["subject"]) for a in (row[0] if row else [])]
+
+    wait_until(lambda: ("device_offline", "web") in alerts(), 20, "the hall's alert in the region")
