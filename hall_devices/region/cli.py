@@ -11,15 +11,21 @@ from hall_devices.layout import LayoutError, load_layout
 from hall_devices.settings import Settings
 
 
+def _db_url(args: argparse.Namespace, settings: Settings) -> str | None:
+    url: str | None = args.db or settings.region_database_url
+    if not url:
+        print("给出区域数据库 / give the region's database: --db postgresql://... "
+              "(or HALL_REGION_DATABASE_URL)", file=sys.stderr)
+    return url
+
+
 def _region(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.region.db import RegionDbError
     from hall_devices.region.service import RegionService
     from hall_devices.roles import run_until_signalled
 
-    url = args.db or settings.region_database_url
+    url = _db_url(args, settings)
     if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://... "
-              "(or HALL_REGION_DATABASE_URL)", file=sys.stderr)
         return 2
     try:
         service = RegionService(settings, url)
@@ -35,9 +41,8 @@ def _region_export(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.region.outbox import export_file
     from hall_devices.region.profiles import ProfileError, load_profile
 
-    url = args.db or settings.region_database_url
+    url = _db_url(args, settings)
     if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
         return 2
     try:
         profile = load_profile(args.profile or settings.region_profile)
@@ -55,9 +60,8 @@ def _region_export(args: argparse.Namespace, settings: Settings) -> int:
 def _region_push(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.region.db import RegionDb, RegionDbError
 
-    url = args.db or settings.region_database_url
+    url = _db_url(args, settings)
     if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
         return 2
     try:
         load_layout(args.layout)  # refused here already when it is not valid
@@ -85,9 +89,8 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
 
     from hall_devices.region.web import RegionWebError, create_region_app, load_region_users
 
-    url = args.db or settings.region_database_url
+    url = _db_url(args, settings)
     if not url:
-        print("给出区域数据库 / give the region's database: --db postgresql://...", file=sys.stderr)
         return 2
     try:
         users = load_region_users(args.users)
