@@ -35,7 +35,8 @@ BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"]),
               ("display", ["--calls", "60"]),
               ("kiosk", ["--tickets", "500"]),
               ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"]),
-              ("web", ["--flood", "30", "--samples", "30"])]
+              ("web", ["--flood", "30", "--samples", "30"]),
+              ("region", ["--tickets", "5000"])]
 
 
 def run_component(name: str, args: list[str]) -> list[str]:

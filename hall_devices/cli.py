@@ -493,6 +493,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     layout = _load_layout(args.layout)
     if layout is None:
         return 1
+    if args.region:  # issue 20: N halls and their region
+        from hall_devices.region.up import run_region
+
+        return run_region(args.region, args.layout, args.data_dir / "region-demo", args.speed,
+                          args.duration, web_port=args.region_web_port)
     from hall_devices.broker import BrokerError
 
     display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
@@ -524,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hall_devices.ops.cli import add_ops
 
     add_ops(commands)
+    from hall_devices.region.cli import add_region_commands  # issue 20
+
+    add_region_commands(commands)
     return parser
 
 
@@ -695,6 +703,9 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--no-traffic", action="store_true", help="no simulated applicants and clerks")
     up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")
     up.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    up.add_argument("--region", type=int, metavar="N", help="N halls (broker, coordinator, traffic "
+                    "each) and their region: broker, PostgreSQL, regional service and dashboard")
+    up.add_argument("--region-web-port", type=int, default=8443, help="the regional dashboard's port")
     up.set_defaults(run=_up)
 
 

@@ -489,6 +489,60 @@ class ErrorReport(Payload):
     at: AwareDatetime
 
 
+# --- region (issue 20): hall → regional broker over a Mosquitto bridge --------------------------
+
+
+class ForwardedEvent(Payload):
+    """One committed event of a hall's store, as the region receives it."""
+
+    seq: int = Field(ge=1, description="the hall's event sequence number: (hall, seq) is its key")
+    at: AwareDatetime
+    day: str = Field(description="the hall's business day, YYYY-MM-DD")
+    kind: str
+    body: str = Field(description="the event as the hall's store holds it (JSON text)")
+
+
+class RegionEvents(Payload):
+    """Committed events of one hall, consecutive by ``seq``: after every commit, or a resend."""
+
+    hall_id: str
+    events: list[ForwardedEvent]
+    head: int = Field(ge=0, description="the hall's last committed sequence number when sent")
+    resend_of: str | None = Field(None, description="the resend request this answers, if any")
+
+
+class RegionHead(Payload):
+    """The hall's last committed sequence number, every few seconds: a lost tail shows as a gap."""
+
+    hall_id: str
+    head: int = Field(ge=0)
+    at: AwareDatetime
+    layout_version: int | None = Field(None, description="the pushed layout version it runs, if any")
+
+
+class ConfigPush(Payload):
+    """A new layout version for a hall, from the region: validated there and applied at once, queues
+    and signed-in clerks kept; refused with the hall's reasons otherwise."""
+
+    command_id: CommandId
+    version: int = Field(ge=1, description="the region's layout version; a hall only moves forward")
+    layout_toml: str = Field(max_length=1_000_000, description="the whole layout file (TOML)")
+
+
+class ConfigResult(Reply):
+    version: int | None = Field(None, description="the version answered; None when the push was unreadable")
+    running_version: int | None = Field(None, description="the version the hall runs after this")
+    reasons: list[str] = Field([], description="why it was refused, one line per problem")
+
+
+class ResendRequest(Payload):
+    """The region asks a hall to publish its events ``first_seq..last_seq`` again (from its store)."""
+
+    command_id: CommandId
+    first_seq: int = Field(ge=1)
+    last_seq: int = Field(ge=1)
+
+
 # --- topics ----------------------------------------------------------------------------------
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -501,6 +555,14 @@ PARAM_LEVELS: dict[str, str] = {"window": r"[1-9][0-9]{0,3}"}  # layout: 1..9999
 def param_level(name: str) -> str:
     """The regular expression a topic parameter's level must match in full."""
     return PARAM_LEVELS.get(name, IDENT_LEVEL)
+
+
+# The bridge's topic prefixes: a hall's local region/ subtree and where it appears on the regional
+# broker, keyed by the hall's 行政区划 code (``district``, GB/T 2260, six digits) and hall id (``site``).
+REGION_LOCAL_PREFIX = "hall/{hall}/region/"
+REGION_REMOTE_PREFIX = "region/{district}/{site}/"
+REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
+                 "config/result": "out"}  # leaf → bridge direction
 
 
 @dataclass(frozen=True)
@@ -617,6 +679,29 @@ ROUTES: dict[str, Route] = _routes(
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
     Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
+    # Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
+    # region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
+    Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",
+          "bridge → region", identity=("hall_id", "hall")),
+    Route("region_head", REGION_LOCAL_PREFIX + "head", RegionHead, "coordinator", "bridge → region",
+          qos=0, identity=("hall_id", "hall")),
+    Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
+          "coordinator"),
+    Route("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge", "coordinator",
+          answer="region_config_result"),
+    Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult, "coordinator",
+          "bridge → region"),
+    Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region", "bridge of a hall"),
+    Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result", ConfigResult,
+          "bridge of a hall", "region"),
+    Route("region_alerts_in", REGION_REMOTE_PREFIX + "alerts/active", ActiveAlerts, "bridge of a hall",
+          "region", retained=True),
+    Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents, "bridge of a hall",
+          "region", identity=("hall_id", "site")),
+    Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall", "region",
+          qos=0, identity=("hall_id", "site")),
+    Route("region_resend_out", REGION_REMOTE_PREFIX + "resend", ResendRequest, "region",
+          "bridge of a hall"),
 )
 
 

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     reminder_place: int = Field(3, ge=1, le=50, description="remind when this many or fewer are ahead + 1")
     id_secret: SecretStr | None = Field(None, description="hall key for the keyed hash of ID numbers; "
                                         "made once in data_dir/id-secret if unset")
+    region_forward: bool = Field(False, description="the coordinator publishes its committed events "
+                                 "for the regional bridge and answers the region's resend requests")
+    region_database_url: str | None = Field(None, description="the regional service's PostgreSQL URL")
+    region_report_url: str | None = Field(None, description="the provincial 好差评 platform's endpoint")
+    region_report_username: str | None = None
+    region_report_password: SecretStr | None = None
+    region_report_token: SecretStr | None = Field(None, description="bearer token instead of a password")
+    region_report_ca_file: Path | None = None
+    region_profile: str = Field("gbt39046", description="province profile: a shipped name or a .toml file")
 
     @classmethod
     def settings_customise_sources(

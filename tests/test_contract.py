@@ -65,7 +65,7 @@ def test_encode_decode() -> None:
 
 
 def test_a_sender_is_who_its_topic_names() -> None:
-    from hall_devices.contract import ErrorReport, Problem, RatingLevel
+    from hall_devices.contract import ErrorReport, Problem, RatingLevel, RegionEvents, RegionHead
 
     now = datetime.now(UTC)
     cases = [
@@ -78,6 +78,14 @@ def test_a_sender_is_who_its_topic_names() -> None:
          ErrorReport(topic="t", problem=Problem(code="c", message="m"), excerpt="", reported_by="web",
                      at=now),
          "'K1'", "'web'"),
+        # Region (issue 20): a hall's bridge account speaks only for its own hall.
+        (route("region_events"), {"hall": "h1"}, RegionEvents(hall_id="h2", events=[], head=0),
+         "'h1'", "'h2'"),
+        (route("region_head"), {"hall": "h1"}, RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
+        (route("region_events_in"), {"district": "420704", "site": "h1"},
+         RegionEvents(hall_id="h2", events=[], head=0), "'h1'", "'h2'"),
+        (route("region_head_in"), {"district": "420704", "site": "h1"},
+         RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
     ]
     for r, params, payload, topic_side, payload_side in cases:
         problem = r.misattributed({"hall": "demo", **params}, payload)
@@ -87,7 +95,9 @@ def test_a_sender_is_who_its_topic_names() -> None:
         same = payload.model_copy(update={field: type(getattr(payload, field))(params[param])})
         assert r.misattributed({"hall": "demo", **params}, same) is None, r.name
     # Every device-originated route that names its sender in the payload checks it.
-    assert {r.name for r in ROUTES.values() if r.identity} == {"device_status", "rating", "error"}
+    assert {r.name for r in ROUTES.values() if r.identity} == {
+        "device_status", "rating", "error",
+        "region_events", "region_head", "region_events_in", "region_head_in"}
 
 
 def test_every_datetime_in_the_contract_carries_a_zone() -> None:

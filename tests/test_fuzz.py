@@ -344,8 +344,13 @@ def messages(draw: st.DrawFn) -> tuple[str, str, bytes]:
     return name, draw(topics(route(name))), draw(payloads())
 
 
+# Routes only the regional side takes (the region service, a hall's bridge): not processes of a hall.
+REGION_SIDE = {name for name, r in ROUTES.items() if "region" in r.subscriber or "bridge" in r.subscriber}
+
+
 def test_the_route_table_is_covered() -> None:
-    assert set(FUZZED) == set(ROUTES), "a route no process here subscribes to is not fuzzed"
+    assert set(FUZZED) | REGION_SIDE == set(ROUTES), "a route no process of a hall subscribes to"
+    assert not set(FUZZED) & REGION_SIDE
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,

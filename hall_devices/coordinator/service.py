@@ -34,6 +34,8 @@ from typing import Any
 from hall_devices.bus import Bus, BusOptions, Inbound, Sent
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
+    ConfigPush,
+    ConfigResult,
     DeviceStatus,
     ErrorReport,
     Payload,
@@ -42,6 +44,7 @@ from hall_devices.contract import (
     QueryReply,
     QueryRequest,
     Reply,
+    ResendRequest,
     route,
 )
 from hall_devices.coordinator import events as ev
@@ -62,6 +65,8 @@ from hall_devices.coordinator.store import (
     StoreLock,
 )
 from hall_devices.layout import Layout
+from hall_devices.region import config as region_config
+from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,7 @@ class _Batch:
     outcomes: list[Outcome] = field(default_factory=list)
     seen: dict[str, bytes | None] = field(default_factory=dict)
     acks: list[Inbound[Any]] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)  # forwarded to the region: acks wait for these too
 
     def committed(self) -> None:
         self.rows, self.commands, self.dead = [], [], []
@@ -181,6 +187,10 @@ class CoordinatorService:
         except BaseException:
             self.lock.release()
             raise
+        pushed = region_config.load(store_path) if settings.region_forward else None
+        if pushed is not None:  # the region's last pushed layout outlives a restart
+            self.layout = layout = pushed.layout
+        self.layout_version = pushed.version if pushed else 0
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
@@ -201,6 +211,12 @@ class CoordinatorService:
             self.bus.subscribe(route(name), self._inbox.put)
         self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
                           if settings.sms_gateway_url else None)
+        # Region (issue 20): committed events out after each commit, resend requests answered.
+        self.forwarder = Forwarder(layout.hall.id, self.store) if settings.region_forward else None
+        self._resent: list[Sent] = []
+        if self.forwarder is not None:
+            self.bus.subscribe(route("region_resend"), self._inbox.put)
+            self.bus.subscribe(route("region_config"), self._inbox.put)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -283,7 +299,7 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store)
         self._commit(done)
-        sent = [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
+        sent = done.sent + [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
         sent += self._publish(done.outcomes)
         if done.acks:
             self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, done.acks))
@@ -295,6 +311,9 @@ class CoordinatorService:
         if item.route.name == "device_status":
             if isinstance(item.payload, DeviceStatus):
                 done.outcomes.append(self.engine.device_status(item.payload, now))
+            return
+        if isinstance(item.payload, ResendRequest | ConfigPush):
+            self._read(item, now, done.replies)  # the region's: nothing for the engine to decide
             return
         if isinstance(item.payload, QueryRequest):
             reply = self._query(item.payload, now)  # a read: nothing to commit
@@ -357,12 +376,15 @@ class CoordinatorService:
         done.outcomes.append(Outcome(publish=[self._error_report(item, problem, now)]))
 
     def _commit(self, done: _Batch) -> None:
+        committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
             self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead)
             self._since_snapshot += len(done.rows)
+            committed = done.rows
             # Before any reply: a restore from an older backup must still see these numbers.
             self.high_water.record([e for o in done.outcomes for e in o.events
                                     if isinstance(e, ev.TicketIssued)])
+        done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
 
     def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> Publish:
@@ -441,12 +463,58 @@ class CoordinatorService:
             rows = [self._row(e, None) for e in outcome.events]
             self.engine.state.last_seq = self.store.commit(rows, [])
             self._since_snapshot += len(rows)
+            self._forward(rows)
+        if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic(),
+                                                                      self.layout_version)):
+            self._send(Publish("region_head", {}, head))
         self._publish([outcome])
 
     def _remember(self, payload: Payload, outcome: Outcome) -> Outcome:
         if self.reminders is not None:  # a booking's phone number, kept apart from the event store
             remember_phone(self.reminders, self.layout, payload, outcome)
         return outcome
+
+    def _read(self, item: Inbound[Any], now: datetime, replies: list[tuple[Inbound[Any], Reply]]) -> None:
+        if isinstance(item.payload, QueryRequest):
+            replies.append((item, self._query(item.payload, now)))
+        elif isinstance(item.payload, ResendRequest) and self.forwarder is not None:
+            self._resent += [self._send(Publish("region_events", {}, m))
+                             for m in self.forwarder.resend(item.payload)]
+        elif isinstance(item.payload, ConfigPush):
+            replies.append((item, self._push(item.payload, now)))
+
+    def _push(self, push: ConfigPush, now: datetime) -> ConfigResult:
+        """Check a layout version from the region and apply it at once: a new engine over the same
+        state, so queues, called tickets and signed-in clerks stay; answered once per command id."""
+        key = f"region_config:{push.command_id}"
+        known, stored = self.store.reply_for(key)
+        if known and stored is not None:
+            return ConfigResult.model_validate_json(stored)
+        new, reasons = region_config.check(self.layout, self.layout_version, push.version,
+                                           push.layout_toml, self.engine.state)
+        if new is None:
+            result = ConfigResult(command_id=push.command_id, ok=False, version=push.version,
+                                  running_version=self.layout_version or None, reasons=reasons,
+                                  error=Problem(code="config_refused", message="; ".join(reasons)[:2000]))
+        else:
+            region_config.save(self.store.path, push.version, push.layout_toml)
+            self.layout, self.layout_version = new, push.version
+            self.engine = Engine(new, self.engine.state)
+            self._inbox.put(_Marker("reconnected"))  # every window's state and the queue, republished
+            log.info("layout version %d from the region applied", push.version)
+            result = ConfigResult(command_id=push.command_id, ok=True, version=push.version,
+                                  running_version=push.version)
+        self.store.commit([], [CommandRow(key, now.isoformat(), result.model_dump_json().encode())])
+        return result
+
+    def _forward(self, rows: list[EventRow]) -> list[Sent]:
+        """The region's copy of events just committed (a message to the local broker only), and
+        the resends of this batch: the batch's acknowledgements wait for these too."""
+        sent, self._resent = self._resent, []
+        if self.forwarder is None or not rows:
+            return sent
+        return sent + [self._send(Publish("region_events", {}, m))
+                       for m in self.forwarder.committed(self.store.last_seq, rows)]
 
     def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
         """Called after the commit of ``outcomes``' events (so a reminder is only for what is recorded)."""

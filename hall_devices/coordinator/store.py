@@ -197,6 +197,12 @@ class EventStore:
         for row in cursor:
             yield int(row[0]), bytes(row[1])
 
+    def event_range(self, first: int, last: int) -> list[tuple[int, str, str, str, bytes]]:
+        """(seq, at, day, kind, body) of the events ``first..last``, in order (the region's resends)."""
+        rows = self._db.execute("SELECT seq, at, day, kind, body FROM events WHERE seq BETWEEN ? AND ? "
+                                "ORDER BY seq", (first, last)).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+
     def events_of_days(self, first: str, last: str) -> Iterator[bytes]:
         cursor = self._db.execute("SELECT body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
                                   (first, last))

@@ -1,0 +1,85 @@
+"""A layout version pushed by the region, on the hall's side: checked against the live hall, kept
+beside the event store, applied without stopping anything.
+
+:func:`check` is pure: the new layout must be valid (:func:`parse_layout`), of this hall, newer than
+the one running, and must keep what the live state stands on: every service of a ticket that is
+waiting, called, being served or held, and every window that is open or has a ticket. Devices cannot
+change by a push, since each has a broker account and ACL of its own (provision, then restart).
+Applying is the coordinator's: a new engine over the same state (queues and signed-in clerks kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hall_devices.contract import TicketStatus, WindowStatus
+from hall_devices.coordinator.model import State
+from hall_devices.layout import Layout, LayoutError, parse_layout
+
+LIVE = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.HELD,
+        TicketStatus.NO_SHOW)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    version: int
+    layout: Layout
+    text: str
+
+
+def check(current: Layout, running_version: int, version: int, text: str, state: State
+          ) -> tuple[Layout | None, list[str]]:
+    """(the new layout, []) when it may be applied now, else (None, the hall's reasons)."""
+    try:
+        new = parse_layout(text, f"region version {version}")
+    except LayoutError as exc:
+        return None, [str(p) for p in exc.problems]
+    reasons = []
+    if version <= running_version:
+        reasons.append(f"版本 {version} 不比正在运行的 {running_version} 新 / version {version} is not newer "
+                       f"than the running {running_version}")
+    if new.hall.id != current.hall.id:
+        reasons.append(f"布局属于大厅 {new.hall.id}，本厅是 {current.hall.id} / the layout is hall "
+                       f"{new.hall.id!r}'s, this is {current.hall.id!r}")
+    if new.devices != current.devices:
+        reasons.append("设备不能远程更改 / devices cannot change by a push: provision the broker and "
+                       "restart the hall")
+    services = {s.id for s in new.services}
+    for ticket in state.tickets.values():
+        if ticket.status in LIVE and ticket.service_id not in services:
+            reasons.append(f"号票 {ticket.number} 的事项 {ticket.service_id} 被删除 / service "
+                           f"{ticket.service_id} of live ticket {ticket.number} would be removed")
+    windows = {w.number for w in new.windows}
+    for window in state.windows.values():
+        if window.number not in windows and (window.status is not WindowStatus.CLOSED or window.ticket_id):
+            reasons.append(f"窗口 {window.number} 正在服务 / window {window.number} is open and would be "
+                           "removed")
+    return (None, reasons) if reasons else (new, [])
+
+
+def pushed_path(store: Path) -> Path:
+    return store.with_name(store.stem + ".pushed-layout.json")
+
+
+def save(store: Path, version: int, text: str) -> None:
+    """Keep the applied version beside the store (atomically), so a restart runs it too."""
+    path = pushed_path(store)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": version, "layout_toml": text}, ensure_ascii=False),
+                   encoding="utf-8")
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load(store: Path) -> Pushed | None:
+    """The version last applied, if the region ever pushed one; a broken file raises LayoutError."""
+    path = pushed_path(store)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    text = str(data["layout_toml"])
+    return Pushed(int(data["version"]), parse_layout(text, str(path)), text)

@@ -1,0 +1,179 @@
+"""The region's PostgreSQL store of every hall's events (schema: ``migrations/``).
+
+:meth:`RegionDb.apply` stores a hall's next consecutive events and moves the hall's ``applied`` mark
+in one transaction, guarded by the mark it expects: a crash before the commit stores nothing (the
+broker redelivers, or the hall resends), a crash after it leaves the mark past those events, so they
+are never stored twice; a second region process writing the same hall fails instead of doubling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from hall_devices.contract import ActiveAlerts, ForwardedEvent
+from hall_devices.coordinator import events as ev
+from hall_devices.region.migrate import migrate
+from hall_devices.region.ratings import build
+
+RATING_KINDS = ("rating_recorded", "rating_timed_out")
+
+
+class RegionDbError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class HallMark:
+    hall_id: str
+    district: str
+    applied: int
+    head: int
+
+
+class RegionDb:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn = self._connect()
+        migrate(self.conn)
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise RegionDbError(f"cannot reach the region's database at {_safe(self.url)}: {exc}") from exc
+
+    def reconnect(self) -> None:
+        """A new connection (after the database restarted or the link broke)."""
+        self.conn.close()
+        self.conn = self._connect()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def marks(self) -> list[HallMark]:
+        rows = self.conn.execute("SELECT hall_id, district, applied, head FROM halls ORDER BY hall_id")
+        return [HallMark(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def register(self, hall_id: str, district: str) -> None:
+        self.conn.execute("INSERT INTO halls (hall_id, district) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                          (hall_id, district))
+
+    def apply(self, hall_id: str, expected_applied: int, events: list[ForwardedEvent]) -> None:
+        """Store ``events`` (consecutive from ``expected_applied + 1``) and move the mark past them."""
+        if not events:
+            return
+        if events[0].seq != expected_applied + 1:
+            raise RegionDbError(f"hall {hall_id}: events start at {events[0].seq}, "
+                                f"expected {expected_applied + 1}")
+        with self.conn.transaction():
+            moved = self.conn.execute(
+                "UPDATE halls SET applied = %s, head = GREATEST(head, %s), last_heard = now() "
+                "WHERE hall_id = %s AND applied = %s",
+                (events[-1].seq, events[-1].seq, hall_id, expected_applied)).rowcount
+            if moved != 1:
+                raise RegionDbError(f"hall {hall_id}: its applied mark is no longer {expected_applied} "
+                                    "(another region process?): nothing stored")
+            with self.conn.cursor().copy(
+                    "COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:
+                for one in events:
+                    copy.write_row((hall_id, one.seq, one.at, one.day, one.kind, one.body))
+            rating_events = [e for e in events if e.kind in RATING_KINDS]
+            if rating_events:
+                self._record_ratings(hall_id, rating_events)
+
+    def _record_ratings(self, hall_id: str, events: list[ForwardedEvent]) -> None:
+        """The 好差评 records of rating events just stored (same transaction: made exactly once).
+        Events are stored in order, so the ticket's earlier events are already here."""
+        row = self.conn.execute("SELECT district FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
+        district = str(row[0]) if row else ""
+        for one in events:
+            event = ev.event_from_json(one.body)
+            assert isinstance(event, ev.RatingRecorded | ev.RatingTimedOut)
+            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
+                hall_id, event.prompt_id)
+            rows = [] if ticket_id is None else self.conn.execute(
+                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
+                (hall_id, ticket_id)).fetchall()
+            ticket = [ev.event_from_json(str(r[0])) for r in rows]
+            record = build(hall_id, district, event, ticket)
+            self.conn.execute(
+                "INSERT INTO rating_records (record_id, hall_id, seq, rated, record, next_attempt_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json(),
+                 one.at))  # due from the hall's time of the rating
+
+    def _prompted(self, hall_id: str, prompt_id: str) -> str | None:
+        row = self.conn.execute("SELECT body->>'ticket_id' FROM events WHERE hall_id = %s AND "
+                                "kind = 'ticket_finished' AND body->>'prompt_id' = %s", (hall_id, prompt_id)
+                                ).fetchone()
+        return None if row is None else str(row[0])
+
+    def heard(self, hall_id: str, head: int, at: datetime, layout_version: int | None = None) -> None:
+        self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s, "
+                          "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
+                          (head, at, layout_version, hall_id))
+
+    def set_alerts(self, hall_id: str, alerts: ActiveAlerts) -> None:
+        """The hall's active alerts as last published (newer replaces older)."""
+        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = %s WHERE hall_id = %s "
+                          "AND (alerts_at IS NULL OR alerts_at <= %s)",
+                          (Jsonb([a.model_dump(mode="json") for a in alerts.alerts]), alerts.updated_at,
+                           hall_id, alerts.updated_at))
+
+    # --- configuration pushed to halls ---------------------------------------------------------
+
+    def add_push(self, hall_id: str, layout_toml: str, version: int | None = None) -> int:
+        """Queue a layout version for a hall; returns its version (default: the hall's next)."""
+        with self.conn.transaction():
+            if self.conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone() is None:
+                raise RegionDbError(f"no hall {hall_id!r} has reported to the region yet")
+            if version is None:
+                row = self.conn.execute("SELECT GREATEST(COALESCE(MAX(p.version), 0), "
+                                        "COALESCE(MAX(h.layout_version), 0)) + 1 FROM halls h LEFT JOIN "
+                                        "config_pushes p ON p.hall_id = h.hall_id WHERE h.hall_id = %s",
+                                        (hall_id,)).fetchone()
+                version = int(row[0]) if row else 1
+            self.conn.execute("INSERT INTO config_pushes (hall_id, version, layout_toml) VALUES (%s, %s, %s)",
+                              (hall_id, version, layout_toml))
+        return version
+
+    def pushes_to_send(self, resend_after_s: float) -> list[tuple[str, str, int, str]]:
+        """(hall, district, version, layout) of pending pushes never sent or unanswered for a while."""
+        rows = self.conn.execute(
+            "SELECT p.hall_id, h.district, p.version, p.layout_toml FROM config_pushes p JOIN halls h "
+            "USING (hall_id) WHERE p.state = 'pending' AND (p.sent_at IS NULL OR "
+            "p.sent_at < now() - make_interval(secs => %s)) ORDER BY p.created_at", (resend_after_s,))
+        return [(str(r[0]), str(r[1]), int(r[2]), str(r[3])) for r in rows]
+
+    def push_sent(self, hall_id: str, version: int) -> None:
+        self.conn.execute("UPDATE config_pushes SET sent_at = now() WHERE hall_id = %s AND version = %s",
+                          (hall_id, version))
+
+    def push_answered(self, hall_id: str, version: int, ok: bool, reasons: list[str],
+                      running: int | None) -> None:
+        with self.conn.transaction():
+            self.conn.execute("UPDATE config_pushes SET state = %s, reasons = %s, answered_at = now() "
+                              "WHERE hall_id = %s AND version = %s AND state = 'pending'",
+                              ("applied" if ok else "refused", Jsonb(reasons), hall_id, version))
+            if running is not None:
+                self.conn.execute("UPDATE halls SET layout_version = %s WHERE hall_id = %s",
+                                  (running, hall_id))
+
+    def event_seqs(self, hall_id: str) -> list[int]:
+        """The hall's stored sequence numbers in the order they were stored (tests, checks)."""
+        rows = self.conn.execute("SELECT seq FROM events WHERE hall_id = %s ORDER BY ingest_id", (hall_id,))
+        return [int(r[0]) for r in rows]
+
+
+def _safe(url: str) -> str:
+    """The URL without a password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    who, where = rest.rsplit("@", 1)
+    return f"{scheme}://{who.split(':', 1)[0]}@{where}"

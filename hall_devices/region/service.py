@@ -1,0 +1,215 @@
+"""`hall-devices region`: every hall's events from the regional broker into PostgreSQL, once, in order.
+
+paho's thread only queues decoded messages. One worker thread takes them in batches, lets each
+hall's :class:`HallIngest` decide what to store, stores it (one transaction per hall per batch, see
+:class:`RegionDb`), and only then acknowledges the messages (manual acks on a persistent session):
+a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
+it already has. Gaps are asked for with resend requests on the hall's bridged topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import (
+    ActiveAlerts,
+    ConfigPush,
+    ConfigResult,
+    RegionEvents,
+    RegionHead,
+    ResendRequest,
+    route,
+)
+from hall_devices.region.db import RegionDb
+from hall_devices.region.ingest import HallIngest, IngestError
+from hall_devices.region.outbox import Endpoint, Outbox
+from hall_devices.region.profiles import load_profile
+from hall_devices.settings import Settings
+
+log = logging.getLogger(__name__)
+REGION_ID = "region"  # the service's account, client id and device id on the regional broker
+BATCH = 500
+TICK_S = 0.5
+REPORT_EVERY_S = 1.0
+PUSH_AGAIN_S = 60.0
+
+
+class RegionService:
+    def __init__(self, settings: Settings, db_url: str) -> None:
+        self.db = RegionDb(db_url)
+        self.halls: dict[str, HallIngest] = {}
+        self.districts: dict[str, str] = {}
+        for mark in self.db.marks():
+            ingest = HallIngest(mark.hall_id)
+            ingest.restore(mark.applied, mark.head)
+            self.halls[mark.hall_id] = ingest
+            self.districts[mark.hall_id] = mark.district
+        self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="region", daemon=True)
+        self.bus = Bus(settings, BusOptions(
+            client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
+            persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
+        for name in ("region_events_in", "region_head_in", "region_config_result_in", "region_alerts_in"):
+            self.bus.subscribe(route(name), self._inbox.put)
+        self._outbox: Outbox | None = None
+        self._reporter: threading.Thread | None = None
+        if settings.region_report_url:
+            endpoint = Endpoint(settings.region_report_url, settings.region_report_username,
+                                settings.region_report_password.get_secret_value()
+                                if settings.region_report_password else None,
+                                settings.region_report_token.get_secret_value()
+                                if settings.region_report_token else None,
+                                settings.region_report_ca_file)
+            self._outbox = Outbox(db_url, endpoint, load_profile(settings.region_profile))
+            self._reporter = threading.Thread(target=self._report, name="region-report", daemon=True)
+
+    def start(self, wait_s: float | None = None) -> None:
+        self._worker.start()
+        if self._reporter is not None:
+            self._reporter.start()
+        self.bus.start(wait_s)
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
+        if self._reporter is not None and self._reporter.is_alive():
+            self._reporter.join(timeout=15)
+        self.bus.stop()
+        self.db.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch: list[Inbound[Any]] = self._take(TICK_S)
+                try:
+                    if batch:
+                        self._process(batch)
+                finally:
+                    # Stored, or (after a failure) a gap the hall is asked to fill from its store,
+                    # which is the truth: either way the broker may forget them. Unacknowledged
+                    # messages would hold the broker's in-flight window shut until a reconnect.
+                    for item in batch:
+                        self.bus.ack(item)
+                self._ask_for_gaps()
+                self._send_pushes()
+            except Exception:  # unacknowledged messages come back; the store's marks stay right
+                log.exception("region worker: unexpected error; carrying on from the store's marks")
+                self._stop.wait(1.0)
+                try:  # the database may have restarted: a new connection, the marks read again
+                    self.db.reconnect()
+                    self._reload_marks()
+                except Exception as exc:
+                    log.warning("region database not reachable (%s); trying again", exc)
+
+    def _report(self) -> None:
+        """Deliver due 好差评 records to the province; its own thread: a slow province never holds
+        up ingest."""
+        assert self._outbox is not None
+        while not self._stop.wait(REPORT_EVERY_S):
+            try:
+                self._outbox.deliver_due(datetime.now(UTC))
+            except Exception:
+                log.exception("好差评 reporting: unexpected error; trying again")
+                with contextlib.suppress(Exception):  # the database may have restarted
+                    self._outbox.reconnect()
+        self._outbox.close()
+
+    def _take(self, wait_s: float) -> list[Inbound[Any]]:
+        try:
+            batch = [self._inbox.get(timeout=wait_s)]
+        except queue.Empty:
+            return []
+        while len(batch) < BATCH:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _hall(self, hall_id: str, district: str) -> HallIngest:
+        ingest = self.halls.get(hall_id)
+        if ingest is None:
+            self.db.register(hall_id, district)
+            ingest = self.halls[hall_id] = HallIngest(hall_id)
+            self.districts[hall_id] = district
+            log.info("new hall %s (行政区划 %s)", hall_id, district)
+        return ingest
+
+    def _process(self, batch: list[Inbound[Any]]) -> None:
+        now_s = time.monotonic()
+        heads: dict[str, RegionHead] = {}
+        for item in batch:
+            site, district = item.params["site"], item.params["district"]
+            ingest = self._hall(site, district)
+            if isinstance(item.payload, ActiveAlerts):
+                self.db.set_alerts(site, item.payload)
+                continue
+            if isinstance(item.payload, ConfigResult):
+                result = item.payload
+                if result.version is None:  # the hall could not read the push at all
+                    log.warning("hall %s refused a push it could not read: %s", site, result.error)
+                    continue
+                self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
+                log.info("hall %s: layout version %d %s %s", site, result.version,
+                         "applied" if result.ok else "refused:", "; ".join(result.reasons))
+                continue
+            if isinstance(item.payload, RegionHead):
+                ingest.receive([], item.payload.head, now_s)
+                heads[site] = item.payload
+                continue
+            payload: RegionEvents = item.payload
+            try:
+                ready = ingest.receive(payload.events, payload.head, now_s)
+            except IngestError as exc:
+                log.warning("refused events of hall %s: %s", site, exc)
+                continue
+            if ready:
+                self.db.apply(site, ingest.applied, ready)
+                ingest.applied_up_to(ready[-1].seq)
+        for site, head in heads.items():
+            self.db.heard(site, head.head, head.at, head.layout_version)
+
+    def _ask_for_gaps(self) -> None:
+        now_s = time.monotonic()
+        for hall_id, ingest in self.halls.items():
+            due = ingest.due(now_s)
+            if due is None:
+                continue
+            log.info("hall %s: asking for events %d..%d again", hall_id, due.first_seq, due.last_seq)
+            request = ResendRequest(command_id=f"resend-{secrets.token_hex(6)}", first_seq=due.first_seq,
+                                    last_seq=due.last_seq)
+            self.bus.publish(route("region_resend_out"), request, district=self.districts[hall_id],
+                             site=hall_id)
+
+    def _send_pushes(self) -> None:
+        """Layout versions queued for halls (``hall-devices region push``); a hall that is offline
+        gets it from its bridge's queue, or again after :data:`PUSH_AGAIN_S` without an answer."""
+        for hall_id, district, version, text in self.db.pushes_to_send(PUSH_AGAIN_S):
+            push = ConfigPush(command_id=f"layout-{hall_id}-{version}", version=version, layout_toml=text)
+            self.bus.publish(route("region_config_out"), push, district=district, site=hall_id)
+            self.db.push_sent(hall_id, version)
+            log.info("hall %s: layout version %d sent", hall_id, version)
+
+    def _reload_marks(self) -> None:
+        for mark in self.db.marks():
+            ingest = self.halls.get(mark.hall_id)
+            if ingest is not None:
+                fresh = HallIngest(mark.hall_id)
+                fresh.restore(mark.applied, max(mark.head, ingest.head))
+                self.halls[mark.hall_id] = fresh
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """hall → (applied, head), for status lines and tests."""
+        return {h: (i.applied, i.head) for h, i in self.halls.items()}

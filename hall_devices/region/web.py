@@ -1,0 +1,210 @@
+"""The regional dashboard: every hall's state now, comparisons by day range, a hall's detail.
+
+Its own small Starlette app (same stack and stylesheet as the hall's), reading the region's
+PostgreSQL in a worker thread (psycopg is blocking). Roles of its own, in a users file of the hall's
+format (``[[users]]`` name, role, PBKDF2 password hash): ``region_manager`` and ``auditor`` (read
+only). Every page needs a session; served over TLS with the region's certificate (``serve``).
+Times are shown in China Standard Time (UTC+8), the halls' time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tomllib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from hall_devices.contract import RATING_NAMES
+from hall_devices.region import views
+from hall_devices.web.users import check_password, hash_password
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE.parent / "web" / "static"
+CST = dt.timezone(dt.timedelta(hours=8))
+RegionRole = Literal["region_manager", "auditor"]
+ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
+PUSH_ZH = {"pending": "待答复", "applied": "已生效", "refused": "被拒绝"}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class RegionWebError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RegionUser:
+    name: str
+    role: RegionRole
+    password_hash: str
+
+
+def load_region_users(path: Path) -> dict[str, RegionUser]:
+    if not path.exists():
+        raise RegionWebError(f"no users file at {path}")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    users = {}
+    for i, row in enumerate(data.get("users", [])):
+        if row.get("role") not in ROLE_ZH or not row.get("name") or not row.get("password"):
+            raise RegionWebError(f"{path}: users[{i}] needs name, role (region_manager or auditor) "
+                                 "and password")
+        users[row["name"]] = RegionUser(row["name"], row["role"], row["password"])
+    return users
+
+
+def write_region_users(path: Path, users: dict[str, tuple[RegionRole, str]]) -> None:
+    """Write a users file from name → (role, plain password); mode 0600."""
+    lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
+    for name, (role, password) in users.items():
+        lines += ["[[users]]", f'name = "{name}"', f'role = "{role}"',
+                  f'password = "{hash_password(password)}"', ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)
+
+
+def _minutes(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds / 60:.1f} 分钟"
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.1f}%"
+
+
+def _hall_time(value: object) -> str:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+    return "—"
+
+
+class RegionPages:
+    def __init__(self, db_url: str, users: dict[str, RegionUser]) -> None:
+        self.db_url = db_url
+        self.users = users
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals.update(role_zh=ROLE_ZH, push_zh=PUSH_ZH, rating_names=RATING_NAMES,
+                                          minutes=_minutes, percent=_percent, hall_time=_hall_time)
+
+    async def read(self, query: Callable[[psycopg.Connection[tuple[object, ...]]], Any]) -> Any:
+        def run() -> Any:
+            with psycopg.connect(self.db_url) as conn:
+                return query(conn)
+        return await asyncio.to_thread(run)
+
+    def user_of(self, request: Request) -> RegionUser | None:
+        name = request.session.get("user")
+        return self.users.get(name) if isinstance(name, str) else None
+
+    def page(self, name: str, request: Request, **context: Any) -> Response:
+        return self.templates.TemplateResponse(request, name, {"user": self.user_of(request), **context})
+
+    def signed_in(self, handler: Handler, role: RegionRole | None = None) -> Handler:
+        async def guarded(request: Request) -> Response:
+            user = self.user_of(request)
+            if user is None:
+                return RedirectResponse("/login", status_code=303)
+            if role is not None and user.role != role:
+                return PlainTextResponse("无权操作 / not allowed for your role", status_code=403)
+            return await handler(request)
+        return guarded
+
+    async def retry_reports(self, request: Request) -> Response:
+        """Region manager: send a hall's undelivered 好差评 records at the next round, not after
+        their backoff (after the province's platform is back)."""
+        hall_id = request.path_params["hall_id"]
+        await self.read(lambda c: c.execute(
+            "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL",
+            (hall_id,)))
+        return RedirectResponse(f"/hall/{hall_id}", status_code=303)
+
+    async def login_form(self, request: Request) -> Response:
+        return self.page("login.html", request, error=None)
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        user = self.users.get(str(form.get("username", "")))
+        if user is None or not check_password(str(form.get("password", "")), user.password_hash):
+            return self.page("login.html", request, error="用户名或密码错误 / wrong user name or password")
+        request.session.clear()
+        request.session["user"] = user.name
+        return RedirectResponse("/", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def halls(self, request: Request) -> Response:
+        now = dt.datetime.now(dt.UTC)
+        day = _day(request.query_params.get("day")) or now.astimezone(CST).date().isoformat()
+        rows = await self.read(lambda c: views.overview(c, day, now))
+        return self.page("halls.html", request, halls=rows, day=day)
+
+    async def compare(self, request: Request) -> Response:
+        now = dt.datetime.now(dt.UTC)
+        today = now.astimezone(CST).date().isoformat()
+        first = _day(request.query_params.get("first")) or today
+        last = _day(request.query_params.get("last")) or first
+        if last < first:
+            return PlainTextResponse("结束日期早于开始日期 / the last day is before the first",
+                                     status_code=400)
+        rows = await self.read(lambda c: views.compare(c, first, last, now))
+        return self.page("compare.html", request, figures=rows, first=first, last=last)
+
+    async def hall(self, request: Request) -> Response:
+        hall_id = request.path_params["hall_id"]
+
+        def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, Any, Any, Any]:
+            known = conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
+            return known, views.pushes(conn, hall_id), views.bad_ratings(conn, hall_id), views.alerts(
+                conn, hall_id)
+
+        known, pushes, bad, alerts = await self.read(detail)
+        if known is None:
+            return PlainTextResponse(f"没有大厅 {hall_id} / no hall {hall_id}", status_code=404)
+        bad = [(_hall_time(r[0]), *r[1:]) for r in bad]
+        return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts)
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != "app.css":
+            return PlainTextResponse("not found", status_code=404)
+        return Response((STATIC / name).read_bytes(), media_type="text/css")
+
+
+def _day(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def create_region_app(db_url: str, users: dict[str, RegionUser], secret: str, https: bool = True
+                      ) -> Starlette:
+    pages = RegionPages(db_url, users)
+    guard = pages.signed_in
+    routes = [
+        Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]), Route("/", guard(pages.halls)),
+        Route("/compare", guard(pages.compare)), Route("/hall/{hall_id}", guard(pages.hall)),
+        Route("/hall/{hall_id}/retry-reports", guard(pages.retry_reports, "region_manager"),
+              methods=["POST"]),
+        Route("/static/{name}", pages.static),
+    ]
+    middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=https,
+                             session_cookie="region_session", max_age=12 * 3600)]
+    return Starlette(routes=routes, middleware=middleware)
