@@ -133,12 +133,12 @@ class Supervisor:
                    "chinesecalendar or list them in the layout")
 
     def _closed_today(self, state: State, service_id: str) -> bool:
-        """Every window serving the service signed out, one of them after opening this business
-        day (before the first sign-in of the morning nobody is alerted)."""
-        windows = [state.windows.get(w) for w in self.index.services.windows_of.get(service_id, [])]
+        """No window serving the service signed in, once some window of the hall has signed in or
+        out this business day (before the morning's first sign-in nobody is alerted)."""
         return (not signed_in_windows(state, self.index.services, service_id)
-                and any(w is not None and business_day(self.layout.hall, w.since) == state.day
-                        for w in windows))
+                and any(w.status is not WindowStatus.CLOSED
+                        or business_day(self.layout.hall, w.since) == state.day
+                        for w in state.windows.values()))
 
     def review(self, state: State, now: datetime) -> list[Publish]:
         found = self.conditions(state, now)

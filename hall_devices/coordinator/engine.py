@@ -43,7 +43,13 @@ from hall_devices.coordinator.clock import Reading, clock_event
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.policy import QueueIndex, ServiceMap, pick_next, reentry_place
+from hall_devices.coordinator.policy import (
+    QueueIndex,
+    ServiceMap,
+    pick_next,
+    reentry_place,
+    signed_in_windows,
+)
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
     CASE_TABLE,
@@ -431,6 +437,8 @@ class Engine:
         if cmd.target_window == window:
             raise EngineError("same_window", f"{ticket.number} is already at window {window}")
         to_window = self._open_target(cmd, ticket)
+        if to_window is None:
+            self._check_service_open(to_service, ticket)
         self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
                                                   to_service=to_service, to_window=to_window))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
@@ -453,6 +461,19 @@ class Engine:
             raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
                               f"could call {ticket.number}; transfer to a service instead")
         return None
+
+    def _check_service_open(self, service_id: str, ticket: Ticket) -> None:
+        """A transfer into a service no signed-in window serves: refused (``no_open_window``) unless
+        the policy requeues and the kiosks still issue for it (``no_window_kiosk = "warn"``); then
+        accepted, and the manager is alerted while the ticket waits (Supervisor)."""
+        if signed_in_windows(self.state, self.services, service_id):
+            return
+        if self.policy.stranded_tickets == "requeue" and self.views.accepting(self.state, service_id):
+            return
+        name = self.layout.service(service_id).name
+        raise EngineError("no_open_window", f"{name.zh}暂无已登录的窗口办理，不能转入 / no window "
+                          f"serving {name.en} is signed in: {ticket.number} would wait where "
+                          "nobody calls it")
 
     def _return_transferred(self, outcome: Outcome, window: int, now: datetime) -> None:
         """Sign-out with tickets transferred to this window waiting: refused, or they go back."""
