@@ -64,7 +64,8 @@ def clock_event(hall: Hall, tolerance: timedelta, settle: timedelta, day: str,
     nothing else, and restarts settling. The business day (``day``) moves only forward: at once when
     no day is held or when the clock ran (linked, no step) across the day start from ``last``;
     otherwise once the clock has read a later business day for ``settle`` with no step seen
-    (``later_since`` is the first such reading; the caller keeps the returned one).
+    (``later_since`` is the first such reading; the caller keeps the returned one). Readings
+    without ``mono`` (a test's own clock) move the day when the wall clock crosses the day start.
     """
     previous = last.wall if last else latest_event_at
     step: timedelta | None = None
@@ -83,14 +84,13 @@ def clock_event(hall: Hall, tolerance: timedelta, settle: timedelta, day: str,
         return Verdict(ev.DayStarted(at=now.wall, day=today), None)
     if today <= day:
         return Verdict(None, None)
-    if last is not None and last.linked(now) and business_day(hall, last.wall) < today:
-        return Verdict(ev.DayStarted(at=now.wall, day=today), None)  # ran across the day start
-    since = later_since or now
-    if since.linked(now):
-        assert since.mono is not None and now.mono is not None
-        waited = timedelta(seconds=now.mono - since.mono)
-    else:  # no clock that never steps: the wall clock's own time is all there is
-        waited = now.wall - since.wall
-    if waited >= settle:
+    ran_across = previous is not None and business_day(hall, previous) < today
+    if now.mono is None:  # a test's own wall clock: with nothing to tell a step by, its word goes
+        return Verdict(ev.DayStarted(at=now.wall, day=today) if ran_across else None, None)
+    if ran_across and last is not None and last.linked(now):  # ran across the day start
+        return Verdict(ev.DayStarted(at=now.wall, day=today), None)
+    since = later_since if later_since is not None and later_since.linked(now) else now
+    assert since.mono is not None and now.mono is not None
+    if now.mono - since.mono >= settle.total_seconds():
         return Verdict(ev.DayStarted(at=now.wall, day=today), None)
     return Verdict(None, since)
