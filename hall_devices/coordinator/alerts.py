@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from hall_devices.contract import (
+    CLOCK_SKEW_MAX_S,
     ActiveAlerts,
     Alert,
     DeviceFault,
@@ -97,6 +98,11 @@ class Supervisor:
                 shown = ", ".join(sorted(f.value for f in faults)) or (status.detail or "fault")
                 raise_("device_fault", device_id, f"设备 {device_id} 故障：{shown}",
                        f"device {device_id} faulted: {shown}")
+            elif DeviceFault.CLOCK_SKEW in faults:  # its tickets still work: it sets them by ours
+                raise_("device_fault", device_id,
+                       f"设备 {device_id} 的时钟与系统相差超过 {CLOCK_SKEW_MAX_S:.0f} 秒，请校准（NTP）",
+                       f"device {device_id}: its clock differs from the coordinator's by over "
+                       f"{CLOCK_SKEW_MAX_S:.0f} s: fix its time sync (NTP)")
             if DeviceFault.PAPER_NEAR_END in faults and DeviceFault.PAPER_OUT not in faults:
                 raise_("paper_near_end", device_id, f"打印机 {device_id} 纸将尽",
                        f"printer {device_id} paper near end")
