@@ -70,8 +70,9 @@ class Policy(_Strict):
                                      "after a clock step or a restart starts once the clock has "
                                      "read it this long with no step; tickets wait meanwhile")
     stranded_tickets: Literal["refuse", "requeue"] = Field(
-        "refuse", description="transfer to a closed window, or sign-out with tickets transferred to "
-        "it: refuse, or send the tickets back to their service's queue")
+        "refuse", description="transfer to a closed window or to a service no signed-in window "
+        "serves, or sign-out with tickets transferred to it: refuse, or send the tickets back to "
+        "their service's queue")
     no_window_kiosk: Literal["warn", "stop"] = Field(
         "warn", description="a service whose windows are all signed out: the kiosk warns, or stops "
         "issuing (暂停取号)")
