@@ -116,9 +116,11 @@ class Engine:
             return Outcome(reply=reply, refused=problem)
 
     def observe(self, now: datetime, mono: float | None = None) -> Outcome:
-        """Take a clock reading (``mono``: a monotonic clock read with ``now``), before each command
-        and tick: a clock step is committed (its alert follows), otherwise the day may move on.
-        See :func:`clock_event`; a step moves the times held, so waits keep their length.
+        """Take a clock reading (``mono``: seconds of CLOCK_BOOTTIME read with ``now``, counting from
+        :attr:`boot`), before each command and tick: a clock step is committed (its alert follows),
+        otherwise the day may move on, at once or after ``day_change_settle_s`` (:attr:`settling`:
+        tickets are refused ``clock_unsettled`` meanwhile). See :func:`clock_event`; a step moves
+        the times held, so waits keep their length.
         """
         outcome = Outcome()
         reading = Reading(now, mono, self.boot)
