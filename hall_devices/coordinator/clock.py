@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
-from hall_devices.layout import Hall
+from hall_devices.layout import Hall, Policy
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -94,3 +94,57 @@ def clock_event(hall: Hall, tolerance: timedelta, settle: timedelta, day: str,
     if now.mono - since.mono >= settle.total_seconds():
         return Verdict(ev.DayStarted(at=now.wall, day=today), None)
     return Verdict(None, since)
+
+
+class ClockKeeper:
+    """This process's view of the coordinator's clock, for :class:`Engine`: the latest reading, the
+    first reading of a later business day not yet started (settling), and the first reading after
+    a start that no stored reading linked to the store's events."""
+
+    def __init__(self, hall: Hall, policy: Policy) -> None:
+        self.hall = hall
+        self.policy = policy
+        self.boot: str | None = None  # the boot this process's readings count from
+        self.reading: Reading | None = None  # the latest; stored with each commit (resume())
+        self.later_since: Reading | None = None
+        self.unlinked_start: Reading | None = None
+
+    @property
+    def settling(self) -> bool:
+        """The clock reads a later business day that has not started yet (no tickets meanwhile)."""
+        return self.later_since is not None
+
+    def resume(self, stored: Reading) -> None:
+        """After a restart: the reading stored with the latest commit. Of this boot, it links the
+        first reading to it, so a step while the process was down is seen exactly (the expected wall
+        clock is the stored one plus the boottime that passed) and a night passing starts the day."""
+        if stored.boot is not None and stored.boot == self.boot and self.reading is None:
+            self.reading = stored
+
+    def read(self, now: datetime, mono: float | None, day: str,
+             latest_event_at: datetime | None) -> ev.ClockStepped | ev.DayStarted | None:
+        """One reading: the event it means, if any (:func:`clock_event`)."""
+        reading = Reading(now, mono, self.boot)
+        if self.reading is None and latest_event_at is not None:
+            self.unlinked_start = reading  # resume() links it when the store's reading allows
+        verdict = clock_event(self.hall, timedelta(seconds=self.policy.clock_step_seconds),
+                              timedelta(seconds=self.policy.day_change_settle_s), day,
+                              latest_event_at, last=self.reading, now=reading,
+                              later_since=self.later_since)
+        self.reading, self.later_since, event = reading, verdict.later_since, verdict.event
+        if isinstance(event, ev.ClockStepped):
+            event = self._held_from(event)
+        if event is not None:
+            self.unlinked_start = None
+        return event
+
+    def _held_from(self, step: ev.ClockStepped) -> ev.ClockStepped:
+        """A step soon after an unlinked start corrects the clock this process started with: the
+        times held from before the start were on the old process's clock and stay where they are."""
+        first, now = self.unlinked_start, self.reading
+        if first is None or now is None or first is now or not first.linked(now):
+            return step  # seen against the store's latest event: the old times move with it
+        assert first.mono is not None and now.mono is not None
+        if now.mono - first.mono > self.policy.day_change_settle_s:
+            return step
+        return step.model_copy(update={"held_from": first.wall})

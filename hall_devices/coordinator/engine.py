@@ -39,7 +39,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
 from hall_devices.coordinator.calendar import business_day, deadline
-from hall_devices.coordinator.clock import Reading, clock_event
+from hall_devices.coordinator.clock import ClockKeeper
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
@@ -76,10 +76,7 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
-        self._reading: Reading | None = None  # this process's latest clock reading: see observe()
-        self.boot: str | None = None  # the boot this process's monotonic readings count from
-        self._later_since: Reading | None = None  # a later business day read, not yet started
-        self._unlinked_start: Reading | None = None  # first reading after a start, unrelated to the store's
+        self.clock = ClockKeeper(layout.hall, self.policy)  # this process's readings: see observe()
         self._long_paused: set[int] = set()
         self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
                                        else self.policy.auto_call_after_s) for w in layout.windows}
@@ -117,57 +114,19 @@ class Engine:
 
     def observe(self, now: datetime, mono: float | None = None) -> Outcome:
         """Take a clock reading (``mono``: seconds of CLOCK_BOOTTIME read with ``now``, counting from
-        :attr:`boot`), before each command and tick: a clock step is committed (its alert follows),
-        otherwise the day may move on, at once or after ``day_change_settle_s`` (:attr:`settling`:
+        ``clock.boot``), before each command and tick: a clock step is committed (its alert follows),
+        otherwise the day may move on, at once or after ``day_change_settle_s`` (``clock.settling``:
         tickets are refused ``clock_unsettled`` meanwhile). See :func:`clock_event`; a step moves
         the times held, so waits keep their length.
         """
         outcome = Outcome()
-        reading = Reading(now, mono, self.boot)
-        if self._reading is None and self.state.clock_at is not None:
-            self._unlinked_start = reading  # resume() links it when the store's reading allows
-        verdict = clock_event(self.layout.hall, timedelta(seconds=self.policy.clock_step_seconds),
-                              timedelta(seconds=self.policy.day_change_settle_s), self.state.day,
-                              self.state.clock_at, last=self._reading, now=reading,
-                              later_since=self._later_since)
-        self._reading, self._later_since, event = reading, verdict.later_since, verdict.event
-        if isinstance(event, ev.ClockStepped):
-            event = self._held_from(event)
+        event = self.clock.read(now, mono, self.state.day, self.state.clock_at)
         if event is not None:
-            self._unlinked_start = None
             self.commit(outcome, event)
         if isinstance(event, ev.DayStarted):
             outcome.dirty_windows.update(self._window_numbers)
             outcome.queue_changed = True
         return outcome
-
-    @property
-    def reading(self) -> Reading | None:
-        """The latest clock reading, to be stored with the events (see :meth:`resume`)."""
-        return self._reading
-
-    @property
-    def settling(self) -> bool:
-        """The clock reads a later business day that has not started yet (no tickets meanwhile)."""
-        return self._later_since is not None
-
-    def resume(self, stored: Reading) -> None:
-        """After a restart: the reading stored with the latest event. Of this boot, it links the
-        first reading to it, so a step while the process was down is seen exactly (the expected wall
-        clock is the stored one plus the boottime that passed) and a night passing starts the day."""
-        if stored.boot is not None and stored.boot == self.boot and self._reading is None:
-            self._reading = stored
-
-    def _held_from(self, step: ev.ClockStepped) -> ev.ClockStepped:
-        """A step soon after an unlinked start corrects the clock this process started with: the
-        times held from before the start were on the old process's clock and stay where they are."""
-        first, now = self._unlinked_start, self._reading
-        if first is None or now is None or first is now or not first.linked(now):
-            return step  # seen against the store's latest event: the old times move with it
-        assert first.mono is not None and now.mono is not None
-        if now.mono - first.mono > self.policy.day_change_settle_s:
-            return step
-        return step.model_copy(update={"held_from": first.wall})
 
     def replay(self, event: ev.Event) -> None:
         """Apply a stored event; call :meth:`reindex` once the replay is done."""
@@ -240,7 +199,7 @@ class Engine:
         if staff is None and not self.views.accepting(self.state, service.id):
             raise EngineError("service_closed", f"暂停取号：{service.name.zh}暂无窗口办理 / no window "
                               f"is open for {service.name.en}: numbers are paused")
-        if self.settling:
+        if self.clock.settling:
             raise EngineError("clock_unsettled", "系统正在校准时间，请稍候 / the system is checking its "
                               "clock, please wait a moment: it reads a new business day not yet "
                               f"started (held {self.state.day})")

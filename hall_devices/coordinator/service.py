@@ -160,10 +160,10 @@ def rebuild(layout: Layout, store: EventStore, boot: str | None = None) -> Engin
         engine.replay(ev.event_from_json(body))
         engine.state.last_seq = seq
     engine.reindex()
-    engine.boot = boot
+    engine.clock.boot = boot
     stored = store.clock_reading()
-    if stored is not None:  # of this boot, it links the clock to the latest event (Engine.resume)
-        engine.resume(Reading(datetime.fromisoformat(stored.wall), stored.boottime, stored.boot))
+    if stored is not None:  # of this boot, it links the clock to the latest commit
+        engine.clock.resume(Reading(datetime.fromisoformat(stored.wall), stored.boottime, stored.boot))
     return engine
 
 
@@ -432,7 +432,7 @@ class CoordinatorService:
         return EventRow(event.kind, event.at.isoformat(), day, key, ev.event_json(event))
 
     def _clock_row(self) -> ClockRow | None:
-        reading = self.engine.reading
+        reading = self.engine.clock.reading
         if reading is None or reading.mono is None or self.boot is None:
             return None
         return ClockRow(self.boot, reading.mono, reading.wall.isoformat())

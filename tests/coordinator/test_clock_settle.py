@@ -44,9 +44,9 @@ def restart(hall: Hall, clocks: Clocks, *, boot: str | None, stored: Reading | N
     for event in hall.events:
         engine.replay(event)
     engine.reindex()
-    engine.boot = boot
+    engine.clock.boot = boot
     if stored is not None:
-        engine.resume(stored)
+        engine.clock.resume(stored)
     hall.engine, hall.clocks = engine, clocks
 
 
@@ -142,7 +142,7 @@ def test_a_restart_the_next_morning_after_a_reboot_waits_the_settling(layout: La
 
 def test_a_restart_within_the_boot_sees_a_step_exactly(layout: Layout) -> None:
     hall = Hall(layout, Clocks(hall_time("2026-11-23 16:00"), mono=1000.0))
-    hall.engine.boot = "boot-1"
+    hall.engine.clock.boot = "boot-1"
     taken = hall.take()[0]
     stored = Reading(hall.clocks.wall, hall.clocks.mono, "boot-1")
     # Down 5 minutes; meanwhile the clock was set 8 h ahead.
@@ -157,7 +157,7 @@ def test_a_restart_within_the_boot_sees_a_step_exactly(layout: Layout) -> None:
 
 def test_a_restart_within_the_boot_across_midnight_starts_the_day_at_once(layout: Layout) -> None:
     hall = Hall(layout, Clocks(hall_time("2026-11-23 23:50"), mono=1000.0))
-    hall.engine.boot = "boot-1"
+    hall.engine.clock.boot = "boot-1"
     hall.take()
     stored = Reading(hall.clocks.wall, hall.clocks.mono, "boot-1")
     restart(hall, Clocks(hall_time("2026-11-24 00:20"), mono=2800.0), boot="boot-1", stored=stored)
@@ -185,6 +185,6 @@ def test_the_store_keeps_the_reading_of_its_latest_commit(layout: Layout, tmp_pa
         assert [type(e) for e in outcome.events] == [ev.ClockStepped]
         other = rebuild(layout, store, "boot-2")
         assert other.observe(at + timedelta(hours=8, minutes=1), 5.0).events == []
-        assert other.settling
+        assert other.clock.settling
     finally:
         store.close()
