@@ -143,6 +143,7 @@ class DeviceFault(StrEnum):
     NACK = "nack"
     GARBLED = "garbled"
     UNENCODABLE = "unencodable"  # a screen's frame cannot be built in its protocol (address, length)
+    CLOCK_SKEW = "clock_skew"  # a kiosk's clock differs from the coordinator's by over CLOCK_SKEW_MAX_S
 
 
 class PrintFailure(StrEnum):

@@ -66,9 +66,13 @@ class Policy(_Strict):
                                  description="the QR code on a ticket; {token} is the ticket's token")
     clock_step_seconds: int = Field(5, ge=1, le=300, description="a jump of the clock beyond this is "
                                     "a step: alerted, nothing else changes")
+    day_change_settle_s: int = Field(120, ge=0, le=3600, description="a later business day read "
+                                     "after a clock step or a restart starts once the clock has "
+                                     "read it this long with no step; tickets wait meanwhile")
     stranded_tickets: Literal["refuse", "requeue"] = Field(
-        "refuse", description="transfer to a closed window, or sign-out with tickets transferred to "
-        "it: refuse, or send the tickets back to their service's queue")
+        "refuse", description="transfer to a closed window or to a service no signed-in window "
+        "serves, or sign-out with tickets transferred to it: refuse, or send the tickets back to "
+        "their service's queue")
     no_window_kiosk: Literal["warn", "stop"] = Field(
         "warn", description="a service whose windows are all signed out: the kiosk warns, or stops "
         "issuing (暂停取号)")

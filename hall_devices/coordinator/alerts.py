@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from hall_devices.contract import (
+    CLOCK_SKEW_MAX_S,
     ActiveAlerts,
     Alert,
     DeviceFault,
@@ -101,6 +102,11 @@ class Supervisor:
                 shown = ", ".join(sorted(f.value for f in faults)) or (status.detail or "fault")
                 raise_("device_fault", device_id, f"设备 {device_id} 故障：{shown}",
                        f"device {device_id} faulted: {shown}")
+            elif DeviceFault.CLOCK_SKEW in faults:  # its tickets still work: it sets them by ours
+                raise_("device_fault", device_id,
+                       f"设备 {device_id} 的时钟与系统相差超过 {CLOCK_SKEW_MAX_S:.0f} 秒，请校准（NTP）",
+                       f"device {device_id}: its clock differs from the coordinator's by over "
+                       f"{CLOCK_SKEW_MAX_S:.0f} s: fix its time sync (NTP)")
             if status.state is not DeviceState.OFFLINE:  # a screen or pad on a bus that stays unreachable
                 for member_id, member_state in status.members.items():
                     if member_state is DeviceState.FAULT:
@@ -144,12 +150,12 @@ class Supervisor:
                    "chinesecalendar or list them in the layout")
 
     def _closed_today(self, state: State, service_id: str) -> bool:
-        """Every window serving the service signed out, one of them after opening this business
-        day (before the first sign-in of the morning nobody is alerted)."""
-        windows = [state.windows.get(w) for w in self.index.services.windows_of.get(service_id, [])]
+        """No window serving the service signed in, once some window of the hall has signed in or
+        out this business day (before the morning's first sign-in nobody is alerted)."""
         return (not signed_in_windows(state, self.index.services, service_id)
-                and any(w is not None and business_day(self.layout.hall, w.since) == state.day
-                        for w in windows))
+                and any(w.status is not WindowStatus.CLOSED
+                        or business_day(self.layout.hall, w.since) == state.day
+                        for w in state.windows.values()))
 
     def review(self, state: State, now: datetime) -> list[Publish]:
         found = self.conditions(state, now)

@@ -40,11 +40,17 @@ from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
 from hall_devices.coordinator.bookings import check_capacity, same_booking
 from hall_devices.coordinator.calendar import business_day, deadline
-from hall_devices.coordinator.clock import Reading, clock_event
+from hall_devices.coordinator.clock import ClockKeeper
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.policy import QueueIndex, ServiceMap, pick_next, reentry_place
+from hall_devices.coordinator.policy import (
+    QueueIndex,
+    ServiceMap,
+    pick_next,
+    reentry_place,
+    signed_in_windows,
+)
 from hall_devices.coordinator.tables import (
     CASE_STATE_ZH,
     CASE_TABLE,
@@ -71,7 +77,7 @@ class Engine:
                             if isinstance(d, KioskDevice) and d.printer}
         self._kiosks = {d.id for d in layout.devices if isinstance(d, KioskDevice)}
         self._window_numbers = {w.number for w in layout.windows}
-        self._reading: Reading | None = None  # this process's latest clock reading: see observe()
+        self.clock = ClockKeeper(layout.hall, self.policy)  # this process's readings: see observe()
         self._long_paused: set[int] = set()
         self._auto_after = {w.number: (w.auto_call_after_s if w.auto_call_after_s is not None
                                        else self.policy.auto_call_after_s) for w in layout.windows}
@@ -108,15 +114,14 @@ class Engine:
             return Outcome(reply=reply, refused=problem)
 
     def observe(self, now: datetime, mono: float | None = None) -> Outcome:
-        """Take a clock reading (``mono``: a monotonic clock read with ``now``), before each command
-        and tick: a clock step is committed (its alert follows), otherwise the day may move on.
-        See :func:`clock_event`; a step moves the times held, so waits keep their length.
+        """Take a clock reading (``mono``: seconds of CLOCK_BOOTTIME read with ``now``, counting from
+        ``clock.boot``), before each command and tick: a clock step is committed (its alert follows),
+        otherwise the day may move on, at once or after ``day_change_settle_s`` (``clock.settling``:
+        tickets are refused ``clock_unsettled`` meanwhile). See :func:`clock_event`; a step moves
+        the times held, so waits keep their length.
         """
         outcome = Outcome()
-        reading = Reading(now, mono)
-        event = clock_event(self.layout.hall, timedelta(seconds=self.policy.clock_step_seconds),
-                            self.state.day, self.state.clock_at, last=self._reading, now=reading)
-        self._reading = reading
+        event = self.clock.read(now, mono, self.state.day, self.state.clock_at)
         if event is not None:
             self.commit(outcome, event)
         if isinstance(event, ev.DayStarted):
@@ -209,6 +214,10 @@ class Engine:
         if staff is None and not self.views.accepting(self.state, service.id):
             raise EngineError("service_closed", f"暂停取号：{service.name.zh}暂无窗口办理 / no window "
                               f"is open for {service.name.en}: numbers are paused")
+        if self.clock.settling:
+            raise EngineError("clock_unsettled", "系统正在校准时间，请稍候 / the system is checking its "
+                              "clock, please wait a moment: it reads a new business day not yet "
+                              f"started (held {self.state.day})")
         if not self.state.day:  # a caller that never showed the engine its clock
             self.commit(outcome, ev.DayStarted(at=now, day=business_day(self.layout.hall, now)))
         day = self.state.day  # moves only forward (observe), so a number is never issued twice
@@ -404,6 +413,8 @@ class Engine:
         if cmd.target_window == window:
             raise EngineError("same_window", f"{ticket.number} is already at window {window}")
         to_window = self._open_target(cmd, ticket)
+        if to_window is None:
+            self._check_service_open(to_service, ticket)
         self.commit(outcome, ev.TicketTransferred(at=now, ticket_id=ticket.ticket_id, window=window,
                                                   to_service=to_service, to_window=to_window))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
@@ -426,6 +437,19 @@ class Engine:
             raise EngineError("window_closed", f"window {target} is closed (未登录): nobody there "
                               f"could call {ticket.number}; transfer to a service instead")
         return None
+
+    def _check_service_open(self, service_id: str, ticket: Ticket) -> None:
+        """A transfer into a service no signed-in window serves: refused (``no_open_window``) unless
+        the policy requeues and the kiosks still issue for it (``no_window_kiosk = "warn"``); then
+        accepted, and the manager is alerted while the ticket waits (Supervisor)."""
+        if signed_in_windows(self.state, self.services, service_id):
+            return
+        if self.policy.stranded_tickets == "requeue" and self.views.accepting(self.state, service_id):
+            return
+        name = self.layout.service(service_id).name
+        raise EngineError("no_open_window", f"{name.zh}暂无已登录的窗口办理，不能转入 / no window "
+                          f"serving {name.en} is signed in: {ticket.number} would wait where "
+                          "nobody calls it")
 
     def _return_transferred(self, outcome: Outcome, window: int, now: datetime) -> None:
         """Sign-out with tickets transferred to this window waiting: refused, or they go back."""

@@ -149,6 +149,9 @@ class ClockStepped(_Event):
 
     kind: Literal["clock_stepped"] = "clock_stepped"
     step_s: float  # new clock minus where the old one would be; negative: stepped back
+    # Only times held from this one on move (None: all): a correction soon after a start whose
+    # first reading was unrelated to the store's concerns the times recorded since that start.
+    held_from: datetime | None = None
 
 
 class TicketsReturned(_Event):

@@ -148,7 +148,7 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             job.state = JobState.DONE if event.ok else JobState.FAILED
             job.reason = event.reason
         case ev.ClockStepped():
-            _shift(state, timedelta(seconds=event.step_s))
+            _shift(state, timedelta(seconds=event.step_s), event.held_from)
             state.clock_steps = [*state.clock_steps[-9:],
                                  (event.at, event.step_s, event.at.isoformat(timespec="seconds"))]
         case ev.TicketsReturned():
@@ -160,20 +160,25 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
         state.clock_at = event.at
 
 
-def _shift(state: State, step: timedelta) -> None:
+def _shift(state: State, step: timedelta, held_from: datetime | None = None) -> None:
     """Move every time the live state measures from by a clock step, so waits, pauses and rating
-    deadlines keep their true length on the new clock (a wait never turns negative or 8 h long)."""
+    deadlines keep their true length on the new clock (a wait never turns negative or 8 h long).
+    With ``held_from``, only times at or after it move (see :class:`ClockStepped`)."""
+
+    def moved(at: datetime) -> datetime:
+        return at + step if held_from is None or at >= held_from else at
+
     for ticket in state.tickets.values():
-        ticket.issued_at += step
+        ticket.issued_at = moved(ticket.issued_at)
         for name in ("first_called_at", "called_at", "started_at", "finished_at", "no_show_at"):
             value = getattr(ticket, name)
             if value is not None:
-                setattr(ticket, name, value + step)
+                setattr(ticket, name, moved(value))
     for window in state.windows.values():
-        window.since += step
+        window.since = moved(window.since)
     for prompt in state.prompts.values():
-        prompt.expires_at += step
-    state.clock_steps = [(at + step, size, label) for at, size, label in state.clock_steps]
+        prompt.expires_at = moved(prompt.expires_at)
+    state.clock_steps = [(moved(at), size, label) for at, size, label in state.clock_steps]
 
 
 def _free(window: WindowRuntime, at: datetime) -> None:

@@ -50,6 +50,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
 from hall_devices.coordinator.calendar import business_day, local
+from hall_devices.coordinator.clock import Reading, boot_id, boottime
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
@@ -57,6 +58,7 @@ from hall_devices.coordinator.queries import answer
 from hall_devices.coordinator.reminders import Reminders, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
+    ClockRow,
     CommandRow,
     DeadLetter,
     EventRow,
@@ -144,7 +146,7 @@ def command_key(route_name: str, payload: Payload) -> str | None:
     return None if found is None else f"{route_name}:{found}"
 
 
-def rebuild(layout: Layout, store: EventStore) -> Engine:
+def rebuild(layout: Layout, store: EventStore, boot: str | None = None) -> Engine:
     """The engine as it was: the latest snapshot, then every event after it.
 
     A snapshot that no longer fits the state's shape (after an upgrade) is passed over: the events
@@ -165,6 +167,10 @@ def rebuild(layout: Layout, store: EventStore) -> Engine:
         engine.replay(ev.event_from_json(body))
         engine.state.last_seq = seq
     engine.reindex()
+    engine.clock.boot = boot
+    stored = store.clock_reading()
+    if stored is not None:  # of this boot, it links the clock to the latest commit
+        engine.clock.resume(Reading(datetime.fromisoformat(stored.wall), stored.boottime, stored.boot))
     return engine
 
 
@@ -175,12 +181,14 @@ def utc_now() -> datetime:
 class CoordinatorService:
     def __init__(self, settings: Settings, layout: Layout, store_path: Path,
                  clock: Callable[[], datetime] = utc_now,
-                 monotonic: Callable[[], float] | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None, *, boot: str | None = None) -> None:
         self.layout = layout
         self.clock = clock
         # Read with the wall clock so the engine tells a clock step from time passing; a test's
-        # own wall clock without a monotonic one can show only steps back.
-        self.monotonic = monotonic or (time.monotonic if clock is utc_now else None)
+        # own wall clock without a monotonic one can show only steps back. Boottime counts a
+        # suspended PC's night as time that passed; the boot id tells whether a stored one compares.
+        self.monotonic = monotonic or (boottime if clock is utc_now else None)
+        self.boot = boot if monotonic else (boot_id() if clock is utc_now else None)
         self.lock = StoreLock(store_path)  # raises StoreLockedError naming the other coordinator
         try:
             self.store = EventStore(store_path)
@@ -193,7 +201,7 @@ class CoordinatorService:
         self.layout_version = pushed.version if pushed else 0
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
-        self.engine = rebuild(layout, self.store)
+        self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
         self._inbox: queue.Queue[Item] = queue.Queue()
         self._stop = threading.Event()
@@ -262,7 +270,7 @@ class CoordinatorService:
                 log.exception("coordinator worker: unexpected error; state rebuilt from the store")
                 self._stop.wait(0.2)
                 with contextlib.suppress(Exception):  # what was decided but not committed is dropped
-                    self.engine = rebuild(self.layout, self.store)
+                    self.engine = rebuild(self.layout, self.store, self.boot)
                 next_tick = time.monotonic()
 
     def _take(self, wait_s: float) -> list[Item]:
@@ -297,7 +305,7 @@ class CoordinatorService:
                     # It may have half-changed the state: keep what came before it, start again
                     # from the store (which never saw its events).
                     self._commit(done)
-                    self.engine = rebuild(self.layout, self.store)
+                    self.engine = rebuild(self.layout, self.store, self.boot)
         self._commit(done)
         sent = done.sent + [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
         sent += self._publish(done.outcomes)
@@ -378,7 +386,8 @@ class CoordinatorService:
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
-            self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead)
+            self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
+                                                           self._clock_row())
             self._since_snapshot += len(done.rows)
             committed = done.rows
             # Before any reply: a restore from an older backup must still see these numbers.
@@ -451,6 +460,12 @@ class CoordinatorService:
         day = getattr(event, "day", None) or self.engine.state.day or business_day(self.layout.hall, event.at)
         return EventRow(event.kind, event.at.isoformat(), day, key, ev.event_json(event))
 
+    def _clock_row(self) -> ClockRow | None:
+        reading = self.engine.clock.reading
+        if reading is None or reading.mono is None or self.boot is None:
+            return None
+        return ClockRow(self.boot, reading.mono, reading.wall.isoformat())
+
     def _mono(self) -> float | None:
         return self.monotonic() if self.monotonic else None
 
@@ -461,7 +476,7 @@ class CoordinatorService:
             self._queue_pending = True  # its time is the clock pages count from (web/static/app.js)
         if outcome.events:
             rows = [self._row(e, None) for e in outcome.events]
-            self.engine.state.last_seq = self.store.commit(rows, [])
+            self.engine.state.last_seq = self.store.commit(rows, [], reading=self._clock_row())
             self._since_snapshot += len(rows)
             self._forward(rows)
         if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic(),

@@ -104,7 +104,7 @@ def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa:
     for event in events:
         at = event.at - stepped
         match event:
-            case ev.ClockStepped():
+            case ev.ClockStepped() if event.held_from is None:  # else: back on the earlier scale
                 stepped += timedelta(seconds=event.step_s)
             case ev.TicketIssued():
                 tickets[event.ticket_id] = _TicketTrack(event.service_id, at)

@@ -49,6 +49,14 @@ CREATE TABLE IF NOT EXISTS snapshots (
     at TEXT NOT NULL,
     body BLOB NOT NULL
 );
+-- The coordinator's clock reading with its latest commit: a restart within the same boot then
+-- knows the wall time to expect (wall + boottime passed), so a step while it was down is seen.
+CREATE TABLE IF NOT EXISTS clock_reading (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    boot TEXT NOT NULL,
+    boottime REAL NOT NULL,
+    wall TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
@@ -82,6 +90,13 @@ class CommandRow:
     key: str
     at: str
     reply: bytes | None
+
+
+@dataclass(frozen=True)
+class ClockRow:
+    boot: str  # /proc/sys/kernel/random/boot_id
+    boottime: float  # seconds since that boot, suspend included (CLOCK_BOOTTIME)
+    wall: str  # ISO 8601, UTC, read with boottime
 
 
 @dataclass(frozen=True)
@@ -149,9 +164,9 @@ class EventStore:
         self._db.close()
 
     def commit(self, events: list[EventRow], commands: list[CommandRow],
-               dead: list[DeadLetter] | None = None) -> int:
-        """Append events, command keys and dead letters atomically; returns the last event
-        sequence number."""
+               dead: list[DeadLetter] | None = None, reading: ClockRow | None = None) -> int:
+        """Append events, command keys and dead letters atomically, and keep the clock reading
+        taken with them; returns the last event sequence number."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -168,12 +183,20 @@ class EventStore:
                                "VALUES (?, ?, ?, ?, ?)",
                                [(d.at, d.topic, d.command, d.excerpt[:EXCERPT_CHARS], d.error)
                                 for d in dead])
+            if reading is not None:
+                db.execute("INSERT OR REPLACE INTO clock_reading VALUES (1, ?, ?, ?)",
+                           (reading.boot, reading.boottime, reading.wall))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self.last_seq = seq
         return seq
+
+    def clock_reading(self) -> ClockRow | None:
+        """The clock reading stored with the latest commit that had one."""
+        row = self._db.execute("SELECT boot, boottime, wall FROM clock_reading").fetchone()
+        return None if row is None else ClockRow(str(row[0]), float(row[1]), str(row[2]))
 
     def reply_for(self, key: str) -> tuple[bool, bytes | None]:
         """(seen, reply) of a command key."""

@@ -3,11 +3,13 @@
 paho's thread and the request worker threads only emit signals; with auto connections the slots
 run on the GUI thread. A ticket request never blocks the GUI: it runs on a worker thread.
 
-One outcome per tap: a ticket request carries a deadline (send time + ``ttl_s`` by this kiosk's
-clock); it is sent again under the same command id every ``resend_s`` until an answer comes. The
-coordinator issues at most once per command id and refuses (``request_expired``) once its clock is
-past the deadline, so when nothing has come back by deadline + ``CLOCK_SKEW_MAX_S`` + ``GRACE_S``
-the kiosk may truthfully say that no number was issued (docs/kiosk.md).
+One outcome per tap: a ticket request carries a deadline on the coordinator's clock (this kiosk's
+clock + the offset learned from the queue summaries + ``ttl_s``); it is sent again under the same
+command id every ``resend_s`` until an answer comes. The coordinator issues at most once per command
+id and refuses (``request_expired``) once its clock is past the deadline, so when nothing has come
+back by deadline + ``CLOCK_SKEW_MAX_S`` + ``GRACE_S`` the kiosk may truthfully say that no number
+was issued (docs/kiosk.md). A kiosk whose clock is off by more than ``CLOCK_SKEW_MAX_S`` says so in
+its device status (``clock_skew``, warning).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from hall_devices.bus import Bus, BusError, BusOptions, Inbound
 from hall_devices.contract import (
     CLOCK_SKEW_MAX_S,
     TICKET_REQUEST_TTL_S,
+    DeviceFault,
     DeviceState,
     DeviceStatus,
+    QueueSummary,
     TicketClass,
     TicketRequest,
     can_work,
@@ -66,7 +70,7 @@ class KioskLink(QObject):
                                             device_kind="kiosk", on_connection=self._connection))
         self.requests = Requester(self.bus)
         self.requests.listen(route("ticket_request"), kiosk=kiosk.id)
-        self.bus.subscribe(route("queue_summary"), lambda m: self.summary_changed.emit(m.payload))
+        self.bus.subscribe(route("queue_summary"), self._summary)
         self.bus.subscribe(route("device_status"), self._device, device="coordinator")
         self.bus.subscribe(route("card_read"), lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
         if kiosk.printer:
@@ -74,6 +78,9 @@ class KioskLink(QObject):
             self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),
                                printer=kiosk.printer)
         self.coordinator_up = False
+        # The coordinator's clock minus this kiosk's, in seconds: deadlines are set on its clock.
+        self.offset_s = 0.0
+        self.clock_skewed = False
         self.printer_ok = kiosk.printer is not None
         self._connected = False
 
@@ -93,6 +100,24 @@ class KioskLink(QObject):
         self._connected = up
         self.coordinator_changed.emit(up and self.coordinator_up)
 
+    def _summary(self, inbound: Inbound[Any]) -> None:
+        """Learn the clock offset from a summary as it is published (``updated_at``: the
+        coordinator's time then; a retained copy may be old), then pass the summary on."""
+        summary: QueueSummary = inbound.payload
+        if not inbound.retained:
+            self.offset_s = (summary.updated_at - self.clock()).total_seconds()
+            skewed = abs(self.offset_s) > CLOCK_SKEW_MAX_S
+            if skewed != self.clock_skewed:
+                self.clock_skewed = skewed
+                log.warning("this kiosk's clock is %.1f s %s the coordinator's", abs(self.offset_s),
+                            "behind" if self.offset_s > 0 else "ahead of")
+                self.bus.set_status(
+                    DeviceState.WARNING if skewed else DeviceState.OK,
+                    [DeviceFault.CLOCK_SKEW] if skewed else [],
+                    f"clock {self.offset_s:+.1f} s from the coordinator's; tickets use its time"
+                    if skewed else None)
+        self.summary_changed.emit(summary)
+
     def _device(self, inbound: Inbound[Any]) -> None:
         status: DeviceStatus = inbound.payload
         if status.device_id == "coordinator":
@@ -106,7 +131,7 @@ class KioskLink(QObject):
                        paper: bool, *, id_hash: str | None = None, phone: str | None = None) -> None:
         """Ask for a ticket; ``ticket_answered`` gets the reply, or a BusError when none came back
         by the time the coordinator can no longer issue it (``give_up_s`` after the tap)."""
-        deadline = self.clock() + timedelta(seconds=self.ttl_s)
+        deadline = self.clock() + timedelta(seconds=self.offset_s + self.ttl_s)
         request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", deadline=deadline,
                                 service_id=service_id, ticket_class=ticket_class, appointment_code=code,
                                 id_hash=id_hash, paper=paper, phone=phone)

@@ -78,6 +78,8 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "request_expired": ("系统响应超时，请重新取号", "the system answered too late; please try again"),
     "clock_skew": ("取号机时间与系统不一致，请到{desk}取号", "this kiosk's clock is wrong; please go to "
                    "the {desk}"),
+    "clock_unsettled": ("系统正在校准时间，请稍候", "the system is checking its clock, please wait a "
+                        "moment"),
     "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
     "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
     "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),

@@ -80,3 +80,43 @@ def test_numbers_stay_unique_across_a_kill_and_a_clock_step(own_broker: HallBrok
         if coordinator.process and coordinator.process.poll() is None:
             coordinator.process.kill()
             coordinator.process.wait()
+
+
+def test_a_restart_in_the_same_boot_sees_a_step_made_while_down(own_broker: HallBroker,
+                                                                tmp_path: Path) -> None:
+    """Stopped at 16:00 and started with the clock 8 h ahead in the same boot: the step is seen at
+    once against the reading stored with the last commit (alerted; the day waits, no number under
+    it); stopped and started with the clock right again: the step back is seen, B003 follows."""
+    coordinator = SteppedCoordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
+    kiosk = Device(own_broker, "K1", "kiosk")
+    kiosk.requests.listen(route("ticket_request"), kiosk="K1")
+    kiosk.bus.start()
+    alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                   subscribe=[route("alert").topic(hall="demo")])
+
+    def step_alert(size: str) -> None:  # a step of this size is alerted (earlier ones come again)
+        alerts.expect(lambda m: json.loads(m.payload)["kind"] == "clock_step"
+                      and size in json.loads(m.payload)["message"]["zh"], timeout_s=5)
+
+    try:
+        run(coordinator, own_broker, "2026-11-23T16:00:00+08:00")
+        issued = take(kiosk, 2)
+        coordinator.kill()
+        run(coordinator, own_broker, "2026-11-24T00:01:00+08:00")  # +8 h: "tomorrow"
+        step_alert("跳变 +8小时")
+        request = TicketRequest(command_id=uuid.uuid4().hex, service_id="passport", paper=False)
+        refused = kiosk.requests.call(route("ticket_request"), request, timeout_s=10, kiosk="K1")
+        assert isinstance(refused, TicketReply) and refused.error is not None
+        assert refused.error.code == "clock_unsettled"
+        coordinator.kill()
+        run(coordinator, own_broker, "2026-11-23T16:02:00+08:00")  # NTP put it right meanwhile
+        step_alert("跳变 -7小时")
+        issued += take(kiosk, 1)
+        assert issued == [f"2026-11-23-B00{n}" for n in range(1, 4)]  # nothing expired or reissued
+        assert coordinator.stop() == 0
+    finally:
+        alerts.stop()
+        kiosk.stop()
+        if coordinator.process and coordinator.process.poll() is None:
+            coordinator.process.kill()
+            coordinator.process.wait()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
+    Alert,
     CaseState,
     DeviceFault,
     DeviceState,
@@ -15,6 +16,8 @@ from hall_devices.contract import (
     PrintResult,
     route,
 )
+from hall_devices.coordinator.engine import Engine
+from hall_devices.layout import Layout
 from tests.coordinator.harness import Hall, error_code
 from tests.support import probe
 
@@ -216,3 +219,18 @@ def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
             ["device_offline:KB1"] if state is DeviceState.OFFLINE else [])
     pads.stop()
     alerts.stop()
+
+
+def test_a_kiosk_whose_clock_is_off_is_alerted(layout: Layout) -> None:
+    engine = Engine(layout)
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    skewed = DeviceStatus(device_id="K1", kind="kiosk", state=DeviceState.WARNING,
+                          faults=[DeviceFault.CLOCK_SKEW], updated_at=now)
+    raised = [p.payload for p in engine.device_status(skewed, now).publish
+              if isinstance(p.payload, Alert) and p.payload.subject == "K1"]
+    assert [(a.alert_id, a.cleared) for a in raised] == [("device_fault:K1", False)]
+    assert "时钟" in raised[0].message.zh and "NTP" in raised[0].message.en
+    fixed = skewed.model_copy(update={"state": DeviceState.OK, "faults": []})
+    cleared = [p.payload for p in engine.device_status(fixed, now).publish
+               if isinstance(p.payload, Alert) and p.payload.subject == "K1"]
+    assert [(a.alert_id, a.cleared) for a in cleared] == [("device_fault:K1", True)]

@@ -171,6 +171,7 @@ def test_class_order(hall: Hall) -> None:
     hall.take("passport")  # normal
     hall.take("passport", "priority")
     hall.ok(4, "login", clerk_id="Z0401")
+    hall.ok(6, "login", clerk_id="Z0601")  # a transfer goes only where a window is signed in
     hall.take("hukou_in")
     assert hall.next_number(4) == "B003"
     hall.ok(4, "transfer", target_service="passport")
@@ -181,7 +182,6 @@ def test_class_order(hall: Hall) -> None:
     assert appointment.ticket.service_id == "passport"
     assert error_code(hall.take("passport", "appointment", code="YY2026")) == "appointment_used"
     assert error_code(hall.take("passport", "appointment", code="NOPE")) == "unknown_appointment"
-    hall.ok(6, "login", clerk_id="Z0601")
     order = []
     for _ in range(5):
         order.append(hall.next_number(6))

@@ -129,3 +129,45 @@ def test_overlapping_ranges_are_a_layout_problem(layout: Layout) -> None:
     mixed = tuple(s.model_copy(update={"number_range": (1, 499)}) if s.id == "passport" else s
                   for s in layout.services)
     assert any("overlap" in str(p) for p in cross_check(layout.model_copy(update={"services": mixed})))
+
+
+def test_transfer_into_a_service_no_signed_in_window_serves(layout: Layout) -> None:
+    """Refused by default, whatever the target; with requeue accepted and the manager alerted."""
+    hall = at_nine(layout)
+    hall.window(6, "login", clerk_id="Z0601")
+    hall.take("passport")
+    hall.next(6)
+    before = len(hall.events)
+    outcome = hall.window(6, "transfer", target_service="company_setup")
+    assert error(outcome) == "no_open_window" and "暂无已登录的窗口" in outcome.reply.error.message
+    assert len(hall.events) == before  # nothing changed: B001 is still called at window 6
+    hall.window(1, "login", clerk_id="Z0101")  # window 1 serves company_setup: now it may go there
+    assert error(hall.window(6, "transfer", target_service="company_setup")) is None
+
+
+@pytest.mark.parametrize("kiosk", ["warn", "stop"])
+def test_transfer_into_a_service_with_no_window_when_the_policy_requeues(layout: Layout, kiosk: str) -> None:
+    hall = at_nine(with_policy(layout, stranded_tickets="requeue", no_window_kiosk=kiosk))
+    hall.window(6, "login", clerk_id="Z0601")
+    ticket = hall.take("passport")[0]
+    hall.next(6)
+    outcome = hall.window(6, "transfer", target_service="company_setup", target_window=1)
+    if kiosk == "stop":  # the kiosks stop issuing for it: a transfer must not slip a ticket in
+        assert error(outcome) == "no_open_window"
+        return
+    assert error(outcome) is None
+    moved = hall.engine.state.tickets[ticket]
+    assert (moved.status, moved.service_id, moved.target_window) == (
+        TicketStatus.WAITING, "company_setup", None)
+    hall.tick()
+    assert [a.subject for a in hall.alerts if a.kind == "no_open_window"] == ["company_setup"]
+
+
+def test_no_open_window_is_alerted_once_the_hall_has_opened(layout: Layout) -> None:
+    hall = at_nine(layout)
+    hall.take("company_setup")  # before any window signs in: the morning stays quiet
+    hall.tick()
+    assert [a for a in hall.alerts if a.kind == "no_open_window"] == []
+    hall.window(6, "login", clerk_id="Z0601")  # the hall opens; nobody serves company_setup
+    hall.tick()
+    assert [a.subject for a in hall.alerts if a.kind == "no_open_window"] == ["company_setup"]

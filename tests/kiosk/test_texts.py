@@ -12,6 +12,8 @@ from hall_devices.kiosk.texts import REFUSALS, refusal
      "No number issued: the system answered too late; please try again"),
     ("clock_skew", "未能取号：取号机时间与系统不一致，请到一楼咨询台取号",
      "No number issued: this kiosk's clock is wrong; please go to the ground-floor desk"),
+    ("clock_unsettled", "未能取号：系统正在校准时间，请稍候",
+     "No number issued: the system is checking its clock, please wait a moment"),
     ("unknown_service", "未能取号：请到一楼咨询台咨询",
      "No number issued: please ask at the ground-floor desk"),
 ])

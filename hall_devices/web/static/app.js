@@ -68,11 +68,13 @@ const Hall = (() => {
     setInterval(show, 3000);
   }
 
-  function countdowns() {
-    for (const el of document.querySelectorAll(".deadline")) {
-      const days = Math.ceil((Date.parse(el.dataset.deadline) - Date.now()) / 86400000);
-      el.textContent += days >= 0 ? `（剩 ${days} 天 ${days} days left）` : `（超期 ${-days} 天 overdue）`;
-    }
+  function countdowns() {  // by the coordinator's clock (its latest summary), not the browser's
+    fetch("/state.json").then((r) => r.json()).then(sync).catch(() => {}).finally(() => {
+      for (const el of document.querySelectorAll(".deadline")) {
+        const days = Math.ceil((Date.parse(el.dataset.deadline) - hallNow()) / 86400000);
+        el.textContent += days >= 0 ? `（剩 ${days} 天 ${days} days left）` : `（超期 ${-days} 天 overdue）`;
+      }
+    });
   }
 
   function charts(d) {
