@@ -34,9 +34,26 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def trusted_proxies(settings: Settings) -> list[str]:
+    """``web_trusted_proxies`` as a list for uvicorn's ``forwarded_allow_ips``; raises ValueError
+    naming an entry that is not an IP address or network (``*``, trusting anyone, is refused)."""
+    found = [p.strip() for p in settings.web_trusted_proxies.split(",") if p.strip()]
+    for entry in found:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"web_trusted_proxies: {entry[:60]!r} is not an IP address or network "
+                             "(a proxy's own address, e.g. 127.0.0.1)") from None
+    return found
+
+
 def problems(settings: Settings, users: UserDirectory) -> list[str]:
     """Why this web must not start (empty: it may)."""
     found: list[str] = []
+    try:
+        trusted_proxies(settings)
+    except ValueError as exc:
+        found.append(str(exc))
     cert, key = settings.web_tls_cert_file, settings.web_tls_key_file
     if cert is None or key is None:
         if not settings.web_demo:
@@ -113,11 +130,15 @@ def run(settings: Settings, layout: Layout) -> int:
                                max_backoff_s=settings.web_login_max_backoff_s)),
         {w.number for w in layout.windows})
     app = create_app(Hub(settings, layout), access, layout)
+    # X-Forwarded-For only from the proxies named: else anyone sets the address the sign-in
+    # throttle and the audit trail see (uvicorn believes it from 127.0.0.1 by default).
+    proxies = trusted_proxies(settings)
     # Live pages hold their event streams open: shut down within 3 s all the same.
     main = uvicorn.Server(uvicorn.Config(
         app, host=settings.web_host, port=settings.web_port, log_level="warning",
         timeout_graceful_shutdown=3, ssl_certfile=str(cert) if secure else None,
-        ssl_keyfile=str(key) if secure else None))
+        ssl_keyfile=str(key) if secure else None, proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None))
     if not (secure and settings.web_http_redirect_port):
         main.run()
         return 0
