@@ -297,6 +297,8 @@ class Pages:
         form = await request.form()
         user = self.user_of(request)
         assert user is not None
+        if request.path_params["action"] not in ("green", "reprint"):
+            return PlainTextResponse("unknown action", status_code=404)
         kiosk = text_param(str(form.get("kiosk_id", "")), "kiosk_id", 32)
         if request.path_params["action"] == "green":
             service = text_param(str(form.get("service_id", "")), "service_id", 64)
