@@ -24,7 +24,8 @@ from tests.web.test_web import CHROMIUM, Web
 # Users of the shared secure web; each test signs in as its own so that none ends another's session.
 PASSWORDS = {"mgr": "manager-pass", "clerk3": "clerk-pass", "boss": "boss-pass-2024",
              "ana": "ana-pass-2024", "bo": "bo-pass-2024", "cai": "cai-pass-2024", "dan": "dan-pass-2024",
-             "eve": "eve-pass-2024", "gu": "gu-pass-2024", "hu": "hu-pass-2024"}
+             "eve": "eve-pass-2024", "gu": "gu-pass-2024", "hu": "hu-pass-2024",
+             "ivy": "ivy-pass-2024", "jo": "jo-pass-2024"}
 ROLES = {"clerk3": "clerk", "cai": "clerk", "gu": "clerk", "hu": "clerk"}
 WINDOWS = {"clerk3": (3,), "cai": (5,), "gu": (1, 2), "hu": (2,)}  # the windows each clerk may open
 BACKOFF_S = 5  # the shared web's sign-in backoff: short, so the brute-force test can wait it out

@@ -110,7 +110,7 @@ def test_x_forwarded_for_is_believed_only_from_a_named_proxy(tmp_path: Path, sec
                         {**own, "X-Forwarded-For": f"10.9.9.{i}"}).status for i in range(FREE + 1)]
     # Every name is new and every forged address too: only the real address can have throttled.
     assert statuses[-1] == 429, statuses
-    cookie = sign_in_after_backoff(secure, "dan")
+    cookie = sign_in_after_backoff(secure, "jo")
     rows = list(csv.reader(io.StringIO(request(secure, "/audit.csv?action=sign_in_failed", cookie=cookie)
                                        .body.removeprefix("\ufeff"))))
     addresses = {row[2] for row in rows[1:] if row[1].startswith("xff-")}
