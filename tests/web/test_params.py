@@ -18,7 +18,7 @@ from starlette.routing import Route
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 from hall_devices.web.access import Access, AccessOptions
-from hall_devices.web.app import create_app
+from hall_devices.web.app import CASE_ACTIONS, CONSOLE_ACTIONS, create_app
 from hall_devices.web.audit import AuditLog
 from hall_devices.web.hub import Hub
 from hall_devices.web.users import UserDirectory
@@ -90,7 +90,7 @@ def test_odd_values_in_any_filter_never_answer_500(secure: SecureHall) -> None:
 
 DIGITS, LETTERS = "9" * 5000, "x" * 5000  # 5000 digits exceed Python's int() limit (4300)
 ODD_PATH = [DIGITS, LETTERS, "-1", "0", "%00", "..%2F..%2Fsecrets", "%E2%80%AE%F0%9F%98%80", "1e3", "%D9%A3"]
-ODD_QUERY = ["9999-12-31", "0001-01-01", DIGITS, LETTERS, "%00", "-1", "%FF%FE"]
+ODD_QUERY = ["9999-12-31", "0001-01-01", DIGITS, LETTERS, "%00", "-1", "%FF%FE", "%ED%A0%80"]
 ODD_FORM = [DIGITS, LETTERS]  # every field too long: no command is ever sent to the coordinator
 # The values the path takes when another of its parameters is the odd one (none exists).
 NORMAL = {"window": "1", "action": "nothing-like-this", "case_id": "C-none", "token": "nosuchtoken",
@@ -177,6 +177,15 @@ def walk(routes: list[tuple[str, str]]) -> Iterator[tuple[str, str, dict[str, st
             if method == "POST":
                 for odd in ODD_FORM:
                     yield method, normal, dict.fromkeys(FORM_NAMES, odd)
+        # Each real action with every field too long: its form checks run (and refuse).
+        if method == "POST" and "action" in names:
+            actions = {"console": CONSOLE_ACTIONS, "cases": CASE_ACTIONS}.get(template.split("/")[1],
+                                                                          {"green": 0, "reprint": 0})
+            for action in actions:
+                real = {n: NORMAL[n] for n in names} | {"action": action}
+                for odd in ODD_FORM:
+                    yield method, re.sub(r"{(\w+)(?::\w+)?}", lambda m, v=real: v[m.group(1)], template), \
+                        dict.fromkeys(FORM_NAMES, odd)
 
 
 def test_every_route_answers_odd_values_without_a_500(tmp_path: Path, layout: Layout,
@@ -216,3 +225,7 @@ def test_every_route_answers_odd_values_without_a_500(tmp_path: Path, layout: La
         # The two wrong passwords counted against this address: a right one forgets them.
         sign_in_cookie(secure, "ivy")
     assert len(answers) > 300  # the walk did walk
+    # The real actions' form checks answered (400), as a manager; signed out, 401.
+    assert answers[("manager", "POST", "/console/1/transfer")] == 400
+    assert answers[("manager", "POST", "/staff/green")] == 400
+    assert answers[("nobody", "POST", "/cases/C-none/close")] == 401
