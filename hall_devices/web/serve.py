@@ -115,6 +115,10 @@ def run(settings: Settings, layout: Layout) -> int:
         for problem in found:
             print(f"网页无法启动 / web cannot start: {problem}", file=sys.stderr)
         return 1
+    idle = sorted(n for n, u in users.users.items() if u.role == "clerk" and not u.windows)
+    if idle:  # e.g. a users file from before clerks carried windows: they cannot sign in
+        print(f"警告 / warning: clerk(s) {', '.join(idle)} have no window to open: "
+              "`hall-devices web-user role NAME --role clerk --windows 3`", file=sys.stderr)
     try:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         audit = AuditLog(audit_file(settings.data_dir))
