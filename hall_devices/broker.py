@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import re
 import shutil
 import signal
@@ -94,7 +95,8 @@ class BrokerProcess:
         if _listening(self.port):  # else the wait below would take the other program for ours
             raise BrokerError(f"port {self.port} is already in use by another program "
                               f"(another broker?): choose another port")
-        log = self.log_file.open("ab")
+        # 0600: the log names every account and address that connects.
+        log = os.fdopen(os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         written_before = log.tell()  # the log is appended to: only this run's lines count below
         argv = [binary, "-c", str(self.config)]
         if self.die_with_parent:

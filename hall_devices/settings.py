@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     web_login_free_attempts: int = Field(5, ge=1, le=100, description="failed sign-ins before a wait")
     web_login_backoff_s: float = Field(2.0, gt=0, le=3600, description="first wait; doubles each time")
     web_login_max_backoff_s: float = Field(300.0, gt=0, le=86400, description="longest wait")
+    web_trusted_proxies: str = Field(
+        "", description="reverse proxies (IP addresses or networks, comma-separated) whose X-Forwarded-For "
+                        "names the browser; empty (the default): none, the peer's address is the browser's")
     backup_dir: Path = Field(Path("var/backups/hall"), description="where `store backup` writes")
     backup_keep_days: int = Field(30, ge=1, description="backups older than this are removed")
     clock_status_command: str | None = Field(

@@ -307,7 +307,9 @@ class Hall:
         # these passwords anyway.
         users = self.options.data_dir / "demo-users.toml"
         for name, role, password in DEMO_USERS:
-            add_user(users, name, role, password)
+            # The demo clerk may open every window of the demo's layout (one session per window).
+            windows = tuple(w.number for w in self.layout.windows) if role == "clerk" else ()
+            add_user(users, name, role, password, windows)
         port = 8080 if _port_free(8080) else free_port()
         self._spawn("web", ["web"], "web.log", extra_env={
             "HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users), "HALL_WEB_DEMO": "1",

@@ -54,6 +54,17 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
     assert "demo only: plain HTTP on this PC" in head
     assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
+    # The demo clerk may open every window the demo uses (a clerk account carries its windows).
+    from hall_devices.layout import load_layout
+    from hall_devices.web.users import load_users
+
+    demo_users = load_users(data / "demo-users.toml")
+    assert demo_users["clerk"].windows == tuple(w.number for w in load_layout(EXAMPLE).windows)
+    assert demo_users["manager"].windows == ()
+    # The agents' state files and the broker's log are data files: 0600 (issue 15 deliverable 7).
+    made = [*data.rglob("printer-*.sqlite3"), *data.rglob("pads-*.sqlite3"), *data.rglob("mosquitto.log")]
+    assert {p.name.split("-")[0] for p in made} >= {"printer", "pads", "mosquitto.log"}, made
+    assert [p for p in made if p.stat().st_mode & 0o077] == []
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
     assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
     # A booked applicant checks in with an ID card on the simulated reader (docs/appointments.md).

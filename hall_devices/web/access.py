@@ -197,8 +197,14 @@ class Access:
                 window = int_param(str(form.get("window", "")), "window", 1, 9999)
             except BadRequestError:
                 window = None
-            if window not in self.windows:
+            if window is None or window not in self.windows:
                 return again("请选择窗口 / choose your window", 400)
+            refused = self._window_refused(user, window)
+            if refused:
+                await self.audit(request, name, "sign_in_failed", target=f"window {window}",
+                                 outcome="refused", detail=refused[1])
+                return again(refused[0], 403 if refused[1] == "not this clerk's window" else 409)
+            self.sessions.end_window(window)  # only this clerk's own earlier session can be there
         cookie = self.sessions.begin(user.name, user.stamp, time.monotonic(), window)
         await self.audit(request, user.name, "sign_in", target=f"window {window}" if window else "")
         if user.role == "clerk":
@@ -209,6 +215,22 @@ class Access:
         response.set_cookie(self.cookie, cookie, max_age=int(self.options.absolute_s), path="/",
                             secure=self.options.secure, httponly=True, samesite="strict")
         return response
+
+    def _window_refused(self, user: User, window: int) -> tuple[str, str] | None:
+        """Why ``user`` may not sign in to ``window`` now (the page's message, the audit's detail):
+        not one of the windows of the account, or held by another clerk's live session. One web
+        session per window: the second clerk is refused until the first signs out or the session
+        ends (idle or absolute timeout, a manager's `web-user` change); it is never taken over."""
+        if not user.may_open(window):
+            allowed = "、".join(map(str, user.windows)) or "无 / none"
+            return (f"您的账号不能登录 {window} 号窗口（可登录：{allowed}）/ your account may not open "
+                    f"window {window} (yours: {', '.join(map(str, user.windows)) or 'none'}): "
+                    "ask a manager", "not this clerk's window")
+        holder = self.sessions.holder(window, self._stamps(), time.monotonic())
+        if holder is not None and holder.user != user.name:
+            return (f"{window} 号窗口已由 {holder.user} 登录，请其先退出 / window {window} is in use by "
+                    f"{holder.user}: they must sign out first", f"window held by {holder.user}")
+        return None
 
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)

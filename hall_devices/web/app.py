@@ -12,10 +12,9 @@ Manager and staff actions, and sign-ins, go to the audit trail (``/audit``).
 from __future__ import annotations
 
 import asyncio
-import csv
 import datetime as dt
-import io
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -46,12 +45,15 @@ from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.bookings_page import BookingsPage
+from hall_devices.web.export import csv_download
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
 from hall_devices.web.security import Guard
 from hall_devices.web.users import User
 
 HERE = Path(__file__).resolve().parent
+NO_TICKET = "没有这张号票 / no such ticket"
+log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 CASE_ACTIONS = {"verify": StaffAction.CASE_VERIFY, "appeal": StaffAction.CASE_APPEAL,
                 "revisit": StaffAction.CASE_REVISIT, "close": StaffAction.CASE_CLOSE,
@@ -220,13 +222,9 @@ class Pages:
 
     async def statistics_csv(self, request: Request) -> Response:
         data = await self.statistics_data(request)
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["dimension", "key", "name", *COLUMNS], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(data.get("rows", []))
-        name = f"hall-statistics-{data['first_day']}-{data['last_day']}.csv"
-        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        header = ["dimension", "key", "name", *COLUMNS]
+        rows = [[row.get(c, "") for c in header] for row in data.get("rows", [])]
+        return csv_download(header, rows, f"hall-statistics-{data['first_day']}-{data['last_day']}.csv")
 
     async def console(self, request: Request) -> Response:
         user = self.user_of(request)
@@ -242,15 +240,23 @@ class Pages:
                          services=self.layout.services, windows=self.layout.windows,
                          message=request.query_params.get("message"))
 
+    def path_window(self, request: Request) -> int:
+        """The ``{window}`` of the path: a window of this hall's layout, else 400 with a message (the
+        route takes any text, so that 5000 digits are a message and not a 500)."""
+        window = int_param(request.path_params["window"], "window", 1, 9999)
+        if window is None or window not in {w.number for w in self.layout.windows}:
+            raise BadRequestError(f"没有 {window} 号窗口 / window {window} is not in this hall's layout")
+        return window
+
     async def console_queue(self, request: Request) -> Response:
-        window = int(request.path_params["window"])
+        window = self.path_window(request)
         if not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
         reply = await self.hub.query(QueryKind.WINDOW_QUEUE, window=window)
         return JSONResponse({**reply.data, "state": self.hub.windows.get(window)})
 
     async def console_action(self, request: Request) -> Response:
-        window = int(request.path_params["window"])
+        window = self.path_window(request)
         if not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
         action = CONSOLE_ACTIONS.get(request.path_params["action"])
@@ -292,6 +298,8 @@ class Pages:
         form = await request.form()
         user = self.user_of(request)
         assert user is not None
+        if request.path_params["action"] not in ("green", "reprint"):
+            return PlainTextResponse("unknown action", status_code=404)
         kiosk = text_param(str(form.get("kiosk_id", "")), "kiosk_id", 32)
         if request.path_params["action"] == "green":
             service = text_param(str(form.get("service_id", "")), "service_id", 64)
@@ -347,19 +355,18 @@ class Pages:
     async def audit_csv(self, request: Request) -> Response:
         filters = self.audit_filters(request)
         rows = await asyncio.to_thread(self.audit_rows, filters, None)
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(AUDIT_COLUMNS)
-        writer.writerows([getattr(r, c) for c in AUDIT_COLUMNS] for r in rows)
-        name = f"hall-audit-{filters['first']}-{filters['last']}.csv"
-        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return csv_download(AUDIT_COLUMNS, [[getattr(r, c) for c in AUDIT_COLUMNS] for r in rows],
+                            f"hall-audit-{filters['first']}-{filters['last']}.csv")
 
     async def ticket_page(self, request: Request) -> Response:
+        if not ticket_token(request.path_params["token"]):
+            return PlainTextResponse(NO_TICKET, status_code=404)
         return self.page("ticket.html", request, token=request.path_params["token"])
 
     async def ticket_state(self, request: Request) -> Response:
         """Public: one ticket, by the unguessable token in its QR code; nothing about any other."""
+        if not ticket_token(request.path_params["token"]):
+            return JSONResponse({"error": "no such ticket today"}, status_code=404)
         reply = await self.hub.query(QueryKind.TICKET, token=request.path_params["token"])
         if not reply.ok:
             return JSONResponse({"error": "no such ticket today"}, status_code=404)
@@ -374,11 +381,26 @@ class Pages:
             return Response(self.chart_js, media_type="application/javascript",
                             headers={"Cache-Control": "max-age=86400"})
         path = HERE / "static" / name
-        if "/" in name or not path.is_file():
-            return PlainTextResponse("not found", status_code=404)
+        # A name too long for the file system (OSError) is not found either, not a 500.
+        if "/" in name or "\0" in name or len(name) > 100 or not path.is_file():
+            return PlainTextResponse("未找到 / not found", status_code=404)
         kind = "text/css" if name.endswith(".css") else "application/javascript"
         return Response(path.read_bytes(), media_type=kind)
 
+
+
+def ticket_token(token: str) -> bool:
+    """Whether ``token`` can be a ticket page's token (the contract's: at most 64 URL-safe
+    characters); anything else is answered 404 without asking the coordinator."""
+    return 0 < len(token) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in token)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """The last line: an unexpected exception is logged with its trace and answered with a plain
+    page that says nothing about the code (the cases known to be bad input are 400s and 404s)."""
+    log.error("%s %s failed", request.method, request.url.path[:200], exc_info=exc)
+    return PlainTextResponse("服务器内部错误，请稍后再试或联系管理员 / internal error: try again or tell "
+                             "the administrator", status_code=500)
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
@@ -416,12 +438,12 @@ def create_app(hub: Hub, access: Access, layout: Layout,
         Route("/stats", manager(pages.statistics)), Route("/stats.csv", manager(pages.statistics_csv)),
         Route("/audit", manager(pages.audit_page)), Route("/audit.csv", manager(pages.audit_csv)),
         Route("/console", anyone(pages.console)),
-        Route("/console/{window:int}/queue.json", anyone(pages.console_queue)),
-        Route("/console/{window:int}/{action}", anyone(pages.console_action), methods=["POST"]),
+        Route("/console/{window}/queue.json", anyone(pages.console_queue)),
+        Route("/console/{window}/{action}", anyone(pages.console_action), methods=["POST"]),
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
         Route("/static/{name}", pages.static), *BookingsPage(pages).routes(), *extra_routes,
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan,
-                     exception_handlers={BadRequestError: bad_request})
+                     exception_handlers={BadRequestError: bad_request, Exception: server_error})

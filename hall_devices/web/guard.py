@@ -119,6 +119,19 @@ class Sessions:
             session.seen = now
         return session
 
+    def holder(self, window: int, stamp_of: dict[str, str], now: float) -> Session | None:
+        """The live session signed in to ``window`` (at most one: see ``Access.login``), if any;
+        sessions that have ended by time or stamp are dropped first."""
+        self.prune(stamp_of, now)
+        return next((s for s in self._by_key.values() if s.window == window), None)
+
+    def end_window(self, window: int) -> int:
+        """End every session signed in to ``window``; returns how many there were."""
+        keys = [k for k, s in self._by_key.items() if s.window == window]
+        for key in keys:
+            del self._by_key[key]
+        return len(keys)
+
     def end(self, cookie: str | None) -> None:
         if cookie:
             self._by_key.pop(_key(cookie), None)

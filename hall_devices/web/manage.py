@@ -5,7 +5,8 @@ A password is typed at a prompt (twice, not echoed) or read from standard input 
 read it. It must pass :func:`~hall_devices.web.users.password_problem`. A running web sees each change
 at its next request: a removed user, a changed role or password ends that user's sessions at once.
 Each change is written to the audit trail as ``user_added``, ``user_removed``, ``user_role_changed``
-or ``user_password_set`` by ``account@host (command line)``.
+or ``user_password_set`` by ``account@host (command line)``. A clerk carries the windows it may
+open (``--windows 3,4`` on ``add`` and ``role``; changing them ends the clerk's sessions too).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hall_devices.web.users import (
     UsersError,
     add_user,
     load_users,
+    parse_windows,
     password_problem,
     remove_user,
     set_password,
@@ -61,6 +63,9 @@ def add_parsers(tools: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             sub.add_argument("name")
         if role:
             sub.add_argument("--role", choices=ROLES, required=True)
+            sub.add_argument("--windows", default=None, metavar="3,4",
+                             help="the windows a clerk may open, e.g. 3,4 (a clerk needs at least one; "
+                                  "managers may open any)")
         if password:
             sub.add_argument("--password-stdin", action="store_true",
                              help="read the password from standard input (one line) instead of a prompt")
@@ -79,8 +84,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     action: str = args.action
     try:
         if action == "list":
-            for user in (load_users(path) if path.exists() else {}).values():
-                print("\t".join([user.name, user.role] + (["demo password"] if user.demo else [])))
+            users = load_users(path) if path.exists() else {}
+            if not users:
+                print(f"没有网页用户 / no web users in {path}"
+                      f"{'' if path.exists() else ' (the file does not exist yet)'}: "
+                      "add one with `hall-devices web-user add NAME --role manager`")
+            for user in users.values():
+                windows = ["windows " + ",".join(map(str, user.windows))] if user.role == "clerk" else []
+                print("\t".join([user.name, user.role, *windows]
+                                + (["demo password"] if user.demo else [])))
             return 0
         name: str = args.name
         done = _change(path, action, name, args)
@@ -94,7 +106,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         AuditLog(audit_file(settings.data_dir)).record(
             f"{getpass.getuser()}@{socket.gethostname()} (command line)", AUDITED[action], name,
-            detail=getattr(args, "role", None) or "")
+            detail=" ".join(filter(None, [getattr(args, "role", None), getattr(args, "windows", None)
+                                          and f"windows {args.windows}"])))
     except AuditError as exc:
         print(f"警告 / warning: changed, but not in the audit trail: {exc}", file=sys.stderr)
     return 0
@@ -105,15 +118,28 @@ def _change(path: Path, action: str, name: str, args: argparse.Namespace) -> str
         if path.exists() and name in load_users(path):
             raise UsersError(f"user {name!r} exists: use `web-user passwd` or `web-user role`")
         role: Role = args.role
-        add_user(path, name, role, read_password(name, args.password_stdin))
-        return f"added {role} {name}"
+        windows = _windows(role, args.windows)
+        add_user(path, name, role, read_password(name, args.password_stdin), windows)
+        return f"added {role} {name}" + (f" for window(s) {args.windows}" if windows else "")
     if action == "remove":
         remove_user(path, name)
         return f"removed {name}"
     if action == "role":
-        set_role(path, name, args.role)
-        return f"{name} is now {args.role}"
+        old = load_users(path).get(name)
+        keep = args.windows is None and args.role == "clerk" and old is not None and bool(old.windows)
+        set_role(path, name, args.role, None if keep else _windows(args.role, args.windows))
+        return f"{name} is now {args.role}" + (f" for window(s) {args.windows}" if args.windows else "")
     if name not in load_users(path):
         raise UsersError(f"no user {name!r} in {path}")
     set_password(path, name, read_password(name, args.password_stdin))
     return f"password of {name} set"
+
+
+def _windows(role: Role, given: str | None) -> tuple[int, ...]:
+    """The windows of ``--windows`` for ``role``: a clerk needs at least one; a manager none."""
+    windows = parse_windows(given or "")
+    if role == "clerk" and not windows:
+        raise UsersError("a clerk needs the windows it may open: --windows 3 (or 3,4)")
+    if role == "manager" and windows:
+        raise UsersError("a manager may open every window: leave out --windows")
+    return windows

@@ -6,6 +6,8 @@ import datetime as dt
 
 from pydantic import ValidationError
 
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2999, 12, 31)  # what a day parameter may be
+
 
 class BadRequestError(Exception):
     """A request value is malformed; ``str(exc)`` says which and why (Chinese / English)."""
@@ -30,10 +32,15 @@ def day_param(value: str | None, name: str) -> str | None:
     if value is None or value.strip() == "":
         return None
     try:
-        return dt.date.fromisoformat(value).isoformat()
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise BadRequestError(f"参数 {name} 应为日期 YYYY-MM-DD / {name} must be a day YYYY-MM-DD, "
                          f"got {value[:40]!r}") from None
+    # Days near year 1 or 9999 overflow once shifted to UTC or by a day; no hall record is there.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequestError(f"参数 {name} 超出范围 / {name} must be between {FIRST_DAY} and {LAST_DAY}, "
+                              f"got {day}")
+    return day.isoformat()
 
 
 def text_param(value: str | None, name: str, longest: int) -> str | None:

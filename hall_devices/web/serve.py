@@ -34,9 +34,26 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def trusted_proxies(settings: Settings) -> list[str]:
+    """``web_trusted_proxies`` as a list for uvicorn's ``forwarded_allow_ips``; raises ValueError
+    naming an entry that is not an IP address or network (``*``, trusting anyone, is refused)."""
+    found = [p.strip() for p in settings.web_trusted_proxies.split(",") if p.strip()]
+    for entry in found:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"web_trusted_proxies: {entry[:60]!r} is not an IP address or network "
+                             "(a proxy's own address, e.g. 127.0.0.1)") from None
+    return found
+
+
 def problems(settings: Settings, users: UserDirectory) -> list[str]:
     """Why this web must not start (empty: it may)."""
     found: list[str] = []
+    try:
+        trusted_proxies(settings)
+    except ValueError as exc:
+        found.append(str(exc))
     cert, key = settings.web_tls_cert_file, settings.web_tls_key_file
     if cert is None or key is None:
         if not settings.web_demo:
@@ -101,6 +118,10 @@ def run(settings: Settings, layout: Layout) -> int:
         for problem in found:
             print(f"网页无法启动 / web cannot start: {problem}", file=sys.stderr)
         return 1
+    idle = sorted(n for n, u in users.users.items() if u.role == "clerk" and not u.windows)
+    if idle:  # e.g. a users file from before clerks carried windows: they cannot sign in
+        print(f"警告 / warning: clerk(s) {', '.join(idle)} have no window to open: "
+              "`hall-devices web-user role NAME --role clerk --windows 3`", file=sys.stderr)
     try:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         audit = AuditLog(audit_file(settings.data_dir))
@@ -118,11 +139,15 @@ def run(settings: Settings, layout: Layout) -> int:
     hub = Hub(settings, layout)
     bookings = BookingApi(hub, layout, hall_key(settings), ApiClients(settings.data_dir / "api-clients.json"))
     app = create_app(hub, access, layout, bookings.routes())
+    # X-Forwarded-For only from the proxies named: else anyone sets the address the sign-in
+    # throttle and the audit trail see (uvicorn believes it from 127.0.0.1 by default).
+    proxies = trusted_proxies(settings)
     # Live pages hold their event streams open: shut down within 3 s all the same.
     main = uvicorn.Server(uvicorn.Config(
         app, host=settings.web_host, port=settings.web_port, log_level="warning",
         timeout_graceful_shutdown=3, ssl_certfile=str(cert) if secure else None,
-        ssl_keyfile=str(key) if secure else None))
+        ssl_keyfile=str(key) if secure else None, proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None))
     if not (secure and settings.web_http_redirect_port):
         main.run()
         return 0

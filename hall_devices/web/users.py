@@ -78,11 +78,30 @@ class User:
     role: Role
     password_hash: str
     demo: bool = False  # made by `hall-devices up` with a demo password
+    # The windows a clerk may open (numbers of the layout); empty: none. Managers are not confined.
+    windows: tuple[int, ...] = ()
 
     @property
     def stamp(self) -> str:
-        """Changes whenever the role or password does: a session is bound to the stamp it began with."""
-        return hashlib.sha256(f"{self.role}\n{self.password_hash}".encode()).hexdigest()[:16]
+        """Changes whenever the role, password or windows do: a session is bound to the stamp it
+        began with."""
+        windows = ",".join(map(str, self.windows))
+        return hashlib.sha256(f"{self.role}\n{self.password_hash}\n{windows}".encode()).hexdigest()[:16]
+
+    def may_open(self, window: int) -> bool:
+        """Whether this user may sign in to ``window``: a manager any, a clerk only its own."""
+        return self.role == "manager" or window in self.windows
+
+
+def parse_windows(text: str) -> tuple[int, ...]:
+    """``"3,4"`` as ``(3, 4)`` (sorted, no repeats); ``""`` as ``()``. Raises :class:`UsersError`."""
+    numbers = set()
+    for part in text.split(","):
+        if part.strip():
+            if not part.strip().isdecimal() or len(part.strip()) > 4 or int(part) < 1:
+                raise UsersError(f"bad window number {part.strip()[:20]!r}: windows are given as 3,4")
+            numbers.add(int(part))
+    return tuple(sorted(numbers))
 
 
 def load_users(path: Path) -> dict[str, User]:
@@ -97,7 +116,11 @@ def load_users(path: Path) -> dict[str, User]:
     for i, row in enumerate(data.get("users", [])):
         if row.get("role") not in ROLES or not row.get("name") or not row.get("password"):
             raise UsersError(f"{path}: users[{i}] needs name, role (manager or clerk) and password")
-        users[row["name"]] = User(row["name"], row["role"], row["password"], bool(row.get("demo", False)))
+        windows = row.get("windows", [])
+        if not isinstance(windows, list) or not all(isinstance(w, int) and w >= 1 for w in windows):
+            raise UsersError(f"{path}: users[{i}].windows must be a list of window numbers, like [3, 4]")
+        users[row["name"]] = User(row["name"], row["role"], row["password"], bool(row.get("demo", False)),
+                                  tuple(sorted(set(windows))))
     return users
 
 
@@ -106,7 +129,8 @@ def save_users(path: Path, users: dict[str, User]) -> None:
     lines = ["# Web users; passwords are PBKDF2-SHA256 hashes. Edit with `hall-devices web-user`.", ""]
     for user in users.values():
         lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
-                  f'password = "{user.password_hash}"'] + (["demo = true"] if user.demo else []) + [""]
+                  f'password = "{user.password_hash}"'] + (["demo = true"] if user.demo else []) + (
+                      [f"windows = [{', '.join(map(str, user.windows))}]"] if user.windows else []) + [""]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -120,14 +144,15 @@ def _check_name(name: str) -> None:
         raise UsersError(f"bad user name {name!r}: 1-32 letters, digits, '.', '_' or '-'")
 
 
-def add_user(path: Path, name: str, role: Role, password: str) -> None:
-    """Add ``name`` or replace its role and password. An empty password is refused (strength rules
-    are the caller's: :func:`password_problem`); a demo password marks the user as a demo user."""
+def add_user(path: Path, name: str, role: Role, password: str, windows: tuple[int, ...] = ()) -> None:
+    """Add ``name`` or replace its role, password and windows (the windows a clerk may open). An
+    empty password is refused (strength rules are the caller's: :func:`password_problem`); a demo
+    password marks the user as a demo user."""
     _check_name(name)
     if not password:
         raise UsersError("密码不能为空 / the password is empty")
     users = load_users(path) if path.exists() else {}
-    users[name] = User(name, role, hash_password(password), password in DEMO_PASSWORDS)
+    users[name] = User(name, role, hash_password(password), password in DEMO_PASSWORDS, windows)
     save_users(path, users)
 
 
@@ -138,12 +163,13 @@ def remove_user(path: Path, name: str) -> None:
     save_users(path, users)
 
 
-def set_role(path: Path, name: str, role: Role) -> None:
+def set_role(path: Path, name: str, role: Role, windows: tuple[int, ...] | None = None) -> None:
+    """Change the role of ``name`` and, unless None, the windows it may open (kept otherwise)."""
     users = load_users(path)
     if name not in users:
         raise UsersError(f"no user {name!r} in {path}")
     old = users[name]
-    users[name] = User(name, role, old.password_hash, old.demo)
+    users[name] = User(name, role, old.password_hash, old.demo, old.windows if windows is None else windows)
     save_users(path, users)
 
 
@@ -151,7 +177,7 @@ def set_password(path: Path, name: str, password: str) -> None:
     users = load_users(path)
     if name not in users:
         raise UsersError(f"no user {name!r} in {path}")
-    add_user(path, name, users[name].role, password)
+    add_user(path, name, users[name].role, password, users[name].windows)
 
 
 class UserDirectory:

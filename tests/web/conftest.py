@@ -24,8 +24,10 @@ from tests.web.test_web import CHROMIUM, Web
 # Users of the shared secure web; each test signs in as its own so that none ends another's session.
 PASSWORDS = {"mgr": "manager-pass", "clerk3": "clerk-pass", "boss": "boss-pass-2024",
              "ana": "ana-pass-2024", "bo": "bo-pass-2024", "cai": "cai-pass-2024", "dan": "dan-pass-2024",
-             "eve": "eve-pass-2024"}
-ROLES = {"clerk3": "clerk", "cai": "clerk"}
+             "eve": "eve-pass-2024", "gu": "gu-pass-2024", "hu": "hu-pass-2024",
+             "ivy": "ivy-pass-2024", "jo": "jo-pass-2024"}
+ROLES = {"clerk3": "clerk", "cai": "clerk", "gu": "clerk", "hu": "clerk"}
+WINDOWS = {"clerk3": (3,), "cai": (5,), "gu": (1, 2), "hu": (2,)}  # the windows each clerk may open
 BACKOFF_S = 5  # the shared web's sign-in backoff: short, so the brute-force test can wait it out
 
 
@@ -59,7 +61,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Iterator
     broker = start_hall_broker(layout, tmp / "broker")
     hall = Hall(broker, layout, tmp / "store.sqlite3", Clock(datetime.now(UTC)))
     for name, password in PASSWORDS.items():
-        add_user(tmp / "users.toml", name, "clerk" if name in ROLES else "manager", password)
+        add_user(tmp / "users.toml", name, "clerk" if name in ROLES else "manager", password,
+                 WINDOWS.get(name, ()))
     redirect = free_port()
     web = Web(broker, tmp, HALL_WEB_LOGIN_BACKOFF_S=str(BACKOFF_S),
               HALL_WEB_LOGIN_MAX_BACKOFF_S=str(BACKOFF_S), HALL_WEB_HTTP_REDIRECT_PORT=str(redirect))

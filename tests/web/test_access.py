@@ -119,3 +119,48 @@ def test_a_demo_password_never_signs_in_outside_the_demo(secure: SecureHall) -> 
                      {"Origin": secure.web.url})
     assert answer.status == 403 and "a demo password is not accepted here" in answer.body
     assert "Set-Cookie" not in answer.headers
+
+
+def test_a_clerk_opens_only_its_own_windows_and_one_clerk_holds_a_window(
+        browser: Browser, secure: SecureHall) -> None:
+    """Issue 15 review, defect 1: the windows of the account, one session per window."""
+    own = {"Origin": secure.web.url}
+
+    def sign_in_to(user: str, window: int) -> tuple[int, str, str]:
+        answer = request(secure, "/login", {"username": user, "password": PASSWORDS[user],
+                                            "window": str(window)}, own)
+        return answer.status, answer.headers.get("Set-Cookie", "").split(";", 1)[0], answer.body
+
+    # gu may open windows 1 and 2, not 3: refused in Chinese and English, and audited.
+    status, _, body = sign_in_to("gu", 3)
+    assert status == 403
+    assert "您的账号不能登录 3 号窗口" in body and "your account may not open window 3 (yours: 1, 2)" in body
+    # In the browser: gu at window 2 gets its console.
+    gu = sign_in(browser, secure.web, "gu", PASSWORDS["gu"], window=2)
+    assert gu.url == f"{secure.web.url}/console"
+    expect(gu.locator("h1")).to_contain_text("2号窗口")
+    # hu, whose window 2 also is, is refused while gu holds it; gu's session is untouched.
+    refused = sign_in(browser, secure.web, "hu", PASSWORDS["hu"], window=2)
+    expect(refused.locator("#error")).to_contain_text("2 号窗口已由 gu 登录")
+    expect(refused.locator("#error")).to_contain_text("window 2 is in use by gu: they must sign out first")
+    assert gu.request.get(f"{secure.web.url}/console/2/queue.json").status == 200
+    # gu signs out: window 2 is free for hu.
+    gu.click("#logout")
+    gu.wait_for_load_state()
+    status, hu, _ = sign_in_to("hu", 2)
+    assert status == 303
+    assert request(secure, "/console/2/queue.json", cookie=hu).status == 200
+    # A clerk signing in again to its own window (another PC) ends its own earlier session there.
+    status, first, _ = sign_in_to("gu", 1)
+    status_again, second, _ = sign_in_to("gu", 1)
+    assert (status, status_again) == (303, 303)
+    assert request(secure, "/console/1/queue.json", cookie=first).status == 401
+    assert request(secure, "/console/1/queue.json", cookie=second).status == 200
+    # ... and a manager (no window) is not confined.
+    boss = sign_in_cookie(secure, "boss")
+    assert request(secure, "/console/2/queue.json", cookie=boss).status == 200
+    # The refusals are in the audit trail with their reasons.
+    audit = request(secure, "/audit.csv?actor=hu", cookie=boss).body
+    assert "sign_in_failed,window 2,refused,window held by gu" in audit
+    audit = request(secure, "/audit.csv?actor=gu", cookie=boss).body
+    assert "sign_in_failed,window 3,refused,not this clerk's window" in audit

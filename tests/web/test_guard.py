@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hall_devices.web.guard import Sessions, Throttle, ThrottleRules
-from hall_devices.web.users import UserDirectory, UsersError, add_user, set_role
+from hall_devices.web.users import UserDirectory, UsersError, add_user, parse_windows, set_password, set_role
 
 RULES = ThrottleRules(free=3, backoff_s=2.0, max_backoff_s=8.0, forget_after_s=100.0)
 
@@ -88,3 +88,41 @@ def test_the_users_file_is_read_again_when_it_changes_and_a_broken_one_keeps_the
     path.unlink()
     directory.refresh()
     assert directory.users == {}
+
+
+def test_a_clerks_windows_are_kept_and_changing_them_changes_the_stamp(tmp_path: Path) -> None:
+    path = tmp_path / "users.toml"
+    add_user(path, "gu", "clerk", "Lantern-Hall-42", (1, 2))
+    directory = UserDirectory(path)
+    gu = directory.users["gu"]
+    assert gu.windows == (1, 2) and gu.may_open(2) and not gu.may_open(3)
+    set_password(path, "gu", "Harbour-Gate-77")  # a new password keeps the windows
+    directory.refresh()
+    assert directory.users["gu"].windows == (1, 2)
+    stamp = directory.users["gu"].stamp
+    set_role(path, "gu", "clerk", (2,))  # other windows end the sessions too
+    directory.refresh()
+    assert directory.users["gu"].windows == (2,) and directory.users["gu"].stamp != stamp
+    set_role(path, "gu", "manager", ())
+    directory.refresh()
+    assert directory.users["gu"].may_open(3)  # a manager may open any
+    assert parse_windows(" 4, 3,4 ") == (3, 4) and parse_windows("") == ()
+    for bad in ("0", "x", "3;4", "99999"):
+        with pytest.raises(UsersError, match="bad window number"):
+            parse_windows(bad)
+    path.write_text("[[users]]\nname = 'bo'\nrole = 'clerk'\npassword = 'x'\nwindows = ['3']\n")
+    with pytest.raises(UsersError, match=r"users\[0\].windows must be a list of window numbers"):
+        directory.refresh()
+
+
+def test_a_window_has_one_session_holder() -> None:
+    sessions = Sessions(idle_s=10.0, absolute_s=100.0)
+    stamps = {"gu": "s1", "hu": "s2"}
+    cookie = sessions.begin("gu", "s1", now=0.0, window=2)
+    sessions.begin("mgr", "s3", now=0.0)
+    holder = sessions.holder(2, stamps, 1.0)
+    assert holder is not None and holder.user == "gu" and sessions.holder(1, stamps, 1.0) is None
+    assert sessions.holder(2, stamps, 20.0) is None  # idle: the window is free again
+    assert sessions.find(cookie, stamps, 20.0) is None
+    sessions.begin("hu", "s2", now=30.0, window=2)
+    assert sessions.end_window(2) == 1 and sessions.holder(2, stamps, 30.0) is None

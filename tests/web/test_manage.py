@@ -75,21 +75,23 @@ def test_users_change_in_the_running_web_and_their_sessions_end(
     assert status == 303
     assert request(secure, "/devices", cookie=fay).status == 200
     # A role change ends the session; as a clerk she must now choose a window.
-    run("role", "fay", "--role", "clerk")
+    code, said = web_user(monkeypatch, capsys, secure, "role", "fay", "--role", "clerk")
+    assert code == 1 and "a clerk needs the windows it may open: --windows 3" in said
+    run("role", "fay", "--role", "clerk", "--windows", "4")
     assert request(secure, "/devices", cookie=fay).status == 303  # back to sign-in
-    status, fay = sign_in(secure, "fay", "Lantern-Hall-42", window="3")
+    status, fay = sign_in(secure, "fay", "Lantern-Hall-42", window="4")
     assert status == 303
     assert request(secure, "/devices", cookie=fay).status == 403  # a clerk now
     # A new password ends the session; the old password no longer signs in.
     run("passwd", "fay", "--password-stdin", stdin="Harbour-Gate-77\n")
     assert request(secure, "/console", cookie=fay).status == 303
-    assert sign_in(secure, "fay", "Lantern-Hall-42", window="3")[0] == 401
-    status, fay = sign_in(secure, "fay", "Harbour-Gate-77", window="3")
+    assert sign_in(secure, "fay", "Lantern-Hall-42", window="4")[0] == 401
+    status, fay = sign_in(secure, "fay", "Harbour-Gate-77", window="4")
     assert status == 303
     # Removal ends the session and the user.
     run("remove", "fay")
     assert request(secure, "/console", cookie=fay).status == 303
-    assert sign_in(secure, "fay", "Harbour-Gate-77", window="3")[0] == 401
+    assert sign_in(secure, "fay", "Harbour-Gate-77", window="4")[0] == 401
     assert "fay" not in run("list")
     code, said = web_user(monkeypatch, capsys, secure, "remove", "fay")
     assert code == 1 and "no user 'fay'" in said
@@ -117,8 +119,8 @@ def test_a_password_typed_at_the_prompt_twice_not_echoed(tmp_path: Path) -> None
     for first, second in (("Lantern-Hall-42", "Lantern-Hall-43"), ("Lantern-Hall-42", "Lantern-Hall-42")):
         master, slave = os.openpty()
         command = subprocess.Popen(["setsid", "--ctty", sys.executable, "-m", "hall_devices.cli", "web-user",
-                                    "add", "gil", "--role", "clerk"], stdin=slave, stdout=slave, stderr=slave,
-                                   env=env)
+                                    "add", "gil", "--role", "clerk", "--windows", "3"],
+                                   stdin=slave, stdout=slave, stderr=slave, env=env)
         os.close(slave)
         seen = bytearray()
         try:
@@ -141,3 +143,25 @@ def test_a_password_typed_at_the_prompt_twice_not_echoed(tmp_path: Path) -> None
     assert outcomes[0][0] == 1 and "the two passwords differ" in outcomes[0][1]
     assert outcomes[1][0] == 0 and "added clerk gil" in outcomes[1][1]
     assert "gil" in users.read_text()
+
+
+def test_list_says_there_are_no_users_and_shows_each_clerks_windows(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    users = tmp_path / "users.toml"
+    monkeypatch.setenv("HALL_WEB_USERS", str(users))
+    monkeypatch.setenv("HALL_DATA_DIR", str(tmp_path / "data"))
+    assert main(["web-user", "list"]) == 0
+    said = capsys.readouterr().out
+    assert f"没有网页用户 / no web users in {users} (the file does not exist yet)" in said
+    monkeypatch.setattr("sys.stdin", io.StringIO("Lantern-Hall-42\n"))
+    assert main(["web-user", "add", "gil", "--role", "clerk", "--windows", "4,3", "--password-stdin"]) == 0
+    assert main(["web-user", "role", "gil", "--role", "manager", "--windows", "3"]) == 1
+    assert "a manager may open every window: leave out --windows" in capsys.readouterr().err
+    assert main(["web-user", "role", "gil", "--role", "clerk", "--windows", "3,x"]) == 1
+    assert "bad window number 'x'" in capsys.readouterr().err
+    assert main(["web-user", "list"]) == 0
+    assert capsys.readouterr().out == "gil\tclerk\twindows 3,4\n"
+    assert main(["web-user", "remove", "gil"]) == 0
+    capsys.readouterr()
+    assert main(["web-user", "list"]) == 0
+    assert f"no web users in {users}: add one with" in capsys.readouterr().out

@@ -38,7 +38,7 @@ class Web:
         self.users = tmp / "users.toml"
         if not self.users.exists():
             add_user(self.users, "mgr", "manager", "manager-pass")
-            add_user(self.users, "clerk3", "clerk", "clerk-pass")
+            add_user(self.users, "clerk3", "clerk", "clerk-pass", (3,))
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.data = tmp / "web"
