@@ -65,6 +65,7 @@ from hall_devices.coordinator.store import (
     StoreLock,
 )
 from hall_devices.layout import Layout
+from hall_devices.layout_follow import published
 from hall_devices.region import config as region_config
 from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
@@ -175,7 +176,7 @@ def utc_now() -> datetime:
 class CoordinatorService:
     def __init__(self, settings: Settings, layout: Layout, store_path: Path,
                  clock: Callable[[], datetime] = utc_now,
-                 monotonic: Callable[[], float] | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None, *, layout_text: str | None = None) -> None:
         self.layout = layout
         self.clock = clock
         # Read with the wall clock so the engine tells a clock step from time passing; a test's
@@ -191,6 +192,8 @@ class CoordinatorService:
         if pushed is not None:  # the region's last pushed layout outlives a restart
             self.layout = layout = pushed.layout
         self.layout_version = pushed.version if pushed else 0
+        # The text every process follows (``hall_layout``, retained); None: nothing published.
+        self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store)
@@ -227,6 +230,12 @@ class CoordinatorService:
         if self.reminders is not None:
             self.reminders.start()
         self.bus.start(wait_s)
+
+    def _publish_layout(self) -> Sent | None:
+        """The layout this hall runs, for every process to follow (layout_follow.py)."""
+        if self.layout_text is None:
+            return None
+        return self._send(Publish("hall_layout", {}, published(self.layout_version, self.layout_text)))
 
     def stop(self) -> None:
         if self._stop.is_set():
@@ -281,6 +290,7 @@ class CoordinatorService:
         done = _Batch()
         for item in batch:
             if isinstance(item, _Marker):
+                self._publish_layout()  # (again) after each connection: a broker may have lost it
                 done.outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
                                              queue_changed=True))
                 continue
@@ -499,7 +509,9 @@ class CoordinatorService:
         else:
             region_config.save(self.store.path, push.version, push.layout_toml)
             self.layout, self.layout_version = new, push.version
+            self.layout_text = push.layout_toml
             self.engine = Engine(new, self.engine.state)
+            self._publish_layout()  # retained: every process swaps to it, one started later too
             self._inbox.put(_Marker("reconnected"))  # every window's state and the queue, republished
             log.info("layout version %d from the region applied", push.version)
             result = ConfigResult(command_id=push.command_id, ok=True, version=push.version,
