@@ -178,6 +178,7 @@ class KioskWindow(QWidget):
         being shown or asked for stays; a page whose department or service is gone goes home."""
         self.layout_ = layout
         self.index = build_index(layout)
+        self.header.setText(layout.hall.name.zh if self.lang == "zh" else layout.hall.name.en)
         if self.page_name == "result" or self._busy:
             return  # the next page drawn is the new layout's
         name, argument = self._last_page
