@@ -7,9 +7,7 @@ simulated bus, the TV hall screen and the web's state (the body of /state.json) 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +24,12 @@ from hall_devices.display.hall_window import HallScreenWindow, bind
 from hall_devices.layout import HallScreenDevice, Layout, parse_layout
 from hall_devices.layout_follow import LayoutRefusedError, adopt, published
 from hall_devices.sim.led import LedBusSimulator
-from hall_devices.web.hub import Hub
 from tests.conftest import EXAMPLE
 from tests.coordinator.harness import Clock, Hall
 from tests.kiosk.test_kiosk import open_kiosk
 from tests.support import HallBroker, probe, start_hall_broker, wait_until
+from tests.web.conftest import SecureHall, request, sign_in_cookie
+from tests.web.test_web import Web
 
 HALL = "demo"
 TEXT = EXAMPLE.read_text(encoding="utf-8")
@@ -103,18 +102,12 @@ def pushable(tmp_path: Path, layout: Layout) -> Iterator[HallBroker]:
     broker.process.stop()
 
 
-class LoopThread:
-    """An asyncio loop of the web's own, on its own thread (the Hub's handlers run on it)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        self.loop.close()
+def web_state(web: SecureHall, cookie: str) -> dict[str, object]:
+    answer = request(web, "/state.json", cookie=cookie)
+    assert answer.status == 200, answer.body
+    state = json.loads(answer.body)
+    assert isinstance(state, dict)
+    return state
 
 
 def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerks_kept(
@@ -130,15 +123,13 @@ def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerk
     tv_bus = Bus(pushable.settings("HS-TV"), BusOptions(client_id="HS-TV", hall_id=HALL, device_id="HS-TV",
                                                         device_kind="hall_screen"))
     bind(tv, tv_bus)
-    web_loop = LoopThread()
-    hub = Hub(pushable.settings("web"), layout)
+    web = SecureHall(pushable, hall, Web(pushable, tmp_path), 0)  # `hall-devices web`, HTTPS
     pusher = probe(pushable.port, PUSHER, pushable.credentials[PUSHER],
                    subscribe=[route("region_config_result").topic(hall=HALL)])
     try:
         agent.start()
         tv_bus.start()
-        web_loop.loop.call_soon_threadsafe(hub.start)
-        assert hub.bus.wait_connected(10)
+        cookie = sign_in_cookie(web, "mgr")
         window, link = open_kiosk(qtbot, pushable, layout, "K1", idle_s=600, result_s=600)
         try:
             # A hall at work: tickets waiting, a clerk signed in at window 3, the kiosk on 人社's page.
@@ -161,11 +152,14 @@ def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerk
             # The LED hall screen and the TV show the new notice.
             assert leds.wait(lambda: NOTICE in leds.text(200, 2), 10), leds.text(200, 2)
             qtbot.waitUntil(lambda: NOTICE in tv.notice.text() * 2, timeout=10000)
-            # The web's names follow (the body of /state.json is the hub's snapshot).
-            wait_until(lambda: hub.snapshot()["layout_version"] == 1, 10, "the web on version 1")
-            names = {w["number"]: w["name"] for w in hub.snapshot()["windows"]}
-            assert names[3]["zh"] == "市场监管综合"  # the window state republished after the push
-            assert "social_relief" in {s.id for s in hub.layout.services}  # the console's services
+            # The web follows: /state.json names the version and the window's new name, and the
+            # console lists the new service.
+            wait_until(lambda: web_state(web, cookie)["layout_version"] == 1, 10, "the web on version 1")
+            windows = web_state(web, cookie)["windows"]
+            assert isinstance(windows, list)
+            assert {w["number"]: w["name"]["zh"] for w in windows}[3] == "市场监管综合"
+            console = request(web, "/console?window=3", cookie=cookie)
+            assert console.status == 200 and "临时救助" in console.body, console.status
             # Nothing the hall stood on was lost: the tickets wait, the clerk is signed in.
             state = hall.service.engine.state
             assert state.windows[3].clerk_id == "c03"
@@ -177,8 +171,7 @@ def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerk
             link.stop()
     finally:
         pusher.stop()
-        web_loop.loop.call_soon_threadsafe(hub.stop)
-        web_loop.stop()
+        web.web.stop()
         tv_bus.stop()
         agent.stop()
         leds.stop()
