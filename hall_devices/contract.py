@@ -690,7 +690,7 @@ ROUTES: dict[str, Route] = _routes(
           identity=("reported_by", "reporter")),
     Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
     Route("hall_layout", "hall/{hall}/layout", HallLayout, "coordinator",
-          "every process that reads the layout", retained=True),
+          "kiosks, displays, hall screens, web", retained=True),
     # Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
     # region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
     Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",
