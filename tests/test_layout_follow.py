@@ -199,3 +199,22 @@ def test_the_layout_is_published_at_start_and_a_restart_runs_the_pushed_one(
     finally:
         watcher.stop()
         hall.stop()
+
+
+def test_a_layout_too_large_to_publish_is_logged_and_the_hall_works_on(
+        pushable: HallBroker, layout: Layout, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    huge = TEXT + "# " + "填" * 400_000 + "\n"  # a comment: a valid layout over the bus's 1 MiB
+
+    class HugeHall(RegionHall):
+        def start_coordinator(self) -> CoordinatorService:
+            service = CoordinatorService(self.broker.settings("coordinator", region_forward=True),
+                                         self.layout, self.store, clock=self.clock, layout_text=huge)
+            service.start(wait_s=10)
+            return service
+
+    hall = HugeHall(pushable, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    try:
+        assert hall.ok(3, "login", clerk_id="c03").ok  # window states and answers still go out
+        wait_until(lambda: "too large to publish" in caplog.text, 10, "the layout's problem logged")
+    finally:
+        hall.stop()

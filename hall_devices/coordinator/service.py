@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound, Sent
+from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
     ConfigPush,
@@ -235,7 +235,11 @@ class CoordinatorService:
         """The layout this hall runs, for every process to follow (layout_follow.py)."""
         if self.layout_text is None:
             return None
-        return self._send(Publish("hall_layout", {}, published(self.layout_version, self.layout_text)))
+        try:
+            return self._send(Publish("hall_layout", {}, published(self.layout_version, self.layout_text)))
+        except PayloadTooLargeError:  # never stops the republishing beside it; processes keep theirs
+            log.exception("the layout is too large to publish: processes keep the layout they run")
+            return None
 
     def stop(self) -> None:
         if self._stop.is_set():
