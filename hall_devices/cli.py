@@ -153,7 +153,9 @@ def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.store import StoreError
 
     try:
-        service = CoordinatorService(settings, layout, settings.sqlite_path())
+        # The same file's text is published for every process to follow (layout_follow.py).
+        text = Path(args.layout or settings.layout).read_text(encoding="utf-8")
+        service = CoordinatorService(settings, layout, settings.sqlite_path(), layout_text=text)
     except StoreError as exc:  # also another coordinator holding the store's lock
         print(f"协调服务无法启动 / coordinator cannot start: {exc}", file=sys.stderr)
         return 1

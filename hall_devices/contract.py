@@ -544,6 +544,16 @@ class ResendRequest(Payload):
     last_seq: int = Field(ge=1)
 
 
+class HallLayout(Payload):
+    """The layout the hall's coordinator runs (retained): every process that reads the layout swaps
+    to it at run time, after parsing it with the same parser (``layout.parse_layout``); one that
+    does not parse is refused and the old layout kept (docs/region.md)."""
+
+    version: int = Field(ge=0, description="the region's layout version; 0: the hall's own file")
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of layout_toml (UTF-8), hex")
+    layout_toml: str = Field(max_length=1_000_000, description="the whole layout file (TOML)")
+
+
 # --- topics ----------------------------------------------------------------------------------
 
 _PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -680,6 +690,8 @@ ROUTES: dict[str, Route] = _routes(
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
     Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
+    Route("hall_layout", "hall/{hall}/layout", HallLayout, "coordinator",
+          "kiosks, displays, hall screens, web", retained=True),
     # Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
     # region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
     Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",

@@ -65,9 +65,10 @@ class User:
 
 
 def _own(user: User, hall: str) -> User:
-    """Every agent writes its own status and error reports."""
+    """Every agent writes its own status and error reports, and reads the layout the hall runs."""
     user.write += [route("device_status").topic(hall=hall, device=user.name),
                    route("error").topic(hall=hall, reporter=user.name)]
+    user.read.append(route("hall_layout").topic(hall=hall))
     return user
 
 

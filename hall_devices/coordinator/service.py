@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound, Sent
+from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
     ConfigPush,
@@ -67,6 +67,7 @@ from hall_devices.coordinator.store import (
     StoreLock,
 )
 from hall_devices.layout import Layout
+from hall_devices.layout_follow import published
 from hall_devices.region import config as region_config
 from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
@@ -181,7 +182,8 @@ def utc_now() -> datetime:
 class CoordinatorService:
     def __init__(self, settings: Settings, layout: Layout, store_path: Path,
                  clock: Callable[[], datetime] = utc_now,
-                 monotonic: Callable[[], float] | None = None, *, boot: str | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None, *, boot: str | None = None,
+                 layout_text: str | None = None) -> None:
         self.layout = layout
         self.clock = clock
         # Read with the wall clock so the engine tells a clock step from time passing; a test's
@@ -199,6 +201,8 @@ class CoordinatorService:
         if pushed is not None:  # the region's last pushed layout outlives a restart
             self.layout = layout = pushed.layout
         self.layout_version = pushed.version if pushed else 0
+        # The text every process follows (``hall_layout``, retained); None: nothing published.
+        self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
@@ -235,6 +239,16 @@ class CoordinatorService:
         if self.reminders is not None:
             self.reminders.start()
         self.bus.start(wait_s)
+
+    def _publish_layout(self) -> Sent | None:
+        """The layout this hall runs, for every process to follow (layout_follow.py)."""
+        if self.layout_text is None:
+            return None
+        try:
+            return self._send(Publish("hall_layout", {}, published(self.layout_version, self.layout_text)))
+        except PayloadTooLargeError:  # never stops the republishing beside it; processes keep theirs
+            log.exception("the layout is too large to publish: processes keep the layout they run")
+            return None
 
     def stop(self) -> None:
         if self._stop.is_set():
@@ -289,6 +303,7 @@ class CoordinatorService:
         done = _Batch()
         for item in batch:
             if isinstance(item, _Marker):
+                self._publish_layout()  # (again) after each connection: a broker may have lost it
                 done.outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
                                              queue_changed=True))
                 continue
@@ -514,7 +529,9 @@ class CoordinatorService:
         else:
             region_config.save(self.store.path, push.version, push.layout_toml)
             self.layout, self.layout_version = new, push.version
+            self.layout_text = push.layout_toml
             self.engine = Engine(new, self.engine.state)
+            self._publish_layout()  # retained: every process swaps to it, one started later too
             self._inbox.put(_Marker("reconnected"))  # every window's state and the queue, republished
             log.info("layout version %d from the region applied", push.version)
             result = ConfigResult(command_id=push.command_id, ok=True, version=push.version,

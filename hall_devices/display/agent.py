@@ -36,6 +36,7 @@ from hall_devices.display.frames import (
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
 from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state, reply_outcome
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
+from hall_devices.layout_follow import LayoutFollower
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,26 @@ class LedAgent:
         if self.hall_screens:
             self.bus.subscribe(route("call"), self._received)
             self.bus.subscribe(route("queue_summary"), self._received)
+        self._layouts: queue.Queue[Layout] = queue.Queue()  # from paho's thread, for the I/O thread
+        LayoutFollower(layout, bus_id, self._new_layout).subscribe(self.bus)
 
     def _received(self, inbound: Inbound[Any]) -> None:
         self._inbox.put(inbound)
         self._wake.set()
+
+    def _new_layout(self, layout: Layout, _version: int) -> None:
+        self._layouts.put(layout)
+        self._wake.set()
+
+    def _apply_layout(self, layout: Layout) -> None:
+        """A new notice text and service names on the hall screens at once; the screens themselves
+        are the same (LayoutFollower refuses a layout that changes them)."""
+        self.layout = layout
+        for screen in self.hall_screens:
+            device = layout.device(screen.device.id)
+            assert isinstance(device, HallScreenDevice)
+            screen.device = device
+            self._render_hall(screen)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._render_all()
@@ -171,6 +188,8 @@ class LedAgent:
                 self._stop.wait(0.2)
 
     def _drain(self) -> None:
+        while not self._layouts.empty():
+            self._apply_layout(self._layouts.get_nowait())
         while True:
             try:
                 inbound = self._inbox.get_nowait()

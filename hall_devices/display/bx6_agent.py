@@ -35,6 +35,7 @@ from hall_devices.display.render import ensure_qt, render_text
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
 from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
+from hall_devices.layout_follow import LayoutFollower
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Bx6Agent:
         self.calls: deque[Call] = deque(maxlen=20)
         self.summary: QueueSummary | None = None
         self._lock = threading.Lock()
-        self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._inbox: queue.Queue[Inbound[Any] | Layout] = queue.Queue()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._control, name=f"bx6 {bus_id}", daemon=True)] + [
             threading.Thread(target=self._serve, args=(s,), name=f"bx6 {s.device.id}", daemon=True)
@@ -107,6 +108,7 @@ class Bx6Agent:
             self.bus.subscribe(route("window_state"), self._inbox.put, window=window)
         self.bus.subscribe(route("call"), self._inbox.put)
         self.bus.subscribe(route("queue_summary"), self._inbox.put)
+        LayoutFollower(layout, bus_id, lambda new, _version: self._inbox.put(new)).subscribe(self.bus)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._render_all()
@@ -138,7 +140,15 @@ class Bx6Agent:
                 log.exception("BX-6 agent %s: unexpected error; carrying on", self.device.id)
                 self._stop.wait(0.2)
 
-    def _message(self, inbound: Inbound[Any]) -> None:
+    def _message(self, inbound: Inbound[Any] | Layout) -> None:
+        if isinstance(inbound, Layout):  # a new notice text and service names, same screens
+            self.layout = inbound
+            for screen in self.screens.values():
+                member = inbound.device(screen.device.id)
+                assert isinstance(member, WindowScreenDevice | HallScreenDevice)
+                screen.device = member
+            self._render_all(_is_hall_screen)
+            return
         payload = inbound.payload
         if isinstance(payload, WindowState):
             self.states[payload.window] = payload

@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from hall_devices.bus import Bus
 from hall_devices.contract import Call, QueueSummary, route
 from hall_devices.layout import HallScreenDevice, Layout
+from hall_devices.layout_follow import LayoutFollower
 
 CJK_FAMILIES = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC"]
 
@@ -24,6 +25,7 @@ class HallFeed(QObject):
 
     call_arrived = pyqtSignal(object)
     summary_arrived = pyqtSignal(object)
+    layout_arrived = pyqtSignal(object)  # Layout the coordinator now runs (layout_follow.py)
 
 
 def cjk_font(point_size: int, bold: bool = False) -> QFont:
@@ -44,6 +46,8 @@ class HallScreenWindow(QWidget):
         # Auto connections are queued when emitted from another thread: slots run on the GUI thread.
         self.feed.call_arrived.connect(self.show_call)
         self.feed.summary_arrived.connect(self.show_summary)
+        self.feed.layout_arrived.connect(self.show_layout)
+        self.summary: QueueSummary | None = None
         self.setWindowTitle(f"{layout.hall.name.zh} 叫号")
         self.setStyleSheet("background: #0b1f3a; color: #ffffff;")
         self.title = QLabel(f"{layout.hall.name.zh}\n{layout.hall.name.en}")
@@ -81,7 +85,17 @@ class HallScreenWindow(QWidget):
         for row, shown in zip(self.call_rows, [*self.calls, *[None] * len(self.call_rows)], strict=False):
             row.setText(f"{shown.text.zh}    {shown.text.en}" if shown else "")
 
+    def show_layout(self, layout: Layout) -> None:
+        """A new notice text and department names at once (the screen itself cannot change)."""
+        self.layout_ = layout
+        device = layout.device(self.device.id)
+        assert isinstance(device, HallScreenDevice)  # LayoutFollower refuses a changed screen
+        self.device = device
+        self.notice.setText(f"  {device.notice.zh}    {device.notice.en}  ")
+        self.show_summary(self.summary)
+
     def show_summary(self, summary: QueueSummary | None) -> None:
+        self.summary = summary
         if summary is None:
             self.waiting.setText("等候人数 Waiting\n—")
             return
@@ -89,7 +103,7 @@ class HallScreenWindow(QWidget):
         for row in summary.services:
             per_prefix[row.prefix] = per_prefix.get(row.prefix, 0) + row.waiting
         names = {s.prefix: self.layout_.department(s.department).name.zh for s in self.layout_.services}
-        lines = [f"{names[p]}（{p}）  {n} 人" for p, n in sorted(per_prefix.items())]
+        lines = [f"{names.get(p, p)}（{p}）  {n} 人" for p, n in sorted(per_prefix.items())]
         self.waiting.setText("等候人数 Waiting\n" + "\n".join(lines))
 
     def _scroll_notice(self) -> None:
@@ -104,3 +118,5 @@ def bind(window: HallScreenWindow, bus: Bus) -> None:
     """Subscribe a bus to what the window shows; handlers only emit signals."""
     bus.subscribe(route("call"), lambda m: window.feed.call_arrived.emit(m.payload))
     bus.subscribe(route("queue_summary"), lambda m: window.feed.summary_arrived.emit(m.payload))
+    LayoutFollower(window.layout_, window.device.id,
+                   lambda new, _version: window.feed.layout_arrived.emit(new)).subscribe(bus)

@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 class KioskWindow(QWidget):
     phone = ""  # a mobile number left for reminders, for the next ticket only
 
-    def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *, idle_s: float = 60.0,
-                 result_s: float = 20.0) -> None:
+    def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *,  # noqa: PLR0915 - a signal a line
+                 idle_s: float = 60.0, result_s: float = 20.0) -> None:
         super().__init__()
         self.layout_ = layout
         self.kiosk = kiosk
@@ -90,6 +90,7 @@ class KioskWindow(QWidget):
         link.ticket_answered.connect(self.on_ticket)
         link.print_finished.connect(self.on_print)
         link.card_read.connect(self.on_card)
+        link.layout_changed.connect(self.on_layout)
         self.show_home()
         self.on_availability(None)
 
@@ -171,6 +172,27 @@ class KioskWindow(QWidget):
             if row.service_id == service_id:
                 return row.waiting, row.estimated_minutes
         return 0, 0
+
+    def on_layout(self, layout: Layout) -> None:
+        """The layout the coordinator now runs: new services and names show at once. A number
+        being shown or asked for stays; a page whose department or service is gone goes home."""
+        self.layout_ = layout
+        self.index = build_index(layout)
+        self.header.setText(layout.hall.name.zh if self.lang == "zh" else layout.hall.name.en)
+        if self.page_name == "result" or self._busy:
+            return  # the next page drawn is the new layout's
+        name, argument = self._last_page
+        known = {s.id for s in layout.services} | {d.id for d in layout.departments}
+        if name in ("department", "service") and argument not in known:
+            self.show_home()
+        elif name == "department":
+            self.show_department(argument)
+        elif name == "service":
+            self.show_service(argument)
+        elif name == "search":
+            self._search_results()
+        elif name == "home":
+            self._home()  # the applicant's card and phone, if any, stay
 
     # --- pages ------------------------------------------------------------------------------------
 

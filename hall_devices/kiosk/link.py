@@ -38,6 +38,7 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.layout import KioskDevice, Layout
+from hall_devices.layout_follow import LayoutFollower
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
 
@@ -52,6 +53,7 @@ class KioskLink(QObject):
     ticket_answered = pyqtSignal(object)  # TicketReply, or a BusError when nothing came back
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
     card_read = pyqtSignal(object)  # CardRead from this kiosk's ID card reader
+    layout_changed = pyqtSignal(object)  # Layout the coordinator now runs (layout_follow.py)
 
     def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,
                  ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
@@ -73,6 +75,8 @@ class KioskLink(QObject):
         self.bus.subscribe(route("queue_summary"), self._summary)
         self.bus.subscribe(route("device_status"), self._device, device="coordinator")
         self.bus.subscribe(route("card_read"), lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
+        follower = LayoutFollower(layout, kiosk.id, lambda new, _version: self.layout_changed.emit(new))
+        follower.subscribe(self.bus)
         if kiosk.printer:
             self.bus.subscribe(route("device_status"), self._device, device=kiosk.printer)
             self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),

@@ -4,7 +4,8 @@ beside the event store, applied without stopping anything.
 :func:`check` is pure: the new layout must be valid (:func:`parse_layout`), of this hall, newer than
 the one running, and must keep what the live state stands on: every service of a ticket that is
 waiting, called, being served or held, and every window that is open or has a ticket. Devices cannot
-change by a push, since each has a broker account and ACL of its own (provision, then restart).
+change by a push, since each has a broker account and ACL of its own (provision, then restart);
+only what a screen shows may (``layout_follow.SHOWN_FIELDS``: a hall screen's notice).
 Applying is the coordinator's: a new engine over the same state (queues and signed-in clerks kept).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from hall_devices.contract import TicketStatus, WindowStatus
 from hall_devices.coordinator.model import State
 from hall_devices.layout import Layout, LayoutError, parse_layout
+from hall_devices.layout_follow import fixed
 
 LIVE = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.HELD,
         TicketStatus.NO_SHOW)
@@ -44,7 +46,7 @@ def check(current: Layout, running_version: int, version: int, text: str, state:
     if new.hall.id != current.hall.id:
         reasons.append(f"布局属于大厅 {new.hall.id}，本厅是 {current.hall.id} / the layout is hall "
                        f"{new.hall.id!r}'s, this is {current.hall.id!r}")
-    if new.devices != current.devices:
+    if fixed(new.devices) != fixed(current.devices):  # a screen's notice text may change
         reasons.append("设备不能远程更改 / devices cannot change by a push: provision the broker and "
                        "restart the hall")
     services = {s.id for s in new.services}

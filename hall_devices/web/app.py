@@ -76,11 +76,15 @@ class Pages:
         self.hub = hub
         self.access = access
         self.audit: AuditLog = access.audit_log
-        self.layout = layout
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(hall=layout.hall, window_status_zh=WINDOW_STATUS_ZH,
                                           case_state_zh=CASE_STATE_ZH, rating_names=RATING_NAMES)
         self.chart_js = plotly_js()
+
+    @property
+    def layout(self) -> Layout:
+        """The layout the coordinator runs: names and services follow a region's push."""
+        return self.hub.layout
 
     def user_of(self, request: Request) -> User | None:
         return self.access.user_of(request)

@@ -37,6 +37,7 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.layout import Layout
+from hall_devices.layout_follow import LayoutFollower
 from hall_devices.provision import WEB
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
@@ -61,6 +62,8 @@ class Hub:
         self.requests.listen(route("window_command"))
         for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call"):
             self.bus.subscribe(route(name), self._on_message)
+        self.layout_version: int | None = None  # the region's version the coordinator runs, if known
+        LayoutFollower(layout, None, self._on_layout).subscribe(self.bus)
 
     # --- life cycle (on the asyncio loop) ---------------------------------------------------------
 
@@ -77,8 +80,17 @@ class Hub:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._apply, inbound.payload)
 
+    def _on_layout(self, layout: Layout, version: int) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._apply_layout, layout, version)
+
+    def _apply_layout(self, layout: Layout, version: int) -> None:
+        """Window and service names follow the layout the coordinator runs (layout_follow.py)."""
+        self.layout, self.layout_version = layout, version
+        self._apply(None)
+
     def _apply(self, payload: Any) -> None:
-        data = json.loads(payload.model_dump_json())
+        data = json.loads(payload.model_dump_json()) if payload is not None else {}
         if isinstance(payload, WindowState):
             self.windows[payload.window] = data
         elif isinstance(payload, DeviceStatus):
@@ -108,7 +120,7 @@ class Hub:
                        "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]
         devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
         return {"windows": windows, "devices": devices, "queue": self.queue, "alerts": self.alerts,
-                "calls": list(self.calls), "version": self.version}
+                "calls": list(self.calls), "version": self.version, "layout_version": self.layout_version}
 
     def listen(self) -> asyncio.Queue[str]:
         listener: asyncio.Queue[str] = asyncio.Queue(maxsize=50)
