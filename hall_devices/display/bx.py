@@ -258,6 +258,29 @@ def start_write_file_data(name: str, length: int, overwrite: bool = True) -> byt
         "<I", length)
 
 
+def take_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """Cut every whole frame off the front of ``buffer``: (raw bytes, escaped body) each.
+
+    Any run of A5 is a frame head and 5A its tail (BX-5 and BX-6 alike); bytes before a head are
+    dropped, and an unfinished frame stays in ``buffer`` for the next call.
+    """
+    frames: list[tuple[bytes, bytes]] = []
+    while True:
+        head = buffer.find(HEAD)
+        if head < 0:
+            buffer.clear()
+            return frames
+        del buffer[:head]
+        start = 0
+        while start < len(buffer) and buffer[start] == HEAD:
+            start += 1
+        tail = buffer.find(TAIL, start)
+        if tail < 0:
+            return frames  # wait for the rest
+        frames.append((bytes(buffer[:tail + 1]), bytes(buffer[start:tail])))
+        del buffer[:tail + 1]
+
+
 @dataclass
 class BxDecoder:
     """Bytes in, frames and bad frames out. Any run of A5 is a frame head."""
@@ -266,23 +289,7 @@ class BxDecoder:
 
     def feed(self, data: bytes) -> list[BxFrame | BadFrame]:
         self.buffer += data
-        out: list[BxFrame | BadFrame] = []
-        while True:
-            head = self.buffer.find(HEAD)
-            if head < 0:
-                self.buffer.clear()
-                return out
-            del self.buffer[:head]
-            start = 0
-            while start < len(self.buffer) and self.buffer[start] == HEAD:
-                start += 1
-            tail = self.buffer.find(TAIL, start)
-            if tail < 0:
-                return out  # wait for the rest
-            raw = bytes(self.buffer[:tail + 1])
-            body = bytes(self.buffer[start:tail])
-            del self.buffer[:tail + 1]
-            out.append(self._frame(raw, body))
+        return [self._frame(raw, body) for raw, body in take_frames(self.buffer)]
 
     @staticmethod
     def _frame(raw: bytes, escaped: bytes) -> BxFrame | BadFrame:

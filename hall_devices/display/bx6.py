@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from hall_devices.display.bx import HEAD, HEAD_RUN, TAIL, BxError, crc16, escape, unescape
+from hall_devices.display.bx import HEAD_RUN, TAIL, BxError, crc16, escape, take_frames, unescape
 
 PC_ADDRESS = 0x8000
 ANY_ADDRESS = 0xFFFE  # DstAddr of the manual's ping example ("wildcard, not one controller")
@@ -115,22 +115,7 @@ class Bx6Decoder:
 
     def feed(self, data: bytes) -> list[Packet | BadPacket]:
         self.buffer += data
-        out: list[Packet | BadPacket] = []
-        while True:
-            head = self.buffer.find(HEAD)
-            if head < 0:
-                self.buffer.clear()
-                return out
-            del self.buffer[:head]
-            start = 0
-            while start < len(self.buffer) and self.buffer[start] == HEAD:
-                start += 1
-            tail = self.buffer.find(TAIL, start)
-            if tail < 0:
-                return out
-            raw, escaped = bytes(self.buffer[:tail + 1]), bytes(self.buffer[start:tail])
-            del self.buffer[:tail + 1]
-            out.append(_packet(raw, escaped))
+        return [_packet(raw, escaped) for raw, escaped in take_frames(self.buffer)]
 
 
 def _packet(raw: bytes, escaped: bytes) -> Packet | BadPacket:
