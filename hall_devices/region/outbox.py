@@ -93,7 +93,8 @@ class Outbox:
         """Try every record due by ``now`` once; returns how many were delivered."""
         rows = self.conn.execute(
             "SELECT record_id, record::text, attempts FROM rating_records WHERE delivered_at IS NULL "
-            "AND not_wanted_at IS NULL AND next_attempt_at <= %s ORDER BY next_attempt_at, record_id LIMIT %s", (now, BATCH)).fetchall()
+            "AND not_wanted_at IS NULL AND next_attempt_at <= %s ORDER BY next_attempt_at, record_id "
+            "LIMIT %s", (now, BATCH)).fetchall()
         delivered = 0
         for record_id, text, attempts in rows:
             record = RatingRecord.model_validate_json(str(text))
