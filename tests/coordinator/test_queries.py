@@ -1,0 +1,64 @@
+"""Read-only queries over history that names a service a later layout removed: shown by its id,
+never a KeyError (engine level, the time passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hall_devices.contract import QueryKind, QueryRequest, RatingLevel, TicketClass
+from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.model import Appointment
+from hall_devices.coordinator.queries import answer
+from hall_devices.layout import Layout
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in the hall
+DAY = "2026-11-23"
+
+
+def passport_day() -> list[ev.Event]:
+    """One passport ticket served at window 6 and rated 不满意 (a 差评)."""
+    return [
+        ev.TicketIssued(at=T0, ticket_id="T1", number="B001", prefix="B", seq=1, day=DAY,
+                        service_id="passport", ticket_class=TicketClass.NORMAL, token="tok1"),
+        ev.TicketCalled(at=T0 + timedelta(minutes=5), ticket_id="T1", window=6, higher_class=False),
+        ev.ServiceStarted(at=T0 + timedelta(minutes=6), ticket_id="T1", window=6),
+        ev.TicketFinished(at=T0 + timedelta(minutes=16), ticket_id="T1", window=6, clerk_id="c06",
+                          prompt_id="P1", rating_expires_at=T0 + timedelta(minutes=17)),
+        ev.RatingRecorded(at=T0 + timedelta(minutes=16, seconds=20), rating_id="r1", prompt_id="P1",
+                          ticket_id="T1", ticket_number="B001", service_id="passport",
+                          department_id="gone_department", window=6, clerk_id="c06",
+                          level=RatingLevel.DISSATISFIED, reasons=["等候太久"], channel="pad",
+                          rated_at=T0 + timedelta(minutes=16, seconds=20)),
+    ]
+
+
+def without_passport(layout: Layout) -> Layout:
+    windows = [w.model_copy(update={"primary": [s for s in w.primary if s != "passport"]})
+               for w in layout.windows]
+    return layout.model_copy(update={"services": [s for s in layout.services if s.id != "passport"],
+                                     "windows": windows})
+
+
+def test_history_and_bookings_of_a_removed_service_are_shown_by_its_id(layout: Layout) -> None:
+    engine = Engine(without_passport(layout))
+    engine.state.appointments["A1"] = Appointment("A1", "passport", T0 + timedelta(days=1),
+                                                  T0 + timedelta(days=1, minutes=30))
+    stored = [ev.event_json(e) for e in passport_day()]
+    now = T0 + timedelta(days=1, hours=2)
+
+    def ask(kind: QueryKind, day: str) -> dict[str, object]:
+        return answer(engine, lambda _first, _last: stored,
+                      QueryRequest(command_id=f"q-{kind}", kind=kind, first_day=day), now)
+
+    figures = ask(QueryKind.STATISTICS, DAY)
+    rows = {(r["dimension"], r["key"]): r for r in figures["rows"]}  # type: ignore[attr-defined]
+    assert rows[("service", "passport")]["name"] == "passport"
+    assert (rows[("service", "passport")]["issued"], rows[("service", "passport")]["served"]) == (1, 1)
+    assert rows[("total", "")]["served"] == 1
+    assert not any(d == "department" and r["served"] for (d, _k), r in rows.items())  # none to count under
+    ratings = ask(QueryKind.RATINGS, DAY)["ratings"]
+    assert [(r["service"], r["department"], r["level"]) for r in ratings] == [  # type: ignore[attr-defined]
+        ("passport", "gone_department", 2)]
+    bookings = ask(QueryKind.APPOINTMENTS, "2026-11-24")["appointments"]
+    assert [(b["code"], b["service"]) for b in bookings] == [("A1", "passport")]  # type: ignore[attr-defined]
