@@ -452,7 +452,7 @@ class CoordinatorService:
             return QueryReply(command_id=query.command_id, ok=False,
                               error=Problem(code="bad_query", message=str(exc)))
         except Exception as exc:  # a read changed nothing: answer it, never fail the worker's batch
-            log.exception("query %s (%s) failed", query.command_id, query.kind.value)
+            log.exception("query %s (%s) failed", query.command_id, query.kind)
             return QueryReply(command_id=query.command_id, ok=False, error=Problem(
                 code="internal_error", message=f"查询失败，已记录，请联系工作人员 / the query failed "
                                                f"({type(exc).__name__}); it is logged"))

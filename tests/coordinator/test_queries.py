@@ -1,16 +1,21 @@
-"""Read-only queries over history that names a service a later layout removed: shown by its id,
-never a KeyError (engine level, the time passed in)."""
+"""Read-only queries: history that names a service a later layout removed is shown by its id, never
+a KeyError (engine level, the time passed in); a query that raises anyway is answered with an error
+(a real coordinator on a real Mosquitto)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
-from hall_devices.contract import QueryKind, QueryRequest, RatingLevel, TicketClass
+from hall_devices.bus import Inbound
+from hall_devices.contract import QueryKind, QueryReply, QueryRequest, RatingLevel, TicketClass, route
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import Appointment
 from hall_devices.coordinator.queries import answer
 from hall_devices.layout import Layout
+from tests.coordinator.harness import Hall
+from tests.support import probe
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # Monday 09:00 in the hall
 DAY = "2026-11-23"
@@ -62,3 +67,22 @@ def test_history_and_bookings_of_a_removed_service_are_shown_by_its_id(layout: L
         ("passport", "gone_department", 2)]
     bookings = ask(QueryKind.APPOINTMENTS, "2026-11-24")["appointments"]
     assert [(b["code"], b["service"]) for b in bookings] == [("A1", "passport")]  # type: ignore[attr-defined]
+
+
+def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall: Hall) -> None:
+    replies = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
+                    subscribe=["hall/demo/query/probe/reply"])
+    # A window given as a list (past the contract's checks): the lookup raises TypeError.
+    odd = QueryRequest.model_construct(command_id="q-odd", kind=QueryKind.WINDOW_QUEUE, window=[6],
+                                       schema_version=1)
+    route_ = route("query")
+    hall.service._inbox.put(Inbound(route_, route_.topic(hall="demo", client="probe"),
+                                    {"hall": "demo", "client": "probe"}, odd, False, False, 0, 0))
+    reply = json.loads(replies.expect(lambda m: True).payload)
+    assert (reply["command_id"], reply["ok"], reply["error"]["code"]) == ("q-odd", False, "internal_error")
+    assert reply["error"]["message"].startswith("查询失败")
+    assert hall.service.store.count("dead_letters") == 0  # a read: nothing to keep or re-run
+    good = QueryRequest(command_id="q-good", kind=QueryKind.WINDOW_QUEUE, window=6)
+    answered = hall.web.requests.call(route_, good, client="web")
+    assert isinstance(answered, QueryReply) and answered.ok and answered.data["window"] == 6
+    replies.stop()
