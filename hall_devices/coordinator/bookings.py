@@ -12,6 +12,7 @@ from typing import Any
 from hall_devices.coordinator.calendar import local
 from hall_devices.coordinator.model import Appointment, State
 from hall_devices.coordinator.outcome import EngineError
+from hall_devices.coordinator.stats import service_name
 from hall_devices.layout import AppointmentSlot, Layout
 
 
@@ -70,7 +71,7 @@ def rows_of_day(layout: Layout, state: State, day: str, now: datetime) -> list[d
             continue
         ticket = state.tickets.get(a.used_by or "")
         rows.append({"code": a.code, "service_id": a.service_id,
-                     "service": layout.service(a.service_id).name.zh,
+                     "service": service_name(layout, a.service_id),
                      "slot_start": a.slot_start.isoformat(), "slot_end": a.slot_end.isoformat(),
                      "slot": f"{start:%H:%M}-{local(layout.hall, a.slot_end):%H:%M}",
                      "state": state_of(a, now, layout.policy.appointment_late_minutes),

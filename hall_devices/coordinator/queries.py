@@ -16,7 +16,7 @@ from hall_devices.coordinator.bookings import appointment_figures, rows_of_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import EngineError
 from hall_devices.coordinator.report import table
-from hall_devices.coordinator.stats import compute
+from hall_devices.coordinator.stats import compute, department_name, service_name
 
 EventSource = Callable[[str, str], Iterable[bytes]]
 WAIT_BINS = (5, 10, 15, 20, 30, 45, 60)  # minutes: the wait-time distribution's upper bounds
@@ -54,8 +54,8 @@ def _ratings(engine: Engine, found: list[ev.Event], query: QueryRequest) -> dict
             continue
         case = engine.state.cases.get(f"C-{event.ticket_id}")
         rows.append({"rating_id": event.rating_id, "ticket_number": event.ticket_number,
-                     "service": engine.layout.service(event.service_id).name.zh,
-                     "department": engine.layout.department(event.department_id).name.zh,
+                     "service": service_name(engine.layout, event.service_id),
+                     "department": department_name(engine.layout, event.department_id),
                      "window": event.window, "clerk_id": event.clerk_id, "level": int(event.level),
                      "level_name": RATING_NAMES[int(event.level)].zh, "channel": event.channel,
                      "rated_at": event.rated_at.isoformat(), "reasons": event.reasons,
@@ -69,7 +69,7 @@ def _cases(engine: Engine, now: datetime) -> dict[str, Any]:
     for case in sorted(engine.state.cases.values(), key=lambda c: c.deadline):
         info = json.loads(engine.views.case(case).model_dump_json())
         info["overdue"] = now > case.deadline and case.state not in ("closed", "revoked", "revisited")
-        info["service"] = engine.layout.service(case.service_id).name.zh
+        info["service"] = service_name(engine.layout, case.service_id)
         cases.append(info)
     return {"cases": cases}
 
@@ -81,7 +81,7 @@ def _window_queue(engine: Engine, query: QueryRequest, now: datetime) -> dict[st
     for key in engine.index.keys[query.window][:50]:
         ticket = engine.state.tickets[key[3]]
         rows.append({"number": ticket.number, "ticket_class": ticket.ticket_class.value,
-                     "service": engine.layout.service(ticket.service_id).name.zh,
+                     "service": service_name(engine.layout, ticket.service_id),
                      "waited_min": int((now - ticket.issued_at).total_seconds() // 60)})
     return {"window": query.window, "waiting": rows, "count": len(engine.index.keys[query.window])}
 

@@ -451,6 +451,11 @@ class CoordinatorService:
         except ValueError as exc:
             return QueryReply(command_id=query.command_id, ok=False,
                               error=Problem(code="bad_query", message=str(exc)))
+        except Exception as exc:  # a read changed nothing: answer it, never fail the worker's batch
+            log.exception("query %s (%s) failed", query.command_id, query.kind)
+            return QueryReply(command_id=query.command_id, ok=False, error=Problem(
+                code="internal_error", message=f"查询失败，已记录，请联系工作人员 / the query failed "
+                                               f"({type(exc).__name__}); it is logged"))
         reply = QueryReply(command_id=query.command_id, ok=True, data=data)
         size = len(reply.model_dump_json())
         if size > MAX_PAYLOAD_BYTES:  # the broker would drop it and the asker wait in vain
@@ -521,7 +526,8 @@ class CoordinatorService:
         if known and stored is not None:
             return ConfigResult.model_validate_json(stored)
         new, reasons = region_config.check(self.layout, self.layout_version, push.version,
-                                           push.layout_toml, self.engine.state)
+                                           push.layout_toml, self.engine.state,
+                                           today=business_day(self.layout.hall, now))
         if new is None:
             result = ConfigResult(command_id=push.command_id, ok=False, version=push.version,
                                   running_version=self.layout_version or None, reasons=reasons,

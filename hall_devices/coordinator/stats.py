@@ -81,6 +81,17 @@ class Statistics:
     case_states: Counter[str] = field(default_factory=Counter)
 
 
+def service_name(layout: Layout, service_id: str) -> str:
+    """The service's 中文 name; its id when the layout no longer has it (removed by a later version:
+    history and bookings keep the id)."""
+    return next((s.name.zh for s in layout.services if s.id == service_id), service_id)
+
+
+def department_name(layout: Layout, department_id: str) -> str:
+    """The department's 中文 name; its id when the layout no longer has it."""
+    return next((d.name.zh for d in layout.departments if d.id == department_id), department_id)
+
+
 def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa: PLR0915 - a case a kind
             last_day: str) -> Statistics:
     stats = Statistics(first_day, last_day)
@@ -91,9 +102,11 @@ def compute(layout: Layout, events: Iterable[ev.Event], first_day: str,  # noqa:
     cases: dict[str, str] = {}
 
     def figures(service_id: str, window: int | None = None, clerk: str | None = None) -> list[Figures]:
-        department = layout.service(service_id).department
-        out = [stats.total, stats.by["department"].setdefault(department, Figures()),
-               stats.by["service"].setdefault(service_id, Figures())]
+        out = [stats.total, stats.by["service"].setdefault(service_id, Figures())]
+        # a service a later layout removed: its history still counts, under no department
+        department = next((s.department for s in layout.services if s.id == service_id), None)
+        if department is not None:
+            out.append(stats.by["department"].setdefault(department, Figures()))
         if window is not None:
             out.append(stats.by["window"].setdefault(str(window), Figures()))
         if clerk:

@@ -3,7 +3,9 @@ beside the event store, applied without stopping anything.
 
 :func:`check` is pure: the new layout must be valid (:func:`parse_layout`), of this hall, newer than
 the one running, and must keep what the live state stands on: every service of a ticket that is
-waiting, called, being served or held, and every window that is open or has a ticket. Devices cannot
+waiting, called, being served or held, of today's tickets (their history: rating prompts, today's
+figures) and of a booking from today on that is not cancelled; and every window that is open or has
+a ticket. Devices cannot
 change by a push, since each has a broker account and ACL of its own (provision, then restart);
 only what a screen shows may (``layout_follow.SHOWN_FIELDS``: a hall screen's notice).
 Applying is the coordinator's: a new engine over the same state (queues and signed-in clerks kept).
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hall_devices.contract import TicketStatus, WindowStatus
+from hall_devices.coordinator.calendar import local
 from hall_devices.coordinator.model import State
 from hall_devices.layout import Layout, LayoutError, parse_layout
 from hall_devices.layout_follow import fixed
@@ -32,9 +35,10 @@ class Pushed:
     text: str
 
 
-def check(current: Layout, running_version: int, version: int, text: str, state: State
+def check(current: Layout, running_version: int, version: int, text: str, state: State, *, today: str
           ) -> tuple[Layout | None, list[str]]:
-    """(the new layout, []) when it may be applied now, else (None, the hall's reasons)."""
+    """(the new layout, []) when it may be applied now, else (None, the hall's reasons).
+    ``today``: the hall's business day (YYYY-MM-DD, hall time)."""
     try:
         new = parse_layout(text, f"region version {version}")
     except LayoutError as exc:
@@ -54,12 +58,38 @@ def check(current: Layout, running_version: int, version: int, text: str, state:
         if ticket.status in LIVE and ticket.service_id not in services:
             reasons.append(f"号票 {ticket.number} 的事项 {ticket.service_id} 被删除 / service "
                            f"{ticket.service_id} of live ticket {ticket.number} would be removed")
+    reasons += _removed_in_use(current, services, state, today)
     windows = {w.number for w in new.windows}
     for window in state.windows.values():
         if window.number not in windows and (window.status is not WindowStatus.CLOSED or window.ticket_id):
             reasons.append(f"窗口 {window.number} 正在服务 / window {window.number} is open and would be "
                            "removed")
     return (None, reasons) if reasons else (new, [])
+
+
+def _removed_in_use(current: Layout, kept: set[str], state: State, today: str) -> list[str]:
+    """Reasons for removed services that today's tickets (beyond the live ones, reported each) or
+    bookings from today on still name."""
+    reasons = []
+    live = {t.service_id for t in state.tickets.values() if t.status in LIVE}
+    served = sorted({t.service_id for t in state.tickets.values()
+                     if t.day == today and t.service_id not in kept and t.service_id not in live})
+    for service_id in served:
+        reasons.append(f"事项 {_name(current, service_id)} 今日已有办件记录，请在闭厅后删除 / service "
+                       f"{service_id} has tickets today: remove it after closing")
+    booked: dict[str, int] = {}
+    for booking in state.appointments.values():
+        if (not booking.cancelled and booking.service_id not in kept
+                and local(current.hall, booking.slot_start).date().isoformat() >= today):
+            booked[booking.service_id] = booked.get(booking.service_id, 0) + 1
+    for service_id, count in sorted(booked.items()):
+        reasons.append(f"事项 {_name(current, service_id)} 有 {count} 个今日及以后的预约 / service "
+                       f"{service_id} has {count} bookings from today on: cancel or move them first")
+    return reasons
+
+
+def _name(layout: Layout, service_id: str) -> str:
+    return next((s.name.zh for s in layout.services if s.id == service_id), service_id)
 
 
 def pushed_path(store: Path) -> Path:

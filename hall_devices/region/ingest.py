@@ -4,13 +4,15 @@ Sans-IO (h11 style): messages and the time go in, decisions come out; the databa
 are the caller's. One :class:`HallIngest` per hall. Its rule: events are applied strictly in the
 hall's sequence order, each once. An event at or below ``applied`` is a duplicate (the bridge's
 redelivery, a resend overlapping the live stream) and is dropped; one beyond the next expected is
-held until the gap before it is filled; a gap that stays open for :data:`GAP_GRACE_S` (events
+held until the gap before it is filled (at most :data:`HELD_MAX`; when full, the highest held give
+way, so the events that fill the gap are always taken); a gap that stays open for :data:`GAP_GRACE_S` (events
 still in flight are not a gap) is asked for with a :class:`Resend`, at most :data:`RESEND_CHUNK`
 events at a time, again after :data:`RESEND_RETRY_S` if nothing came of it.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from dataclasses import dataclass, field
 
@@ -19,7 +21,7 @@ from hall_devices.contract import ForwardedEvent
 GAP_GRACE_S = 1.0
 RESEND_RETRY_S = 5.0
 RESEND_CHUNK = 5_000
-HELD_MAX = 50_000  # events held past a gap; beyond this they are dropped and resent later
+HELD_MAX = 50_000  # events held past a gap; beyond this the highest are dropped and asked for later
 
 
 class IngestError(Exception):
@@ -52,9 +54,7 @@ class HallIngest:
                 raise IngestError(f"hall {self.hall_id}: events {one.seq} and {after.seq} in one message "
                                   "are not consecutive")
         self.head = max(self.head, head, events[-1].seq if events else 0)
-        for one in events:
-            if one.seq > self.applied and len(self._held) < HELD_MAX:
-                self._held.setdefault(one.seq, one)
+        self._hold(events)
         ready: list[ForwardedEvent] = []
         seq = self.applied + 1
         while seq in self._held:
@@ -94,6 +94,21 @@ class HallIngest:
     def lagging(self) -> int:
         """Events the hall has committed that the region has not applied yet."""
         return max(0, self.head - self.applied)
+
+    def _hold(self, events: list[ForwardedEvent]) -> None:
+        """Hold the new events; when the buffer is full, the highest held ones give way (the gap's
+        resend reaches them again), never the events that fill the gap, or catching up would stop."""
+        fresh = [one for one in events if one.seq > self.applied and one.seq not in self._held]
+        if not fresh:
+            return
+        if len(self._held) >= HELD_MAX and fresh[0].seq > max(self._held):
+            return  # all beyond everything held: dropping them is the eviction, at no cost
+        for one in fresh:
+            self._held[one.seq] = one
+        over = len(self._held) - HELD_MAX
+        if over > 0:
+            for seq in heapq.nlargest(over, self._held):
+                del self._held[seq]
 
     def _note_gap(self, reached: int, now_s: float) -> None:
         if self.head > reached:

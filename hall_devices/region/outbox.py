@@ -5,7 +5,8 @@ an ``Idempotency-Key`` header, so a retry after an unclear failure (a timeout af
 stored it) is recognised by the province and never counted twice. A 2xx or a 409 (already have it)
 marks it delivered; anything else (a refusal, a 5xx, no connection) is retried with a growing delay
 (:data:`BACKOFF_S`, at most :data:`BACKOFF_MAX_S`), the reason kept in ``last_error`` for the
-dashboard. Records the profile wants later (a default rating after N days) wait in the outbox.
+dashboard. Records the profile wants later (a default rating after N days) wait in the outbox; records
+it never wants (a 未评价 where it takes none) are marked ``not_wanted_at`` and are not unreported.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from hall_devices.region.profiles import Exported, Profile, ProfileError, export
+from hall_devices.region.profiles import Exported, Profile, ProfileError, export, wanted
 from hall_devices.region.ratings import RatingRecord
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,15 @@ class Outbox:
         """Try every record due by ``now`` once; returns how many were delivered."""
         rows = self.conn.execute(
             "SELECT record_id, record::text, attempts FROM rating_records WHERE delivered_at IS NULL "
-            "AND next_attempt_at <= %s ORDER BY next_attempt_at, record_id LIMIT %s", (now, BATCH)).fetchall()
+            "AND not_wanted_at IS NULL AND next_attempt_at <= %s ORDER BY next_attempt_at, record_id "
+            "LIMIT %s", (now, BATCH)).fetchall()
         delivered = 0
         for record_id, text, attempts in rows:
             record = RatingRecord.model_validate_json(str(text))
+            if not wanted(record, self.profile):
+                self.conn.execute("UPDATE rating_records SET not_wanted_at = %s WHERE record_id = %s",
+                                  (now, record_id))
+                continue
             try:
                 body = export(record, self.profile, now)
             except ProfileError as exc:
@@ -124,7 +130,9 @@ class Outbox:
                           (reason[:500], now + timedelta(seconds=delay), record_id))
 
     def pending(self) -> int:
-        row = self.conn.execute("SELECT COUNT(*) FROM rating_records WHERE delivered_at IS NULL").fetchone()
+        """Records still to deliver (not those the province does not want)."""
+        row = self.conn.execute("SELECT COUNT(*) FROM rating_records WHERE delivered_at IS NULL "
+                                "AND not_wanted_at IS NULL").fetchone()
         return int(row[0]) if row else 0
 
 

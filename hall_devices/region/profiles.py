@@ -56,6 +56,12 @@ FIELDS: list[tuple[str, str]] = [  # (key, 中文 column name): GB/T 39046-2020 
 Exported = dict[str, str | int | float | bool | None]
 
 
+def wanted(record: RatingRecord, profile: Profile) -> bool:
+    """Whether the province takes this record ever: False for a 未评价 when the profile takes no
+    未评价 records and gives no default rating."""
+    return record.level is not None or profile.unrated_records or profile.default_level_after_days > 0
+
+
 def export(record: RatingRecord, profile: Profile, now: datetime) -> Exported | None:
     """The record as the province wants it now, or None when it wants it later or not at all."""
     level = record.level

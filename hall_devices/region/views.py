@@ -27,7 +27,8 @@ SELECT h.hall_id, h.district, h.applied, h.head, h.layout_version,
        (SELECT count(*) FROM (SELECT DISTINCT ON (e.body->>'window') e.kind FROM events e
           WHERE e.hall_id = h.hall_id AND e.day = %(day)s AND e.kind IN ('window_opened', 'window_closed')
           ORDER BY e.body->>'window', e.seq DESC) w WHERE w.kind = 'window_opened') AS open_windows,
-       (SELECT count(*) FROM rating_records r WHERE r.hall_id = h.hall_id AND r.delivered_at IS NULL)
+       (SELECT count(*) FROM rating_records r WHERE r.hall_id = h.hall_id AND r.delivered_at IS NULL
+          AND r.not_wanted_at IS NULL)
           AS unreported,
        jsonb_array_length(h.alerts) AS alerts
 FROM halls h ORDER BY h.hall_id

@@ -126,7 +126,8 @@ class RegionPages:
         their backoff (after the province's platform is back)."""
         hall_id = request.path_params["hall_id"]
         await self.read(lambda c: c.execute(
-            "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL",
+            "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL "
+            "AND not_wanted_at IS NULL",
             (hall_id,)))
         return RedirectResponse(f"/hall/{hall_id}", status_code=303)
 

@@ -9,6 +9,7 @@ import pytest
 from hall_devices.contract import ForwardedEvent
 from hall_devices.region.ingest import (
     GAP_GRACE_S,
+    HELD_MAX,
     RESEND_CHUNK,
     RESEND_RETRY_S,
     HallIngest,
@@ -79,3 +80,34 @@ def test_the_applied_mark_never_goes_back() -> None:
     with pytest.raises(IngestError):
         ingest.applied_up_to(9)
     assert take(ingest, 11, 12, 12, 0.0) == [11, 12]
+
+
+def test_a_full_hold_still_takes_the_gap_and_catches_up_with_the_rest_resent() -> None:
+    # the reviewer's case (r3/held.py), scaled to the buffer: 1..100 applied, 101..300 lost, the
+    # backlog beyond arrives in 200-event messages until far more is held than HELD_MAX
+    ingest = HallIngest("h1")
+    take(ingest, 1, 100, 100, 0.0)
+    last = 300 + HELD_MAX + 1_000
+    for first in range(301, last, 200):
+        assert take(ingest, first, first + 199, first + 199, 0.5) == []
+    assert ingest.head == last
+    resend = ingest.due(0.5 + GAP_GRACE_S)
+    assert resend == Resend("h1", 101, 300)
+    ready = take(ingest, 101, 300, last, 2.0)
+    assert ready == list(range(101, 101 + HELD_MAX))  # the gap took the place of the top 200 held
+    # what gave way when the hold was full is asked for next, and then catching up completes
+    while (resend := ingest.due(3.0)) is not None:
+        assert resend.first_seq == ingest.applied + 1
+        take(ingest, resend.first_seq, resend.last_seq, last, 3.0)
+    assert (ingest.applied, ingest.lagging) == (last, 0)
+
+
+def test_when_the_hold_is_full_the_highest_held_give_way_to_lower_ones() -> None:
+    ingest = HallIngest("h1")
+    take(ingest, 1, 1, 1, 0.0)
+    take(ingest, 1_000, 999 + HELD_MAX, 999 + HELD_MAX, 0.0)  # fills the hold past a gap 2..999
+    assert take(ingest, 500, 599, 999 + HELD_MAX, 0.1) == []  # taken: the top 100 give way
+    assert take(ingest, 2, 499, 999 + HELD_MAX, 0.2) == list(range(2, 600))  # the top 498 more
+    assert ingest.due(0.2 + GAP_GRACE_S) == Resend("h1", 600, 999)
+    assert take(ingest, 600, 999, 999 + HELD_MAX, 2.0) == list(range(600, 402 + HELD_MAX))
+    assert ingest.due(2.0) == Resend("h1", 402 + HELD_MAX, 999 + HELD_MAX)  # what gave way

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,6 +23,7 @@ from hall_devices.region.outbox import Endpoint, Outbox, export_file
 from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.profiles import export, load_profile
 from hall_devices.region.ratings import RatingRecord
+from hall_devices.region.views import overview
 from tests.region.conftest import fresh_database
 
 T0 = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 09:00 in the hall
@@ -187,3 +189,33 @@ def test_file_export_for_provinces_that_take_files(db_url: str) -> None:
     data = json.loads(export_file(db_url, profile, T0, "2026-11-30", "2026-11-30", fmt="json"))
     assert [r["record_id"] for r in data["records"]] == ["h1:r-1", "h1:unrated:P2"]
     assert export_file(db_url, profile, T0, "2026-12-01", "2026-12-01", fmt="json").count("record_id") == 0
+
+
+def test_a_unrated_record_the_province_never_wants_is_marked_so_and_not_unreported(
+        pg_cluster: PgCluster, province: Province, tmp_path: Path) -> None:
+    url = fresh_database(pg_cluster)
+    db = RegionDb(url)
+    db.register("h1", "420704")
+    db.apply("h1", 0, forwarded(hall_day()))
+    db.close()
+    own = tmp_path / "no-unrated.toml"  # takes no 未评价 and gives no default rating
+    own.write_text('name = "no-unrated"\ntitle = "不收未评价"\ncode_1_means = "very_satisfied"\n'
+                   'unrated_records = false\ndefault_level_after_days = 0\n'
+                   '[channels]\npad = "1"\nkiosk = "2"\nweb = "3"\nqr = "4"\n', encoding="utf-8")
+    outbox = Outbox(url, Endpoint(province.url), load_profile(str(own)))
+    try:
+        now = T0 + timedelta(hours=1)
+        for _round in range(4):
+            outbox.deliver_due(now)
+            now += timedelta(minutes=15)
+        assert outbox.pending() == 0  # the 差评 delivered, the 未评价 not waiting for anything
+        assert outbox.deliver_due(now + timedelta(days=30)) == 0
+    finally:
+        outbox.close()
+    assert sorted(province.stored) == ["h1:r-1"] and "h1:unrated:P2" not in province.posts
+    with psycopg.connect(url) as conn:
+        rows = {str(r[0]): (r[1], r[2]) for r in conn.execute(
+            "SELECT record_id, delivered_at IS NULL, not_wanted_at IS NULL FROM rating_records")}
+        (hall,) = overview(conn, "2026-11-30", now)
+    assert rows == {"h1:r-1": (False, True), "h1:unrated:P2": (True, False)}  # delivered; not wanted
+    assert hall.unreported == 0  # the dashboard's 未上报 count
