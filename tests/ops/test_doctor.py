@@ -184,3 +184,29 @@ def test_a_store_open_in_two_processes_is_reported(tmp_path: Path) -> None:
             if one.stdout is not None:
                 one.stdout.close()
     assert found.level == "fail" and "only one coordinator" in found.message
+
+
+def test_no_account_is_never_a_pass(named_broker: HallBroker, tmp_path: Path) -> None:
+    from hall_devices.broker import BrokerProcess
+
+    # Debian's own mosquitto: anonymous sign-ins accepted (a real one, on a free port).
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    foreign = BrokerProcess(config, port)
+    foreign.start()
+    try:
+        reach = check_broker(Settings(broker_host="127.0.0.1", broker_port=port))
+    finally:
+        foreign.stop()
+    assert not reach.ok and reach.step == "anonymous"
+    assert "this is not the hall's broker" in reach.message and "匿名登录" in reach.message
+    # The hall's broker refuses the anonymous sign-in: the account is what is missing.
+    hall = check_broker(_tls(named_broker, broker_username=None, broker_password=None))
+    assert not hall.ok and hall.step == "no_account" and "no broker account set" in hall.message
+    findings = run_doctor(_tls(named_broker, broker_username=None, broker_password=None,
+                               clock_status_command=_command("NTPSynchronized=yes"),
+                               data_dir=tmp_path, web_users=tmp_path / "users.toml",
+                               database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}"),
+                          DoctorScope(None, None, None, datetime.now(UTC)))
+    assert [f.level for f in findings if f.check.startswith("broker/")] == ["fail"]
