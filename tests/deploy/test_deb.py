@@ -69,6 +69,18 @@ def test_the_unpacked_command_runs(root: Path, built: Built, tmp_path: Path) -> 
         assert package in depends
 
 
+def test_only_the_coordinator_is_ordered_after_the_broker() -> None:
+    # docs/deployment.md says so: the agents and the web connect and reconnect by themselves.
+    from tests.conftest import ROOT
+
+    ordered = set()
+    for unit in (ROOT / "deploy" / "systemd").glob("*.service"):
+        for line in unit.read_text(encoding="utf-8").splitlines():
+            if line.startswith(("After=", "Requires=", "BindsTo=")) and "hall-broker.service" in line:
+                ordered.add(unit.name)
+    assert ordered == {"hall-coordinator.service"}
+
+
 def _verify(unit_root: Path, units: list[str]) -> subprocess.CompletedProcess[str]:
     for source in Path("/lib/systemd/system").iterdir():  # the targets and slices units refer to
         target = unit_root / "lib" / "systemd" / "system" / source.name
