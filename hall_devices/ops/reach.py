@@ -133,12 +133,9 @@ def _tls(settings: Settings, raw: socket.socket) -> Reach | None:
                                    "HALL_BROKER_TLS")
 
 
-def _sign_in(settings: Settings, timeout_s: float) -> Reach:
-    """An MQTT v5 CONNECT with the role's credentials; a clean-start, no-will session that leaves
-    no trace (its client id is the username plus ``-doctor``, so a running role is not kicked)."""
-    user = settings.broker_username or "(anonymous)"
-    # Not a clean start, nothing acknowledged, the role's own session expiry: should the broker bind
-    # this connection to the account's session, that session (queued jobs) is left as it was.
+def doctor_client(settings: Settings) -> mqtt.Client:
+    """A paho client with the role's credentials and TLS, under the client id ``<username>-doctor``
+    (not the role's own: a running role is not kicked); not connected."""
     name = settings.broker_username or "anonymous"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-doctor",
                          protocol=mqtt.MQTTv5, manual_ack=True)
@@ -147,6 +144,16 @@ def _sign_in(settings: Settings, timeout_s: float) -> Reach:
         client.username_pw_set(settings.broker_username, password)
     if settings.broker_tls and settings.broker_ca_file:
         client.tls_set(ca_certs=str(settings.broker_ca_file))
+    return client
+
+
+def _sign_in(settings: Settings, timeout_s: float) -> Reach:
+    """An MQTT v5 CONNECT with the role's credentials; a clean-start, no-will session that leaves
+    no trace (its client id is the username plus ``-doctor``, so a running role is not kicked)."""
+    user = settings.broker_username or "(anonymous)"
+    # Not a clean start, nothing acknowledged, the role's own session expiry: should the broker bind
+    # this connection to the account's session, that session (queued jobs) is left as it was.
+    client = doctor_client(settings)
     answered = threading.Event()
     result: list[Any] = []
 
