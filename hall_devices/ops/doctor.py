@@ -1,7 +1,8 @@
 """``hall-devices doctor``: what a technician checks on a hall PC, each finding in Chinese and English
 with what to do.
 
-Checks: the broker (host, port, TLS CA and name, sign-in), this PC's device paths, the clock
+Checks: the broker (host, port, TLS CA and name, sign-in), this PC's clock against the
+coordinator's (its live queue summary; a kiosk's or hall screen's account), this PC's device paths, the clock
 (NTP/chrony status) and the hall's time zone, disk space, certificate expiry, the event store's
 integrity, demo passwords, and the announcer's programs. A failure makes the exit status 1;
 a warning alone does not.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.layout import AnnouncerDevice, Layout
+from hall_devices.layout import AnnouncerDevice, HallScreenDevice, KioskDevice, Layout
 from hall_devices.ops.ports import local_ports, port_problem
 from hall_devices.ops.reach import check_broker
 from hall_devices.settings import Settings
@@ -50,6 +51,8 @@ class DoctorScope:
 
 def run_doctor(settings: Settings, scope: DoctorScope) -> list[Finding]:
     found = [_broker(settings)]
+    if found[0].check == "broker/ok" and _follows_the_queue(settings, scope.layout):
+        found += _coordinator_clock(settings)
     found += _ports(scope)
     found += _clock(settings, scope)
     found += _disk(settings)
@@ -64,6 +67,40 @@ def _broker(settings: Settings) -> Finding:
     reach = check_broker(settings)
     level: Level = "fail" if not reach.ok else "warn" if reach.step == "in_use" else "ok"
     return Finding(level, f"broker/{reach.step}", reach.message)
+
+
+def _follows_the_queue(settings: Settings, layout: Layout | None) -> bool:
+    """This PC's account is a kiosk's or a hall screen's: they read the queue summary and run on the
+    coordinator's clock (a kiosk's ticket deadlines, a screen's countdowns). The broker accepts a
+    subscription its ACL then starves, so other accounts would only wait."""
+    if layout is None or not settings.broker_username:
+        return False
+    return any(d.id == settings.broker_username and isinstance(d, (KioskDevice, HallScreenDevice))
+               for d in layout.devices)
+
+
+def _coordinator_clock(settings: Settings) -> list[Finding]:
+    from hall_devices.contract import CLOCK_SKEW_MAX_S
+    from hall_devices.ops.skew import coordinator_offset
+
+    offset = coordinator_offset(settings)
+    if offset.seconds is None:
+        return [Finding("warn", "clock/coordinator",
+                        "未收到协调服务的排队概况，无法比较时钟（协调服务是否在运行？）/ no queue summary "
+                        f"from the coordinator ({offset.why}): cannot compare this PC's clock with "
+                        "its; is hall-coordinator running?")]
+    seconds = offset.seconds
+    side_zh, side = ("慢", "behind") if seconds > 0 else ("快", "ahead of")
+    said = (f"本机时钟比协调服务{side_zh} {abs(seconds):.1f} 秒 / this PC's clock is {abs(seconds):.1f} s "
+            f"{side} the coordinator's")
+    if abs(seconds) > CLOCK_SKEW_MAX_S:
+        return [Finding("fail", "clock/coordinator",
+                        f"{said}：超过 {CLOCK_SKEW_MAX_S:g} 秒，取号请求会被拒绝。"
+                        "请让本机和服务器同步到大厅的时间服务器（chrony，见部署指南）/ more than "
+                        f"{CLOCK_SKEW_MAX_S:g} s: the coordinator refuses this PC's ticket requests. "
+                        "Point this PC and the server at the hall's time server (chrony, "
+                        "docs/deployment.md, time sync)")]
+    return [Finding("ok", "clock/coordinator", said)]
 
 
 def _ports(scope: DoctorScope) -> list[Finding]:

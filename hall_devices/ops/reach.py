@@ -30,7 +30,7 @@ IP_MISMATCH = 64
 @dataclass(frozen=True)
 class Reach:
     ok: bool
-    step: str  # host, port, tls_ca, tls_name, tls, auth, mqtt, in_use (not signed in), ok
+    step: str  # host, port, tls_ca, tls_name, tls, auth, no_account, anonymous, mqtt, in_use, ok
     message: str
 
 
@@ -133,19 +133,27 @@ def _tls(settings: Settings, raw: socket.socket) -> Reach | None:
                                    "HALL_BROKER_TLS")
 
 
-def _sign_in(settings: Settings, timeout_s: float) -> Reach:
-    """An MQTT v5 CONNECT with the role's credentials; a clean-start, no-will session that leaves
-    no trace (its client id is the username plus ``-doctor``, so a running role is not kicked)."""
-    user = settings.broker_username or "(anonymous)"
-    # Not a clean start, nothing acknowledged, the role's own session expiry: should the broker bind
-    # this connection to the account's session, that session (queued jobs) is left as it was.
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.broker_username}-doctor",
+def doctor_client(settings: Settings) -> mqtt.Client:
+    """A paho client with the role's credentials and TLS, under the client id ``<username>-doctor``
+    (not the role's own: a running role is not kicked); not connected."""
+    name = settings.broker_username or "anonymous"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-doctor",
                          protocol=mqtt.MQTTv5, manual_ack=True)
     if settings.broker_username:
         password = settings.broker_password.get_secret_value() if settings.broker_password else None
         client.username_pw_set(settings.broker_username, password)
     if settings.broker_tls and settings.broker_ca_file:
         client.tls_set(ca_certs=str(settings.broker_ca_file))
+    return client
+
+
+def _sign_in(settings: Settings, timeout_s: float) -> Reach:
+    """An MQTT v5 CONNECT with the role's credentials; a clean-start, no-will session that leaves
+    no trace (its client id is the username plus ``-doctor``, so a running role is not kicked)."""
+    user = settings.broker_username or "(anonymous)"
+    # Not a clean start, nothing acknowledged, the role's own session expiry: should the broker bind
+    # this connection to the account's session, that session (queued jobs) is left as it was.
+    client = doctor_client(settings)
     answered = threading.Event()
     result: list[Any] = []
 
@@ -168,6 +176,8 @@ def _sign_in(settings: Settings, timeout_s: float) -> Reach:
                                         f"HALL_BROKER_TLS / {_where(settings)} gave no MQTT answer: is it "
                                         "the TLS listener while HALL_BROKER_TLS is false, or not a broker?")
         reason = result[0]
+        if not settings.broker_username:
+            return _anonymous(settings, accepted=not reason.is_failure)
         if reason.is_failure:
             return Reach(False, "auth", f"代理拒绝登录 {user!r}（{reason}）：用户名或密码错误，请核对 "
                                         f"credentials.toml / the broker refused {user!r} ({reason}): wrong "
@@ -178,3 +188,21 @@ def _sign_in(settings: Settings, timeout_s: float) -> Reach:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _anonymous(settings: Settings, accepted: bool) -> Reach:
+    """No HALL_BROKER_USERNAME: never a pass. The hall's broker refuses anonymous sign-ins (only
+    ``--dev-port`` listens anonymously, on 127.0.0.1), so a broker that lets one in is another
+    program's (Debian's own mosquitto on 1883, say)."""
+    if accepted:
+        return Reach(False, "anonymous",
+                     f"{_where(settings)} 接受了匿名登录：这不是大厅的代理服务器（大厅代理只接受账号登录）。"
+                     "请设置 HALL_BROKER_USERNAME/HALL_BROKER_PASSWORD 并核对 HALL_BROKER_HOST/PORT / "
+                     f"anonymous sign-in accepted at {_where(settings)}: this is not the hall's broker "
+                     "(it signs in accounts only). Set HALL_BROKER_USERNAME and HALL_BROKER_PASSWORD "
+                     "(this device's .env file) and check HALL_BROKER_HOST and HALL_BROKER_PORT")
+    return Reach(False, "no_account",
+                 "未设置代理账号：请在本设备的 .env 文件中设置 HALL_BROKER_USERNAME 和 "
+                 "HALL_BROKER_PASSWORD / "
+                 f"no broker account set: the broker at {_where(settings)} refused an anonymous sign-in; "
+                 "set HALL_BROKER_USERNAME and HALL_BROKER_PASSWORD (this device's .env file)")

@@ -14,6 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from hall_devices.web.users import give_like
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,7 +59,12 @@ class AuditLog:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Created 0600 before SQLite opens it (SQLite gives its journal files the same mode).
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_size == 0:  # new (or never written): root gives it to the folder's owner
+                    give_like(fd, path.parent)
+            finally:
+                os.close(fd)
             with self._connect() as db:
                 db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:

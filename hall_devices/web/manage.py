@@ -79,9 +79,22 @@ def add_parsers(tools: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     command("passwd", "set a user's password; that user's sessions end at once", password=True)
 
 
+# Present on an installed hall PC (the Debian package); /usr/bin/hall-devices loads it.
+PRODUCTION_ENV = Path("/etc/hall/common.env")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file or settings.web_users
     action: str = args.action
+    if not path.is_absolute() and PRODUCTION_ENV.is_file():
+        # The development default (./var/hall) on an installed PC: a file the web never reads.
+        print(f"未修改 / not changed: 本机已安装大厅配置 {PRODUCTION_ENV}，但用户文件 {path} 是当前目录下的"
+              "相对路径，网页不会读取。请用 sudo hall-devices web-user ... / this PC has the hall's "
+              f"settings ({PRODUCTION_ENV}) but the users file {path} is relative to the current "
+              "folder, where the web never looks: run `sudo hall-devices web-user ...` (the installed "
+              f"command loads {PRODUCTION_ENV}) or give --file /var/lib/hall/users.toml",
+              file=sys.stderr)
+        return 1
     try:
         if action == "list":
             users = load_users(path) if path.exists() else {}

@@ -125,7 +125,9 @@ def load_users(path: Path) -> dict[str, User]:
 
 
 def save_users(path: Path, users: dict[str, User]) -> None:
-    """Write the file whole (a temporary file renamed over it), created 0600: no half-written file."""
+    """Write the file whole (a temporary file renamed over it), created 0600: no half-written file.
+    Run as root, it keeps the owner and group of the file it replaces, or takes its folder's
+    (:func:`give_like`). Raises OSError when the folder cannot be written."""
     lines = ["# Web users; passwords are PBKDF2-SHA256 hashes. Edit with `hall-devices web-user`.", ""]
     for user in users.values():
         lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
@@ -135,8 +137,19 @@ def save_users(path: Path, users: dict[str, User]) -> None:
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        give_like(handle.fileno(), path if path.exists() else path.parent)
         handle.write("\n".join(lines))
     os.replace(temporary, path)
+
+
+def give_like(fd: int, like: Path) -> None:
+    """Run as root (``sudo hall-devices web-user ...``): the open file ``fd`` gets the owner and group
+    of ``like`` (the file it replaces, else its folder: /var/lib/hall, the web's state directory,
+    owned by the service user ``hall``), so the web can still read and write it. Anyone else cannot
+    give a file away: it stays theirs, which is the web's own when run as the web's user."""
+    if os.geteuid() == 0:
+        found = os.stat(like)
+        os.fchown(fd, found.st_uid, found.st_gid)
 
 
 def _check_name(name: str) -> None:

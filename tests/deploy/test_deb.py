@@ -3,13 +3,16 @@ dependencies name the X libraries, and systemd-analyze verify passes on every un
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.deploy.conftest import Built
 
 # The first test of the session builds the package (a minute or two on a busy machine).
@@ -17,6 +20,7 @@ pytestmark = pytest.mark.timeout(900)
 SYSTEM_UNITS = ["hall-broker.service", "hall-coordinator.service", "hall-web.service", "hall-backup.service",
                 "hall-backup.timer", "hall-printer@P1.service", "hall-pads@KB1.service",
                 "hall-leds@L1.service", "hall-announcer@VOICE1.service"]
+WRAPPER = ROOT / "deploy" / "debian" / "hall-devices"
 USER_UNITS = ["hall-kiosk@K1.service", "hall-hall-screen@HS-TV.service", "hall-session.target"]
 
 
@@ -49,7 +53,9 @@ def test_the_unpacked_command_runs(root: Path, built: Built, tmp_path: Path) -> 
     # The venv's python resolves to this machine's; its programs are run by it (their #! names
     # the installed path, /usr/lib/hall-devices/venv/bin/python3).
     command = [str(venv / "bin" / "python3"), str(venv / "bin" / "hall-devices")]
-    assert os.readlink(root / "usr" / "bin" / "hall-devices") == "../lib/hall-devices/venv/bin/hall-devices"
+    wrapper = root / "usr" / "bin" / "hall-devices"  # loads /etc/hall/common.env, then runs the venv's
+    assert wrapper.read_text() == WRAPPER.read_text() and os.access(wrapper, os.X_OK)
+    assert (venv / "bin" / "hall-devices").is_file()
     version = subprocess.run([*command, "--version"], cwd=tmp_path, capture_output=True, text=True,
                              check=False)
     assert version.returncode == 0 and version.stdout.startswith("hall-devices 0.1.0"), version.stderr
@@ -67,6 +73,43 @@ def test_the_unpacked_command_runs(root: Path, built: Built, tmp_path: Path) -> 
                              check=True).stdout
     for package in ("libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "python3.11", "adduser"):
         assert package in depends
+
+
+def test_the_installed_command_loads_the_halls_settings(tmp_path: Path) -> None:
+    """/usr/bin/hall-devices (deploy/debian/hall-devices) with its two paths pointed here: common.env
+    fills what is unset, a variable already set wins, arguments pass through whole."""
+    common = tmp_path / "common.env"
+    common.write_text((ROOT / "deploy" / "debian" / "common.env").read_text()
+                      + "NOT_OURS=1\nHALL_BAD-NAME=1\n# HALL_COMMENTED=1\nHALL_LAST=no newline")
+    program = tmp_path / "program"
+    program.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                       "print(json.dumps([sys.argv[1:], {k: v for k, v in os.environ.items()}]))\n")
+    program.chmod(0o755)
+    wrapper = tmp_path / "hall-devices"
+    wrapper.write_text(WRAPPER.read_text().replace("/etc/hall/common.env", str(common))
+                       .replace("/usr/lib/hall-devices/venv/bin/hall-devices", str(program)))
+    wrapper.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "HALL_WEB_PORT": "9090"}
+    done = subprocess.run([str(wrapper), "web-user", "add", "a b"], env=env, capture_output=True, text=True,
+                          check=True)
+    argv, seen = json.loads(done.stdout)
+    assert argv == ["web-user", "add", "a b"]
+    # The web's users and audit trail in its state directory, which hall-web.service makes.
+    assert seen["HALL_WEB_USERS"] == "/var/lib/hall/users.toml" and seen["HALL_DATA_DIR"] == "/var/lib/hall"
+    assert "StateDirectory=hall" in (ROOT / "deploy" / "systemd" / "hall-web.service").read_text()
+    assert seen["HALL_WEB_PORT"] == "9090" and seen["HALL_LAST"] == "no newline"
+    assert not {"NOT_OURS", "HALL_COMMENTED"} & seen.keys()
+    assert seen["HALL_BROKER_CA_FILE"] == "/etc/hall/ca.crt"
+
+
+def test_only_the_coordinator_is_ordered_after_the_broker() -> None:
+    # docs/deployment.md says so: the agents and the web connect and reconnect by themselves.
+    ordered = set()
+    for unit in (ROOT / "deploy" / "systemd").glob("*.service"):
+        for line in unit.read_text(encoding="utf-8").splitlines():
+            if line.startswith(("After=", "Requires=", "BindsTo=")) and "hall-broker.service" in line:
+                ordered.add(unit.name)
+    assert ordered == {"hall-coordinator.service"}
 
 
 def _verify(unit_root: Path, units: list[str]) -> subprocess.CompletedProcess[str]:

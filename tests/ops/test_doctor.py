@@ -184,3 +184,82 @@ def test_a_store_open_in_two_processes_is_reported(tmp_path: Path) -> None:
             if one.stdout is not None:
                 one.stdout.close()
     assert found.level == "fail" and "only one coordinator" in found.message
+
+
+def test_no_account_is_never_a_pass(named_broker: HallBroker, tmp_path: Path) -> None:
+    from hall_devices.broker import BrokerProcess
+
+    # Debian's own mosquitto: anonymous sign-ins accepted (a real one, on a free port).
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    foreign = BrokerProcess(config, port)
+    foreign.start()
+    try:
+        reach = check_broker(Settings(broker_host="127.0.0.1", broker_port=port))
+    finally:
+        foreign.stop()
+    assert not reach.ok and reach.step == "anonymous"
+    assert "this is not the hall's broker" in reach.message and "匿名登录" in reach.message
+    # The hall's broker refuses the anonymous sign-in: the account is what is missing.
+    hall = check_broker(_tls(named_broker, broker_username=None, broker_password=None))
+    assert not hall.ok and hall.step == "no_account" and "no broker account set" in hall.message
+    findings = run_doctor(_tls(named_broker, broker_username=None, broker_password=None,
+                               clock_status_command=_command("NTPSynchronized=yes"),
+                               data_dir=tmp_path, web_users=tmp_path / "users.toml",
+                               database_url=f"sqlite:///{tmp_path / 'none.sqlite3'}"),
+                          DoctorScope(None, None, None, datetime.now(UTC)))
+    assert [f.level for f in findings if f.check.startswith("broker/")] == ["fail"]
+
+
+def test_a_kiosk_pc_three_seconds_off_the_coordinators_clock(named_broker: HallBroker,
+                                                             layout: Layout) -> None:
+    import threading
+    from datetime import timedelta
+
+    from hall_devices.contract import QueueSummary, route
+    from hall_devices.coordinator import service
+    from hall_devices.ops.doctor import _coordinator_clock, _follows_the_queue
+    from hall_devices.ops.skew import SUMMARY_AT_LEAST_S, coordinator_offset
+    from tests.support import probe
+
+    assert SUMMARY_AT_LEAST_S == service.SUMMARY_AT_LEAST_S
+    topic = route("queue_summary").topic(hall=named_broker.hall_id)
+    coordinator = probe(named_broker.port, "coordinator", named_broker.credentials["coordinator"],
+                        client_id="coordinator")
+
+    def summary(ahead_s: float) -> bytes:
+        at = datetime.now(UTC) + timedelta(seconds=ahead_s)
+        return QueueSummary(updated_at=at, total_waiting=0, services=[]).model_dump_json().encode()
+
+    # A retained copy from ten minutes ago is not the coordinator's clock now.
+    coordinator.client.publish(topic, summary(-600), qos=1, retain=True).wait_for_publish(5)
+    kiosk = _tls(named_broker, broker_username="K1",
+                 broker_password=SecretStr(named_broker.credentials["K1"]))
+    try:
+        assert coordinator_offset(kiosk, wait_s=0.5).why == "silent"  # the old retained one was ignored
+        stop = threading.Event()
+
+        def coordinator_3_s_ahead() -> None:  # this kiosk PC is 3 s behind
+            while not stop.wait(0.1):
+                coordinator.client.publish(topic, summary(3.0), qos=1)
+
+        publisher = threading.Thread(target=coordinator_3_s_ahead)
+        publisher.start()
+        try:
+            offset = coordinator_offset(kiosk, wait_s=5)
+            found = _coordinator_clock(kiosk)
+        finally:
+            stop.set()
+            publisher.join()
+    finally:
+        coordinator.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        coordinator.stop()
+    assert offset.seconds is not None and offset.seconds > 2.0  # CLOCK_SKEW_MAX_S
+    assert [f.level for f in found] == ["fail"] and found[0].check == "clock/coordinator"
+    assert "behind the coordinator's" in found[0].message and "refuses this PC's ticket requests" in \
+        found[0].message and "慢" in found[0].message
+    # A printer's account does not read the queue: doctor does not compare (nor wait).
+    assert not _follows_the_queue(_tls(named_broker), layout)
+    assert _follows_the_queue(kiosk, layout)
+    assert _follows_the_queue(_tls(named_broker, broker_username="HS-TV"), layout)

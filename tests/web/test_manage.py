@@ -165,3 +165,51 @@ def test_list_says_there_are_no_users_and_shows_each_clerks_windows(
     capsys.readouterr()
     assert main(["web-user", "list"]) == 0
     assert f"no web users in {users}: add one with" in capsys.readouterr().out
+
+
+def test_sudo_web_user_leaves_files_the_web_can_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Production: /var/lib/hall (the web's StateDirectory) is hall:hall; `sudo hall-devices web-user`
+    runs as root. Here `nobody` stands for hall: a folder of its own, the command run as root."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the command run with sudo")
+    service = pwd.getpwnam("nobody")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o750)
+    os.chown(state, service.pw_uid, service.pw_gid)
+    users, audit = state / "users.toml", audit_file(state)
+    monkeypatch.setenv("HALL_WEB_USERS", str(users))
+    monkeypatch.setenv("HALL_DATA_DIR", str(state))
+    monkeypatch.setattr("sys.stdin", io.StringIO("Tulip-Harbour-4417\n"))
+    assert main(["web-user", "add", "amy", "--role", "manager", "--password-stdin"]) == 0, capsys.readouterr()
+    for made in (users, audit):
+        found = made.stat()
+        assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (
+            service.pw_uid, service.pw_gid, 0o600), made
+    # A file that exists keeps its owner and group (say an operator made it hall:root).
+    os.chown(users, service.pw_uid, 0)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Quartz-Meadow-9025\n"))
+    assert main(["web-user", "passwd", "amy", "--password-stdin"]) == 0, capsys.readouterr()
+    found = users.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (service.pw_uid, 0, 0o600)
+    assert [p.name for p in state.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_no_users_file_in_the_current_folder_on_an_installed_pc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.web import manage
+
+    installed = tmp_path / "etc" / "common.env"
+    installed.parent.mkdir()
+    installed.write_text("HALL_WEB_USERS=/var/lib/hall/users.toml\n")
+    monkeypatch.setattr(manage, "PRODUCTION_ENV", installed)  # stands for /etc/hall/common.env
+    monkeypatch.delenv("HALL_WEB_USERS", raising=False)
+    monkeypatch.delenv("HALL_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Tulip-Harbour-4417\n"))
+    code = main(["web-user", "add", "amy", "--role", "manager", "--password-stdin"])
+    said = capsys.readouterr().err
+    assert code == 1 and "sudo hall-devices web-user" in said and "relative to the current folder" in said
+    assert not (tmp_path / "var").exists()  # neither users file nor audit trail written here
