@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
+    DeviceFault,
     DeviceState,
     DeviceStatus,
     ErrorReport,
@@ -324,12 +325,15 @@ class Bus:
         return self.publish(route(inbound.route.answer), reply, **params)
 
     def set_status(self, state: DeviceState, faults: list[Any] | None = None,
-                   detail: str | None = None, members: dict[str, DeviceState] | None = None) -> None:
-        """Record and publish (retained) this client's device status; republished on reconnect."""
+                   detail: str | None = None, members: dict[str, DeviceState] | None = None,
+                   member_faults: dict[str, list[DeviceFault]] | None = None) -> None:
+        """Record and publish (retained) this client's device status; republished on reconnect.
+        ``member_faults``: each faulted bus member's own faults (shown in its alert)."""
         with self._lock:
             self._status = self._status.model_copy(update={
                 "state": state, "faults": list(faults or []), "detail": detail,
-                "members": dict(members or {}), "updated_at": now()})
+                "members": dict(members or {}), "member_faults": dict(member_faults or {}),
+                "updated_at": now()})
             status = self._status
         self._client.publish(self._status_topic(), encode(status), qos=1, retain=True)
 
