@@ -241,7 +241,7 @@ class LedAgent:
         if not idle:
             return False
         screen = min(idle, key=lambda s: s.tried_at)
-        if now - screen.tried_at < screen.health.probe_s:
+        if now - screen.tried_at < screen.health.probe_s / 2:  # just written: it answered or not
             return False
         self._next_probe = now + self._probe_every
         return self._write(screen, [min(screen.wanted, key=lambda r: len(r.text))])
@@ -272,8 +272,8 @@ class LedAgent:
             return False
         now = time.monotonic()
         was_faulted = screen.health.fault(now) is not None
+        self.bus_health.record(screen.device.address, outcome, now, answering=screen.health.tries == 0)
         screen.health.record(outcome, now)
-        self.bus_health.record(screen.device.address, outcome, now)
         screen.tried_at = now
         if outcome is Outcome.ACK:
             screen.mark_shown()

@@ -16,8 +16,9 @@ Decisions:
   faulted; the bus is ``fault`` when none of its screens is reachable, ``warning`` when some are not;
 - a screen whose text does not change is probed (its areas written again) about every ``probe_s``
   seconds, so a silent screen is noticed within about ``unreachable_after_s`` counted from its last
-  ACK; and a bus on which no screen has ACKed for ``unreachable_after_s`` while two screens (or its
-  only one) failed is ``fault`` at once (:class:`BusHealth`), before every screen is faulted in turn.
+  ACK; and a bus on which two answering screens (or its only one) failed and none has ACKed since,
+  for ``unreachable_after_s``, is ``fault`` (:class:`BusHealth`), before every screen is faulted in
+  turn.
 Times are seconds on any monotonic clock, passed in.
 """
 
@@ -122,9 +123,11 @@ class ScreenHealth:
 
 @dataclass
 class BusHealth:
-    """The bus as a whole: :meth:`record` every write's outcome (``address`` the screen's);
-    :meth:`silent` says no screen has ACKed for ``unreachable_after_s`` seconds (counted from the
-    first failure when none ever did) while at least ``needed`` distinct screens failed since."""
+    """The bus as a whole: :meth:`record` every write's outcome (``address`` the screen's,
+    ``answering``: its last write had not failed); :meth:`silent` says at least ``needed`` screens
+    that were answering failed and no screen has ACKed since the first of those failures, for
+    ``unreachable_after_s`` seconds. Screens already failing do not count: their retries alone,
+    between the probes of the others, say nothing of the bus."""
 
     unreachable_after_s: float = 5.0
     needed: int = 2
@@ -132,10 +135,12 @@ class BusHealth:
     failing_since: float | None = None
     failed: set[int] = field(default_factory=set)
 
-    def record(self, address: int, outcome: Outcome, now: float) -> None:
+    def record(self, address: int, outcome: Outcome, now: float, answering: bool = True) -> None:
         if outcome is Outcome.ACK:
             self.acked_at, self.failing_since = now, None
             self.failed.clear()
+            return
+        if not answering:
             return
         if self.failing_since is None:
             self.failing_since = now
@@ -144,8 +149,7 @@ class BusHealth:
     def silent(self, now: float) -> bool:
         if self.failing_since is None or len(self.failed) < self.needed:
             return False
-        since = self.failing_since if self.acked_at is None else self.acked_at
-        return now - since >= self.unreachable_after_s
+        return now - self.failing_since >= self.unreachable_after_s
 
 
 def bus_state(screen_faults: list[DeviceFault | None], silent: bool = False

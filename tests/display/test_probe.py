@@ -42,6 +42,8 @@ def test_idle_screens_are_probed_and_each_alert_names_its_own_fault(own_broker: 
             shown[json.loads(m.payload)["subject"]] = json.loads(m.payload)["message"]["en"]
         assert shown[silent.id].endswith("faulted: not_responding"), shown
         assert shown[nacking.id].endswith("faulted: nack"), shown
+        # Two screens failing while the others answer: warning, never a moment of fault.
+        status.nothing(lambda m: json.loads(m.payload)["state"] == "fault", 2.5)
         # Every screen silent: the bus is fault, without waiting for the 60 s refresh.
         sim.switches.silent = True
         dead = status.expect(lambda m: json.loads(m.payload)["state"] == "fault", timeout_s=10)
@@ -68,14 +70,22 @@ def test_a_probed_screen_counts_its_silence_from_its_last_ack() -> None:
     assert unprobed.fault(5.0) is None and unprobed.fault(9.0) is DeviceFault.NOT_RESPONDING
 
 
-def test_a_bus_silent_since_its_last_ack_is_fault() -> None:
+def test_a_bus_whose_answering_screens_fail_without_an_ack_is_fault() -> None:
     bus = BusHealth(unreachable_after_s=2.0, needed=2)
     bus.record(1, Outcome.ACK, 0.0)
     bus.record(1, Outcome.SILENT, 1.0)
-    bus.record(1, Outcome.SILENT, 1.5)
-    assert not bus.silent(3.0)  # one screen only: a warning, not a dead bus
-    bus.record(2, Outcome.SILENT, 1.8)
-    assert not bus.silent(1.9) and bus.silent(2.0)
+    bus.record(1, Outcome.SILENT, 1.5, answering=False)
+    assert not bus.silent(3.5)  # one screen only: a warning, not a dead bus
+    bus.record(2, Outcome.SILENT, 3.6)
+    assert bus.silent(3.6)  # two answering screens failed, no ACK for 2 s since the first failure
+    fresh = BusHealth(unreachable_after_s=2.0, needed=2)
+    fresh.record(1, Outcome.SILENT, 10.0)
+    fresh.record(2, Outcome.SILENT, 10.3)
+    assert not fresh.silent(11.9) and fresh.silent(12.0)
     assert bus_state([None, None], silent=True) == (DeviceState.FAULT, [DeviceFault.NOT_RESPONDING])
     bus.record(2, Outcome.ACK, 2.5)
     assert not bus.silent(10.0)
+    # Two screens already failing, retried while the others were not tried for a while: no verdict.
+    bus.record(1, Outcome.SILENT, 3.0, answering=False)
+    bus.record(2, Outcome.NACK, 3.1, answering=False)
+    assert not bus.silent(20.0)
