@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
+    DeviceFault,
     DeviceState,
     DeviceStatus,
     ErrorReport,
@@ -207,6 +208,7 @@ class Bus:
         self._connection_number = 0  # counts connects; stamps each Inbound
         self._stopping = False
         self._unreachable_said = False  # one line per outage, not one per retry
+        self._session_up = False  # connected since the last disconnect: a loss, not a failed attempt
         self._watchdog: threading.Timer | None = None
         self._status = DeviceStatus(device_id=options.device_id, kind=options.device_kind,
                                     state=DeviceState.OK, updated_at=now())
@@ -324,12 +326,15 @@ class Bus:
         return self.publish(route(inbound.route.answer), reply, **params)
 
     def set_status(self, state: DeviceState, faults: list[Any] | None = None,
-                   detail: str | None = None, members: dict[str, DeviceState] | None = None) -> None:
-        """Record and publish (retained) this client's device status; republished on reconnect."""
+                   detail: str | None = None, members: dict[str, DeviceState] | None = None,
+                   member_faults: dict[str, list[DeviceFault]] | None = None) -> None:
+        """Record and publish (retained) this client's device status; republished on reconnect.
+        ``member_faults``: each faulted bus member's own faults (shown in its alert)."""
         with self._lock:
             self._status = self._status.model_copy(update={
                 "state": state, "faults": list(faults or []), "detail": detail,
-                "members": dict(members or {}), "updated_at": now()})
+                "members": dict(members or {}), "member_faults": dict(member_faults or {}),
+                "updated_at": now()})
             status = self._status
         self._client.publish(self._status_topic(), encode(status), qos=1, retain=True)
 
@@ -457,6 +462,7 @@ class Bus:
             log.error("the broker at %s refused the connection: %s", self._broker(), reason_code)
             return
         self._unreachable_said = False
+        self._session_up = True
         sock = client.socket()
         if isinstance(sock, socket.socket):  # also true of an SSL socket
             # Nagle + delayed ACK cost ~40 ms per request/reply hop (protocols.md §5).
@@ -502,8 +508,17 @@ class Bus:
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason_code: Any, _properties: Any) -> None:
         self._connected.clear()
-        if not self._stopping:
+        was_up, self._session_up = self._session_up, False
+        if self._stopping:
+            pass
+        elif was_up:
             log.warning("lost the broker at %s (%s); reconnecting with backoff", self._broker(), reason_code)
+        elif not self._unreachable_said:  # an attempt that never connected: paho says "disconnect"
+            self._unreachable_said = True
+            log.error("cannot reach the broker at %s (%s); retrying every %d-%d s", self._broker(),
+                      reason_code, self.options.reconnect_min_s, self.options.reconnect_max_s)
+        else:
+            log.debug("still cannot reach the broker at %s (%s)", self._broker(), reason_code)
         self._notify(False)
 
     def _status_topic(self) -> str:

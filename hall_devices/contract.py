@@ -327,13 +327,21 @@ class RatingAck(Reply):
     duplicate: bool = False
 
 
+# The most devices one bus status may name (a keypad bus's pad addresses are 1..254).
+MAX_BUS_MEMBERS = 255
+
+
 class DeviceStatus(Payload):
     device_id: str
     kind: str
     state: DeviceState
     faults: list[DeviceFault] = []
     detail: str | None = None
-    members: dict[str, DeviceState] = Field({}, description="state of each device on a bus")
+    members: dict[str, DeviceState] = Field({}, max_length=MAX_BUS_MEMBERS,
+                                            description="state of each device on a bus")
+    member_faults: dict[str, list[DeviceFault]] = Field(
+        {}, max_length=MAX_BUS_MEMBERS, description="each bus member's own faults (a member not "
+        "named here: the bus's faults are shown for it)")
     updated_at: AwareDatetime
 
 

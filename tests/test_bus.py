@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -268,3 +269,41 @@ def test_an_unreachable_broker_is_said_once_with_host_and_port(caplog: pytest.Lo
     bus.stop()
     assert len(said()) == 1 and f"127.0.0.1:{port}" in said()[0].getMessage()
     assert said()[0].levelname == "ERROR"
+
+
+def test_a_listener_that_drops_every_connection_is_unreachable_not_lost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Something answers TCP but is no broker (a port forward with nothing behind, a firewall):
+    paho calls each failed attempt a disconnect; never connected, it reads "cannot reach", once."""
+    import socket
+    import threading
+
+    from hall_devices.settings import Settings
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drop_all() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                listener.accept()[0].close()
+
+    dropper = threading.Thread(target=drop_all, daemon=True)
+    dropper.start()
+    port = listener.getsockname()[1]
+    bus = Bus(Settings(hall_id=HALL, broker_port=port), BusOptions(
+        client_id="K1", hall_id=HALL, device_id="K1", device_kind="kiosk", reconnect_max_s=1))
+    try:
+        bus.start(wait_s=None)
+        wait_until(lambda: any("cannot reach" in r.getMessage() for r in caplog.records),
+                   timeout_s=UNREACHABLE_WARN_S + 5, what="the unreachable-broker line")
+        time.sleep(2.5)  # paho retries every second meanwhile
+    finally:
+        bus.stop()
+        stop.set()
+        dropper.join()
+        listener.close()
+    lines = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()
+             and r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and lines[0].startswith(f"cannot reach the broker at 127.0.0.1:{port} ("), lines

@@ -18,6 +18,7 @@ from hall_devices.contract import (
     DeviceFault,
     DeviceState,
     DeviceStatus,
+    Problem,
     Text,
     TicketStatus,
     WindowStatus,
@@ -42,8 +43,23 @@ class Supervisor:
         self.devices: dict[str, DeviceStatus] = {}
         self.active: dict[str, Alert] = {}
 
-    def device_seen(self, status: DeviceStatus) -> None:
+    def device_seen(self, status: DeviceStatus) -> Problem | None:
+        """Take a device's status. Its bus members the layout does not put on that bus are dropped
+        (an agent's account may only speak for its own bus) and returned as a ``wrong_sender``
+        problem naming the bus and those members; the rest of the status is taken."""
+        on_bus = {d.id for d in self.layout.members(status.device_id)}
+        foreign = sorted((set(status.members) | set(status.member_faults)) - on_bus)
+        if foreign:
+            status = status.model_copy(update={
+                "members": {k: v for k, v in status.members.items() if k in on_bus},
+                "member_faults": {k: v for k, v in status.member_faults.items() if k in on_bus}})
         self.devices[status.device_id] = status
+        if not foreign:
+            return None
+        shown = ", ".join(foreign[:5]) + (f" (+{len(foreign) - 5})" if len(foreign) > 5 else "")
+        return Problem(code="wrong_sender", message=(
+            f"布局中总线 {status.device_id} 上没有设备 {shown}，其状态已拒收 / bus {status.device_id!r} "
+            f"reported devices the layout does not put on it: {shown}; their states are refused"))
 
     def printer_usable(self, printer_id: str) -> bool:
         return can_work(self.devices.get(printer_id))  # the contract's one rule
@@ -111,7 +127,9 @@ class Supervisor:
                 for member_id, member_state in status.members.items():
                     if member_state is DeviceState.FAULT:
                         zh_at, en_at = self._place(member_id)
-                        shown = ", ".join(sorted(f.value for f in faults)) or "fault"
+                        own = status.member_faults.get(member_id)
+                        shown = ", ".join(sorted(f.value for f in (faults if own is None else own))) \
+                            or "fault"
                         raise_("device_fault", member_id, f"设备 {member_id}（{zh_at}）故障：{shown}",
                                f"device {member_id} ({en_at}) faulted: {shown}")
             if DeviceFault.PAPER_NEAR_END in faults and DeviceFault.PAPER_OUT not in faults:

@@ -633,8 +633,8 @@ class Engine:
                 self._call_next(outcome, number, now)
 
     def device_status(self, status: DeviceStatus, now: datetime) -> Outcome:
-        self.supervisor.device_seen(status)
-        return Outcome(publish=self.supervisor.review(self.state, now))
+        refused = self.supervisor.device_seen(status)  # foreign bus members dropped, the rest taken
+        return Outcome(publish=self.supervisor.review(self.state, now), refused=refused)
 
     def waiting_tickets(self) -> list[Ticket]:
         return [t for t in self.state.tickets.values() if t.status is TicketStatus.WAITING]

@@ -333,7 +333,10 @@ class CoordinatorService:
         """Decide one message; appends to the lists only once nothing more can raise."""
         if item.route.name == "device_status":
             if isinstance(item.payload, DeviceStatus):
-                done.outcomes.append(self.engine.device_status(item.payload, now))
+                outcome = self.engine.device_status(item.payload, now)
+                if outcome.refused is not None:
+                    outcome.publish.append(self._error_report(item, outcome.refused, now))
+                done.outcomes.append(outcome)
             return
         if isinstance(item.payload, ResendRequest | ConfigPush):
             self._read(item, now, done.replies)  # the region's: nothing for the engine to decide
@@ -568,21 +571,41 @@ class CoordinatorService:
         # Window states before the calls: an LED bus agent then starts the window's own frame
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
-            sent.append(self._send(Publish("window_state", {"window": number},
-                                           self.engine.views.window(state, number, self.clock()))))
+            sent += self._send_alone(Publish("window_state", {"window": number},
+                                             self.engine.views.window(state, number, self.clock())))
         for outcome in outcomes:
             for message in outcome.publish:
-                sent.append(self._send(message))
+                sent += self._send_alone(message)
         # The queue summary is a sweep over all waiting tickets: at most twice a second.
         if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
             summary = self.engine.views.queue(state, self.clock())
-            sent.append(self._send(Publish("queue_summary", {}, summary)))
+            sent += self._send_alone(Publish("queue_summary", {}, summary))
             self._queue_pending = False
             self._queue_published_at = time.monotonic()
         return sent
 
     def _send(self, message: Publish) -> Sent:
         return self.bus.publish(route(message.route), message.payload, **message.params)
+
+    def _send_alone(self, message: Publish) -> list[Sent]:
+        """Publish one outcome message; one too large for the bus fails on its own: logged and
+        reported on the error route (``too_large``), never taking the batch's other messages, its
+        answers or the worker with it. Returns what was handed to the client (none or one)."""
+        try:
+            return [self._send(message)]
+        except PayloadTooLargeError as exc:
+            log.error("%s not published: %s", message.route, exc)
+            now = self.clock()
+            report = ErrorReport(
+                topic=route(message.route).pattern, excerpt=_excerpt(message.payload, 200),
+                problem=Problem(code="too_large", message=f"协调器的 {message.route} 消息过大，未发布 / "
+                                f"the coordinator's {message.route} message was not published: {exc}"),
+                reported_by=self.bus.options.device_id, at=now)
+            try:
+                return [self._send(Publish("error", {"reporter": self.bus.options.device_id}, report))]
+            except Exception:
+                log.exception("could not report the unpublished %s", message.route)
+                return []
 
     def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
         """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and

@@ -9,7 +9,9 @@ screen and its window) until a later frame gets through, and a bus with no scree
 ``fault``. A screen whose frame cannot be built (``ScreenEncodingError``) is marked
 faulted (``unencodable``) at once and the others are written. Every screen is written again every
 ``refresh_s`` (time rules such as the long pause notice, a controller that rebooted) and whenever
-the port comes back.
+the port comes back. A BX screen whose text does not change is probed (one area written again, the
+one it shows) about every ``unreachable_after_s``, the probes spread over that period and never
+before a pending write, so a silent screen is faulted within about that time of its last ACK.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from hall_devices.display.frames import (
     window_regions,
 )
 from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
-from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state, reply_outcome
+from hall_devices.display.supervision import BusHealth, Outcome, ScreenHealth, bus_state, reply_outcome
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.layout_follow import LayoutFollower
 from hall_devices.settings import Settings
@@ -49,6 +51,7 @@ class _Screen:
     shown: dict[int, Region] | None = None  # by area id; None: unknown, write every area
     health: ScreenHealth = field(default_factory=ScreenHealth)
     unencodable: bool = False  # its frame cannot be built in its protocol
+    tried_at: float = 0.0  # monotonic time of its last write (a probe included)
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -74,9 +77,14 @@ class LedAgent:
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.refresh_s = refresh_s
-        self.screens = {d.address: _Screen(d, health=ScreenHealth(retries, device.unreachable_after_s))
+        probe_s = device.unreachable_after_s  # each idle screen probed about this often
+        self.screens = {d.address: _Screen(d, health=ScreenHealth(retries, device.unreachable_after_s,
+                                                                  probe_s=probe_s))
                         for d in layout.members(bus_id)
                         if isinstance(d, WindowScreenDevice | HallScreenDevice)}
+        self.bus_health = BusHealth(device.unreachable_after_s, needed=min(2, len(self.screens)))
+        self._probe_every = probe_s / max(1, len(self.screens))  # spread over the period
+        self._next_probe = 0.0
         self.window_screen = {s.device.window: s for s in self.screens.values()
                               if isinstance(s.device, WindowScreenDevice)}
         self.hall_screens = [s for s in self.screens.values() if isinstance(s.device, HallScreenDevice)]
@@ -216,12 +224,33 @@ class LedAgent:
         now = time.monotonic()
         pending = [s for s in self.screens.values() if s.changed(protocol) and s.health.may_write(now)]
         if not pending:
-            return False
+            return self._probe(now)
         # The call at the window first: a hall screen's long frame can wait its turn, and a failing
         # screen waits behind the ones that answer.
         screen = min(pending, key=lambda s: (s.health.tries, isinstance(s.device, HallScreenDevice)))
+        return self._write(screen, screen.changed(protocol))
+
+    def _probe(self, now: float) -> bool:
+        """Nothing pending: write the idle screen tried longest ago again (its smallest area, as
+        shown), one screen per ``_probe_every``; False when none is due. BX only: EQ never replies.
+        No cheaper BX-5K "are you there" command is documented (protocols.md §2)."""
+        if self.device.protocol != "bx" or now < self._next_probe:
+            return False
+        idle = [s for s in self.screens.values() if s.wanted and s.shown is not None
+                and not s.unencodable and s.health.may_write(now)]
+        if not idle:
+            return False
+        screen = min(idle, key=lambda s: s.tried_at)
+        if now - screen.tried_at < screen.health.probe_s / 2:  # just written: it answered or not
+            return False
+        self._next_probe = now + self._probe_every
+        return self._write(screen, [min(screen.wanted, key=lambda r: len(r.text))])
+
+    def _write(self, screen: _Screen, regions: list[Region]) -> bool:
+        """Write ``regions`` of ``screen`` and record the outcome; False when the link was lost."""
+        protocol = self.device.protocol
         try:
-            frame = screen_bytes(protocol, screen.device.address, screen.changed(protocol))
+            frame = screen_bytes(protocol, screen.device.address, regions)
         except ScreenEncodingError as exc:
             # Texts are made safe before encoding; what still fails is this screen's alone (an
             # address or a length its protocol cannot carry): fault it and write the others.
@@ -243,7 +272,9 @@ class LedAgent:
             return False
         now = time.monotonic()
         was_faulted = screen.health.fault(now) is not None
+        self.bus_health.record(screen.device.address, outcome, now, answering=screen.health.tries == 0)
         screen.health.record(outcome, now)
+        screen.tried_at = now
         if outcome is Outcome.ACK:
             screen.mark_shown()
             if was_faulted or screen.unencodable:
@@ -292,8 +323,11 @@ class LedAgent:
         if not self.link.is_open:
             state, faults = DeviceState.FAULT, [DeviceFault.PORT_MISSING]
         else:
-            state, faults = bus_state(list(screen_faults.values()))
-        key = (state, tuple(faults), members)
+            state, faults = bus_state(list(screen_faults.values()), self.bus_health.silent(now))
+        # Each screen's own reason, so its alert names it (not the whole bus's).
+        own = {screen_id: [fault] for screen_id, fault in screen_faults.items() if fault is not None}
+        key = (state, tuple(faults), members, tuple(sorted(own.items())))
         if key != self._status:
             self._status = key
-            self.bus.set_status(state, faults, detail=self.link.last_error, members=dict(members))
+            self.bus.set_status(state, faults, detail=self.link.last_error, members=dict(members),
+                                member_faults=own)

@@ -13,14 +13,19 @@ Decisions:
 - busy is answered with backoff from the first time (0.1, 0.2, 0.4 … s, at most 2 s): the controller
   asked for time, so three retries within 20 ms would only keep it busy;
 - a screen with no ACK for ``unreachable_after_s`` seconds (and at least ``retries`` tries) is
-  faulted; the bus is ``fault`` when none of its screens is reachable, ``warning`` when some are not.
+  faulted; the bus is ``fault`` when none of its screens is reachable, ``warning`` when some are not;
+- a screen whose text does not change is probed (its areas written again) about every ``probe_s``
+  seconds, so a silent screen is noticed within about ``unreachable_after_s`` counted from its last
+  ACK; and a bus on which two answering screens (or its only one) failed and none has ACKed since,
+  for ``unreachable_after_s``, is ``fault`` (:class:`BusHealth`), before every screen is faulted in
+  turn.
 Times are seconds on any monotonic clock, passed in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from hall_devices.contract import DeviceFault, DeviceState
@@ -74,10 +79,13 @@ class ScreenHealth:
     last: Outcome | None = None
     failing_since: float | None = None
     not_before: float = 0.0
+    probe_s: float = 0.0  # how often the agent probes it when idle (0: never)
+    acked_at: float | None = None
 
     def record(self, outcome: Outcome, now: float) -> None:
         if outcome is Outcome.ACK:
             self.tries, self.last, self.failing_since, self.not_before = 0, outcome, None, 0.0
+            self.acked_at = now
             return
         self.tries += 1
         self.last = outcome
@@ -103,15 +111,55 @@ class ScreenHealth:
         """Why the screen counts as faulted now, or None while it answers (or has not failed long)."""
         if self.failing_since is None or self.last is None or self.tries < self.retries:
             return None
-        if now - self.failing_since < self.unreachable_after_s:
+        # Counted from the last ACK when the screen is probed (the silence began after it, within
+        # one probe period of the first failure); else from the first failure.
+        since = self.failing_since
+        if self.acked_at is not None:
+            since = max(self.acked_at, self.failing_since - self.probe_s)
+        if now - since < self.unreachable_after_s:
             return None
         return FAULT_OF[self.last]
 
 
-def bus_state(screen_faults: list[DeviceFault | None]) -> tuple[DeviceState, list[DeviceFault]]:
-    """The bus's state from its screens' faults: fault when no screen answers, warning when some
-    do not, ok otherwise; the faults listed are the distinct reasons."""
+@dataclass
+class BusHealth:
+    """The bus as a whole: :meth:`record` every write's outcome (``address`` the screen's,
+    ``answering``: its last write had not failed); :meth:`silent` says at least ``needed`` screens
+    that were answering failed and no screen has ACKed since the first of those failures, for
+    ``unreachable_after_s`` seconds. Screens already failing do not count: their retries alone,
+    between the probes of the others, say nothing of the bus."""
+
+    unreachable_after_s: float = 5.0
+    needed: int = 2
+    acked_at: float | None = None
+    failing_since: float | None = None
+    failed: set[int] = field(default_factory=set)
+
+    def record(self, address: int, outcome: Outcome, now: float, answering: bool = True) -> None:
+        if outcome is Outcome.ACK:
+            self.acked_at, self.failing_since = now, None
+            self.failed.clear()
+            return
+        if not answering:
+            return
+        if self.failing_since is None:
+            self.failing_since = now
+        self.failed.add(address)
+
+    def silent(self, now: float) -> bool:
+        if self.failing_since is None or len(self.failed) < self.needed:
+            return False
+        return now - self.failing_since >= self.unreachable_after_s
+
+
+def bus_state(screen_faults: list[DeviceFault | None], silent: bool = False
+              ) -> tuple[DeviceState, list[DeviceFault]]:
+    """The bus's state from its screens' faults: fault when no screen answers (or the bus is
+    ``silent``, :meth:`BusHealth.silent`), warning when some do not, ok otherwise; the faults
+    listed are the distinct reasons."""
     faults = sorted({f for f in screen_faults if f is not None})
+    if silent:
+        return DeviceState.FAULT, sorted({*faults, DeviceFault.NOT_RESPONDING})
     if not faults:
         return DeviceState.OK, []
     if all(f is not None for f in screen_faults):

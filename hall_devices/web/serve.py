@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import ipaddress
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from starlette.requests import Request
@@ -149,8 +149,7 @@ def run(settings: Settings, layout: Layout) -> int:
         ssl_keyfile=str(key) if secure else None, proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None))
     if not (secure and settings.web_http_redirect_port):
-        main.run()
-        return 0
+        return _until_interrupted(main.run)
     redirect = _Quiet(uvicorn.Config(redirect_app(settings.web_port), host=settings.web_host,
                                      port=settings.web_http_redirect_port, log_level="warning",
                                      lifespan="off"))
@@ -163,5 +162,15 @@ def run(settings: Settings, layout: Layout) -> int:
             redirect.should_exit = True
             await side
 
-    asyncio.run(both())
+    return _until_interrupted(lambda: asyncio.run(both()))
+
+
+def _until_interrupted(serve: Callable[[], object]) -> int:
+    """Run the server; Ctrl-C (SIGINT) that reaches asyncio's own handler rather than uvicorn's
+    (before its handlers are in place, or re-raised by uvicorn after its shutdown) ends it
+    quietly with 0, not a traceback: the shutdown itself already ran or was not needed."""
+    try:
+        serve()
+    except KeyboardInterrupt:
+        print("网页已停止 / web stopped", file=sys.stderr)
     return 0
