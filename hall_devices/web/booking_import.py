@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,43 +39,54 @@ class RowProblem:
 
 
 def read_rows(raw: bytes, filename: str) -> list[tuple[int, dict[str, str]]]:
-    """(row number, column → text) for every non-empty row. Raises :class:`ImportFileError`."""
+    """(row number, column → text) for every non-empty row. Raises :class:`ImportFileError`.
+
+    Reading stops at the first row past :data:`MAX_ROWS`: a huge file is refused without being read
+    whole. CPU-bound for a large workbook: an asyncio caller runs it in a worker thread.
+    """
     if filename.lower().endswith(".xlsx") or raw[:2] == b"PK":
-        table = _xlsx(raw)
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ImportFileError("the CSV file is not UTF-8 text (save it as CSV UTF-8)") from None
-        table = [list(r) for r in csv.reader(io.StringIO(text))]
-    if not table:
+        return _xlsx(raw)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError("the CSV file is not UTF-8 text (save it as CSV UTF-8)") from None
+    return _table(csv.reader(io.StringIO(text)))
+
+
+def _table(table: Iterator[Sequence[Any]]) -> list[tuple[int, dict[str, str]]]:
+    first = next(table, None)
+    if first is None:
         raise ImportFileError("the file is empty")
-    header = [COLUMNS.get(str(h).strip().lower() if str(h).isascii() else str(h).strip(), "")
-              for h in table[0]]
+    names = [str(h).strip().lower() if str(h).isascii() else str(h).strip() for h in first]
+    header = [COLUMNS.get(name, "") for name in names]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ImportFileError(f"the first row lacks the column(s) {', '.join(missing)}")
+    twice = sorted({n for n, c in zip(names, header, strict=True) if c and header.count(c) > 1})
+    if twice:
+        raise ImportFileError(f"the first row names a column more than once: {', '.join(twice)}")
     rows = []
-    for number, cells in enumerate(table[1:], start=2):
-        values = {name: str(cell).strip() for name, cell in zip(header, cells, strict=False) if name}
+    for number, cells in enumerate(table, start=2):
+        values = {name: "" if cell is None else _cell(cell).strip()
+                  for name, cell in zip(header, cells, strict=False) if name}
         if any(values.values()):
             rows.append((number, values))
-    if len(rows) > MAX_ROWS:
-        raise ImportFileError(f"{len(rows)} rows: at most {MAX_ROWS} in one file")
+            if len(rows) > MAX_ROWS:
+                raise ImportFileError(f"more than {MAX_ROWS} rows: at most {MAX_ROWS} in one file")
     return rows
 
 
-def _xlsx(raw: bytes) -> list[list[Any]]:
+def _xlsx(raw: bytes) -> list[tuple[int, dict[str, str]]]:
     from openpyxl import load_workbook  # only an import of a workbook needs it
 
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
         raise ImportFileError(f"not an Excel .xlsx workbook: {exc}") from None
-    sheet = book.worksheets[0]
-    table = [["" if v is None else _cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-    book.close()
-    return table
+    try:
+        return _table(iter(book.worksheets[0].iter_rows(values_only=True)))
+    finally:
+        book.close()
 
 
 def _cell(value: Any) -> str:

@@ -1,0 +1,54 @@
+"""Reading an import file: refused early past the row limit, duplicate columns named."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from openpyxl import Workbook
+
+from hall_devices.web import booking_import
+from hall_devices.web.booking_import import MAX_ROWS, ImportFileError, read_rows
+
+HEADER = ["booking_id", "service_id", "date", "start", "end"]
+
+
+def test_reading_stops_at_the_first_row_past_the_limit() -> None:
+    read = 0
+
+    def rows() -> Iterator[list[str]]:
+        nonlocal read
+        yield HEADER
+        for n in range(10 * MAX_ROWS):
+            read += 1
+            yield [f"B{n}", "passport", "2026-12-01", "10:00", "10:30"]
+
+    with pytest.raises(ImportFileError, match=f"more than {MAX_ROWS} rows"):
+        booking_import._table(rows())
+    assert read == MAX_ROWS + 1
+
+
+def test_an_xlsx_past_the_limit_is_refused_and_one_at_the_limit_read() -> None:
+    for count, refused in ((MAX_ROWS, False), (MAX_ROWS + 1, True)):
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet()
+        sheet.append(HEADER)
+        for n in range(count):
+            sheet.append([f"B{n}", "passport", "2026-12-01", "10:00", "10:30"])
+        out = io.BytesIO()
+        book.save(out)
+        if refused:
+            with pytest.raises(ImportFileError, match="at most"):
+                read_rows(out.getvalue(), "day.xlsx")
+        else:
+            assert len(read_rows(out.getvalue(), "day.xlsx")) == MAX_ROWS
+
+
+def test_a_column_named_twice_is_refused_naming_it() -> None:
+    with pytest.raises(ImportFileError, match="more than once: date, 日期"):
+        read_rows("booking_id,service_id,date,日期,start,end\n".encode(), "x.csv")
+    rows = read_rows("预约号,事项编码,日期,开始,结束,other\nA1,passport,2026-12-01,10:00,10:30,x\n".encode(),
+                     "x.csv")
+    assert rows == [(2, {"booking_id": "A1", "service_id": "passport", "date": "2026-12-01",
+                         "start": "10:00", "end": "10:30"})]
