@@ -51,7 +51,7 @@ REFUSALS: dict[str, tuple[int, str | None]] = {
     "unknown_service": (400, "service_id"), "bad_slot": (400, "slot_end"), "no_slot": (400, "slot_start"),
     "slot_past": (400, "slot_end"), "missing_field": (400, None), "unknown_appointment": (404, None),
     "appointment_exists": (409, None), "slot_full": (409, None), "appointment_used": (409, None),
-    "appointment_cancelled": (409, None),
+    "appointment_cancelled": (409, None), "slot_too_far": (400, "slot_start"),
 }
 
 
