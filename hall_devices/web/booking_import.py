@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ COLUMNS = {"booking_id": "booking_id", "预约号": "booking_id", "service_id": 
            "phone": "phone", "手机号": "phone"}
 REQUIRED = ("booking_id", "service_id", "date", "start", "end")
 MAX_ROWS = 5000
+MAX_UNPACKED = 32 * 2**20  # bytes of a workbook's unpacked parts; 5,000 rows take about 2 MiB
 
 
 class ImportFileError(ValueError):
@@ -79,6 +81,15 @@ def _table(table: Iterator[Sequence[Any]]) -> list[tuple[int, dict[str, str]]]:
 def _xlsx(raw: bytes) -> list[tuple[int, dict[str, str]]]:
     from openpyxl import load_workbook  # only an import of a workbook needs it
 
+    try:  # openpyxl scans a whole sheet without a <dimension> before its first row (10 s for 240,000
+        # rows), and a small zip may unpack to gigabytes: the unpacked size is bounded first
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise ImportFileError(f"not an Excel .xlsx workbook: {exc}") from None
+    if unpacked > MAX_UNPACKED:
+        raise ImportFileError(f"the workbook unpacks to {unpacked // 2**20} MiB, over the limit of "
+                              f"{MAX_UNPACKED // 2**20} MiB (far more than {MAX_ROWS} rows)")
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Iterator
 
 import pytest
 from openpyxl import Workbook
 
 from hall_devices.web import booking_import
-from hall_devices.web.booking_import import MAX_ROWS, ImportFileError, read_rows
+from hall_devices.web.booking_import import MAX_ROWS, MAX_UNPACKED, ImportFileError, read_rows
 
 HEADER = ["booking_id", "service_id", "date", "start", "end"]
 
@@ -52,3 +53,19 @@ def test_a_column_named_twice_is_refused_naming_it() -> None:
                      "x.csv")
     assert rows == [(2, {"booking_id": "A1", "service_id": "passport", "date": "2026-12-01",
                          "start": "10:00", "end": "10:30"})]
+
+
+def test_a_workbook_that_unpacks_too_large_is_refused_before_parsing() -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER)
+    out = io.BytesIO()
+    book.save(out)
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/padding.bin", b"\0" * (MAX_UNPACKED + 1))  # ~33 KB packed: a zip bomb's shape
+    assert len(out.getvalue()) < 2**20
+    with pytest.raises(ImportFileError, match="unpacks to 32 MiB, over the limit of 32 MiB"):
+        read_rows(out.getvalue(), "day.xlsx")
+    with pytest.raises(ImportFileError, match=r"not an Excel \.xlsx workbook"):
+        read_rows(b"PK\x03\x04 broken", "day.xlsx")
