@@ -24,6 +24,7 @@ COLUMNS = {"booking_id": "booking_id", "预约号": "booking_id", "service_id": 
            "事项编码": "service_id", "date": "date", "日期": "date", "start": "start", "开始": "start",
            "end": "end", "结束": "end", "id_number": "id_number", "身份证号": "id_number",
            "phone": "phone", "手机号": "phone"}
+NUMERIC_ID = "id_number_is_a_number"  # set by _table for an Excel number in the ID number column
 REQUIRED = ("booking_id", "service_id", "date", "start", "end")
 MAX_ROWS = 5000
 MAX_UNPACKED = 32 * 2**20  # bytes of a workbook's unpacked parts; 5,000 rows take about 2 MiB
@@ -71,6 +72,9 @@ def _table(table: Iterator[Sequence[Any]]) -> list[tuple[int, dict[str, str]]]:
     for number, cells in enumerate(table, start=2):
         values = {name: "" if cell is None else _cell(cell).strip()
                   for name, cell in zip(header, cells, strict=False) if name}
+        if any(name == "id_number" and isinstance(cell, int | float)
+               for name, cell in zip(header, cells, strict=False)):
+            values[NUMERIC_ID] = "1"  # Excel keeps 15 digits of a number: the ID number is already lost
         if any(values.values()):
             rows.append((number, values))
             if len(rows) > MAX_ROWS:
@@ -113,6 +117,9 @@ def _cell(value: Any) -> str:
 def to_booking(values: dict[str, str], utc_offset_hours: float) -> BookingIn | RowProblem:
     """One row as a booking request, or the problem naming its field (row number filled by caller)."""
     zone = dt.timezone(dt.timedelta(hours=utc_offset_hours))
+    if values.get(NUMERIC_ID):
+        return RowProblem(0, "id_number", "身份证号存成了数字，请把该列设为文本后重新填写 / the ID number is "
+                          "stored as a number (Excel keeps only 15 digits): format the column as text")
     try:
         day = dt.date.fromisoformat(values.get("date", ""))
     except ValueError:

@@ -43,6 +43,18 @@ class BookingIn(_Strict):
 
     _check_id = field_validator("id_number")(_id_number)
 
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _national(cls, value: object) -> object:
+        """+86 138 0013 8000, 0086-13800138000 → 13800138000 (a mainland mobile number)."""
+        if not isinstance(value, str):
+            return value
+        digits = value.replace(" ", "").replace("-", "")
+        for prefix in ("+86", "0086"):
+            if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+                return digits.removeprefix(prefix)
+        return digits
+
 
 class BookingChange(_Strict):
     """Change a booking: the fields given replace the booking's; the same change again is accepted."""

@@ -10,7 +10,15 @@ import pytest
 from openpyxl import Workbook
 
 from hall_devices.web import booking_import
-from hall_devices.web.booking_import import MAX_ROWS, MAX_UNPACKED, ImportFileError, read_rows
+from hall_devices.web.booking_import import (
+    MAX_ROWS,
+    MAX_UNPACKED,
+    ImportFileError,
+    RowProblem,
+    read_rows,
+    to_booking,
+)
+from hall_devices.web.booking_models import BookingIn
 
 HEADER = ["booking_id", "service_id", "date", "start", "end"]
 
@@ -69,3 +77,19 @@ def test_a_workbook_that_unpacks_too_large_is_refused_before_parsing() -> None:
         read_rows(out.getvalue(), "day.xlsx")
     with pytest.raises(ImportFileError, match=r"not an Excel \.xlsx workbook"):
         read_rows(b"PK\x03\x04 broken", "day.xlsx")
+
+
+def test_an_id_number_kept_as_an_excel_number_gets_a_hint_and_a_plus_86_phone_is_taken() -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([*HEADER, "身份证号", "手机号"])
+    sheet.append(["N1", "passport", "2026-12-01", "10:00", "10:30", 110105194912310020, "+86 138 0013 8000"])
+    sheet.append(["N2", "passport", "2026-12-01", "10:00", "10:30", None, "+86 138 0013 8000"])
+    out = io.BytesIO()
+    book.save(out)
+    (_, numeric), (_, plain) = read_rows(out.getvalue(), "day.xlsx")
+    problem = to_booking(numeric, 8)
+    assert isinstance(problem, RowProblem) and problem.field == "id_number" and "as text" in problem.message
+    booking = to_booking(plain, 8)
+    assert isinstance(booking, BookingIn) and booking.phone == "13800138000"
