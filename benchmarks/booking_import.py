@@ -18,7 +18,6 @@ import datetime as dt
 import http.client
 import io
 import json
-import socket
 import ssl
 import statistics
 import sys
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openpyxl import Workbook
 
-from benchmarks.support import broker, pct, role
+from benchmarks.support import broker, pct, role, wait_port
 from hall_devices.broker import free_port
 from hall_devices.web.api_clients import add_client
 
@@ -90,15 +89,7 @@ def main() -> None:
                        HALL_ID_SECRET="bench-key")
         store = f"sqlite:///{Path(tmp) / 'store.sqlite3'}"
         with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), role(["web"], env):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_port(port)
             api = Api(port, tls / "ca.crt", token)
             while api.call("GET", f"/api/v1/bookings?day={day}")[0] == 503:
                 time.sleep(0.2)
