@@ -36,7 +36,8 @@ BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"]),
               ("kiosk", ["--tickets", "500"]),
               ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"]),
               ("web", ["--flood", "30", "--samples", "30"]),
-              ("region", ["--tickets", "5000"])]
+              ("region", ["--tickets", "5000"]),
+              ("booking_import", ["--rows", "1000", "--singles", "200"])]
 
 
 def run_component(name: str, args: list[str]) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,3 +74,16 @@ def role(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[byte
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def wait_port(port: int, within_s: float = 30) -> None:
+    """Until a process listens on 127.0.0.1:``port``; OSError after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing
-import socket
 import ssl
 import statistics
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.support import broker, pct, role
+from benchmarks.support import broker, pct, role, wait_port
 from hall_devices.broker import free_port
 from hall_devices.web.users import add_user
 
@@ -92,15 +91,7 @@ def main() -> None:
                        HALL_WEB_LOGIN_FREE_ATTEMPTS="100", HALL_WEB_LOGIN_BACKOFF_S="0.01",
                        HALL_WEB_LOGIN_MAX_BACKOFF_S="0.01")
         with role(["web"], env):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            wait_port(port)
             client = Client(port, tls / "ca.crt")
             status, cookie, _ = client.call("/login", {"username": "boss", "password": PASSWORD})
             assert status == 303, status

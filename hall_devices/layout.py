@@ -54,6 +54,8 @@ class Policy(_Strict):
     starvation_wait_minutes: int = Field(20, ge=1, le=480)
     appointment_early_minutes: int = Field(15, ge=0, le=240)
     appointment_late_minutes: int = Field(15, ge=0, le=240)
+    booking_horizon_days: int = Field(90, ge=1, le=366, description="bookings at most this many days "
+                                      "ahead: a slot further out is refused (and no phone kept that long)")
     rating_timeout_s: int = Field(60, ge=5, le=600)
     case_deadline_working_days: int = Field(10, ge=1, le=60)
     holidays: tuple[dt.date, ...] = ()

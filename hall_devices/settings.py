@@ -7,10 +7,11 @@ Every role reads the same settings; a role uses the fields it needs. The TOML fi
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,9 @@ from pydantic_settings import (
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+SMS_PLACEHOLDERS = ("hall", "number", "ahead", "window", "service")  # filled by coordinator/reminders.py
 
 
 class SettingsError(Exception):
@@ -74,6 +78,21 @@ class Settings(BaseSettings):
                                    description="reminder at the call: {hall} {number} {window} {service}")
     sms_retry_s: float = Field(2.0, gt=0, le=60, description="first retry delay; doubles up to 60 s")
     reminder_place: int = Field(3, ge=1, le=50, description="remind when this many or fewer are ahead + 1")
+
+    @field_validator("sms_place_template", "sms_call_template")
+    @classmethod
+    def _sms_placeholders(cls, template: str) -> str:
+        """A mistyped placeholder is refused at start, naming it: found only at the first reminder it
+        would silently stop every reminder of the hall."""
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"not a template: {exc} (write a brace as {{{{ or }}}})") from None
+        unknown = sorted({n for n in names if n not in SMS_PLACEHOLDERS})
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)}; "
+                             f"known: {' '.join('{' + n + '}' for n in SMS_PLACEHOLDERS)}")
+        return template
     id_secret: SecretStr | None = Field(None, description="hall key for the keyed hash of ID numbers; "
                                         "made once in data_dir/id-secret if unset")
     region_forward: bool = Field(False, description="the coordinator publishes its committed events "

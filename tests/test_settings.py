@@ -38,3 +38,15 @@ def test_bad_values_are_named(tmp_path: Path) -> None:
         load_settings(config)
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_a_mistyped_sms_placeholder_is_refused_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "hall.toml"
+    config.write_text('sms_call_template = "请{numbr}号到{window}号窗口"\n')
+    with pytest.raises(SettingsError, match=r"sms_call_template.*unknown placeholder\(s\) \{numbr\}"):
+        load_settings(config)
+    config.write_text('sms_place_template = "您前面还有{ahead人"\n')
+    with pytest.raises(SettingsError, match=r"sms_place_template.*not a template"):
+        load_settings(config)
+    config.write_text('sms_place_template = "{hall}: {number} {{排队}} {ahead} {service}"\n')
+    assert load_settings(config).sms_place_template.startswith("{hall}")

@@ -549,7 +549,10 @@ class Engine:
             raise EngineError("missing_field", "an appointment needs a code, service and slot")
         existing = self.state.appointments.get(cmd.appointment_code)
         if existing is not None:
-            if not existing.cancelled and same_booking(existing, cmd.service_id, cmd.slot_start, cmd.slot_end,
+            if existing.cancelled:  # its code is spent: a new booking takes another code
+                raise EngineError("appointment_cancelled", f"appointment {existing.code} was cancelled "
+                                  "(use another code)")
+            if same_booking(existing, cmd.service_id, cmd.slot_start, cmd.slot_end,
                                                        cmd.id_hash):
                 return  # the platform sent it again: booked once
             raise EngineError("appointment_exists", f"appointment {cmd.appointment_code} exists with "
@@ -569,6 +572,10 @@ class Engine:
             raise EngineError("bad_slot", "the slot ends before it starts")
         if end <= now:
             raise EngineError("slot_past", f"the slot ended at {end.isoformat()}, before now")
+        horizon = now + timedelta(days=self.policy.booking_horizon_days)
+        if start > horizon:
+            raise EngineError("slot_too_far", f"the slot starts at {start.isoformat()}: bookings are taken "
+                              f"at most {self.policy.booking_horizon_days} days ahead")
         check_capacity(self.layout, self.state, code=code, service_id=service_id, start=start, end=end)
 
     def _rebook(self, outcome: Outcome, cmd: StaffCommand, now: datetime) -> None:

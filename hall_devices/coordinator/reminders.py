@@ -23,8 +23,10 @@ from pathlib import Path
 
 from hall_devices.contract import (
     Payload,
+    Problem,
     StaffAction,
     StaffCommand,
+    StaffResult,
     TicketReply,
     TicketRequest,
     TicketStatus,
@@ -80,6 +82,17 @@ class Reminders:
     def remember(self, owner: str, phone: str, day: str) -> None:
         """Keep ``phone`` for ``owner`` (``appointment:<code>`` or ``ticket:<id>``) until ``day`` ends."""
         self._sql("INSERT OR REPLACE INTO phones VALUES (?, ?, ?)", (owner, day, phone))
+
+    def phone_of(self, owner: str) -> str | None:
+        found = self._sql("SELECT phone FROM phones WHERE owner = ?", (owner,))
+        return str(found[0][0]) if found else None
+
+    def follow(self, owner: str, day: str) -> None:
+        """The booking moved: its phone is kept until its new day ends."""
+        self._sql("UPDATE phones SET day = ? WHERE owner = ?", (day, owner))
+
+    def forget(self, owner: str) -> None:
+        self._sql("DELETE FROM phones WHERE owner = ?", (owner,))
 
     def observe(self, events: list[ev.Event], engine: Engine, now: datetime) -> None:
         """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days."""
@@ -159,8 +172,25 @@ class Reminders:
         return int(str(self._sql("SELECT count(*) FROM phones")[0][0]))
 
 
+def phone_conflict(reminders: Reminders, engine: Engine, payload: Payload) -> Outcome | None:
+    """A booking sent again under its code with another phone number: refused ``appointment_exists``
+    (the phone is part of a booking's content; never silently replaced). None: no conflict."""
+    if not (isinstance(payload, StaffCommand) and payload.action is StaffAction.BOOK_APPOINTMENT
+            and payload.appointment_code):
+        return None
+    booking = engine.state.appointments.get(payload.appointment_code)
+    if booking is None or booking.cancelled:
+        return None  # a new booking, or the engine's own refusal
+    if reminders.phone_of(f"appointment:{payload.appointment_code}") == payload.phone:
+        return None
+    problem = Problem(code="appointment_exists", message=f"appointment {booking.code} exists with other "
+                      "content: another phone number (change it, or use another code)")
+    return Outcome(reply=StaffResult(command_id=payload.command_id, ok=False, error=problem), refused=problem)
+
+
 def remember_phone(reminders: Reminders, layout: Layout, payload: Payload, outcome: Outcome) -> None:
-    """A booking accepted, or a ticket issued, with a phone number: keep the number until its day ends."""
+    """A booking accepted, or a ticket issued, with a phone number: keep the number until its day ends.
+    A moved booking's number follows it to its new day; a cancelled booking's number is deleted."""
     if isinstance(payload, TicketRequest) and payload.phone and isinstance(outcome.reply, TicketReply) \
             and outcome.reply.ticket is not None:
         ticket = outcome.reply.ticket
@@ -171,3 +201,10 @@ def remember_phone(reminders: Reminders, layout: Layout, payload: Payload, outco
             and outcome.reply is not None and outcome.reply.ok):
         reminders.remember(f"appointment:{payload.appointment_code}", payload.phone,
                            business_day(layout.hall, payload.slot_start))
+    if (isinstance(payload, StaffCommand) and payload.appointment_code and outcome.reply is not None
+            and outcome.reply.ok):
+        owner = f"appointment:{payload.appointment_code}"
+        if payload.action is StaffAction.CANCEL_APPOINTMENT:
+            reminders.forget(owner)
+        elif payload.action is StaffAction.CHANGE_APPOINTMENT and payload.slot_start:
+            reminders.follow(owner, business_day(layout.hall, payload.slot_start))

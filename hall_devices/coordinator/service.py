@@ -55,7 +55,7 @@ from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
 from hall_devices.coordinator.queries import answer
-from hall_devices.coordinator.reminders import Reminders, remember_phone
+from hall_devices.coordinator.reminders import Reminders, phone_conflict, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
     ClockRow,
@@ -361,8 +361,9 @@ class CoordinatorService:
         clock = self.engine.observe(now, self._mono())  # a step or a new day, before the command
         done.rows += [self._row(e, None) for e in clock.events]
         done.outcomes.append(clock)
-        outcome = self.engine.handle(item.route.name, item.payload, item.params, now,
-                                     token=secrets.token_urlsafe(12))
+        conflict = phone_conflict(self.reminders, self.engine, item.payload) if self.reminders else None
+        outcome = conflict or self.engine.handle(item.route.name, item.payload, item.params, now,
+                                                 token=secrets.token_urlsafe(12))
         if outcome.refused is not None and outcome.reply is None:
             # Nobody to answer, so say it on the error route; and not remembered as applied: the
             # id may be another sender's (a job id is predictable), whose own message must count.

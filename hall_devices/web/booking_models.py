@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -9,6 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from hall_devices.idcard.identity import IdNumberError, normalise
 
 BookingId = str
+BOOKING_ID = re.compile(r"[A-Za-z0-9_.:-]{1,32}")  # a booking id (BookingIn.booking_id), whole
+BAD_CODE = "预约号须为 1-32 位字母、数字或 _ . : - / a booking id is 1-32 of A-Z a-z 0-9 _ . : -"
 
 
 class _Strict(BaseModel):
@@ -27,7 +30,7 @@ def _id_number(value: str | None) -> str | None:
 class BookingIn(_Strict):
     """Create a booking. Sent again with the same content: accepted, booked once."""
 
-    booking_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,32}$",
+    booking_id: str = Field(pattern=rf"^{BOOKING_ID.pattern}$",
                             description="the platform's booking id; also the code the applicant types "
                             "or shows as a QR code at the kiosk")
     service_id: str = Field(min_length=1, max_length=64, description="a service id of the hall layout")
@@ -39,6 +42,18 @@ class BookingIn(_Strict):
                               "reminders before the call; deleted when the day of the slot ends")
 
     _check_id = field_validator("id_number")(_id_number)
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _national(cls, value: object) -> object:
+        """+86 138 0013 8000, 0086-13800138000 → 13800138000 (a mainland mobile number)."""
+        if not isinstance(value, str):
+            return value
+        digits = value.replace(" ", "").replace("-", "")
+        for prefix in ("+86", "0086"):
+            if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+                return digits.removeprefix(prefix)
+        return digits
 
 
 class BookingChange(_Strict):

@@ -12,6 +12,7 @@ coordinator unreachable. Shapes: :mod:`hall_devices.web.booking_models`.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from hall_devices.layout import Layout
 from hall_devices.web.api_clients import ApiClients
 from hall_devices.web.booking_import import ImportFileError, RowProblem, read_rows, to_booking
 from hall_devices.web.booking_models import (
+    BOOKING_ID,
     ApiError,
     BookingCancelled,
     BookingChange,
@@ -49,13 +51,42 @@ REFUSALS: dict[str, tuple[int, str | None]] = {
     "unknown_service": (400, "service_id"), "bad_slot": (400, "slot_end"), "no_slot": (400, "slot_start"),
     "slot_past": (400, "slot_end"), "missing_field": (400, None), "unknown_appointment": (404, None),
     "appointment_exists": (409, None), "slot_full": (409, None), "appointment_used": (409, None),
-    "appointment_cancelled": (409, None),
+    "appointment_cancelled": (409, None), "slot_too_far": (400, "slot_start"),
 }
 
 
 def problem(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     body = ApiError.model_validate({"error": {"code": code, "field": field, "message": message}})
     return JSONResponse(body.model_dump(), status_code=status)
+
+
+def bad_booking_id(booking_id: str) -> JSONResponse | None:
+    """400 naming ``booking_id`` for an id the API never accepts; an id is never truncated (a cut id
+    could name another booking)."""
+    if BOOKING_ID.fullmatch(booking_id):
+        return None
+    return problem(400, "bad_field", f"booking_id: 1-32 characters of A-Z a-z 0-9 _ . : - "
+                   f"(got {len(booking_id)} characters), never cut short", "booking_id")
+
+
+async def read_capped(request: Request, limit: int) -> bytes | JSONResponse:
+    """The request body, refused with 413 naming ``limit`` (bytes) as soon as it is known to be larger:
+    from Content-Length before reading, else while streaming, never holding more than ``limit``."""
+    declared = request.headers.get("content-length", "")
+    too_large = problem(413, "too_large", f"the body is larger than the limit of {limit} bytes")
+    if declared:
+        if not declared.isdigit():
+            return problem(400, "bad_request", f"Content-Length {declared[:20]!r} is not a number")
+        if int(declared) > limit:
+            return too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class BookingApi:
@@ -92,9 +123,9 @@ class BookingApi:
         return JSONResponse(openapi())
 
     async def _body(self, request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
-        raw = await request.body()
-        if len(raw) > MAX_JSON:
-            return problem(400, "bad_json", f"the body is longer than {MAX_JSON} bytes")
+        raw = await read_capped(request, MAX_JSON)
+        if isinstance(raw, JSONResponse):
+            return raw
         try:
             data = json.loads(raw or b"null")
         except ValueError as exc:
@@ -107,13 +138,15 @@ class BookingApi:
             field, message = first_problem(exc)
             return problem(400, "bad_field", f"{field}: {message}", field)
 
-    async def _book(self, booking: BookingIn, client: str) -> JSONResponse:
+    async def _book(self, booking: BookingIn, client: str, find: bool = True) -> JSONResponse:
         hashed = id_hash(self.key, booking.id_number) if booking.id_number else None
         reply = await self.hub.staff(StaffAction.BOOK_APPOINTMENT, f"api:{client}"[:32],
                                      appointment_code=booking.booking_id, service_id=booking.service_id,
                                      slot_start=booking.slot_start, slot_end=booking.slot_end, id_hash=hashed,
                                      phone=booking.phone)
-        return await self._answer(reply, booking.booking_id, booking.slot_start)
+        # An import's report needs only ok/error per row: no listing of the day per row (which made
+        # 1,000 rows take 40 s, each listing the whole day again).
+        return await self._answer(reply, booking.booking_id, booking.slot_start if find else None)
 
     async def _answer(self, reply: Reply, booking_id: str, slot_start: dt.datetime | None) -> JSONResponse:
         if not reply.ok:
@@ -163,16 +196,20 @@ class BookingApi:
             return change
         assert isinstance(change, BookingChange)
         booking_id = request.path_params["booking_id"]
+        if (bad := bad_booking_id(booking_id)) is not None:
+            return bad
         hashed = id_hash(self.key, change.id_number) if change.id_number else None
         reply = await self.hub.staff(StaffAction.CHANGE_APPOINTMENT, f"api:{client}"[:32],
-                                     appointment_code=booking_id[:32], service_id=change.service_id,
+                                     appointment_code=booking_id, service_id=change.service_id,
                                      slot_start=change.slot_start, slot_end=change.slot_end, id_hash=hashed)
         return await self._answer(reply, booking_id, change.slot_start or await self._slot_of(booking_id))
 
     async def cancel(self, request: Request, client: str) -> Response:
         booking_id = request.path_params["booking_id"]
+        if (bad := bad_booking_id(booking_id)) is not None:
+            return bad
         reply = await self.hub.staff(StaffAction.CANCEL_APPOINTMENT, f"api:{client}"[:32],
-                                     appointment_code=booking_id[:32])
+                                     appointment_code=booking_id)
         if reply.ok:
             return JSONResponse(BookingCancelled(booking_id=booking_id).model_dump())
         return await self._answer(reply, booking_id, None)
@@ -187,11 +224,11 @@ class BookingApi:
         return JSONResponse(listing.model_dump())
 
     async def import_file(self, request: Request, client: str) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            return problem(400, "bad_file", f"the file is larger than {MAX_BODY} bytes")
-        try:
-            rows = read_rows(raw, request.query_params.get("filename", ""))
+        raw = await read_capped(request, MAX_BODY)
+        if isinstance(raw, JSONResponse):
+            return raw
+        try:  # a large workbook takes seconds to parse: off the event loop, so the web stays up
+            rows = await asyncio.to_thread(read_rows, raw, request.query_params.get("filename", ""))
         except ImportFileError as exc:
             return problem(400, "bad_file", str(exc))
         report: list[dict[str, Any]] = []
@@ -202,7 +239,7 @@ class BookingApi:
                                "error": {"code": "bad_field", "field": booking.field,
                                          "message": booking.message}})
                 continue
-            answer = await self._book(booking, client)
+            answer = await self._book(booking, client, find=False)
             body = json.loads(bytes(answer.body))
             report.append({"row": number, "booking_id": booking.booking_id, "ok": answer.status_code == 200,
                            "error": body.get("error")})

@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from hall_devices.contract import QueryKind, Reply, StaffAction
-from hall_devices.web.booking_models import BookingIn, first_problem
+from hall_devices.web.booking_models import BAD_CODE, BOOKING_ID, BookingIn, first_problem
 
 if TYPE_CHECKING:
     from hall_devices.web.app import Pages
@@ -88,18 +88,22 @@ class BookingsPage:
             start, end = self._slot(day, str(form.get("start", "")), str(form.get("end", "")))
         except ValueError as exc:
             return self._back(day, f"未能改约 / not moved: {exc}")
+        if not BOOKING_ID.fullmatch(request.path_params["code"]):  # never cut: a cut code names another
+            return self._back(day, f"未能改约 / not moved: {BAD_CODE}")
         user = self.pages.user_of(request)
         assert user is not None
         reply = await self.pages.hub.staff(StaffAction.CHANGE_APPOINTMENT, user.name,
-                                           appointment_code=request.path_params["code"][:32],
+                                           appointment_code=request.path_params["code"],
                                            slot_start=start, slot_end=end)
         return self._done(day, reply, "未能改约 / not moved")
 
     async def cancel(self, request: Request) -> Response:
         form = await request.form()
+        day = str(form.get("day", ""))
+        if not BOOKING_ID.fullmatch(request.path_params["code"]):
+            return self._back(day, f"未能取消 / not cancelled: {BAD_CODE}")
         user = self.pages.user_of(request)
         assert user is not None
         reply = await self.pages.hub.staff(StaffAction.CANCEL_APPOINTMENT, user.name,
-                                           appointment_code=request.path_params["code"][:32])
-        day = str(form.get("day", ""))
+                                           appointment_code=request.path_params["code"])
         return self._done(day, reply, "未能取消 / not cancelled")

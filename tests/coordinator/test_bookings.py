@@ -51,3 +51,15 @@ def test_card_check_in_tolerance_and_a_missed_call_reactivated(hall: Hall) -> No
     assert error_code(hall.staff("change_appointment", appointment_code="GONE",
                                  slot_start=T0 + timedelta(minutes=30))) == "appointment_cancelled"
     assert error_code(hall.staff("change_appointment", appointment_code="NONE")) == "unknown_appointment"
+
+
+def test_a_cancelled_code_is_spent_and_bookings_stay_within_the_horizon(hall: Hall) -> None:
+    assert book(hall, "SPENT", 60, 90) is None
+    assert error_code(hall.staff("cancel_appointment", appointment_code="SPENT")) is None
+    assert book(hall, "SPENT", 60, 90) == "appointment_cancelled"  # the same create again: not "exists"
+    horizon = hall.layout.policy.booking_horizon_days
+    assert book(hall, "FAR", horizon * 1440 + 60, horizon * 1440 + 90) == "slot_too_far"
+    assert book(hall, "FAR", 2_900_000 * 1440, 2_900_000 * 1440 + 30) == "slot_too_far"  # year 9966
+    assert book(hall, "PAST", -90, -60) == "slot_past"
+    assert "FAR" not in hall.service.engine.state.appointments
+    assert error_code(hall.staff("change_appointment", appointment_code="SPENT")) == "appointment_cancelled"

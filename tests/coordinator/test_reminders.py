@@ -137,3 +137,29 @@ def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[Remindi
     hall_.ok(window, "next")
     wait_until(lambda: len(gateway.keys()) == 2, 10, "the call reminder")
     assert {r["to"] for r in gateway.accepted} == {"13900139000"}
+
+
+def test_a_bookings_phone_is_its_content_follows_a_move_and_goes_with_a_cancel(
+        hall: tuple[RemindingHall, Gateway]) -> None:
+    hall_, _ = hall
+    reminders = hall_.service.reminders
+    assert reminders is not None
+    slot = {"service_id": "passport", "slot_start": T0 + timedelta(hours=4),
+            "slot_end": T0 + timedelta(hours=4, minutes=30)}
+    assert hall_.staff("book_appointment", appointment_code="PH1", phone=PHONE, **slot).ok
+    assert hall_.staff("book_appointment", appointment_code="PH1", phone=PHONE, **slot).ok  # a retry
+    for other in ("13800138001", None):
+        refused = hall_.staff("book_appointment", appointment_code="PH1", phone=other, **slot)
+        assert refused.error is not None and refused.error.code == "appointment_exists"
+    assert reminders.phone_of("appointment:PH1") == PHONE  # never silently replaced
+    assert hall_.staff("book_appointment", appointment_code="PH2", phone="13800138002", **slot).ok
+
+    tomorrow = T0 + timedelta(days=1, hours=1)
+    assert hall_.staff("change_appointment", appointment_code="PH1", slot_start=tomorrow,
+                       slot_end=tomorrow + timedelta(minutes=30)).ok
+    hall_.clock.advance(days=1)
+    assert hall_.take("passport").ok  # the next day's first event purges the old day's numbers
+    wait_until(lambda: reminders.phone_of("appointment:PH2") is None, 5, "yesterday's numbers purged")
+    assert reminders.phone_of("appointment:PH1") == PHONE  # it moved with its booking
+    assert hall_.staff("cancel_appointment", appointment_code="PH1").ok
+    assert reminders.phone_of("appointment:PH1") is None and reminders.phones_kept() == 0

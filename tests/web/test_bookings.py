@@ -3,6 +3,7 @@ Mosquitto: tokens, idempotent create/change/cancel, capacity, 400s naming the fi
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import os
@@ -206,3 +207,40 @@ def test_the_openapi_in_the_docs_is_the_codes() -> None:
     doc = (ROOT / "docs" / "appointments.md").read_text(encoding="utf-8")
     assert with_openapi(doc) == doc, "run: hall-devices booking-client openapi"
     assert '"/api/v1/bookings/import"' in doc
+
+
+def test_bodies_over_the_limit_are_refused_and_ids_never_cut(api: Api) -> None:
+    status, answer = api.call("POST", "/api/v1/bookings", raw=b" " * (64 * 1024 + 1))
+    assert (status, answer["error"]["code"]) == (413, "too_large") and "65536" in answer["error"]["message"]
+    host, port = api.url.removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=api.tls, timeout=15)
+    connection.putrequest("POST", "/api/v1/bookings/import?filename=x.csv")
+    connection.putheader("Authorization", f"Bearer {api.token}")
+    connection.putheader("Content-Length", str(300 * 2**20))
+    connection.endheaders()  # refused from the header alone: none of the 300 MB is sent or held
+    declared = connection.getresponse()
+    answer = json.loads(declared.read())
+    assert (declared.status, answer["error"]["code"]) == (413, "too_large")
+    assert "5242880" in answer["error"]["message"]
+    connection.close()
+    # No Content-Length (chunked): the cap holds while the body streams in.
+    connection = http.client.HTTPSConnection(host, int(port), context=api.tls, timeout=15)
+    connection.putrequest("POST", "/api/v1/bookings")
+    connection.putheader("Authorization", f"Bearer {api.token}")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    for _ in range(5):
+        connection.send(b"4000\r\n" + b" " * 0x4000 + b"\r\n")
+    connection.send(b"0\r\n\r\n")
+    chunked = connection.getresponse()
+    assert (chunked.status, json.loads(chunked.read())["error"]["code"]) == (413, "too_large")
+    connection.close()
+
+    assert api.book("B" * 32)[0] == 200
+    move = {"slot_start": at("10:30"), "slot_end": at("11:00")}
+    for method, body in (("DELETE", None), ("PUT", move)):
+        status, answer = api.call(method, "/api/v1/bookings/" + "B" * 32 + "-OTHER", body)
+        assert (status, answer["error"]["field"]) == (400, "booking_id"), answer
+    status, listing = api.call("GET", f"/api/v1/bookings?day={DAY}")
+    assert [(b["booking_id"], b["state"], b["slot"]) for b in listing["bookings"]] == [
+        ("B" * 32, "booked", "10:00-10:30")]  # the 32-B booking neither cancelled nor moved

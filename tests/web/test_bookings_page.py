@@ -69,3 +69,14 @@ def test_bookings_by_slot_with_check_ins_no_shows_and_changes(browser: Browser, 
     form.locator("input[name=end]").fill(f"{start + timedelta(minutes=20):%H:%M}")
     form.locator("button").click()
     expect(page.locator("#message")).to_contain_text("booking_id")
+
+    long_code = "L" * 32  # a longer code in the path is refused, never cut to this booking's
+    slot = start.astimezone(hall.clock().tzinfo)
+    assert hall.staff("book_appointment", appointment_code=long_code, service_id="passport",
+                      slot_start=slot, slot_end=slot + timedelta(minutes=20)).ok
+    page.goto(f"{web.url}/bookings?day={day}")
+    cancel = page.locator(f"tr[data-code={long_code}] form", has=page.locator("button", has_text="取消"))
+    cancel.evaluate("(f, code) => { f.action = f.action.replace(code, code + '-OTHER') }", long_code)
+    cancel.locator("button", has_text="取消").click()
+    expect(page.locator("#message")).to_contain_text("1-32")
+    expect(page.locator(f"tr[data-code={long_code}] .state")).to_have_text("已预约")
