@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hall_devices.catalog import say
+
 TEXTS: dict[str, tuple[str, str]] = {
     "welcome": ("欢迎取号，请选择办理部门", "Welcome. Choose a department"),
     "search": ("搜索事项", "Search"),
@@ -57,23 +59,12 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 
-# Why the coordinator refused a ticket request (Problem.code), told to the applicant; a code not
-# listed here gets "other". The engine's own message (developer English) goes to the log only.
-REFUSALS: dict[str, tuple[str, str]] = {
-    "request_expired": ("系统响应超时，请重新取号", "the system answered too late; please try again"),
-    "clock_skew": ("取号机时间与系统不一致，请到{desk}取号", "this kiosk's clock is wrong; please go to "
-                   "the {desk}"),
-    "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
-    "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
-    "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
-    "other": ("请到{desk}咨询", "please ask at the {desk}"),
-}
-
-
 def refusal(code: str, lang: str, desk: str) -> str:
-    """The applicant's text for a refused ticket request: 未能取号：<reason>."""
-    zh, en = REFUSALS.get(code, REFUSALS["other"])
-    return tr("refused", lang, reason=(zh if lang == "zh" else en).format(desk=desk))
+    """The applicant's text for a refused ticket request: 未能取号：<the catalog's text and advice>.
+
+    The words are :mod:`hall_devices.catalog`'s (the engine's own message goes to the log only);
+    ``desk`` is the info desk in ``lang``."""
+    return tr("refused", lang, reason=say(code, lang, (desk, desk)))
 
 
 def tr(key: str, lang: str, **values: object) -> str:

@@ -41,11 +41,13 @@ from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
 from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
+from hall_devices.requests import NoReplyError
 from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
+from hall_devices.web.present import filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.users import User
 
@@ -76,6 +78,7 @@ class Pages:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(hall=layout.hall, window_status_zh=WINDOW_STATUS_ZH,
                                           case_state_zh=CASE_STATE_ZH, rating_names=RATING_NAMES)
+        self.templates.env.filters.update(filters(layout))
         self.chart_js = plotly_js()
 
     def user_of(self, request: Request) -> User | None:
@@ -189,7 +192,7 @@ class Pages:
             reply = await self.hub.staff(action, user.name, case_id=case_id, note=note)
         except ValidationError as exc:
             raise from_validation(exc) from None
-        message = "" if reply.ok else (reply.error.message if reply.error else "refused")
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         await self.access.audit(request, user.name, f"case_{request.path_params['action']}", case_id,
                                 outcome=message or "ok", detail=note or "")
         return RedirectResponse(f"/cases?message={message}", status_code=303)
@@ -270,7 +273,7 @@ class Pages:
                                 detail=" ".join(f"{k}={v}" for k, v in fields.items() if k != "clerk_id"))
         if request.headers.get("accept", "").startswith("application/json"):
             return JSONResponse(json.loads(reply.model_dump_json()), status_code=200 if reply.ok else 409)
-        message = "" if reply.ok else refused
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         suffix = f"&window={window}" if user.role == "manager" else ""
         return RedirectResponse(f"/console?message={message}{suffix}", status_code=303)
 
@@ -297,14 +300,14 @@ class Pages:
             if not found.ok:
                 await self.access.audit(request, user.name, "reprint", number,
                                         outcome=found.error.message if found.error else "refused")
-                return RedirectResponse(f"/staff?message={found.error.message if found.error else ''}",
+                return RedirectResponse(f"/staff?message={refusal(found.error, self.layout.hall)}",
                                         status_code=303)
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
                                     ticket_id=found.data["ticket"]["ticket_id"])
             action, target = "reprint", number
         ticket = getattr(reply, "ticket", None)
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
-            reply.error.message if reply.error else "refused")
+            refusal(reply.error, self.layout.hall))
         detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")
         await self.access.audit(request, user.name, action, target, outcome="ok" if reply.ok else message,
                                 detail=detail)
@@ -378,6 +381,19 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status_code=400)
 
 
+def unreachable(templates: Jinja2Templates) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The coordinator did not answer (stopped, or the broker is down): a page saying so in the
+    hall's words, 503, instead of a bare 500; JSON for the pages' own fetches."""
+    async def answer(request: Request, exc: Exception) -> Response:
+        if request.headers.get("accept", "").startswith("application/json") or request.url.path.endswith(
+                ".json"):
+            return JSONResponse({"error": "coordinator_unreachable"}, status_code=503)
+        return templates.TemplateResponse(request, "unreachable.html", {
+            "user": None, "path": request.url.path,
+            "csp_nonce": request.scope.get("state", {}).get("csp_nonce", "")}, status_code=503)
+    return answer
+
+
 def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
     """The web application; ``access`` holds the users, sessions and audit trail."""
     pages = Pages(hub, access, layout)
@@ -413,4 +429,5 @@ def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
         Route("/static/{name}", pages.static),
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan,
-                     exception_handlers={BadRequestError: bad_request})
+                     exception_handlers={BadRequestError: bad_request,
+                                         NoReplyError: unreachable(pages.templates)})

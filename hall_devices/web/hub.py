@@ -99,13 +99,21 @@ class Hub:
         windows = []
         for window in self.layout.windows:
             state = self.windows.get(window.number, {"status": "closed", "waiting": 0})
-            windows.append({"number": window.number, "name": window.name.zh, **state})
+            # The layout's plain names win over the state's Text ``name`` ([object Object] otherwise).
+            windows.append({**state, "number": window.number, "name": window.name.zh,
+                            "name_en": window.name.en})
         devices = [{"device_id": d.id, "kind": d.kind, **self.devices.get(d.id, {"state": "unknown"})}
                    for d in self.layout.devices if d.id in self.devices or d.kind in (
                        "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]
         devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
-        return {"windows": windows, "devices": devices, "queue": self.queue, "alerts": self.alerts,
+        queue = self.queue and {**self.queue, "services": [
+            {**q, "service_name": self._service_name(q["service_id"])} for q in self.queue["services"]]}
+        return {"windows": windows, "devices": devices, "queue": queue, "alerts": self.alerts,
                 "calls": list(self.calls), "version": self.version}
+
+    def _service_name(self, service_id: str) -> str:
+        found = [s.name.zh for s in self.layout.services if s.id == service_id]
+        return found[0] if found else service_id
 
     def listen(self) -> asyncio.Queue[str]:
         listener: asyncio.Queue[str] = asyncio.Queue(maxsize=50)

@@ -170,7 +170,8 @@ def test_appointment_check_in_by_keypad_and_by_scanner(qtbot: QtBot, kiosk: Kios
         assert window.shown_ticket is not None and window.shown_ticket.ticket_class == "appointment"
         scanner.scan("NO-SUCH-CODE")
         qtbot.waitUntil(lambda: window.page_name == "message", timeout=5000)
-        assert text_of(window, "message") == "未能取号：预约码无效，请核对后重试"  # no developer English
+        # the catalog's words and advice, no developer English
+        assert text_of(window, "message") == "未能取号：预约码无效，请核对预约码或到一楼咨询台咨询"
     finally:
         reader.stop()
         scanner.stop()

@@ -9,6 +9,9 @@ const Hall = (() => {
   const sync = (s) => { const at = s.queue && s.queue.updated_at;
     if (at && (!clock || clock.at !== at)) clock = {at, ms: Date.parse(at), seen: performance.now()}; };
   const hallNow = () => (clock ? clock.ms + (performance.now() - clock.seen) : Date.now());
+  // A time as the hall's clock reads it (the hall's UTC offset from the page), not this browser's zone.
+  const offsetMs = () => Number(document.body.dataset.utcOffset ?? 8) * 3600000;
+  const hallClock = (iso) => (iso ? new Date(Date.parse(iso) + offsetMs()).toISOString().slice(11, 19) : "");
   const since = (iso) => { if (!iso) return ""; const s = Math.max(0, (hallNow() - Date.parse(iso)) / 1000);
     return s < 3600 ? `${Math.floor(s / 60)}分${Math.floor(s % 60)}秒` : `${Math.floor(s / 3600)}时${Math.floor(s % 3600 / 60)}分`; };
 
@@ -24,7 +27,7 @@ const Hall = (() => {
       <td>${w.number} ${esc(w.name)}</td><td>${esc(STATUS[w.status] || w.status)}${w.pause_reason ? " · " + esc(w.pause_reason) : ""}</td>
       <td>${esc(w.clerk_id)}</td><td class="ticket">${esc(w.ticket_number)}</td><td>${w.status === "closed" ? "" : since(w.since)}</td><td>${w.waiting ?? 0}</td></tr>`).join("");
     const rows = (s.queue ? s.queue.services : []).filter((q) => q.waiting > 0);
-    document.getElementById("queues").innerHTML = rows.map((q) => `<tr><td>${esc(q.service_id)}</td><td>${esc(q.prefix)}</td>
+    document.getElementById("queues").innerHTML = rows.map((q) => `<tr><td>${esc(q.service_name || q.service_id)}</td><td>${esc(q.prefix)}</td>
       <td>${q.waiting}</td><td>${Math.round(q.longest_wait_s / 60)} 分</td><td>${q.estimated_minutes} 分</td></tr>`).join("") || "<tr><td colspan=5>无人等候 Nobody waiting</td></tr>";
     document.getElementById("alerts").innerHTML = s.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(a.message.zh)} <span class="en">${esc(a.message.en)}</span></li>`).join("") || "<li>无告警 No alerts</li>";
   }
@@ -32,7 +35,7 @@ const Hall = (() => {
   function devices(s) {
     document.getElementById("devices").innerHTML = s.devices.map((d) => `<tr class="state-${esc(d.state)}" data-device="${esc(d.device_id)}">
       <td>${esc(d.device_id)}</td><td>${esc(d.kind)}</td><td class="state">${esc(STATE[d.state] || d.state)} <span class="en">${esc(d.state)}</span></td>
-      <td>${esc((d.faults || []).join(", "))}</td><td>${d.updated_at ? esc(new Date(d.updated_at).toLocaleTimeString()) : ""}</td>
+      <td>${esc((d.faults || []).join(", "))}</td><td>${esc(hallClock(d.updated_at))}</td>
       <td>${Object.entries(d.members || {}).filter(([, v]) => v !== "ok").map(([k, v]) => esc(k) + ":" + esc(v)).join(" ")}</td></tr>`).join("");
   }
 
@@ -69,7 +72,7 @@ const Hall = (() => {
   }
 
   function countdowns() {
-    for (const el of document.querySelectorAll(".deadline")) {
+    for (const el of document.querySelectorAll(".deadline[data-open='1']")) {  // a closed case no longer counts down
       const days = Math.ceil((Date.parse(el.dataset.deadline) - Date.now()) / 86400000);
       el.textContent += days >= 0 ? `（剩 ${days} 天 ${days} days left）` : `（超期 ${-days} 天 overdue）`;
     }

@@ -1,0 +1,59 @@
+"""How the pages show what the coordinator sends: hall time, names instead of ids, catalog words.
+
+The coordinator speaks UTC ISO 8601 and ids; people read the hall's clock (``hall.utc_offset_hours``,
+UTC+8 in China) and names. These are the Jinja filters the templates use, and the texts the web
+shows for a refused command (:mod:`hall_devices.catalog`, never the engine's own message).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from hall_devices.catalog import both
+from hall_devices.contract import Problem
+from hall_devices.layout import Hall, Layout
+
+DATE_TIME = "%Y-%m-%d %H:%M"
+
+
+def zone_of(hall: Hall) -> dt.timezone:
+    return dt.timezone(dt.timedelta(hours=hall.utc_offset_hours))
+
+
+def hall_time(value: str | dt.datetime | None, hall: Hall, fmt: str = DATE_TIME) -> str:
+    """``value`` (ISO 8601 with a zone, or an aware datetime) on the hall's clock, as ``fmt``;
+    "" for None or "". A value without a zone is taken as UTC (the store writes UTC).
+
+    Raises ValueError for a string that is not ISO 8601."""
+    if value is None or value == "":
+        return ""
+    at = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return at.astimezone(zone_of(hall)).strftime(fmt)
+
+
+def refusal(problem: Problem | None, hall: Hall) -> str:
+    """A refused command in the catalog's words, Chinese / English, with the hall's desk."""
+    desk = (hall.info_desk.zh, hall.info_desk.en)
+    return both(problem.code if problem else "", desk)
+
+
+def filters(layout: Layout) -> dict[str, Callable[..., Any]]:
+    """The templates' filters: ``{{ r.rated_at | hall_time }}``, ``{{ c.deadline | hall_date }}``,
+    ``{{ 3 | window_name }}``, ``{{ "passport" | service_name }}``."""
+    windows = {w.number: w.name.zh for w in layout.windows}
+    services = {s.id: s.name.zh for s in layout.services}
+
+    def window_name(number: object) -> str:
+        name = windows.get(number if isinstance(number, int) else -1)
+        return f"{number}号窗口" + (f"（{name}）" if name else "")
+
+    return {
+        "hall_time": lambda value, fmt=DATE_TIME: hall_time(value, layout.hall, fmt),
+        "hall_date": lambda value: hall_time(value, layout.hall, "%Y-%m-%d"),
+        "window_name": window_name,
+        "service_name": lambda sid: services.get(str(sid), str(sid)),
+    }
