@@ -74,6 +74,9 @@ class Policy(_Strict):
         "issuing (暂停取号)")
     auto_call_after_s: int = Field(0, ge=0, le=600, description="自动叫号: an idle window calls the "
                                    "next ticket after this pause; 0: off")
+    pause_reasons: tuple[str, ...] = Field(
+        ("午休", "临时离开", "业务咨询", "会议", "系统故障"), max_length=20,
+        description="the console's pause reasons (shown on the window's LED); a clerk may also type one")
 
 
 class Department(_Strict):

@@ -47,7 +47,7 @@ from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
-from hall_devices.web.present import filters, refusal
+from hall_devices.web.present import console_context, filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.users import User
 
@@ -116,7 +116,20 @@ class Pages:
                          next=request.query_params.get("next", "/"))
 
     async def login(self, request: Request) -> Response:
-        return await self.access.login(request, self.page)
+        response = await self.access.login(request, self.page)
+        if response.status_code != 303 or response.headers.get("location") != "/console":
+            return response
+        # One step: a clerk signed in to a window is put on duty there (上岗) under the account's
+        # name, so ratings go to whoever really serves. Refused (someone is already on duty
+        # there): the console says who, in the catalog's words.
+        form = await request.form()
+        name, window = str(form.get("username", "")), int(str(form.get("window", "0")))
+        reply = await self.hub.window_command(window, WindowAction.LOGIN, clerk_id=name)
+        await self.access.audit(request, name, "window_login", f"window {window}",
+                                outcome="ok" if reply.ok else refusal(reply.error, self.layout.hall))
+        if not reply.ok:
+            response.headers["location"] = f"/console?message={refusal(reply.error, self.layout.hall)}"
+        return response
 
     async def logout(self, request: Request) -> Response:
         return await self.access.logout(request)
@@ -234,7 +247,7 @@ class Pages:
             raise BadRequestError(f"没有 {window} 号窗口 / window {window} is not in this hall's layout")
         return self.page("console.html", request, window=self.layout.window(window),
                          services=self.layout.services, windows=self.layout.windows,
-                         message=request.query_params.get("message"))
+                         message=request.query_params.get("message"), **console_context(self.layout))
 
     async def console_queue(self, request: Request) -> Response:
         window = int(request.path_params["window"])

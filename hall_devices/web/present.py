@@ -13,6 +13,7 @@ from typing import Any
 
 from hall_devices.catalog import both
 from hall_devices.contract import Problem
+from hall_devices.coordinator.tables import WINDOW_TABLE
 from hall_devices.layout import Hall, Layout
 
 DATE_TIME = "%Y-%m-%d %H:%M"
@@ -57,3 +58,13 @@ def filters(layout: Layout) -> dict[str, Callable[..., Any]]:
         "window_name": window_name,
         "service_name": lambda sid: services.get(str(sid), str(sid)),
     }
+
+
+def console_context(layout: Layout) -> dict[str, Any]:
+    """What the console page needs besides the window: the actions each window status allows (the
+    engine's own table, so a button is enabled exactly when the coordinator would accept it) and
+    the hall's pause reasons."""
+    allowed: dict[str, list[str]] = {}
+    for status, action in WINDOW_TABLE:
+        allowed.setdefault(status.value, []).append(action.value)
+    return {"allowed": allowed, "pause_reasons": layout.policy.pause_reasons}

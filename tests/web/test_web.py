@@ -136,13 +136,38 @@ def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
         ticket = hall.take("company_change").ticket
         assert ticket is not None
         page = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
-        page.click("#do-login")
+        page.set_viewport_size({"width": 1366, "height": 768})  # a clerk's screen
+        # One step: signing in to window 3 puts the account on duty there.
         expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
+        expect(page.locator("#clerk")).to_have_text("clerk3")
+        expect(page.locator("#not-me")).to_be_hidden()
         expect(page.locator("#count")).to_have_text("1")
-        page.click("#do-next")
+        # Buttons follow the window's state: idle may call, not finish or sign in again.
+        expect(page.locator("#do-next")).to_be_enabled()
+        for idle_cannot in ("#do-finish", "#do-recall", "#do-login", "#do-resume"):
+            expect(page.locator(idle_cannot)).to_be_disabled()
+        page.keyboard.press("n")  # the shortcut of 顺呼
         expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        expect(page.locator("#current-class")).to_have_text("类别 普通")
+        expect(page.locator("#current-service")).to_contain_text("企业")
+        expect(page.locator("#current-wait")).to_contain_text("分钟")
+        expect(page.locator("#do-finish")).to_be_enabled()
+        expect(page.locator("#do-next")).to_be_disabled()
         assert leds.wait(lambda: ticket.number in leds.text(3), 5), leds.text(3)
         page.screenshot(path=str(ARTEFACTS / "web-console.png"))
+        page.click("#do-hold")
+        expect(page.locator("#held button")).to_have_text(f"回呼 {ticket.number}", timeout=5000)
+        page.fill("#pause-reason", "午休")
+        page.click("#do-pause")
+        expect(page.locator("#status")).to_have_text("暂停服务", timeout=5000)
+        expect(page.locator("#pause-shown")).to_have_text("· 午休")
+        assert leds.wait(lambda: "午休" in leds.text(3), 5), leds.text(3)  # the reason reaches the LED
+        expect(page.locator("#held button")).to_be_disabled()  # paused: resume first
+        page.click("#do-resume")
+        expect(page.locator("#held button")).to_be_enabled(timeout=5000)
+        page.locator("#held button").click()
+        expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        page.screenshot(path=str(ARTEFACTS / "web-console-1366.png"), full_page=True)
     finally:
         agent.stop()
         leds.stop()

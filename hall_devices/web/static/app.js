@@ -39,18 +39,43 @@ const Hall = (() => {
       <td>${Object.entries(d.members || {}).filter(([, v]) => v !== "ok").map(([k, v]) => esc(k) + ":" + esc(v)).join(" ")}</td></tr>`).join("");
   }
 
+  const CLASS = {normal: "普通", priority: "优先", appointment: "预约", green: "绿色通道", transferred: "转办"};
+
   function consoleOf(window_) {
+    const box = document.getElementById("buttons");
+    const allowed = JSON.parse(box.dataset.allowed || "{}"), me = box.dataset.me;
+    const pick = (action, number, label) => `<form method="post" action="/console/${window_}/${action}" class="inline">
+      <input type="hidden" name="ticket_number" value="${esc(number)}"><button class="pick" data-action="${action}">${esc(label)} ${esc(number)}</button></form>`;
     const refresh = async () => {
       const r = await fetch(`/console/${window_}/queue.json`, {headers: {accept: "application/json"}});
       if (!r.ok) return;
       const q = await r.json();
-      const st = q.state || {};
+      const st = q.state || {status: "closed"};
+      const can = allowed[st.status] || [];
+      // A button is enabled exactly when the coordinator's window table accepts its action now.
+      for (const b of document.querySelectorAll("button[data-action]")) b.disabled = !can.includes(b.dataset.action);
       document.getElementById("status").textContent = STATUS[st.status] || "未登录";
-      document.getElementById("current").textContent = st.ticket_number || "—";
-      document.getElementById("held").textContent = (st.held || []).join(" ");
+      document.getElementById("pause-shown").textContent = st.pause_reason ? `· ${st.pause_reason}` : "";
+      document.getElementById("clerk").textContent = st.status === "closed" ? "无人在岗 nobody" : (st.clerk_id || "—");
+      document.getElementById("not-me").hidden = st.status === "closed" || !st.clerk_id || st.clerk_id === me;
+      const cur = q.current;
+      document.getElementById("current").textContent = (cur && cur.number) || st.ticket_number || "—";
+      document.getElementById("current-service").textContent = cur ? `事项 ${cur.service}` : "";
+      document.getElementById("current-class").textContent = cur ? `类别 ${CLASS[cur.ticket_class] || cur.ticket_class}` : "";
+      document.getElementById("current-wait").textContent = cur ? `等候 ${cur.waited_min} 分钟` : "";
+      document.getElementById("materials").innerHTML = (cur ? cur.materials : []).map((m) => `<li>${esc(m)}</li>`).join("");
+      document.getElementById("held").innerHTML = (st.held || []).map((n) => pick("call_back", n, "回呼")).join("") || "无 none";
+      document.getElementById("no-show").innerHTML = (q.no_show || []).map((n) => pick("reactivate", n, "激活")).join("") || "无 none";
+      for (const b of document.querySelectorAll("#held button, #no-show button")) b.disabled = !can.includes(b.dataset.action);
       document.getElementById("count").textContent = q.count || 0;
-      document.getElementById("queue").innerHTML = (q.waiting || []).map((t) => `<tr><td>${esc(t.number)}</td><td>${esc(t.ticket_class)}</td><td>${esc(t.service)}</td><td>${t.waited_min} 分</td></tr>`).join("");
+      document.getElementById("queue").innerHTML = (q.waiting || []).map((t) => `<tr><td>${esc(t.number)}</td><td>${esc(CLASS[t.ticket_class] || t.ticket_class)}</td><td>${esc(t.service)}</td><td>${t.waited_min} 分</td></tr>`).join("");
     };
+    // Shortcuts: one key per common action, never while typing in a field.
+    document.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.altKey || e.metaKey || /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
+      const b = document.querySelector(`button[data-key="${e.key.toUpperCase()}"]`);
+      if (b && !b.disabled) { e.preventDefault(); b.click(); }
+    });
     refresh();
     live((s) => { const w = s.windows.find((x) => x.number === window_); if (w) refresh(); });
   }
