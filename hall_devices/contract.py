@@ -275,6 +275,8 @@ class ServiceQueue(Payload):
     open_windows: int = Field(0, description="windows serving it with a clerk signed in")
     accepting: bool = Field(True, description="false: 暂停取号, no window open and the hall stops "
                             "issuing (policy no_window_kiosk = stop)")
+    ahead: int | None = Field(None, description="people ahead of a normal ticket taken now: the "
+                              "figure its ticket will show (前面还有 N 人); None from an older coordinator")
 
 
 class QueueSummary(Payload):

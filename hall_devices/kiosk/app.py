@@ -164,7 +164,8 @@ class KioskWindow(QWidget):
     def waiting(self, service_id: str) -> tuple[int, int]:
         for row in self.summary.services if self.summary else []:
             if row.service_id == service_id:
-                return row.waiting, row.estimated_minutes
+                # the figure the ticket will print (people ahead), not all who wait for the service
+                return (row.waiting if row.ahead is None else row.ahead), row.estimated_minutes
         return 0, 0
 
     # --- pages ------------------------------------------------------------------------------------
@@ -233,8 +234,10 @@ class KioskWindow(QWidget):
         windows = "、".join(str(w) for w in self.layout_.windows_serving(service_id))
         self.page.body.addWidget(label(department.name.zh if self.lang == "zh" else department.name.en,
                                        points=22, center=True))
-        self.page.body.addWidget(label(self.t("waiting", waiting=waiting, minutes=minutes), points=24,
-                                       bold=True, center=True))
+        waiting_label = label(self.t("waiting", waiting=waiting, minutes=minutes), points=24, bold=True,
+                              center=True)
+        waiting_label.setObjectName("service-waiting")
+        self.page.body.addWidget(waiting_label)
         self.page.body.addWidget(label(self.t("windows", windows=windows), points=20, center=True))
         open_windows, accepting = self.windows_open(service_id)
         if open_windows == 0:  # 暂停取号, or a warning: the hall's policy no_window_kiosk
@@ -339,8 +342,10 @@ class KioskWindow(QWidget):
             self.page.body.addWidget(label(f"【{self.t('class_' + ticket.ticket_class.value)}】", points=28,
                                            bold=True, center=True))
         self.page.body.addWidget(label(self.name(service), points=26, center=True))
-        self.page.body.addWidget(label(self.t("ahead", ahead=ticket.people_ahead,
-                                              minutes=ticket.estimated_minutes), points=24, center=True))
+        ahead = label(self.t("ahead", ahead=ticket.people_ahead, minutes=ticket.estimated_minutes),
+                      points=24, center=True)
+        ahead.setObjectName("ahead")
+        self.page.body.addWidget(ahead)
         windows = "、".join(str(w) for w in ticket.windows)
         self.page.body.addWidget(label(self.t("windows", windows=windows), points=22, center=True))
         if ticket.status_url:

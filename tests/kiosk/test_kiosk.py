@@ -301,3 +301,20 @@ def test_no_window_open_stops_issuing_when_configured(qtbot: QtBot, own_broker: 
     finally:
         link.stop()
         hall.stop()
+
+
+def test_the_service_page_and_the_ticket_give_the_same_wait(qtbot: QtBot, kiosk: Kiosk) -> None:
+    """Issue 19: the service page said 当前等候 11 人 and the ticket 前面还有 20 人."""
+    window = kiosk.window
+    for service in ("passport", "passport", "hk_macao_permit"):  # both served at window 6
+        kiosk.hall.take(service)
+    qtbot.waitUntil(lambda: window.summary is not None and window.summary.total_waiting == 3, timeout=5000)
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    shown = text_of(window, "service-waiting")
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    ahead = text_of(window, "ahead")
+    assert shown.startswith("现在取号，前面还有 ") and ahead.startswith("前面还有 ")
+    assert shown.split("前面还有 ")[1].split(" 人")[0] == ahead.split("前面还有 ")[1].split(" 人")[0], (
+        shown, ahead)
