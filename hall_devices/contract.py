@@ -431,6 +431,22 @@ class ActiveAlerts(Payload):
     alerts: list[Alert]
 
 
+class HelpRequest(Payload):
+    """呼叫帮办: an applicant at a kiosk asks for staff (帮办代办, a service the hall standard
+    names). The kiosk raises it (``open``); staff answer it (``answered``: on the way) and close it
+    (``closed``) from the dashboard. One per kiosk at a time, retained: the latest state wins."""
+
+    request_id: CommandId
+    kiosk_id: str
+    location: Text = Field(description="where the kiosk stands, from the layout")
+    state: Literal["open", "answered", "closed"] = "open"
+    raised_at: datetime
+    answered_by: str | None = Field(None, max_length=64)
+    answered_at: datetime | None = None
+    closed_by: str | None = Field(None, max_length=64)
+    closed_at: datetime | None = None
+
+
 class ErrorReport(Payload):
     """Published for every refused message, also when it has an answer route, for the dashboard."""
 
@@ -544,6 +560,8 @@ ROUTES: dict[str, Route] = _routes(
     Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
     Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
           identity=("reported_by", "reporter")),
+    Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpRequest, "kiosk (open), web (answered, "
+          "closed)", "web, kiosk", retained=True, identity=("kiosk_id", "kiosk")),
 )
 
 

@@ -137,6 +137,8 @@ class KioskDevice(_Strict):
     printer: Ident | None = None
     scanner_serial: str | None = None
     paper_out_fallback: Literal["screen_qr", "info_desk"] = "screen_qr"
+    location: Text | None = Field(None, description="where it stands (一楼东侧入口), told to staff with a "
+                                  "呼叫帮办 help request")
 
 
 class PrinterDevice(_SerialDevice):

@@ -28,6 +28,8 @@ from hall_devices.contract import (
     TICKET_REQUEST_TTL_S,
     DeviceState,
     DeviceStatus,
+    HelpRequest,
+    Text,
     TicketClass,
     TicketRequest,
     route,
@@ -48,6 +50,7 @@ class KioskLink(QObject):
     coordinator_changed = pyqtSignal(bool)  # reachable
     ticket_answered = pyqtSignal(object)  # TicketReply, or a BusError when nothing came back
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
+    help_changed = pyqtSignal(object)  # HelpRequest: this kiosk's 呼叫帮办, as staff answer it
 
     def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,
                  ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
@@ -72,6 +75,8 @@ class KioskLink(QObject):
             self.bus.subscribe(route("device_status"), self._device, device=kiosk.printer)
             self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),
                                printer=kiosk.printer)
+        self.help: HelpRequest | None = None
+        self.bus.subscribe(route("help_request"), self._help, kiosk=kiosk.id)
         self.coordinator_up = False
         self.printer_ok = kiosk.printer is not None
         self._connected = False
@@ -101,6 +106,27 @@ class KioskLink(QObject):
             self.printer_ok = status.state is not DeviceState.OFFLINE and not (
                 BLOCKING_FAULTS & set(status.faults))
             self.printer_changed.emit(self.printer_ok)
+
+    def _help(self, inbound: Inbound[Any]) -> None:
+        self.help = inbound.payload
+        self.help_changed.emit(inbound.payload)
+
+    def ask_help(self, location: Text) -> HelpRequest | None:
+        """呼叫帮办: raise a help request (retained, so the dashboard sees it whenever it connects);
+        None when it cannot be sent (no broker): the applicant is sent to the desk. An open or
+        answered request of this kiosk is kept, not raised twice. Never blocks."""
+        if self.help is not None and self.help.state != "closed":
+            return self.help
+        raised = HelpRequest(request_id=f"{self.kiosk.id}-help-{uuid.uuid4().hex[:12]}",
+                             kiosk_id=self.kiosk.id, location=location, raised_at=self.clock())
+        try:
+            self.bus.publish(route("help_request"), raised, kiosk=self.kiosk.id)
+        except BusError:
+            log.warning("help request of %s not sent: no broker connection", self.kiosk.id)
+            return None
+        self.help = raised
+        self.help_changed.emit(raised)
+        return raised
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
                        paper: bool) -> None:

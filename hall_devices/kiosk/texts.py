@@ -54,6 +54,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "refused_service_closed": ("暂停取号：该事项暂无窗口办理，请到咨询台咨询",
                                "Numbers paused: no window is open for this service; please ask at "
                                "the information desk"),
+    "elder": ("长辈模式", "Large text"),
+    "standard": ("标准模式", "Standard"),
+    "help": ("呼叫帮办", "Call staff"),
+    "help_open": ("已呼叫工作人员，请在本机旁稍候", "Staff have been called: please wait here"),
+    "help_answered": ("工作人员正在赶来，请稍候", "A member of staff is on the way"),
+    "help_failed": ("未能呼叫工作人员，请到{desk}", "Staff could not be called: please go to the {desk}"),
     "refused_range_exhausted": ("该事项今日号码已发完，请到咨询台咨询",
                                 "Today's numbers for this service are used up: please ask at the "
                                 "information desk"),
