@@ -326,6 +326,19 @@ class Pages:
                                 detail=detail)
         return RedirectResponse(f"/staff?message={message}", status_code=303)
 
+    async def help_action(self, request: Request) -> Response:
+        """呼叫帮办 from a kiosk: staff answer it (on the way) or close it; audited."""
+        state = {"answer": "answered", "close": "closed"}.get(request.path_params["action"])
+        if state is None:
+            return PlainTextResponse("unknown action", status_code=404)
+        user = self.user_of(request)
+        assert user is not None
+        kiosk = text_param(request.path_params["kiosk"], "kiosk", 32) or ""
+        done = self.hub.update_help(kiosk, state, user.name, dt.datetime.now(dt.UTC))
+        await self.access.audit(request, user.name, f"help_{request.path_params['action']}", kiosk,
+                                outcome="ok" if done else "no open help request")
+        return RedirectResponse("/", status_code=303)
+
     def audit_filters(self, request: Request) -> dict[str, Any]:
         """The audit page's filters: hall days ``from``/``to`` (inclusive), ``actor``, ``action``."""
         first = day_param(request.query_params.get("from"), "from") or self.today()
@@ -438,6 +451,7 @@ def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
         Route("/console/{window:int}/{action}", anyone(pages.console_action), methods=["POST"]),
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
+        Route("/help/{kiosk}/{action}", manager(pages.help_action), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
         Route("/static/{name}", pages.static),
     ]

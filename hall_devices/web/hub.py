@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import time
 import uuid
@@ -21,6 +22,7 @@ from hall_devices.contract import (
     ActiveAlerts,
     Call,
     DeviceStatus,
+    HelpRequest,
     QueryKind,
     QueryReply,
     QueryRequest,
@@ -47,6 +49,7 @@ class Hub:
         self.queue: dict[str, Any] | None = None
         self.alerts: list[dict[str, Any]] = []
         self.calls: deque[dict[str, Any]] = deque(maxlen=10)
+        self.help: dict[str, HelpRequest] = {}  # 呼叫帮办 by kiosk, the latest state of each
         self.version = 0
         self._listeners: set[asyncio.Queue[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,7 +59,8 @@ class Hub:
         self.requests.listen(route("query"), client=WEB)
         self.requests.listen(route("staff_command"), staff=WEB)
         self.requests.listen(route("window_command"))
-        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call"):
+        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call",
+                     "help_request"):
             self.bus.subscribe(route(name), self._on_message)
 
     # --- life cycle (on the asyncio loop) ---------------------------------------------------------
@@ -87,6 +91,8 @@ class Hub:
             self.alerts = data["alerts"]
         elif isinstance(payload, Call):
             self.calls.appendleft(data)
+        elif isinstance(payload, HelpRequest):
+            self.help[payload.kiosk_id] = payload
         self.version += 1
         snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
         for listener in list(self._listeners):
@@ -108,7 +114,9 @@ class Hub:
         devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
         queue = self.queue and {**self.queue, "services": [
             {**q, "service_name": self._service_name(q["service_id"])} for q in self.queue["services"]]}
+        help_requests = [json.loads(h.model_dump_json()) for h in self.help.values() if h.state != "closed"]
         return {"windows": windows, "devices": devices, "queue": queue, "alerts": self.alerts,
+                "help": sorted(help_requests, key=lambda h: str(h["raised_at"])),
                 "calls": list(self.calls), "version": self.version}
 
     def _service_name(self, service_id: str) -> str:
@@ -122,6 +130,19 @@ class Hub:
 
     def forget(self, listener: asyncio.Queue[str]) -> None:
         self._listeners.discard(listener)
+
+    def update_help(self, kiosk_id: str, state: str, by: str, at: datetime.datetime) -> HelpRequest | None:
+        """Staff answer (``answered``) or close (``closed``) a kiosk's help request; None when that
+        kiosk has none open. Publishing never blocks (paho queues it)."""
+        current = self.help.get(kiosk_id)
+        if current is None or current.state in ("closed", state):
+            return None
+        who = {"answered_by": by, "answered_at": at} if state == "answered" else {
+            "closed_by": by, "closed_at": at}
+        updated = current.model_copy(update={"state": state, **who})
+        self.bus.publish(route("help_request"), updated, kiosk=kiosk_id)
+        self.help[kiosk_id] = updated
+        return updated
 
     async def query(self, kind: QueryKind, **fields: Any) -> QueryReply:
         request = QueryRequest(command_id=uuid.uuid4().hex, kind=kind, **fields)

@@ -29,6 +29,11 @@ const Hall = (() => {
     const rows = (s.queue ? s.queue.services : []).filter((q) => q.waiting > 0);
     document.getElementById("queues").innerHTML = rows.map((q) => `<tr><td>${esc(q.service_name || q.service_id)}</td><td>${esc(q.prefix)}</td>
       <td>${q.waiting}</td><td>${Math.round(q.longest_wait_s / 60)} 分</td><td>${q.estimated_minutes} 分</td></tr>`).join("") || "<tr><td colspan=5>无人等候 Nobody waiting</td></tr>";
+    const help = document.getElementById("help");
+    if (help) help.innerHTML = (s.help || []).map((h) => `<li class="alert help-${esc(h.state)}" data-kiosk="${esc(h.kiosk_id)}">
+      ${esc(hallClock(h.raised_at))} ${esc(h.location.zh)}（${esc(h.kiosk_id)}）${h.state === "answered" ? `· ${esc(h.answered_by)} 已应答 on the way` : "· 等待应答 waiting"}
+      ${h.state === "open" ? `<form method="post" action="/help/${encodeURIComponent(h.kiosk_id)}/answer" class="inline"><button class="help-answer">应答 Answer</button></form>` : ""}
+      <form method="post" action="/help/${encodeURIComponent(h.kiosk_id)}/close" class="inline"><button class="help-close">办结 Close</button></form></li>`).join("") || "<li>无 None</li>";
     document.getElementById("alerts").innerHTML = s.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(a.message.zh)} <span class="en">${esc(a.message.en)}</span></li>`).join("") || "<li>无告警 No alerts</li>";
   }
 
