@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -118,6 +119,10 @@ class KioskWindow(QWidget):
         self.back_button.setEnabled(name != "home")
         if self.elder:
             enlarge(self.page)
+        # landscape and the demo window: smaller, never cut off or below the fold; the demo's
+        # half-size window (a mouse, not a finger) may have smaller buttons than a real screen
+        self.page.fit(floor_px=75 if min(self.width(), self.height()) >= 1000 else 40)
+        if self.elder:
             self.read_aloud()
         if name != "result":
             self._last_page = (name, argument)
@@ -199,7 +204,8 @@ class KioskWindow(QWidget):
         cells = QGridLayout(grid)
         for i, department in enumerate(self.layout_.departments):
             text = department.name.zh if self.lang == "zh" else department.name.en
-            columns = 1 if self.elder else 2  # elder mode: fewer, larger choices
+            # elder mode: fewer, larger choices; landscape: use the width
+            columns = 1 if self.elder else 4 if self.width() > self.height() else 2
             cells.addWidget(button(text, partial(self.show_department, department.id), points=24,
                                    height=140, name=f"dept-{department.id}"), i // columns, i % columns)
         self.page.body.addWidget(grid)
@@ -232,7 +238,7 @@ class KioskWindow(QWidget):
         holder = QWidget()
         self.results = QVBoxLayout(holder)
         self.page.body.addWidget(holder)
-        self.page.body.addWidget(LetterKeyboard(self._search_key))
+        self.page.body.addWidget(LetterKeyboard(self._search_key, columns=self._key_columns()))
         self._search_results()
         self._show("search")
 
@@ -290,7 +296,7 @@ class KioskWindow(QWidget):
         self.typed = label(self.code or "…", points=34, bold=True, center=True)
         self.typed.setObjectName("code")
         self.page.body.addWidget(self.typed)
-        self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True))
+        self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True, columns=self._key_columns()))
         self.check_in_button = button(self.t("check_in"), lambda: self.check_in(self.code), points=28,
                                       height=130, name="check-in")
         self.check_in_button.setEnabled(self.can_issue() and bool(self.code))
@@ -423,6 +429,19 @@ class KioskWindow(QWidget):
         tools.addLayout(row)
         tools.addWidget(self.help_status)
         return tools
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
+        """A new size (the demo window, a rotated screen): the page is laid out again to fit it."""
+        super().resizeEvent(event)
+        small = self.width() < 700  # the demo's window: a lower bar leaves room for the page
+        for tool in (self.home_button, self.lang_button, self.back_button, self.elder_button,
+                     self.help_button):
+            tool.setMinimumHeight(60 if small else 100)
+        if self.page_name in ("home", "department", "service", "search", "appointment"):
+            self.rerender()
+
+    def _key_columns(self) -> int:
+        return 12 if self.width() > self.height() else 6 if self.width() < 700 else 7
 
     def go_back(self) -> None:
         """One step up: service → its department (or search), anything else → home."""
