@@ -412,6 +412,9 @@ class KioskWindow(QWidget):
         """The second row of the bar, on every page: 返回, 长辈模式, 呼叫帮办 (two rows of three
         fit the 540 px demo window as well as a 1080 px kiosk), and the help request's state."""
         self._came_from = "department"
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.timeout.connect(self._fit_again)
         self.elder = False  # 长辈模式: one tap, until the kiosk idles back home
         self.reader = reader or Reader()
         self.link.help_changed.connect(self.on_help)
@@ -437,6 +440,10 @@ class KioskWindow(QWidget):
         for tool in (self.home_button, self.lang_button, self.back_button, self.elder_button,
                      self.help_button):
             tool.setMinimumHeight(60 if small else 100)
+        if not self._refit.isActive():  # after Qt has laid the window out at its new size
+            self._refit.start(0)
+
+    def _fit_again(self) -> None:
         if self.page_name in ("home", "department", "service", "search", "appointment"):
             self.rerender()
 
