@@ -176,6 +176,13 @@ class HallScreenDevice(_Strict):
                         en="Please listen for your number; if you missed it, tell the window.")
 
 
+class StaffMember(_Strict):
+    """A clerk as the dashboard names them: 张敏 rather than Z0601."""
+
+    id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=32)
+
+
 class KeypadBusDevice(_SerialDevice):
     kind: Literal["keypad_bus"]
 
@@ -218,6 +225,8 @@ class Layout(_Strict):
     services: tuple[Service, ...] = Field(min_length=1)
     windows: tuple[Window, ...] = Field(min_length=1)
     devices: tuple[Device, ...] = ()
+    staff: tuple[StaffMember, ...] = Field((), description="clerks by id (the keypad's clerk id, the "
+                                           "web account) and name, for the dashboard's names")
 
     def service(self, service_id: str) -> Service:
         for service in self.services:

@@ -38,17 +38,27 @@ from starlette.templating import Jinja2Templates
 
 from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
 from hall_devices.coordinator.calendar import business_day
-from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
+from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS, DIMENSION_ZH
 from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
 from hall_devices.requests import NoReplyError
 from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
+from hall_devices.web.exports import download
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
 from hall_devices.web.present import console_context, filters, refusal
 from hall_devices.web.security import Guard
+from hall_devices.web.sheets import (
+    NOTE_REQUIRED,
+    CaseFilter,
+    cases_sheet,
+    clerk_names,
+    page_of,
+    ratings_sheet,
+    statistics_sheet,
+)
 from hall_devices.web.users import User
 
 HERE = Path(__file__).resolve().parent
@@ -184,13 +194,33 @@ class Pages:
         level = int_param(request.query_params.get("level"), "level", 1, 5)
         reply = await self.hub.query(QueryKind.RATINGS, first_day=first, last_day=last, window=window,
                                      level=level)
-        return self.page("ratings.html", request, rows=reply.data.get("ratings", []), first=first, last=last,
-                    window=window or "", level=str(level or ""), error=reply.error)
+        every = reply.data.get("ratings", [])
+        number = int_param(request.query_params.get("page"), "page", 1, 100000) or 1
+        rows, pages = page_of(every, number)
+        if request.path_params.get("kind") in ("csv", "xlsx"):
+            return download(ratings_sheet(every, self.layout), f"评价 {first}-{last}",
+                            request.path_params["kind"])
+        return self.page("ratings.html", request, rows=rows, first=first, last=last,
+                    window=window or "", level=str(level or ""), error=reply.error,
+                    page_number=min(number, pages), pages=pages, total=len(every),
+                    query=str(request.url.query))
 
     async def cases(self, request: Request) -> Response:
         reply = await self.hub.query(QueryKind.CASES)
-        return self.page("cases.html", request, cases=reply.data.get("cases", []),
-                    message=request.query_params.get("message"))
+        params = request.query_params
+        chosen = CaseFilter(state=text_param(params.get("state", "open"), "state", 16) or "",
+                            department=text_param(params.get("department"), "department", 64) or "",
+                            window=int_param(params.get("window"), "window", 1, 9999) or 0,
+                            order="opened" if params.get("order") == "opened" else "deadline")
+        cases = chosen.apply(reply.data.get("cases", []))
+        if request.path_params.get("kind") in ("csv", "xlsx"):
+            return download(cases_sheet(cases, self.layout), "差评整改", request.path_params["kind"])
+        number = int_param(params.get("page"), "page", 1, 100000) or 1
+        shown, pages = page_of(cases, number)
+        return self.page("cases.html", request, cases=shown, message=params.get("message"),
+                         chosen=chosen, departments=self.layout.departments, pages=pages,
+                         page_number=min(number, pages), note_required=NOTE_REQUIRED,
+                         total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout))
 
     async def case_action(self, request: Request) -> Response:
         form = await request.form()
@@ -201,6 +231,9 @@ class Pages:
         assert user is not None
         note = text_param(str(form.get("note", "")), "note", 500)
         case_id = text_param(request.path_params["case_id"], "case_id", 64) or ""
+        if request.path_params["action"] in NOTE_REQUIRED and not (note or "").strip():
+            return RedirectResponse("/cases?message=请填写说明后再提交：该步骤须写明理由 / a note is "
+                                    f"required for this step#{case_id}", status_code=303)
         try:
             reply = await self.hub.staff(action, user.name, case_id=case_id, note=note)
         except ValidationError as exc:
@@ -218,22 +251,41 @@ class Pages:
             return {"first_day": first, "last_day": last, "rows": [], "error": reply.error}
         return reply.data
 
+    async def daily(self, first: str, last: str) -> dict[str, list[Any]]:
+        """Day-by-day trend of a range (at most 62 days): issued, served and satisfaction per day,
+        one statistics query per day."""
+        days: dict[str, list[Any]] = {"days": [], "issued": [], "served": [], "satisfaction": []}
+        day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        if day >= end or (end - day).days > 62:
+            return days
+        while day <= end:
+            reply = await self.hub.query(QueryKind.STATISTICS, first_day=day.isoformat(),
+                                         last_day=day.isoformat())
+            rows = reply.data.get("rows", [])
+            total: dict[str, Any] = next((r for r in rows if r["dimension"] == "total"), {})
+            days["days"].append(day.strftime("%m-%d"))
+            for key, column in (("issued", "issued"), ("served", "served"),
+                                ("satisfaction", "satisfaction_pct")):
+                days[key].append(total.get(column))
+            day += dt.timedelta(days=1)
+        return days
+
     async def statistics(self, request: Request) -> Response:
         data = await self.statistics_data(request)
+        daily = await self.daily(data["first_day"], data["last_day"])
         return self.page("stats.html", request, data=data, columns=COLUMNS, column_names=COLUMN_ZH,
-                    chart_data=json.dumps({k: data.get(k) for k in (
-                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, ensure_ascii=False)
+                    dimension_zh=DIMENSION_ZH, daily=bool(daily["days"]),
+                    chart_data=json.dumps({**{k: data.get(k) for k in (
+                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, "daily": daily},
+                        ensure_ascii=False)
                     .replace("</", "<\\/"))  # inside a <script>: no name may close it
 
     async def statistics_csv(self, request: Request) -> Response:
+        """The statistics as CSV or .xlsx (``/stats.csv``, ``/stats.xlsx``): Chinese headers, names."""
         data = await self.statistics_data(request)
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["dimension", "key", "name", *COLUMNS], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(data.get("rows", []))
-        name = f"hall-statistics-{data['first_day']}-{data['last_day']}.csv"
-        return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        kind = "xlsx" if request.url.path.endswith(".xlsx") else "csv"
+        return download(statistics_sheet(data, self.layout), f"hall-statistics-{data['first_day']}-"
+                        f"{data['last_day']}", kind)
 
     async def console(self, request: Request) -> Response:
         user = self.user_of(request)
@@ -445,6 +497,9 @@ def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
         Route("/cases", manager(pages.cases)),
         Route("/cases/{case_id}/{action}", manager(pages.case_action), methods=["POST"]),
         Route("/stats", manager(pages.statistics)), Route("/stats.csv", manager(pages.statistics_csv)),
+        Route("/stats.xlsx", manager(pages.statistics_csv)),
+        Route("/export/ratings/{kind}", manager(pages.ratings)),
+        Route("/export/cases/{kind}", manager(pages.cases)),
         Route("/audit", manager(pages.audit_page)), Route("/audit.csv", manager(pages.audit_csv)),
         Route("/console", anyone(pages.console)),
         Route("/console/{window:int}/queue.json", anyone(pages.console_queue)),

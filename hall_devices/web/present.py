@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from hall_devices.catalog import both
 from hall_devices.contract import Problem
@@ -52,7 +53,17 @@ def filters(layout: Layout) -> dict[str, Callable[..., Any]]:
         name = windows.get(number if isinstance(number, int) else -1)
         return f"{number}号窗口" + (f"（{name}）" if name else "")
 
+    clerks = {member.id: member.name for member in layout.staff}
+
+    def with_page(query: str, page: int) -> str:
+        """The page's query string with ``page`` replaced: for the pager's links."""
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "page"]
+        return urlencode([*kept, ("page", str(page))])
+
     return {
+        "refusal": lambda problem: refusal(problem, layout.hall),
+        "clerk_name": lambda clerk: (f"{clerks[clerk]}（{clerk}）" if clerk in clerks else (clerk or "")),
+        "with_page": with_page,
         "hall_time": lambda value, fmt=DATE_TIME: hall_time(value, layout.hall, fmt),
         "hall_date": lambda value: hall_time(value, layout.hall, "%Y-%m-%d"),
         "window_name": window_name,

@@ -110,6 +110,14 @@ const Hall = (() => {
 
   function charts(d) {
     const layout = (title) => ({title: {text: title}, margin: {t: 40, l: 40, r: 10, b: 40}, height: 300});
+    const days = d.daily || {days: []};
+    if (days.days.length) {  // a range: the day-by-day trend
+      Plotly.newPlot("chart-days", [
+        {type: "scatter", mode: "lines+markers", name: "取号 Issued", x: days.days, y: days.issued},
+        {type: "scatter", mode: "lines+markers", name: "办结 Served", x: days.days, y: days.served},
+        {type: "scatter", mode: "lines+markers", name: "满意率% Satisfaction", x: days.days, y: days.satisfaction, yaxis: "y2"}],
+        {...layout("每日趋势 Day by day"), yaxis2: {overlaying: "y", side: "right", range: [0, 100]}}, {staticPlot: true});
+    }
     const hours = Object.keys(d.tickets_per_hour || {});
     Plotly.newPlot("chart-hours", [{type: "bar", x: hours.map((h) => h + "时"), y: hours.map((h) => d.tickets_per_hour[h])}], layout("每小时取号 Tickets per hour"), {staticPlot: true});
     Plotly.newPlot("chart-waits", [{type: "bar", x: (d.wait_minutes || {}).labels || [], y: (d.wait_minutes || {}).counts || []}], layout("等候时长(分) Wait (min)"), {staticPlot: true});
