@@ -241,7 +241,8 @@ class Pages:
         message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         await self.access.audit(request, user.name, f"case_{request.path_params['action']}", case_id,
                                 outcome=message or "ok", detail=note or "")
-        return RedirectResponse(f"/cases?message={message}", status_code=303)
+        # all states: the case just changed stays in view, even when it was closed
+        return RedirectResponse(f"/cases?state=&message={message}#{case_id}", status_code=303)
 
     async def statistics_data(self, request: Request) -> dict[str, Any]:
         first = day_param(request.query_params.get("from"), "from") or self.today()

@@ -4,9 +4,11 @@ single walk through the pages; screenshots under test-artifacts/."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import openpyxl
 from playwright.sync_api import Browser, expect
 
 from hall_devices.layout import Layout
@@ -50,22 +52,53 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         expect(rating).to_contain_text(f"6号窗口（{layout.window(6).name.zh}）")
         page.screenshot(path=str(ARTEFACTS / "web-ratings.png"), full_page=True)
 
-        # Cases: the history in hall time; a closed case no longer counts down.
+        # The ratings export opens with the library it was written with, in hall time and names.
+        with page.expect_download() as download:
+            page.click("#ratings-xlsx")
+        sheet = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+        assert sheet is not None
+        assert [c.value for c in sheet[1]][:3] == ["时间", "号码", "事项"]
+        assert sheet["A2"].value == (START + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+        assert sheet["F2"].value == "张敏"  # Z0601 by name, from the layout's staff list
+
+        # Cases: filtered by department and window, the history in hall time, the person responsible.
         page.goto(f"{web.url}/cases")
         case = page.locator("article.case")
+        expect(case).to_have_count(1)
+        expect(case.locator(".responsible")).to_have_text("张敏（Z0601）")
+        page.select_option("#filter-department", "rs")
+        page.click("#filter")
+        expect(page.locator("article.case")).to_have_count(0)
+        page.select_option("#filter-department", "ga")
+        page.select_option("#filter-window", "6")
+        page.click("#filter")
+        expect(case).to_have_count(1)
         expect(case.locator(".history .at").first).to_have_text(
             (START + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M"))
         expect(case.locator(".deadline")).to_contain_text("days left")
+        case_id = case.get_attribute("id")
+        # A step the rules want explained is refused without a note (the browser asks first too).
+        refused = page.request.post(f"{web.url}/cases/{case_id}/appeal", form={"note": " "},
+                                    headers={"Origin": web.url}, max_redirects=0)
+        assert refused.status == 303 and "/cases?message=" in refused.headers["location"]
+        page.goto(f"{web.url}/cases?state=")
+        expect(case.locator(".state")).to_have_text("待核实")  # nothing changed
         for action in ("verify", "revisit", "close"):
             case.locator("input[name=note]").first.fill("已核实")
             case.locator(f".case-{action}").click()
         expect(case.locator(".state")).to_have_text("已办结")
-        expect(case.locator(".deadline")).not_to_contain_text("剩")
+        expect(case.locator(".deadline")).not_to_contain_text("剩")  # a closed case does not count down
         page.screenshot(path=str(ARTEFACTS / "web-cases.png"), full_page=True)
+        page.goto(f"{web.url}/cases")  # by default the open ones only
+        expect(page.locator("article.case")).to_have_count(0)
 
         # A refused console command in the catalog's words, Chinese first, no engine English.
         page.goto(f"{web.url}/console?window=7")
-        page.click("#do-next")  # window 7 is closed: wrong_state
+        expect(page.locator("#do-next")).to_be_disabled()  # window 7 is closed: the button says so
+        refused = page.request.post(f"{web.url}/console/7/next", headers={"Origin": web.url},
+                                    max_redirects=0)  # sent anyway (a stale page): wrong_state
+        assert refused.status == 303
+        page.goto(f"{web.url}{refused.headers['location']}")
         expect(page.locator("#message")).to_have_text(
             "当前状态下不能执行此操作，请刷新后按可用的按钮操作 / this cannot be done in the current "
             "state; please use one of the buttons enabled now")

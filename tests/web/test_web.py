@@ -3,6 +3,7 @@ Mosquitto, and the LED simulator."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -240,8 +242,15 @@ def test_statistics_charts_and_csv(browser: Browser, web: Web, hall: Hall) -> No
         page.click("#csv")
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
     header, total = text.splitlines()[:2]
-    assert header.startswith("dimension,key,name,issued,served")
-    assert total.startswith("total,,合计,3,3")
+    assert header.startswith("维度,编码,名称,取号,办结")  # Chinese headers for the people who read it
+    assert total.startswith("合计,,合计,3,3")
+    assert "工作人员,Z0601,张敏," in text  # the clerk's name from the layout's staff list
+    with page.expect_download() as download:
+        page.click("#xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]][:5] == ["维度", "编码", "名称", "取号", "办结"]
+    assert [c.value for c in sheet[2]][:5] == ["合计", None, "合计", 3, 3]
 
 
 def test_the_ticket_page_shows_one_ticket_and_nothing_else(browser: Browser, web: Web, hall: Hall) -> None:
