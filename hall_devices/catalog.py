@@ -136,3 +136,43 @@ def say(code: str, lang: str = "zh", desk: tuple[str, str] = ("咨询台", "info
 def both(code: str, desk: tuple[str, str] = ("咨询台", "information desk")) -> str:
     """Chinese first, English after: ``预约码无效，… / this appointment code is not known; …``."""
     return f"{say(code, 'zh', desk)} / {say(code, 'en', desk)}"
+
+
+# --- device and alert words (the dashboard) ------------------------------------------------------
+
+FAULTS: dict[str, tuple[str, str]] = {  # DeviceFault values
+    "paper_near_end": ("纸将尽", "paper nearly out"),
+    "paper_out": ("缺纸", "out of paper"),
+    "cover_open": ("机盖未关", "cover open"),
+    "cutter_error": ("切刀故障", "cutter fault"),
+    "mechanical_error": ("机械故障", "mechanical fault"),
+    "printer_error": ("打印机故障", "printer fault"),
+    "printer_offline": ("打印机脱机", "printer offline"),
+    "not_responding": ("无应答", "not responding"),
+    "port_missing": ("串口未找到", "serial port missing"),
+    "nack": ("设备拒收指令", "command refused by the device"),
+    "garbled": ("通讯乱码", "garbled replies"),
+    "unencodable": ("内容无法显示", "content cannot be shown"),
+}
+
+ALERT_KINDS: dict[str, tuple[str, str]] = {  # Alert.kind values
+    "long_wait": ("等候过久", "long wait"),
+    "overtime": ("办理超时", "service overtime"),
+    "paused_with_waiting": ("暂停但有人等候", "paused with people waiting"),
+    "device_offline": ("设备离线", "device offline"),
+    "device_fault": ("设备故障", "device fault"),
+    "paper_near_end": ("纸将尽", "paper nearly out"),
+    "paper_out": ("缺纸", "out of paper"),
+    "print_failed": ("打印失败", "print failed"),
+    "clock_step": ("时钟跳变", "clock stepped"),
+    "no_open_window": ("无窗口办理", "no window open"),
+    "calendar_uncovered": ("节假日未知", "holidays unknown"),
+}
+
+DEVICE_KINDS: dict[str, tuple[str, str]] = {
+    "kiosk": ("取号机", "kiosk"), "printer": ("号票打印机", "ticket printer"),
+    "led_bus": ("LED 窗口屏总线", "LED screen bus"), "window_screen": ("窗口屏", "window screen"),
+    "hall_screen": ("大厅屏", "hall screen"), "keypad_bus": ("呼叫器/评价器总线", "keypad bus"),
+    "pad": ("呼叫器/评价器", "keypad"), "announcer": ("语音播报", "announcer"),
+    "coordinator": ("排队协调服务", "coordinator"), "web": ("管理网站", "web server"),
+}

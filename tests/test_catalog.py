@@ -7,10 +7,12 @@ and ``Problem(code="code", ...)`` (or ``Problem("code", ...)``) under hall_devic
 from __future__ import annotations
 
 import ast
+import typing
 from pathlib import Path
 
 from hall_devices import catalog
-from hall_devices.catalog import CATALOG, both, say
+from hall_devices.catalog import ALERT_KINDS, CATALOG, FAULTS, both, say
+from hall_devices.contract import Alert, DeviceFault
 
 PACKAGE = Path(catalog.__file__).resolve().parent
 MAKERS = {"EngineError", "Problem"}
@@ -61,3 +63,11 @@ def test_advice_follows_the_text_and_the_desk_is_named() -> None:
     assert both("queue_empty") == "没有等候的号票，请稍后再叫号 / nobody is waiting for this window; " \
                                   "please call again later"
     assert say("already_rated", "zh") == "该办件已评价"  # no advice, no dangling comma
+
+
+def test_every_device_fault_and_alert_kind_has_a_name() -> None:
+    kinds = typing.get_args(Alert.model_fields["kind"].annotation)
+    assert kinds and set(kinds) <= set(ALERT_KINDS), set(kinds) - set(ALERT_KINDS)
+    assert {f.value for f in DeviceFault} <= set(FAULTS), {f.value for f in DeviceFault} - set(FAULTS)
+    for zh, en in [*FAULTS.values(), *ALERT_KINDS.values()]:
+        assert any("\u4e00" <= c <= "\u9fff" for c in zh) and en.isascii()

@@ -48,7 +48,7 @@ from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.exports import download
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
-from hall_devices.web.present import console_context, filters, refusal
+from hall_devices.web.present import console_context, device_places, device_words, filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.sheets import (
     NOTE_REQUIRED,
@@ -158,7 +158,8 @@ class Pages:
         return self.page("overview.html", request, snapshot=self.hub.snapshot())
 
     async def devices(self, request: Request) -> Response:
-        return self.page("devices.html", request, snapshot=self.hub.snapshot())
+        return self.page("devices.html", request, snapshot=self.hub.snapshot(),
+                         places=device_places(self.layout), words=device_words())
 
     async def state_json(self, request: Request) -> Response:
         return JSONResponse(self.hub.snapshot())
@@ -379,6 +380,23 @@ class Pages:
                                 detail=detail)
         return RedirectResponse(f"/staff?message={message}", status_code=303)
 
+    async def alerts_page(self, request: Request) -> Response:
+        """Alert history (since the web server started; acknowledgements are in the audit trail)."""
+        return self.page("alerts.html", request, history=self.hub.history(),
+                         alert_kinds=device_words()["alerts"])
+
+    async def alert_ack(self, request: Request) -> Response:
+        form = await request.form()
+        user = self.user_of(request)
+        assert user is not None
+        alert_id = text_param(str(form.get("alert_id", "")), "alert_id", 128) or ""
+        raised_at = text_param(str(form.get("raised_at", "")), "raised_at", 64) or ""
+        done = self.hub.acknowledge(alert_id, raised_at, user.name, dt.datetime.now(dt.UTC).isoformat())
+        await self.access.audit(request, user.name, "alert_ack", alert_id,
+                                outcome="ok" if done else "unknown or already acknowledged")
+        back = "/alerts" if str(form.get("back", "")) == "alerts" else "/"
+        return RedirectResponse(back, status_code=303)
+
     async def help_action(self, request: Request) -> Response:
         """呼叫帮办 from a kiosk: staff answer it (on the way) or close it; audited."""
         state = {"answer": "answered", "close": "closed"}.get(request.path_params["action"])
@@ -508,6 +526,8 @@ def create_app(hub: Hub, access: Access, layout: Layout) -> Starlette:
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
         Route("/help/{kiosk}/{action}", manager(pages.help_action), methods=["POST"]),
+        Route("/alerts", manager(pages.alerts_page)),
+        Route("/alerts/ack", manager(pages.alert_ack), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
         Route("/static/{name}", pages.static),
     ]

@@ -40,6 +40,8 @@ from hall_devices.provision import WEB
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
 
+ALERT_HISTORY = 500  # alerts kept for the history page (in memory: since the web server started)
+
 
 class Hub:
     def __init__(self, settings: Settings, layout: Layout) -> None:
@@ -50,6 +52,10 @@ class Hub:
         self.alerts: list[dict[str, Any]] = []
         self.calls: deque[dict[str, Any]] = deque(maxlen=10)
         self.help: dict[str, HelpRequest] = {}  # 呼叫帮办 by kiosk, the latest state of each
+        # Alert history since this web server started (a cleared alert stays here), newest last,
+        # and who acknowledged which raising of an alert (alert id + raised_at) when.
+        self.alert_history: dict[tuple[str, str], dict[str, Any]] = {}
+        self.acks: dict[tuple[str, str], dict[str, str]] = {}
         self.version = 0
         self._listeners: set[asyncio.Queue[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,6 +94,14 @@ class Hub:
         elif isinstance(payload, QueueSummary):
             self.queue = data
         elif isinstance(payload, ActiveAlerts):
+            active = {(a["alert_id"], a["raised_at"]) for a in data["alerts"]}
+            for key, seen in self.alert_history.items():  # gone from the active list: cleared
+                if key not in active:
+                    seen["cleared"] = True
+            for alert in data["alerts"]:
+                self.alert_history[(alert["alert_id"], alert["raised_at"])] = dict(alert)
+            while len(self.alert_history) > ALERT_HISTORY:
+                del self.alert_history[next(iter(self.alert_history))]
             self.alerts = data["alerts"]
         elif isinstance(payload, Call):
             self.calls.appendleft(data)
@@ -115,7 +129,8 @@ class Hub:
         queue = self.queue and {**self.queue, "services": [
             {**q, "service_name": self._service_name(q["service_id"])} for q in self.queue["services"]]}
         help_requests = [json.loads(h.model_dump_json()) for h in self.help.values() if h.state != "closed"]
-        return {"windows": windows, "devices": devices, "queue": queue, "alerts": self.alerts,
+        alerts = [{**a, "ack": self.acks.get((a["alert_id"], a["raised_at"]))} for a in self.alerts]
+        return {"windows": windows, "devices": devices, "queue": queue, "alerts": alerts,
                 "help": sorted(help_requests, key=lambda h: str(h["raised_at"])),
                 "calls": list(self.calls), "version": self.version}
 
@@ -130,6 +145,28 @@ class Hub:
 
     def forget(self, listener: asyncio.Queue[str]) -> None:
         self._listeners.discard(listener)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every alert seen since start, newest first, with its acknowledgement if any."""
+        rows = [{**a, "ack": self.acks.get(key)} for key, a in self.alert_history.items()]
+        return sorted(rows, key=lambda a: str(a["raised_at"]), reverse=True)
+
+    def acknowledge(self, alert_id: str, raised_at: str, by: str, at: str) -> bool:
+        """Staff saw the alert (who, when); False for an alert not seen. The alert stays until
+        its cause is gone (the coordinator clears it)."""
+        key = (alert_id, raised_at)
+        if key not in self.alert_history or key in self.acks:
+            return False
+        self.acks[key] = {"by": by, "at": at}
+        self._broadcast()
+        return True
+
+    def _broadcast(self) -> None:
+        self.version += 1
+        snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
+        for listener in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.put_nowait(snapshot)
 
     def update_help(self, kiosk_id: str, state: str, by: str, at: datetime.datetime) -> HelpRequest | None:
         """Staff answer (``answered``) or close (``closed``) a kiosk's help request; None when that

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from hall_devices.catalog import both
+from hall_devices.catalog import ALERT_KINDS, DEVICE_KINDS, FAULTS, both
 from hall_devices.contract import Problem
 from hall_devices.coordinator.tables import WINDOW_TABLE
 from hall_devices.layout import Hall, Layout
@@ -62,7 +62,8 @@ def filters(layout: Layout) -> dict[str, Callable[..., Any]]:
 
     return {
         "refusal": lambda problem: refusal(problem, layout.hall),
-        "clerk_name": lambda clerk: (f"{clerks[clerk]}（{clerk}）" if clerk in clerks else (clerk or "")),
+        "clerk_name": lambda clerk: (f"{clerks[clerk]}（{clerk}）" if clerk in clerks
+                                     else "系统" if clerk == "system" else (clerk or "")),
         "with_page": with_page,
         "hall_time": lambda value, fmt=DATE_TIME: hall_time(value, layout.hall, fmt),
         "hall_date": lambda value: hall_time(value, layout.hall, "%Y-%m-%d"),
@@ -79,3 +80,34 @@ def console_context(layout: Layout) -> dict[str, Any]:
     for status, action in WINDOW_TABLE:
         allowed.setdefault(status.value, []).append(action.value)
     return {"allowed": allowed, "pause_reasons": layout.policy.pause_reasons}
+
+
+def device_places(layout: Layout) -> dict[str, str]:
+    """Where each device is, for the devices page: a kiosk's location, a printer's kiosk, a pad's
+    or screen's window, a bus's windows."""
+    places: dict[str, str] = {}
+    for device in layout.devices:
+        location = getattr(device, "location", None)
+        if location is not None:
+            places[device.id] = location.zh
+        window = getattr(device, "window", None)
+        if isinstance(window, int):
+            places[device.id] = f"{window}号窗口"
+    for device in layout.devices:
+        printer = getattr(device, "printer", None)
+        if printer and device.id in places:
+            places.setdefault(printer, f"{places[device.id]}（{device.id}）")
+        elif printer:
+            places.setdefault(printer, f"取号机 {device.id}")
+        members = [m for m in layout.devices if getattr(m, "bus", None) == device.id]
+        windows = sorted({w for m in members if isinstance(w := getattr(m, "window", None), int)})
+        if windows:
+            places.setdefault(device.id, "、".join(str(w) for w in windows) + "号窗口")
+    return places
+
+
+def device_words() -> dict[str, dict[str, str]]:
+    """Fault, kind and alert names (Chinese) for the pages' scripts."""
+    return {"faults": {k: v[0] for k, v in FAULTS.items()},
+            "kinds": {k: v[0] for k, v in DEVICE_KINDS.items()},
+            "alerts": {k: v[0] for k, v in ALERT_KINDS.items()}}

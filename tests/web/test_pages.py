@@ -11,9 +11,11 @@ from pathlib import Path
 import openpyxl
 from playwright.sync_api import Browser, expect
 
-from hall_devices.layout import Layout
+from hall_devices.bus import encode
+from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
+from hall_devices.layout import KioskDevice, Layout
 from tests.coordinator.harness import Clock, Hall
-from tests.support import HallBroker
+from tests.support import HallBroker, probe
 from tests.web.test_web import ARTEFACTS, Web, sign_in
 
 # 01:30 UTC is 09:30 in the hall (UTC+8): a page showing UTC would be 8 hours off.
@@ -43,6 +45,33 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         expect(page.locator("#queues")).to_contain_text(setup.name.zh)
         expect(page.locator("#queues")).not_to_contain_text("company_setup")
         page.screenshot(path=str(ARTEFACTS / "web-overview-names.png"), full_page=True)
+
+        # A printer out of paper: the alert with its action and an acknowledge (who, when); the
+        # devices page names the fault and where the printer is.
+        printer = probe(own_broker.port, "P1", own_broker.credentials["P1"])
+        status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.FAULT,
+                              faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
+        printer.client.publish(route("device_status").topic(hall="demo", device="P1"), encode(status),
+                               qos=1, retain=True)
+        printer.stop()
+        alert = page.locator('#alerts li[data-alert="paper_out:P1"]')
+        expect(alert).to_contain_text("缺纸", timeout=8000)
+        expect(alert.locator(".alert-go")).to_have_attribute("href", "/devices")
+        alert.locator(".alert-ack").click()
+        expect(page.locator('#alerts li[data-alert="paper_out:P1"] .ack')).to_contain_text("mgr 已确认",
+                                                                                             timeout=5000)
+        page.goto(f"{web.url}/alerts")
+        expect(page.locator('#alert-history tr[data-alert="paper_out:P1"] .ack')).to_contain_text("mgr")
+        page.screenshot(path=str(ARTEFACTS / "web-alerts.png"), full_page=True)
+        page.goto(f"{web.url}/devices")
+        row = page.locator('#devices tr[data-device="P1"]')
+        kiosk = layout.device("K1")
+        assert isinstance(kiosk, KioskDevice) and kiosk.location is not None
+        expect(row.locator(".faults")).to_have_text("缺纸", timeout=5000)
+        expect(row.locator(".place")).to_have_text(f"{kiosk.location.zh}（K1）")
+        expect(page.locator("#devices")).not_to_contain_text("paper_out")
+        page.screenshot(path=str(ARTEFACTS / "web-devices.png"), full_page=True)
+        page.goto(f"{web.url}/")
 
         # Ratings: the rating's time on the hall's clock (09:30:07), and the window by name.
         hall_day = (START + timedelta(hours=8)).date().isoformat()

@@ -22,6 +22,16 @@ const Hall = (() => {
     source.onerror = () => { if (dot) dot.className = "live off"; };  // EventSource retries on its own
   }
 
+  // The action next to an alert: 补打 a failed ticket, open the window's console or the devices.
+  function alertAction(a) {
+    if (a.kind === "print_failed") return `<form method="post" action="/staff/reprint" class="inline">
+      <input type="hidden" name="number" value="${esc(a.subject)}"><button class="alert-reprint">补打 Reprint</button></form>`;
+    if (a.kind === "paused_with_waiting") return `<a class="alert-go" href="/console?window=${encodeURIComponent(a.subject)}">去窗口 Go to the window</a>`;
+    if (["device_offline", "device_fault", "paper_out", "paper_near_end"].includes(a.kind)) return `<a class="alert-go" href="/devices">查看设备 Devices</a>`;
+    if (["long_wait", "overtime"].includes(a.kind)) return `<a class="alert-go" href="/staff">服务台 Staff desk</a>`;
+    return "";
+  }
+
   function overview(s) {
     document.getElementById("windows").innerHTML = s.windows.map((w) => `<tr class="status-${esc(w.status)}" data-window="${w.number}">
       <td>${w.number} ${esc(w.name)}</td><td>${esc(STATUS[w.status] || w.status)}${w.pause_reason ? " · " + esc(w.pause_reason) : ""}</td>
@@ -34,14 +44,23 @@ const Hall = (() => {
       ${esc(hallClock(h.raised_at))} ${esc(h.location.zh)}（${esc(h.kiosk_id)}）${h.state === "answered" ? `· ${esc(h.answered_by)} 已应答 on the way` : "· 等待应答 waiting"}
       ${h.state === "open" ? `<form method="post" action="/help/${encodeURIComponent(h.kiosk_id)}/answer" class="inline"><button class="help-answer">应答 Answer</button></form>` : ""}
       <form method="post" action="/help/${encodeURIComponent(h.kiosk_id)}/close" class="inline"><button class="help-close">办结 Close</button></form></li>`).join("") || "<li>无 None</li>";
-    document.getElementById("alerts").innerHTML = s.alerts.map((a) => `<li class="alert ${esc(a.kind)}">${esc(a.message.zh)} <span class="en">${esc(a.message.en)}</span></li>`).join("") || "<li>无告警 No alerts</li>";
+    document.getElementById("alerts").innerHTML = s.alerts.map((a) => `<li class="alert ${esc(a.kind)}" data-alert="${esc(a.alert_id)}">
+      <span class="at">${esc(hallClock(a.raised_at))}</span> ${esc(a.message.zh)} <span class="en">${esc(a.message.en)}</span> ${alertAction(a)}
+      ${a.ack ? `<span class="ack">${esc(a.ack.by)} 已确认 ${esc(hallClock(a.ack.at))}</span>` : `<form method="post" action="/alerts/ack" class="inline">
+        <input type="hidden" name="alert_id" value="${esc(a.alert_id)}"><input type="hidden" name="raised_at" value="${esc(a.raised_at)}">
+        <button class="alert-ack">确认 Acknowledge</button></form>`}</li>`).join("") || "<li>无告警 No alerts</li>";
   }
 
   function devices(s) {
+    const table = document.getElementById("device-table");
+    const places = JSON.parse(table.dataset.places || "{}"), words = JSON.parse(table.dataset.words || "{}");
+    const fault = (f) => (words.faults || {})[f] || f;
     document.getElementById("devices").innerHTML = s.devices.map((d) => `<tr class="state-${esc(d.state)}" data-device="${esc(d.device_id)}">
-      <td>${esc(d.device_id)}</td><td>${esc(d.kind)}</td><td class="state">${esc(STATE[d.state] || d.state)} <span class="en">${esc(d.state)}</span></td>
-      <td>${esc((d.faults || []).join(", "))}</td><td>${esc(hallClock(d.updated_at))}</td>
-      <td>${Object.entries(d.members || {}).filter(([, v]) => v !== "ok").map(([k, v]) => esc(k) + ":" + esc(v)).join(" ")}</td></tr>`).join("");
+      <td>${esc(d.device_id)}</td><td>${esc((words.kinds || {})[d.kind] || d.kind)}</td><td class="place">${esc(places[d.device_id] || "")}</td>
+      <td class="state">${esc(STATE[d.state] || d.state)}</td>
+      <td class="faults">${esc((d.faults || []).map(fault).join("、"))}</td><td>${esc(hallClock(d.updated_at))}</td>
+      <td class="heard">${d.seen ? esc(hallClock(new Date(d.seen * 1000).toISOString())) : ""}</td>
+      <td>${Object.entries(d.members || {}).filter(([, v]) => v !== "ok").map(([k, v]) => esc(k) + "：" + esc(STATE[v] || v)).join(" ")}</td></tr>`).join("");
   }
 
   const CLASS = {normal: "普通", priority: "优先", appointment: "预约", green: "绿色通道", transferred: "转办"};
