@@ -58,9 +58,10 @@ def add_parsers(tools: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                 role: bool = False) -> None:
         sub = tools.add_parser(name, help=text)
         if user:
-            sub.add_argument("name")
+            sub.add_argument("name", help="the user's sign-in name")
         if role:
-            sub.add_argument("--role", choices=ROLES, required=True)
+            sub.add_argument("--role", choices=ROLES, required=True,
+                             help="manager: every page; clerk: the console of one window")
         if password:
             sub.add_argument("--password-stdin", action="store_true",
                              help="read the password from standard input (one line) instead of a prompt")
