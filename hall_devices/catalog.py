@@ -88,6 +88,8 @@ CATALOG: dict[str, Message] = {
                            "请选择其他窗口", "please choose another window"),
     "window_closed": Message("目标窗口未登录，无人办理", "nobody is signed in at the target window",
                              "请改为转到事项", "please transfer to a service instead"),
+    "not_for_window": Message("该号不在本窗口的等候队列中", "this ticket is not in this window's queue",
+                              "请选择本窗口可办理的号", "please choose a ticket this window serves"),
     "unknown_ticket": Message("今天没有这个号", "there is no such ticket today", *_CHECK),
     # --- ratings (pads) ---
     "unknown_prompt": Message("没有待评价的办件", "no rating was asked for"),

@@ -93,6 +93,7 @@ class WindowAction(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     FINISH = "finish"
+    CALL_TICKET = "call_ticket"  # 特呼: a chosen waiting ticket out of turn; needs ticket_number and reason
 
 
 class RatingLevel(IntEnum):

@@ -63,7 +63,7 @@ def test_encode_decode() -> None:
 
 
 def test_a_sender_is_who_its_topic_names() -> None:
-    from hall_devices.contract import ErrorReport, Problem, RatingLevel
+    from hall_devices.contract import ErrorReport, HelpRequest, Problem, RatingLevel, Text
 
     now = datetime.now(UTC)
     cases = [
@@ -76,6 +76,9 @@ def test_a_sender_is_who_its_topic_names() -> None:
          ErrorReport(topic="t", problem=Problem(code="c", message="m"), excerpt="", reported_by="web",
                      at=now),
          "'K1'", "'web'"),
+        (route("help_request"), {"kiosk": "K1"},
+         HelpRequest(request_id="h", kiosk_id="K2", location=Text(zh="一楼", en="ground floor"),
+                     raised_at=now), "'K1'", "'K2'"),
     ]
     for r, params, payload, topic_side, payload_side in cases:
         problem = r.misattributed({"hall": "demo", **params}, payload)
@@ -85,4 +88,5 @@ def test_a_sender_is_who_its_topic_names() -> None:
         same = payload.model_copy(update={field: type(getattr(payload, field))(params[param])})
         assert r.misattributed({"hall": "demo", **params}, same) is None, r.name
     # Every device-originated route that names its sender in the payload checks it.
-    assert {r.name for r in ROUTES.values() if r.identity} == {"device_status", "rating", "error"}
+    assert {r.name for r in ROUTES.values() if r.identity} == {"device_status", "rating", "error",
+                                                               "help_request"}

@@ -169,6 +169,16 @@ def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
         expect(page.locator("#held button")).to_be_enabled(timeout=5000)
         page.locator("#held button").click()
         expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        # 特呼: a later ticket called before its turn, with the reason, audited under the clerk.
+        first, later = hall.take("company_change").ticket, hall.take("company_change").ticket
+        assert first is not None and later is not None
+        page.click("#do-finish")
+        row = page.locator(f'#queue tr[data-ticket="{later.number}"]')
+        expect(row.locator(".call-ticket")).to_be_enabled(timeout=5000)
+        row.locator("input[name=reason]").fill("行动不便")
+        row.locator(".call-ticket").click()
+        expect(page.locator("#current")).to_have_text(later.number, timeout=5000)
+        expect(page.locator(f'#queue tr[data-ticket="{first.number}"]')).to_have_count(1)
         page.screenshot(path=str(ARTEFACTS / "web-console-1366.png"), full_page=True)
     finally:
         agent.stop()

@@ -92,7 +92,11 @@ const Hall = (() => {
       document.getElementById("no-show").innerHTML = (q.no_show || []).map((n) => pick("reactivate", n, "激活")).join("") || "无 none";
       for (const b of document.querySelectorAll("#held button, #no-show button")) b.disabled = !can.includes(b.dataset.action);
       document.getElementById("count").textContent = q.count || 0;
-      document.getElementById("queue").innerHTML = (q.waiting || []).map((t) => `<tr><td>${esc(t.number)}</td><td>${esc(CLASS[t.ticket_class] || t.ticket_class)}</td><td>${esc(t.service)}</td><td>${t.waited_min} 分</td></tr>`).join("");
+      // 特呼: a chosen ticket before its turn, with the reason (kept with the call and audited)
+      if (!document.querySelector("#queue input:focus"))  // never wipe a reason being typed
+      document.getElementById("queue").innerHTML = (q.waiting || []).map((t) => `<tr data-ticket="${esc(t.number)}"><td>${esc(t.number)}</td><td>${esc(CLASS[t.ticket_class] || t.ticket_class)}</td><td>${esc(t.service)}</td><td>${t.waited_min} 分</td>
+        <td><form method="post" action="/console/${window_}/call_ticket" class="inline"><input type="hidden" name="ticket_number" value="${esc(t.number)}">
+        <input name="reason" required maxlength="64" size="8" placeholder="特呼原因 Reason"><button class="call-ticket" data-action="call_ticket"${can.includes("call_ticket") ? "" : " disabled"}>特呼 Call now</button></form></td></tr>`).join("");
     };
     // Shortcuts: one key per common action, never while typing in a field.
     document.addEventListener("keydown", (e) => {
