@@ -308,7 +308,10 @@ class Pages:
         if not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
         reply = await self.hub.query(QueryKind.WINDOW_QUEUE, window=window)
-        return JSONResponse({**reply.data, "state": self.hub.windows.get(window)})
+        state = self.hub.windows.get(window)
+        clerk = (state or {}).get("clerk_id")
+        named = f"{self.hub.clerk_names[clerk]}（{clerk}）" if clerk in self.hub.clerk_names else clerk
+        return JSONResponse({**reply.data, "state": state, "clerk_name": named})
 
     async def console_action(self, request: Request) -> Response:
         window = int(request.path_params["window"])

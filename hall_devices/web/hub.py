@@ -46,6 +46,7 @@ ALERT_HISTORY = 500  # alerts kept for the history page (in memory: since the we
 class Hub:
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.layout = layout
+        self.clerk_names = {member.id: member.name for member in layout.staff}  # clerk id → name
         self.windows: dict[int, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.queue: dict[str, Any] | None = None
@@ -120,8 +121,10 @@ class Hub:
         for window in self.layout.windows:
             state = self.windows.get(window.number, {"status": "closed", "waiting": 0})
             # The layout's plain names win over the state's Text ``name`` ([object Object] otherwise).
+            clerk = state.get("clerk_id")
+            named = self.clerk_names.get(clerk or "", clerk)
             windows.append({**state, "number": window.number, "name": window.name.zh,
-                            "name_en": window.name.en})
+                            "name_en": window.name.en, "clerk_name": named})
         devices = [{"device_id": d.id, "kind": d.kind, **self.devices.get(d.id, {"state": "unknown"})}
                    for d in self.layout.devices if d.id in self.devices or d.kind in (
                        "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]

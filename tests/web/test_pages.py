@@ -41,6 +41,7 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         row = page.locator('#windows tr[data-window="6"]')
         expect(row).to_contain_text(f"6 {layout.window(6).name.zh}", timeout=5000)
         expect(page.locator("#windows")).not_to_contain_text("object")
+        expect(row.locator(".clerk")).to_have_text("张敏")  # Z0601 by name
         setup = next(s for s in layout.services if s.id == "company_setup")
         expect(page.locator("#queues")).to_contain_text(setup.name.zh)
         expect(page.locator("#queues")).not_to_contain_text("company_setup")

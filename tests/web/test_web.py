@@ -141,7 +141,7 @@ def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
         page.set_viewport_size({"width": 1366, "height": 768})  # a clerk's screen
         # One step: signing in to window 3 puts the account on duty there.
         expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
-        expect(page.locator("#clerk")).to_have_text("clerk3")
+        expect(page.locator("#clerk")).to_have_text("李强（clerk3）")  # the layout's staff list
         expect(page.locator("#not-me")).to_be_hidden()
         expect(page.locator("#count")).to_have_text("1")
         # Buttons follow the window's state: idle may call, not finish or sign in again.

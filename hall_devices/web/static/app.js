@@ -35,7 +35,7 @@ const Hall = (() => {
   function overview(s) {
     document.getElementById("windows").innerHTML = s.windows.map((w) => `<tr class="status-${esc(w.status)}" data-window="${w.number}">
       <td>${w.number} ${esc(w.name)}</td><td>${esc(STATUS[w.status] || w.status)}${w.pause_reason ? " · " + esc(w.pause_reason) : ""}</td>
-      <td>${esc(w.clerk_id)}</td><td class="ticket">${esc(w.ticket_number)}</td><td>${w.status === "closed" ? "" : since(w.since)}</td><td>${w.waiting ?? 0}</td></tr>`).join("");
+      <td class="clerk">${esc(w.clerk_name || w.clerk_id)}</td><td class="ticket">${esc(w.ticket_number)}</td><td>${w.status === "closed" ? "" : since(w.since)}</td><td>${w.waiting ?? 0}</td></tr>`).join("");
     const rows = (s.queue ? s.queue.services : []).filter((q) => q.waiting > 0);
     document.getElementById("queues").innerHTML = rows.map((q) => `<tr><td>${esc(q.service_name || q.service_id)}</td><td>${esc(q.prefix)}</td>
       <td>${q.waiting}</td><td>${Math.round(q.longest_wait_s / 60)} 分</td><td>${q.estimated_minutes} 分</td></tr>`).join("") || "<tr><td colspan=5>无人等候 Nobody waiting</td></tr>";
@@ -80,7 +80,7 @@ const Hall = (() => {
       for (const b of document.querySelectorAll("button[data-action]")) b.disabled = !can.includes(b.dataset.action);
       document.getElementById("status").textContent = STATUS[st.status] || "未登录";
       document.getElementById("pause-shown").textContent = st.pause_reason ? `· ${st.pause_reason}` : "";
-      document.getElementById("clerk").textContent = st.status === "closed" ? "无人在岗 nobody" : (st.clerk_id || "—");
+      document.getElementById("clerk").textContent = st.status === "closed" ? "无人在岗 nobody" : (q.clerk_name || st.clerk_id || "—");
       document.getElementById("not-me").hidden = st.status === "closed" || !st.clerk_id || st.clerk_id === me;
       const cur = q.current;
       document.getElementById("current").textContent = (cur && cur.number) || st.ticket_number || "—";
