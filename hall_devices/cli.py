@@ -295,6 +295,20 @@ def _web(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings, layout)
 
 
+def _messages(args: argparse.Namespace, settings: Settings) -> int:
+    """The message catalog: what people read for each refusal code (support staff look a code up
+    from a log line here)."""
+    from hall_devices.catalog import CATALOG, say
+
+    codes = [args.code] if args.code else sorted(CATALOG)
+    for code in codes:
+        if code not in CATALOG:
+            print(f"没有该代码 / no such code: {code!r}", file=sys.stderr)
+            return 1
+        print(f"{code}\n  {say(code, 'zh')}\n  {say(code, 'en')}")
+    return 0
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
@@ -344,6 +358,11 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     config = roles.add_parser("config", help="settings").add_subparsers(dest="sub", required=True)
     config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(
         run=_config_show)
+
+    messages = roles.add_parser("messages", help="the message catalog: the words people read for each "
+                                "refusal code")
+    messages.add_argument("code", nargs="?", help="one code (e.g. unknown_appointment); none: all")
+    messages.set_defaults(run=_messages)
 
     layout = roles.add_parser("layout", help="hall layout file").add_subparsers(dest="sub", required=True)
     check = layout.add_parser("check", help="validate a layout file")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from hall_devices.cli import build_parser
 
 
@@ -23,3 +25,13 @@ def test_every_option_has_help() -> None:
     assert undocumented(parser) == []
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert {"up", "web-user", "kiosk"} <= set(commands.choices)  # the walk sees the sub-commands
+
+
+def test_messages_looks_a_code_up_in_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    from hall_devices.cli import main
+
+    assert main(["messages", "unknown_appointment"]) == 0
+    out = capsys.readouterr().out
+    assert "预约码无效，请核对预约码或到咨询台咨询" in out and "this appointment code is not known" in out
+    assert main(["messages", "no_such_code"]) == 1
+    assert "no such code" in capsys.readouterr().err
