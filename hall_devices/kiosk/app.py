@@ -121,7 +121,9 @@ class KioskWindow(QWidget):
             enlarge(self.page)
         # landscape and the demo window: smaller, never cut off or below the fold; the demo's
         # half-size window (a mouse, not a finger) may have smaller buttons than a real screen
-        self.page.fit(floor_px=75 if min(self.width(), self.height()) >= 1000 else 40)
+        # sparse pages (a service, the ticket) grow to use the screen: no empty lower half
+        self.page.fit(floor_px=75 if min(self.width(), self.height()) >= 1000 else 40,
+                      largest=2.0 if name in ("service", "result") else 1.0)
         if self.elder:
             self.read_aloud()
         if name != "result":

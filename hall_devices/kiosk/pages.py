@@ -105,18 +105,18 @@ class Page(QWidget):
                 return True
         return False
 
-    def fit(self, smallest: float = 0.5, floor_px: int = TOUCH_PX * 3 // 4) -> float:
-        """Shrink the body's text, buttons and pictures step by step until nothing scrolls or is
-        cut off, down to ``smallest`` of the designed size and buttons of ``floor_px``; the factor
-        used. The pages are designed
-        for portrait 1080×1920; a landscape screen or the demo's small window gets them smaller."""
+    def fit(self, smallest: float = 0.5, floor_px: int = TOUCH_PX * 3 // 4, largest: float = 1.0) -> float:
+        """Scale the body's text, buttons and pictures so that the page fills the screen without
+        scrolling or cutting anything off: shrink step by step down to ``smallest`` of the designed
+        size (buttons not below ``floor_px``), or, with ``largest`` > 1, grow a sparse page up to
+        that; the factor used. The pages are designed for portrait 1080×1920; a landscape screen or
+        the demo's small window gets them smaller."""
         widgets = self.holder.findChildren(QLabel) + self.holder.findChildren(QPushButton)
         points = {w: w.font().pointSize() for w in widgets}
         heights = {w: w.minimumHeight() for w in widgets if isinstance(w, QPushButton)}
         pictures = {w: w.pixmap() for w in widgets if isinstance(w, QLabel) and not w.pixmap().isNull()}
-        factor = 1.0
-        while self.overflows() and factor > smallest:
-            factor = max(smallest, factor * 0.9)
+
+        def scale(factor: float) -> None:
             for widget, size in points.items():
                 chosen = widget.font()
                 chosen.setPointSize(max(8, round(size * factor)))
@@ -126,6 +126,19 @@ class Page(QWidget):
                 push.setMinimumWidth(max(floor_px, round(TOUCH_PX * factor)))
             for picture, pixmap in pictures.items():
                 picture.setPixmap(pixmap.scaledToHeight(round(pixmap.height() * factor)))
+
+        factor = 1.0
+        if not self.overflows():
+            while factor * 1.1 <= largest:  # a sparse page: larger, while it still fits
+                scale(factor * 1.1)
+                if self.overflows():
+                    scale(factor)
+                    break
+                factor *= 1.1
+            return factor
+        while self.overflows() and factor > smallest:
+            factor = max(smallest, factor * 0.9)
+            scale(factor)
         return factor
 
     def reset(self, title: str) -> None:
