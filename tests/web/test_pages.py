@@ -133,6 +133,20 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
             "当前状态下不能执行此操作，请刷新后按可用的按钮操作 / this cannot be done in the current "
             "state; please use one of the buttons enabled now")
 
+        # Statistics over a range: the day-by-day trend, names in Chinese.
+        first_day = (START + timedelta(hours=8) - timedelta(days=2)).date().isoformat()
+        page.goto(f"{web.url}/stats?from={first_day}&to={hall_day}")
+        expect(page.locator("#chart-days .main-svg").first).to_be_visible(timeout=10000)
+        expect(page.locator("#stats")).to_contain_text("工作人员")
+        expect(page.locator("#stats")).to_contain_text("张敏（Z0601）")
+        expect(page.locator("#stats")).not_to_contain_text("department")
+        page.screenshot(path=str(ARTEFACTS / "web-statistics-range.png"), full_page=True)
+        for path, name in (("/staff", "staff"), (f"/audit?from={hall_day}", "audit"), ("/account", "account"),
+                           ("/alerts", "alerts-history")):
+            page.goto(f"{web.url}{path}")
+            expect(page.locator("main")).to_be_visible()
+            page.screenshot(path=str(ARTEFACTS / f"web-{name}.png"), full_page=True)
+
         # The coordinator stops: a page that says so, not a bare "Internal Server Error".
         hall.stop()
         response = page.goto(f"{web.url}/stats")
