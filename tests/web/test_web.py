@@ -195,11 +195,11 @@ def test_a_killed_agent_shows_offline_within_5_s(browser: Browser, web: Web, own
         page = sign_in(browser, web, "mgr", "manager-pass")
         page.goto(f"{web.url}/devices")
         row = page.locator('tr[data-device="VOICE1"] .state')
-        expect(row).to_contain_text("ok", timeout=15000)
+        expect(row).to_contain_text("正常", timeout=15000)  # what a person reads, not the code
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         killed = time.monotonic()
-        expect(row).to_contain_text("offline", timeout=5000)  # no reload: the page is live
+        expect(row).to_contain_text("离线", timeout=5000)  # no reload: the page is live
         assert time.monotonic() - killed < 5
         expect(page.locator('tr[data-device="VOICE1"]')).to_have_class("state-offline")
         page.screenshot(path=str(ARTEFACTS / "web-devices.png"))
@@ -228,6 +228,9 @@ def test_a_bad_rating_case_is_taken_to_closed(browser: Browser, web: Web, hall: 
     expect(page.locator("article.case .state")).to_have_text("整改中")
     page.locator("article.case .case-revisit").click()
     expect(page.locator("article.case .state")).to_have_text("已回访")
+    page.locator("article.case .case-close").click()  # a close must say why: the browser asks
+    expect(page.locator("article.case .state")).to_have_text("已回访")
+    page.locator("article.case input[name=note]").first.fill("回访满意，办结")
     page.locator("article.case .case-close").click()
     expect(page.locator("article.case .state")).to_have_text("已办结")
     expect(page.locator("article.case .history li")).to_have_count(4)
