@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -138,7 +139,8 @@ class Pages:
         await self.access.audit(request, name, "window_login", f"window {window}",
                                 outcome="ok" if reply.ok else refusal(reply.error, self.layout.hall))
         if not reply.ok:
-            response.headers["location"] = f"/console?message={refusal(reply.error, self.layout.hall)}"
+            # who is on duty there already, in the catalog's words (percent-encoded: a header)
+            response.headers["location"] = f"/console?message={quote(refusal(reply.error, self.layout.hall))}"
         return response
 
     async def logout(self, request: Request) -> Response:

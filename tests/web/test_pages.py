@@ -147,6 +147,12 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
             expect(page.locator("main")).to_be_visible()
             page.screenshot(path=str(ARTEFACTS / f"web-{name}.png"), full_page=True)
 
+        # A web clerk signing in where the keypad's clerk is on duty is told so, and sees who is.
+        clerk = sign_in(browser, web, "clerk3", "clerk-pass", window=6)
+        expect(clerk.locator("#message")).to_contain_text("当前状态下不能执行此操作")
+        expect(clerk.locator("#clerk")).to_have_text("张敏（Z0601）", timeout=5000)
+        expect(clerk.locator("#not-me")).to_be_visible()
+
         # The coordinator stops: a page that says so, not a bare "Internal Server Error".
         hall.stop()
         response = page.goto(f"{web.url}/stats")
