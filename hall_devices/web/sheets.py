@@ -62,8 +62,13 @@ def cases_sheet(cases: Sequence[dict[str, Any]], layout: Layout) -> Sheet:
          CASE_STATE_ZH.get(c["state"], c["state"]), "是" if c.get("overdue") else "",
          hall_time(c["deadline"], layout.hall, "%Y-%m-%d"), hall_time(c["opened_at"], layout.hall),
          "；".join(f"{hall_time(h['at'], layout.hall)} {CASE_STATE_ZH.get(h['state'], h['state'])} "
-                  f"{h.get('by') or ''} {h.get('note') or ''}".strip() for h in c.get("history", []))]
+                  f"{who(h.get('by'), names)} {h.get('note') or ''}".strip() for h in c.get("history", []))]
         for c in cases])
+
+
+def who(by: str | None, names: dict[str, str]) -> str:
+    """A person in a case's history by name; the coordinator's own steps as 系统."""
+    return "系统" if by == "system" else names.get(by or "", by or "")
 
 
 def department_name(layout: Layout, department_id: str) -> str:
