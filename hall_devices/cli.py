@@ -635,16 +635,16 @@ def _add_rotate(broker: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _add_dead_letters(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dead = store.add_parser("dead-letters", help="commands the coordinator failed on (newest first)")
     dead.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
-    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--limit", type=int, default=50, help="how many to list (default: 50)")
     dead.add_argument("--layout", type=Path, help="layout file, for hall time (default: settings.layout)")
     dead.set_defaults(run=_dead_letters)
 
 
 def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     back = store.add_parser("restore", help="replace the store by a backup; the coordinator must be stopped")
-    back.add_argument("backup", type=Path)
+    back.add_argument("backup", type=Path, help="the backup file to restore")
     back.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
-    back.add_argument("--layout", type=Path)
+    back.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     back.add_argument("--assume-issued", type=int,
                       help="when the replaced store is lost: numbers per prefix that may have been issued")
     back.set_defaults(run=_store_restore)
@@ -665,7 +665,7 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     reader = roles.add_parser("idcard-reader", help="run the agent of a kiosk's ID card reader")
     reader.add_argument("--id", required=True, help="idcard_reader device id in the layout")
     reader.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    reader.add_argument("--layout", type=Path)
+    reader.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     reader.set_defaults(run=_idcard_reader)
 
     pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
@@ -717,10 +717,11 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                ).add_subparsers(dest="sub", required=True)
     client_add = clients.add_parser(
         "add", help="add a client, or give it a new token; prints the token once")
-    client_add.add_argument("name")
+    client_add.add_argument("name", help="the client's name (the booking platform)")
     client_add.set_defaults(run=_booking_client)
     client_doc = clients.add_parser("openapi", help="write the API's OpenAPI into docs/appointments.md")
-    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"))
+    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"),
+                            help="the document to write (default: docs/appointments.md)")
     client_doc.add_argument("--check", action="store_true", help="only say whether it is up to date")
     client_doc.set_defaults(run=_booking_openapi)
 

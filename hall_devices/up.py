@@ -386,9 +386,11 @@ class Hall:
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             cards = None
-            if self.readers and not self.options.screens:  # with a kiosk window, it checks the card in
+            if self.readers:  # with a kiosk window (issue 19: always, offscreen without a display),
+                # the window checks the card in and the traffic counts the tickets it got
                 device, reader = self.readers[0]
-                cards = CardTraffic(device.kiosk, reader, self.hall_key(), CARD_SERVICE)
+                cards = CardTraffic(device.kiosk, reader, self.hall_key(), CARD_SERVICE,
+                                    checks_in=not self.options.screens)
             self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
                                               TrafficMix(speed=self.options.speed),
                                               keypads=self.keypads[0] if self.keypads else None, cards=cards)
