@@ -54,7 +54,7 @@ class CardTraffic:
     reader: IdCardReaderSimulator
     key: bytes
     service_id: str
-    checks_in: bool = True  # False: a kiosk window checks the card in; the traffic counts its tickets
+    checks_in: bool = True  # False: a kiosk window checks the card in (hall up counts them)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ class TrafficGenerator:
             self.requests.listen(route("staff_command"), staff="traffic")
             if cards.checks_in:
                 self.bus.subscribe(route("card_read"), self._on_card, kiosk=cards.kiosk)
-            else:
-                self.bus.subscribe(route("ticket_reply"), self._on_kiosk_ticket, kiosk=cards.kiosk)
         self.bus.subscribe(route("rating_prompt"), self._on_prompt)
         self.bus.subscribe(route("window_state"), self._on_state)
         self._stop = threading.Event()
@@ -176,14 +174,6 @@ class TrafficGenerator:
         read: CardRead = inbound.payload
         if read.ok and read.id_hash:
             threading.Thread(target=self._check_in_by_card, args=(read.id_hash,), daemon=True).start()
-
-    def _on_kiosk_ticket(self, inbound: Inbound[Any]) -> None:
-        """The kiosk window checked a card in: an appointment ticket at that kiosk (the traffic
-        itself asks for appointment tickets only by card, and not here)."""
-        reply = inbound.payload
-        if isinstance(reply, TicketReply) and reply.ticket is not None and \
-                reply.ticket.ticket_class is TicketClass.APPOINTMENT:
-            self.card_check_ins += 1
 
     def _check_in_by_card(self, hashed: str) -> None:
         assert self.cards is not None

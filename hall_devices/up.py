@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.children import dying_with_parent
-from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
+from hall_devices.contract import DeviceState, QueueSummary, TicketClass, WindowState, WindowStatus, route
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
@@ -103,6 +103,7 @@ class Summary:
         self.queue: QueueSummary | None = None
         self.windows: dict[int, WindowState] = {}
         self.calls = 0
+        self.kiosk_check_ins = 0  # appointment tickets a kiosk window took itself (an ID card)
         self.last_call = ""
         self.devices: dict[str, DeviceState] = {}
         self._changed = threading.Condition()
@@ -110,6 +111,7 @@ class Summary:
         self.bus.subscribe(route("queue_summary"), self._queue)
         self.bus.subscribe(route("window_state"), self._window)
         self.bus.subscribe(route("call"), self._call)
+        self.bus.subscribe(route("ticket_reply"), self._ticket)
 
     def _device(self, inbound: Inbound[Any]) -> None:
         with self._changed:
@@ -136,6 +138,14 @@ class Summary:
     def _window(self, inbound: Inbound[Any]) -> None:
         self.windows[inbound.payload.window] = inbound.payload
 
+    def _ticket(self, inbound: Inbound[Any]) -> None:
+        """A kiosk window's own appointment ticket (its command ids start with the kiosk's id; the
+        traffic's do not): an ID card or a code checked in at the kiosk."""
+        reply = inbound.payload
+        if reply.ok and reply.ticket is not None and reply.ticket.ticket_class == TicketClass.APPOINTMENT \
+                and reply.command_id.startswith(f"{inbound.params['kiosk']}-"):
+            self.kiosk_check_ins += 1
+
     def _call(self, inbound: Inbound[Any]) -> None:
         self.calls += 1
         self.last_call = inbound.payload.text.zh
@@ -146,7 +156,8 @@ class Summary:
         made = f"取号 issued {traffic.issued}  办结 served {traffic.served}  评价 rated {traffic.rated}  " \
             if traffic else ""
         if traffic and traffic.cards is not None:
-            made += f"刷证签到 card check-ins {traffic.card_check_ins}  "
+            checked = traffic.card_check_ins if traffic.cards.checks_in else self.kiosk_check_ins
+            made += f"刷证签到 card check-ins {checked}  "
         return (f"{time.strftime('%H:%M:%S')}  {made}等候 waiting {waiting}  开放窗口 open windows "
                 f"{open_}  呼叫 calls {self.calls}  {self.last_call}")
 

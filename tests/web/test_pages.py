@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, expect
 from hall_devices.bus import encode
 from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
 from hall_devices.layout import KioskDevice, Layout
+from hall_devices.web.users import add_user
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe
 from tests.web.test_web import ARTEFACTS, Web, sign_in
@@ -147,8 +148,14 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
             expect(page.locator("main")).to_be_visible()
             page.screenshot(path=str(ARTEFACTS / f"web-{name}.png"), full_page=True)
 
+        # One-step sign-in keeps to the account's windows (issue 15): clerk3 carries window 3 only,
+        # so window 6 is refused at the sign-in and nobody is put on duty there.
+        refused_page = sign_in(browser, web, "clerk3", "clerk-pass", window=6)
+        expect(refused_page.locator("main")).to_contain_text("不能登录 6 号窗口")
+        assert hall.service.engine.state.windows[6].clerk_id == "Z0601"
         # A web clerk signing in where the keypad's clerk is on duty is told so, and sees who is.
-        clerk = sign_in(browser, web, "clerk3", "clerk-pass", window=6)
+        add_user(web.users, "clerk6", "clerk", "clerk-pass", (6,))
+        clerk = sign_in(browser, web, "clerk6", "clerk-pass", window=6)
         expect(clerk.locator("#message")).to_contain_text("当前状态下不能执行此操作")
         expect(clerk.locator("#clerk")).to_have_text("张敏（Z0601）", timeout=5000)
         expect(clerk.locator("#not-me")).to_be_visible()
