@@ -6,7 +6,6 @@ import argparse
 import getpass
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -467,6 +466,18 @@ def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _messages(args: argparse.Namespace, settings: Settings) -> int:
+    """The message catalog: what people read for each refusal code (support staff look a code up
+    from a log line here)."""
+    from hall_devices.catalog import CATALOG, say
+
+    codes = [args.code] if args.code else sorted(CATALOG)
+    for code in codes:
+        if code not in CATALOG:
+            print(f"没有该代码 / no such code: {code!r}", file=sys.stderr)
+            return 1
+        print(f"{code}\n  {say(code, 'zh')}\n  {say(code, 'en')}")
+    return 0
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
@@ -502,10 +513,11 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
                           args.duration, web_port=args.region_web_port)
     from hall_devices.broker import BrokerError
 
-    display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    # The kiosk and TV windows always run: on the display when there is one, offscreen else
+    # (up.py says which for each).
     try:
         return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
-                                        args.speed, args.duration, screens=display))
+                                        args.speed, args.duration, screens=True))
     except BrokerError as exc:  # e.g. the port is taken: one line, not a traceback
         print(f"大厅无法启动 / the hall cannot start: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -518,6 +530,9 @@ def _version() -> str:
         return version("hall_devices")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
+
+
+LAYOUT_HELP = "the hall's layout file (default: HALL_LAYOUT or the settings)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -537,38 +552,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_lookups(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``config show`` and ``messages``: what a role will use, and what people read for a code."""
     config = roles.add_parser("config", help="settings").add_subparsers(dest="sub", required=True)
     config.add_parser("show", help="print the effective settings, secrets masked").set_defaults(
         run=_config_show)
+    messages = roles.add_parser("messages", help="the message catalog: the words people read for each "
+                                "refusal code")
+    messages.add_argument("code", nargs="?", help="one code (e.g. unknown_appointment); none: all")
+    messages.set_defaults(run=_messages)
+
+
+def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _add_lookups(roles)
 
     layout = roles.add_parser("layout", help="hall layout file").add_subparsers(dest="sub", required=True)
     check = layout.add_parser("check", help="validate a layout file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="layout TOML file to check")
     check.add_argument("--today", help="check the holiday calendar as of this day (YYYY-MM-DD)")
     check.set_defaults(run=_layout_check)
     gen = layout.add_parser("generate", help="a layout of N windows and K kiosks, for scale tests")
-    gen.add_argument("--windows", type=int, required=True)
-    gen.add_argument("--kiosks", type=int, default=2)
+    gen.add_argument("--windows", type=int, required=True, help="number of windows to generate")
+    gen.add_argument("--kiosks", type=int, default=2, help="number of kiosks (default 2)")
     gen.add_argument("--per-bus", type=int, default=30, help="screens or pads per RS-485 bus")
-    gen.add_argument("--template", type=Path, default=Path("examples/hall.toml"))
-    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--template", type=Path, default=Path("examples/hall.toml"),
+                     help="layout whose departments and services are used")
+    gen.add_argument("--out", type=Path, required=True, help="layout file to write")
     gen.set_defaults(run=_layout_generate)
 
     contract = roles.add_parser("contract", help="MQTT contract").add_subparsers(dest="sub", required=True)
     docs = contract.add_parser("docs", help="write docs/contract.md from contract.py")
-    docs.add_argument("--out", type=Path, default=CONTRACT_DOC)
+    docs.add_argument("--out", type=Path, default=CONTRACT_DOC, help="where the contract document goes")
     docs.add_argument("--check", action="store_true", help="only check that it is up to date")
     docs.set_defaults(run=_contract_docs)
 
     broker = roles.add_parser("broker", help="Mosquitto set-up").add_subparsers(dest="sub", required=True)
     prov = broker.add_parser("provision", help="credentials, ACL, TLS and mosquitto.conf from a layout")
-    prov.add_argument("layout", type=Path)
-    prov.add_argument("--out", type=Path, required=True)
-    prov.add_argument("--port", type=int, default=1883)
-    prov.add_argument("--bind", default="127.0.0.1")
-    prov.add_argument("--tls-port", type=int, default=8883)
-    prov.add_argument("--tls-bind", default="0.0.0.0")
+    prov.add_argument("layout", type=Path, help="the hall's layout file")
+    prov.add_argument("--out", type=Path, required=True,
+                      help="folder for passwd, acl, credentials, tls/")
+    prov.add_argument("--port", type=int, default=1883, help="plain MQTT port (default 1883)")
+    prov.add_argument("--bind", default="127.0.0.1", help="address of the plain port (default: this host)")
+    prov.add_argument("--tls-port", type=int, default=8883, help="MQTT over TLS port (default 8883)")
+    prov.add_argument("--tls-bind", default="0.0.0.0", help="address of the TLS port (default: all)")
     prov.add_argument("--tls-host", action="append", help="server name or IP for the certificate")
     prov.add_argument("--dev-port", type=int, help="also an anonymous listener on 127.0.0.1 (development)")
     prov.add_argument("--broker-user", default=getpass.getuser(),
@@ -593,8 +619,8 @@ def _add_tools(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     report = roles.add_parser("report", help="daily statistics from the coordinator's store")
     report.add_argument("--date", help="YYYY-MM-DD first day (default: the hall's business day now)")
     report.add_argument("--to", help="YYYY-MM-DD last day of a range (default: --date)")
-    report.add_argument("--format", choices=["text", "csv", "json"], default="text")
-    report.add_argument("--layout", type=Path)
+    report.add_argument("--format", choices=["text", "csv", "json"], default="text", help="output format")
+    report.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     report.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
     report.set_defaults(run=_report)
 
@@ -609,16 +635,16 @@ def _add_rotate(broker: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _add_dead_letters(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dead = store.add_parser("dead-letters", help="commands the coordinator failed on (newest first)")
     dead.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
-    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--limit", type=int, default=50, help="how many to list (default: 50)")
     dead.add_argument("--layout", type=Path, help="layout file, for hall time (default: settings.layout)")
     dead.set_defaults(run=_dead_letters)
 
 
 def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     back = store.add_parser("restore", help="replace the store by a backup; the coordinator must be stopped")
-    back.add_argument("backup", type=Path)
+    back.add_argument("backup", type=Path, help="the backup file to restore")
     back.add_argument("--store", type=Path, help="SQLite file (default: from database_url)")
-    back.add_argument("--layout", type=Path)
+    back.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     back.add_argument("--assume-issued", type=int,
                       help="when the replaced store is lost: numbers per prefix that may have been issued")
     back.set_defaults(run=_store_restore)
@@ -633,19 +659,19 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     printer.add_argument("--id", required=True, help="printer device id in the layout")
     printer.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
     printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
-    printer.add_argument("--layout", type=Path)
+    printer.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     printer.set_defaults(run=_printer)
 
     reader = roles.add_parser("idcard-reader", help="run the agent of a kiosk's ID card reader")
     reader.add_argument("--id", required=True, help="idcard_reader device id in the layout")
     reader.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    reader.add_argument("--layout", type=Path)
+    reader.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     reader.set_defaults(run=_idcard_reader)
 
     pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
     pads.add_argument("--bus", required=True, help="keypad_bus device id in the layout")
     pads.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    pads.add_argument("--layout", type=Path)
+    pads.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     pads.set_defaults(run=_pads)
 
     leds = roles.add_parser("leds", help="run the agent of a bus of LED screens")
@@ -653,7 +679,7 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     leds.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
     leds.add_argument("--screen-url", action="append", metavar="ID=URL",
                       help="bx6 buses: a screen's controller instead of the layout's url (repeatable)")
-    leds.add_argument("--layout", type=Path)
+    leds.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     leds.set_defaults(run=_leds)
 
     voice = roles.add_parser("announcer", help="run the voice announcer")
@@ -661,27 +687,27 @@ def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     voice.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
     voice.add_argument("--voice", default="cmn", help="espeak-ng voice (cmn: Mandarin)")
     voice.add_argument("--segments", type=Path, help="folder of recorded WAV words instead of espeak-ng")
-    voice.add_argument("--layout", type=Path)
+    voice.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     voice.set_defaults(run=_announcer)
 
     screen = roles.add_parser("hall-screen", help="run an LCD/TV hall screen (PyQt6 window)")
     screen.add_argument("--id", required=True, help="hall_screen device id (one without an LED bus)")
     screen.add_argument("--windowed", action="store_true", help="a window instead of full screen")
-    screen.add_argument("--layout", type=Path)
+    screen.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     screen.set_defaults(run=_hall_screen)
 
     kiosk = roles.add_parser("kiosk", help="run a touch kiosk (PyQt6)")
     kiosk.add_argument("--id", required=True, help="kiosk device id in the layout")
     kiosk.add_argument("--scanner", help="the barcode scanner's serial URL instead of the layout's")
     kiosk.add_argument("--windowed", action="store_true", help="a window instead of full screen")
-    kiosk.add_argument("--layout", type=Path)
+    kiosk.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     kiosk.set_defaults(run=_kiosk)
 
 
 
 def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     web = roles.add_parser("web", help="the manager's dashboard and the clerks' console")
-    web.add_argument("--layout", type=Path)
+    web.add_argument("--layout", type=Path, help=LAYOUT_HELP)
     web.set_defaults(run=_web)
     web_tools = roles.add_parser("web-user", help="web users").add_subparsers(dest="sub", required=True)
     from hall_devices.web.manage import add_parsers
@@ -691,16 +717,18 @@ def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                                ).add_subparsers(dest="sub", required=True)
     client_add = clients.add_parser(
         "add", help="add a client, or give it a new token; prints the token once")
-    client_add.add_argument("name")
+    client_add.add_argument("name", help="the client's name (the booking platform)")
     client_add.set_defaults(run=_booking_client)
     client_doc = clients.add_parser("openapi", help="write the API's OpenAPI into docs/appointments.md")
-    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"))
+    client_doc.add_argument("--doc", type=Path, default=Path("docs/appointments.md"),
+                            help="the document to write (default: docs/appointments.md)")
     client_doc.add_argument("--check", action="store_true", help="only say whether it is up to date")
     client_doc.set_defaults(run=_booking_openapi)
 
     up = roles.add_parser("up", help="run the whole hall on simulated devices (demo)")
-    up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"))
-    up.add_argument("--data-dir", type=Path, default=Path("var/hall"))
+    up.add_argument("--layout", type=Path, default=Path("examples/hall.toml"), help="the hall's layout file")
+    up.add_argument("--data-dir", type=Path, default=Path("var/hall"),
+                    help="folder for the store, logs, credentials and voice files")
     up.add_argument("--port", type=int, help="broker port (default 18830, or a free one)")
     up.add_argument("--no-traffic", action="store_true", help="no simulated applicants and clerks")
     up.add_argument("--speed", type=float, default=60.0, help="demo time per real second (60: a minute)")

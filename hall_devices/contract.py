@@ -102,6 +102,7 @@ class WindowAction(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     FINISH = "finish"
+    CALL_TICKET = "call_ticket"  # 特呼: a chosen waiting ticket out of turn; needs ticket_number and reason
 
 
 class RatingLevel(IntEnum):
@@ -289,6 +290,8 @@ class ServiceQueue(Payload):
     open_windows: int = Field(0, description="windows serving it with a clerk signed in")
     accepting: bool = Field(True, description="false: 暂停取号, no window open and the hall stops "
                             "issuing (policy no_window_kiosk = stop)")
+    ahead: int | None = Field(None, description="people ahead of a normal ticket taken now: the "
+                              "figure its ticket will show (前面还有 N 人); None from an older coordinator")
 
 
 class QueueSummary(Payload):
@@ -486,6 +489,22 @@ class QueryReply(Reply):
 class ActiveAlerts(Payload):
     updated_at: AwareDatetime
     alerts: list[Alert]
+
+
+class HelpRequest(Payload):
+    """呼叫帮办: an applicant at a kiosk asks for staff (帮办代办, a service the hall standard
+    names). The kiosk raises it (``open``); staff answer it (``answered``: on the way) and close it
+    (``closed``) from the dashboard. One per kiosk at a time, retained: the latest state wins."""
+
+    request_id: CommandId
+    kiosk_id: str
+    location: Text = Field(description="where the kiosk stands, from the layout")
+    state: Literal["open", "answered", "closed"] = "open"
+    raised_at: AwareDatetime
+    answered_by: str | None = Field(None, max_length=64)
+    answered_at: AwareDatetime | None = None
+    closed_by: str | None = Field(None, max_length=64)
+    closed_at: AwareDatetime | None = None
 
 
 class ErrorReport(Payload):
@@ -723,6 +742,8 @@ ROUTES: dict[str, Route] = _routes(
           qos=0, identity=("hall_id", "site")),
     Route("region_resend_out", REGION_REMOTE_PREFIX + "resend", ResendRequest, "region",
           "bridge of a hall"),
+    Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpRequest, "kiosk (open), web (answered, "
+          "closed)", "web, kiosk", retained=True, identity=("kiosk_id", "kiosk")),
 )
 
 

@@ -80,6 +80,9 @@ class Policy(_Strict):
         "issuing (暂停取号)")
     auto_call_after_s: int = Field(0, ge=0, le=600, description="自动叫号: an idle window calls the "
                                    "next ticket after this pause; 0: off")
+    pause_reasons: tuple[str, ...] = Field(
+        ("午休", "临时离开", "业务咨询", "会议", "系统故障"), max_length=20,
+        description="the console's pause reasons (shown on the window's LED); a clerk may also type one")
 
 
 class Department(_Strict):
@@ -140,6 +143,8 @@ class KioskDevice(_Strict):
     printer: Ident | None = None
     scanner_serial: str | None = None
     paper_out_fallback: Literal["screen_qr", "info_desk"] = "screen_qr"
+    location: Text | None = Field(None, description="where it stands (一楼东侧入口), told to staff with a "
+                                  "呼叫帮办 help request")
 
 
 class PrinterDevice(_SerialDevice):
@@ -193,6 +198,13 @@ class HallScreenDevice(_Strict):
     speaks: bool = Field(False, description="bx6 screens: calls spoken by the controller's voice queue")
     notice: Text = Text(zh="请留意叫号，过号请到窗口说明；办事材料请以一次性告知为准。",
                         en="Please listen for your number; if you missed it, tell the window.")
+
+
+class StaffMember(_Strict):
+    """A clerk as the dashboard names them: 张敏 rather than Z0601."""
+
+    id: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=32)
 
 
 class KeypadBusDevice(_SerialDevice):
@@ -254,6 +266,8 @@ class Layout(_Strict):
     appointment_slots: tuple[AppointmentSlot, ...] = Field(
         (), description="booking capacity per service and time band; a service without bands takes "
         "bookings at any time, without a limit")
+    staff: tuple[StaffMember, ...] = Field((), description="clerks by id (the keypad's clerk id, the "
+                                           "web account) and name, for the dashboard's names")
 
     def service(self, service_id: str) -> Service:
         for service in self.services:

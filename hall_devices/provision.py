@@ -95,7 +95,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
              *(User(w, read=[everything]) for w in watchers),
              _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall),
                                                       route("staff_command").topic(hall=hall, staff=WEB),
-                                                      route("query").topic(hall=hall, client=WEB)]),
+                                                      route("query").topic(hall=hall, client=WEB),
+                                                      route("help_request").filter(hall=hall)]),
                   hall)]
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[
@@ -110,7 +111,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
             user = User(device.id, read=[route("ticket_reply").topic(hall=hall, kiosk=device.id),
                                          route("queue_summary").filter(hall=hall),
                                          route("device_status").filter(hall=hall)],
-                        write=[route("ticket_request").topic(hall=hall, kiosk=device.id)])
+                        write=[route("ticket_request").topic(hall=hall, kiosk=device.id)],
+                        readwrite=[route("help_request").topic(hall=hall, kiosk=device.id)])
             user.read.append(route("card_read").topic(hall=hall, kiosk=device.id))
             if device.printer:  # to tell the applicant when the ticket did not print
                 user.read.append(route("print_result").topic(hall=hall, printer=device.printer))

@@ -54,6 +54,7 @@ class CardTraffic:
     reader: IdCardReaderSimulator
     key: bytes
     service_id: str
+    checks_in: bool = True  # False: a kiosk window checks the card in (hall up counts them)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class TrafficGenerator:
         self.requests.listen(route("rating"))
         if cards is not None:
             self.requests.listen(route("staff_command"), staff="traffic")
-            self.bus.subscribe(route("card_read"), self._on_card, kiosk=cards.kiosk)
+            if cards.checks_in:
+                self.bus.subscribe(route("card_read"), self._on_card, kiosk=cards.kiosk)
         self.bus.subscribe(route("rating_prompt"), self._on_prompt)
         self.bus.subscribe(route("window_state"), self._on_state)
         self._stop = threading.Event()

@@ -9,6 +9,7 @@ no process is left behind.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.children import dying_with_parent
-from hall_devices.contract import DeviceState, QueueSummary, WindowState, WindowStatus, route
+from hall_devices.contract import DeviceState, QueueSummary, TicketClass, WindowState, WindowStatus, route
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
@@ -55,6 +56,33 @@ DEMO_USERS: tuple[tuple[str, Role, str], ...] = (("manager", "manager", "manager
                                                   ("clerk", "clerk", "clerk-demo"))
 
 
+def shown_where() -> str:
+    """Where the Qt windows (kiosk, TV screen) appear, as the platform Qt will use says."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+    if platform == "offscreen" or not display:
+        return "offscreen (no display: running, not shown; start it from a desktop session to see it)"
+    return f"a window on display {display}"
+
+
+def qt_platform() -> dict[str, str]:
+    """Offscreen when there is no display (Qt would abort), Qt's own choice (xcb, wayland) else."""
+    if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY"):
+        return {}
+    return {"QT_QPA_PLATFORM": "offscreen"}
+
+
+def with_ticket_page(text: str, url: str) -> str:
+    """A layout file's text with ``policy.ticket_page_url`` set to ``url`` (replaced, added to the
+    ``[policy]`` table, or a ``[policy]`` table appended)."""
+    line = f'ticket_page_url = "{url}"'
+    if re.search(r"(?m)^ticket_page_url\s*=.*$", text):
+        return re.sub(r"(?m)^ticket_page_url\s*=.*$", lambda _m: line, text, count=1)
+    if re.search(r"(?m)^\[policy\]\s*$", text):
+        return re.sub(r"(?m)^\[policy\]\s*$", lambda m: f"{m.group(0)}\n{line}", text, count=1)
+    return text.rstrip("\n") + f"\n\n[policy]\n{line}\n"
+
+
 def _port_free(port: int) -> bool:
     import socket
 
@@ -75,6 +103,7 @@ class Summary:
         self.queue: QueueSummary | None = None
         self.windows: dict[int, WindowState] = {}
         self.calls = 0
+        self.kiosk_check_ins = 0  # appointment tickets a kiosk window took itself (an ID card)
         self.last_call = ""
         self.devices: dict[str, DeviceState] = {}
         self._changed = threading.Condition()
@@ -82,6 +111,7 @@ class Summary:
         self.bus.subscribe(route("queue_summary"), self._queue)
         self.bus.subscribe(route("window_state"), self._window)
         self.bus.subscribe(route("call"), self._call)
+        self.bus.subscribe(route("ticket_reply"), self._ticket)
 
     def _device(self, inbound: Inbound[Any]) -> None:
         with self._changed:
@@ -108,6 +138,14 @@ class Summary:
     def _window(self, inbound: Inbound[Any]) -> None:
         self.windows[inbound.payload.window] = inbound.payload
 
+    def _ticket(self, inbound: Inbound[Any]) -> None:
+        """A kiosk window's own appointment ticket (its command ids start with the kiosk's id; the
+        traffic's do not): an ID card or a code checked in at the kiosk."""
+        reply = inbound.payload
+        if reply.ok and reply.ticket is not None and reply.ticket.ticket_class == TicketClass.APPOINTMENT \
+                and reply.command_id.startswith(f"{inbound.params['kiosk']}-"):
+            self.kiosk_check_ins += 1
+
     def _call(self, inbound: Inbound[Any]) -> None:
         self.calls += 1
         self.last_call = inbound.payload.text.zh
@@ -118,7 +156,8 @@ class Summary:
         made = f"取号 issued {traffic.issued}  办结 served {traffic.served}  评价 rated {traffic.rated}  " \
             if traffic else ""
         if traffic and traffic.cards is not None:
-            made += f"刷证签到 card check-ins {traffic.card_check_ins}  "
+            checked = traffic.card_check_ins if traffic.cards.checks_in else self.kiosk_check_ins
+            made += f"刷证签到 card check-ins {checked}  "
         return (f"{time.strftime('%H:%M:%S')}  {made}等候 waiting {waiting}  开放窗口 open windows "
                 f"{open_}  呼叫 calls {self.calls}  {self.last_call}")
 
@@ -154,6 +193,8 @@ class Hall:
         self.net_screens: list[Any] = []  # Bx6Simulator, imported only for a bx6 layout
         self.readers: list[tuple[IdCardReaderDevice, IdCardReaderSimulator]] = []
         self.web_url = ""
+        self.web_port = 8080 if _port_free(8080) else free_port()
+        self.layout_file = options.layout_path  # the demo's copy once the ticket page is set
         self.agents: list[Any] = []  # in-process agents, when asked for
         self.agent_ids: list[str] = []  # every device agent started, whichever way
         self.muted = False
@@ -192,7 +233,7 @@ class Hall:
         env = {**os.environ, "HALL_HALL_ID": self.layout.hall.id, "HALL_BROKER_PORT": str(self.port),
                "HALL_BROKER_USERNAME": user, "HALL_BROKER_PASSWORD": self.credentials[user],
                "HALL_DATABASE_URL": f"sqlite:///{data / 'coordinator.sqlite3'}",
-               "HALL_LAYOUT": str(self.options.layout_path), "HALL_DATA_DIR": str(data),
+               "HALL_LAYOUT": str(self.layout_file), "HALL_DATA_DIR": str(data),
                **(extra_env or {})}
         with (data / log_name).open("ab") as log:
             child = subprocess.Popen(dying_with_parent([sys.executable, "-m", "hall_devices.cli", *args]),
@@ -246,6 +287,17 @@ class Hall:
         self.say(f"LED bus {device.id}: {len(self.net_screens)} simulated BX-6E network controllers on "
                  f"127.0.0.1 ports {', '.join(str(s.port) for s in self.net_screens)}")
 
+    def demo_layout(self) -> None:
+        """The ticket QR of the demo points at this PC's web (the layout's hall.local address is a
+        real hall's): a copy of the layout with ``policy.ticket_page_url`` set, in the data folder."""
+        if not self.layout.policy.ticket_page_url.startswith("http://hall.local"):
+            return  # the hall's own address: kept
+        url = f"http://127.0.0.1:{self.web_port}/t/{{token}}"
+        text = with_ticket_page(self.options.layout_path.read_text(encoding="utf-8"), url)
+        self.layout_file = self.options.data_dir / "demo-layout.toml"
+        self.layout_file.write_text(text, encoding="utf-8")
+        self.say(f"ticket QR codes: {url} (this PC's web; a hall sets policy.ticket_page_url)")
+
     def start_coordinator(self) -> None:
         data = self.options.data_dir
         child = self._spawn("coordinator", ["coordinator"], "coordinator.log")
@@ -289,17 +341,19 @@ class Hall:
                 self.say(f"ID card reader {device.id}: simulated module at kiosk {device.kiosk}, "
                          f"{reader.path}")
             elif isinstance(device, AnnouncerDevice):
-                voice = self.options.data_dir / "voice"
+                # each run its own folder: the WAV numbers of successive runs never mix
+                voice = self.options.data_dir / "voice" / datetime.now().strftime("%Y%m%d-%H%M%S")
                 self._agent(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
                             f"announcer-{device.id}.log")
                 self.say(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
             elif isinstance(device, KioskDevice) and self.options.screens:
-                self._spawn(device.id, ["kiosk", "--id", device.id, "--windowed"], f"kiosk-{device.id}.log")
-                self.say(f"kiosk {device.id}: a window on this display")
+                self._spawn(device.id, ["kiosk", "--id", device.id, "--windowed"], f"kiosk-{device.id}.log",
+                            extra_env=qt_platform())
+                self.say(f"kiosk {device.id}: {shown_where()}")
             elif isinstance(device, HallScreenDevice) and device.bus is None and self.options.screens:
                 self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
-                            f"hall-screen-{device.id}.log")
-                self.say(f"hall screen {device.id}: a window on this display")
+                            f"hall-screen-{device.id}.log", extra_env=qt_platform())
+                self.say(f"hall screen {device.id}: {shown_where()}")
 
     def start_web(self) -> None:
         """The dashboard and console, with demo sign-ins (a real hall adds its own users)."""
@@ -310,7 +364,7 @@ class Hall:
             # The demo clerk may open every window of the demo's layout (one session per window).
             windows = tuple(w.number for w in self.layout.windows) if role == "clerk" else ()
             add_user(users, name, role, password, windows)
-        port = 8080 if _port_free(8080) else free_port()
+        port = self.web_port
         self._spawn("web", ["web"], "web.log", extra_env={
             "HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users), "HALL_WEB_DEMO": "1",
             "HALL_WEB_HOST": "127.0.0.1"})
@@ -343,9 +397,11 @@ class Hall:
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             cards = None
-            if self.readers and not self.options.screens:  # with a kiosk window, it checks the card in
+            if self.readers:  # with a kiosk window (issue 19: always, offscreen without a display),
+                # the window checks the card in and the traffic counts the tickets it got
                 device, reader = self.readers[0]
-                cards = CardTraffic(device.kiosk, reader, self.hall_key(), CARD_SERVICE)
+                cards = CardTraffic(device.kiosk, reader, self.hall_key(), CARD_SERVICE,
+                                    checks_in=not self.options.screens)
             self.generator = TrafficGenerator(self.settings_for("traffic"), self.layout,
                                               TrafficMix(speed=self.options.speed),
                                               keypads=self.keypads[0] if self.keypads else None, cards=cards)
@@ -405,6 +461,7 @@ def run_up(layout: Layout, options: UpOptions) -> int:
     hall = Hall(layout, options)
     try:
         hall.start_broker()
+        hall.demo_layout()
         hall.start_coordinator()
         hall.start_devices()
         hall.start_web()

@@ -65,7 +65,15 @@ def test_encode_decode() -> None:
 
 
 def test_a_sender_is_who_its_topic_names() -> None:
-    from hall_devices.contract import ErrorReport, Problem, RatingLevel, RegionEvents, RegionHead
+    from hall_devices.contract import (
+        ErrorReport,
+        HelpRequest,
+        Problem,
+        RatingLevel,
+        RegionEvents,
+        RegionHead,
+        Text,
+    )
 
     now = datetime.now(UTC)
     cases = [
@@ -86,6 +94,9 @@ def test_a_sender_is_who_its_topic_names() -> None:
          RegionEvents(hall_id="h2", events=[], head=0), "'h1'", "'h2'"),
         (route("region_head_in"), {"district": "420704", "site": "h1"},
          RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
+        (route("help_request"), {"kiosk": "K1"},
+         HelpRequest(request_id="h", kiosk_id="K2", location=Text(zh="一楼", en="ground floor"),
+                     raised_at=now), "'K1'", "'K2'"),
     ]
     for r, params, payload, topic_side, payload_side in cases:
         problem = r.misattributed({"hall": "demo", **params}, payload)
@@ -96,7 +107,7 @@ def test_a_sender_is_who_its_topic_names() -> None:
         assert r.misattributed({"hall": "demo", **params}, same) is None, r.name
     # Every device-originated route that names its sender in the payload checks it.
     assert {r.name for r in ROUTES.values() if r.identity} == {
-        "device_status", "rating", "error",
+        "device_status", "rating", "error", "help_request",
         "region_events", "region_head", "region_events_in", "region_head_in"}
 
 

@@ -53,6 +53,13 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
     assert "demo only: plain HTTP on this PC" in head
+    # The kiosk and TV run either way, and say where; the ticket QR opens this PC's web.
+    kiosk = next(line for line in head.splitlines() if line.startswith("kiosk K1: "))
+    assert ("offscreen" in kiosk) == (not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+    assert f"ticket QR codes: {url}/t/{{token}}" in head
+    assert 'ticket_page_url = "' + url in (data / "demo-layout.toml").read_text(encoding="utf-8")
+    runs = [d for d in (data / "voice").iterdir() if d.is_dir()]
+    assert len(runs) == 1  # this run's voice files in a folder of their own
     assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
     # The demo clerk may open every window the demo uses (a clerk account carries its windows).
     from hall_devices.layout import load_layout
@@ -211,3 +218,16 @@ def test_up_drives_a_hall_of_bx6_network_screens(tmp_path: Path) -> None:
         assert all(s.state.bad == 0 for s in sims)
     finally:
         hall.stop()
+
+
+def test_the_demo_ticket_qr_points_at_this_pcs_web() -> None:
+    from hall_devices.up import with_ticket_page
+
+    url = "http://127.0.0.1:8080/t/{token}"
+    plain = 'title = "x"\n'
+    assert with_ticket_page(plain, url) == f'title = "x"\n\n[policy]\nticket_page_url = "{url}"\n'
+    table = '[policy]\nrecall_limit = 3\n\n[[windows]]\n'
+    expected = f'[policy]\nticket_page_url = "{url}"\nrecall_limit = 3\n\n[[windows]]\n'
+    assert with_ticket_page(table, url) == expected
+    given = '[policy]\nticket_page_url = "http://hall.local:8080/t/{token}"\n'
+    assert with_ticket_page(given, url) == f'[policy]\nticket_page_url = "{url}"\n'

@@ -329,6 +329,8 @@ class Engine:
             return self._call_next(outcome, window, now)
         if action in (WindowAction.CALL_BACK, WindowAction.REACTIVATE):
             return self._by_number(outcome, cmd, window, now)
+        if action is WindowAction.CALL_TICKET:
+            return self._call_out_of_turn(outcome, cmd, window, now)
         assert current is not None  # every other legal action has a ticket at the window
         return self._act_on_current(outcome, cmd, window, current, now)
 
@@ -339,11 +341,25 @@ class Engine:
         self._call(outcome, ticket, window, now, call_back=False)
         return ticket
 
+    def _call_out_of_turn(self, outcome: Outcome, cmd: WindowCommand, window: int,
+                          now: datetime) -> Ticket:
+        """特呼: a waiting ticket this window may serve, called before its turn; the reason is kept
+        in the call event (who: the window's clerk)."""
+        if not (cmd.reason or "").strip():
+            raise EngineError("missing_field", "特呼 (call_ticket) needs a reason")
+        ticket = self._ticket_by_number(cmd.ticket_number)
+        self._check_ticket(ticket, "call")
+        if not any(key[3] == ticket.ticket_id for key in self.index.keys.get(window, [])):
+            raise EngineError("not_for_window", f"{ticket.number} is not in the queue of window {window}")
+        self._call(outcome, ticket, window, now, call_back=False, out_of_turn=cmd.reason)
+        return ticket
+
     def _call(self, outcome: Outcome, ticket: Ticket, window: int, now: datetime,
-              call_back: bool) -> None:
+              call_back: bool, *, out_of_turn: str | None = None) -> None:
         higher = not call_back and CLASS_RANK[ticket.ticket_class] < CLASS_RANK[TicketClass.NORMAL]
         self.commit(outcome, ev.TicketCalled(at=now, ticket_id=ticket.ticket_id, window=window,
-                                             higher_class=higher, call_back=call_back))
+                                             higher_class=higher, call_back=call_back,
+                                             out_of_turn=out_of_turn))
         outcome.publish.append(Publish("call", {}, self.views.call(ticket, window, now)))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True

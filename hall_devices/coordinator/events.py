@@ -53,6 +53,7 @@ class TicketCalled(_Event):
     window: int
     higher_class: bool  # counts toward the starvation guard
     call_back: bool = False
+    out_of_turn: str | None = None  # 特呼: why this ticket was called before its turn
 
 
 class TicketRecalled(_Event):

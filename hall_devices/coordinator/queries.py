@@ -83,7 +83,32 @@ def _window_queue(engine: Engine, query: QueryRequest, now: datetime) -> dict[st
         rows.append({"number": ticket.number, "ticket_class": ticket.ticket_class.value,
                      "service": service_name(engine.layout, ticket.service_id),
                      "waited_min": int((now - ticket.issued_at).total_seconds() // 60)})
-    return {"window": query.window, "waiting": rows, "count": len(engine.index.keys[query.window])}
+    return {"window": query.window, "waiting": rows, "count": len(engine.index.keys[query.window]),
+            **_at_window(engine, query.window, now)}
+
+
+def _at_window(engine: Engine, window: int, now: datetime) -> dict[str, Any]:
+    """The console's details: the ticket called or served here (service, class, minutes waited
+    from issue to first call, materials) and today's no-shows of the services it serves that may
+    still be reactivated (a no-show keeps no window, so by service)."""
+    current: dict[str, Any] | None = None
+    no_show: list[str] = []
+    limit = engine.policy.no_show_reactivate_minutes * 60
+    desk = engine.layout.window(window)
+    served = set(desk.primary) | set(desk.secondary)
+    for ticket in engine.state.tickets.values():
+        if ticket.window == window and ticket.status in (TicketStatus.CALLED, TicketStatus.SERVING):
+            service = engine.layout.service(ticket.service_id)
+            called = ticket.first_called_at or now
+            current = {"number": ticket.number, "ticket_class": ticket.ticket_class.value,
+                       "service": service.name.zh, "status": ticket.status.value,
+                       "waited_min": int((called - ticket.issued_at).total_seconds() // 60),
+                       "materials": [m.zh for m in service.materials]}
+        elif (ticket.status is TicketStatus.NO_SHOW and ticket.no_show_at is not None
+              and (now - ticket.no_show_at).total_seconds() <= limit and ticket.day == engine.state.day
+              and (not served or ticket.service_id in served)):
+            no_show.append(ticket.number)
+    return {"current": current, "no_show": no_show}
 
 
 def _ticket(engine: Engine, query: QueryRequest) -> dict[str, Any]:

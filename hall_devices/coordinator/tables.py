@@ -18,6 +18,7 @@ WINDOW_TABLE: dict[tuple[WindowStatus, WindowAction], WindowStatus] = {
     (W.IDLE, A.CALL_BACK): W.CALLING,
     (W.IDLE, A.PAUSE): W.PAUSED,
     (W.IDLE, A.REACTIVATE): W.IDLE,
+    (W.IDLE, A.CALL_TICKET): W.CALLING,
     (W.CALLING, A.RECALL): W.CALLING,
     (W.CALLING, A.START): W.SERVING,
     (W.CALLING, A.NO_SHOW): W.IDLE,

@@ -104,7 +104,7 @@ class Views:
                 estimated_minutes=estimated_minutes(state, self.layout, self.services, service.id,
                                                     ahead),
                 open_windows=signed_in_windows(state, self.services, service.id),
-                accepting=self.accepting(state, service.id)))
+                accepting=self.accepting(state, service.id), ahead=ahead))
         return QueueSummary(updated_at=now, total_waiting=sum(r.waiting for r in rows), services=rows)
 
     def call(self, ticket: Ticket, window: int, at: datetime) -> Call:

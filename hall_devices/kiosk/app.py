@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -25,7 +26,17 @@ from PyQt6.QtWidgets import (
 )
 
 from hall_devices.bus import BusError
-from hall_devices.contract import CardRead, PrintResult, QueueSummary, TicketClass, TicketInfo, TicketReply
+from hall_devices.contract import (
+    CardRead,
+    HelpRequest,
+    PrintResult,
+    QueueSummary,
+    TicketClass,
+    TicketInfo,
+    TicketReply,
+)
+from hall_devices.contract import Text as Words
+from hall_devices.kiosk.elder import ELDER_STYLE, ENLARGE, Reader, enlarge
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label, qr_pixmap
 from hall_devices.kiosk.search import build_index, search
@@ -33,13 +44,16 @@ from hall_devices.kiosk.texts import TEXTS, refusal, tr
 from hall_devices.layout import KioskDevice, Layout, Service
 
 log = logging.getLogger(__name__)
+STANDARD_STYLE = ("QWidget { background: #f4f7fb; color: #10243e; } "
+                  "QPushButton { background: #1f5fbf; color: white; border-radius: 12px; "
+                  "padding: 12px; } QPushButton:disabled { background: #9aa7b8; }")
 
 
 class KioskWindow(QWidget):
     phone = ""  # a mobile number left for reminders, for the next ticket only
 
     def __init__(self, layout: Layout, kiosk: KioskDevice, link: KioskLink, *,  # noqa: PLR0915 - a signal a line
-                 idle_s: float = 60.0, result_s: float = 20.0) -> None:
+                 idle_s: float = 60.0, result_s: float = 20.0, reader: Reader | None = None) -> None:
         super().__init__()
         self.layout_ = layout
         self.kiosk = kiosk
@@ -59,9 +73,7 @@ class KioskWindow(QWidget):
         self.check_in_button = QPushButton()
         self._busy = False
         self.setWindowTitle(f"{layout.hall.name.zh} 取号机 {kiosk.id}")
-        self.setStyleSheet("QWidget { background: #f4f7fb; color: #10243e; } "
-                           "QPushButton { background: #1f5fbf; color: white; border-radius: 12px; "
-                           "padding: 12px; } QPushButton:disabled { background: #9aa7b8; }")
+        self.setStyleSheet(STANDARD_STYLE)
         self.header = label(layout.hall.name.zh, points=26, bold=True, center=True)
         self.lang_button = button(tr("language", "zh"), self.toggle_language, points=20, name="lang")
         self.home_button = button(tr("home", "zh"), self.show_home, points=20, name="home")
@@ -72,17 +84,19 @@ class KioskWindow(QWidget):
         self.page = Page()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.page)
+        tools = self._tools(reader)
         top = QHBoxLayout()
         top.addWidget(self.home_button)
         top.addWidget(self.header, 1)
         top.addWidget(self.lang_button)
         outer = QVBoxLayout(self)
         outer.addLayout(top)
+        outer.addLayout(tools)
         outer.addWidget(self.banner)
         outer.addWidget(self.stack, 1)
         self.idle = QTimer(self)
         self.idle.setSingleShot(True)
-        self.idle.timeout.connect(self.show_home)
+        self.idle.timeout.connect(self.on_idle)
         self.idle_ms, self.result_ms = int(idle_s * 1000), int(result_s * 1000)
         link.summary_changed.connect(self.on_summary)
         link.coordinator_changed.connect(self.on_availability)
@@ -109,6 +123,16 @@ class KioskWindow(QWidget):
 
     def _show(self, name: str, argument: Any = None, timeout_ms: int | None = None) -> None:
         self.page_name = name
+        self.back_button.setEnabled(name != "home")
+        if self.elder:
+            enlarge(self.page)
+        # landscape and the demo window: smaller, never cut off or below the fold; the demo's
+        # half-size window (a mouse, not a finger) may have smaller buttons than a real screen
+        # sparse pages (a service, the ticket) grow to use the screen: no empty lower half
+        self.page.fit(floor_px=75 if min(self.width(), self.height()) >= 1000 else 40,
+                      largest=2.0 if name in ("service", "result") else 1.0)
+        if self.elder:
+            self.read_aloud()
         if name != "result":
             self._last_page = (name, argument)
         if name == "home":
@@ -121,6 +145,13 @@ class KioskWindow(QWidget):
         self.header.setText(self.layout_.hall.name.zh if self.lang == "zh" else self.layout_.hall.name.en)
         self.lang_button.setText(self.t("language"))
         self.home_button.setText(self.t("home"))
+        for tool, key in ((self.back_button, "back"), (self.help_button, "help")):
+            tool.setText(self.t(key))
+        self.elder_button.setText(self.t("standard" if self.elder else "elder"))
+        self.rerender()
+
+    def rerender(self) -> None:
+        """The page shown, built again (language or mode changed)."""
         name, argument = self._last_page
         if name == "department":
             self.show_department(argument)
@@ -170,7 +201,8 @@ class KioskWindow(QWidget):
     def waiting(self, service_id: str) -> tuple[int, int]:
         for row in self.summary.services if self.summary else []:
             if row.service_id == service_id:
-                return row.waiting, row.estimated_minutes
+                # the figure the ticket will print (people ahead), not all who wait for the service
+                return (row.waiting if row.ahead is None else row.ahead), row.estimated_minutes
         return 0, 0
 
     def on_layout(self, layout: Layout) -> None:
@@ -212,8 +244,10 @@ class KioskWindow(QWidget):
         cells = QGridLayout(grid)
         for i, department in enumerate(self.layout_.departments):
             text = department.name.zh if self.lang == "zh" else department.name.en
+            # elder mode: fewer, larger choices; landscape: use the width
+            columns = 1 if self.elder else 4 if self.width() > self.height() else 2
             cells.addWidget(button(text, partial(self.show_department, department.id), points=24,
-                                   height=140, name=f"dept-{department.id}"), i // 2, i % 2)
+                                   height=140, name=f"dept-{department.id}"), i // columns, i % columns)
         self.page.body.addWidget(grid)
         self.page.body.addWidget(button(self.t("search"), self.show_search, name="search"))
         self.page.body.addWidget(button(self.t("appointment"), self.show_appointment, name="appointment"))
@@ -244,7 +278,7 @@ class KioskWindow(QWidget):
         holder = QWidget()
         self.results = QVBoxLayout(holder)
         self.page.body.addWidget(holder)
-        self.page.body.addWidget(LetterKeyboard(self._search_key))
+        self.page.body.addWidget(LetterKeyboard(self._search_key, columns=self._key_columns()))
         self._search_results()
         self._show("search")
 
@@ -253,7 +287,7 @@ class KioskWindow(QWidget):
         self.typed.setText(self.query or "…")
         clear(self.results)
         found = search(self.index, self.query)
-        for service_id in found[:6]:
+        for service_id in found[:3 if self.elder else 6]:
             self.results.addWidget(self._service_button(self.layout_.service(service_id)))
         if self.query and not found:
             self.results.addWidget(label(self.t("no_results"), center=True))
@@ -263,6 +297,8 @@ class KioskWindow(QWidget):
         self._search_results()
 
     def show_service(self, service_id: str) -> None:
+        if self.page_name in ("search", "department"):
+            self._came_from = self.page_name  # where 返回 leads
         service = self.layout_.service(service_id)
         department = self.layout_.department(service.department)
         self.page.reset(self.name(service))
@@ -270,8 +306,10 @@ class KioskWindow(QWidget):
         windows = "、".join(str(w) for w in self.layout_.windows_serving(service_id))
         self.page.body.addWidget(label(department.name.zh if self.lang == "zh" else department.name.en,
                                        points=22, center=True))
-        self.page.body.addWidget(label(self.t("waiting", waiting=waiting, minutes=minutes), points=24,
-                                       bold=True, center=True))
+        waiting_label = label(self.t("waiting", waiting=waiting, minutes=minutes), points=24, bold=True,
+                              center=True)
+        waiting_label.setObjectName("service-waiting")
+        self.page.body.addWidget(waiting_label)
         self.page.body.addWidget(label(self.t("windows", windows=windows), points=20, center=True))
         open_windows, accepting = self.windows_open(service_id)
         if open_windows == 0:  # 暂停取号, or a warning: the hall's policy no_window_kiosk
@@ -326,7 +364,7 @@ class KioskWindow(QWidget):
         self.typed.setObjectName("code")
         self.page.body.addWidget(self.typed)
         self.page.body.addWidget(label(self.t("card_hint"), points=20))
-        self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True))
+        self.page.body.addWidget(LetterKeyboard(self._code_key, digits=True, columns=self._key_columns()))
         self.check_in_button = button(self.t("check_in"), lambda: self.check_in(self.code), points=28,
                                       height=130, name="check-in")
         self.check_in_button.setEnabled(self.can_issue() and bool(self.code))
@@ -427,8 +465,10 @@ class KioskWindow(QWidget):
             holder.setObjectName("card-holder")
             self.page.body.addWidget(holder)
             self.card = None  # this ticket is the card's; the next applicant starts afresh
-        self.page.body.addWidget(label(self.t("ahead", ahead=ticket.people_ahead,
-                                              minutes=ticket.estimated_minutes), points=24, center=True))
+        ahead = label(self.t("ahead", ahead=ticket.people_ahead, minutes=ticket.estimated_minutes),
+                      points=24, center=True)
+        ahead.setObjectName("ahead")
+        self.page.body.addWidget(ahead)
         windows = "、".join(str(w) for w in ticket.windows)
         self.page.body.addWidget(label(self.t("windows", windows=windows), points=22, center=True))
         if ticket.status_url:
@@ -456,3 +496,105 @@ class KioskWindow(QWidget):
         else:
             status.setText(self.t("print_failed"))  # never hidden: the applicant and staff see it
             status.setStyleSheet("color: #b3261e;")
+
+    # --- Back, elder mode, 呼叫帮办 ---------------------------------------------------------------
+
+    def _tools(self, reader: Reader | None) -> QVBoxLayout:
+        """The second row of the bar, on every page: 返回, 长辈模式, 呼叫帮办 (two rows of three
+        fit the 540 px demo window as well as a 1080 px kiosk), and the help request's state."""
+        self._came_from = "department"
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.timeout.connect(self._fit_again)
+        self.elder = False  # 长辈模式: one tap, until the kiosk idles back home
+        self.reader = reader or Reader()
+        self.link.help_changed.connect(self.on_help)
+        self.back_button = button(tr("back", "zh"), self.go_back, points=20, name="back")
+        self.elder_button = button(tr("elder", "zh"), self.toggle_elder, points=20, name="elder")
+        self.help_button = button(tr("help", "zh"), self.ask_help, points=20, name="help")
+        self.help_status = label(points=22, bold=True, center=True)
+        self.help_status.setObjectName("help-status")
+        self.help_status.setStyleSheet("background: #1b6e3a; color: white; padding: 12px;")
+        self.help_status.hide()
+        row = QHBoxLayout()
+        for tool in (self.back_button, self.elder_button, self.help_button):
+            row.addWidget(tool, 1)
+        tools = QVBoxLayout()
+        tools.addLayout(row)
+        tools.addWidget(self.help_status)
+        return tools
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802 - Qt's name
+        """A new size (the demo window, a rotated screen): the page is laid out again to fit it."""
+        super().resizeEvent(event)
+        small = self.width() < 700  # the demo's window: a lower bar leaves room for the page
+        for tool in (self.home_button, self.lang_button, self.back_button, self.elder_button,
+                     self.help_button):
+            tool.setMinimumHeight(60 if small else 100)
+        if not self._refit.isActive():  # after Qt has laid the window out at its new size
+            self._refit.start(0)
+
+    def _fit_again(self) -> None:
+        if self.page_name in ("home", "department", "service", "search", "appointment"):
+            self.rerender()
+
+    def _key_columns(self) -> int:
+        return 12 if self.width() > self.height() else 6 if self.width() < 700 else 7
+
+    def go_back(self) -> None:
+        """One step up: service → its department (or search), anything else → home."""
+        name, argument = self._last_page
+        if self.page_name == "service" and name == "service" and isinstance(argument, str):
+            if self._came_from == "search":
+                self.show_search()
+            else:
+                self.show_department(self.layout_.service(argument).department)
+        else:
+            self.show_home()
+
+    def toggle_elder(self) -> None:
+        """长辈模式 on or off: large text, high contrast, fewer choices, pages read aloud."""
+        self.elder = not self.elder
+        self.setStyleSheet(ELDER_STYLE if self.elder else STANDARD_STYLE)
+        self.elder_button.setText(self.t("standard" if self.elder else "elder"))
+        tools = (self.header, self.home_button, self.lang_button, self.back_button, self.elder_button,
+                 self.help_button, self.help_status, self.banner)
+        for widget in tools:  # the bar stays; its text grows and shrinks with the mode
+            chosen = widget.font()
+            chosen.setPointSize(round(chosen.pointSize() * (ENLARGE if self.elder else 1 / ENLARGE)))
+            widget.setFont(chosen)
+        if not self.elder:
+            self.reader.stop()
+        self.rerender()
+
+    def read_aloud(self) -> None:
+        """The page's title, then what it says and offers, in order."""
+        parts = [self.page.title.text()]
+        for widget in self.page.findChildren(QLabel) + self.page.findChildren(QPushButton):
+            if widget is not self.page.title and widget.text() and not widget.objectName().startswith("key-"):
+                parts.append(widget.text().replace("\n", "，"))
+        self.reader.read("。".join(parts[:12]))
+
+    def on_idle(self) -> None:
+        """Nobody touched the kiosk: home, and the next applicant starts in the standard mode."""
+        if self.elder:
+            self.toggle_elder()
+        self.show_home()
+
+    def ask_help(self) -> None:
+        desk = self.layout_.hall.info_desk
+        where = self.kiosk.location
+        location = Words(zh=where.zh, en=where.en) if where else Words(zh=f"取号机 {self.kiosk.id}",
+                                                                      en=f"kiosk {self.kiosk.id}")
+        if self.link.ask_help(location) is None:
+            self._help_text(self.t("help_failed", desk=desk.zh if self.lang == "zh" else desk.en))
+
+    def on_help(self, request: HelpRequest) -> None:
+        if request.state == "closed":
+            self.help_status.hide()
+        else:
+            self._help_text(self.t("help_answered" if request.state == "answered" else "help_open"))
+
+    def _help_text(self, text: str) -> None:
+        self.help_status.setText(text)
+        self.help_status.show()

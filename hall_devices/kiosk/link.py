@@ -31,7 +31,9 @@ from hall_devices.contract import (
     DeviceFault,
     DeviceState,
     DeviceStatus,
+    HelpRequest,
     QueueSummary,
+    Text,
     TicketClass,
     TicketRequest,
     can_work,
@@ -54,6 +56,7 @@ class KioskLink(QObject):
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
     card_read = pyqtSignal(object)  # CardRead from this kiosk's ID card reader
     layout_changed = pyqtSignal(object)  # Layout the coordinator now runs (layout_follow.py)
+    help_changed = pyqtSignal(object)  # HelpRequest: this kiosk's 呼叫帮办, as staff answer it
 
     def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,
                  ttl_s: float = TICKET_REQUEST_TTL_S, resend_s: float = 2.0,
@@ -81,6 +84,8 @@ class KioskLink(QObject):
             self.bus.subscribe(route("device_status"), self._device, device=kiosk.printer)
             self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),
                                printer=kiosk.printer)
+        self.help: HelpRequest | None = None
+        self.bus.subscribe(route("help_request"), self._help, kiosk=kiosk.id)
         self.coordinator_up = False
         # The coordinator's clock minus this kiosk's, in seconds: deadlines are set on its clock.
         self.offset_s = 0.0
@@ -130,6 +135,27 @@ class KioskLink(QObject):
         else:
             self.printer_ok = can_work(status)  # the contract's one rule, as the coordinator's
             self.printer_changed.emit(self.printer_ok)
+
+    def _help(self, inbound: Inbound[Any]) -> None:
+        self.help = inbound.payload
+        self.help_changed.emit(inbound.payload)
+
+    def ask_help(self, location: Text) -> HelpRequest | None:
+        """呼叫帮办: raise a help request (retained, so the dashboard sees it whenever it connects);
+        None when it cannot be sent (no broker): the applicant is sent to the desk. An open or
+        answered request of this kiosk is kept, not raised twice. Never blocks."""
+        if self.help is not None and self.help.state != "closed":
+            return self.help
+        raised = HelpRequest(request_id=f"{self.kiosk.id}-help-{uuid.uuid4().hex[:12]}",
+                             kiosk_id=self.kiosk.id, location=location, raised_at=self.clock())
+        try:
+            self.bus.publish(route("help_request"), raised, kiosk=self.kiosk.id)
+        except BusError:
+            log.warning("help request of %s not sent: no broker connection", self.kiosk.id)
+            return None
+        self.help = raised
+        self.help_changed.emit(raised)
+        return raised
 
     def request_ticket(self, service_id: str | None, ticket_class: TicketClass, code: str | None,
                        paper: bool, *, id_hash: str | None = None, phone: str | None = None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hall_devices.catalog import say
+
 TEXTS: dict[str, tuple[str, str]] = {
     "welcome": ("欢迎取号，请选择办理部门", "Welcome. Choose a department"),
     "search": ("搜索事项", "Search"),
@@ -14,7 +16,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "back": ("返回", "Back"),
     "clear": ("清除", "Clear"),
     "delete": ("删除", "Delete"),
-    "waiting": ("当前等候 {waiting} 人，预计 {minutes} 分钟", "{waiting} waiting, about {minutes} min"),
+    "waiting": ("现在取号，前面还有 {waiting} 人，预计约 {minutes} 分钟",
+                "Take a number now: {waiting} ahead, about {minutes} min"),
     "windows": ("办理窗口：{windows}", "Windows: {windows}"),
     "materials": ("一次性告知：请备齐以下材料", "Please bring the following"),
     "take": ("取号", "Take a number"),
@@ -51,6 +54,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "refused_service_closed": ("暂停取号：该事项暂无窗口办理，请到咨询台咨询",
                                "Numbers paused: no window is open for this service; please ask at "
                                "the information desk"),
+    "elder": ("长辈模式", "Large text"),
+    "standard": ("标准模式", "Standard"),
+    "help": ("呼叫帮办", "Call staff"),
+    "help_open": ("已呼叫工作人员，请在本机旁稍候", "Staff have been called: please wait here"),
+    "help_answered": ("工作人员正在赶来，请稍候", "A member of staff is on the way"),
+    "help_failed": ("未能呼叫工作人员，请到{desk}", "Staff could not be called: please go to the {desk}"),
     "refused_range_exhausted": ("该事项今日号码已发完，请到咨询台咨询",
                                 "Today's numbers for this service are used up: please ask at the "
                                 "information desk"),
@@ -72,27 +81,12 @@ TEXTS: dict[str, tuple[str, str]] = {
 }
 
 
-# Why the coordinator refused a ticket request (Problem.code), told to the applicant; a code not
-# listed here gets "other". The engine's own message (developer English) goes to the log only.
-REFUSALS: dict[str, tuple[str, str]] = {
-    "request_expired": ("系统响应超时，请重新取号", "the system answered too late; please try again"),
-    "clock_skew": ("取号机时间与系统不一致，请到{desk}取号", "this kiosk's clock is wrong; please go to "
-                   "the {desk}"),
-    "clock_unsettled": ("系统正在校准时间，请稍候", "the system is checking its clock, please wait a "
-                        "moment"),
-    "unknown_appointment": ("预约码无效，请核对后重试", "unknown appointment code; please check it"),
-    "appointment_used": ("该预约已签到取号", "this appointment has already been checked in"),
-    "appointment_service": ("预约事项与所选事项不符", "the appointment is for another service"),
-    "appointment_cancelled": ("该预约已取消", "this appointment was cancelled"),
-    "no_booking_for_card": ("未查到该身份证今天的预约", "no booking today for this ID card"),
-    "other": ("请到{desk}咨询", "please ask at the {desk}"),
-}
-
-
 def refusal(code: str, lang: str, desk: str) -> str:
-    """The applicant's text for a refused ticket request: 未能取号：<reason>."""
-    zh, en = REFUSALS.get(code, REFUSALS["other"])
-    return tr("refused", lang, reason=(zh if lang == "zh" else en).format(desk=desk))
+    """The applicant's text for a refused ticket request: 未能取号：<the catalog's text and advice>.
+
+    The words are :mod:`hall_devices.catalog`'s (the engine's own message goes to the log only);
+    ``desk`` is the info desk in ``lang``."""
+    return tr("refused", lang, reason=say(code, lang, (desk, desk)))
 
 
 def tr(key: str, lang: str, **values: object) -> str:

@@ -94,14 +94,14 @@ def _add_device_tests(commands: argparse._SubParsersAction[argparse.ArgumentPars
     speak = tests.add_parser("speak", help="speak a test call")
     speak.add_argument("--id", required=True, help="announcer device id")
     speak.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
-    speak.add_argument("--voice", default="cmn")
+    speak.add_argument("--voice", default="cmn", help="espeak-ng voice (default: cmn, Mandarin)")
     speak.add_argument("--segments", type=Path, help="folder of recorded WAV words")
-    speak.add_argument("--number", default="A001")
-    speak.add_argument("--window", type=int, default=1)
+    speak.add_argument("--number", default="A001", help="ticket number to call (default: A001)")
+    speak.add_argument("--window", type=int, default=1, help="window number to call to (default: 1)")
     for sub in (printer, leds, pads):
         sub.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
     for sub in (printer, leds, pads, speak):
-        sub.add_argument("--layout", type=Path)
+        sub.add_argument("--layout", type=Path, help="the hall's layout file (default: the settings)")
         sub.set_defaults(run=_device_test)
 
 

@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -38,17 +39,29 @@ from starlette.templating import Jinja2Templates
 from hall_devices.bus import BusError
 from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
 from hall_devices.coordinator.calendar import business_day
-from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS
+from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS, DIMENSION_ZH
 from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
+from hall_devices.requests import NoReplyError
 from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.bookings_page import BookingsPage
 from hall_devices.web.export import csv_download
+from hall_devices.web.exports import download
 from hall_devices.web.hub import Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
+from hall_devices.web.present import console_context, device_places, device_words, filters, refusal
 from hall_devices.web.security import Guard
+from hall_devices.web.sheets import (
+    NOTE_REQUIRED,
+    CaseFilter,
+    cases_sheet,
+    clerk_names,
+    page_of,
+    ratings_sheet,
+    statistics_sheet,
+)
 from hall_devices.web.users import User
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +92,7 @@ class Pages:
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(hall=layout.hall, window_status_zh=WINDOW_STATUS_ZH,
                                           case_state_zh=CASE_STATE_ZH, rating_names=RATING_NAMES)
+        self.templates.env.filters.update(filters(layout))
         self.chart_js = plotly_js()
 
     @property
@@ -121,7 +135,23 @@ class Pages:
                          next=request.query_params.get("next", "/"))
 
     async def login(self, request: Request) -> Response:
-        return await self.access.login(request, self.page)
+        response = await self.access.login(request, self.page)
+        if response.status_code != 303 or response.headers.get("location") != "/console":
+            return response
+        # One step: a clerk signed in to a window is put on duty there (上岗) under the account's
+        # name, so ratings go to whoever really serves. Refused (someone is already on duty
+        # there): the console says who, in the catalog's words.
+        # access.login let this clerk in to this window only if the account carries it (issue 15)
+        form = await request.form()
+        name = str(form.get("username", ""))[:64]
+        window = int_param(str(form.get("window", "")), "window", 1, 9999) or 0
+        reply = await self.hub.window_command(window, WindowAction.LOGIN, clerk_id=name)
+        await self.access.audit(request, name, "window_login", f"window {window}",
+                                outcome="ok" if reply.ok else refusal(reply.error, self.layout.hall))
+        if not reply.ok:
+            # who is on duty there already, in the catalog's words (percent-encoded: a header)
+            response.headers["location"] = f"/console?message={quote(refusal(reply.error, self.layout.hall))}"
+        return response
 
     async def logout(self, request: Request) -> Response:
         return await self.access.logout(request)
@@ -147,6 +177,7 @@ class Pages:
         except (TimeoutError, BusError):
             dead = {"dead_letters": [], "total": "?"}
         return self.page("devices.html", request, snapshot=self.hub.snapshot(),
+                         places=device_places(self.layout), words=device_words(),
                          dead_letters=dead.get("dead_letters", []), dead_total=dead.get("total", 0))
 
     async def state_json(self, request: Request) -> Response:
@@ -183,13 +214,33 @@ class Pages:
         level = int_param(request.query_params.get("level"), "level", 1, 5)
         reply = await self.hub.query(QueryKind.RATINGS, first_day=first, last_day=last, window=window,
                                      level=level)
-        return self.page("ratings.html", request, rows=reply.data.get("ratings", []), first=first, last=last,
-                    window=window or "", level=str(level or ""), error=reply.error)
+        every = reply.data.get("ratings", [])
+        number = int_param(request.query_params.get("page"), "page", 1, 100000) or 1
+        rows, pages = page_of(every, number)
+        if request.path_params.get("kind") in ("csv", "xlsx"):
+            return download(ratings_sheet(every, self.layout), f"评价 {first}-{last}",
+                            request.path_params["kind"])
+        return self.page("ratings.html", request, rows=rows, first=first, last=last,
+                    window=window or "", level=str(level or ""), error=reply.error,
+                    page_number=min(number, pages), pages=pages, total=len(every),
+                    query=str(request.url.query))
 
     async def cases(self, request: Request) -> Response:
         reply = await self.hub.query(QueryKind.CASES)
-        return self.page("cases.html", request, cases=reply.data.get("cases", []),
-                    message=request.query_params.get("message"))
+        params = request.query_params
+        chosen = CaseFilter(state=text_param(params.get("state", "open"), "state", 16) or "",
+                            department=text_param(params.get("department"), "department", 64) or "",
+                            window=int_param(params.get("window"), "window", 1, 9999) or 0,
+                            order="opened" if params.get("order") == "opened" else "deadline")
+        cases = chosen.apply(reply.data.get("cases", []))
+        if request.path_params.get("kind") in ("csv", "xlsx"):
+            return download(cases_sheet(cases, self.layout), "差评整改", request.path_params["kind"])
+        number = int_param(params.get("page"), "page", 1, 100000) or 1
+        shown, pages = page_of(cases, number)
+        return self.page("cases.html", request, cases=shown, message=params.get("message"),
+                         chosen=chosen, departments=self.layout.departments, pages=pages,
+                         page_number=min(number, pages), note_required=NOTE_REQUIRED,
+                         total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout))
 
     async def case_action(self, request: Request) -> Response:
         form = await request.form()
@@ -200,14 +251,18 @@ class Pages:
         assert user is not None
         note = text_param(str(form.get("note", "")), "note", 500)
         case_id = text_param(request.path_params["case_id"], "case_id", 64) or ""
+        if request.path_params["action"] in NOTE_REQUIRED and not (note or "").strip():
+            return RedirectResponse("/cases?message=请填写说明后再提交：该步骤须写明理由 / a note is "
+                                    f"required for this step#{case_id}", status_code=303)
         try:
             reply = await self.hub.staff(action, user.name, case_id=case_id, note=note)
         except ValidationError as exc:
             raise from_validation(exc) from None
-        message = "" if reply.ok else (reply.error.message if reply.error else "refused")
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         await self.access.audit(request, user.name, f"case_{request.path_params['action']}", case_id,
                                 outcome=message or "ok", detail=note or "")
-        return RedirectResponse(f"/cases?message={message}", status_code=303)
+        # all states: the case just changed stays in view, even when it was closed
+        return RedirectResponse(f"/cases?state=&message={message}#{case_id}", status_code=303)
 
     async def statistics_data(self, request: Request) -> dict[str, Any]:
         first = day_param(request.query_params.get("from"), "from") or self.today()
@@ -217,18 +272,41 @@ class Pages:
             return {"first_day": first, "last_day": last, "rows": [], "error": reply.error}
         return reply.data
 
+    async def daily(self, first: str, last: str) -> dict[str, list[Any]]:
+        """Day-by-day trend of a range (at most 62 days): issued, served and satisfaction per day,
+        one statistics query per day."""
+        days: dict[str, list[Any]] = {"days": [], "issued": [], "served": [], "satisfaction": []}
+        day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        if day >= end or (end - day).days > 62:
+            return days
+        while day <= end:
+            reply = await self.hub.query(QueryKind.STATISTICS, first_day=day.isoformat(),
+                                         last_day=day.isoformat())
+            rows = reply.data.get("rows", [])
+            total: dict[str, Any] = next((r for r in rows if r["dimension"] == "total"), {})
+            days["days"].append(day.strftime("%m-%d"))
+            for key, column in (("issued", "issued"), ("served", "served"),
+                                ("satisfaction", "satisfaction_pct")):
+                days[key].append(total.get(column))
+            day += dt.timedelta(days=1)
+        return days
+
     async def statistics(self, request: Request) -> Response:
         data = await self.statistics_data(request)
+        daily = await self.daily(data["first_day"], data["last_day"])
         return self.page("stats.html", request, data=data, columns=COLUMNS, column_names=COLUMN_ZH,
-                    chart_data=json.dumps({k: data.get(k) for k in (
-                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, ensure_ascii=False)
+                    dimension_zh=DIMENSION_ZH, daily=bool(daily["days"]),
+                    chart_data=json.dumps({**{k: data.get(k) for k in (
+                        "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, "daily": daily},
+                        ensure_ascii=False)
                     .replace("</", "<\\/"))  # inside a <script>: no name may close it
 
     async def statistics_csv(self, request: Request) -> Response:
+        """The statistics as CSV or .xlsx (``/stats.csv``, ``/stats.xlsx``): Chinese headers, names."""
         data = await self.statistics_data(request)
-        header = ["dimension", "key", "name", *COLUMNS]
-        rows = [[row.get(c, "") for c in header] for row in data.get("rows", [])]
-        return csv_download(header, rows, f"hall-statistics-{data['first_day']}-{data['last_day']}.csv")
+        kind = "xlsx" if request.url.path.endswith(".xlsx") else "csv"
+        return download(statistics_sheet(data, self.layout), f"hall-statistics-{data['first_day']}-"
+                        f"{data['last_day']}", kind)
 
     async def console(self, request: Request) -> Response:
         user = self.user_of(request)
@@ -242,7 +320,7 @@ class Pages:
             raise BadRequestError(f"没有 {window} 号窗口 / window {window} is not in this hall's layout")
         return self.page("console.html", request, window=self.layout.window(window),
                          services=self.layout.services, windows=self.layout.windows,
-                         message=request.query_params.get("message"))
+                         message=request.query_params.get("message"), **console_context(self.layout))
 
     def path_window(self, request: Request) -> int:
         """The ``{window}`` of the path: a window of this hall's layout, else 400 with a message (the
@@ -257,7 +335,10 @@ class Pages:
         if not self.own_window(request, window):
             return PlainTextResponse("不是您的窗口 / not your window", status_code=403)
         reply = await self.hub.query(QueryKind.WINDOW_QUEUE, window=window)
-        return JSONResponse({**reply.data, "state": self.hub.windows.get(window)})
+        state = self.hub.windows.get(window)
+        clerk = (state or {}).get("clerk_id")
+        named = f"{self.hub.clerk_names[clerk]}（{clerk}）" if clerk in self.hub.clerk_names else clerk
+        return JSONResponse({**reply.data, "state": state, "clerk_name": named})
 
     async def console_action(self, request: Request) -> Response:
         window = self.path_window(request)
@@ -289,7 +370,7 @@ class Pages:
                                 detail=" ".join(f"{k}={v}" for k, v in fields.items() if k != "clerk_id"))
         if request.headers.get("accept", "").startswith("application/json"):
             return JSONResponse(json.loads(reply.model_dump_json()), status_code=200 if reply.ok else 409)
-        message = "" if reply.ok else refused
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         suffix = f"&window={window}" if user.role == "manager" else ""
         return RedirectResponse(f"/console?message={message}{suffix}", status_code=303)
 
@@ -318,18 +399,48 @@ class Pages:
             if not found.ok:
                 await self.access.audit(request, user.name, "reprint", number,
                                         outcome=found.error.message if found.error else "refused")
-                return RedirectResponse(f"/staff?message={found.error.message if found.error else ''}",
+                return RedirectResponse(f"/staff?message={refusal(found.error, self.layout.hall)}",
                                         status_code=303)
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
                                     ticket_id=found.data["ticket"]["ticket_id"])
             action, target = "reprint", number
         ticket = getattr(reply, "ticket", None)
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
-            reply.error.message if reply.error else "refused")
+            refusal(reply.error, self.layout.hall))
         detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")
         await self.access.audit(request, user.name, action, target, outcome="ok" if reply.ok else message,
                                 detail=detail)
         return RedirectResponse(f"/staff?message={message}", status_code=303)
+
+    async def alerts_page(self, request: Request) -> Response:
+        """Alert history (since the web server started; acknowledgements are in the audit trail)."""
+        return self.page("alerts.html", request, history=self.hub.history(),
+                         alert_kinds=device_words()["alerts"])
+
+    async def alert_ack(self, request: Request) -> Response:
+        form = await request.form()
+        user = self.user_of(request)
+        assert user is not None
+        alert_id = text_param(str(form.get("alert_id", "")), "alert_id", 128) or ""
+        raised_at = text_param(str(form.get("raised_at", "")), "raised_at", 64) or ""
+        done = self.hub.acknowledge(alert_id, raised_at, user.name, dt.datetime.now(dt.UTC).isoformat())
+        await self.access.audit(request, user.name, "alert_ack", alert_id,
+                                outcome="ok" if done else "unknown or already acknowledged")
+        back = "/alerts" if str(form.get("back", "")) == "alerts" else "/"
+        return RedirectResponse(back, status_code=303)
+
+    async def help_action(self, request: Request) -> Response:
+        """呼叫帮办 from a kiosk: staff answer it (on the way) or close it; audited."""
+        state = {"answer": "answered", "close": "closed"}.get(request.path_params["action"])
+        if state is None:
+            return PlainTextResponse("unknown action", status_code=404)
+        user = self.user_of(request)
+        assert user is not None
+        kiosk = text_param(request.path_params["kiosk"], "kiosk", 32) or ""
+        done = self.hub.update_help(kiosk, state, user.name, dt.datetime.now(dt.UTC))
+        await self.access.audit(request, user.name, f"help_{request.path_params['action']}", kiosk,
+                                outcome="ok" if done else "no open help request")
+        return RedirectResponse("/", status_code=303)
 
     def audit_filters(self, request: Request) -> dict[str, Any]:
         """The audit page's filters: hall days ``from``/``to`` (inclusive), ``actor``, ``action``."""
@@ -413,6 +524,19 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return PlainTextResponse(str(exc), status_code=400)
 
 
+def unreachable(templates: Jinja2Templates) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The coordinator did not answer (stopped, or the broker is down): a page saying so in the
+    hall's words, 503, instead of a bare 500; JSON for the pages' own fetches."""
+    async def answer(request: Request, exc: Exception) -> Response:
+        if request.headers.get("accept", "").startswith("application/json") or request.url.path.endswith(
+                ".json"):
+            return JSONResponse({"error": "coordinator_unreachable"}, status_code=503)
+        return templates.TemplateResponse(request, "unreachable.html", {
+            "user": None, "path": request.url.path,
+            "csp_nonce": request.scope.get("state", {}).get("csp_nonce", "")}, status_code=503)
+    return answer
+
+
 def create_app(hub: Hub, access: Access, layout: Layout,
                extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The web application; ``access`` holds the users, sessions and audit trail; ``extra_routes``:
@@ -440,14 +564,22 @@ def create_app(hub: Hub, access: Access, layout: Layout,
         Route("/cases", manager(pages.cases)),
         Route("/cases/{case_id}/{action}", manager(pages.case_action), methods=["POST"]),
         Route("/stats", manager(pages.statistics)), Route("/stats.csv", manager(pages.statistics_csv)),
+        Route("/stats.xlsx", manager(pages.statistics_csv)),
+        Route("/export/ratings/{kind}", manager(pages.ratings)),
+        Route("/export/cases/{kind}", manager(pages.cases)),
         Route("/audit", manager(pages.audit_page)), Route("/audit.csv", manager(pages.audit_csv)),
         Route("/console", anyone(pages.console)),
         Route("/console/{window}/queue.json", anyone(pages.console_queue)),
         Route("/console/{window}/{action}", anyone(pages.console_action), methods=["POST"]),
         Route("/staff", manager(pages.staff_page)),
         Route("/staff/{action}", manager(pages.staff_action), methods=["POST"]),
+        Route("/help/{kiosk}/{action}", manager(pages.help_action), methods=["POST"]),
+        Route("/alerts", manager(pages.alerts_page)),
+        Route("/alerts/ack", manager(pages.alert_ack), methods=["POST"]),
         Route("/t/{token}", pages.ticket_page), Route("/t/{token}/state.json", pages.ticket_state),
         Route("/static/{name}", pages.static), *BookingsPage(pages).routes(), *extra_routes,
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan,
-                     exception_handlers={BadRequestError: bad_request, Exception: server_error})
+                     exception_handlers={BadRequestError: bad_request,
+                                         NoReplyError: unreachable(pages.templates),
+                                         Exception: server_error})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import time
 import uuid
@@ -23,6 +24,7 @@ from hall_devices.contract import (
     ActiveAlerts,
     Call,
     DeviceStatus,
+    HelpRequest,
     Problem,
     QueryKind,
     QueryReply,
@@ -42,15 +44,23 @@ from hall_devices.provision import WEB
 from hall_devices.requests import Requester
 from hall_devices.settings import Settings
 
+ALERT_HISTORY = 500  # alerts kept for the history page (in memory: since the web server started)
+
 
 class Hub:
     def __init__(self, settings: Settings, layout: Layout) -> None:
         self.layout = layout
+        self.clerk_names = {member.id: member.name for member in layout.staff}  # clerk id → name
         self.windows: dict[int, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.queue: dict[str, Any] | None = None
         self.alerts: list[dict[str, Any]] = []
         self.calls: deque[dict[str, Any]] = deque(maxlen=10)
+        self.help: dict[str, HelpRequest] = {}  # 呼叫帮办 by kiosk, the latest state of each
+        # Alert history since this web server started (a cleared alert stays here), newest last,
+        # and who acknowledged which raising of an alert (alert id + raised_at) when.
+        self.alert_history: dict[tuple[str, str], dict[str, Any]] = {}
+        self.acks: dict[tuple[str, str], dict[str, str]] = {}
         self.version = 0
         self._listeners: set[asyncio.Queue[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,7 +70,8 @@ class Hub:
         self.requests.listen(route("query"), client=WEB)
         self.requests.listen(route("staff_command"), staff=WEB)
         self.requests.listen(route("window_command"))
-        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call"):
+        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call",
+                     "help_request"):
             self.bus.subscribe(route(name), self._on_message)
         self.layout_version: int | None = None  # the region's version the coordinator runs, if known
         LayoutFollower(layout, None, self._on_layout).subscribe(self.bus)
@@ -99,9 +110,19 @@ class Hub:
         elif isinstance(payload, QueueSummary):
             self.queue = data
         elif isinstance(payload, ActiveAlerts):
+            active = {(a["alert_id"], a["raised_at"]) for a in data["alerts"]}
+            for key, seen in self.alert_history.items():  # gone from the active list: cleared
+                if key not in active:
+                    seen["cleared"] = True
+            for alert in data["alerts"]:
+                self.alert_history[(alert["alert_id"], alert["raised_at"])] = dict(alert)
+            while len(self.alert_history) > ALERT_HISTORY:
+                del self.alert_history[next(iter(self.alert_history))]
             self.alerts = data["alerts"]
         elif isinstance(payload, Call):
             self.calls.appendleft(data)
+        elif isinstance(payload, HelpRequest):
+            self.help[payload.kiosk_id] = payload
         self.version += 1
         snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
         for listener in list(self._listeners):
@@ -114,13 +135,26 @@ class Hub:
         windows = []
         for window in self.layout.windows:
             state = self.windows.get(window.number, {"status": "closed", "waiting": 0})
-            windows.append({"number": window.number, "name": window.name.zh, **state})
+            # The layout's plain names win over the state's Text ``name`` ([object Object] otherwise).
+            clerk = state.get("clerk_id")
+            named = self.clerk_names.get(clerk or "", clerk)
+            windows.append({**state, "number": window.number, "name": window.name.zh,
+                            "name_en": window.name.en, "clerk_name": named})
         devices = [{"device_id": d.id, "kind": d.kind, **self.devices.get(d.id, {"state": "unknown"})}
                    for d in self.layout.devices if d.id in self.devices or d.kind in (
                        "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]
         devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
-        return {"windows": windows, "devices": devices, "queue": self.queue, "alerts": self.alerts,
+        queue = self.queue and {**self.queue, "services": [
+            {**q, "service_name": self._service_name(q["service_id"])} for q in self.queue["services"]]}
+        help_requests = [json.loads(h.model_dump_json()) for h in self.help.values() if h.state != "closed"]
+        alerts = [{**a, "ack": self.acks.get((a["alert_id"], a["raised_at"]))} for a in self.alerts]
+        return {"windows": windows, "devices": devices, "queue": queue, "alerts": alerts,
+                "help": sorted(help_requests, key=lambda h: str(h["raised_at"])),
                 "calls": list(self.calls), "version": self.version, "layout_version": self.layout_version}
+
+    def _service_name(self, service_id: str) -> str:
+        found = [s.name.zh for s in self.layout.services if s.id == service_id]
+        return found[0] if found else service_id
 
     def listen(self) -> asyncio.Queue[str]:
         listener: asyncio.Queue[str] = asyncio.Queue(maxsize=50)
@@ -129,6 +163,41 @@ class Hub:
 
     def forget(self, listener: asyncio.Queue[str]) -> None:
         self._listeners.discard(listener)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every alert seen since start, newest first, with its acknowledgement if any."""
+        rows = [{**a, "ack": self.acks.get(key)} for key, a in self.alert_history.items()]
+        return sorted(rows, key=lambda a: str(a["raised_at"]), reverse=True)
+
+    def acknowledge(self, alert_id: str, raised_at: str, by: str, at: str) -> bool:
+        """Staff saw the alert (who, when); False for an alert not seen. The alert stays until
+        its cause is gone (the coordinator clears it)."""
+        key = (alert_id, raised_at)
+        if key not in self.alert_history or key in self.acks:
+            return False
+        self.acks[key] = {"by": by, "at": at}
+        self._broadcast()
+        return True
+
+    def _broadcast(self) -> None:
+        self.version += 1
+        snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
+        for listener in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.put_nowait(snapshot)
+
+    def update_help(self, kiosk_id: str, state: str, by: str, at: datetime.datetime) -> HelpRequest | None:
+        """Staff answer (``answered``) or close (``closed``) a kiosk's help request; None when that
+        kiosk has none open. Publishing never blocks (paho queues it)."""
+        current = self.help.get(kiosk_id)
+        if current is None or current.state in ("closed", state):
+            return None
+        who = {"answered_by": by, "answered_at": at} if state == "answered" else {
+            "closed_by": by, "closed_at": at}
+        updated = current.model_copy(update={"state": state, **who})
+        self.bus.publish(route("help_request"), updated, kiosk=kiosk_id)
+        self.help[kiosk_id] = updated
+        return updated
 
     async def query(self, kind: QueryKind, **fields: Any) -> QueryReply:
         try:

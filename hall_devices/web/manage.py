@@ -60,9 +60,10 @@ def add_parsers(tools: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                 role: bool = False) -> None:
         sub = tools.add_parser(name, help=text)
         if user:
-            sub.add_argument("name")
+            sub.add_argument("name", help="the user's sign-in name")
         if role:
-            sub.add_argument("--role", choices=ROLES, required=True)
+            sub.add_argument("--role", choices=ROLES, required=True,
+                             help="manager: every page; clerk: the console of the windows of --windows")
             sub.add_argument("--windows", default=None, metavar="3,4",
                              help="the windows a clerk may open, e.g. 3,4 (a clerk needs at least one; "
                                   "managers may open any)")

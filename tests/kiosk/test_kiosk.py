@@ -170,7 +170,8 @@ def test_appointment_check_in_by_keypad_and_by_scanner(qtbot: QtBot, kiosk: Kios
         assert window.shown_ticket is not None and window.shown_ticket.ticket_class == "appointment"
         scanner.scan("NO-SUCH-CODE")
         qtbot.waitUntil(lambda: window.page_name == "message", timeout=5000)
-        assert text_of(window, "message") == "未能取号：预约码无效，请核对后重试"  # no developer English
+        # the catalog's words and advice, no developer English
+        assert text_of(window, "message") == "未能取号：预约码无效，请核对预约码或到一楼咨询台咨询"
     finally:
         reader.stop()
         scanner.stop()
@@ -320,3 +321,20 @@ def test_no_window_open_stops_issuing_when_configured(qtbot: QtBot, own_broker: 
     finally:
         link.stop()
         hall.stop()
+
+
+def test_the_service_page_and_the_ticket_give_the_same_wait(qtbot: QtBot, kiosk: Kiosk) -> None:
+    """Issue 19: the service page said 当前等候 11 人 and the ticket 前面还有 20 人."""
+    window = kiosk.window
+    for service in ("passport", "passport", "hk_macao_permit"):  # both served at window 6
+        kiosk.hall.take(service)
+    qtbot.waitUntil(lambda: window.summary is not None and window.summary.total_waiting == 3, timeout=5000)
+    tap(qtbot, window, "dept-ga")
+    tap(qtbot, window, "service-passport")
+    shown = text_of(window, "service-waiting")
+    tap(qtbot, window, "take")
+    qtbot.waitUntil(lambda: window.page_name == "result", timeout=5000)
+    ahead = text_of(window, "ahead")
+    assert shown.startswith("现在取号，前面还有 ") and ahead.startswith("前面还有 ")
+    assert shown.split("前面还有 ")[1].split(" 人")[0] == ahead.split("前面还有 ")[1].split(" 人")[0], (
+        shown, ahead)

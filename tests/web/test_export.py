@@ -47,6 +47,6 @@ def test_a_hostile_user_name_is_text_in_the_audit_csv(secure: SecureHall) -> Non
     actors = [row[1] for row in rows[1:]]
     assert "'" + HYPERLINK in actors and "'+cmd|' /C calc'!A0" in actors and "'@SUM(1+1)*cmd" in actors
     assert not [cell for row in rows for cell in row if cell.startswith(FORMULA_STARTS)]
-    # The statistics download goes through the same helper.
+    # The statistics download goes through the same helper (issue 19: Chinese headers).
     statistics = request(secure, "/stats.csv", cookie=cookie)
-    assert statistics.status == 200 and statistics.body.startswith("\ufeffdimension,key,name,")
+    assert statistics.status == 200 and statistics.body.startswith("\ufeff维度,编码,名称,")

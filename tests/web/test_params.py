@@ -94,7 +94,7 @@ ODD_QUERY = ["9999-12-31", "0001-01-01", DIGITS, LETTERS, "%00", "-1", "%FF%FE",
 ODD_FORM = [DIGITS, LETTERS]  # every field too long: no command is ever sent to the coordinator
 # The values the path takes when another of its parameters is the odd one (none exists).
 NORMAL = {"window": "1", "action": "nothing-like-this", "case_id": "C-none", "token": "nosuchtoken",
-          "name": "nothing.css", "code": "NOSUCH"}
+          "name": "nothing.css", "code": "NOSUCH", "kind": "csv", "kiosk": "K1"}
 QUERY_NAMES = ["from", "to", "window", "level", "actor", "action", "message", "notice", "next", "day"]
 FORM_NAMES = ["username", "password", "window", "target_window", "reason", "ticket_number",
               "target_service", "note", "service_id", "kiosk_id", "number", "current", "new", "confirm",

@@ -94,8 +94,7 @@ def attacker(secure: SecureHall) -> Iterator[str]:
 
 def test_a_page_on_another_port_cannot_post_with_the_clerks_session(
         browser: Browser, secure: SecureHall, attacker: str) -> None:
-    page = sign_in(browser, secure.web, "clerk3", "clerk-pass", window=3)
-    page.click("#do-login")
+    page = sign_in(browser, secure.web, "clerk3", "clerk-pass", window=3)  # on duty in one step
     expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
     hostile = page.context.new_page()  # same browser, same cookies: the clerk opened a link
     with hostile.expect_navigation(url=f"{secure.web.url}/console/3/pause") as posted:

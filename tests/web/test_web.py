@@ -3,6 +3,7 @@ Mosquitto, and the LED simulator."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -136,13 +138,48 @@ def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
         ticket = hall.take("company_change").ticket
         assert ticket is not None
         page = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
-        page.click("#do-login")
+        page.set_viewport_size({"width": 1366, "height": 768})  # a clerk's screen
+        # One step: signing in to window 3 puts the account on duty there.
         expect(page.locator("#status")).to_have_text("空闲", timeout=5000)
+        expect(page.locator("#clerk")).to_have_text("李强（clerk3）")  # the layout's staff list
+        expect(page.locator("#not-me")).to_be_hidden()
         expect(page.locator("#count")).to_have_text("1")
-        page.click("#do-next")
+        # Buttons follow the window's state: idle may call, not finish or sign in again.
+        expect(page.locator("#do-next")).to_be_enabled()
+        for idle_cannot in ("#do-finish", "#do-recall", "#do-login", "#do-resume"):
+            expect(page.locator(idle_cannot)).to_be_disabled()
+        page.keyboard.press("n")  # the shortcut of 顺呼
         expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        expect(page.locator("#current-class")).to_have_text("类别 普通")
+        expect(page.locator("#current-service")).to_contain_text("企业")
+        expect(page.locator("#current-wait")).to_contain_text("分钟")
+        expect(page.locator("#do-finish")).to_be_enabled()
+        expect(page.locator("#do-next")).to_be_disabled()
         assert leds.wait(lambda: ticket.number in leds.text(3), 5), leds.text(3)
         page.screenshot(path=str(ARTEFACTS / "web-console.png"))
+        page.click("#do-hold")
+        expect(page.locator("#held button")).to_have_text(f"回呼 {ticket.number}", timeout=5000)
+        page.fill("#pause-reason", "午休")
+        page.click("#do-pause")
+        expect(page.locator("#status")).to_have_text("暂停服务", timeout=5000)
+        expect(page.locator("#pause-shown")).to_have_text("· 午休")
+        assert leds.wait(lambda: "午休" in leds.text(3), 5), leds.text(3)  # the reason reaches the LED
+        expect(page.locator("#held button")).to_be_disabled()  # paused: resume first
+        page.click("#do-resume")
+        expect(page.locator("#held button")).to_be_enabled(timeout=5000)
+        page.locator("#held button").click()
+        expect(page.locator("#current")).to_have_text(ticket.number, timeout=5000)
+        # 特呼: a later ticket called before its turn, with the reason, audited under the clerk.
+        first, later = hall.take("company_change").ticket, hall.take("company_change").ticket
+        assert first is not None and later is not None
+        page.click("#do-finish")
+        row = page.locator(f'#queue tr[data-ticket="{later.number}"]')
+        expect(row.locator(".call-ticket")).to_be_enabled(timeout=5000)
+        row.locator("input[name=reason]").fill("行动不便")
+        row.locator(".call-ticket").click()
+        expect(page.locator("#current")).to_have_text(later.number, timeout=5000)
+        expect(page.locator(f'#queue tr[data-ticket="{first.number}"]')).to_have_count(1)
+        page.screenshot(path=str(ARTEFACTS / "web-console-1366.png"), full_page=True)
     finally:
         agent.stop()
         leds.stop()
@@ -158,11 +195,11 @@ def test_a_killed_agent_shows_offline_within_5_s(browser: Browser, web: Web, own
         page = sign_in(browser, web, "mgr", "manager-pass")
         page.goto(f"{web.url}/devices")
         row = page.locator('tr[data-device="VOICE1"] .state')
-        expect(row).to_contain_text("ok", timeout=15000)
+        expect(row).to_contain_text("正常", timeout=15000)  # what a person reads, not the code
         agent.send_signal(signal.SIGKILL)
         agent.wait()
         killed = time.monotonic()
-        expect(row).to_contain_text("offline", timeout=5000)  # no reload: the page is live
+        expect(row).to_contain_text("离线", timeout=5000)  # no reload: the page is live
         assert time.monotonic() - killed < 5
         expect(page.locator('tr[data-device="VOICE1"]')).to_have_class("state-offline")
         page.screenshot(path=str(ARTEFACTS / "web-devices.png"))
@@ -192,6 +229,9 @@ def test_a_bad_rating_case_is_taken_to_closed(browser: Browser, web: Web, hall: 
     expect(page.locator("article.case .state")).to_have_text("整改中")
     page.locator("article.case .case-revisit").click()
     expect(page.locator("article.case .state")).to_have_text("已回访")
+    page.locator("article.case .case-close").click()  # a close must say why: the browser asks
+    expect(page.locator("article.case .state")).to_have_text("已回访")
+    page.locator("article.case input[name=note]").first.fill("回访满意，办结")
     page.locator("article.case .case-close").click()
     expect(page.locator("article.case .state")).to_have_text("已办结")
     expect(page.locator("article.case .history li")).to_have_count(4)
@@ -216,8 +256,15 @@ def test_statistics_charts_and_csv(browser: Browser, web: Web, hall: Hall) -> No
         page.click("#csv")
     text = Path(download.value.path()).read_text(encoding="utf-8-sig")
     header, total = text.splitlines()[:2]
-    assert header.startswith("dimension,key,name,issued,served")
-    assert total.startswith("total,,合计,3,3")
+    assert header.startswith("维度,编码,名称,取号,办结")  # Chinese headers for the people who read it
+    assert total.startswith("合计,,合计,3,3")
+    assert "工作人员,Z0601,张敏," in text  # the clerk's name from the layout's staff list
+    with page.expect_download() as download:
+        page.click("#xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).active
+    assert sheet is not None
+    assert [c.value for c in sheet[1]][:5] == ["维度", "编码", "名称", "取号", "办结"]
+    assert [c.value for c in sheet[2]][:5] == ["合计", None, "合计", 3, 3]
 
 
 def test_the_ticket_page_shows_one_ticket_and_nothing_else(browser: Browser, web: Web, hall: Hall) -> None:
