@@ -10,10 +10,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from hall_devices.contract import contract_markdown
 from hall_devices.layout import Layout, LayoutError, load_layout
 from hall_devices.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from PyQt6.QtCore import QCoreApplication, QTimer
+
+    from hall_devices.roles import StopSignals
 
 Command = Callable[[argparse.Namespace, Settings], int]
 CONTRACT_DOC = Path("docs/contract.md")
@@ -272,9 +278,9 @@ def _announcer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
+    from hall_devices.roles import StopSignals
 
-    from PyQt6.QtCore import QTimer
+    stop = StopSignals()  # first: a stop that comes while Qt loads or the window is built is kept
     from PyQt6.QtWidgets import QApplication
 
     from hall_devices.bus import Bus, BusOptions
@@ -295,11 +301,7 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
                                    device_kind="hall_screen"))
     bind(window, bus)
     bus.start(None)
-    signal.signal(signal.SIGTERM, lambda *_: app.quit())
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
-    pulse = QTimer()  # lets Python run its signal handlers while Qt's loop runs
-    pulse.timeout.connect(lambda: None)
-    pulse.start(200)
+    pulse = _quit_on_stop(app, stop)  # noqa: F841 - kept alive while the loop runs
     if args.windowed:
         window.resize(device.width // 2, device.height // 2)
         window.show()
@@ -309,6 +311,18 @@ def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
         return app.exec()
     finally:
         bus.stop()
+
+
+def _quit_on_stop(app: QCoreApplication, stop: StopSignals) -> QTimer:
+    """End Qt's loop once a stop signal has come, checked by a timer inside the loop: a signal that
+    came before the loop ran (while the window was built) is not lost, as ``app.quit()`` called
+    from a handler then would be (quit does nothing before ``exec``)."""
+    from PyQt6.QtCore import QTimer
+
+    pulse = QTimer()
+    pulse.timeout.connect(lambda: app.quit() if stop.received is not None else None)
+    pulse.start(200)
+    return pulse
 
 
 def _keep_qt_running() -> None:
@@ -322,9 +336,9 @@ def _keep_qt_running() -> None:
 
 
 def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
+    from hall_devices.roles import StopSignals
 
-    from PyQt6.QtCore import QTimer
+    stop = StopSignals()  # first: a stop that comes while Qt loads or the window is built is kept
     from PyQt6.QtWidgets import QApplication
 
     from hall_devices.kiosk.app import KioskWindow
@@ -350,11 +364,7 @@ def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
         scanner.scanned.connect(window.check_in)
         scanner.start()
     link.start()
-    signal.signal(signal.SIGTERM, lambda *_: app.quit())
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
-    pulse = QTimer()  # lets Python run its signal handlers while Qt's loop runs
-    pulse.timeout.connect(lambda: None)
-    pulse.start(200)
+    pulse = _quit_on_stop(app, stop)  # noqa: F841 - kept alive while the loop runs
     if args.windowed:
         window.resize(540, 960)
         window.show()
