@@ -51,6 +51,7 @@ class HallBroker:
 # free watcher account of that broker instead, and gives it back when it stops.
 WATCHERS = tuple(f"watch{n}" for n in range(1, 25))
 _free_watchers: dict[int, list[tuple[str, str]]] = {}
+_pool_monitor: dict[int, str] = {}  # port -> the monitor password of the broker whose pool it is
 
 
 def start_hall_broker(layout: Layout, directory: Path, superuser: str | None = None) -> HallBroker:
@@ -71,6 +72,7 @@ def start_hall_broker(layout: Layout, directory: Path, superuser: str | None = N
     process.start()
     pool = [(w, done.credentials[w]) for w in WATCHERS]  # one pool: an id is one session on any listener
     _free_watchers[port] = _free_watchers[tls_port] = pool
+    _pool_monitor[port] = _pool_monitor[tls_port] = done.credentials[MONITOR]
     return HallBroker(directory, port, tls_port, done.credentials, process, layout.hall.id)
 
 
@@ -119,7 +121,8 @@ def probe(port: int, username: str | None, password: str | None, subscribe: list
           client_id: str = "", tls_ca: Path | None = None, wait: bool = True) -> Probe:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     result = Probe(client)
-    if username == MONITOR and _free_watchers.get(port):
+    # Only the broker that made the pool: a later broker (e.g. `up`'s own) may get the same port.
+    if username == MONITOR and _free_watchers.get(port) and _pool_monitor.get(port) == password:
         result.watcher = (port, _free_watchers[port].pop(0))
         username, password = result.watcher[1]
     if username is not None:
