@@ -122,7 +122,7 @@ def probe(port: int, username: str | None, password: str | None, subscribe: list
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     result = Probe(client)
     # Only the broker that made the pool: a later broker (e.g. `up`'s own) may get the same port.
-    if username == MONITOR and _free_watchers.get(port) and _pool_monitor.get(port) == password:
+    if username == MONITOR and _free_watchers.get(port) and password in (None, _pool_monitor.get(port)):
         result.watcher = (port, _free_watchers[port].pop(0))
         username, password = result.watcher[1]
     if username is not None:
