@@ -37,7 +37,16 @@ sys.path.insert(0, str(ROOT))
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
 from hall_devices.bus import encode  # noqa: E402
-from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route  # noqa: E402
+from hall_devices.contract import (  # noqa: E402
+    RATING,
+    TICKET_REPLY,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_RESULT,
+    TicketRequest,
+    WindowAction,
+    WindowCommand,
+)
 from hall_devices.coordinator import events as ev  # noqa: E402
 from hall_devices.coordinator.calendar import business_day  # noqa: E402
 from hall_devices.coordinator.engine import Engine  # noqa: E402
@@ -155,14 +164,14 @@ def coordinator_runs(port: int, credentials: dict[str, str], store: Path, comman
         arrived.set()
 
     traffic = client(port, "traffic", credentials["traffic"], "bench-traffic", on_reply,
-                     [route("ticket_reply").filter(hall=HALL), route("window_result").filter(hall=HALL)])
+                     [TICKET_REPLY.filter(hall=HALL), WINDOW_RESULT.filter(hall=HALL)])
     process = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "coordinator"], env=env)
     try:
         deadline = time.monotonic() + 20
         probe_id = "probe-0"
         while probe_id not in replies and time.monotonic() < deadline:  # wait until it answers
             request = TicketRequest(command_id=probe_id, service_id="passport", paper=False)
-            traffic.publish(route("ticket_request").topic(hall=HALL, kiosk="K1"), encode(request), qos=1)
+            traffic.publish(TICKET_REQUEST.topic(hall=HALL, kiosk="K1"), encode(request), qos=1)
             time.sleep(0.3)
         services = ["passport", "hukou_in", "company_setup", "social_card", "invoice", "estate_query"]
 
@@ -173,13 +182,13 @@ def coordinator_runs(port: int, credentials: dict[str, str], store: Path, comman
             for i in range(commands):
                 request = TicketRequest(command_id=f"{prefix}{i}", service_id=services[i % len(services)],
                                         paper=False)
-                traffic.publish(route("ticket_request").topic(hall=HALL, kiosk="K1" if i % 2 else "K2"),
+                traffic.publish(TICKET_REQUEST.topic(hall=HALL, kiosk="K1" if i % 2 else "K2"),
                                 encode(request), qos=1)
                 if poison_pct and i % (100 // poison_pct) == 50 // poison_pct:
                     raw = POISONS[poisoned % len(POISONS)]
                     poisoned += 1
-                    topic = (route("rating").topic(hall=HALL, window=6) if raw.startswith(b'{"rating')
-                             else route("ticket_request").topic(hall=HALL, kiosk="K1"))
+                    topic = (RATING.topic(hall=HALL, window=6) if raw.startswith(b'{"rating')
+                             else TICKET_REQUEST.topic(hall=HALL, kiosk="K1"))
                     traffic.publish(topic, raw, qos=1)
             until = time.monotonic() + 120
             while time.monotonic() < until:
@@ -202,7 +211,7 @@ def coordinator_runs(port: int, credentials: dict[str, str], store: Path, comman
                 spent[share] += block / burst(f"m{share}-{round_}-", share, block)
         mixed = {share: MIXED_ROUNDS * block / seconds for share, seconds in spent.items()}
         # Latency: one command at a time, a window calling and finishing, like a clerk.
-        topic = route("window_command").topic(hall=HALL, window=6)
+        topic = WINDOW_COMMAND.topic(hall=HALL, window=6)
         traffic.publish(topic, encode(WindowCommand(command_id="lat-login", action=WindowAction.LOGIN,
                                                     clerk_id="Z06")), qos=1)
         time.sleep(0.5)

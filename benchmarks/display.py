@@ -25,7 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support import HALL, broker, pct, role
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
+from hall_devices.contract import (
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_STATE,
+    TicketRequest,
+    WindowAction,
+    WindowCommand,
+)
 from hall_devices.display.render import ensure_qt, render_text
 from hall_devices.layout import load_layout
 from hall_devices.requests import NoReplyError, Requester
@@ -52,7 +59,7 @@ def raw_hop(hall: object, count: int) -> list[float]:
 
     sender, _ = client(hall.settings("coordinator"), "coordinator")  # type: ignore[attr-defined]
     receiver, _ = client(hall.settings("monitor"), "monitor")  # type: ignore[attr-defined]
-    receiver.subscribe(route("window_state"), on, window=99)
+    receiver.subscribe(WINDOW_STATE, on, window=99)
     sender.start()
     receiver.start()
     from datetime import UTC, datetime
@@ -65,7 +72,7 @@ def raw_hop(hall: object, count: int) -> list[float]:
     for _ in range(count):
         got.clear()
         sent = time.perf_counter()
-        sender.publish(route("window_state"), state, window=99)
+        sender.publish(WINDOW_STATE, state, window=99)
         got.wait(5)
         hops.append((arrived[-1] - sent) * 1000)
     sender.stop()
@@ -112,18 +119,18 @@ def main() -> None:
                 role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
             kiosk, tickets = client(hall.settings("K1"), "K1")
             pads, windows = client(hall.settings("KB1"), "KB1")
-            tickets.listen(route("ticket_request"), kiosk="K1")
-            windows.listen(route("window_command"), window=3)
+            tickets.listen(TICKET_REQUEST, kiosk="K1")
+            windows.listen(WINDOW_COMMAND, window=3)
             kiosk.start()
             pads.start()
 
             def command(action: WindowAction, **fields: str) -> bool:
-                reply = windows.call(route("window_command"), WindowCommand(
+                reply = windows.call(WINDOW_COMMAND, WindowCommand(
                     command_id=uuid.uuid4().hex, action=action, **fields), 10, window=3)
                 return reply.ok
 
             def next_number() -> str:
-                reply = tickets.call(route("ticket_request"), TicketRequest(
+                reply = tickets.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
                 return reply.ticket.number  # type: ignore[attr-defined,no-any-return]
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support import HALL, broker, pct, role
 from hall_devices.bus import Bus, BusOptions
-from hall_devices.contract import TicketRequest, route
+from hall_devices.contract import TICKET_REQUEST, TicketRequest
 from hall_devices.requests import Requester
 from hall_devices.sim.printer import PrinterSimulator
 
@@ -36,12 +36,12 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
             kiosk = Bus(hall.settings("K1"), BusOptions(client_id="bench-K1", hall_id=HALL,
                                                         device_id="K1", device_kind="kiosk"))
             requests = Requester(kiosk)
-            requests.listen(route("ticket_request"), kiosk="K1")
+            requests.listen(TICKET_REQUEST, kiosk="K1")
             kiosk.start()
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # until the coordinator answers
                 try:
-                    requests.call(route("ticket_request"), TicketRequest(
+                    requests.call(TICKET_REQUEST, TicketRequest(
                         command_id=uuid.uuid4().hex, service_id="passport", paper=False), 1.0, kiosk="K1")
                     break
                 except Exception:
@@ -51,7 +51,7 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                 before = len(sim.received)
                 printed = len(sim.tickets)
                 sent = time.monotonic()
-                reply = requests.call(route("ticket_request"), TicketRequest(
+                reply = requests.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id="passport", paper=True), 30, kiosk="K1")
                 assert reply.ok
                 sim.wait_tickets(printed + 1, 60)

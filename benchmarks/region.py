@@ -32,7 +32,14 @@ from pydantic import SecretStr  # noqa: E402
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
 from hall_devices.bus import Bus, BusOptions, Inbound  # noqa: E402
-from hall_devices.contract import ForwardedEvent, RatingLevel, TicketClass, route  # noqa: E402
+from hall_devices.contract import (  # noqa: E402
+    REGION_EVENTS,
+    REGION_HEAD,
+    REGION_RESEND,
+    ForwardedEvent,
+    RatingLevel,
+    TicketClass,
+)
 from hall_devices.coordinator import events as ev  # noqa: E402
 from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
@@ -121,19 +128,19 @@ class HallSide:
         self.forwarder = Forwarder(HALL, store)
         self.bus = Bus(settings, BusOptions(client_id="coordinator", hall_id=HALL, device_id="coordinator",
                                             device_kind="coordinator", max_inflight=1000))
-        self.bus.subscribe(route("region_resend"), self._resend)
+        self.bus.subscribe(REGION_RESEND, self._resend)
 
     def _resend(self, inbound: Inbound[Any]) -> None:
         threading.Thread(target=self._answer, args=(inbound.payload,), daemon=True).start()
 
     def _answer(self, request: Any) -> None:
         for message in self.forwarder.resend(request):
-            self.bus.publish(route("region_events"), message)
+            self.bus.publish(REGION_EVENTS, message)
 
     def head(self) -> None:
         head = self.forwarder.head(datetime.now(UTC), time.monotonic())
         if head is not None:
-            self.bus.publish(route("region_head"), head)
+            self.bus.publish(REGION_HEAD, head)
 
 
 def catch_up(root: Path, cluster: PgCluster, events: list[ev.Event]) -> tuple[float, int]:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import pct  # noqa: E402
 from hall_devices.bus import Inbound  # noqa: E402
-from hall_devices.contract import TicketRequest, route  # noqa: E402
+from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, TicketRequest  # noqa: E402
 from hall_devices.evaluator.keypad import Key  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
 from hall_devices.up import Hall, UpOptions  # noqa: E402
@@ -90,14 +90,14 @@ def whole_hall(tmp: Path) -> list[str]:
         kiosk = Bus(hall.settings_for("traffic"), BusOptions(client_id="bench-kiosk", hall_id="demo",
                                                               device_id="traffic", device_kind="bench"))
         tickets = Requester(kiosk)
-        tickets.listen(route("ticket_request"), kiosk="K1")
+        tickets.listen(TICKET_REQUEST, kiosk="K1")
         kiosk.start()
         pads, leds = hall.keypads[0], hall.screens[0]
         pads.type(3, "0301")
         assert leds.wait(lambda: "欢迎光临" in leds.text(3), 10)
         calls = []
         for _ in range(30):
-            reply = tickets.call(route("ticket_request"), TicketRequest(
+            reply = tickets.call(TICKET_REQUEST, TicketRequest(
                 command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
             number = reply.ticket.number  # type: ignore[attr-defined]
             time.sleep(0.3)  # the hall screen's update of the waiting count goes out first
@@ -124,7 +124,7 @@ def whole_hall(tmp: Path) -> list[str]:
         hall.start_coordinator()
         while True:
             try:
-                tickets.call(route("ticket_request"), TicketRequest(command_id=uuid.uuid4().hex,
+                tickets.call(TICKET_REQUEST, TicketRequest(command_id=uuid.uuid4().hex,
                              service_id="passport", paper=False), 0.5, kiosk="K1")
                 break
             except Exception:
@@ -159,7 +159,7 @@ def _all_back(hall: Hall, since: datetime, timeout_s: float = 60) -> bool:
         if status.updated_at > since and status.state in ("ok", "warning"):
             fresh.add(status.device_id)
 
-    watch.subscribe(route("device_status"), seen)
+    watch.subscribe(DEVICE_STATUS, seen)
     watch.start(timeout_s)
     deadline = time.monotonic() + timeout_s
     while not agents <= fresh and time.monotonic() < deadline:

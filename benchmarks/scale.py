@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import pct  # noqa: E402
 from hall_devices.bus import Bus, BusOptions, Inbound  # noqa: E402
-from hall_devices.contract import DeviceState, TicketRequest, route  # noqa: E402
+from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, DeviceState, TicketRequest  # noqa: E402
 from hall_devices.evaluator.keypad import Key  # noqa: E402
 from hall_devices.generate import generate  # noqa: E402
 from hall_devices.layout import PadDevice, WindowScreenDevice, load_layout, parse_layout  # noqa: E402
@@ -61,7 +61,7 @@ def main() -> None:
 
             watch = Bus(hall.settings_for("monitor"), BusOptions(client_id="scale-watch", hall_id="demo",
                                                                  device_id="monitor", device_kind="bench"))
-            watch.subscribe(route("device_status"), seen)
+            watch.subscribe(DEVICE_STATUS, seen)
             watch.start(20)
             started = time.monotonic()
             hall.start_devices()
@@ -72,7 +72,7 @@ def main() -> None:
             kiosk = Bus(hall.settings_for("traffic"), BusOptions(client_id="scale-kiosk", hall_id="demo",
                                                                  device_id="traffic", device_kind="bench"))
             tickets = Requester(kiosk)
-            tickets.listen(route("ticket_request"), kiosk="K1")
+            tickets.listen(TICKET_REQUEST, kiosk="K1")
             kiosk.start(20)
             # Buses are started in layout order: L1/KB1 first, so bus n is the n-th simulator.
             by_window = {d.window: (hall.keypads[int(d.bus[2:]) - 1], d.address)
@@ -87,7 +87,7 @@ def main() -> None:
                 pads.type(address, f"{window:04d}")
                 leds.wait(lambda ls=leds, sc=screen: "欢迎光临" in ls.text(sc), 10)
                 service = layout.window_services(layout.window(window))[0][0]
-                reply = tickets.call(route("ticket_request"), TicketRequest(
+                reply = tickets.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id=service, paper=False), 10, kiosk="K1")
                 number = reply.ticket.number  # type: ignore[attr-defined]
                 pressed = time.monotonic()

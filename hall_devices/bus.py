@@ -41,6 +41,8 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from hall_devices.contract import (
+    DEVICE_STATUS,
+    ERROR,
     MAX_PAYLOAD_BYTES,
     DeviceFault,
     DeviceState,
@@ -87,7 +89,7 @@ class BadPayloadError(BusError):
 class Inbound(Generic[P]):
     """A decoded message: our own type, not paho's."""
 
-    route: Route
+    route: Route[P]
     topic: str
     params: dict[str, str]
     payload: P
@@ -123,7 +125,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def decode(route_: Route, raw: bytes) -> Payload:
+def decode(route_: Route[P], raw: bytes) -> P:
     """Decode a payload of a route, or raise :class:`BadPayloadError` naming the problem.
 
     Nothing else escapes: ``bad_json`` for a payload over ``MAX_PAYLOAD_BYTES``, invalid UTF-8 or
@@ -175,10 +177,10 @@ def _readable_id(raw: bytes) -> str | None:
 
 
 @dataclass
-class _Subscription:
-    route: Route
+class _Subscription(Generic[P]):
+    route: Route[P]
     filter: str
-    handler: Handler
+    handler: Callable[[Inbound[P]], None]
 
 
 @dataclass
@@ -201,7 +203,7 @@ class Bus:
     def __init__(self, settings: Settings, options: BusOptions) -> None:
         self._settings = settings
         self.options = options
-        self._subscriptions: list[_Subscription] = []
+        self._subscriptions: list[_Subscription[Any]] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()  # connected and every subscription acknowledged
         self._pending_subscriptions: dict[int, str] = {}
@@ -305,7 +307,7 @@ class Bus:
 
     # --- publishing -----------------------------------------------------------------------------
 
-    def publish(self, route_: Route, payload: Payload, **params: object) -> Sent:
+    def publish(self, route_: Route[P], payload: P, **params: object) -> Sent:
         if not isinstance(payload, route_.model):
             raise TypeError(f"route {route_.name} carries {route_.model.__name__}, "
                             f"not {type(payload).__name__}")
@@ -371,11 +373,11 @@ class Bus:
         log.warning("refused message on %s: %s [%s]", topic, problem.message, raw[:80].hex(" "))
         report = ErrorReport(topic=topic, problem=problem, excerpt=raw[:200].decode("utf-8", "replace"),
                              reported_by=self.options.device_id, at=now())
-        self.publish(route("error"), report, reporter=self.options.device_id)
+        self.publish(ERROR, report, reporter=self.options.device_id)
 
     # --- subscribing --------------------------------------------------------------------------
 
-    def subscribe(self, route_: Route, handler: Handler, **params: object) -> None:
+    def subscribe(self, route_: Route[P], handler: Callable[[Inbound[P]], None], **params: object) -> None:
         """Deliver decoded messages of a route (parameters not given match any) to ``handler``."""
         sub = _Subscription(route_, route_.filter(hall=self.options.hall_id, **params), handler)
         with self._lock:
@@ -384,13 +386,13 @@ class Bus:
         if self._connected.is_set():
             self._client.subscribe(sub.filter, qos=route_.qos)  # renewed with the rest on reconnect
 
-    def _dispatcher(self, sub: _Subscription) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
+    def _dispatcher(self, sub: _Subscription[Any]) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
         def dispatch(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
             self._deliver(sub, message)
 
         return dispatch
 
-    def _deliver(self, sub: _Subscription, message: mqtt.MQTTMessage) -> None:
+    def _deliver(self, sub: _Subscription[Any], message: mqtt.MQTTMessage) -> None:
         try:
             params = sub.route.match(message.topic)
             if params is None:
@@ -419,7 +421,7 @@ class Bus:
                 with contextlib.suppress(Exception):
                     self._client.ack(message.mid, message.qos)
 
-    def _refuse(self, route_: Route, message: mqtt.MQTTMessage, params: dict[str, str],
+    def _refuse(self, route_: Route[Any], message: mqtt.MQTTMessage, params: dict[str, str],
                 problem: Problem) -> None:
         raw = bytes(message.payload)
         try:
@@ -522,4 +524,4 @@ class Bus:
         self._notify(False)
 
     def _status_topic(self) -> str:
-        return route("device_status").topic(hall=self.options.hall_id, device=self.options.device_id)
+        return DEVICE_STATUS.topic(hall=self.options.hall_id, device=self.options.device_id)

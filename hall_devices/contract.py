@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -603,11 +603,16 @@ REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
                  "config/result": "out"}  # leaf → bridge direction
 
 
+P = TypeVar("P", bound="Payload")
+
+
 @dataclass(frozen=True)
-class Route:
+class Route(Generic[P]):
+    """One MQTT route: its topic pattern and payload model (``P``), who publishes and who takes it."""
+
     name: str
     pattern: str
-    model: type[Payload]
+    model: type[P]
     publisher: str
     subscriber: str
     qos: int = 1
@@ -674,84 +679,93 @@ class CardRead(Payload):
     read_at: AwareDatetime
 
 
-def _routes(*routes: Route) -> dict[str, Route]:
+def _routes(*routes: Route[Any]) -> dict[str, Route[Any]]:
     return {r.name: r for r in routes}
 
 
-ROUTES: dict[str, Route] = _routes(
-    Route("ticket_request", "hall/{hall}/kiosk/{kiosk}/ticket/request", TicketRequest,
-          "kiosk", "coordinator", answer="ticket_reply"),
-    Route("ticket_reply", "hall/{hall}/kiosk/{kiosk}/ticket/reply", TicketReply,
-          "coordinator", "kiosk"),
-    Route("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
-          "coordinator", "printer", answer="print_result"),
-    Route("print_result", "hall/{hall}/printer/{printer}/result", PrintResult,
-          "printer", "coordinator"),
-    Route("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
-          "pad agent, web", "coordinator", answer="window_result"),
-    Route("window_result", "hall/{hall}/window/{window}/result", WindowCommandResult,
-          "coordinator", "pad agent, web"),
-    Route("window_state", "hall/{hall}/window/{window}/state", WindowState,
-          "coordinator", "displays, pad agent, web", retained=True),
-    Route("call", "hall/{hall}/call", Call, "coordinator", "displays, announcer, web"),
-    Route("queue_summary", "hall/{hall}/queue/summary", QueueSummary,
-          "coordinator", "kiosks, hall screens, web", retained=True),
-    Route("rating_prompt", "hall/{hall}/window/{window}/rating/prompt", RatingPrompt,
-          "coordinator", "pad agent"),
-    Route("rating", "hall/{hall}/window/{window}/rating", Rating,
-          "pad agent", "coordinator", answer="rating_ack", identity=("window", "window")),
-    Route("rating_ack", "hall/{hall}/window/{window}/rating/ack", RatingAck,
-          "coordinator", "pad agent"),
-    Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
-          "every agent (Last Will: offline)", "coordinator, web", retained=True,
-          identity=("device_id", "device")),
-    Route("alert", "hall/{hall}/alert", Alert, "coordinator", "web"),
-    Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts, "coordinator", "web",
-          retained=True),
-    Route("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
-          "web", "coordinator", answer="staff_result"),
-    Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web"),
-    Route("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
-          answer="query_reply"),
-    Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web"),
-    Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
-          identity=("reported_by", "reporter")),
-    Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk"),
-    Route("hall_layout", "hall/{hall}/layout", HallLayout, "coordinator",
-          "kiosks, displays, hall screens, web", retained=True),
-    # Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
-    # region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
-    Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",
-          "bridge → region", identity=("hall_id", "hall")),
-    Route("region_head", REGION_LOCAL_PREFIX + "head", RegionHead, "coordinator", "bridge → region",
-          qos=0, identity=("hall_id", "hall")),
-    Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
-          "coordinator"),
-    Route("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge", "coordinator",
-          answer="region_config_result"),
-    Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult, "coordinator",
-          "bridge → region"),
-    Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region", "bridge of a hall"),
-    Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result", ConfigResult,
-          "bridge of a hall", "region"),
-    Route("region_alerts_in", REGION_REMOTE_PREFIX + "alerts/active", ActiveAlerts, "bridge of a hall",
-          "region", retained=True),
-    Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents, "bridge of a hall",
-          "region", identity=("hall_id", "site")),
-    Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall", "region",
-          qos=0, identity=("hall_id", "site")),
-    Route("region_resend_out", REGION_REMOTE_PREFIX + "resend", ResendRequest, "region",
-          "bridge of a hall"),
-    Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpRequest, "kiosk (open), web (answered, "
-          "closed)", "web, kiosk", retained=True, identity=("kiosk_id", "kiosk")),
+TICKET_REQUEST = Route("ticket_request", "hall/{hall}/kiosk/{kiosk}/ticket/request", TicketRequest,
+                       "kiosk", "coordinator", answer="ticket_reply")
+TICKET_REPLY = Route("ticket_reply", "hall/{hall}/kiosk/{kiosk}/ticket/reply", TicketReply,
+                     "coordinator", "kiosk")
+PRINT_JOB = Route("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
+                  "coordinator", "printer", answer="print_result")
+PRINT_RESULT = Route("print_result", "hall/{hall}/printer/{printer}/result", PrintResult,
+                     "printer", "coordinator")
+WINDOW_COMMAND = Route("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
+                       "pad agent, web", "coordinator", answer="window_result")
+WINDOW_RESULT = Route("window_result", "hall/{hall}/window/{window}/result", WindowCommandResult,
+                      "coordinator", "pad agent, web")
+WINDOW_STATE = Route("window_state", "hall/{hall}/window/{window}/state", WindowState,
+                     "coordinator", "displays, pad agent, web", retained=True)
+CALL = Route("call", "hall/{hall}/call", Call, "coordinator", "displays, announcer, web")
+QUEUE_SUMMARY = Route("queue_summary", "hall/{hall}/queue/summary", QueueSummary,
+                      "coordinator", "kiosks, hall screens, web", retained=True)
+RATING_PROMPT = Route("rating_prompt", "hall/{hall}/window/{window}/rating/prompt", RatingPrompt,
+                      "coordinator", "pad agent")
+RATING = Route("rating", "hall/{hall}/window/{window}/rating", Rating,
+               "pad agent", "coordinator", answer="rating_ack", identity=("window", "window"))
+RATING_ACK = Route("rating_ack", "hall/{hall}/window/{window}/rating/ack", RatingAck,
+                   "coordinator", "pad agent")
+DEVICE_STATUS = Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
+                      "every agent (Last Will: offline)", "coordinator, web", retained=True,
+                      identity=("device_id", "device"))
+ALERT = Route("alert", "hall/{hall}/alert", Alert, "coordinator", "web")
+ACTIVE_ALERTS = Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts, "coordinator", "web",
+                      retained=True)
+STAFF_COMMAND = Route("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
+                      "web", "coordinator", answer="staff_result")
+STAFF_RESULT = Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web")
+QUERY = Route("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
+              answer="query_reply")
+QUERY_REPLY = Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web")
+ERROR = Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
+              identity=("reported_by", "reporter"))
+CARD_READ = Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk")
+HALL_LAYOUT = Route("hall_layout", "hall/{hall}/layout", HallLayout, "coordinator",
+                    "kiosks, displays, hall screens, web", retained=True)
+# Region (issue 20). The hall's broker bridges hall/{hall}/region/<leaf> to the regional broker's
+# region/{district}/{site}/<leaf> (REGION_LOCAL_PREFIX ↔ REGION_REMOTE_PREFIX, see region/bridge.py).
+REGION_EVENTS = Route("region_events", REGION_LOCAL_PREFIX + "events", RegionEvents, "coordinator",
+                      "bridge → region", identity=("hall_id", "hall"))
+REGION_HEAD = Route("region_head", REGION_LOCAL_PREFIX + "head", RegionHead, "coordinator",
+                    "bridge → region", qos=0, identity=("hall_id", "hall"))
+REGION_RESEND = Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
+                      "coordinator")
+REGION_CONFIG = Route("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge",
+                      "coordinator", answer="region_config_result")
+REGION_CONFIG_RESULT = Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult,
+                             "coordinator", "bridge → region")
+REGION_CONFIG_OUT = Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region",
+                          "bridge of a hall")
+REGION_CONFIG_RESULT_IN = Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result",
+                                ConfigResult, "bridge of a hall", "region")
+REGION_ALERTS_IN = Route("region_alerts_in", REGION_REMOTE_PREFIX + "alerts/active", ActiveAlerts,
+                         "bridge of a hall", "region", retained=True)
+REGION_EVENTS_IN = Route("region_events_in", REGION_REMOTE_PREFIX + "events", RegionEvents,
+                         "bridge of a hall", "region", identity=("hall_id", "site"))
+REGION_HEAD_IN = Route("region_head_in", REGION_REMOTE_PREFIX + "head", RegionHead, "bridge of a hall",
+                       "region", qos=0, identity=("hall_id", "site"))
+REGION_RESEND_OUT = Route("region_resend_out", REGION_REMOTE_PREFIX + "resend", ResendRequest, "region",
+                          "bridge of a hall")
+HELP_REQUEST = Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpRequest,
+                     "kiosk (open), web (answered, closed)", "web, kiosk", retained=True,
+                     identity=("kiosk_id", "kiosk"))
+
+ROUTES: dict[str, Route[Any]] = _routes(
+    TICKET_REQUEST, TICKET_REPLY, PRINT_JOB, PRINT_RESULT, WINDOW_COMMAND, WINDOW_RESULT, WINDOW_STATE,
+    CALL, QUEUE_SUMMARY, RATING_PROMPT, RATING, RATING_ACK, DEVICE_STATUS, ALERT, ACTIVE_ALERTS,
+    STAFF_COMMAND, STAFF_RESULT, QUERY, QUERY_REPLY, ERROR, CARD_READ, HALL_LAYOUT, REGION_EVENTS,
+    REGION_HEAD, REGION_RESEND, REGION_CONFIG, REGION_CONFIG_RESULT, REGION_CONFIG_OUT,
+    REGION_CONFIG_RESULT_IN, REGION_ALERTS_IN, REGION_EVENTS_IN, REGION_HEAD_IN, REGION_RESEND_OUT,
+    HELP_REQUEST,
 )
 
 
-def route(name: str) -> Route:
+def route(name: str) -> Route[Any]:
     return ROUTES[name]
 
 
-def find_route(topic: str) -> tuple[Route, dict[str, str]] | None:
+def find_route(topic: str) -> tuple[Route[Any], dict[str, str]] | None:
     for candidate in ROUTES.values():
         params = candidate.match(topic)
         if params is not None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hall_devices.bus import Bus, Inbound
-from hall_devices.contract import HallLayout, route
+from hall_devices.contract import HALL_LAYOUT, HallLayout
 from hall_devices.layout import Device, Layout, LayoutError, parse_layout
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class LayoutFollower:
         self.version: int | None = None
 
     def subscribe(self, bus: Bus) -> None:
-        bus.subscribe(route("hall_layout"), self.receive)
+        bus.subscribe(HALL_LAYOUT, self.receive)
 
     def receive(self, inbound: Inbound[Any]) -> None:
         message = inbound.payload

@@ -30,7 +30,25 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hall_devices.contract import route
+from hall_devices.contract import (
+    CALL,
+    CARD_READ,
+    DEVICE_STATUS,
+    ERROR,
+    HALL_LAYOUT,
+    HELP_REQUEST,
+    PRINT_JOB,
+    PRINT_RESULT,
+    QUERY,
+    QUEUE_SUMMARY,
+    RATING,
+    STAFF_COMMAND,
+    TICKET_REPLY,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_STATE,
+    route,
+)
 from hall_devices.layout import (
     RESERVED_IDS,
     AnnouncerDevice,
@@ -66,9 +84,9 @@ class User:
 
 def _own(user: User, hall: str) -> User:
     """Every agent writes its own status and error reports, and reads the layout the hall runs."""
-    user.write += [route("device_status").topic(hall=hall, device=user.name),
-                   route("error").topic(hall=hall, reporter=user.name)]
-    user.read.append(route("hall_layout").topic(hall=hall))
+    user.write += [DEVICE_STATUS.topic(hall=hall, device=user.name),
+                   ERROR.topic(hall=hall, reporter=user.name)]
+    user.read.append(HALL_LAYOUT.topic(hall=hall))
     return user
 
 
@@ -93,34 +111,34 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
     users = [User(COORDINATOR, readwrite=[everything]),
              User(MONITOR, read=[everything]),
              *(User(w, read=[everything]) for w in watchers),
-             _own(User(WEB, read=[everything], write=[route("window_command").filter(hall=hall),
-                                                      route("staff_command").topic(hall=hall, staff=WEB),
-                                                      route("query").topic(hall=hall, client=WEB),
-                                                      route("help_request").filter(hall=hall)]),
+             _own(User(WEB, read=[everything], write=[WINDOW_COMMAND.filter(hall=hall),
+                                                      STAFF_COMMAND.topic(hall=hall, staff=WEB),
+                                                      QUERY.topic(hall=hall, client=WEB),
+                                                      HELP_REQUEST.filter(hall=hall)]),
                   hall)]
     if demo:
         users.append(User(TRAFFIC, read=[everything], write=[
-            route("ticket_request").filter(hall=hall), route("window_command").filter(hall=hall),
-            route("rating").filter(hall=hall),
-            route("staff_command").topic(hall=hall, staff=TRAFFIC)]))  # demo bookings for ID cards
+            TICKET_REQUEST.filter(hall=hall), WINDOW_COMMAND.filter(hall=hall),
+            RATING.filter(hall=hall),
+            STAFF_COMMAND.topic(hall=hall, staff=TRAFFIC)]))  # demo bookings for ID cards
         users.append(User(UP, read=[everything]))
-    shared_reads = [route("call").filter(hall=hall), route("window_state").filter(hall=hall),
-                    route("queue_summary").filter(hall=hall)]
+    shared_reads = [CALL.filter(hall=hall), WINDOW_STATE.filter(hall=hall),
+                    QUEUE_SUMMARY.filter(hall=hall)]
     for device in layout.devices:
         if isinstance(device, KioskDevice):
-            user = User(device.id, read=[route("ticket_reply").topic(hall=hall, kiosk=device.id),
-                                         route("queue_summary").filter(hall=hall),
-                                         route("device_status").filter(hall=hall)],
-                        write=[route("ticket_request").topic(hall=hall, kiosk=device.id)],
-                        readwrite=[route("help_request").topic(hall=hall, kiosk=device.id)])
-            user.read.append(route("card_read").topic(hall=hall, kiosk=device.id))
+            user = User(device.id, read=[TICKET_REPLY.topic(hall=hall, kiosk=device.id),
+                                         QUEUE_SUMMARY.filter(hall=hall),
+                                         DEVICE_STATUS.filter(hall=hall)],
+                        write=[TICKET_REQUEST.topic(hall=hall, kiosk=device.id)],
+                        readwrite=[HELP_REQUEST.topic(hall=hall, kiosk=device.id)])
+            user.read.append(CARD_READ.topic(hall=hall, kiosk=device.id))
             if device.printer:  # to tell the applicant when the ticket did not print
-                user.read.append(route("print_result").topic(hall=hall, printer=device.printer))
+                user.read.append(PRINT_RESULT.topic(hall=hall, printer=device.printer))
         elif isinstance(device, PrinterDevice):
-            user = User(device.id, read=[route("print_job").topic(hall=hall, printer=device.id)],
-                        write=[route("print_result").topic(hall=hall, printer=device.id)])
+            user = User(device.id, read=[PRINT_JOB.topic(hall=hall, printer=device.id)],
+                        write=[PRINT_RESULT.topic(hall=hall, printer=device.id)])
         elif isinstance(device, IdCardReaderDevice):
-            user = User(device.id, write=[route("card_read").topic(hall=hall, kiosk=device.kiosk)])
+            user = User(device.id, write=[CARD_READ.topic(hall=hall, kiosk=device.kiosk)])
         elif isinstance(device, LedBusDevice | AnnouncerDevice) or (
                 isinstance(device, HallScreenDevice) and device.bus is None):
             user = User(device.id, read=list(shared_reads))
@@ -129,8 +147,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
             for pad in layout.members(device.id):
                 if isinstance(pad, PadDevice):
                     w = pad.window
-                    user.write += [route("window_command").topic(hall=hall, window=w),
-                                   route("rating").topic(hall=hall, window=w)]
+                    user.write += [WINDOW_COMMAND.topic(hall=hall, window=w),
+                                   RATING.topic(hall=hall, window=w)]
                     user.read += [route(name).topic(hall=hall, window=w) for name in
                                   ("window_result", "window_state", "rating_prompt", "rating_ack")]
         else:

@@ -26,7 +26,7 @@ class Requester:
         self._answers: dict[str, Reply] = {}
         self._subscribed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
-    def listen(self, request: Route, **params: object) -> None:
+    def listen(self, request: Route[Any], **params: object) -> None:
         """Subscribe to the answers of a request route (call before the bus starts, ideally)."""
         if request.answer is None:
             raise BusError(f"route {request.name} has no answer route")
@@ -47,8 +47,8 @@ class Requester:
                 self._answers[reply.command_id] = reply
                 event.set()
 
-    def call(self, request: Route, payload: Payload, timeout_s: float = 5.0, resend_s: float | None = None,
-             **params: object) -> Reply:
+    def call(self, request: Route[Any], payload: Payload, timeout_s: float = 5.0,
+             resend_s: float | None = None, **params: object) -> Reply:
         """Publish ``payload`` and wait up to ``timeout_s`` for the answer carrying its command id.
 
         ``resend_s``: publish the same payload (same command id, so applied at most once) again every

@@ -19,6 +19,13 @@ from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    CARD_READ,
+    RATING,
+    RATING_PROMPT,
+    STAFF_COMMAND,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_STATE,
     CardRead,
     Rating,
     RatingLevel,
@@ -33,7 +40,6 @@ from hall_devices.contract import (
     WindowCommandResult,
     WindowState,
     WindowStatus,
-    route,
 )
 from hall_devices.evaluator.keypad import Key
 from hall_devices.idcard.identity import id_hash
@@ -88,15 +94,15 @@ class TrafficGenerator:
         self.bus = Bus(settings, BusOptions(client_id="traffic", hall_id=layout.hall.id,
                                             device_id="traffic", device_kind="traffic"))
         self.requests = Requester(self.bus)
-        self.requests.listen(route("ticket_request"))
-        self.requests.listen(route("window_command"))
-        self.requests.listen(route("rating"))
+        self.requests.listen(TICKET_REQUEST)
+        self.requests.listen(WINDOW_COMMAND)
+        self.requests.listen(RATING)
         if cards is not None:
-            self.requests.listen(route("staff_command"), staff="traffic")
+            self.requests.listen(STAFF_COMMAND, staff="traffic")
             if cards.checks_in:
-                self.bus.subscribe(route("card_read"), self._on_card, kiosk=cards.kiosk)
-        self.bus.subscribe(route("rating_prompt"), self._on_prompt)
-        self.bus.subscribe(route("window_state"), self._on_state)
+                self.bus.subscribe(CARD_READ, self._on_card, kiosk=cards.kiosk)
+        self.bus.subscribe(RATING_PROMPT, self._on_prompt)
+        self.bus.subscribe(WINDOW_STATE, self._on_state)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.kiosks = [d.id for d in layout.devices if isinstance(d, KioskDevice)] or ["K1"]
@@ -146,7 +152,7 @@ class TrafficGenerator:
                     else TicketClass.NORMAL)
             request = TicketRequest(command_id=_id(), service_id=self.random.choice(services),
                                     ticket_class=kind, paper=True)
-            reply = self.requests.call(route("ticket_request"), request,
+            reply = self.requests.call(TICKET_REQUEST, request,
                                        kiosk=self.random.choice(self.kiosks))
             self.issued += reply.ok
             if isinstance(reply, TicketReply) and reply.ticket is not None:
@@ -163,7 +169,7 @@ class TrafficGenerator:
                                 appointment_code=f"YY{_id()[:10]}", service_id=cards.service_id,
                                 slot_start=now - timedelta(minutes=5), slot_end=now + timedelta(minutes=25),
                                 id_hash=id_hash(cards.key, card.id_number))
-            if not self.requests.call(route("staff_command"), book, staff="traffic").ok:
+            if not self.requests.call(STAFF_COMMAND, book, staff="traffic").ok:
                 continue
             cards.reader.place(card)
             self._stop.wait(2.0)
@@ -179,7 +185,7 @@ class TrafficGenerator:
         assert self.cards is not None
         request = TicketRequest(command_id=_id(), ticket_class=TicketClass.APPOINTMENT, id_hash=hashed)
         try:
-            reply = self.requests.call(route("ticket_request"), request, kiosk=self.cards.kiosk)
+            reply = self.requests.call(TICKET_REQUEST, request, kiosk=self.cards.kiosk)
         except NoReplyError as exc:
             log.warning("traffic: %s", exc)
             return
@@ -190,7 +196,7 @@ class TrafficGenerator:
 
     def _command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=_id(), action=action, **fields)
-        reply = self.requests.call(route("window_command"), command, window=window)
+        reply = self.requests.call(WINDOW_COMMAND, command, window=window)
         assert isinstance(reply, WindowCommandResult)
         return reply
 
@@ -279,7 +285,7 @@ class TrafficGenerator:
 
     def _rate(self, rating: Rating) -> None:
         try:
-            if self.requests.call(route("rating"), rating, window=rating.window).ok:
+            if self.requests.call(RATING, rating, window=rating.window).ok:
                 self.rated += 1
         except NoReplyError as exc:
             log.warning("traffic: %s", exc)

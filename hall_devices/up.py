@@ -26,7 +26,18 @@ from pydantic import SecretStr
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.children import dying_with_parent
-from hall_devices.contract import DeviceState, QueueSummary, TicketClass, WindowState, WindowStatus, route
+from hall_devices.contract import (
+    CALL,
+    DEVICE_STATUS,
+    QUEUE_SUMMARY,
+    TICKET_REPLY,
+    WINDOW_STATE,
+    DeviceState,
+    QueueSummary,
+    TicketClass,
+    WindowState,
+    WindowStatus,
+)
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
@@ -107,11 +118,11 @@ class Summary:
         self.last_call = ""
         self.devices: dict[str, DeviceState] = {}
         self._changed = threading.Condition()
-        self.bus.subscribe(route("device_status"), self._device)
-        self.bus.subscribe(route("queue_summary"), self._queue)
-        self.bus.subscribe(route("window_state"), self._window)
-        self.bus.subscribe(route("call"), self._call)
-        self.bus.subscribe(route("ticket_reply"), self._ticket)
+        self.bus.subscribe(DEVICE_STATUS, self._device)
+        self.bus.subscribe(QUEUE_SUMMARY, self._queue)
+        self.bus.subscribe(WINDOW_STATE, self._window)
+        self.bus.subscribe(CALL, self._call)
+        self.bus.subscribe(TICKET_REPLY, self._ticket)
 
     def _device(self, inbound: Inbound[Any]) -> None:
         with self._changed:

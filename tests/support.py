@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.contract import route
+from hall_devices.contract import DEVICE_STATUS
 from hall_devices.layout import Layout
 from hall_devices.provision import MONITOR, password_hash, provision
 from hall_devices.settings import Settings
@@ -186,7 +186,7 @@ class Coordinator:
     def start_ready(self, broker: HallBroker, timeout_s: float = 15) -> None:
         """Start it and wait for its retained status to say ok (its session then exists)."""
         status = probe(broker.port, "monitor", broker.credentials["monitor"],
-                       subscribe=[route("device_status").topic(hall=broker.hall_id, device="coordinator")])
+                       subscribe=[DEVICE_STATUS.topic(hall=broker.hall_id, device="coordinator")])
         try:
             self.start()
             status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=timeout_s)

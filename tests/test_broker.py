@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hall_devices.bus import encode
-from hall_devices.contract import DeviceState, DeviceStatus, Rating, RatingLevel, route
+from hall_devices.contract import DEVICE_STATUS, RATING, DeviceState, DeviceStatus, Rating, RatingLevel
 from hall_devices.provision import password_hash, users_for
 from tests.support import HallBroker, probe
 
@@ -56,7 +56,7 @@ def test_tls_with_credentials_works(hall_broker: HallBroker) -> None:
     monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
                     subscribe=[f"hall/{HALL}/device/+/status"])
     printer = probe(hall_broker.tls_port, "P2", hall_broker.credentials["P2"], tls_ca=ca)
-    printer.client.publish(route("device_status").topic(hall=HALL, device="P2"), status("P2"), qos=1)
+    printer.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P2"), status("P2"), qos=1)
     got = monitor.expect(lambda m: m.topic.endswith("/P2/status"))
     assert b'"device_id":"P2"' in got.payload
     printer.stop()
@@ -69,20 +69,20 @@ def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
     printer = probe(hall_broker.port, "P1", hall_broker.credentials["P1"])
     keypads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"])
     # Its own status reaches subscribers.
-    printer.client.publish(route("device_status").topic(hall=HALL, device="P1"), status("P1"), qos=1)
+    printer.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P1"), status("P1"), qos=1)
     monitor.expect(lambda m: m.topic == f"hall/{HALL}/device/P1/status" and b"P1" in m.payload)
     # Another device's status does not.
-    printer.client.publish(route("device_status").topic(hall=HALL, device="P2"), status("P2"), qos=1)
+    printer.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P2"), status("P2"), qos=1)
     # A rating for window 3 is the keypad bus's (PAD3 is on KB1); a printer may not send one.
     def rating(rating_id: str, window: int) -> bytes:
         return encode(Rating(rating_id=rating_id, prompt_id="p", window=window,
                              level=RatingLevel.SATISFIED, rated_at=datetime.now(UTC)))
 
-    printer.client.publish(route("rating").topic(hall=HALL, window=3), rating("from-printer", 3), qos=1)
+    printer.client.publish(RATING.topic(hall=HALL, window=3), rating("from-printer", 3), qos=1)
     # Window 99 has no pad on KB1: the bus may not rate it either.
-    keypads.client.publish(route("rating").topic(hall=HALL, window=99), rating("kb-99", 99), qos=1)
+    keypads.client.publish(RATING.topic(hall=HALL, window=99), rating("kb-99", 99), qos=1)
     # A rating for a window of its own pads does arrive (and proves the monitor was listening).
-    keypads.client.publish(route("rating").topic(hall=HALL, window=3), rating("kb-3", 3), qos=1)
+    keypads.client.publish(RATING.topic(hall=HALL, window=3), rating("kb-3", 3), qos=1)
     got = monitor.expect(lambda m: "/rating" in m.topic or m.topic.endswith("P2/status"))
     assert got.topic == f"hall/{HALL}/window/3/rating", f"forbidden message delivered: {got.topic}"
     assert b"kb-3" in got.payload, f"forbidden rating delivered: {got.payload!r}"
@@ -110,7 +110,7 @@ def test_dev_port_starts_mosquitto_with_an_anonymous_localhost_listener(tmp_path
     broker.start()  # raises with Mosquitto's log if it refuses the file
     try:
         anonymous = probe(dev_port, None, None, subscribe=[f"hall/{HALL}/#"])
-        anonymous.client.publish(route("device_status").topic(hall=HALL, device="P1"), status("P1"), qos=1)
+        anonymous.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P1"), status("P1"), qos=1)
         assert anonymous.expect(lambda m: True).topic == f"hall/{HALL}/device/P1/status"
         anonymous.stop()
         refused = probe(port, None, None, wait=False)  # the password listener still is not anonymous

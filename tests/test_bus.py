@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hall_devices.bus import UNREACHABLE_WARN_S, BadPayloadError, Bus, BusOptions, Inbound, decode, encode
-from hall_devices.contract import MAX_PAYLOAD_BYTES, ROUTES, WindowAction, WindowCommand, route
+from hall_devices.contract import (
+    MAX_PAYLOAD_BYTES,
+    RATING,
+    ROUTES,
+    WINDOW_COMMAND,
+    WindowAction,
+    WindowCommand,
+    route,
+)
 from tests.support import HallBroker, probe, wait_until
 
 HALL = "demo"
@@ -46,13 +54,13 @@ def test_online_on_connect_and_offline_on_stop(hall_broker: HallBroker) -> None:
 def test_bad_payloads_are_answered_and_the_bus_keeps_delivering(hall_broker: HallBroker) -> None:
     received: queue.Queue[Inbound[Any]] = queue.Queue()
     coordinator = make_bus(hall_broker, "coordinator", "coordinator")
-    coordinator.subscribe(route("window_command"), received.put)
+    coordinator.subscribe(WINDOW_COMMAND, received.put)
     coordinator.start()
     pads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"],
                  subscribe=[f"hall/{HALL}/window/3/result"])
     monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
                     subscribe=[f"hall/{HALL}/error/#"])
-    topic = route("window_command").topic(hall=HALL, window=3)
+    topic = WINDOW_COMMAND.topic(hall=HALL, window=3)
 
     pads.client.publish(topic, b"not json {", qos=1)
     reply = json.loads(pads.expect(lambda m: True).payload)
@@ -80,7 +88,7 @@ def test_reconnects_republishes_online_and_resubscribes(own_broker: HallBroker) 
     received: queue.Queue[Inbound[Any]] = queue.Queue()
     changes: list[bool] = []
     bus = make_bus(own_broker, "coordinator", "coordinator", on_connection=changes.append)
-    bus.subscribe(route("window_command"), received.put)
+    bus.subscribe(WINDOW_COMMAND, received.put)
     bus.start()
     own_broker.process.stop()
     wait_until(lambda: not bus.connected, what="disconnect noticed")
@@ -94,7 +102,7 @@ def test_reconnects_republishes_online_and_resubscribes(own_broker: HallBroker) 
     assert json.loads(monitor.expect(lambda m: True).payload)["state"] == "ok"
     pads = probe(own_broker.port, "KB1", own_broker.credentials["KB1"])
     command = WindowCommand(command_id="after-restart", action=WindowAction.NEXT)
-    pads.client.publish(route("window_command").topic(hall=HALL, window=3), encode(command), qos=1)
+    pads.client.publish(WINDOW_COMMAND.topic(hall=HALL, window=3), encode(command), qos=1)
     assert received.get(timeout=5).payload == command
     bus.stop()
     monitor.stop()
@@ -158,7 +166,7 @@ UNREADABLE = {
 def test_every_unreadable_payload_is_a_named_refusal(case: str) -> None:
     raw, code = UNREADABLE[case]
     with pytest.raises(BadPayloadError) as refused:
-        decode(route("window_command"), raw)
+        decode(WINDOW_COMMAND, raw)
     assert refused.value.problem.code == code
     assert len(refused.value.problem.message) <= 600
 
@@ -167,7 +175,7 @@ def test_a_naive_datetime_is_refused_by_the_schema() -> None:
     raw = (b'{"rating_id": "r-1", "prompt_id": "p", "window": 6, "level": 4, '
            b'"rated_at": "2026-11-23T09:00:00"}')
     with pytest.raises(BadPayloadError) as refused:
-        decode(route("rating"), raw)
+        decode(RATING, raw)
     assert refused.value.problem.code == "bad_schema" and "rated_at" in refused.value.problem.message
 
 
@@ -203,13 +211,13 @@ def test_a_raising_handler_is_logged_acknowledged_and_the_bus_carries_on(
             handler(inbound)
             bus.ack(inbound)
 
-        bus.subscribe(route("window_command"), handle_then_ack)
+        bus.subscribe(WINDOW_COMMAND, handle_then_ack)
         return bus
 
     bus = persistent_bus()
     bus.start()
     pads = probe(own_broker.port, "KB1", own_broker.credentials["KB1"])
-    topic = route("window_command").topic(hall=HALL, window=3)
+    topic = WINDOW_COMMAND.topic(hall=HALL, window=3)
     for command_id in ("boom", "after"):
         pads.client.publish(topic, encode(WindowCommand(command_id=command_id, action=WindowAction.NEXT)),
                             qos=1)
@@ -232,7 +240,7 @@ def test_a_raising_handler_is_logged_acknowledged_and_the_bus_carries_on(
 def test_a_topic_level_its_parameter_does_not_allow_is_refused(hall_broker: HallBroker) -> None:
     received: queue.Queue[Inbound[Any]] = queue.Queue()
     coordinator = make_bus(hall_broker, "coordinator", "coordinator")
-    coordinator.subscribe(route("window_command"), received.put)
+    coordinator.subscribe(WINDOW_COMMAND, received.put)
     coordinator.start()
     monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
                     subscribe=[f"hall/{HALL}/error/coordinator"])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import DEVICE_STATUS
 from hall_devices.layout import Layout
 from hall_devices.up import Hall, UpOptions
 from tests.conftest import EXAMPLE
@@ -83,7 +83,7 @@ def test_nothing_acknowledged_is_lost(hall: Hall, chaos: Callable[[Hall], None])
 
     # Every device back online (retained statuses).
     watch = probe(hall.port, "monitor", hall.credentials["monitor"],
-                  subscribe=[route("device_status").filter(hall="demo")])
+                  subscribe=[DEVICE_STATUS.filter(hall="demo")])
     seen: dict[str, str] = {}
 
     def all_online() -> bool:

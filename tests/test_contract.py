@@ -7,7 +7,16 @@ from pydantic import ValidationError
 
 from hall_devices.bus import BadPayloadError, decode, encode
 from hall_devices.contract import (
+    DEVICE_STATUS,
+    ERROR,
+    HELP_REQUEST,
+    RATING,
+    REGION_EVENTS,
+    REGION_EVENTS_IN,
+    REGION_HEAD,
+    REGION_HEAD_IN,
     ROUTES,
+    WINDOW_COMMAND,
     DeviceState,
     DeviceStatus,
     QueryKind,
@@ -15,7 +24,6 @@ from hall_devices.contract import (
     Rating,
     contract_markdown,
     find_route,
-    route,
 )
 from tests.conftest import ROOT
 
@@ -43,7 +51,7 @@ def test_topics_round_trip() -> None:
 
 def test_a_topic_level_cannot_smuggle_wildcards() -> None:
     with pytest.raises(ValueError, match="not a topic level"):
-        route("device_status").topic(hall="demo", device="P1/#")
+        DEVICE_STATUS.topic(hall="demo", device="P1/#")
 
 
 def test_payloads_refuse_unknown_fields_and_bad_levels() -> None:
@@ -51,17 +59,17 @@ def test_payloads_refuse_unknown_fields_and_bad_levels() -> None:
     with pytest.raises(ValidationError):
         Rating(rating_id="r1", prompt_id="p", window=1, level=6, rated_at=now)  # type: ignore[arg-type]
     with pytest.raises(BadPayloadError, match="not a Rating: bonus: Extra inputs"):
-        decode(route("rating"), b'{"rating_id":"r","prompt_id":"p","window":1,"level":5,'
+        decode(RATING, b'{"rating_id":"r","prompt_id":"p","window":1,"level":5,'
                                 b'"rated_at":"2026-01-01T00:00:00Z","bonus":1}')
     with pytest.raises(BadPayloadError) as caught:
-        decode(route("rating"), b"\xff\xfe")
+        decode(RATING, b"\xff\xfe")
     assert caught.value.problem.code == "bad_json"
 
 
 def test_encode_decode() -> None:
     status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.WARNING,
                           updated_at=datetime.now(UTC))
-    assert decode(route("device_status"), encode(status)) == status
+    assert decode(DEVICE_STATUS, encode(status)) == status
 
 
 def test_a_sender_is_who_its_topic_names() -> None:
@@ -77,24 +85,24 @@ def test_a_sender_is_who_its_topic_names() -> None:
 
     now = datetime.now(UTC)
     cases = [
-        (route("device_status"), {"device": "K1"},
+        (DEVICE_STATUS, {"device": "K1"},
          DeviceStatus(device_id="P2", kind="printer", state=DeviceState.OK, updated_at=now), "'K1'", "'P2'"),
-        (route("rating"), {"window": "3"},
+        (RATING, {"window": "3"},
          Rating(rating_id="r", prompt_id="p", window=6, level=RatingLevel.SATISFIED, rated_at=now),
          "'3'", "'6'"),
-        (route("error"), {"reporter": "K1"},
+        (ERROR, {"reporter": "K1"},
          ErrorReport(topic="t", problem=Problem(code="c", message="m"), excerpt="", reported_by="web",
                      at=now),
          "'K1'", "'web'"),
         # Region (issue 20): a hall's bridge account speaks only for its own hall.
-        (route("region_events"), {"hall": "h1"}, RegionEvents(hall_id="h2", events=[], head=0),
+        (REGION_EVENTS, {"hall": "h1"}, RegionEvents(hall_id="h2", events=[], head=0),
          "'h1'", "'h2'"),
-        (route("region_head"), {"hall": "h1"}, RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
-        (route("region_events_in"), {"district": "420704", "site": "h1"},
+        (REGION_HEAD, {"hall": "h1"}, RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
+        (REGION_EVENTS_IN, {"district": "420704", "site": "h1"},
          RegionEvents(hall_id="h2", events=[], head=0), "'h1'", "'h2'"),
-        (route("region_head_in"), {"district": "420704", "site": "h1"},
+        (REGION_HEAD_IN, {"district": "420704", "site": "h1"},
          RegionHead(hall_id="h2", head=0, at=now), "'h1'", "'h2'"),
-        (route("help_request"), {"kiosk": "K1"},
+        (HELP_REQUEST, {"kiosk": "K1"},
          HelpRequest(request_id="h", kiosk_id="K2", location=Text(zh="一楼", en="ground floor"),
                      raised_at=now), "'K1'", "'K2'"),
     ]
@@ -136,6 +144,6 @@ def test_a_query_range_runs_forward() -> None:
 
 @pytest.mark.parametrize("level", ["²", "３", "0", "10000", "3a", "-1", " 3"])
 def test_a_window_level_is_ascii_digits(level: str) -> None:
-    assert route("window_command").match(f"hall/demo/window/{level}/command") is None
+    assert WINDOW_COMMAND.match(f"hall/demo/window/{level}/command") is None
     with pytest.raises(ValueError, match="not a topic level"):
-        route("window_command").topic(hall="demo", window=level)
+        WINDOW_COMMAND.topic(hall="demo", window=level)

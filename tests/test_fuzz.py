@@ -33,8 +33,16 @@ from hypothesis import strategies as st
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
+    CALL,
+    DEVICE_STATUS,
     MAX_PAYLOAD_BYTES,
+    PRINT_JOB,
+    PRINT_RESULT,
+    RATING_PROMPT,
     ROUTES,
+    TICKET_REPLY,
+    TICKET_REQUEST,
+    WINDOW_STATE,
     Call,
     PrintJob,
     RatingPrompt,
@@ -138,7 +146,7 @@ class FuzzHall:
     def coordinator_answers(self) -> None:
         request = TicketRequest(command_id=f"live-{uuid.uuid4().hex[:12]}", service_id="passport",
                                 paper=False)
-        self.kiosk.client.publish(route("ticket_request").topic(hall=HALL, kiosk="K1"), encode(request),
+        self.kiosk.client.publish(TICKET_REQUEST.topic(hall=HALL, kiosk="K1"), encode(request),
                                   qos=1)
         reply = json.loads(self.kiosk.expect(lambda m: _id(m) == request.command_id, ANSWER_S).payload)
         assert reply["ok"] is True, reply
@@ -150,7 +158,7 @@ class FuzzHall:
         # agent's bus and worker, which is what is checked; how fast paper moves is not.
         job = PrintJob(job_id="live-job", kiosk_id="K1", hall_name=Text(zh="示例大厅", en="Demo hall"),
                        ticket=_ticket("Z001"), print_materials=False)
-        self.sender.client.publish(route("print_job").topic(hall=HALL, printer="P1"), encode(job), qos=1)
+        self.sender.client.publish(PRINT_JOB.topic(hall=HALL, printer="P1"), encode(job), qos=1)
         answer = self.answers.expect(lambda m: m.topic.endswith("/printer/P1/result")
                                      and _id(m) == job.job_id, timeout_s)
         assert json.loads(answer.payload)["ok"] is True
@@ -158,7 +166,7 @@ class FuzzHall:
     def _window_state(self, number: str) -> None:
         state = WindowState(window=2, name=Text(zh="2号窗口", en="Window 2"), status=WindowStatus.CALLING,
                             ticket_number=number, ticket_id=f"t-{number}", since=datetime.now(UTC))
-        self.sender.client.publish(route("window_state").topic(hall=HALL, window=2), encode(state),
+        self.sender.client.publish(WINDOW_STATE.topic(hall=HALL, window=2), encode(state),
                                    qos=1, retain=True)
 
     def leds_answer(self) -> None:
@@ -171,7 +179,7 @@ class FuzzHall:
         prompt = RatingPrompt(prompt_id=f"live-{uuid.uuid4().hex[:8]}", window=2, ticket_id="t-1",
                               ticket_number="Z001", clerk_id=None, service_id="passport",
                               expires_at=datetime.now(UTC) + timedelta(minutes=1))
-        self.sender.client.publish(route("rating_prompt").topic(hall=HALL, window=2), encode(prompt), qos=1)
+        self.sender.client.publish(RATING_PROMPT.topic(hall=HALL, window=2), encode(prompt), qos=1)
         assert self.pads.wait(lambda: self.pads.pads[2].rating_asks > asks, ANSWER_S)
 
     def announcer_answers(self) -> None:
@@ -179,7 +187,7 @@ class FuzzHall:
         call = Call(call_id=f"live-{number}", ticket_id=f"t-{number}", ticket_number=number, window=2,
                     window_name=Text(zh="2号窗口", en="Window 2"), service_id="passport",
                     called_at=datetime.now(UTC), text=Text(zh=f"请{number}号到2号窗口", en="-"))
-        self.sender.client.publish(route("call").topic(hall=HALL), encode(call), qos=1)
+        self.sender.client.publish(CALL.topic(hall=HALL), encode(call), qos=1)
         wait_until(lambda: any(self.voice.glob(f"*-{number}-w2.wav")), ANSWER_S, f"call {number} spoken")
 
     def web_answers(self) -> None:
@@ -239,7 +247,7 @@ def fuzz_hall(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Itera
              env("HS-TV", QT_QPA_PLATFORM="offscreen"), base / "hall-screen.log"),
     )}
     status = probe(broker.port, "monitor", broker.credentials["monitor"],
-                   subscribe=[route("device_status").filter(hall=HALL)])
+                   subscribe=[DEVICE_STATUS.filter(hall=HALL)])
     for role in roles.values():
         role.start()
     online: set[str] = set()
@@ -258,9 +266,9 @@ def fuzz_hall(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Itera
         broker, roles, leds, pads, printer, voice, f"http://127.0.0.1:{web_port}",
         sender=probe(broker.port, "fuzzer", broker.credentials["fuzzer"], client_id="fuzzer"),
         kiosk=probe(broker.port, "K1", broker.credentials["K1"],
-                    subscribe=[route("ticket_reply").topic(hall=HALL, kiosk="K1")], client_id="fuzz-k1"),
+                    subscribe=[TICKET_REPLY.topic(hall=HALL, kiosk="K1")], client_id="fuzz-k1"),
         answers=probe(broker.port, "monitor", broker.credentials["monitor"],
-                      subscribe=[route("print_result").filter(hall=HALL)]))
+                      subscribe=[PRINT_RESULT.filter(hall=HALL)]))
     wait_until(_web_up(hall.web_url), 30, "the web listening")
     hall.coordinator_answers()
     hall.printer_answers(timeout_s=30)  # printed, once
@@ -377,7 +385,7 @@ def test_every_issue_case_on_every_route_then_sigkill_and_restart(fuzz_hall: Fuz
     # SIGKILL and restart each process: the broker gives it the retained junk (and the coordinator
     # its persistent session's queue) again; it still answers.
     status = probe(fuzz_hall.broker.port, "monitor", fuzz_hall.broker.credentials["monitor"],
-                   subscribe=[route("device_status").filter(hall=HALL)])
+                   subscribe=[DEVICE_STATUS.filter(hall=HALL)])
     for role in fuzz_hall.roles.values():
         def offline(m: Any, user: str = role.user) -> bool:
             return m.topic.endswith(f"/{user}/status") and b'"offline"' in m.payload

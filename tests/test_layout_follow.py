@@ -17,7 +17,14 @@ from PyQt6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
 from hall_devices.bus import Bus, BusOptions
-from hall_devices.contract import ConfigPush, HallLayout, TicketStatus, route
+from hall_devices.contract import (
+    HALL_LAYOUT,
+    REGION_CONFIG,
+    REGION_CONFIG_RESULT,
+    ConfigPush,
+    HallLayout,
+    TicketStatus,
+)
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.display.agent import LedAgent
 from hall_devices.display.hall_window import HallScreenWindow, bind
@@ -125,7 +132,7 @@ def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerk
     bind(tv, tv_bus)
     web = SecureHall(pushable, hall, Web(pushable, tmp_path), 0)  # `hall-devices web`, HTTPS
     pusher = probe(pushable.port, PUSHER, pushable.credentials[PUSHER],
-                   subscribe=[route("region_config_result").topic(hall=HALL)])
+                   subscribe=[REGION_CONFIG_RESULT.topic(hall=HALL)])
     try:
         agent.start()
         tv_bus.start()
@@ -142,7 +149,7 @@ def test_a_push_reaches_the_kiosk_the_screens_and_the_web_with_tickets_and_clerk
             assert NOTICE not in leds.text(200, 2)
 
             push = ConfigPush(command_id="push-1", version=1, layout_toml=pushed_text())
-            pusher.client.publish(route("region_config").topic(hall=HALL), push.model_dump_json(), qos=1)
+            pusher.client.publish(REGION_CONFIG.topic(hall=HALL), push.model_dump_json(), qos=1)
             result = json.loads(pusher.expect(lambda m: True, 10).payload)
             assert result["ok"] is True and result["running_version"] == 1, result
 
@@ -183,18 +190,18 @@ def test_the_layout_is_published_at_start_and_a_restart_runs_the_pushed_one(
         pushable: HallBroker, layout: Layout, tmp_path: Path) -> None:
     hall = RegionHall(pushable, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
     watcher = probe(pushable.port, PUSHER, pushable.credentials[PUSHER],
-                    subscribe=[route("hall_layout").topic(hall=HALL),
-                               route("region_config_result").topic(hall=HALL)])
+                    subscribe=[HALL_LAYOUT.topic(hall=HALL),
+                               REGION_CONFIG_RESULT.topic(hall=HALL)])
     try:
         first = HallLayout.model_validate_json(watcher.expect(
-            lambda m: m.topic == route("hall_layout").topic(hall=HALL), 10).payload)
+            lambda m: m.topic == HALL_LAYOUT.topic(hall=HALL), 10).payload)
         assert (first.version, first.layout_toml) == (0, TEXT)
         push = ConfigPush(command_id="push-2", version=3, layout_toml=pushed_text())
-        watcher.client.publish(route("region_config").topic(hall=HALL), push.model_dump_json(), qos=1)
+        watcher.client.publish(REGION_CONFIG.topic(hall=HALL), push.model_dump_json(), qos=1)
         watcher.expect(lambda m: m.topic.endswith("/config/result"), 10)
         hall.restart_coordinator()
         again = HallLayout.model_validate_json(watcher.expect(
-            lambda m: m.topic == route("hall_layout").topic(hall=HALL)
+            lambda m: m.topic == HALL_LAYOUT.topic(hall=HALL)
             and HallLayout.model_validate_json(m.payload).version == 3, 10).payload)
         assert parse_layout(again.layout_toml).device("HS1").notice.zh == NOTICE  # type: ignore[union-attr]
     finally:

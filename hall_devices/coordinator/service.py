@@ -34,6 +34,8 @@ from typing import Any
 from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
     MAX_PAYLOAD_BYTES,
+    REGION_CONFIG,
+    REGION_RESEND,
     ConfigPush,
     ConfigResult,
     DeviceStatus,
@@ -227,8 +229,8 @@ class CoordinatorService:
         self.forwarder = Forwarder(layout.hall.id, self.store) if settings.region_forward else None
         self._resent: list[Sent] = []
         if self.forwarder is not None:
-            self.bus.subscribe(route("region_resend"), self._inbox.put)
-            self.bus.subscribe(route("region_config"), self._inbox.put)
+            self.bus.subscribe(REGION_RESEND, self._inbox.put)
+            self.bus.subscribe(REGION_CONFIG, self._inbox.put)
 
     # --- life cycle ---------------------------------------------------------------------------
 

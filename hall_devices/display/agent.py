@@ -24,9 +24,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import Call, DeviceFault, DeviceState, QueueSummary, WindowState, route
+from hall_devices.contract import (
+    CALL,
+    QUEUE_SUMMARY,
+    WINDOW_STATE,
+    Call,
+    DeviceFault,
+    DeviceState,
+    QueueSummary,
+    WindowState,
+)
 from hall_devices.display import bx
 from hall_devices.display.frames import (
     Region,
@@ -39,6 +47,7 @@ from hall_devices.display.screens import hall_calls_text, hall_waiting_text, win
 from hall_devices.display.supervision import BusHealth, Outcome, ScreenHealth, bus_state, reply_outcome
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.layout_follow import LayoutFollower
+from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -103,10 +112,10 @@ class LedAgent:
         self.bus = Bus(settings, BusOptions(client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id,
                                             device_kind="led_bus"))
         for window in self.window_screen:
-            self.bus.subscribe(route("window_state"), self._received, window=window)
+            self.bus.subscribe(WINDOW_STATE, self._received, window=window)
         if self.hall_screens:
-            self.bus.subscribe(route("call"), self._received)
-            self.bus.subscribe(route("queue_summary"), self._received)
+            self.bus.subscribe(CALL, self._received)
+            self.bus.subscribe(QUEUE_SUMMARY, self._received)
         self._layouts: queue.Queue[Layout] = queue.Queue()  # from paho's thread, for the I/O thread
         LayoutFollower(layout, bus_id, self._new_layout).subscribe(self.bus)
 

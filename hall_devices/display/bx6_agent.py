@@ -24,9 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import Call, DeviceState, QueueSummary, WindowState, route
+from hall_devices.contract import (
+    CALL,
+    QUEUE_SUMMARY,
+    WINDOW_STATE,
+    Call,
+    DeviceState,
+    QueueSummary,
+    WindowState,
+)
 from hall_devices.display import bx6
 from hall_devices.display.announcer import speech_text
 from hall_devices.display.bx6_area import Area, dynamic_area_data
@@ -36,6 +43,7 @@ from hall_devices.display.screens import hall_calls_text, hall_waiting_text, win
 from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.layout_follow import LayoutFollower
+from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,9 +113,9 @@ class Bx6Agent:
                                             device_kind="led_bus"))
         windows = {s.device.window for s in self.screens.values() if isinstance(s.device, WindowScreenDevice)}
         for window in windows:
-            self.bus.subscribe(route("window_state"), self._inbox.put, window=window)
-        self.bus.subscribe(route("call"), self._inbox.put)
-        self.bus.subscribe(route("queue_summary"), self._inbox.put)
+            self.bus.subscribe(WINDOW_STATE, self._inbox.put, window=window)
+        self.bus.subscribe(CALL, self._inbox.put)
+        self.bus.subscribe(QUEUE_SUMMARY, self._inbox.put)
         LayoutFollower(layout, bus_id, lambda new, _version: self._inbox.put(new)).subscribe(self.bus)
 
     def start(self, wait_s: float | None = 10.0) -> None:

@@ -20,7 +20,15 @@ from PyQt6.QtGui import QFont, QResizeEvent
 from PyQt6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from hall_devices.bus import Bus
-from hall_devices.contract import Call, QueueSummary, WindowState, WindowStatus, route
+from hall_devices.contract import (
+    CALL,
+    QUEUE_SUMMARY,
+    WINDOW_STATE,
+    Call,
+    QueueSummary,
+    WindowState,
+    WindowStatus,
+)
 from hall_devices.layout import HallScreenDevice, Layout
 from hall_devices.layout_follow import LayoutFollower
 
@@ -240,8 +248,8 @@ class HallScreenWindow(QWidget):
 
 def bind(window: HallScreenWindow, bus: Bus) -> None:
     """Subscribe a bus to what the window shows; handlers only emit signals."""
-    bus.subscribe(route("call"), lambda m: window.feed.call_arrived.emit(m.payload))
-    bus.subscribe(route("queue_summary"), lambda m: window.feed.summary_arrived.emit(m.payload))
+    bus.subscribe(CALL, lambda m: window.feed.call_arrived.emit(m.payload))
+    bus.subscribe(QUEUE_SUMMARY, lambda m: window.feed.summary_arrived.emit(m.payload))
     LayoutFollower(window.layout_, window.device.id,
                    lambda new, _version: window.feed.layout_arrived.emit(new)).subscribe(bus)
-    bus.subscribe(route("window_state"), lambda m: window.feed.window_arrived.emit(m.payload))
+    bus.subscribe(WINDOW_STATE, lambda m: window.feed.window_arrived.emit(m.payload))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import Call, DeviceState, route
+from hall_devices.contract import CALL, Call, DeviceState
 from hall_devices.display.announcer import (
     Announcer,
     EspeakSpeaker,
@@ -60,7 +60,7 @@ class AnnouncerAgent:
         self.announcer = Announcer(speaker, make_output(spec), repeat=device.repeat)
         self.bus = Bus(settings, BusOptions(client_id=device_id, hall_id=layout.hall.id,
                                             device_id=device_id, device_kind="announcer"))
-        self.bus.subscribe(route("call"), self._on_call)
+        self.bus.subscribe(CALL, self._on_call)
 
     def _on_call(self, inbound: Inbound[Any]) -> None:
         call: Call = inbound.payload

@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    RATING,
+    WINDOW_COMMAND,
     Channel,
     DeviceFault,
     DeviceState,
@@ -53,6 +54,7 @@ from hall_devices.evaluator.keypad import (
 from hall_devices.evaluator.keys import PadKeys
 from hall_devices.evaluator.outbox import RatingOutbox
 from hall_devices.layout import KeypadBusDevice, Layout, PadDevice
+from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -203,7 +205,7 @@ class PadAgent:
                                 clerk_id=intent.clerk_id, ticket_number=intent.ticket_number,
                                 target_window=intent.target_window, source=Channel.PAD)
         self._pending[command.command_id] = pad.device.window
-        self.bus.publish(route("window_command"), command, window=pad.device.window)
+        self.bus.publish(WINDOW_COMMAND, command, window=pad.device.window)
 
     def _rate(self, pad: _Pad, level: int) -> None:
         prompt, now = pad.prompt, datetime.now(UTC)
@@ -216,7 +218,7 @@ class PadAgent:
                         level=RatingLevel(level), channel=Channel.PAD, rated_at=now,
                         answered_after_s=round(elapsed, 3))
         self.outbox.put(rating)  # durable before it is sent
-        self.bus.publish(route("rating"), rating, window=rating.window)
+        self.bus.publish(RATING, rating, window=rating.window)
 
     # --- from MQTT --------------------------------------------------------------------------------
 
@@ -279,7 +281,7 @@ class PadAgent:
 
     def _resend(self) -> None:
         for rating in self.outbox.pending():
-            self.bus.publish(route("rating"), rating, window=rating.window)
+            self.bus.publish(RATING, rating, window=rating.window)
 
     # --- supervision ----------------------------------------------------------------------------
 

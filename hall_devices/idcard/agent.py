@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.bus import Bus, BusOptions
-from hall_devices.contract import CardRead, DeviceFault, DeviceState, route
+from hall_devices.contract import CARD_READ, CardRead, DeviceFault, DeviceState
 from hall_devices.idcard.identity import IdNumberError, id_hash, mask_id, mask_name, normalise
 from hall_devices.idcard.session import CardPresented, CardUnreadable, Event, ModuleChanged, ReaderSession
 from hall_devices.layout import IdCardReaderDevice, Layout
+from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class IdCardReaderAgent:
             log.info("ID card reader %s: card not read (%s)", self.reader.id, event.reason)
         else:
             log.info("ID card reader %s: card read %s", self.reader.id, "ok" if read.ok else read.problem)
-        self.bus.publish(route("card_read"), read, kiosk=self.reader.kiosk)
+        self.bus.publish(CARD_READ, read, kiosk=self.reader.kiosk)
 
     def _status(self, state: DeviceState, *faults: DeviceFault) -> None:
         if self._state == (state, faults):

@@ -26,7 +26,13 @@ from PyQt6.QtCore import QObject, pyqtSignal
 
 from hall_devices.bus import Bus, BusError, BusOptions, Inbound
 from hall_devices.contract import (
+    CARD_READ,
     CLOCK_SKEW_MAX_S,
+    DEVICE_STATUS,
+    HELP_REQUEST,
+    PRINT_RESULT,
+    QUEUE_SUMMARY,
+    TICKET_REQUEST,
     TICKET_REQUEST_TTL_S,
     DeviceFault,
     DeviceState,
@@ -37,7 +43,6 @@ from hall_devices.contract import (
     TicketClass,
     TicketRequest,
     can_work,
-    route,
 )
 from hall_devices.layout import KioskDevice, Layout
 from hall_devices.layout_follow import LayoutFollower
@@ -74,18 +79,18 @@ class KioskLink(QObject):
         self.bus = Bus(settings, BusOptions(client_id=kiosk.id, hall_id=layout.hall.id, device_id=kiosk.id,
                                             device_kind="kiosk", on_connection=self._connection))
         self.requests = Requester(self.bus)
-        self.requests.listen(route("ticket_request"), kiosk=kiosk.id)
-        self.bus.subscribe(route("queue_summary"), self._summary)
-        self.bus.subscribe(route("device_status"), self._device, device="coordinator")
-        self.bus.subscribe(route("card_read"), lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
+        self.requests.listen(TICKET_REQUEST, kiosk=kiosk.id)
+        self.bus.subscribe(QUEUE_SUMMARY, self._summary)
+        self.bus.subscribe(DEVICE_STATUS, self._device, device="coordinator")
+        self.bus.subscribe(CARD_READ, lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
         follower = LayoutFollower(layout, kiosk.id, lambda new, _version: self.layout_changed.emit(new))
         follower.subscribe(self.bus)
         if kiosk.printer:
-            self.bus.subscribe(route("device_status"), self._device, device=kiosk.printer)
-            self.bus.subscribe(route("print_result"), lambda m: self.print_finished.emit(m.payload),
+            self.bus.subscribe(DEVICE_STATUS, self._device, device=kiosk.printer)
+            self.bus.subscribe(PRINT_RESULT, lambda m: self.print_finished.emit(m.payload),
                                printer=kiosk.printer)
         self.help: HelpRequest | None = None
-        self.bus.subscribe(route("help_request"), self._help, kiosk=kiosk.id)
+        self.bus.subscribe(HELP_REQUEST, self._help, kiosk=kiosk.id)
         self.coordinator_up = False
         # The coordinator's clock minus this kiosk's, in seconds: deadlines are set on its clock.
         self.offset_s = 0.0
@@ -149,7 +154,7 @@ class KioskLink(QObject):
         raised = HelpRequest(request_id=f"{self.kiosk.id}-help-{uuid.uuid4().hex[:12]}",
                              kiosk_id=self.kiosk.id, location=location, raised_at=self.clock())
         try:
-            self.bus.publish(route("help_request"), raised, kiosk=self.kiosk.id)
+            self.bus.publish(HELP_REQUEST, raised, kiosk=self.kiosk.id)
         except BusError:
             log.warning("help request of %s not sent: no broker connection", self.kiosk.id)
             return None
@@ -169,7 +174,7 @@ class KioskLink(QObject):
         def work() -> None:
             tapped = time.monotonic()
             try:
-                reply = self.requests.call(route("ticket_request"), request, self.give_up_s,
+                reply = self.requests.call(TICKET_REQUEST, request, self.give_up_s,
                                            resend_s=self.resend_s, kiosk=self.kiosk.id)
             except BusError as exc:
                 log.warning("ticket request %s: no answer by its deadline %s + %.0f s: the applicant "

@@ -11,7 +11,7 @@ import threading
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from hall_devices.agent import LinkLostError, SerialLink
+from hall_devices.link import LinkLostError, SerialLink
 
 log = logging.getLogger(__name__)
 MAX_CODE = 64

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from hall_devices.agent import LinkLostError, SerialLink
 from hall_devices.contract import (
     Call,
     PrintJob,
@@ -52,6 +51,7 @@ from hall_devices.layout import (
     PrinterDevice,
     WindowScreenDevice,
 )
+from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
 

@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from hall_devices.bus import BadPayloadError, decode
-from hall_devices.contract import QueueSummary, route
+from hall_devices.contract import QUEUE_SUMMARY, QueueSummary
 from hall_devices.ops.reach import doctor_client
 from hall_devices.settings import Settings
 
@@ -43,13 +43,13 @@ def coordinator_offset(settings: Settings, wait_s: float = WAIT_S, timeout_s: fl
     (the network's delay makes this PC look at most that much ahead)."""
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     client = doctor_client(settings)
-    topic = route("queue_summary").topic(hall=settings.hall_id)
+    topic = QUEUE_SUMMARY.topic(hall=settings.hall_id)
 
     def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             events.put(("refused", reason))
         else:
-            c.subscribe(topic, qos=route("queue_summary").qos)
+            c.subscribe(topic, qos=QUEUE_SUMMARY.qos)
 
     def on_subscribe(_c: mqtt.Client, _u: Any, _m: Any, reasons: list[Any], _p: Any) -> None:
         events.put(("subscribed", reasons[0]))
@@ -80,7 +80,7 @@ def coordinator_offset(settings: Settings, wait_s: float = WAIT_S, timeout_s: fl
                 continue
             arrived, raw = value
             try:
-                summary = decode(route("queue_summary"), raw)
+                summary = decode(QUEUE_SUMMARY, raw)
             except BadPayloadError:
                 continue  # not the coordinator's (it cannot publish a bad one): wait for the next
             if isinstance(summary, QueueSummary):

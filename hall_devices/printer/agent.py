@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.contract import PrintFailure, PrintJob, PrintResult, Problem, route
+from hall_devices.contract import PRINT_JOB, PrintFailure, PrintJob, PrintResult, Problem
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
@@ -46,7 +46,7 @@ class PrinterAgent:
         self.bus = Bus(settings, BusOptions(
             client_id=printer_id, hall_id=layout.hall.id, device_id=printer_id, device_kind="printer",
             persistent_session=True, manual_ack=True))
-        self.bus.subscribe(route("print_job"), self._jobs.put, printer=printer_id)
+        self.bus.subscribe(PRINT_JOB, self._jobs.put, printer=printer_id)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._publish_status(self.runner.poll())

@@ -6,9 +6,9 @@ import logging
 
 from escpos.exceptions import DeviceNotFoundError
 
-from hall_devices.agent import MONOTONIC, Backoff, Clock
 from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult, can_work
 from hall_devices.layout import Hall, PrinterDevice
+from hall_devices.link import MONOTONIC, Backoff, Clock
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
 from hall_devices.printer.ticket import render

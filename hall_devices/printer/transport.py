@@ -13,8 +13,8 @@ import serial
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import Serial
 
-from hall_devices.agent import PORT_FAILURES
 from hall_devices.layout import PrinterDevice
+from hall_devices.link import PORT_FAILURES
 from hall_devices.printer.status import query
 
 

@@ -18,7 +18,19 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hall_devices.contract import REGION_LEAVES, REGION_LOCAL_PREFIX, REGION_REMOTE_PREFIX, route
+from hall_devices.contract import (
+    ACTIVE_ALERTS,
+    REGION_ALERTS_IN,
+    REGION_CONFIG_OUT,
+    REGION_CONFIG_RESULT_IN,
+    REGION_EVENTS_IN,
+    REGION_HEAD_IN,
+    REGION_LEAVES,
+    REGION_LOCAL_PREFIX,
+    REGION_REMOTE_PREFIX,
+    REGION_RESEND_OUT,
+    route,
+)
 from hall_devices.provision import User, acl_text, make_tls, password_hash
 from hall_devices.region.service import REGION_ID
 
@@ -48,12 +60,12 @@ def region_users(halls: list[HallEntry], watchers: tuple[str, ...] = ()) -> list
     for hall in halls:
         where = {"district": hall.district, "site": hall.hall_id}
         users.append(User(hall.account,
-                          write=[route("region_events_in").topic(**where),
-                                 route("region_head_in").topic(**where),
-                                 route("region_config_result_in").topic(**where),
-                                 route("region_alerts_in").topic(**where)],
-                          read=[route("region_resend_out").topic(**where),
-                                route("region_config_out").topic(**where)]))
+                          write=[REGION_EVENTS_IN.topic(**where),
+                                 REGION_HEAD_IN.topic(**where),
+                                 REGION_CONFIG_RESULT_IN.topic(**where),
+                                 REGION_ALERTS_IN.topic(**where)],
+                          read=[REGION_RESEND_OUT.topic(**where),
+                                REGION_CONFIG_OUT.topic(**where)]))
     users += [User(name, read=["region/#", f"hall/{REGION_ID}/#"]) for name in watchers]
     return users
 
@@ -103,7 +115,7 @@ def bridge_section(hall: HallEntry, host: str, port: int, password: str, ca_file
     for leaf, direction in REGION_LEAVES.items():
         lines.append(f"topic {leaf} {direction} {qos[leaf]} {local} {remote}")
     # The hall's active alerts (retained) go to the region as they are, for its dashboard.
-    alerts = route("active_alerts")
+    alerts = ACTIVE_ALERTS
     hall_prefix = REGION_LOCAL_PREFIX.removesuffix("region/")  # the hall's own tree
     leaf = alerts.pattern.removeprefix(hall_prefix)
     lines.append(f"topic {leaf} out {alerts.qos} {hall_prefix.format(hall=hall.hall_id)} {remote}")

@@ -20,6 +20,8 @@ from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    REGION_CONFIG_OUT,
+    REGION_RESEND_OUT,
     ActiveAlerts,
     ConfigPush,
     ConfigResult,
@@ -190,7 +192,7 @@ class RegionService:
             log.info("hall %s: asking for events %d..%d again", hall_id, due.first_seq, due.last_seq)
             request = ResendRequest(command_id=f"resend-{secrets.token_hex(6)}", first_seq=due.first_seq,
                                     last_seq=due.last_seq)
-            self.bus.publish(route("region_resend_out"), request, district=self.districts[hall_id],
+            self.bus.publish(REGION_RESEND_OUT, request, district=self.districts[hall_id],
                              site=hall_id)
 
     def _send_pushes(self) -> None:
@@ -198,7 +200,7 @@ class RegionService:
         gets it from its bridge's queue, or again after :data:`PUSH_AGAIN_S` without an answer."""
         for hall_id, district, version, text in self.db.pushes_to_send(PUSH_AGAIN_S):
             push = ConfigPush(command_id=f"layout-{hall_id}-{version}", version=version, layout_toml=text)
-            self.bus.publish(route("region_config_out"), push, district=district, site=hall_id)
+            self.bus.publish(REGION_CONFIG_OUT, push, district=district, site=hall_id)
             self.db.push_sent(hall_id, version)
             log.info("hall %s: layout version %d sent", hall_id, version)
 

@@ -21,6 +21,10 @@ from pydantic import ValidationError
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    HELP_REQUEST,
+    QUERY,
+    STAFF_COMMAND,
+    WINDOW_COMMAND,
     ActiveAlerts,
     Call,
     DeviceStatus,
@@ -67,9 +71,9 @@ class Hub:
         self.bus = Bus(settings, BusOptions(client_id=f"web-{uuid.uuid4().hex[:6]}", hall_id=layout.hall.id,
                                             device_id=WEB, device_kind="web"))
         self.requests = Requester(self.bus)
-        self.requests.listen(route("query"), client=WEB)
-        self.requests.listen(route("staff_command"), staff=WEB)
-        self.requests.listen(route("window_command"))
+        self.requests.listen(QUERY, client=WEB)
+        self.requests.listen(STAFF_COMMAND, staff=WEB)
+        self.requests.listen(WINDOW_COMMAND)
         for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call",
                      "help_request"):
             self.bus.subscribe(route(name), self._on_message)
@@ -195,7 +199,7 @@ class Hub:
         who = {"answered_by": by, "answered_at": at} if state == "answered" else {
             "closed_by": by, "closed_at": at}
         updated = current.model_copy(update={"state": state, **who})
-        self.bus.publish(route("help_request"), updated, kiosk=kiosk_id)
+        self.bus.publish(HELP_REQUEST, updated, kiosk=kiosk_id)
         self.help[kiosk_id] = updated
         return updated
 
@@ -206,16 +210,16 @@ class Hub:
             problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()[:3])
             return QueryReply(command_id=None, ok=False, error=Problem(
                 code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
-        reply = await asyncio.to_thread(self.requests.call, route("query"), request, 10.0, client=WEB)
+        reply = await asyncio.to_thread(self.requests.call, QUERY, request, 10.0, client=WEB)
         assert isinstance(reply, QueryReply)
         return reply
 
     async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
         command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
-        return await asyncio.to_thread(self.requests.call, route("window_command"), command, 10.0,
+        return await asyncio.to_thread(self.requests.call, WINDOW_COMMAND, command, 10.0,
                                        window=window)
 
     async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
         command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
-        return await asyncio.to_thread(self.requests.call, route("staff_command"), command, 10.0,
+        return await asyncio.to_thread(self.requests.call, STAFF_COMMAND, command, 10.0,
                                        staff=WEB)

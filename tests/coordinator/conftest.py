@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import DEVICE_STATUS
 from hall_devices.layout import Layout
 from tests.coordinator.harness import Hall
 from tests.support import Coordinator, HallBroker, probe
@@ -23,7 +23,7 @@ def hall(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[Hal
 def coordinator(own_broker: HallBroker, tmp_path: Path) -> Iterator[Coordinator]:
     running = Coordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="coordinator")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="coordinator")])
     running.start()
     # Its first session must exist before traffic flows; after that the broker keeps it.
     status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)

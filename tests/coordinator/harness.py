@@ -15,6 +15,13 @@ from typing import Any
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    CALL,
+    RATING,
+    RATING_PROMPT,
+    STAFF_COMMAND,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_STATE,
     Call,
     Rating,
     RatingAck,
@@ -29,7 +36,6 @@ from hall_devices.contract import (
     WindowCommand,
     WindowCommandResult,
     WindowState,
-    route,
 )
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
@@ -89,12 +95,12 @@ class Hall:
         self.pads = self.kiosk
         self._web: Device | None = None
         self.monitor = Device(broker, "monitor", "monitor")
-        self.monitor.bus.subscribe(route("call"), lambda m: self.calls.put(m.payload))
-        self.monitor.bus.subscribe(route("window_state"), self._state)
-        self.pads.bus.subscribe(route("rating_prompt"), self._prompt)
-        self.kiosk.requests.listen(route("ticket_request"), kiosk="K1")
-        self.pads.requests.listen(route("window_command"))
-        self.pads.requests.listen(route("rating"))
+        self.monitor.bus.subscribe(CALL, lambda m: self.calls.put(m.payload))
+        self.monitor.bus.subscribe(WINDOW_STATE, self._state)
+        self.pads.bus.subscribe(RATING_PROMPT, self._prompt)
+        self.kiosk.requests.listen(TICKET_REQUEST, kiosk="K1")
+        self.pads.requests.listen(WINDOW_COMMAND)
+        self.pads.requests.listen(RATING)
         self.kiosk.bus.start()
         self.monitor.bus.start()
         self.service = self.start_coordinator()
@@ -110,7 +116,7 @@ class Hall:
         """The web's side of staff commands, signed in at the first use."""
         if self._web is None:
             self._web = Device(self.broker, "web", "web")
-            self._web.requests.listen(route("staff_command"), staff="web")
+            self._web.requests.listen(STAFF_COMMAND, staff="web")
             self._web.bus.start()
         return self._web
 
@@ -145,14 +151,14 @@ class Hall:
         request = TicketRequest(command_id=command_id or cid(), service_id=service_id,
                                 ticket_class=ticket_class, appointment_code=code,  # type: ignore[arg-type]
                                 paper=paper)
-        reply = self.kiosk.requests.call(route("ticket_request"), request, kiosk="K1")
+        reply = self.kiosk.requests.call(TICKET_REQUEST, request, kiosk="K1")
         assert isinstance(reply, TicketReply)
         return reply
 
     def window(self, number: int, action: str, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=fields.pop("command_id", None) or cid(),
                                 action=WindowAction(action), **fields)
-        reply = self.pads.requests.call(route("window_command"), command, window=number)
+        reply = self.pads.requests.call(WINDOW_COMMAND, command, window=number)
         assert isinstance(reply, WindowCommandResult)
         return reply
 
@@ -168,7 +174,7 @@ class Hall:
 
     def staff(self, action: str, **fields: Any) -> StaffResult:
         command = StaffCommand(command_id=cid(), action=StaffAction(action), staff_id="mgr01", **fields)
-        reply = self.web.requests.call(route("staff_command"), command, staff="web")
+        reply = self.web.requests.call(STAFF_COMMAND, command, staff="web")
         assert isinstance(reply, StaffResult)
         return reply
 
@@ -176,7 +182,7 @@ class Hall:
              rated_at: datetime | None = None) -> RatingAck:
         rating = Rating(rating_id=rating_id or cid(), prompt_id=prompt_id, window=window,
                         level=level, rated_at=rated_at or self.clock())  # type: ignore[arg-type]
-        reply = self.pads.requests.call(route("rating"), rating, window=window)
+        reply = self.pads.requests.call(RATING, rating, window=window)
         assert isinstance(reply, RatingAck)
         return reply
 

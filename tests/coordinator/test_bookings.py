@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hall_devices.contract import TicketClass, TicketReply, TicketRequest, route
+from hall_devices.contract import TICKET_REQUEST, TicketClass, TicketReply, TicketRequest
 from hall_devices.idcard.identity import id_hash
 from hall_devices.sim.idcard import DEMO_CARDS
 from tests.coordinator.harness import T0, Hall, error_code
@@ -30,7 +30,7 @@ def test_card_check_in_tolerance_and_a_missed_call_reactivated(hall: Hall) -> No
 
     def by_card(command_id: str) -> TicketReply:
         request = TicketRequest(command_id=command_id, ticket_class=TicketClass.APPOINTMENT, id_hash=HASH)
-        reply = hall.kiosk.requests.call(route("ticket_request"), request, kiosk="K1")
+        reply = hall.kiosk.requests.call(TICKET_REQUEST, request, kiosk="K1")
         assert isinstance(reply, TicketReply)
         return reply
 

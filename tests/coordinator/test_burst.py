@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from hall_devices.bus import encode
-from hall_devices.contract import TicketRequest, route
+from hall_devices.contract import ERROR, RATING, RATING_ACK, TICKET_REQUEST, TicketRequest
 from tests.coordinator.test_crash import HALL, Stream, commands
 from tests.support import Coordinator, HallBroker, probe, wait_until
 
@@ -18,7 +18,7 @@ POISON_EVERY = 100  # 1%
 def poison(n: int) -> tuple[str, bytes, str | None]:
     """(topic, payload, the id its answer carries) of the issue's poisons, in turn."""
     kind = (n // POISON_EVERY) % 4
-    ticket_topic = route("ticket_request").topic(hall=HALL, kiosk="K1")
+    ticket_topic = TICKET_REQUEST.topic(hall=HALL, kiosk="K1")
     if kind == 0:  # a 5,000-digit integer: json.loads raises ValueError
         return ticket_topic, b'{"command_id": "p-%d", "paper": ' % n + b"9" * 5000 + b"}", None
     if kind == 1:  # 100,000 nested brackets: RecursionError
@@ -27,7 +27,7 @@ def poison(n: int) -> tuple[str, bytes, str | None]:
     if kind == 2:  # a rating without a time zone: refused by the schema, answered by its id
         body = {"rating_id": f"p-{n}", "prompt_id": "P-1", "window": 6, "level": 4,
                 "rated_at": "2026-11-23T09:00:00"}
-        return route("rating").topic(hall=HALL, window=6), json.dumps(body).encode(), f"p-{n}"
+        return RATING.topic(hall=HALL, window=6), json.dumps(body).encode(), f"p-{n}"
     # "²" as the window: isdigit() is true and int() raises; there is no topic to answer on
     request = TicketRequest(command_id=f"p-{n}", service_id="passport", paper=False)
     return f"hall/{HALL}/window/²/command", encode(request), "error route"
@@ -35,9 +35,9 @@ def poison(n: int) -> tuple[str, bytes, str | None]:
 
 def test_a_burst_with_one_percent_poison(own_broker: HallBroker, coordinator: Coordinator) -> None:
     stream = Stream(own_broker)
-    stream.client.subscribe([(route("rating_ack").filter(hall=HALL), 1)])
+    stream.client.subscribe([(RATING_ACK.filter(hall=HALL), 1)])
     errors = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("error").topic(hall=HALL, reporter="coordinator")])
+                   subscribe=[ERROR.topic(hall=HALL, reporter="coordinator")])
     valid = commands(990)
     poisons: list[tuple[str, bytes, str | None]] = []
     for n, (topic, payload, _id) in enumerate(valid):
@@ -59,7 +59,7 @@ def test_a_burst_with_one_percent_poison(own_broker: HallBroker, coordinator: Co
     assert coordinator.stop() == 0
     coordinator.start()
     sentinel = TicketRequest(command_id="after-restart", service_id="passport", paper=False)
-    stream.client.publish(route("ticket_request").topic(hall=HALL, kiosk="K2"), encode(sentinel), qos=1)
+    stream.client.publish(TICKET_REQUEST.topic(hall=HALL, kiosk="K2"), encode(sentinel), qos=1)
     # The broker sends a session's redeliveries before anything newer: once the sentinel is
     # answered, any redelivery has been answered too.
     wait_until(lambda: "after-restart" in stream.answers, 30, "the coordinator back")

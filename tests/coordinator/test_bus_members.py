@@ -14,14 +14,16 @@ from paho.mqtt.client import MQTTMessage
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
+    DEVICE_STATUS,
     MAX_BUS_MEMBERS,
     MAX_PAYLOAD_BYTES,
+    TICKET_REPLY,
+    TICKET_REQUEST,
     Alert,
     DeviceFault,
     DeviceState,
     DeviceStatus,
     Text,
-    route,
 )
 from hall_devices.coordinator.outcome import Outcome, Publish
 from tests.coordinator.harness import Hall, cid
@@ -39,7 +41,7 @@ def _status(members: dict[str, str]) -> bytes:
 
 def _ticket_answered(kiosk: Probe, watch: Probe) -> None:
     command = cid()
-    kiosk.client.publish(route("ticket_request").topic(hall=HALL, kiosk="K1"),
+    kiosk.client.publish(TICKET_REQUEST.topic(hall=HALL, kiosk="K1"),
                          json.dumps({"command_id": command, "service_id": "passport", "paper": False}),
                          qos=1)
     watch.expect(lambda m: m.topic.endswith("/ticket/reply")
@@ -58,10 +60,10 @@ def test_a_bus_status_names_only_its_own_members_and_stalls_nothing(own_broker: 
                                                                    coordinator: Coordinator) -> None:
     watch = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
                   subscribe=[f"hall/{HALL}/error/#", f"hall/{HALL}/alert",
-                             route("ticket_reply").topic(hall=HALL, kiosk="K1")])
+                             TICKET_REPLY.topic(hall=HALL, kiosk="K1")])
     agent = probe(own_broker.port, "KB1", own_broker.credentials["KB1"])
     kiosk = probe(own_broker.port, "K1", own_broker.credentials["K1"])
-    topic = route("device_status").topic(hall=HALL, device="KB1")
+    topic = DEVICE_STATUS.topic(hall=HALL, device="KB1")
     try:
         # 30,000 made-up members (600 KB), retained: refused whole, on the error route.
         agent.client.publish(topic, _status({f"X{i:06d}": "fault" for i in range(30_000)}), qos=1,
@@ -136,7 +138,7 @@ def test_each_member_alert_shows_its_own_faults(hall: Hall) -> None:
                           members={"WS1": DeviceState.FAULT, "WS2": DeviceState.FAULT, "WS3": DeviceState.OK},
                           member_faults={"WS1": [DeviceFault.NOT_RESPONDING], "WS2": [DeviceFault.NACK]})
     try:
-        agent.client.publish(route("device_status").topic(hall=HALL, device="L1"), encode(status), qos=1)
+        agent.client.publish(DEVICE_STATUS.topic(hall=HALL, device="L1"), encode(status), qos=1)
         shown: dict[str, str] = {}
         while len(shown) < 2:
             m = watch.expect(lambda m: json.loads(m.payload)["subject"] in ("WS1", "WS2"))

@@ -12,7 +12,15 @@ import sys
 import uuid
 from pathlib import Path
 
-from hall_devices.contract import TicketReply, TicketRequest, route
+from hall_devices.contract import (
+    ACTIVE_ALERTS,
+    ALERT,
+    DEVICE_STATUS,
+    QUEUE_SUMMARY,
+    TICKET_REQUEST,
+    TicketReply,
+    TicketRequest,
+)
 from tests.conftest import ROOT
 from tests.coordinator.harness import Device
 from tests.support import Coordinator, HallBroker, probe
@@ -27,7 +35,7 @@ class SteppedCoordinator(Coordinator):
 
 def run(coordinator: SteppedCoordinator, broker: HallBroker, local: str) -> None:
     status = probe(broker.port, "monitor", broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="coordinator")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="coordinator")])
     coordinator.start_at(local)
     status.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
     status.stop()
@@ -37,7 +45,7 @@ def take(kiosk: Device, count: int) -> list[str]:
     ids = []
     for _ in range(count):
         request = TicketRequest(command_id=uuid.uuid4().hex, service_id="passport", paper=False)
-        reply = kiosk.requests.call(route("ticket_request"), request, timeout_s=10, kiosk="K1")
+        reply = kiosk.requests.call(TICKET_REQUEST, request, timeout_s=10, kiosk="K1")
         assert isinstance(reply, TicketReply) and reply.ok and reply.ticket, reply
         ids.append(reply.ticket.ticket_id)
     return ids
@@ -46,7 +54,7 @@ def take(kiosk: Device, count: int) -> list[str]:
 def test_numbers_stay_unique_across_a_kill_and_a_clock_step(own_broker: HallBroker, tmp_path: Path) -> None:
     coordinator = SteppedCoordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
     kiosk = Device(own_broker, "K1", "kiosk")
-    kiosk.requests.listen(route("ticket_request"), kiosk="K1")
+    kiosk.requests.listen(TICKET_REQUEST, kiosk="K1")
     kiosk.bus.start()
     try:
         run(coordinator, own_broker, "2026-11-24T00:00:20+08:00")  # just past midnight
@@ -54,7 +62,7 @@ def test_numbers_stay_unique_across_a_kill_and_a_clock_step(own_broker: HallBrok
         coordinator.kill()
         run(coordinator, own_broker, "2026-11-23T23:59:30+08:00")  # back 50 s or more: "yesterday"
         alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                       subscribe=[route("active_alerts").topic(hall="demo")])
+                       subscribe=[ACTIVE_ALERTS.topic(hall="demo")])
         active = alerts.expect(lambda m: any(a["kind"] == "clock_step"
                                              for a in json.loads(m.payload)["alerts"]), timeout_s=5)
         alerts.stop()
@@ -65,7 +73,7 @@ def test_numbers_stay_unique_across_a_kill_and_a_clock_step(own_broker: HallBrok
         issued += take(kiosk, 1)
         assert issued == [f"2026-11-24-B00{n}" for n in range(1, 8)]
         summary = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                        subscribe=[route("queue_summary").topic(hall="demo")])
+                        subscribe=[QUEUE_SUMMARY.topic(hall="demo")])
 
         def passport_waiting(payload: bytes) -> int:
             rows = json.loads(payload)["services"]
@@ -89,10 +97,10 @@ def test_a_restart_in_the_same_boot_sees_a_step_made_while_down(own_broker: Hall
     it); stopped and started with the clock right again: the step back is seen, B003 follows."""
     coordinator = SteppedCoordinator(own_broker, tmp_path / "store.sqlite3", tmp_path / "coordinator.log")
     kiosk = Device(own_broker, "K1", "kiosk")
-    kiosk.requests.listen(route("ticket_request"), kiosk="K1")
+    kiosk.requests.listen(TICKET_REQUEST, kiosk="K1")
     kiosk.bus.start()
     alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
 
     def step_alert(size: str) -> None:  # a step of this size is alerted (earlier ones come again)
         alerts.expect(lambda m: json.loads(m.payload)["kind"] == "clock_step"
@@ -105,7 +113,7 @@ def test_a_restart_in_the_same_boot_sees_a_step_made_while_down(own_broker: Hall
         run(coordinator, own_broker, "2026-11-24T00:01:00+08:00")  # +8 h: "tomorrow"
         step_alert("跳变 +8小时")
         request = TicketRequest(command_id=uuid.uuid4().hex, service_id="passport", paper=False)
-        refused = kiosk.requests.call(route("ticket_request"), request, timeout_s=10, kiosk="K1")
+        refused = kiosk.requests.call(TICKET_REQUEST, request, timeout_s=10, kiosk="K1")
         assert isinstance(refused, TicketReply) and refused.error is not None
         assert refused.error.code == "clock_unsettled"
         coordinator.kill()

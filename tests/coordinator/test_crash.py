@@ -16,7 +16,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hall_devices.bus import encode
-from hall_devices.contract import TicketRequest, WindowAction, WindowCommand, route
+from hall_devices.contract import (
+    TICKET_REPLY,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_RESULT,
+    TicketRequest,
+    WindowAction,
+    WindowCommand,
+)
 from tests.support import Coordinator, HallBroker, wait_until
 
 HALL = "demo"
@@ -31,7 +39,7 @@ def commands(count: int) -> list[tuple[str, bytes, str]]:
     for window in WINDOWS:
         command = WindowCommand(command_id=f"login-{window}", action=WindowAction.LOGIN,
                                 clerk_id=f"Z{window:02d}")
-        out.append((route("window_command").topic(hall=HALL, window=window), encode(command),
+        out.append((WINDOW_COMMAND.topic(hall=HALL, window=window), encode(command),
                     command.command_id))
     i = 0
     while len(out) < count:
@@ -40,13 +48,13 @@ def commands(count: int) -> list[tuple[str, bytes, str]]:
             kiosk = "K1" if i % 2 else "K2"
             request = TicketRequest(command_id=f"t-{i}", service_id=SERVICES[i % len(SERVICES)],
                                     ticket_class="priority" if i % 11 == 0 else "normal", paper=False)
-            out.append((route("ticket_request").topic(hall=HALL, kiosk=kiosk), encode(request),
+            out.append((TICKET_REQUEST.topic(hall=HALL, kiosk=kiosk), encode(request),
                         request.command_id))
         else:
             window = WINDOWS[i % len(WINDOWS)]
             action = WindowAction.NEXT if i % 5 == 4 else WindowAction.FINISH
             command = WindowCommand(command_id=f"w-{i}", action=action)
-            out.append((route("window_command").topic(hall=HALL, window=window), encode(command),
+            out.append((WINDOW_COMMAND.topic(hall=HALL, window=window), encode(command),
                         command.command_id))
     return out[:count]
 
@@ -65,8 +73,8 @@ class Stream:
         ready = threading.Event()
 
         def on_connect(client: mqtt.Client, *_: Any) -> None:
-            client.subscribe([(route("ticket_reply").filter(hall=HALL), 1),
-                              (route("window_result").filter(hall=HALL), 1)])
+            client.subscribe([(TICKET_REPLY.filter(hall=HALL), 1),
+                              (WINDOW_RESULT.filter(hall=HALL), 1)])
 
         self.client.on_connect = on_connect
         self.client.on_subscribe = lambda *_: ready.set()
@@ -91,7 +99,7 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
         own_broker: HallBroker, coordinator: Coordinator, tmp_path: Path) -> None:
     stream = Stream(own_broker)
     batch = commands(2000)
-    junk_topic = route("ticket_request").topic(hall=HALL, kiosk="K1")
+    junk_topic = TICKET_REQUEST.topic(hall=HALL, kiosk="K1")
     kills = {400: False, 1300: False}
     in_flight: list[int] = []  # commands sent but not yet answered when the coordinator was killed
     for n, (topic, payload, _id) in enumerate(batch):

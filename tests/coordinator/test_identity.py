@@ -15,6 +15,13 @@ from paho.mqtt.client import MQTTMessage
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
+    ALERT,
+    DEVICE_STATUS,
+    ERROR,
+    PRINT_RESULT,
+    RATING,
+    RATING_ACK,
+    TICKET_REQUEST,
     DeviceFault,
     DeviceState,
     DeviceStatus,
@@ -24,7 +31,6 @@ from hall_devices.contract import (
     RatingLevel,
     TicketReply,
     TicketRequest,
-    route,
 )
 from hall_devices.evaluator.agent import PadAgent
 from hall_devices.layout import Layout
@@ -36,7 +42,7 @@ HALL = "demo"
 
 
 def take_at(hall: Hall, kiosk: str) -> TicketReply:
-    reply = hall.kiosk.requests.call(route("ticket_request"), TicketRequest(
+    reply = hall.kiosk.requests.call(TICKET_REQUEST, TicketRequest(
         command_id=cid(), service_id="passport", paper=True), kiosk=kiosk)
     assert isinstance(reply, TicketReply) and reply.ok, reply
     return reply
@@ -57,7 +63,7 @@ def is_offline(device: str) -> object:
 
 def test_a_device_credential_cannot_take_over_the_coordinator(hall: Hall) -> None:
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                  subscribe=[route("device_status").topic(hall=HALL, device="coordinator")])
+                  subscribe=[DEVICE_STATUS.topic(hall=HALL, device="coordinator")])
     assert hall.service.bus.connections == 1
     attacker = intruder(hall, "K2", "coordinator")
     # The coordinator is still on its first connection and its persistent session answers.
@@ -75,7 +81,7 @@ def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: 
     agent = PadAgent(hall.broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
     agent.start()
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                  subscribe=[route("device_status").topic(hall=HALL, device="KB1")])
+                  subscribe=[DEVICE_STATUS.topic(hall=HALL, device="KB1")])
     try:
         assert agent.bus.wait_connected(10)
         attacker = intruder(hall, "K1", "KB1")
@@ -93,13 +99,13 @@ def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: 
 
 def test_a_status_naming_another_device_is_refused_and_raises_no_alert(hall: Hall) -> None:
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                  subscribe=[route("error").topic(hall=HALL, reporter="coordinator"),
-                             route("alert").topic(hall=HALL)])
+                  subscribe=[ERROR.topic(hall=HALL, reporter="coordinator"),
+                             ALERT.topic(hall=HALL)])
     kiosk = probe(hall.broker.port, "K1", hall.broker.credentials["K1"])
     spoof = DeviceStatus(device_id="P2", kind="printer", state=DeviceState.FAULT,
                          faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
     # On K1's own topic (the ACL allows it), retained: it would outlive restarts.
-    kiosk.client.publish(route("device_status").topic(hall=HALL, device="K1"), encode(spoof),
+    kiosk.client.publish(DEVICE_STATUS.topic(hall=HALL, device="K1"), encode(spoof),
                          qos=1, retain=True)
     report = json.loads(watch.expect(lambda m: m.topic.endswith("/error/coordinator")).payload)
     assert report["problem"]["code"] == "wrong_sender"
@@ -113,7 +119,7 @@ def test_a_status_naming_another_device_is_refused_and_raises_no_alert(hall: Hal
     watch.nothing(lambda m: m.topic.endswith("/alert") and b"P2" in m.payload, 0.3)
     # Control: P2 saying the same of itself is believed.
     printer = probe(hall.broker.port, "P2", hall.broker.credentials["P2"])
-    printer.client.publish(route("device_status").topic(hall=HALL, device="P2"), encode(spoof), qos=1)
+    printer.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P2"), encode(spoof), qos=1)
     alert = json.loads(watch.expect(lambda m: m.topic.endswith("/alert") and b"P2" in m.payload).payload)
     assert alert["alert_id"] == "paper_out:P2" and not alert["cleared"]
     for client in (printer, kiosk, watch):
@@ -122,10 +128,10 @@ def test_a_status_naming_another_device_is_refused_and_raises_no_alert(hall: Hal
 
 def test_a_rating_naming_another_window_is_answered_with_both(hall: Hall) -> None:
     pads = probe(hall.broker.port, "KB1", hall.broker.credentials["KB1"],
-                 subscribe=[route("rating_ack").topic(hall=HALL, window=3)])
+                 subscribe=[RATING_ACK.topic(hall=HALL, window=3)])
     rating = Rating(rating_id=cid(), prompt_id="p-1", window=6, level=RatingLevel.VERY_SATISFIED,
                     rated_at=datetime.now(UTC))
-    pads.client.publish(route("rating").topic(hall=HALL, window=3), encode(rating), qos=1)
+    pads.client.publish(RATING.topic(hall=HALL, window=3), encode(rating), qos=1)
     ack = json.loads(pads.expect(lambda m: True).payload)
     assert ack["ok"] is False and ack["command_id"] == rating.rating_id
     assert ack["error"]["code"] == "wrong_sender"
@@ -135,19 +141,19 @@ def test_a_rating_naming_another_window_is_answered_with_both(hall: Hall) -> Non
 
 def test_a_print_result_for_another_printers_job_is_refused_and_the_real_one_counts(hall: Hall) -> None:
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                  subscribe=[route("error").topic(hall=HALL, reporter="coordinator"),
-                             route("alert").topic(hall=HALL)])
+                  subscribe=[ERROR.topic(hall=HALL, reporter="coordinator"),
+                             ALERT.topic(hall=HALL)])
     job = take_at(hall, "K2").print_job_id  # a job for P2
     assert job is not None
     failed = PrintResult(command_id=job, ok=False, reason=PrintFailure.PAPER_OUT)
     p1 = probe(hall.broker.port, "P1", hall.broker.credentials["P1"])
-    p1.client.publish(route("print_result").topic(hall=HALL, printer="P1"), encode(failed), qos=1)
+    p1.client.publish(PRINT_RESULT.topic(hall=HALL, printer="P1"), encode(failed), qos=1)
     report = json.loads(watch.expect(lambda m: m.topic.endswith("/error/coordinator")).payload)
     assert report["problem"]["code"] == "wrong_sender"
     assert "'P1'" in report["problem"]["message"] and "'P2'" in report["problem"]["message"]
     # P1's refused result did not use up the job's id: P2's own result is applied.
     p2 = probe(hall.broker.port, "P2", hall.broker.credentials["P2"])
-    p2.client.publish(route("print_result").topic(hall=HALL, printer="P2"), encode(failed), qos=1)
+    p2.client.publish(PRINT_RESULT.topic(hall=HALL, printer="P2"), encode(failed), qos=1)
     alert = json.loads(watch.expect(lambda m: m.topic.endswith("/alert")).payload)
     assert alert["kind"] == "print_failed" and not alert["cleared"]
     for client in (p1, p2, watch):

@@ -15,6 +15,7 @@ from typing import Any
 
 from hall_devices.bus import Inbound
 from hall_devices.contract import (
+    QUERY,
     Channel,
     QueryKind,
     QueryReply,
@@ -97,7 +98,7 @@ def test_a_poison_command_is_answered_alone_kept_and_never_rerun(hall: Hall) -> 
 
     # The manager can read them: a query the web can ask.
     query = QueryRequest(command_id=cid(), kind=QueryKind.DEAD_LETTERS)
-    reply = hall.web.requests.call(route("query"), query, client="web")
+    reply = hall.web.requests.call(QUERY, query, client="web")
     assert isinstance(reply, QueryReply) and reply.ok
     assert reply.data["total"] == 2
     listed = {d["command"] for d in reply.data["dead_letters"]}
@@ -117,6 +118,6 @@ def test_engine_refusals_and_bad_queries_are_published_on_the_error_route(hall: 
     assert error_code(hall.window(3, "next")) == "wrong_state"
     assert json.loads(errors.expect(lambda m: True).payload)["problem"]["code"] == "wrong_state"
     query = QueryRequest(command_id=cid(), kind=QueryKind.WINDOW_QUEUE, window=999)
-    assert error_code(hall.web.requests.call(route("query"), query, client="web")) == "unknown_window"
+    assert error_code(hall.web.requests.call(QUERY, query, client="web")) == "unknown_window"
     assert json.loads(errors.expect(lambda m: True).payload)["problem"]["code"] == "unknown_window"
     errors.stop()

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from hall_devices.bus import Inbound
-from hall_devices.contract import QueryKind, QueryReply, QueryRequest, RatingLevel, TicketClass, route
+from hall_devices.contract import QUERY, QueryKind, QueryReply, QueryRequest, RatingLevel, TicketClass
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import Appointment
@@ -75,7 +75,7 @@ def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall:
     # A window given as a list (past the contract's checks): the lookup raises TypeError.
     odd = QueryRequest.model_construct(command_id="q-odd", kind=QueryKind.WINDOW_QUEUE, window=[6],
                                        schema_version=1)
-    route_ = route("query")
+    route_ = QUERY
     hall.service._inbox.put(Inbound(route_, route_.topic(hall="demo", client="probe"),
                                     {"hall": "demo", "client": "probe"}, odd, False, False, 0, 0))
     reply = json.loads(replies.expect(lambda m: True).payload)

@@ -7,6 +7,12 @@ from datetime import UTC, datetime
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
+    ACTIVE_ALERTS,
+    ALERT,
+    DEVICE_STATUS,
+    PRINT_JOB,
+    PRINT_RESULT,
+    QUEUE_SUMMARY,
     Alert,
     CaseState,
     DeviceFault,
@@ -14,7 +20,6 @@ from hall_devices.contract import (
     DeviceStatus,
     PrintFailure,
     PrintResult,
-    route,
 )
 from hall_devices.coordinator.engine import Engine
 from hall_devices.layout import Layout
@@ -109,16 +114,16 @@ def test_rating_for_an_unknown_prompt(hall: Hall) -> None:
 
 def test_print_job_failure_alert_and_reprint(hall: Hall) -> None:
     printer = probe(hall.broker.port, "P1", hall.broker.credentials["P1"],
-                    subscribe=[route("print_job").topic(hall="demo", printer="P1")])
+                    subscribe=[PRINT_JOB.topic(hall="demo", printer="P1")])
     alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     reply = hall.take("passport", paper=True)
     assert reply.print_job_id == f"{reply.ticket.ticket_id}-p1"  # type: ignore[union-attr]
     job = json.loads(printer.expect(lambda m: True).payload)
     assert job["ticket"]["number"] == "B001" and job["job_id"] == reply.print_job_id
     assert next(m["zh"] for m in job["ticket"]["materials"]) == "居民身份证"
     failed = PrintResult(command_id=job["job_id"], ok=False, reason=PrintFailure.PAPER_OUT)
-    printer.client.publish(route("print_result").topic(hall="demo", printer="P1"), encode(failed), qos=1)
+    printer.client.publish(PRINT_RESULT.topic(hall="demo", printer="P1"), encode(failed), qos=1)
     alert = json.loads(alerts.expect(lambda m: b"print_failed" in m.payload).payload)
     assert alert["subject"] == "B001" and not alert["cleared"]
     reprint = hall.staff("reprint", ticket_id=reply.ticket.ticket_id)  # type: ignore[union-attr]
@@ -126,7 +131,7 @@ def test_print_job_failure_alert_and_reprint(hall: Hall) -> None:
     job2 = json.loads(printer.expect(lambda m: True).payload)
     assert job2["job_id"].endswith("-p2") and job2["reprint"] is True
     done = PrintResult(command_id=job2["job_id"], ok=True)
-    printer.client.publish(route("print_result").topic(hall="demo", printer="P1"), encode(done), qos=1)
+    printer.client.publish(PRINT_RESULT.topic(hall="demo", printer="P1"), encode(done), qos=1)
     cleared = json.loads(alerts.expect(lambda m: b"print_failed" in m.payload).payload)
     assert cleared["cleared"] is True
     printer.stop()
@@ -136,10 +141,10 @@ def test_print_job_failure_alert_and_reprint(hall: Hall) -> None:
 def test_paper_out_stops_paper_tickets_and_alerts(hall: Hall) -> None:
     printer = probe(hall.broker.port, "P1", hall.broker.credentials["P1"])
     alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.FAULT,
                           faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
-    printer.client.publish(route("device_status").topic(hall="demo", device="P1"), encode(status),
+    printer.client.publish(DEVICE_STATUS.topic(hall="demo", device="P1"), encode(status),
                            qos=1, retain=True)
     alert = json.loads(alerts.expect(lambda m: b"paper_out" in m.payload).payload)
     assert alert["subject"] == "P1" and "缺纸" in alert["message"]["zh"]
@@ -151,7 +156,7 @@ def test_paper_out_stops_paper_tickets_and_alerts(hall: Hall) -> None:
 
 def test_long_wait_and_long_pause_alerts(hall: Hall) -> None:
     alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     hall.ok(6, "login", clerk_id="Z0601")
     hall.ok(6, "pause", reason="临时离开")
     hall.take("passport")
@@ -167,7 +172,7 @@ def test_long_wait_and_long_pause_alerts(hall: Hall) -> None:
 
 def test_overtime_alert(hall: Hall) -> None:
     alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     hall.take("passport")
     hall.ok(6, "login", clerk_id="Z0601")
     hall.ok(6, "next")
@@ -179,7 +184,7 @@ def test_overtime_alert(hall: Hall) -> None:
 
 def test_queue_summary_and_estimate(hall: Hall) -> None:
     summary = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                    subscribe=[route("queue_summary").topic(hall="demo")])
+                    subscribe=[QUEUE_SUMMARY.topic(hall="demo")])
     hall.ok(6, "login", clerk_id="Z0601")
     for _ in range(3):
         hall.take("passport")
@@ -200,8 +205,8 @@ def test_queue_summary_and_estimate(hall: Hall) -> None:
 def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
     pads = probe(hall.broker.port, "KB1", hall.broker.credentials["KB1"])
     alerts = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo"), route("active_alerts").topic(hall="demo")])
-    topic = route("device_status").topic(hall="demo", device="KB1")
+                   subscribe=[ALERT.topic(hall="demo"), ACTIVE_ALERTS.topic(hall="demo")])
+    topic = DEVICE_STATUS.topic(hall="demo", device="KB1")
     for state in (DeviceState.OFFLINE, DeviceState.OK):
         status = DeviceStatus(device_id="KB1", kind="keypad_bus", state=state, updated_at=datetime.now(UTC))
         pads.client.publish(topic, encode(status), qos=1, retain=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hall_devices.contract import TicketReply, TicketRequest, route
+from hall_devices.contract import TICKET_REQUEST, TicketReply, TicketRequest
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
 from tests.coordinator.harness import T0, Clock, Hall
@@ -129,7 +129,7 @@ def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[Remindi
     hall_, gateway = hall
     gateway.failures = 0
     request = TicketRequest(command_id="kiosk-phone-1", service_id="passport", phone="13900139000")
-    reply = hall_.kiosk.requests.call(route("ticket_request"), request, kiosk="K1")
+    reply = hall_.kiosk.requests.call(TICKET_REQUEST, request, kiosk="K1")
     assert isinstance(reply, TicketReply) and reply.ticket is not None
     wait_until(lambda: gateway.keys() == [f"{reply.ticket.ticket_id}:place"], 10, "the place reminder")
     window = hall_.layout.windows_serving("passport")[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from hall_devices.contract import TicketClass, WindowStatus
+from hall_devices.contract import WINDOW_COMMAND, TicketClass, WindowStatus
 from tests.coordinator.harness import Hall, error_code
 
 
@@ -34,10 +34,10 @@ def test_illegal_actions_name_the_state_and_change_nothing(hall: Hall) -> None:
     assert hall.next_number(4) == "B001"
     assert error_code(hall.window(4, "next")) == "wrong_state"  # finish or hand it on first
     assert error_code(hall.window(4, "login")) == "wrong_state"
-    from hall_devices.contract import WindowAction, WindowCommand, route
+    from hall_devices.contract import WindowAction, WindowCommand
     from tests.coordinator.harness import cid
 
-    unknown = hall.web.requests.call(route("window_command"), WindowCommand(
+    unknown = hall.web.requests.call(WINDOW_COMMAND, WindowCommand(
         command_id=cid(), action=WindowAction.LOGIN, clerk_id="x"), window=99)
     assert error_code(unknown) == "unknown_window"
 

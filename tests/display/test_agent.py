@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import ALERT, DEVICE_STATUS
 from hall_devices.display.agent import LedAgent
 from hall_devices.layout import Layout, LedBusDevice, parse_layout
 from hall_devices.sim.led import LedBusSimulator
@@ -88,7 +88,7 @@ def test_unplug_and_replug_recovers_by_itself(hall_with_leds: tuple[Hall, LedAge
                                               leds: LedBusSimulator, own_broker: HallBroker) -> None:
     hall, _agent = hall_with_leds
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
     assert leds.wait(lambda: leds.text(5) == "暂停服务")
     leds.port.unplug()
     missing = status.expect(lambda m: "port_missing" in json.loads(m.payload)["faults"])
@@ -107,7 +107,7 @@ def test_silent_screen_is_marked_faulted(hall_with_leds: tuple[Hall, LedAgent], 
                                          own_broker: HallBroker) -> None:
     hall, _agent = hall_with_leds
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
     # Every screen written first: silence must catch screen 7's next frame, not the first round.
     assert leds.wait(lambda: all(c.frames for c in leds.controllers.values()), 10)
     leds.switches.silent = True
@@ -218,7 +218,7 @@ def test_a_screen_its_protocol_cannot_address_is_faulted_and_the_rest_written(
     beyond = {"eq": 1000, "bx": 0x10000}[protocol]
     layout = eq_or_bx_layout(protocol, WS3=beyond)
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
     # Controllers (and the coordinator) at the checked layout's addresses; the agent has WS3 beyond.
     hall, agent, sim = run_bus(own_broker, eq_or_bx_layout(protocol), tmp_path, protocol, layout)
     try:
@@ -269,7 +269,7 @@ def test_auto_call_and_the_long_pause_notice_come_from_the_coordinator(
 def test_a_silent_screen_raises_its_alert_while_the_others_keep_updating(
         own_broker: HallBroker, tmp_path: Path) -> None:
     alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     hall, agent, sim = run_bus(own_broker, unreachable_after(2), tmp_path, "bx")
     try:
         assert sim.wait(lambda: all(c.frames for c in sim.controllers.values()), 15)
@@ -297,7 +297,7 @@ def test_a_silent_screen_raises_its_alert_while_the_others_keep_updating(
 
 def test_busy_is_retried_with_backoff_and_a_dead_bus_is_fault(own_broker: HallBroker, tmp_path: Path) -> None:
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
     hall, agent, leds = run_bus(own_broker, unreachable_after(1), tmp_path, "bx", refresh_s=2, retries=1,
                                 reply_timeout_s=0.1)
     try:

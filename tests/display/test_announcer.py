@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hall_devices.bus import encode
-from hall_devices.contract import Call, Text, route
+from hall_devices.contract import CALL, DEVICE_STATUS, Call, Text
 from hall_devices.display.announcer import (
     Announcer,
     EspeakSpeaker,
@@ -56,7 +56,7 @@ def test_five_calls_at_once_are_five_whole_announcements_in_order(
     calls = [call(n, w, i) for i, (n, w) in enumerate(
         [("A001", 1), ("B002", 6), ("C003", 7), ("A004", 2), ("D005", 11)], start=1)]
     for one in calls:  # published together, as when five windows press Next at once
-        coordinator.client.publish(route("call").topic(hall="demo"), encode(one), qos=1)
+        coordinator.client.publish(CALL.topic(hall="demo"), encode(one), qos=1)
     wait_until(lambda: len(list(out.glob("*.wav"))) == 5, 60, "five announcements")
     files = sorted(out.glob("*.wav"))
     assert [f.name for f in files] == ["0001-A001-w1.wav", "0002-B002-w6.wav", "0003-C003-w7.wav",
@@ -106,7 +106,7 @@ def test_switched_off_says_nothing(tmp_path: Path) -> None:
 
 def test_status_of_the_agent(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> None:
     watch = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                  subscribe=[route("device_status").topic(hall="demo", device="VOICE1")])
+                  subscribe=[DEVICE_STATUS.topic(hall="demo", device="VOICE1")])
     agent = AnnouncerAgent(own_broker.settings("VOICE1"), layout, "VOICE1", output="off")
     agent.start()
     status = json.loads(watch.expect(lambda m: json.loads(m.payload)["detail"] == "switched off").payload)
@@ -118,7 +118,7 @@ def test_status_of_the_agent(own_broker: HallBroker, layout: Layout, tmp_path: P
 def test_a_missing_player_is_reported_at_start(own_broker: HallBroker, layout: Layout, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     watch = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                  subscribe=[route("device_status").topic(hall="demo", device="VOICE1")])
+                  subscribe=[DEVICE_STATUS.topic(hall="demo", device="VOICE1")])
     agent = AnnouncerAgent(own_broker.settings("VOICE1"), layout, "VOICE1", output="device")
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine without alsa-utils (nor espeak-ng)
     agent.start()

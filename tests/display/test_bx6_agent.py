@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import ALERT
 from hall_devices.display import bx6
 from hall_devices.display.bx6_agent import Bx6Agent
 from hall_devices.display.render import ensure_qt, render_text
@@ -85,7 +85,7 @@ def test_a_silent_or_refusing_network_screen_is_alerted_while_the_others_update(
         network: tuple[Hall, Bx6Agent, dict[str, Bx6Simulator]], own_broker: HallBroker) -> None:
     hall, agent, sims = network
     alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     assert sims["WS3"].wait(lambda: sims["WS3"].bitmap(0) is not None)
     sims["WS3"].switches.silent = True
     sims["WS4"].switches.busy = 2  # answered with backoff, then shown

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from paho.mqtt.client import MQTTMessage
 
-from hall_devices.contract import DeviceFault, DeviceState, route
+from hall_devices.contract import ALERT, DEVICE_STATUS, DeviceFault, DeviceState
 from hall_devices.display import bx
 from hall_devices.display.supervision import BusHealth, Outcome, ScreenHealth, bus_state
 from hall_devices.layout import WindowScreenDevice
@@ -27,9 +27,9 @@ def test_idle_screens_are_probed_and_each_alert_names_its_own_fault(own_broker: 
     screens = [d for d in layout.members("L1") if isinstance(d, WindowScreenDevice)]
     silent, nacking = screens[0], screens[1]
     alerts = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("alert").topic(hall="demo")])
+                   subscribe=[ALERT.topic(hall="demo")])
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="L1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
     hall, agent, sim = run_bus(own_broker, layout, tmp_path, "bx")
     try:
         assert sim.wait(lambda: all(c.frames for c in sim.controllers.values()), 15)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import CaseState, DeviceState
+from hall_devices.contract import DEVICE_STATUS, CaseState, DeviceState
 from hall_devices.coordinator.model import PromptState
 from hall_devices.evaluator.agent import PadAgent
 from hall_devices.evaluator.keypad import Frame, Key
@@ -168,11 +168,10 @@ def test_a_bus_on_a_missing_port_reports_no_pad_as_ok(own_broker: HallBroker, la
                                                       tmp_path: Path) -> None:
     import json
 
-    from hall_devices.contract import route
     from tests.support import probe
 
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="KB1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="KB1")])
     agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent",
                      url=str(tmp_path / "dev" / "no-such-port"))
     agent.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST
 from hall_devices.evaluator.agent import PadAgent
 from hall_devices.evaluator.keypad import Key
 from hall_devices.layout import Layout
@@ -29,7 +29,7 @@ def online(broker: HallBroker, device: str, since: datetime | None = None) -> No
     """Wait for an ok status published after ``since`` (a killed process leaves its old one)."""
     since = since or datetime.now(UTC) - timedelta(seconds=1)
     watch = probe(broker.port, "monitor", broker.credentials["monitor"],
-                  subscribe=[route("device_status").topic(hall="demo", device=device)])
+                  subscribe=[DEVICE_STATUS.topic(hall="demo", device=device)])
     watch.expect(lambda m: json.loads(m.payload)["state"] == "ok"
                  and datetime.fromisoformat(json.loads(m.payload)["updated_at"]) > since, timeout_s=20)
     watch.stop()
@@ -60,7 +60,7 @@ def serve_until_prompt(broker: HallBroker, keypads: KeypadBusSimulator) -> None:
 
     kiosk = Device(broker, "K1", "kiosk")
     kiosk.bus.start()
-    kiosk.requests.call(route("ticket_request"), TicketRequest(command_id=cid(), service_id="passport",
+    kiosk.requests.call(TICKET_REQUEST, TicketRequest(command_id=cid(), service_id="passport",
                                                                 paper=False), kiosk="K1")
     kiosk.stop()
     keypads.type(6, "0601")

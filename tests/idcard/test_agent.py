@@ -9,7 +9,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from hall_devices.contract import route
+from hall_devices.contract import CARD_READ, DEVICE_STATUS
 from hall_devices.idcard.agent import IdCardReaderAgent
 from hall_devices.idcard.identity import id_hash, mask_id
 from hall_devices.layout import Layout
@@ -23,8 +23,8 @@ KEY = b"test-hall-key"
 def reader(hall_broker: HallBroker, layout: Layout, tmp_path: Path
            ) -> Iterator[tuple[IdCardReaderSimulator, IdCardReaderAgent, Probe]]:
     sim = IdCardReaderSimulator(tmp_path / "dev" / "idcard-k1").start()
-    watch = probe(hall_broker.port, "monitor", None, [route("card_read").filter(hall=hall_broker.hall_id),
-                                                      route("device_status").topic(hall=hall_broker.hall_id,
+    watch = probe(hall_broker.port, "monitor", None, [CARD_READ.filter(hall=hall_broker.hall_id),
+                                                      DEVICE_STATUS.topic(hall=hall_broker.hall_id,
                                                                                    device="R1")])
     agent = IdCardReaderAgent(hall_broker.settings("R1"), layout, "R1", KEY, url=str(sim.path), poll_s=0.1)
     agent.start()

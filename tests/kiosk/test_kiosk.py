@@ -14,7 +14,7 @@ from PyQt6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from hall_devices.bus import encode
-from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
+from hall_devices.contract import DEVICE_STATUS, DeviceFault, DeviceState, DeviceStatus
 from hall_devices.kiosk.app import KioskWindow
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.scanner import ScannerReader
@@ -247,7 +247,7 @@ def test_info_desk_fallback(qtbot: QtBot, kiosk: Kiosk, layout: Layout) -> None:
     p2 = probe(broker.port, "P2", broker.credentials["P2"])
     status = DeviceStatus(device_id="P2", kind="printer", state=DeviceState.FAULT,
                           faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
-    p2.client.publish(route("device_status").topic(hall="demo", device="P2"), encode(status), qos=1,
+    p2.client.publish(DEVICE_STATUS.topic(hall="demo", device="P2"), encode(status), qos=1,
                       retain=True)
     p2.stop()
     window, link = open_kiosk(qtbot, broker, layout, "K2")

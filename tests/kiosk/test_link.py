@@ -9,7 +9,7 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from hall_devices.bus import BusError
-from hall_devices.contract import TicketClass, TicketReply, route
+from hall_devices.contract import DEVICE_STATUS, TicketClass, TicketReply
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.layout import KioskDevice, Layout
 from tests.coordinator.harness import Clock, Hall
@@ -20,7 +20,7 @@ def test_a_kiosk_whose_clock_is_30_s_slow_gets_its_ticket_and_says_its_clock_is_
         qtbot: QtBot, own_broker: HallBroker, layout: Layout, tmp_path: Path) -> None:
     hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("device_status").topic(hall="demo", device="K1")])
+                   subscribe=[DEVICE_STATUS.topic(hall="demo", device="K1")])
     device = layout.device("K1")
     assert isinstance(device, KioskDevice)
     link = KioskLink(own_broker.settings("K1"), layout, device, ttl_s=3,

@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.client import MQTTMessage
 from pytestqt.qtbot import QtBot
 
-from hall_devices.contract import route
+from hall_devices.contract import TICKET_REPLY, TICKET_REQUEST
 from hall_devices.kiosk.app import KioskWindow
 from hall_devices.layout import Layout
 from tests.kiosk.test_kiosk import open_kiosk, tap, text_of
@@ -45,13 +45,13 @@ def tickets_issued(store: Path) -> list[str]:
 
 
 def is_request(message: MQTTMessage, command_id: str | None = None) -> bool:
-    if message.topic != route("ticket_request").topic(hall=HALL, kiosk="K1"):
+    if message.topic != TICKET_REQUEST.topic(hall=HALL, kiosk="K1"):
         return False
     return command_id is None or json.loads(message.payload)["command_id"] == command_id
 
 
 def is_reply(message: MQTTMessage, command_id: str) -> bool:
-    return (message.topic == route("ticket_reply").topic(hall=HALL, kiosk="K1")
+    return (message.topic == TICKET_REPLY.topic(hall=HALL, kiosk="K1")
             and json.loads(message.payload)["command_id"] == command_id)
 
 
@@ -77,8 +77,8 @@ def test_a_stalled_coordinator_gives_one_true_outcome_per_tap(
         tmp_path: Path) -> None:
     store = tmp_path / "store.sqlite3"
     watch = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                  subscribe=[route("ticket_request").topic(hall=HALL, kiosk="K1"),
-                             route("ticket_reply").topic(hall=HALL, kiosk="K1")])
+                  subscribe=[TICKET_REQUEST.topic(hall=HALL, kiosk="K1"),
+                             TICKET_REPLY.topic(hall=HALL, kiosk="K1")])
     window, link = open_kiosk(qtbot, own_broker, layout, "K1", ttl_s=4)
     link.resend_s = 0.5  # the resent copy is seen well before the deadline
     assert coordinator.process is not None

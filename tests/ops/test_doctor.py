@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from hall_devices.broker import free_port
 from hall_devices.cli import main
+from hall_devices.contract import QUEUE_SUMMARY
 from hall_devices.layout import Layout
 from hall_devices.ops.doctor import DoctorScope, Finding, clock_status, run_doctor
 from hall_devices.ops.reach import check_broker
@@ -217,14 +218,14 @@ def test_a_kiosk_pc_three_seconds_off_the_coordinators_clock(named_broker: HallB
     import threading
     from datetime import timedelta
 
-    from hall_devices.contract import QueueSummary, route
+    from hall_devices.contract import QueueSummary
     from hall_devices.coordinator import service
     from hall_devices.ops.doctor import _coordinator_clock, _follows_the_queue
     from hall_devices.ops.skew import SUMMARY_AT_LEAST_S, coordinator_offset
     from tests.support import probe
 
     assert SUMMARY_AT_LEAST_S == service.SUMMARY_AT_LEAST_S
-    topic = route("queue_summary").topic(hall=named_broker.hall_id)
+    topic = QUEUE_SUMMARY.topic(hall=named_broker.hall_id)
     coordinator = probe(named_broker.port, "coordinator", named_broker.credentials["coordinator"],
                         client_id="coordinator")
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from hall_devices.bus import encode
-from hall_devices.contract import PrintJob, Text, TicketClass, TicketInfo, TicketStatus, route
+from hall_devices.contract import (
+    ALERT,
+    DEVICE_STATUS,
+    PRINT_JOB,
+    PRINT_RESULT,
+    PrintJob,
+    Text,
+    TicketClass,
+    TicketInfo,
+    TicketStatus,
+)
 from hall_devices.layout import Layout
 from hall_devices.printer.agent import PrinterAgent
 from hall_devices.printer.ledger import JobLedger
@@ -49,8 +59,8 @@ def test_ticket_prints_paper_out_fails_and_reprint_recovers(
     hall, _agent = hall_with_printer
     broker = hall.broker
     watch = probe(broker.port, "monitor", broker.credentials["monitor"],
-                  subscribe=[route("alert").topic(hall="demo"),
-                             route("print_result").topic(hall="demo", printer="P1")])
+                  subscribe=[ALERT.topic(hall="demo"),
+                             PRINT_RESULT.topic(hall="demo", printer="P1")])
     reply = hall.take("passport", paper=True)
     assert reply.ticket and reply.print_job_id
     printed = sim.wait_tickets(1)[0]
@@ -71,7 +81,7 @@ def test_ticket_prints_paper_out_fails_and_reprint_recovers(
         (failed_reply.print_job_id, False, "paper_out")]
     assert {m["kind"] for m in failure if m not in results} == {"paper_out", "print_failed"}
     retained = probe(broker.port, "monitor", broker.credentials["monitor"],
-                     subscribe=[route("device_status").topic(hall="demo", device="P1")])
+                     subscribe=[DEVICE_STATUS.topic(hall="demo", device="P1")])
     status = json.loads(retained.expect(lambda m: True).payload)
     assert status["state"] == "fault" and "paper_out" in status["faults"]
     retained.stop()
@@ -105,8 +115,8 @@ def make_job(job_id: str, number: str) -> PrintJob:
 def test_a_job_id_never_prints_twice_across_restarts(own_broker: HallBroker, layout: Layout,
                                                      sim: PrinterSimulator, tmp_path: Path) -> None:
     coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"],
-                        subscribe=[route("print_result").topic(hall="demo", printer="P1")])
-    topic = route("print_job").topic(hall="demo", printer="P1")
+                        subscribe=[PRINT_RESULT.topic(hall="demo", printer="P1")])
+    topic = PRINT_JOB.topic(hall="demo", printer="P1")
     data = tmp_path / "agent"
     agent = start_agent(own_broker, layout, sim, data)
     coordinator.client.publish(topic, encode(make_job("J-1", "B101")), qos=1)
@@ -132,7 +142,7 @@ def test_a_job_id_never_prints_twice_across_restarts(own_broker: HallBroker, lay
 def test_unplugged_port_is_reported_and_reopened(own_broker: HallBroker, layout: Layout,
                                                  sim: PrinterSimulator, tmp_path: Path) -> None:
     statuses = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                     subscribe=[route("device_status").topic(hall="demo", device="P1")])
+                     subscribe=[DEVICE_STATUS.topic(hall="demo", device="P1")])
     agent = start_agent(own_broker, layout, sim, tmp_path / "agent", poll_s=0.2)
     assert json.loads(statuses.expect(lambda m: True).payload)["state"] == "ok"
     sim.port.unplug()
@@ -142,8 +152,8 @@ def test_unplugged_port_is_reported_and_reopened(own_broker: HallBroker, layout:
     back = statuses.expect(lambda m: json.loads(m.payload)["state"] == "ok", timeout_s=15)
     assert json.loads(back.payload)["faults"] == []
     coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"],
-                        subscribe=[route("print_result").topic(hall="demo", printer="P1")])
-    coordinator.client.publish(route("print_job").topic(hall="demo", printer="P1"),
+                        subscribe=[PRINT_RESULT.topic(hall="demo", printer="P1")])
+    coordinator.client.publish(PRINT_JOB.topic(hall="demo", printer="P1"),
                                encode(make_job("J-3", "B103")), qos=1)
     assert json.loads(coordinator.expect(lambda m: True).payload)["ok"] is True
     assert sim.wait_tickets(1)[0].big() == ["B103"]

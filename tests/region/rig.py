@@ -17,7 +17,7 @@ import psycopg
 from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.contract import TicketRequest, route
+from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, TicketRequest
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout, parse_layout
 from hall_devices.provision import provision
@@ -69,7 +69,7 @@ class Hall:
         if self.kiosk is None:
             self.kiosk = probe(self.broker.port, "traffic", self.broker.credentials["traffic"])
         services = [s.id for s in self.layout.services]
-        topic = route("ticket_request").topic(hall=self.entry.hall_id, kiosk="K1")
+        topic = TICKET_REQUEST.topic(hall=self.entry.hall_id, kiosk="K1")
         for n in range(count):
             request = TicketRequest(command_id=f"t{next(_ids)}", service_id=services[n % len(services)],
                                     paper=False)
@@ -143,7 +143,7 @@ class RegionRig:
         env = {**os.environ, "HALL_BROKER_PORT": str(self.broker.port), "HALL_BROKER_USERNAME": "region",
                "HALL_BROKER_PASSWORD": self.broker.credentials["region"], "HALL_LOG_LEVEL": "INFO"}
         status = probe(self.broker.port, "monitor", None,
-                       subscribe=[route("device_status").topic(hall="region", device="region")])
+                       subscribe=[DEVICE_STATUS.topic(hall="region", device="region")])
         try:
             with (self.root / "region.log").open("ab") as out:
                 self.service = subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "region",

@@ -14,12 +14,14 @@ import pytest
 
 from hall_devices.bus import Bus, BusOptions
 from hall_devices.contract import (
+    REGION_RESEND_OUT,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
     TicketRequest,
     TicketStatus,
     WindowAction,
     WindowCommand,
     WindowStatus,
-    route,
 )
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
@@ -75,7 +77,7 @@ def test_a_hall_cut_off_for_thousands_of_events_catches_up_once_and_in_order(rig
     wait_until(lambda: cut.head >= before + 2700, 60, "tickets issued after the hall broker restart")
     rig.broker.process.start()
     resends = probe(rig.broker.port, "monitor", None,
-                    subscribe=[route("region_resend_out").filter(site=cut.entry.hall_id)])
+                    subscribe=[REGION_RESEND_OUT.filter(site=cut.entry.hall_id)])
     try:
         for hall in rig.halls:
             hall.relay.restore()
@@ -108,7 +110,7 @@ def _command(hall: Hall, window: int, action: WindowAction, clerk: str | None = 
     assert hall.kiosk is not None
     command = WindowCommand(command_id=f"w-{action}-{window}-{time.monotonic_ns()}", action=action,
                             clerk_id=clerk)
-    hall.kiosk.client.publish(route("window_command").topic(hall=hall.entry.hall_id, window=window),
+    hall.kiosk.client.publish(WINDOW_COMMAND.topic(hall=hall.entry.hall_id, window=window),
                               command.model_dump_json(), qos=1)
 
 
@@ -161,7 +163,7 @@ def test_a_config_push_applies_while_tickets_wait_and_keeps_clerks_signed_in(rig
     before = hall.head
     assert hall.kiosk is not None
     request = TicketRequest(command_id=f"new-{time.monotonic_ns()}", service_id="social_relief", paper=False)
-    hall.kiosk.client.publish(route("ticket_request").topic(hall=hall.entry.hall_id, kiosk="K1"),
+    hall.kiosk.client.publish(TICKET_REQUEST.topic(hall=hall.entry.hall_id, kiosk="K1"),
                               request.model_dump_json(), qos=1)
     wait_until(lambda: any(t.service_id == "social_relief" for t in engine().state.tickets.values()), 10,
                "a ticket of the new service")

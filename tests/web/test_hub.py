@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from hall_devices.bus import encode
-from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
+from hall_devices.contract import DEVICE_STATUS, ERROR, DeviceFault, DeviceState, DeviceStatus
 from hall_devices.layout import Layout
 from hall_devices.web.hub import Hub
 from tests.support import HallBroker, probe
@@ -33,7 +33,7 @@ def status(device: str, kind: str, state: DeviceState, *faults: DeviceFault) -> 
 def test_a_status_naming_another_device_leaves_the_dashboard_unchanged(
         own_broker: HallBroker, layout: Layout) -> None:
     errors = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
-                   subscribe=[route("error").topic(hall=HALL, reporter="web")])
+                   subscribe=[ERROR.topic(hall=HALL, reporter="web")])
     leds = probe(own_broker.port, "L1", own_broker.credentials["L1"])
     kiosk = probe(own_broker.port, "K1", own_broker.credentials["K1"])
 
@@ -42,13 +42,13 @@ def test_a_status_naming_another_device_leaves_the_dashboard_unchanged(
         hub.start()
         try:
             assert await asyncio.to_thread(hub.bus.wait_connected, 10)
-            leds.client.publish(route("device_status").topic(hall=HALL, device="L1"),
+            leds.client.publish(DEVICE_STATUS.topic(hall=HALL, device="L1"),
                                 status("L1", "led_bus", DeviceState.FAULT, DeviceFault.PORT_MISSING),
                                 qos=1, retain=True)
             await until(lambda: hub.devices.get("L1", {}).get("state") == "fault", "L1 shown faulted")
             shown = hub.snapshot()["devices"]
             # K1, on its own topic, says the dead LED bus is fine (retained, as the attack was).
-            kiosk.client.publish(route("device_status").topic(hall=HALL, device="K1"),
+            kiosk.client.publish(DEVICE_STATUS.topic(hall=HALL, device="K1"),
                                  status("L1", "led_bus", DeviceState.OK), qos=1, retain=True)
             report = json.loads((await asyncio.to_thread(errors.expect, lambda m: True)).payload)
             assert report["problem"]["code"] == "wrong_sender"

@@ -12,7 +12,7 @@ import openpyxl
 from playwright.sync_api import Browser, expect
 
 from hall_devices.bus import encode
-from hall_devices.contract import DeviceFault, DeviceState, DeviceStatus, route
+from hall_devices.contract import DEVICE_STATUS, DeviceFault, DeviceState, DeviceStatus
 from hall_devices.layout import KioskDevice, Layout
 from hall_devices.web.users import add_user
 from tests.coordinator.harness import Clock, Hall
@@ -53,7 +53,7 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         printer = probe(own_broker.port, "P1", own_broker.credentials["P1"])
         status = DeviceStatus(device_id="P1", kind="printer", state=DeviceState.FAULT,
                               faults=[DeviceFault.PAPER_OUT], updated_at=datetime.now(UTC))
-        printer.client.publish(route("device_status").topic(hall="demo", device="P1"), encode(status),
+        printer.client.publish(DEVICE_STATUS.topic(hall="demo", device="P1"), encode(status),
                                qos=1, retain=True)
         printer.stop()
         alert = page.locator('#alerts li[data-alert="paper_out:P1"]')

@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from hall_devices.broker import free_port
+from hall_devices.contract import WINDOW_COMMAND
 from hall_devices.display.agent import LedAgent
 from hall_devices.layout import Layout
 from hall_devices.sim.led import LedBusSimulator
@@ -332,12 +333,12 @@ def test_staff_issue_a_green_channel_ticket_and_reprint(browser: Browser, web: W
 def test_the_devices_page_lists_what_the_coordinator_could_not_handle(browser: Browser, web: Web,
                                                                       hall: Hall) -> None:
     from hall_devices.bus import Inbound
-    from hall_devices.contract import WindowAction, WindowCommand, route
+    from hall_devices.contract import WindowAction, WindowCommand
     from tests.support import wait_until
 
     # As an older, laxer bus let it through: "²" passes isdigit() and breaks int() in the engine.
     poison = WindowCommand(command_id="poison-web", action=WindowAction.NEXT)
-    hall.service._inbox.put(Inbound(route("window_command"), "hall/demo/window/²/command",
+    hall.service._inbox.put(Inbound(WINDOW_COMMAND, "hall/demo/window/²/command",
                                     {"hall": "demo", "window": "²"}, poison, False, False, 0, 0))
     wait_until(lambda: hall.service.store.count("dead_letters") == 1, what="the dead letter kept")
     page = sign_in(browser, web, "mgr", "manager-pass")
