@@ -394,6 +394,7 @@ class StaffAction(StrEnum):
     CASE_CLOSE = "case_close"  # 办结
     CASE_REVOKE = "case_revoke"  # appeal upheld: 撤销
     CASE_REJECT_APPEAL = "case_reject_appeal"  # appeal refused: back to 整改中
+    CASE_ASSIGN = "case_assign"  # a person responsible (``assignee``), in any open state
 
 
 class StaffCommand(Payload):
@@ -405,6 +406,8 @@ class StaffCommand(Payload):
     kiosk_id: str | None = Field(None, description="reprint at this kiosk's printer")
     case_id: str | None = None
     note: str | None = Field(None, max_length=500)
+    assignee: str | None = Field(None, min_length=1, max_length=64,
+                                 description="case_assign: the staff member responsible (id or user name)")
     appointment_code: str | None = Field(None, max_length=32)
     id_hash: IdHash | None = Field(None, description="book_appointment: the applicant's ID number, "
                                    "keyed hash (check-in by ID card)")
@@ -434,6 +437,9 @@ class CaseInfo(Payload):
     opened_at: AwareDatetime
     deadline: AwareDatetime = Field(description="end of the last working day allowed")
     history: list[CaseStep]
+    assignee: str | None = Field(None, description="the person responsible (case_assign), if any")
+    assigned_by: str | None = None
+    assigned_at: AwareDatetime | None = None
 
 
 class StaffResult(Reply):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from hall_devices.contract import (
     CLOCK_SKEW_MAX_S,
     TICKET_REQUEST_TTL_S,
+    CaseState,
     DeviceStatus,
     Payload,
     PrintJob,
@@ -620,12 +621,26 @@ class Engine:
         case = self.state.cases.get(cmd.case_id or "")
         if case is None:
             raise EngineError("unknown_case", f"no follow-up case {cmd.case_id!r}")
+        if cmd.action is StaffAction.CASE_ASSIGN:
+            return self._assign_case(outcome, case, cmd, now)
         to_state = CASE_TABLE.get((case.state, cmd.action))
         if to_state is None:
             raise EngineError("wrong_state", f"case {case.case_id} is {case.state.value} "
                               f"({CASE_STATE_ZH[case.state]}): cannot {cmd.action.value}")
         self.commit(outcome, ev.CaseMoved(at=now, case_id=case.case_id, to_state=to_state,
                                           by=cmd.staff_id, note=cmd.note))
+        return case
+
+    def _assign_case(self, outcome: Outcome, case: CaseRecord, cmd: StaffCommand, now: datetime) -> CaseRecord:
+        """Make ``cmd.assignee`` responsible for an open case; the same person again changes nothing."""
+        if not (cmd.assignee or "").strip():
+            raise EngineError("missing_field", "case_assign needs an assignee")
+        if case.state in (CaseState.CLOSED, CaseState.REVOKED):
+            raise EngineError("wrong_state", f"case {case.case_id} is {case.state.value} "
+                              f"({CASE_STATE_ZH[case.state]}): cannot be assigned")
+        if cmd.assignee != case.assignee:
+            self.commit(outcome, ev.CaseAssigned(at=now, case_id=case.case_id, assignee=cmd.assignee or "",
+                                                 by=cmd.staff_id, note=cmd.note))
         return case
 
     # --- time and devices -----------------------------------------------------------------------

@@ -145,6 +145,16 @@ class CaseMoved(_Event):
     note: str | None = None
 
 
+class CaseAssigned(_Event):
+    """A manager made ``assignee`` responsible for the case (``by``: who assigned it)."""
+
+    kind: Literal["case_assigned"] = "case_assigned"
+    case_id: str
+    assignee: str
+    by: str
+    note: str | None = None
+
+
 class ClockStepped(_Event):
     """The wall clock jumped (NTP, a wrong clock at boot): times held are moved by the step."""
 
@@ -221,7 +231,7 @@ Event = Annotated[
     | ServiceStarted | TicketNoShow | TicketReactivated | TicketHeld | TicketTransferred
     | WindowPaused | WindowResumed | TicketFinished | RatingRecorded | RatingTimedOut | CaseMoved
     | AppointmentBooked | PrintJobSent | PrintJobEnded | ClockStepped | TicketsReturned
-    | NumbersReserved | AppointmentChanged | AppointmentCancelled,
+    | NumbersReserved | AppointmentChanged | AppointmentCancelled | CaseAssigned,
     Field(discriminator="kind"),
 ]
 # cast: mypy cannot see an Annotated union as a type argument; pydantic reads it fine.

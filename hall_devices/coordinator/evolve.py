@@ -130,6 +130,9 @@ def evolve(state: State, event: ev.Event, samples: int) -> None:  # noqa: PLR091
             case = state.cases[event.case_id]
             case.state = event.to_state
             case.history.append((event.to_state, event.at, event.by, event.note))
+        case ev.CaseAssigned():
+            case = state.cases[event.case_id]
+            case.assignee, case.assigned_by, case.assigned_at = event.assignee, event.by, event.at
         case ev.AppointmentBooked():
             state.appointments[event.code] = Appointment(event.code, event.service_id, event.slot_start,
                                                          event.slot_end, id_hash=event.id_hash)

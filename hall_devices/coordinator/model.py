@@ -93,6 +93,9 @@ class CaseRecord:
     deadline: datetime
     state: CaseState = CaseState.VERIFYING
     history: list[tuple[CaseState, datetime, str, str | None]] = field(default_factory=list)
+    assignee: str | None = None  # the person responsible, and who made them so when
+    assigned_by: str | None = None
+    assigned_at: datetime | None = None
 
 
 @dataclass

@@ -123,4 +123,5 @@ class Views:
             ticket_number=case.ticket_number, service_id=case.service_id,
             department_id=case.department_id, window=case.window, clerk_id=case.clerk_id,
             state=case.state, opened_at=case.opened_at, deadline=case.deadline,
-            history=[CaseStep(state=s, at=at, by=by, note=note) for s, at, by, note in case.history])
+            history=[CaseStep(state=s, at=at, by=by, note=note) for s, at, by, note in case.history],
+            assignee=case.assignee, assigned_by=case.assigned_by, assigned_at=case.assigned_at)

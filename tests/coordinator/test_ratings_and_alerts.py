@@ -88,6 +88,29 @@ def test_appeal_and_revoke(hall: Hall) -> None:
     assert error_code(hall.staff("case_verify", case_id="C-none")) == "unknown_case"
 
 
+def test_a_case_gets_a_person_responsible_kept_across_a_restart(hall: Hall) -> None:
+    """Issue 19: a manager assigns a case; the assignee, who assigned it and when are events in
+    the store (a restarted coordinator still knows them); a closed case cannot be assigned."""
+    serve(hall, 6, "passport")
+    prompt = hall.prompt(6)
+    assert hall.rate(6, prompt.prompt_id, 1).ok
+    case_id = f"C-{prompt.ticket_id}"
+    assert error_code(hall.staff("case_assign", case_id=case_id)) == "missing_field"
+    assigned = hall.staff("case_assign", case_id=case_id, assignee="Z0701", note="请核实")
+    assert assigned.case is not None
+    assert (assigned.case.assignee, assigned.case.assigned_by, assigned.case.assigned_at) == (
+        "Z0701", "mgr01", hall.clock())
+    assert assigned.case.state is CaseState.VERIFYING  # assigning moves nothing
+    hall.restart_coordinator()
+    again = hall.staff("case_verify", case_id=case_id, note="已核实")
+    assert again.case is not None and (again.case.assignee, again.case.assigned_by) == ("Z0701", "mgr01")
+    hall.staff("case_revisit", case_id=case_id, note="已回访")
+    hall.staff("case_close", case_id=case_id, note="办结")
+    late = hall.staff("case_assign", case_id=case_id, assignee="Z0601")
+    assert error_code(late) == "wrong_state"
+    assert error_code(hall.staff("case_assign", case_id="C-none", assignee="Z0601")) == "unknown_case"
+
+
 def test_no_rating_in_time_is_unrated_never_a_score(hall: Hall) -> None:
     serve(hall, 6, "passport")
     prompt = hall.prompt(6)
