@@ -631,7 +631,8 @@ class Engine:
                                           by=cmd.staff_id, note=cmd.note))
         return case
 
-    def _assign_case(self, outcome: Outcome, case: CaseRecord, cmd: StaffCommand, now: datetime) -> CaseRecord:
+    def _assign_case(self, outcome: Outcome, case: CaseRecord, cmd: StaffCommand,
+                     now: datetime) -> CaseRecord:
         """Make ``cmd.assignee`` responsible for an open case; the same person again changes nothing."""
         if not (cmd.assignee or "").strip():
             raise EngineError("missing_field", "case_assign needs an assignee")

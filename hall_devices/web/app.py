@@ -49,13 +49,15 @@ from hall_devices.web.audit import AuditLog, Entry
 from hall_devices.web.bookings_page import BookingsPage
 from hall_devices.web.export import csv_download
 from hall_devices.web.exports import download
-from hall_devices.web.hub import Hub
+from hall_devices.web.hub import CoordinatorOfflineError, Hub
 from hall_devices.web.params import BadRequestError, day_param, from_validation, int_param, text_param
 from hall_devices.web.present import console_context, device_places, device_words, filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.sheets import (
     NOTE_REQUIRED,
+    PAGE_SIZE,
     CaseFilter,
+    assignees,
     cases_sheet,
     clerk_names,
     page_of,
@@ -70,7 +72,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 CASE_ACTIONS = {"verify": StaffAction.CASE_VERIFY, "appeal": StaffAction.CASE_APPEAL,
                 "revisit": StaffAction.CASE_REVISIT, "close": StaffAction.CASE_CLOSE,
-                "revoke": StaffAction.CASE_REVOKE, "reject_appeal": StaffAction.CASE_REJECT_APPEAL}
+                "revoke": StaffAction.CASE_REVOKE, "reject_appeal": StaffAction.CASE_REJECT_APPEAL,
+                "assign": StaffAction.CASE_ASSIGN}
 CONSOLE_ACTIONS = {a.value: a for a in WindowAction}
 AUDIT_LIMIT = 1000  # rows on the page; the CSV has every row of the filter
 
@@ -225,13 +228,20 @@ class Pages:
                     page_number=min(number, pages), pages=pages, total=len(every),
                     query=str(request.url.query))
 
+    def assignees(self) -> dict[str, str]:
+        """Who a case may be assigned to: the layout's staff list and the web's accounts."""
+        return assignees(self.layout, list(self.access.users.users))
+
     async def cases(self, request: Request) -> Response:
         reply = await self.hub.query(QueryKind.CASES)
         params = request.query_params
+        user = self.user_of(request)
+        assert user is not None
         chosen = CaseFilter(state=text_param(params.get("state", "open"), "state", 16) or "",
                             department=text_param(params.get("department"), "department", 64) or "",
                             window=int_param(params.get("window"), "window", 1, 9999) or 0,
-                            order="opened" if params.get("order") == "opened" else "deadline")
+                            order="opened" if params.get("order") == "opened" else "deadline",
+                            assignee=text_param(params.get("assignee"), "assignee", 64) or "", me=user.name)
         cases = chosen.apply(reply.data.get("cases", []))
         if request.path_params.get("kind") in ("csv", "xlsx"):
             return download(cases_sheet(cases, self.layout), "差评整改", request.path_params["kind"])
@@ -240,7 +250,8 @@ class Pages:
         return self.page("cases.html", request, cases=shown, message=params.get("message"),
                          chosen=chosen, departments=self.layout.departments, pages=pages,
                          page_number=min(number, pages), note_required=NOTE_REQUIRED,
-                         total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout))
+                         total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout),
+                         assignees=self.assignees())
 
     async def case_action(self, request: Request) -> Response:
         form = await request.form()
@@ -254,13 +265,20 @@ class Pages:
         if request.path_params["action"] in NOTE_REQUIRED and not (note or "").strip():
             return RedirectResponse("/cases?message=请填写说明后再提交：该步骤须写明理由 / a note is "
                                     f"required for this step#{case_id}", status_code=303)
+        assignee, detail = None, note or ""
+        if action is StaffAction.CASE_ASSIGN:
+            assignee = text_param(str(form.get("assignee", "")), "assignee", 64)
+            if assignee not in self.assignees():
+                return RedirectResponse("/cases?state=&message=请从名单中选择责任人 / choose the person "
+                                        f"responsible from the staff list#{case_id}", status_code=303)
+            detail = f"指派给 {assignee}" + (f"：{note}" if note else "")
         try:
-            reply = await self.hub.staff(action, user.name, case_id=case_id, note=note)
+            reply = await self.hub.staff(action, user.name, case_id=case_id, note=note, assignee=assignee)
         except ValidationError as exc:
             raise from_validation(exc) from None
         message = "" if reply.ok else refusal(reply.error, self.layout.hall)
         await self.access.audit(request, user.name, f"case_{request.path_params['action']}", case_id,
-                                outcome=message or "ok", detail=note or "")
+                                outcome=message or "ok", detail=detail)
         # all states: the case just changed stays in view, even when it was closed
         return RedirectResponse(f"/cases?state=&message={message}#{case_id}", status_code=303)
 
@@ -413,9 +431,14 @@ class Pages:
         return RedirectResponse(f"/staff?message={message}", status_code=303)
 
     async def alerts_page(self, request: Request) -> Response:
-        """Alert history (since the web server started; acknowledgements are in the audit trail)."""
-        return self.page("alerts.html", request, history=self.hub.history(),
-                         alert_kinds=device_words()["alerts"])
+        """Alert history, paged, kept across restarts of the web (web-alerts.sqlite3), each with its
+        acknowledgement and its action; acknowledgements are also in the audit trail."""
+        number = int_param(request.query_params.get("page"), "page", 1, 100000) or 1
+        rows, total = await self.hub.history(number, PAGE_SIZE)
+        pages = max(1, -(-total // PAGE_SIZE))
+        return self.page("alerts.html", request, history=rows, alert_kinds=device_words()["alerts"],
+                         page_number=min(number, pages), pages=pages, total=total,
+                         query=str(request.url.query))
 
     async def alert_ack(self, request: Request) -> Response:
         form = await request.form()
@@ -423,10 +446,11 @@ class Pages:
         assert user is not None
         alert_id = text_param(str(form.get("alert_id", "")), "alert_id", 128) or ""
         raised_at = text_param(str(form.get("raised_at", "")), "raised_at", 64) or ""
-        done = self.hub.acknowledge(alert_id, raised_at, user.name, dt.datetime.now(dt.UTC).isoformat())
+        done = await self.hub.acknowledge(alert_id, raised_at, user.name, dt.datetime.now(dt.UTC))
         await self.access.audit(request, user.name, "alert_ack", alert_id,
                                 outcome="ok" if done else "unknown or already acknowledged")
-        back = "/alerts" if str(form.get("back", "")) == "alerts" else "/"
+        back = f"/alerts?page={int_param(str(form.get('page', '')), 'page', 1, 100000) or 1}" if str(
+            form.get("back", "")) == "alerts" else "/"
         return RedirectResponse(back, status_code=303)
 
     async def help_action(self, request: Request) -> Response:
@@ -531,8 +555,10 @@ def unreachable(templates: Jinja2Templates) -> Callable[[Request, Exception], Aw
         if request.headers.get("accept", "").startswith("application/json") or request.url.path.endswith(
                 ".json"):
             return JSONResponse({"error": "coordinator_unreachable"}, status_code=503)
+        # Known offline (its retained status, answered at once) or no reply within the timeout.
+        since = exc.since if isinstance(exc, CoordinatorOfflineError) else None
         return templates.TemplateResponse(request, "unreachable.html", {
-            "user": None, "path": request.url.path,
+            "user": None, "path": request.url.path, "offline_since": since,
             "csp_nonce": request.scope.get("state", {}).get("csp_nonce", "")}, status_code=503)
     return answer
 

@@ -45,14 +45,27 @@ from hall_devices.contract import (
 from hall_devices.layout import Layout
 from hall_devices.layout_follow import LayoutFollower
 from hall_devices.provision import WEB
-from hall_devices.requests import Requester
+from hall_devices.requests import NoReplyError, Requester
 from hall_devices.settings import Settings
+from hall_devices.web.alert_log import AlertLog
 
-ALERT_HISTORY = 500  # alerts kept for the history page (in memory: since the web server started)
+COORDINATOR = "coordinator"  # the coordinator's device id: its retained status says whether it runs
+
+
+class CoordinatorOfflineError(NoReplyError):
+    """The coordinator's retained status says offline (its Last Will, or its own clean stop): a
+    request is not sent, so a page need not wait out the reply timeout. ``since``: when the web
+    heard it (UTC)."""
+
+    def __init__(self, since: datetime.datetime) -> None:
+        super().__init__(f"the coordinator is offline since {since.isoformat()}")
+        self.since = since
 
 
 class Hub:
-    def __init__(self, settings: Settings, layout: Layout) -> None:
+    def __init__(self, settings: Settings, layout: Layout, alert_log: AlertLog | None = None) -> None:
+        """``alert_log``: where alert history and acknowledgements are kept (web/alert_log.py);
+        None keeps them in memory only."""
         self.layout = layout
         self.clerk_names = {member.id: member.name for member in layout.staff}  # clerk id → name
         self.windows: dict[int, dict[str, Any]] = {}
@@ -61,10 +74,10 @@ class Hub:
         self.alerts: list[dict[str, Any]] = []
         self.calls: deque[dict[str, Any]] = deque(maxlen=10)
         self.help: dict[str, HelpRequest] = {}  # 呼叫帮办 by kiosk, the latest state of each
-        # Alert history since this web server started (a cleared alert stays here), newest last,
-        # and who acknowledged which raising of an alert (alert id + raised_at) when.
-        self.alert_history: dict[tuple[str, str], dict[str, Any]] = {}
-        self.acks: dict[tuple[str, str], dict[str, str]] = {}
+        # Alert history and acknowledgements are durable (SQLite); the active alerts' acks are
+        # mirrored here so that a snapshot never reads the file on the event loop.
+        self.alert_log = alert_log or AlertLog(None)
+        self.acks: dict[tuple[str, str], dict[str, str]] = self.alert_log.acks()
         self.version = 0
         self._listeners: set[asyncio.Queue[str]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -88,10 +101,14 @@ class Hub:
 
     def stop(self) -> None:
         self.bus.stop()
+        self.alert_log.close()
 
     # --- from paho's thread ----------------------------------------------------------------------
 
     def _on_message(self, inbound: Inbound[Any]) -> None:
+        if isinstance(inbound.payload, ActiveAlerts):  # written here, on paho's thread, not the loop
+            alerts = json.loads(inbound.payload.model_dump_json())["alerts"]
+            self.alert_log.seen(alerts, datetime.datetime.now(datetime.UTC))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._apply, inbound.payload)
 
@@ -115,13 +132,7 @@ class Hub:
             self.queue = data
         elif isinstance(payload, ActiveAlerts):
             active = {(a["alert_id"], a["raised_at"]) for a in data["alerts"]}
-            for key, seen in self.alert_history.items():  # gone from the active list: cleared
-                if key not in active:
-                    seen["cleared"] = True
-            for alert in data["alerts"]:
-                self.alert_history[(alert["alert_id"], alert["raised_at"])] = dict(alert)
-            while len(self.alert_history) > ALERT_HISTORY:
-                del self.alert_history[next(iter(self.alert_history))]
+            self.acks = {key: ack for key, ack in self.acks.items() if key in active}
             self.alerts = data["alerts"]
         elif isinstance(payload, Call):
             self.calls.appendleft(data)
@@ -168,18 +179,19 @@ class Hub:
     def forget(self, listener: asyncio.Queue[str]) -> None:
         self._listeners.discard(listener)
 
-    def history(self) -> list[dict[str, Any]]:
-        """Every alert seen since start, newest first, with its acknowledgement if any."""
-        rows = [{**a, "ack": self.acks.get(key)} for key, a in self.alert_history.items()]
-        return sorted(rows, key=lambda a: str(a["raised_at"]), reverse=True)
+    async def history(self, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of every alert recorded (kept across restarts), newest first, with its
+        acknowledgement if any, and the number of rows (:meth:`AlertLog.page`)."""
+        return await asyncio.to_thread(self.alert_log.page, page, size)
 
-    def acknowledge(self, alert_id: str, raised_at: str, by: str, at: str) -> bool:
-        """Staff saw the alert (who, when); False for an alert not seen. The alert stays until
-        its cause is gone (the coordinator clears it)."""
+    async def acknowledge(self, alert_id: str, raised_at: str, by: str, at: datetime.datetime) -> bool:
+        """Staff saw the alert (who, when), kept in the alert log; False for an alert not recorded
+        or already acknowledged. The alert stays until its cause is gone (the coordinator clears it)."""
         key = (alert_id, raised_at)
-        if key not in self.alert_history or key in self.acks:
+        if not await asyncio.to_thread(self.alert_log.acknowledge, key, by, at):
             return False
-        self.acks[key] = {"by": by, "at": at}
+        if any((a["alert_id"], a["raised_at"]) == key for a in self.alerts):
+            self.acks[key] = {"by": by, "at": at.astimezone(datetime.UTC).isoformat(timespec="seconds")}
         self._broadcast()
         return True
 
@@ -203,6 +215,14 @@ class Hub:
         self.help[kiosk_id] = updated
         return updated
 
+    def _check_coordinator(self) -> None:
+        """Raise :class:`CoordinatorOfflineError` while the coordinator's status says offline; an
+        unknown status (nothing retained yet) is given the benefit of the doubt, and a coordinator
+        that hangs while "ok" still meets the reply timeout."""
+        status = self.devices.get(COORDINATOR)
+        if status is not None and status.get("state") == "offline":
+            raise CoordinatorOfflineError(datetime.datetime.fromtimestamp(status["seen"], datetime.UTC))
+
     async def query(self, kind: QueryKind, **fields: Any) -> QueryReply:
         try:
             request = QueryRequest(command_id=uuid.uuid4().hex, kind=kind, **fields)
@@ -210,16 +230,19 @@ class Hub:
             problem = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()[:3])
             return QueryReply(command_id=None, ok=False, error=Problem(
                 code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
+        self._check_coordinator()
         reply = await asyncio.to_thread(self.requests.call, QUERY, request, 10.0, client=WEB)
         assert isinstance(reply, QueryReply)
         return reply
 
     async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
         command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
+        self._check_coordinator()
         return await asyncio.to_thread(self.requests.call, WINDOW_COMMAND, command, 10.0,
                                        window=window)
 
     async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
         command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
+        self._check_coordinator()
         return await asyncio.to_thread(self.requests.call, STAFF_COMMAND, command, 10.0,
                                        staff=WEB)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 from hall_devices.web.access import Access, AccessOptions
+from hall_devices.web.alert_log import AlertLog, alert_file
 from hall_devices.web.audit import AuditError, AuditLog, audit_file
 from hall_devices.web.guard import ThrottleRules
 from hall_devices.web.users import DEMO_ACCOUNTS, UserDirectory, UsersError, check_password
@@ -125,7 +127,8 @@ def run(settings: Settings, layout: Layout) -> int:
     try:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         audit = AuditLog(audit_file(settings.data_dir))
-    except (OSError, AuditError) as exc:
+        alerts = AlertLog(alert_file(settings.data_dir))
+    except (OSError, sqlite3.Error, AuditError) as exc:
         print(f"网页无法启动 / web cannot start: {exc}", file=sys.stderr)
         return 1
     cert, key = settings.web_tls_cert_file, settings.web_tls_key_file
@@ -136,7 +139,7 @@ def run(settings: Settings, layout: Layout) -> int:
         throttle=ThrottleRules(free=settings.web_login_free_attempts, backoff_s=settings.web_login_backoff_s,
                                max_backoff_s=settings.web_login_max_backoff_s)),
         {w.number for w in layout.windows})
-    hub = Hub(settings, layout)
+    hub = Hub(settings, layout, alerts)
     bookings = BookingApi(hub, layout, hall_key(settings), ApiClients(settings.data_dir / "api-clients.json"))
     app = create_app(hub, access, layout, bookings.routes())
     # X-Forwarded-For only from the proxies named: else anyone sets the address the sign-in

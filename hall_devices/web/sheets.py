@@ -28,6 +28,14 @@ def clerk_names(layout: Layout) -> dict[str, str]:
     return {member.id: member.name for member in layout.staff}
 
 
+def assignees(layout: Layout, accounts: Sequence[str]) -> dict[str, str]:
+    """Who a case may be assigned to, id → label: the layout's staff list (张敏（Z0601）), then the
+    web's accounts (users file) that are not on it, by account name."""
+    people = {member.id: f"{member.name}（{member.id}）" for member in layout.staff}
+    people.update({name: name for name in sorted(accounts) if name not in people})
+    return people
+
+
 def statistics_sheet(data: dict[str, Any], layout: Layout) -> Sheet:
     names = clerk_names(layout)
     rows = []
@@ -55,10 +63,12 @@ def ratings_sheet(rows: Sequence[dict[str, Any]], layout: Layout) -> Sheet:
 
 def cases_sheet(cases: Sequence[dict[str, Any]], layout: Layout) -> Sheet:
     names = clerk_names(layout)
-    return Sheet("差评整改", ["号码", "事项", "部门", "窗口", "工作人员", "评价", "状态", "超期", "期限",
-                          "立案", "过程"], [
+    return Sheet("差评整改", ["号码", "事项", "部门", "窗口", "工作人员", "责任人", "指派人", "指派时间",
+                          "评价", "状态", "超期", "期限", "立案", "过程"], [
         [c["ticket_number"], c["service"], department_name(layout, c["department_id"]),
-         f"{c['window']}号窗口", names.get(c["clerk_id"] or "", c["clerk_id"] or ""), c["level"],
+         f"{c['window']}号窗口", names.get(c["clerk_id"] or "", c["clerk_id"] or ""),
+         who(c.get("assignee"), names), who(c.get("assigned_by"), names),
+         hall_time(c["assigned_at"], layout.hall) if c.get("assigned_at") else "", c["level"],
          CASE_STATE_ZH.get(c["state"], c["state"]), "是" if c.get("overdue") else "",
          hall_time(c["deadline"], layout.hall, "%Y-%m-%d"), hall_time(c["opened_at"], layout.hall),
          "；".join(f"{hall_time(h['at'], layout.hall)} {CASE_STATE_ZH.get(h['state'], h['state'])} "
@@ -67,7 +77,7 @@ def cases_sheet(cases: Sequence[dict[str, Any]], layout: Layout) -> Sheet:
 
 
 def who(by: str | None, names: dict[str, str]) -> str:
-    """A person in a case's history by name; the coordinator's own steps as 系统."""
+    """A person in a case's history (or its assignee) by name; the coordinator's own steps as 系统."""
     return "系统" if by == "system" else names.get(by or "", by or "")
 
 
@@ -79,12 +89,19 @@ def department_name(layout: Layout, department_id: str) -> str:
 @dataclass(frozen=True)
 class CaseFilter:
     """The cases page's filters: ``state`` ("open" = not closed or revoked, "" = all, or one
-    state), ``department``, ``window`` (0 = any), ``order`` ("deadline" or "opened")."""
+    state), ``department``, ``window`` (0 = any), ``assignee`` ("" = anyone, "mine" = the signed-in
+    ``me``, "none" = nobody yet, or one person's id), ``order`` ("deadline" or "opened")."""
 
     state: str = "open"
     department: str = ""
     window: int = 0
     order: str = "deadline"
+    assignee: str = ""
+    me: str = ""
+
+    def _assigned(self, case: dict[str, Any]) -> bool:
+        wanted = {"": None, "mine": self.me, "none": ""}.get(self.assignee, self.assignee)
+        return wanted is None or (case.get("assignee") or "") == wanted
 
     def apply(self, cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The matching cases, overdue first, then by deadline (or newest opened first)."""
@@ -92,7 +109,7 @@ class CaseFilter:
             (self.state == "" or (self.state == "open" and c["state"] not in CLOSED_CASES)
              or c["state"] == self.state)
             and (not self.department or c["department_id"] == self.department)
-            and (not self.window or c["window"] == self.window))]
+            and (not self.window or c["window"] == self.window) and self._assigned(c))]
         if self.order == "opened":
             chosen.sort(key=lambda c: str(c["opened_at"]), reverse=True)
         else:

@@ -96,7 +96,8 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         page.goto(f"{web.url}/cases")
         case = page.locator("article.case")
         expect(case).to_have_count(1)
-        expect(case.locator(".responsible")).to_have_text("张敏（Z0601）")
+        expect(case.locator(".clerk")).to_have_text("张敏（Z0601）")  # the clerk it is about, by name
+        expect(case.locator(".responsible")).to_have_text("未指派")  # nobody responsible yet
         page.select_option("#filter-department", "rs")
         page.click("#filter")
         expect(page.locator("article.case")).to_have_count(0)
