@@ -196,6 +196,7 @@ ALERT_KINDS: dict[str, tuple[str, str]] = {  # Alert.kind values
     "clock_step": ("时钟跳变", "clock stepped"),
     "no_open_window": ("无窗口办理", "no window open"),
     "calendar_uncovered": ("节假日未知", "holidays unknown"),
+    "case_overdue": ("差评整改超期", "follow-up case overdue"),
 }
 
 DEVICE_KINDS: dict[str, tuple[str, str]] = {

@@ -364,8 +364,8 @@ class Alert(Payload):
     alert_id: str
     kind: Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
                   "paper_near_end", "paper_out", "print_failed", "clock_step", "no_open_window",
-                  "calendar_uncovered"]
-    subject: str = Field(description="ticket number, window number or device id")
+                  "calendar_uncovered", "case_overdue"]
+    subject: str = Field(description="ticket number, window number, device id or (case_overdue) case id")
     message: Text
     raised_at: AwareDatetime
     cleared: bool = False

@@ -15,6 +15,7 @@ from hall_devices.contract import (
     CLOCK_SKEW_MAX_S,
     ActiveAlerts,
     Alert,
+    CaseState,
     DeviceFault,
     DeviceState,
     DeviceStatus,
@@ -32,7 +33,8 @@ from hall_devices.layout import Layout
 
 AlertKind = Literal["long_wait", "overtime", "paused_with_waiting", "device_offline", "device_fault",
                     "paper_near_end", "paper_out", "print_failed", "clock_step", "no_open_window",
-                    "calendar_uncovered"]
+                    "calendar_uncovered", "case_overdue"]
+CASE_DONE = (CaseState.CLOSED, CaseState.REVOKED, CaseState.REVISITED)  # no longer counted as overdue
 CLOCK_STEP_SHOWN = timedelta(hours=1)  # a clock step stays on the dashboard this long
 
 
@@ -161,6 +163,12 @@ class Supervisor:
                 raise_("no_open_window", service_id,
                        f"{service.name.zh}：{count} 人等候，但没有已登录的窗口办理",
                        f"{service.name.en}: {count} waiting and no window serving it is signed in")
+        for case in state.cases.values():  # the dashboard links the alert to the case (open the case)
+            if case.state not in CASE_DONE and now > case.deadline:
+                raise_("case_overdue", case.case_id,
+                       f"差评工单 {case.ticket_number}（{case.window} 号窗口）已超过整改期限",
+                       f"the follow-up case of {case.ticket_number} (window {case.window}) is past its "
+                       "deadline")
         for year in uncovered_years(self.layout.policy, local(self.layout.hall, now).date()):
             raise_("calendar_uncovered", str(year),
                    f"{year} 年的法定节假日和调休上班日未知：请升级 chinesecalendar 或在布局文件中填写",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
@@ -262,3 +263,55 @@ def test_a_kiosk_whose_clock_is_off_is_alerted(layout: Layout) -> None:
     cleared = [p.payload for p in engine.device_status(fixed, now).publish
                if isinstance(p.payload, Alert) and p.payload.subject == "K1"]
     assert [(a.alert_id, a.cleared) for a in cleared] == [("device_fault:K1", True)]
+
+
+def test_an_overdue_case_is_alerted_until_it_is_revisited(layout: Layout) -> None:
+    """Issue 19: the dashboard's "open the case" action needs an alert about a case: one past its
+    deadline (the cases query's overdue rule) is alerted with the case id as subject."""
+    from datetime import timedelta
+
+    from hall_devices.contract import (
+        Rating,
+        RatingLevel,
+        StaffAction,
+        StaffCommand,
+        TicketRequest,
+        WindowAction,
+        WindowCommand,
+    )
+
+    engine = Engine(layout)
+    now = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    engine.observe(now)
+    window = {"window": "6"}
+
+    def accepted(route_name: str, payload: Any, params: dict[str, str]) -> None:
+        reply = engine.handle(route_name, payload, params, now, token="tok1").reply
+        assert reply is not None and reply.ok, reply
+
+    accepted("ticket_request", TicketRequest(command_id="t1", service_id="passport", paper=False),
+             {"kiosk": "K1"})
+    accepted("window_command", WindowCommand(command_id="w1", action=WindowAction.LOGIN, clerk_id="Z0601"),
+             window)
+    accepted("window_command", WindowCommand(command_id="w2", action=WindowAction.NEXT), window)
+    accepted("window_command", WindowCommand(command_id="w3", action=WindowAction.FINISH), window)
+    prompt = next(iter(engine.state.prompts.values()))
+    accepted("rating", Rating(rating_id="r1", prompt_id=prompt.prompt_id, window=6, level=RatingLevel(1),
+                              rated_at=now), window)
+    case = next(iter(engine.state.cases.values()))
+
+    def overdue(at: datetime) -> list[Alert]:
+        return [p.payload for p in engine.tick(at).publish
+                if isinstance(p.payload, Alert) and p.payload.kind == "case_overdue"]
+
+    assert overdue(case.deadline) == []  # at the deadline itself: not yet
+    late = case.deadline + timedelta(minutes=1)
+    [raised] = overdue(late)
+    assert (raised.subject, raised.cleared) == (case.case_id, False)
+    assert case.ticket_number in raised.message.zh and "期限" in raised.message.zh
+    for step, action in enumerate((StaffAction.CASE_VERIFY, StaffAction.CASE_REVISIT)):
+        engine.handle("staff_command", StaffCommand(command_id=f"s{step}", action=action, staff_id="mgr",
+                                                    case_id=case.case_id, note="已处理"), {"staff": "web"},
+                      late)
+    [cleared] = overdue(late + timedelta(minutes=1))
+    assert (cleared.subject, cleared.cleared) == (case.case_id, True)

@@ -29,6 +29,7 @@ const Hall = (() => {
     if (a.kind === "paused_with_waiting") return `<a class="alert-go" href="/console?window=${encodeURIComponent(a.subject)}">去窗口 Go to the window</a>`;
     if (["device_offline", "device_fault", "paper_out", "paper_near_end"].includes(a.kind)) return `<a class="alert-go" href="/devices">查看设备 Devices</a>`;
     if (["long_wait", "overtime"].includes(a.kind)) return `<a class="alert-go" href="/staff">服务台 Staff desk</a>`;
+    if (a.kind === "case_overdue") return `<a class="alert-go" href="/cases?state=#${encodeURIComponent(a.subject)}">查看工单 Open the case</a>`;
     return "";
   }
 
