@@ -187,3 +187,32 @@ def test_cases_get_a_person_responsible_alerts_are_kept_and_an_offline_coordinat
         hall.stop()
         if coordinator.process is not None and coordinator.process.poll() is None:
             coordinator.kill()
+
+
+def test_an_overdue_case_alert_opens_the_case(browser: Browser, own_broker: HallBroker, layout: Layout,
+                                              tmp_path: Path) -> None:
+    """A case rated six weeks ago and never handled: the restarted coordinator (the real command, on
+    that store) alerts it, and the alert's action opens that case on the cases page."""
+    store = tmp_path / "store.sqlite3"
+    hall = Hall(own_broker, layout, store, Clock(datetime.now(UTC) - timedelta(days=42)))
+    coordinator = Coordinator(own_broker, store, tmp_path / "coordinator.log")
+    web = Web(own_broker, tmp_path)
+    try:
+        hall.ok(6, "login", clerk_id="Z0601")
+        case_id = bad_rating(hall)
+        hall.stop()
+        coordinator.start_ready(own_broker)
+        page = manager(browser, web)
+        alert = page.locator(f'#alerts li[data-alert="case_overdue:{case_id}"]')
+        expect(alert).to_contain_text("已超过整改期限", timeout=10000)
+        alert.locator(".alert-go").click()
+        expect(page.locator(f'article[id="{case_id}"] .overdue-mark')).to_be_visible()
+        page.goto(f"{web.url}/alerts")
+        row = page.locator(f'#alert-history tr[data-alert="case_overdue:{case_id}"]')
+        expect(row.locator(".action .alert-go")).to_have_attribute("href", f"/cases?state=#{case_id}")
+        page.screenshot(path=str(ARTEFACTS / "web-alerts-case-overdue.png"), full_page=True)
+    finally:
+        web.stop()
+        hall.stop()
+        if coordinator.process is not None and coordinator.process.poll() is None:
+            coordinator.stop()
