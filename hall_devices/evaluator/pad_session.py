@@ -272,9 +272,11 @@ class PadSession:
     # --- the port -------------------------------------------------------------------------------
 
     def port_opened(self, now: float) -> list[Output]:
-        """The port is (again) open: pads may have lost power with it, so every display is written."""
-        out = self.port_lost(now) if self.port_open else []  # a reopen whose loss we did not see
+        """The port is (again) open: pads may have lost power with it, so every display is written.
+
+        Raises :class:`IllegalTransitionError` while it is open already (a loss always comes first)."""
         links = {a: LINK.next(p.link, LinkEvent.PORT_OPENED) for a, p in self._pads.items()}
+        out: list[Output] = []
         self.port_open = True
         self.decoder = KeypadDecoder()  # a part frame from before belongs to nothing now
         for address, pad in self._pads.items():
