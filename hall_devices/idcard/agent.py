@@ -65,7 +65,8 @@ class IdCardReaderAgent:
         self.status = StatusReporter(self.bus.set_status)
 
     def start(self, wait_s: float | None = 10.0) -> None:
-        self._report()  # not responding until the SAM answers
+        # Opened here, the first status is the module's (not responding until its SAM answers),
+        # not a port missing for the moment the reader thread takes to open it.
         if self.link.ensure_open():
             self.worker.post(PortOpened())
         self.worker.start()
