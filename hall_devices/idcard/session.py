@@ -139,9 +139,16 @@ class ReaderSession:
             self._last_card = None
             self._told_unreadable = False
 
+    def next_deadline(self) -> float:
+        """When :meth:`check_timeout` (a reply is awaited) or :meth:`next_command` (none is) next has
+        something to do, in the monotonic seconds passed in."""
+        if self._waiting is not None:
+            return self._sent_at + self.reply_timeout_s
+        return self._next_at
+
     def check_timeout(self, now: float) -> list[Event]:
-        """Call regularly: a command unanswered for ``reply_timeout_s`` faults the module."""
-        if self._waiting is None or now - self._sent_at < self.reply_timeout_s:
+        """At :meth:`next_deadline`: a command unanswered for ``reply_timeout_s`` faults the module."""
+        if self._waiting is None or now < self.next_deadline():
             return []
         self._waiting = None
         self._checked = False

@@ -98,3 +98,14 @@ def test_session_reports_a_failed_read_and_a_silent_or_faulty_module() -> None:
     assert session.check_timeout(2.2) == []
     assert session.check_timeout(2.8) == [ModuleChanged(False, "not_responding")]
     assert session.next_command(3.2) == encode_command(Command.SAM_STATUS)
+
+
+def test_session_deadline_is_the_next_poll_or_the_reply_timeout() -> None:
+    session = ReaderSession(poll_s=0.3, reply_timeout_s=1.0)
+    assert session.next_deadline() == 0.0  # the SAM status is due at once
+    session.next_command(0.0)
+    assert session.next_deadline() == 1.0  # a reply is awaited: its timeout
+    session.receive(encode_reply(0x90), 0.1)
+    assert session.next_deadline() == 0.4  # answered: the next poll
+    assert session.next_command(0.39) is None and session.next_command(0.4) is not None
+    assert session.check_timeout(1.39) == [] and session.check_timeout(1.4) != []  # due at the deadline
