@@ -205,3 +205,21 @@ DEVICE_KINDS: dict[str, tuple[str, str]] = {
     "pad": ("呼叫器/评价器", "keypad"), "announcer": ("语音播报", "announcer"),
     "coordinator": ("排队协调服务", "coordinator"), "web": ("管理网站", "web server"),
 }
+
+
+# --- what the screens, the pads and the voice say (composed by the coordinator alone) ------------
+# coordinator/texts.py fills these and publishes them in the window state, the call and the queue
+# summary; the LED, BX-6 and TV screens, the pads and the announcer show them as they come.
+
+SCREEN: dict[str, tuple[str, str]] = {
+    "call": ("请{number}号到{window}号窗口", "Ticket {number}, please go to window {window}"),
+    "serving": ("正在办理\n{number}号", "Now serving\n{number}"),
+    "paused": ("暂停服务", "Not in service"),
+    "closed": ("暂停服务", "Not in service"),
+    "welcome": ("欢迎光临\n{name}", "Welcome\n{name}"),
+    "no_calls": ("欢迎光临", "Welcome"),  # a hall screen before the day's first call
+    "speech": ("请 {letters} {digits} 号 到 {window} 号窗口 办理",
+               "Ticket {number}, please go to window {window}"),
+    "waiting_group": ("{name}({prefixes}) 等候{count}人", "{name} ({prefixes}): {count} waiting"),
+    "waiting_count": ("{count} 人", "{count} waiting"),
+}

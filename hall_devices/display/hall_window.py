@@ -223,14 +223,12 @@ class HallScreenWindow(QWidget):
         self._fonts()
 
     def show_summary(self, summary: QueueSummary | None) -> None:
+        """Each department's cell shows its group's count as the coordinator composed it (4 人);
+        — until a summary names it."""
         self.summary = summary
-        per_department: dict[str, int] = {}
-        department_of = {s.id: s.department for s in self.layout_.services}
-        for row in summary.services if summary else []:
-            key = department_of.get(row.service_id, "")
-            per_department[key] = per_department.get(key, 0) + row.waiting
+        counts = {g.department_id: g.count.zh for g in summary.groups} if summary else {}
         for department_id, _name, count in self.departments:
-            count.setText(f"{per_department.get(department_id, 0)} 人" if summary else "—")
+            count.setText(counts.get(department_id, "—"))
 
     def _tick(self) -> None:
         now = (self.fixed_clock or dt.datetime.now(dt.UTC)).astimezone(self.zone)

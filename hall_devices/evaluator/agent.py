@@ -34,7 +34,6 @@ from hall_devices.contract import (
     WindowCommand,
     WindowCommandResult,
     WindowState,
-    WindowStatus,
     route,
 )
 from hall_devices.evaluator.keypad import (
@@ -262,13 +261,9 @@ class PadAgent:
                 self._beep(pad, 2)
 
     def _show(self, pad: _Pad) -> None:
-        state = pad.state
-        if state is None or state.status in (WindowStatus.CLOSED, WindowStatus.PAUSED):
-            text = ""
-        elif state.ticket_number:
-            text = state.ticket_number  # letters cannot show: the digits do
-        else:
-            text = str(state.waiting)
+        # What the display shows is the coordinator's (WindowState.pad_text); letters cannot show:
+        # the digits do.
+        text = pad.state.pad_text if pad.state is not None else ""
         if text != pad.shown:
             pad.shown = text
             self._write(show_frame(pad.device.address, text))

@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from hall_devices.contract import Call, QueueSummary, ServiceQueue, Text, WindowState, WindowStatus
+from hall_devices.coordinator import texts
 from hall_devices.display.hall_window import HIGHLIGHT, HallScreenWindow
 from hall_devices.layout import HallScreenDevice, Layout
 from tests.conftest import ROOT
@@ -27,7 +28,7 @@ NOW = datetime(2026, 11, 30, 8, 5, 9, tzinfo=UTC)
 def call(number: str, window: int) -> Call:
     return Call(call_id=number, ticket_id=number, ticket_number=number, window=window,
                 window_name=Text(zh="窗", en="w"), service_id="passport", called_at=datetime.now(UTC),
-                text=Text(zh=f"请{number}号到{window}号窗口", en=f"Ticket {number}, window {window}"))
+                text=texts.call_text(number, window), speech=texts.speech(number, window))
 
 
 def screen(qtbot: QtBot, layout: Layout, size: tuple[int, int]) -> HallScreenWindow:
@@ -63,7 +64,8 @@ def test_hall_screen_shows_calls_queues_and_the_clock(qtbot: QtBot, layout: Layo
         ServiceQueue(service_id="passport", prefix="B", waiting=4, longest_wait_s=60,
                      estimated_minutes=20),
         ServiceQueue(service_id="company_setup", prefix="A", waiting=3, longest_wait_s=9,
-                     estimated_minutes=5)])
+                     estimated_minutes=5)],
+        groups=texts.waiting_groups(layout, {"passport": 4, "company_setup": 3}))
 
     def from_paho_thread() -> None:  # as the bus would: signals only
         window.feed.call_arrived.emit(call("A001", 1))
@@ -102,8 +104,11 @@ def test_after_a_restart_the_table_comes_from_the_retained_window_states(qtbot: 
 
     def state(number: int, status: WindowStatus, ticket: str | None, minutes_ago: int) -> WindowState:
         name = layout.window(number).name
-        return WindowState(window=number, name=Text(zh=name.zh, en=name.en), status=status,
-                           ticket_number=ticket, since=NOW - timedelta(minutes=minutes_ago))
+        shown = Text(zh=name.zh, en=name.en)
+        return WindowState(window=number, name=shown, status=status,
+                           ticket_number=ticket, since=NOW - timedelta(minutes=minutes_ago),
+                           screen=texts.window_screen(number, shown, status, ticket_number=ticket),
+                           pad_text=texts.pad_text(status, ticket, 0))
 
     for retained in (state(3, WindowStatus.SERVING, "A007", 9), state(6, WindowStatus.CALLING, "B012", 1),
                      state(7, WindowStatus.IDLE, None, 2), state(1, WindowStatus.SERVING, "A005", 20)):
