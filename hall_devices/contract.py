@@ -105,6 +105,35 @@ class WindowAction(StrEnum):
     CALL_TICKET = "call_ticket"  # 特呼: a chosen waiting ticket out of turn; needs ticket_number and reason
 
 
+# Which window action is legal in which window status, and the status it leads to: the engine refuses
+# a missing pair (wrong_state); the console enables exactly these buttons. docs/coordinator.md.
+_W = WindowStatus
+_A = WindowAction
+WINDOW_TABLE: dict[tuple[WindowStatus, WindowAction], WindowStatus] = {
+    (_W.CLOSED, _A.LOGIN): _W.IDLE,
+    (_W.IDLE, _A.LOGOUT): _W.CLOSED,
+    (_W.IDLE, _A.NEXT): _W.CALLING,
+    (_W.IDLE, _A.CALL_BACK): _W.CALLING,
+    (_W.IDLE, _A.PAUSE): _W.PAUSED,
+    (_W.IDLE, _A.REACTIVATE): _W.IDLE,
+    (_W.IDLE, _A.CALL_TICKET): _W.CALLING,
+    (_W.CALLING, _A.RECALL): _W.CALLING,
+    (_W.CALLING, _A.START): _W.SERVING,
+    (_W.CALLING, _A.NO_SHOW): _W.IDLE,
+    (_W.CALLING, _A.HOLD): _W.IDLE,
+    (_W.CALLING, _A.TRANSFER): _W.IDLE,
+    (_W.CALLING, _A.FINISH): _W.IDLE,  # keypads have no "arrived" key: finishing a call is fine
+    (_W.CALLING, _A.REACTIVATE): _W.CALLING,
+    (_W.SERVING, _A.HOLD): _W.IDLE,
+    (_W.SERVING, _A.TRANSFER): _W.IDLE,
+    (_W.SERVING, _A.FINISH): _W.IDLE,
+    (_W.SERVING, _A.REACTIVATE): _W.SERVING,
+    (_W.PAUSED, _A.RESUME): _W.IDLE,
+    (_W.PAUSED, _A.LOGOUT): _W.CLOSED,
+    (_W.PAUSED, _A.REACTIVATE): _W.PAUSED,
+}
+
+
 class RatingLevel(IntEnum):
     """GB/T 39734-2020 好差评 levels."""
 
