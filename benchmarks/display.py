@@ -69,7 +69,8 @@ def raw_hop(hall: object, count: int) -> list[float]:
 
     state = WindowState(window=99, name=Text(zh="测", en="t"), status=WindowStatus.CALLING,
                         since=datetime.now(UTC), ticket_number="A001",
-                        screen=texts.call_text("A001", 99), pad_text="A001")
+                        screen=texts.call_text("A001", 99), pad_text="A001",
+                        window_label=texts.window_label(99, Text(zh="测", en="t")))
     hops = []
     for _ in range(count):
         got.clear()

@@ -217,6 +217,7 @@ SCREEN: dict[str, tuple[str, str]] = {
     "paused": ("暂停服务", "Not in service"),
     "closed": ("暂停服务", "Not in service"),
     "welcome": ("欢迎光临\n{name}", "Welcome\n{name}"),
+    "window_label": ("{window}号窗口  {name}", "Window {window}  {name}"),  # the TV's calls table
     "no_calls": ("欢迎光临", "Welcome"),  # a hall screen before the day's first call
     "speech": ("请 {letters} {digits} 号 到 {window} 号窗口 办理",
                "Ticket {number}, please go to window {window}"),

@@ -292,6 +292,8 @@ class WindowState(Payload):
     screen: Text = Field(description="what its window screen shows, composed by the coordinator: "
                          "请A001号到3号窗口, 正在办理\\nA001号, the pause reason or pause_notice, 暂停服务, "
                          "欢迎光临\\n(name); lines split at \\n; screens render it as is")
+    window_label: Text = Field(description="3号窗口  市场监管 / Window 3  Market regulation: the window "
+                               "where the TV hall screen lists a ticket")
     pad_text: str = Field(description="what its keypad's display shows: the ticket number, else the "
                           "waiting count; empty while closed or paused (pads render the digits)")
 
@@ -313,6 +315,8 @@ class Call(Payload):
     attempt: int = Field(1, description="1 for the first call, 2.. for recalls")
     called_at: AwareDatetime
     text: Text = Field(description="请A001号到3号窗口 / Ticket A001, please go to window 3")
+    window_label: Text = Field(description="3号窗口  市场监管 / Window 3  Market regulation: the window "
+                               "where the TV hall screen lists the ticket")
     speech: Text = Field(description="the sentence spoken, words split by spaces: 请 A 零零一 号 到 三 "
                          "号窗口 办理 (announcer, BX-6 voice) / Ticket A001, please go to window 3")
 

@@ -167,7 +167,8 @@ class FuzzHall:
     def _window_state(self, number: str) -> None:
         state = WindowState(window=2, name=Text(zh="2号窗口", en="Window 2"), status=WindowStatus.CALLING,
                             ticket_number=number, ticket_id=f"t-{number}", since=datetime.now(UTC),
-                            screen=texts.call_text(number, 2), pad_text=number)
+                            screen=texts.call_text(number, 2), pad_text=number,
+                            window_label=texts.window_label(2, Text(zh="2号窗口", en="Window 2")))
         self.sender.client.publish(WINDOW_STATE.topic(hall=HALL, window=2), encode(state),
                                    qos=1, retain=True)
 
@@ -189,7 +190,8 @@ class FuzzHall:
         call = Call(call_id=f"live-{number}", ticket_id=f"t-{number}", ticket_number=number, window=2,
                     window_name=Text(zh="2号窗口", en="Window 2"), service_id="passport",
                     called_at=datetime.now(UTC), text=texts.call_text(number, 2),
-                    speech=texts.speech(number, 2))
+                    speech=texts.speech(number, 2),
+                    window_label=texts.window_label(2, Text(zh="2号窗口", en="Window 2")))
         self.sender.client.publish(CALL.topic(hall=HALL), encode(call), qos=1)
         wait_until(lambda: any(self.voice.glob(f"*-{number}-w2.wav")), ANSWER_S, f"call {number} spoken")
 

@@ -28,6 +28,12 @@ def call_text(number: str, window: int) -> Text:
     return _say("call", number=number, window=window)
 
 
+def window_label(window: int, name: Text) -> Text:
+    """3号窗口  市场监管 / Window 3  Market regulation: where a ticket is listed on the TV."""
+    zh, en = SCREEN["window_label"]
+    return Text(zh=zh.format(window=window, name=name.zh), en=en.format(window=window, name=name.en))
+
+
 def window_reading(number: int) -> str:
     """Window numbers read as numbers: 3 三, 12 十二, 21 二十一; past 99 digit by digit."""
     if number < 10:

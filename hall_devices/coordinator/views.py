@@ -77,6 +77,7 @@ class Views:
             service_id=ticket.service_id if ticket else None,
             since=runtime.since if runtime else datetime.fromtimestamp(0).astimezone(),
             pause_reason=reason, waiting=waiting_here, held=held, pause_notice=notice,
+            window_label=texts.window_label(number, name),
             screen=texts.window_screen(number, name, status, ticket_number=number_shown,
                                       pause_reason=reason, pause_notice=notice),
             pad_text=texts.pad_text(status, number_shown, waiting_here))
@@ -122,7 +123,8 @@ class Views:
             call_id=f"{ticket.ticket_id}@{window}#{ticket.calls}", ticket_id=ticket.ticket_id,
             ticket_number=ticket.number, window=window, window_name=text(config.name),
             service_id=ticket.service_id, attempt=ticket.attempts, called_at=at,
-            text=texts.call_text(ticket.number, window), speech=texts.speech(ticket.number, window))
+            text=texts.call_text(ticket.number, window), speech=texts.speech(ticket.number, window),
+            window_label=texts.window_label(window, text(config.name)))
 
     @staticmethod
     def case(case: CaseRecord) -> CaseInfo:

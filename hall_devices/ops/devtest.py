@@ -225,7 +225,8 @@ def speak_test_call(layout: Layout, device_id: str, out: TextIO, *, output: str 
     call = Call(call_id=f"test-{secrets.token_hex(4)}", ticket_id=f"test-{number}", ticket_number=number,
                 window=window, window_name=Text(zh=f"{window}号窗口", en=f"window {window}"),
                 service_id="test", called_at=datetime.now(UTC),
-                text=texts.call_text(number, window), speech=texts.speech(number, window))
+                text=texts.call_text(number, window), speech=texts.speech(number, window),
+                window_label=texts.window_label(window, Text(zh=f"{window}号窗口", en=f"window {window}")))
     if player is None:
         out.write(f"{device_id}: 输出已关闭 / output is off\n")
         return False

@@ -133,6 +133,8 @@ def test_every_display_renders_the_same_sentence(own_broker: HallBroker, layout:
         tv.feed.summary_arrived.emit(summary)
         tv.feed.call_arrived.emit(call)
         qtbot.waitUntil(lambda: tv.call_rows[0][0].text() == ticket.number, timeout=3000)
+        where = tv.call_rows[0][1].text()
+        assert where == call.window_label.zh == state.window_label.zh == "3号窗口  市场监管"
         cells = {name.text(): count.text() for _id, name, count in tv.departments}
         assert cells["公安局"] == police.count.zh == "1 人" and cells["市场监督管理局"] == "0 人"
     finally:

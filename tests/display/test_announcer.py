@@ -32,7 +32,8 @@ from tests.support import HallBroker, probe, wait_until
 def call(number: str, window: int, n: int = 1) -> Call:
     return Call(call_id=f"c{n}", ticket_id=f"t-{number}", ticket_number=number, window=window,
                 window_name=Text(zh="窗口", en="window"), service_id="passport", called_at=datetime.now(UTC),
-                text=texts.call_text(number, window), speech=texts.speech(number, window))
+                text=texts.call_text(number, window), speech=texts.speech(number, window),
+                window_label=texts.window_label(window, Text(zh="窗口", en="window")))
 
 
 def test_words() -> None:

@@ -54,7 +54,7 @@ def state(status: WindowStatus, minutes_ago: float = 0, number: str | None = Non
                        pause_reason=reason, pause_notice=pause_notice,
                        screen=texts.window_screen(3, name, status, ticket_number=number,
                                                   pause_reason=reason, pause_notice=pause_notice),
-                       pad_text=texts.pad_text(status, number, 0))
+                       pad_text=texts.pad_text(status, number, 0), window_label=texts.window_label(3, name))
 
 
 @pytest.mark.parametrize(("window", "shown"), [

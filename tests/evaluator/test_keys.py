@@ -13,7 +13,8 @@ from hall_devices.evaluator.keys import Intent, PadKeys
 def state(status: WindowStatus, held: list[str] | None = None) -> WindowState:
     name = Text(zh="三", en="3")
     return WindowState(window=3, name=name, status=status, since=datetime.now(UTC), held=held or [],
-                       screen=texts.window_screen(3, name, status), pad_text=texts.pad_text(status, None, 0))
+                       screen=texts.window_screen(3, name, status), pad_text=texts.pad_text(status, None, 0),
+                       window_label=texts.window_label(3, name))
 
 
 def press(keys: PadKeys, window: WindowState | None, *pressed: Key) -> Intent | None:
