@@ -65,9 +65,12 @@ def raw_hop(hall: object, count: int) -> list[float]:
     from datetime import UTC, datetime
 
     from hall_devices.contract import Text, WindowState, WindowStatus
+    from hall_devices.coordinator import texts
 
     state = WindowState(window=99, name=Text(zh="测", en="t"), status=WindowStatus.CALLING,
-                        since=datetime.now(UTC), ticket_number="A001")
+                        since=datetime.now(UTC), ticket_number="A001",
+                        screen=texts.call_text("A001", 99), pad_text="A001",
+                        window_label=texts.window_label(99, Text(zh="测", en="t")))
     hops = []
     for _ in range(count):
         got.clear()

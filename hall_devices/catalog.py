@@ -206,3 +206,43 @@ DEVICE_KINDS: dict[str, tuple[str, str]] = {
     "pad": ("呼叫器/评价器", "keypad"), "announcer": ("语音播报", "announcer"),
     "coordinator": ("排队协调服务", "coordinator"), "web": ("管理网站", "web server"),
 }
+
+
+# --- what the screens, the pads and the voice say (composed by the coordinator alone) ------------
+# coordinator/texts.py fills these and publishes them in the window state, the call and the queue
+# summary; the LED, BX-6 and TV screens, the pads and the announcer show them as they come.
+
+SCREEN: dict[str, tuple[str, str]] = {
+    "call": ("请{number}号到{window}号窗口", "Ticket {number}, please go to window {window}"),
+    "serving": ("正在办理\n{number}号", "Now serving\n{number}"),
+    "paused": ("暂停服务", "Not in service"),
+    "closed": ("暂停服务", "Not in service"),
+    "welcome": ("欢迎光临\n{name}", "Welcome\n{name}"),
+    "window_label": ("{window}号窗口  {name}", "Window {window}  {name}"),  # the TV's calls table
+    "no_calls": ("欢迎光临", "Welcome"),  # a hall screen before the day's first call
+    "speech": ("请 {letters} {digits} 号 到 {window} 号窗口 办理",
+               "Ticket {number}, please go to window {window}"),
+    "waiting_group": ("{name}({prefixes}) 等候{count}人", "{name} ({prefixes}): {count} waiting"),
+    "waiting_count": ("{count} 人", "{count} waiting"),
+}
+
+
+# --- states and statistics, as the dashboard and `report` name them ------------------------------
+
+WINDOW_STATUS_ZH: dict[str, str] = {"closed": "未登录", "idle": "空闲", "calling": "呼叫中",
+                                    "serving": "办理中", "paused": "暂停服务"}  # WindowStatus values
+TICKET_STATUS_ZH: dict[str, str] = {"waiting": "等候中", "called": "已呼叫", "serving": "办理中",
+                                    "no_show": "过号", "held": "挂起", "done": "已办结",
+                                    "expired": "已过期"}  # TicketStatus values
+CASE_STATE_ZH: dict[str, str] = {"verifying": "待核实", "rectifying": "整改中", "revisited": "已回访",
+                                 "closed": "已办结", "appealed": "申诉", "revoked": "撤销"}  # CaseState
+
+# The statistics query's rows: each dimension, and each column in the order tables show them.
+DIMENSION_ZH: dict[str, str] = {"total": "合计", "department": "部门", "service": "事项", "window": "窗口",
+                                "clerk": "工作人员"}
+STAT_COLUMNS: dict[str, str] = {
+    "issued": "取号", "served": "办结", "no_show": "过号", "avg_wait_min": "平均等候(分)",
+    "p90_wait_min": "P90等候(分)", "avg_service_min": "平均办理(分)", "rated": "评价数", "unrated": "未评价",
+    "satisfaction_pct": "满意率%", "participation_pct": "参评率%", "bad": "差评", "level_5": "非常满意",
+    "level_4": "满意", "level_3": "基本满意", "level_2": "不满意", "level_1": "非常不满意",
+}

@@ -105,6 +105,35 @@ class WindowAction(StrEnum):
     CALL_TICKET = "call_ticket"  # 特呼: a chosen waiting ticket out of turn; needs ticket_number and reason
 
 
+# Which window action is legal in which window status, and the status it leads to: the engine refuses
+# a missing pair (wrong_state); the console enables exactly these buttons. docs/coordinator.md.
+_W = WindowStatus
+_A = WindowAction
+WINDOW_TABLE: dict[tuple[WindowStatus, WindowAction], WindowStatus] = {
+    (_W.CLOSED, _A.LOGIN): _W.IDLE,
+    (_W.IDLE, _A.LOGOUT): _W.CLOSED,
+    (_W.IDLE, _A.NEXT): _W.CALLING,
+    (_W.IDLE, _A.CALL_BACK): _W.CALLING,
+    (_W.IDLE, _A.PAUSE): _W.PAUSED,
+    (_W.IDLE, _A.REACTIVATE): _W.IDLE,
+    (_W.IDLE, _A.CALL_TICKET): _W.CALLING,
+    (_W.CALLING, _A.RECALL): _W.CALLING,
+    (_W.CALLING, _A.START): _W.SERVING,
+    (_W.CALLING, _A.NO_SHOW): _W.IDLE,
+    (_W.CALLING, _A.HOLD): _W.IDLE,
+    (_W.CALLING, _A.TRANSFER): _W.IDLE,
+    (_W.CALLING, _A.FINISH): _W.IDLE,  # keypads have no "arrived" key: finishing a call is fine
+    (_W.CALLING, _A.REACTIVATE): _W.CALLING,
+    (_W.SERVING, _A.HOLD): _W.IDLE,
+    (_W.SERVING, _A.TRANSFER): _W.IDLE,
+    (_W.SERVING, _A.FINISH): _W.IDLE,
+    (_W.SERVING, _A.REACTIVATE): _W.SERVING,
+    (_W.PAUSED, _A.RESUME): _W.IDLE,
+    (_W.PAUSED, _A.LOGOUT): _W.CLOSED,
+    (_W.PAUSED, _A.REACTIVATE): _W.PAUSED,
+}
+
+
 class RatingLevel(IntEnum):
     """GB/T 39734-2020 好差评 levels."""
 
@@ -260,6 +289,13 @@ class WindowState(Payload):
     held: list[str] = []
     pause_notice: Text | None = Field(None, description="临时有事，请稍候: paused long_pause_minutes or "
                                       "more, by the coordinator's clock (screens show it as is)")
+    screen: Text = Field(description="what its window screen shows, composed by the coordinator: "
+                         "请A001号到3号窗口, 正在办理\\nA001号, the pause reason or pause_notice, 暂停服务, "
+                         "欢迎光临\\n(name); lines split at \\n; screens render it as is")
+    window_label: Text = Field(description="3号窗口  市场监管 / Window 3  Market regulation: the window "
+                               "where the TV hall screen lists a ticket")
+    pad_text: str = Field(description="what its keypad's display shows: the ticket number, else the "
+                          "waiting count; empty while closed or paused (pads render the digits)")
 
 
 class WindowCommandResult(Reply):
@@ -279,6 +315,10 @@ class Call(Payload):
     attempt: int = Field(1, description="1 for the first call, 2.. for recalls")
     called_at: AwareDatetime
     text: Text = Field(description="请A001号到3号窗口 / Ticket A001, please go to window 3")
+    window_label: Text = Field(description="3号窗口  市场监管 / Window 3  Market regulation: the window "
+                               "where the TV hall screen lists the ticket")
+    speech: Text = Field(description="the sentence spoken, words split by spaces: 请 A 零零一 号 到 三 "
+                         "号窗口 办理 (announcer, BX-6 voice) / Ticket A001, please go to window 3")
 
 
 class ServiceQueue(Payload):
@@ -294,10 +334,25 @@ class ServiceQueue(Payload):
                               "figure its ticket will show (前面还有 N 人); None from an older coordinator")
 
 
+class WaitingGroup(Payload):
+    """Waiting per department (its ticket letters), as the hall screens show it."""
+
+    department_id: str
+    name: Text
+    prefixes: list[str]
+    waiting: int
+    line: Text = Field(description="公安局(B) 等候4人 / Public Security Bureau (B): 4 waiting: "
+                       "an LED hall screen's waiting row joins the lines of groups with someone waiting")
+    count: Text = Field(description="4 人 / 4 waiting: the TV hall screen's cell beside the name")
+
+
 class QueueSummary(Payload):
     updated_at: AwareDatetime
     total_waiting: int
     services: list[ServiceQueue]
+    groups: list[WaitingGroup] = Field([], description="one per department of the layout, in its "
+                                       "order, composed by the coordinator; empty only in a summary "
+                                       "with no services")
 
 
 class RatingPrompt(Payload):

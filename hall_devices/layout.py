@@ -43,6 +43,12 @@ class Hall(_Strict):
     utc_offset_hours: int = Field(8, ge=-12, le=14)
     info_desk: Text = Text(zh="咨询台", en="information desk")
 
+    def business_day(self, at: dt.datetime) -> str:
+        """``YYYY-MM-DD``: the day whose numbers a ticket issued at ``at`` (zone-aware) takes, in the
+        hall's time; numbers reset at ``day_starts_at_hour``."""
+        local = at.astimezone(dt.timezone(dt.timedelta(hours=self.utc_offset_hours)))
+        return (local - dt.timedelta(hours=self.day_starts_at_hour)).date().isoformat()
+
 
 class Policy(_Strict):
     """Queue, rating and supervision rules of a hall; every value has the seed default."""

@@ -1,11 +1,15 @@
 """Request/reply over the bus: publish a command, wait for the answer carrying its id.
 
 Used by every part that sends commands (kiosk, web console, traffic generator). Thread-safe: any
-thread may call :meth:`Requester.call`; answers arrive on paho's thread and wake the caller.
+thread may call :meth:`Requester.call`; answers arrive on paho's thread and wake the caller. An
+asyncio program awaits :meth:`Requester.call_async` instead: one future per request id, resolved on
+its loop from paho's thread (``call_soon_threadsafe``), so no thread waits for an answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
@@ -24,6 +28,7 @@ class Requester:
         self._lock = threading.Lock()
         self._waiting: dict[str, threading.Event] = {}
         self._answers: dict[str, Reply] = {}
+        self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Reply]]] = {}
         self._subscribed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
     def listen(self, request: Route[Any], **params: object) -> None:
@@ -46,6 +51,11 @@ class Requester:
             if event is not None:
                 self._answers[reply.command_id] = reply
                 event.set()
+            pending = self._futures.get(reply.command_id)
+        if pending is not None:
+            loop, future = pending
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_resolve, future, reply)
 
     def call(self, request: Route[Any], payload: Payload, timeout_s: float = 5.0,
              resend_s: float | None = None, **params: object) -> Reply:
@@ -55,9 +65,7 @@ class Requester:
         ``resend_s`` seconds while no answer has come; an answer to any copy ends the wait.
         Raises :class:`NoReplyError` when nothing came back in time.
         """
-        command_id = getattr(payload, "command_id", None) or getattr(payload, "rating_id", None)
-        if not isinstance(command_id, str):
-            raise BusError(f"{type(payload).__name__} has no command id")
+        command_id = _command_id(payload)
         self.listen(request, **params)
         event = threading.Event()
         with self._lock:
@@ -76,3 +84,40 @@ class Requester:
         finally:
             with self._lock:
                 self._waiting.pop(command_id, None)
+
+    async def call_async(self, request: Route[Any], payload: Payload, timeout_s: float = 5.0,
+                         **params: object) -> Reply:
+        """Publish ``payload`` and await, on the running loop, the answer carrying its command id.
+
+        No thread is held while waiting: the answer resolves this request's future from paho's
+        thread. Publishing does not block (paho queues it). Raises :class:`NoReplyError` when
+        nothing came back within ``timeout_s`` seconds.
+        """
+        command_id = _command_id(payload)
+        self.listen(request, **params)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        with self._lock:
+            self._futures[command_id] = (loop, future)
+        try:
+            self._bus.publish(request, payload, **params)
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                raise NoReplyError(f"no answer to {request.name} {command_id} within {timeout_s} s") from None
+        finally:
+            with self._lock:
+                self._futures.pop(command_id, None)
+
+
+def _command_id(payload: Payload) -> str:
+    command_id = getattr(payload, "command_id", None) or getattr(payload, "rating_id", None)
+    if not isinstance(command_id, str):
+        raise BusError(f"{type(payload).__name__} has no command id")
+    return command_id
+
+
+def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:
+    """On the loop: the first answer wins (a resent command may be answered twice)."""
+    if not future.done():
+        future.set_result(reply)

@@ -56,6 +56,7 @@ from hall_devices.contract import (
     WindowStatus,
     route,
 )
+from hall_devices.coordinator import texts
 from hall_devices.layout import Layout
 from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.led import LedBusSimulator
@@ -165,7 +166,9 @@ class FuzzHall:
 
     def _window_state(self, number: str) -> None:
         state = WindowState(window=2, name=Text(zh="2号窗口", en="Window 2"), status=WindowStatus.CALLING,
-                            ticket_number=number, ticket_id=f"t-{number}", since=datetime.now(UTC))
+                            ticket_number=number, ticket_id=f"t-{number}", since=datetime.now(UTC),
+                            screen=texts.call_text(number, 2), pad_text=number,
+                            window_label=texts.window_label(2, Text(zh="2号窗口", en="Window 2")))
         self.sender.client.publish(WINDOW_STATE.topic(hall=HALL, window=2), encode(state),
                                    qos=1, retain=True)
 
@@ -186,7 +189,9 @@ class FuzzHall:
         number = "Z" + self.unique()
         call = Call(call_id=f"live-{number}", ticket_id=f"t-{number}", ticket_number=number, window=2,
                     window_name=Text(zh="2号窗口", en="Window 2"), service_id="passport",
-                    called_at=datetime.now(UTC), text=Text(zh=f"请{number}号到2号窗口", en="-"))
+                    called_at=datetime.now(UTC), text=texts.call_text(number, 2),
+                    speech=texts.speech(number, 2),
+                    window_label=texts.window_label(2, Text(zh="2号窗口", en="Window 2")))
         self.sender.client.publish(CALL.topic(hall=HALL), encode(call), qos=1)
         wait_until(lambda: any(self.voice.glob(f"*-{number}-w2.wav")), ANSWER_S, f"call {number} spoken")
 

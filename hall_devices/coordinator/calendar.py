@@ -22,8 +22,7 @@ def local(hall: Hall, at: dt.datetime) -> dt.datetime:
 
 def business_day(hall: Hall, at: dt.datetime) -> str:
     """The day whose numbers a ticket issued at ``at`` takes (numbers reset at the configured hour)."""
-    shifted = local(hall, at) - dt.timedelta(hours=hall.day_starts_at_hour)
-    return shifted.date().isoformat()
+    return hall.business_day(at)
 
 
 @cache

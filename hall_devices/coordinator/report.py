@@ -9,18 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hall_devices.catalog import DIMENSION_ZH, STAT_COLUMNS
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.stats import DIMENSIONS, Statistics, compute
 from hall_devices.coordinator.store import open_read_only
 from hall_devices.layout import Layout
 
-DIMENSION_ZH = {"total": "合计", "department": "部门", "service": "事项", "window": "窗口",
-                "clerk": "工作人员"}
-COLUMNS = ["issued", "served", "no_show", "avg_wait_min", "p90_wait_min", "avg_service_min", "rated",
-           "unrated", "satisfaction_pct", "participation_pct", "bad",
-           "level_5", "level_4", "level_3", "level_2", "level_1"]
-COLUMN_ZH = ["取号", "办结", "过号", "平均等候(分)", "P90等候(分)", "平均办理(分)", "评价数", "未评价",
-             "满意率%", "参评率%", "差评", "非常满意", "满意", "基本满意", "不满意", "非常不满意"]
+# The words are the catalog's (the dashboard shows the same).
+COLUMNS = list(STAT_COLUMNS)
+COLUMN_ZH = list(STAT_COLUMNS.values())
 
 
 def load_statistics(layout: Layout, store: Path, first: str, last: str) -> Statistics:

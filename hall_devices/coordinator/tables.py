@@ -6,34 +6,13 @@ current state and changes nothing.
 
 from __future__ import annotations
 
-from hall_devices.contract import CaseState, StaffAction, TicketStatus, WindowAction, WindowStatus
+# Re-exported: the engine names states in its messages with these words and checks windows with this
+# table; both live where the other parts read them (the catalog, the contract).
+from hall_devices.catalog import CASE_STATE_ZH, TICKET_STATUS_ZH, WINDOW_STATUS_ZH
+from hall_devices.contract import WINDOW_TABLE, CaseState, StaffAction, TicketStatus
 
-W = WindowStatus
-A = WindowAction
-
-WINDOW_TABLE: dict[tuple[WindowStatus, WindowAction], WindowStatus] = {
-    (W.CLOSED, A.LOGIN): W.IDLE,
-    (W.IDLE, A.LOGOUT): W.CLOSED,
-    (W.IDLE, A.NEXT): W.CALLING,
-    (W.IDLE, A.CALL_BACK): W.CALLING,
-    (W.IDLE, A.PAUSE): W.PAUSED,
-    (W.IDLE, A.REACTIVATE): W.IDLE,
-    (W.IDLE, A.CALL_TICKET): W.CALLING,
-    (W.CALLING, A.RECALL): W.CALLING,
-    (W.CALLING, A.START): W.SERVING,
-    (W.CALLING, A.NO_SHOW): W.IDLE,
-    (W.CALLING, A.HOLD): W.IDLE,
-    (W.CALLING, A.TRANSFER): W.IDLE,
-    (W.CALLING, A.FINISH): W.IDLE,  # keypads have no "arrived" key: finishing a call is fine
-    (W.CALLING, A.REACTIVATE): W.CALLING,
-    (W.SERVING, A.HOLD): W.IDLE,
-    (W.SERVING, A.TRANSFER): W.IDLE,
-    (W.SERVING, A.FINISH): W.IDLE,
-    (W.SERVING, A.REACTIVATE): W.SERVING,
-    (W.PAUSED, A.RESUME): W.IDLE,
-    (W.PAUSED, A.LOGOUT): W.CLOSED,
-    (W.PAUSED, A.REACTIVATE): W.PAUSED,
-}
+__all__ = ["CASE_STATE_ZH", "CASE_TABLE", "TICKET_STATUS_ZH", "TICKET_TABLE", "WINDOW_STATUS_ZH",
+           "WINDOW_TABLE"]
 
 T = TicketStatus
 TICKET_TABLE: dict[tuple[TicketStatus, str], TicketStatus] = {
@@ -62,9 +41,3 @@ CASE_TABLE: dict[tuple[CaseState, StaffAction], CaseState] = {
     (C.APPEALED, S.CASE_REJECT_APPEAL): C.RECTIFYING,
 }
 
-WINDOW_STATUS_ZH = {W.CLOSED: "未登录", W.IDLE: "空闲", W.CALLING: "呼叫中", W.SERVING: "办理中",
-                    W.PAUSED: "暂停服务"}
-TICKET_STATUS_ZH = {T.WAITING: "等候中", T.CALLED: "已呼叫", T.SERVING: "办理中", T.NO_SHOW: "过号",
-                    T.HELD: "挂起", T.DONE: "已办结", T.EXPIRED: "已过期"}
-CASE_STATE_ZH = {C.VERIFYING: "待核实", C.RECTIFYING: "整改中", C.REVISITED: "已回访", C.CLOSED: "已办结",
-                 C.APPEALED: "申诉", C.REVOKED: "撤销"}

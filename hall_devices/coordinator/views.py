@@ -16,6 +16,7 @@ from hall_devices.contract import (
     WindowState,
     WindowStatus,
 )
+from hall_devices.coordinator import texts
 from hall_devices.coordinator.calendar import deadline
 from hall_devices.coordinator.model import CaseRecord, State, Ticket, WindowRuntime
 from hall_devices.coordinator.policy import (
@@ -62,17 +63,24 @@ class Views:
         config = self.layout.window(number)
         ticket = state.tickets.get(runtime.ticket_id) if runtime and runtime.ticket_id else None
         held = [state.tickets[t].number for t in runtime.held if t in state.tickets] if runtime else []
+        status = runtime.status if runtime else WindowStatus.CLOSED
+        name = text(config.name)
+        number_shown = ticket.number if ticket else None
+        reason = runtime.pause_reason if runtime else None
+        notice = self._pause_notice(runtime, now) if runtime else None
+        waiting_here = self.index.waiting_at(number)
         return WindowState(
-            window=number, name=text(config.name),
-            status=runtime.status if runtime else WindowStatus.CLOSED,
+            window=number, name=name, status=status,
             clerk_id=runtime.clerk_id if runtime else None,
             ticket_id=ticket.ticket_id if ticket else None,
-            ticket_number=ticket.number if ticket else None,
+            ticket_number=number_shown,
             service_id=ticket.service_id if ticket else None,
             since=runtime.since if runtime else datetime.fromtimestamp(0).astimezone(),
-            pause_reason=runtime.pause_reason if runtime else None,
-            waiting=self.index.waiting_at(number), held=held,
-            pause_notice=self._pause_notice(runtime, now) if runtime else None)
+            pause_reason=reason, waiting=waiting_here, held=held, pause_notice=notice,
+            window_label=texts.window_label(number, name),
+            screen=texts.window_screen(number, name, status, ticket_number=number_shown,
+                                      pause_reason=reason, pause_notice=notice),
+            pad_text=texts.pad_text(status, number_shown, waiting_here))
 
     def _pause_notice(self, runtime: WindowRuntime, now: datetime | None) -> Text | None:
         long_pause = timedelta(minutes=self.layout.policy.long_pause_minutes)
@@ -105,7 +113,9 @@ class Views:
                                                     ahead),
                 open_windows=signed_in_windows(state, self.services, service.id),
                 accepting=self.accepting(state, service.id), ahead=ahead))
-        return QueueSummary(updated_at=now, total_waiting=sum(r.waiting for r in rows), services=rows)
+        return QueueSummary(updated_at=now, total_waiting=sum(r.waiting for r in rows), services=rows,
+                            groups=texts.waiting_groups(self.layout, {r.service_id: r.waiting
+                                                                      for r in rows}))
 
     def call(self, ticket: Ticket, window: int, at: datetime) -> Call:
         config = self.layout.window(window)
@@ -113,8 +123,8 @@ class Views:
             call_id=f"{ticket.ticket_id}@{window}#{ticket.calls}", ticket_id=ticket.ticket_id,
             ticket_number=ticket.number, window=window, window_name=text(config.name),
             service_id=ticket.service_id, attempt=ticket.attempts, called_at=at,
-            text=Text(zh=f"请{ticket.number}号到{window}号窗口",
-                      en=f"Ticket {ticket.number}, please go to window {window}"))
+            text=texts.call_text(ticket.number, window), speech=texts.speech(ticket.number, window),
+            window_label=texts.window_label(window, text(config.name)))
 
     @staticmethod
     def case(case: CaseRecord) -> CaseInfo:

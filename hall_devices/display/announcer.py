@@ -1,5 +1,8 @@
 """The voice announcer: "请 A 零零一 号 到 三 号窗口 办理", spoken in order, never cut off.
 
+The sentence comes composed in the call (``Call.speech``, by the coordinator); the announcer only
+turns it into sound.
+
 Calls go into one queue and one worker speaks them one after another, each ``repeat`` times, the
 next only after the last has finished playing: calls that arrive together are all heard, in the
 order they came (the most common complaint about peer systems is a new call cutting one off).
@@ -25,34 +28,25 @@ from typing import Protocol
 from hall_devices.contract import Call
 
 log = logging.getLogger(__name__)
-DIGITS = "零一二三四五六七八九"
+DIGITS = "零一二三四五六七八九"  # a run of these is a ticket's digits, one segment each
 
 
 class SpeechError(Exception):
     """Speech could not be made or played; the message names the tool or segment at fault."""
 
 
-def window_reading(number: int) -> str:
-    """Window numbers read as numbers: 3 三, 12 十二, 21 二十一; past 99 digit by digit."""
-    if number < 10:
-        return DIGITS[number]
-    if number < 100:
-        tens, ones = divmod(number, 10)
-        return ("" if tens == 1 else DIGITS[tens]) + "十" + (DIGITS[ones] if ones else "")
-    return "".join(DIGITS[int(d)] for d in str(number))
-
-
 def speech_words(call: Call) -> list[str]:
-    """The call as words: ticket letters and digits one by one."""
-    ticket = [DIGITS[int(c)] if c.isdigit() else c for c in call.ticket_number]
-    return ["请", *ticket, "号", "到", window_reading(call.window), "号窗口", "办理"]
+    """The call's words for recorded segments: the spoken sentence the coordinator composed
+    (``Call.speech``), split at spaces, ticket digits one by one."""
+    words: list[str] = []
+    for word in call.speech.zh.split():
+        words += list(word) if all(c in DIGITS for c in word) else [word]
+    return words
 
 
 def speech_text(call: Call) -> str:
-    """What espeak-ng is given: "请 A 零零一 号 到 三 号窗口 办理"."""
-    letters = " ".join(c for c in call.ticket_number if not c.isdigit())
-    digits = "".join(DIGITS[int(c)] for c in call.ticket_number if c.isdigit())
-    return f"请 {letters} {digits} 号 到 {window_reading(call.window)} 号窗口 办理"
+    """What espeak-ng is given: the coordinator's sentence, "请 A 零零一 号 到 三 号窗口 办理"."""
+    return call.speech.zh
 
 
 class Speaker(Protocol):

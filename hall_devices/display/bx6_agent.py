@@ -39,7 +39,7 @@ from hall_devices.display.announcer import speech_text
 from hall_devices.display.bx6_area import Area, dynamic_area_data
 from hall_devices.display.frames import Region, hall_regions, safe_text, window_regions
 from hall_devices.display.render import ensure_qt, render_text
-from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
+from hall_devices.display.screens import hall_calls_text, hall_waiting_text, no_state_text, window_text
 from hall_devices.display.supervision import Outcome, ScreenHealth, bus_state
 from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.layout_follow import LayoutFollower
@@ -178,7 +178,7 @@ class Bx6Agent:
     def _regions(self, device: WindowScreenDevice | HallScreenDevice) -> list[Region]:
         if isinstance(device, WindowScreenDevice):
             state = self.states.get(device.window)
-            text = window_text(state) if state else "暂停服务"
+            text = window_text(state) if state else no_state_text()
             return window_regions(text, device.width, device.height)
         calls = hall_calls_text(list(self.calls)[-device.latest_calls:][::-1])
         return hall_regions(calls, hall_waiting_text(self.layout, self.summary), device.notice.zh,

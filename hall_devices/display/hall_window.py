@@ -26,6 +26,7 @@ from hall_devices.contract import (
     WINDOW_STATE,
     Call,
     QueueSummary,
+    Text,
     WindowState,
     WindowStatus,
 )
@@ -60,7 +61,7 @@ class Shown:
     """One row of the calls table."""
 
     number: str
-    window: int
+    window: Text  # where, as the coordinator words it: 3号窗口  市场监管
     at: dt.datetime
 
 
@@ -169,7 +170,7 @@ class HallScreenWindow(QWidget):
 
     def show_call(self, call: Call) -> None:
         """A call (or recall) goes to the top; the same ticket is never listed twice."""
-        self._put(Shown(call.ticket_number, call.window, call.called_at))
+        self._put(Shown(call.ticket_number, call.window_label, call.called_at))
 
     def show_window(self, state: WindowState) -> None:
         """A retained window state: after a restart, the tickets being called or served fill the
@@ -178,7 +179,7 @@ class HallScreenWindow(QWidget):
             return
         if any(s.number == state.ticket_number for s in self.shown):
             return
-        self.shown.append(Shown(state.ticket_number, state.window, state.since))
+        self.shown.append(Shown(state.ticket_number, state.window_label, state.since))
         self.shown.sort(key=lambda s: s.at, reverse=True)
         del self.shown[len(self.call_rows):]
         self._render_calls()
@@ -188,11 +189,10 @@ class HallScreenWindow(QWidget):
         self._render_calls()
 
     def _render_calls(self) -> None:
-        names = {w.number: w.name.zh for w in self.layout_.windows}
         for i, (number, window) in enumerate(self.call_rows):
             row = self.shown[i] if i < len(self.shown) else None
             number.setText(row.number if row else "")
-            window.setText(f"{row.window}号窗口  {names.get(row.window, '')}" if row else "")
+            window.setText(row.window.zh if row else "")
             for cell in (number, window):
                 cell.setStyleSheet(HIGHLIGHT if i == 0 and row else PLAIN)
 
@@ -223,14 +223,12 @@ class HallScreenWindow(QWidget):
         self._fonts()
 
     def show_summary(self, summary: QueueSummary | None) -> None:
+        """Each department's cell shows its group's count as the coordinator composed it (4 人);
+        — until a summary names it."""
         self.summary = summary
-        per_department: dict[str, int] = {}
-        department_of = {s.id: s.department for s in self.layout_.services}
-        for row in summary.services if summary else []:
-            key = department_of.get(row.service_id, "")
-            per_department[key] = per_department.get(key, 0) + row.waiting
+        counts = {g.department_id: g.count.zh for g in summary.groups} if summary else {}
         for department_id, _name, count in self.departments:
-            count.setText(f"{per_department.get(department_id, 0)} 人" if summary else "—")
+            count.setText(counts.get(department_id, "—"))
 
     def _tick(self) -> None:
         now = (self.fixed_clock or dt.datetime.now(dt.UTC)).astimezone(self.zone)

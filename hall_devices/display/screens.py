@@ -1,10 +1,11 @@
-"""What the LED screens show, as text fitted to a screen's pixels; pure functions of state and time."""
+"""What the LED screens show: the texts the coordinator composed, fitted to a screen's pixels."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hall_devices.contract import Call, QueueSummary, WindowState, WindowStatus
+from hall_devices.catalog import SCREEN
+from hall_devices.contract import Call, QueueSummary, WindowState
 from hall_devices.layout import Layout
 
 FONT_PX = 16  # the controllers' CJK font: 16×16, ASCII 8×16
@@ -64,33 +65,25 @@ def fit(text: str, width_px: int, height_px: int, font_px: int = FONT_PX) -> Fit
 
 
 def window_text(state: WindowState) -> str:
-    """The window screen: the call, who is served, a pause notice, or a welcome.
+    """The window screen's text, as the coordinator composed it (``WindowState.screen``): the call,
+    who is served, a pause notice, or a welcome. Time-derived texts (临时有事，请稍候) come in it,
+    decided by the coordinator's clock: this machine's clock may differ."""
+    return state.screen.zh
 
-    Time-derived texts (临时有事，请稍候) come computed in the state: this machine's clock may differ.
-    """
-    if state.status is WindowStatus.CALLING and state.ticket_number:
-        return f"请{state.ticket_number}号到{state.window}号窗口"
-    if state.status is WindowStatus.SERVING and state.ticket_number:
-        return f"正在办理\n{state.ticket_number}号"
-    if state.status is WindowStatus.PAUSED:
-        if state.pause_notice is not None:  # the coordinator's clock decides a pause is long
-            return state.pause_notice.zh
-        return state.pause_reason or "暂停服务"
-    if state.status is WindowStatus.CLOSED:
-        return "暂停服务"
-    return f"欢迎光临\n{state.name.zh}"
+
+def no_state_text() -> str:
+    """A window screen before its window's first state arrives: 暂停服务 (catalog.SCREEN)."""
+    return SCREEN["closed"][0]
 
 
 def hall_calls_text(calls: list[Call]) -> str:
-    return "\n".join(call.text.zh for call in calls) or "欢迎光临"
+    """The latest calls, newest first, one per line (``Call.text``); 欢迎光临 before any call."""
+    return "\n".join(call.text.zh for call in calls) or SCREEN["no_calls"][0]
 
 
 def hall_waiting_text(layout: Layout, summary: QueueSummary | None) -> str:
-    """Waiting per department group (its ticket letter)."""
+    """Waiting per department group, as the coordinator composed each (``WaitingGroup.line``); only
+    groups with someone waiting. ``layout`` is unused: kept for the agents' calls."""
     if summary is None:
         return ""
-    per_prefix: dict[str, int] = {}
-    for row in summary.services:
-        per_prefix[row.prefix] = per_prefix.get(row.prefix, 0) + row.waiting
-    names = {s.prefix: layout.department(s.department).name.zh for s in layout.services}
-    return " ".join(f"{names[p]}({p}) 等候{n}人" for p, n in sorted(per_prefix.items()) if n)
+    return " ".join(group.line.zh for group in summary.groups if group.waiting)

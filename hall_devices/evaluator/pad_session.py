@@ -13,8 +13,8 @@ What it owns (protocols.md §4; the project's choices in docs/evaluator.md):
 - key presses to window intents (:class:`PadKeys`); a refused one beeps twice;
 - the rating prompt: open from the ``now`` it arrived for its seconds (table :data:`PROMPT`); the
   first rating key inside it is a :class:`RatingGiven`, the rest are :class:`RatingIgnored`;
-- what each pad shows (the called ticket's digits, the waiting count while idle, nothing while
-  closed or paused), written again for every pad when the port (re)opens.
+- what each pad shows (the coordinator's ``WindowState.pad_text``: the called ticket, the waiting
+  count while idle, nothing while closed or paused), written again for every pad when the port (re)opens.
 
 Errors: :class:`IllegalTransitionError` when a table has no row for (state, event); nothing changes.
 """
@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from hall_devices.contract import DeviceFault, DeviceState, RatingPrompt, WindowState, WindowStatus
+from hall_devices.contract import DeviceFault, DeviceState, RatingPrompt, WindowState
 from hall_devices.evaluator.keypad import (
     Control,
     Frame,
@@ -241,11 +241,9 @@ class _Pad:
 
 
 def _text(state: WindowState | None) -> str:
-    if state is None or state.status in (WindowStatus.CLOSED, WindowStatus.PAUSED):
-        return ""
-    if state.ticket_number:
-        return state.ticket_number  # letters cannot show: show_frame keeps the digits
-    return str(state.waiting)
+    # The coordinator composes it (WindowState.pad_text); letters cannot show: show_frame keeps the
+    # digits.
+    return state.pad_text if state is not None else ""
 
 
 class PadSession:

@@ -27,6 +27,7 @@ from hall_devices.contract import (
     TicketInfo,
     TicketStatus,
 )
+from hall_devices.coordinator import texts
 from hall_devices.display import bx
 from hall_devices.display.announcer import EspeakSpeaker, SegmentSpeaker, Speaker, SpeechError, join_wavs
 from hall_devices.display.frames import hall_regions, screen_bytes, window_regions
@@ -224,7 +225,8 @@ def speak_test_call(layout: Layout, device_id: str, out: TextIO, *, output: str 
     call = Call(call_id=f"test-{secrets.token_hex(4)}", ticket_id=f"test-{number}", ticket_number=number,
                 window=window, window_name=Text(zh=f"{window}号窗口", en=f"window {window}"),
                 service_id="test", called_at=datetime.now(UTC),
-                text=Text(zh=f"请{number}号到{window}号窗口", en=f"Ticket {number}, window {window}"))
+                text=texts.call_text(number, window), speech=texts.speech(number, window),
+                window_label=texts.window_label(window, Text(zh=f"{window}号窗口", en=f"window {window}")))
     if player is None:
         out.write(f"{device_id}: 输出已关闭 / output is off\n")
         return False

@@ -37,10 +37,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from hall_devices.bus import BusError
+from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH
 from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
-from hall_devices.coordinator.calendar import business_day
-from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS, DIMENSION_ZH
-from hall_devices.coordinator.tables import CASE_STATE_ZH, WINDOW_STATUS_ZH
 from hall_devices.layout import Layout
 from hall_devices.requests import NoReplyError
 from hall_devices.web.access import Access
@@ -208,7 +206,7 @@ class Pages:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     def today(self) -> str:
-        return business_day(self.layout.hall, dt.datetime.now(dt.UTC))
+        return self.layout.hall.business_day(dt.datetime.now(dt.UTC))
 
     async def ratings(self, request: Request) -> Response:
         first = day_param(request.query_params.get("from"), "from") or self.today()
@@ -312,7 +310,8 @@ class Pages:
     async def statistics(self, request: Request) -> Response:
         data = await self.statistics_data(request)
         daily = await self.daily(data["first_day"], data["last_day"])
-        return self.page("stats.html", request, data=data, columns=COLUMNS, column_names=COLUMN_ZH,
+        return self.page("stats.html", request, data=data, columns=list(STAT_COLUMNS),
+                    column_names=list(STAT_COLUMNS.values()),
                     dimension_zh=DIMENSION_ZH, daily=bool(daily["days"]),
                     chart_data=json.dumps({**{k: data.get(k) for k in (
                         "tickets_per_hour", "wait_minutes", "satisfaction_per_window")}, "daily": daily},

@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from hall_devices.bus import BusError
 from hall_devices.contract import QueryKind, Reply, StaffAction
-from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import id_hash
 from hall_devices.layout import Layout
 from hall_devices.web.api_clients import ApiClients
@@ -162,14 +161,14 @@ class BookingApi:
     async def _find(self, booking_id: str, slot_start: dt.datetime | None) -> BookingOut | None:
         if slot_start is None:
             return None
-        for row in await self._day(business_day(self.layout.hall, slot_start)):
+        for row in await self._day(self.layout.hall.business_day(slot_start)):
             if row.booking_id == booking_id:
                 return row
         return None
 
     async def _slot_of(self, booking_id: str) -> dt.datetime | None:
         """The slot start of a booking held by the coordinator (bookings of the last and next weeks)."""
-        today = dt.date.fromisoformat(business_day(self.layout.hall, dt.datetime.now(dt.UTC)))
+        today = dt.date.fromisoformat(self.layout.hall.business_day(dt.datetime.now(dt.UTC)))
         for offset in (0, 1, -1, *range(2, 15), *range(-7, -1)):
             for row in await self._day((today + dt.timedelta(days=offset)).isoformat()):
                 if row.booking_id == booking_id:

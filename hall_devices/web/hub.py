@@ -2,8 +2,9 @@
 
 The web talks to the coordinator only through its commands, queries and published state. paho's
 thread hands every change to the asyncio loop (``call_soon_threadsafe``); browsers get a snapshot on
-each change through Server-Sent Events. Commands and queries block on a reply, so they run in worker
-threads (``asyncio.to_thread``) and never stall the loop.
+each change through Server-Sent Events. Commands and queries are awaited on the loop
+(``Requester.call_async``: a future per request id, resolved from paho's thread), so a waiting
+request holds no thread and never stalls the loop.
 """
 
 from __future__ import annotations
@@ -231,18 +232,16 @@ class Hub:
             return QueryReply(command_id=None, ok=False, error=Problem(
                 code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
         self._check_coordinator()
-        reply = await asyncio.to_thread(self.requests.call, QUERY, request, 10.0, client=WEB)
+        reply = await self.requests.call_async(QUERY, request, 10.0, client=WEB)
         assert isinstance(reply, QueryReply)
         return reply
 
     async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
         command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
         self._check_coordinator()
-        return await asyncio.to_thread(self.requests.call, WINDOW_COMMAND, command, 10.0,
-                                       window=window)
+        return await self.requests.call_async(WINDOW_COMMAND, command, 10.0, window=window)
 
     async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
         command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
         self._check_coordinator()
-        return await asyncio.to_thread(self.requests.call, STAFF_COMMAND, command, 10.0,
-                                       staff=WEB)
+        return await self.requests.call_async(STAFF_COMMAND, command, 10.0, staff=WEB)

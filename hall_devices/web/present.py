@@ -13,8 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from hall_devices.catalog import ALERT_KINDS, DEVICE_KINDS, FAULTS, both
-from hall_devices.contract import Problem
-from hall_devices.coordinator.tables import WINDOW_TABLE
+from hall_devices.contract import WINDOW_TABLE, Problem
 from hall_devices.layout import Hall, Layout
 
 DATE_TIME = "%Y-%m-%d %H:%M"
@@ -74,8 +73,8 @@ def filters(layout: Layout) -> dict[str, Callable[..., Any]]:
 
 def console_context(layout: Layout) -> dict[str, Any]:
     """What the console page needs besides the window: the actions each window status allows (the
-    engine's own table, so a button is enabled exactly when the coordinator would accept it) and
-    the hall's pause reasons."""
+    contract's window table, the one the engine checks, so a button is enabled exactly when the
+    coordinator would accept it) and the hall's pause reasons."""
     allowed: dict[str, list[str]] = {}
     for status, action in WINDOW_TABLE:
         allowed.setdefault(status.value, []).append(action.value)

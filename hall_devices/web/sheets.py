@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hall_devices.coordinator.report import COLUMN_ZH, COLUMNS, DIMENSION_ZH
-from hall_devices.coordinator.tables import CASE_STATE_ZH
+from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS
 from hall_devices.layout import Layout
 from hall_devices.web.exports import Sheet
 from hall_devices.web.present import hall_time
@@ -42,10 +41,10 @@ def statistics_sheet(data: dict[str, Any], layout: Layout) -> Sheet:
     for row in data.get("rows", []):
         name = names.get(row["key"], row["name"]) if row["dimension"] == "clerk" else row["name"]
         rows.append([DIMENSION_ZH.get(row["dimension"], row["dimension"]), row["key"], name,
-                     *(row.get(c) for c in COLUMNS)])
+                     *(row.get(c) for c in STAT_COLUMNS)])
     title = f"统计 {data['first_day']}" + (f" 至 {data['last_day']}" if data["last_day"] != data["first_day"]
                                           else "")
-    return Sheet(title, ["维度", "编码", "名称", *COLUMN_ZH], rows)
+    return Sheet(title, ["维度", "编码", "名称", *STAT_COLUMNS.values()], rows)
 
 
 def ratings_sheet(rows: Sequence[dict[str, Any]], layout: Layout) -> Sheet:

@@ -12,6 +12,8 @@ import pytest
 
 from hall_devices.bus import encode
 from hall_devices.contract import CALL, DEVICE_STATUS, Call, Text
+from hall_devices.coordinator import texts
+from hall_devices.coordinator.texts import window_reading
 from hall_devices.display.announcer import (
     Announcer,
     EspeakSpeaker,
@@ -21,7 +23,6 @@ from hall_devices.display.announcer import (
     join_wavs,
     speech_text,
     speech_words,
-    window_reading,
 )
 from hall_devices.display.voice_agent import AnnouncerAgent
 from hall_devices.layout import Layout
@@ -31,7 +32,8 @@ from tests.support import HallBroker, probe, wait_until
 def call(number: str, window: int, n: int = 1) -> Call:
     return Call(call_id=f"c{n}", ticket_id=f"t-{number}", ticket_number=number, window=window,
                 window_name=Text(zh="窗口", en="window"), service_id="passport", called_at=datetime.now(UTC),
-                text=Text(zh=f"请{number}号到{window}号窗口", en="..."))
+                text=texts.call_text(number, window), speech=texts.speech(number, window),
+                window_label=texts.window_label(window, Text(zh="窗口", en="window")))
 
 
 def test_words() -> None:

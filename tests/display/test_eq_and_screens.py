@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hall_devices.contract import Text, WindowState, WindowStatus
+from hall_devices.coordinator import texts
 from hall_devices.display import bx, eq
 from hall_devices.display.frames import ScreenEncodingError, safe_text, screen_bytes, window_regions
 from hall_devices.display.screens import fit, window_text
@@ -45,10 +46,15 @@ def test_eq_random_bytes(data: bytes) -> None:
 
 def state(status: WindowStatus, minutes_ago: float = 0, number: str | None = None,
           reason: str | None = None, notice: str | None = None) -> WindowState:
-    return WindowState(window=3, name=Text(zh="企业开办 3", en="Company 3"), status=status,
+    """A window state as the coordinator publishes it: its screen text composed by coordinator/texts.py."""
+    name = Text(zh="企业开办 3", en="Company 3")
+    pause_notice = Text(zh=notice, en="Back shortly") if notice else None
+    return WindowState(window=3, name=name, status=status,
                        since=datetime.now(UTC) - timedelta(minutes=minutes_ago), ticket_number=number,
-                       pause_reason=reason,
-                       pause_notice=Text(zh=notice, en="Back shortly") if notice else None)
+                       pause_reason=reason, pause_notice=pause_notice,
+                       screen=texts.window_screen(3, name, status, ticket_number=number,
+                                                  pause_reason=reason, pause_notice=pause_notice),
+                       pad_text=texts.pad_text(status, number, 0), window_label=texts.window_label(3, name))
 
 
 @pytest.mark.parametrize(("window", "shown"), [

@@ -15,6 +15,7 @@ from PyQt6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from hall_devices.contract import Call, QueueSummary, ServiceQueue, Text, WindowState, WindowStatus
+from hall_devices.coordinator import texts
 from hall_devices.display.hall_window import HIGHLIGHT, HallScreenWindow
 from hall_devices.layout import HallScreenDevice, Layout
 from tests.conftest import ROOT
@@ -24,10 +25,12 @@ ARTEFACTS = ROOT / "test-artifacts"
 NOW = datetime(2026, 11, 30, 8, 5, 9, tzinfo=UTC)
 
 
-def call(number: str, window: int) -> Call:
+def call(number: str, window: int, layout: Layout) -> Call:
+    name = layout.window(window).name
     return Call(call_id=number, ticket_id=number, ticket_number=number, window=window,
                 window_name=Text(zh="窗", en="w"), service_id="passport", called_at=datetime.now(UTC),
-                text=Text(zh=f"请{number}号到{window}号窗口", en=f"Ticket {number}, window {window}"))
+                text=texts.call_text(number, window), speech=texts.speech(number, window),
+                window_label=texts.window_label(window, Text(zh=name.zh, en=name.en)))
 
 
 def screen(qtbot: QtBot, layout: Layout, size: tuple[int, int]) -> HallScreenWindow:
@@ -63,11 +66,12 @@ def test_hall_screen_shows_calls_queues_and_the_clock(qtbot: QtBot, layout: Layo
         ServiceQueue(service_id="passport", prefix="B", waiting=4, longest_wait_s=60,
                      estimated_minutes=20),
         ServiceQueue(service_id="company_setup", prefix="A", waiting=3, longest_wait_s=9,
-                     estimated_minutes=5)])
+                     estimated_minutes=5)],
+        groups=texts.waiting_groups(layout, {"passport": 4, "company_setup": 3}))
 
     def from_paho_thread() -> None:  # as the bus would: signals only
-        window.feed.call_arrived.emit(call("A001", 1))
-        window.feed.call_arrived.emit(call("B002", 6))
+        window.feed.call_arrived.emit(call("A001", 1, layout))
+        window.feed.call_arrived.emit(call("B002", 6, layout))
         window.feed.summary_arrived.emit(summary)
 
     worker = threading.Thread(target=from_paho_thread)
@@ -81,7 +85,7 @@ def test_hall_screen_shows_calls_queues_and_the_clock(qtbot: QtBot, layout: Layo
     counts = {name.text(): count.text() for _id, name, count in window.departments}
     assert counts["公安局"] == "4 人" and counts["市场监督管理局"] == "3 人" and counts["税务局"] == "0 人"
     assert window.clock.text() == "2026年11月30日 星期一  16:05:09"  # hall time, not UTC
-    window.feed.call_arrived.emit(call("A001", 1))  # a recall moves it up, never listed twice
+    window.feed.call_arrived.emit(call("A001", 1, layout))  # a recall moves it up, never listed twice
     qtbot.waitUntil(lambda: window.call_rows[0][0].text() == "A001", timeout=3000)
     assert [n.text() for n, _w in window.call_rows].count("A001") == 1
     for _ in range(3):
@@ -102,8 +106,12 @@ def test_after_a_restart_the_table_comes_from_the_retained_window_states(qtbot: 
 
     def state(number: int, status: WindowStatus, ticket: str | None, minutes_ago: int) -> WindowState:
         name = layout.window(number).name
-        return WindowState(window=number, name=Text(zh=name.zh, en=name.en), status=status,
-                           ticket_number=ticket, since=NOW - timedelta(minutes=minutes_ago))
+        shown = Text(zh=name.zh, en=name.en)
+        return WindowState(window=number, name=shown, status=status,
+                           ticket_number=ticket, since=NOW - timedelta(minutes=minutes_ago),
+                           screen=texts.window_screen(number, shown, status, ticket_number=ticket),
+                           pad_text=texts.pad_text(status, ticket, 0),
+                           window_label=texts.window_label(number, shown))
 
     for retained in (state(3, WindowStatus.SERVING, "A007", 9), state(6, WindowStatus.CALLING, "B012", 1),
                      state(7, WindowStatus.IDLE, None, 2), state(1, WindowStatus.SERVING, "A005", 20)):
@@ -111,6 +119,6 @@ def test_after_a_restart_the_table_comes_from_the_retained_window_states(qtbot: 
     qtbot.waitUntil(lambda: window.call_rows[2][0].text() == "A005", timeout=3000)
     assert [n.text() for n, _w in window.call_rows[:4]] == ["B012", "A007", "A005", ""]
     window.feed.window_arrived.emit(state(6, WindowStatus.SERVING, "B012", 0))  # same ticket: kept once
-    window.feed.call_arrived.emit(call("C001", 9))
+    window.feed.call_arrived.emit(call("C001", 9, layout))
     qtbot.waitUntil(lambda: window.call_rows[0][0].text() == "C001", timeout=3000)
     assert [n.text() for n, _w in window.call_rows[:4]] == ["C001", "B012", "A007", "A005"]

@@ -5,13 +5,16 @@ from datetime import UTC, datetime
 import pytest
 
 from hall_devices.contract import Text, WindowAction, WindowState, WindowStatus
+from hall_devices.coordinator import texts
 from hall_devices.evaluator.keypad import Key
 from hall_devices.evaluator.keys import Intent, PadKeys
 
 
 def state(status: WindowStatus, held: list[str] | None = None) -> WindowState:
-    return WindowState(window=3, name=Text(zh="三", en="3"), status=status, since=datetime.now(UTC),
-                       held=held or [])
+    name = Text(zh="三", en="3")
+    return WindowState(window=3, name=name, status=status, since=datetime.now(UTC), held=held or [],
+                       screen=texts.window_screen(3, name, status), pad_text=texts.pad_text(status, None, 0),
+                       window_label=texts.window_label(3, name))
 
 
 def press(keys: PadKeys, window: WindowState | None, *pressed: Key) -> Intent | None:
