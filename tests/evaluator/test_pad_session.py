@@ -21,6 +21,7 @@ from hall_devices.contract import (
     WindowState,
     WindowStatus,
 )
+from hall_devices.coordinator import texts
 from hall_devices.evaluator.keypad import Frame, Garbage, Ignored
 from hall_devices.evaluator.keys import Intent
 from hall_devices.evaluator.pad_session import (
@@ -72,8 +73,11 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def state(status: WindowStatus, waiting: int = 0, ticket: str | None = None) -> WindowState:
-    return WindowState(window=3, name=Text(zh="3号窗口", en="Window 3"), status=status, clerk_id="0301",
-                       ticket_number=ticket, since=T0, waiting=waiting)
+    name = Text(zh="3号窗口", en="Window 3")
+    return WindowState(window=3, name=name, status=status, clerk_id="0301", ticket_number=ticket, since=T0,
+                       waiting=waiting, window_label=texts.window_label(3, name),
+                       screen=texts.window_screen(3, name, status, ticket_number=ticket),
+                       pad_text=texts.pad_text(status, ticket, waiting))
 
 
 def prompt(timeout_s: int | None = 60) -> RatingPrompt:
