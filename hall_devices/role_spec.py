@@ -202,6 +202,10 @@ class Role:
         """The ``hall-devices`` words that run this role with ``args``."""
         return [self.name, *(word for option in self.all_options() for word in option.argv(args))]
 
+    def command(self, args: RoleArgs) -> list[str]:
+        """The command line of a child process running this role with ``args`` (this Python)."""
+        return [sys.executable, "-m", "hall_devices.cli", *self.argv(args)]
+
     def add_command(self, commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         """This role's sub-command: its options, and running it with :func:`run_role`."""
         parser = commands.add_parser(self.name, help=self.help)

@@ -257,7 +257,7 @@ class Hall:
                **(extra_env or {})}
         with (data / role.log_name(args.device_id)).open("ab") as log:
             child = subprocess.Popen(
-                dying_with_parent([sys.executable, "-m", "hall_devices.cli", *role.argv(args)]),
+                dying_with_parent(role.command(args)),
                 env=env, stdout=log, stderr=log, start_new_session=True)
         self.children.append(child)
         return child
