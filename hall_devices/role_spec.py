@@ -1,8 +1,9 @@
 """What a role of the registry (:mod:`hall_devices.registry`) is, and running one.
 
-A :class:`Role` says what it is called (the ``hall-devices`` sub-command), which layout devices it
-runs (``hall-devices up`` asks :func:`role_for`), which options it takes, and how it is built from
-the settings, the layout and a :class:`RoleArgs` and run until signalled: an :class:`Agent`
+A :class:`Role` says what it is called (the ``hall-devices`` sub-command), which layout devices
+it runs (``hall-devices up`` asks :func:`hall_devices.registry.role_for`), which options it takes,
+and how it is built from the settings, the layout and a :class:`RoleArgs` and run until signalled:
+an :class:`Agent`
 (``start``/``stop``), a :class:`Window` (a Qt app) or a :class:`Server` (runs until signalled by
 itself). The CLI adds one sub-command per role (:meth:`Role.add_command`); ``up`` starts a child
 with :meth:`Role.argv` or, in process, builds the same agent.
@@ -52,9 +53,8 @@ class RoleArgs:
         """The options argparse parsed (those not given keep the defaults above)."""
         given = {f.name: getattr(args, f.name) for f in fields(cls)
                  if getattr(args, f.name, None) is not None}
-        if "screen_urls" in given:
-            given["screen_urls"] = tuple(given["screen_urls"])
-        return cls(**given)
+        # A repeated option comes as a list; the frozen record keeps a tuple.
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Context:
-    """What a role is built from; ``layout`` is None only for a role outside a hall (region)."""
+    """What a role is built from: the settings, its arguments and, for a role of a hall, the layout
+    and its file (``found`` and ``layout_path`` are None only for the region; asking a region role's
+    context for them raises :class:`RoleError`)."""
 
     settings: Settings
     args: RoleArgs

@@ -256,9 +256,8 @@ class Hall:
                "HALL_LAYOUT": str(self.layout_file), "HALL_DATA_DIR": str(data),
                **(extra_env or {})}
         with (data / role.log_name(args.device_id)).open("ab") as log:
-            child = subprocess.Popen(
-                dying_with_parent(role.command(args)),
-                env=env, stdout=log, stderr=log, start_new_session=True)
+            child = subprocess.Popen(dying_with_parent(role.command(args)), env=env, stdout=log, stderr=log,
+                                     start_new_session=True)
         self.children.append(child)
         return child
 
@@ -268,12 +267,12 @@ class Hall:
         if role.qt:
             self._spawn(role, args, extra_env=qt_platform())
             return
-        assert args.device_id is not None  # a device's role
-        self.agent_ids.append(args.device_id)
+        user = args.device_id or role.name
+        self.agent_ids.append(user)
         if not (self.options.in_process and isinstance(role.body, Agent)):
             self._spawn(role, args)
             return
-        settings = self.settings_for(args.device_id).model_copy(update={"data_dir": self.options.data_dir})
+        settings = self.settings_for(user).model_copy(update={"data_dir": self.options.data_dir})
         agent = role.body.build(Context(settings, args, self.layout_file, self.layout))
         agent.start(None)
         self.agents.append(agent)
