@@ -3,10 +3,9 @@
 A :class:`Role` says what it is called (the ``hall-devices`` sub-command), which layout devices
 it runs (``hall-devices up`` asks :func:`hall_devices.registry.role_for`), which options it takes,
 and how it is built from the settings, the layout and a :class:`RoleArgs` and run until signalled:
-an :class:`Agent`
-(``start``/``stop``), a :class:`Window` (a Qt app) or a :class:`Server` (runs until signalled by
-itself). The CLI adds one sub-command per role (:meth:`Role.add_command`); ``up`` starts a child
-with :meth:`Role.argv` or, in process, builds the same agent.
+an :class:`Agent` (``start``/``stop``), a :class:`Window` (a Qt app) or a :class:`Server` (runs
+until signalled by itself). The CLI adds one sub-command per role (:meth:`Role.add_command`);
+``up`` starts a child with :meth:`Role.command` or, in process, builds the same agent.
 """
 
 from __future__ import annotations
@@ -53,8 +52,9 @@ class RoleArgs:
         """The options argparse parsed (those not given keep the defaults above)."""
         given = {f.name: getattr(args, f.name) for f in fields(cls)
                  if getattr(args, f.name, None) is not None}
-        # A repeated option comes as a list; the frozen record keeps a tuple.
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+        if "screen_urls" in given:  # a repeated option comes as a list; the frozen record keeps a tuple
+            given["screen_urls"] = tuple(given["screen_urls"])
+        return cls(**given)
 
 
 @dataclass(frozen=True)
