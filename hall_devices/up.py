@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.children import dying_with_parent
+from hall_devices.children import dying_with_parent, stop_child
 from hall_devices.contract import (
     CALL,
     DEVICE_STATUS,
@@ -432,13 +432,7 @@ class Hall:
         for agent in self.agents:
             agent.stop()
         for child in reversed(self.children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            stop_child(child, 10)
         if self.broker:
             self.broker.stop()
         for sim in self.printers:
