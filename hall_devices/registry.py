@@ -170,12 +170,12 @@ def _region(ctx: Context) -> Stoppable:
 
     url = ctx.args.db or ctx.settings.region_database_url
     if not url:
-        raise RoleError("give the region's database: --db postgresql://... (or HALL_REGION_DATABASE_URL)",
-                        code=2)
+        raise RoleError("给出区域数据库 / give the region's database: --db postgresql://... "
+                        "(or HALL_REGION_DATABASE_URL)", code=2)
     try:
         return RegionService(ctx.settings, url)
     except RegionDbError as exc:
-        raise RoleError(str(exc)) from exc
+        raise RoleError(f"区域数据库不可用 / {exc}") from exc
 
 
 def _alone(device: Device) -> bool:
