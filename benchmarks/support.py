@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.children import stop_child
 from hall_devices.layout import load_layout
 from hall_devices.provision import provision
 from hall_devices.settings import Settings
@@ -68,12 +68,7 @@ def role(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[byte
     try:
         yield child
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_child(child, 15)
 
 
 def wait_port(port: int, within_s: float = 30) -> None:

@@ -14,9 +14,24 @@ same moment as the agents that still want to tell it they are going offline.
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 
 
 def dying_with_parent(argv: list[str]) -> list[str]:
     """``argv`` run so that it gets SIGTERM when the thread that started it exits."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", *argv] if setpriv else argv
+
+
+def stop_child(child: subprocess.Popen[bytes], within_s: float) -> None:
+    """Stop a role's process as systemd would: SIGTERM, then SIGKILL if it has not exited within
+    ``within_s`` seconds; returns once it has exited (an exited child is left as it is)."""
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(within_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

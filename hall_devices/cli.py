@@ -9,17 +9,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 from hall_devices.contract import contract_markdown
 from hall_devices.layout import Layout, LayoutError, load_layout
+from hall_devices.registry import add_role_commands
+from hall_devices.role_spec import LAYOUT_HELP, load_or_say
 from hall_devices.settings import Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from PyQt6.QtCore import QCoreApplication, QTimer
-
-    from hall_devices.roles import StopSignals
 
 Command = Callable[[argparse.Namespace, Settings], int]
 CONTRACT_DOC = Path("docs/contract.md")
@@ -72,7 +67,7 @@ def _layout_generate(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.generate import generate
     from hall_devices.layout import parse_layout
 
-    template = _load_layout(args.template)
+    template = load_or_say(args.template)
     if template is None:
         return 1
     text = generate(template, args.windows, args.kiosks, args.per_bus)
@@ -136,69 +131,6 @@ def _broker_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _load_layout(path: Path) -> Layout | None:
-    try:
-        return load_layout(path)
-    except LayoutError as exc:
-        print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
-        return None
-
-
-def _coordinator(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.coordinator.service import CoordinatorService
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    if settings.hall_id != layout.hall.id:
-        print(f"settings hall_id {settings.hall_id!r} differs from the layout's {layout.hall.id!r}",
-              file=sys.stderr)
-        return 1
-    from hall_devices.coordinator.store import StoreError
-
-    try:
-        # The same file's text is published for every process to follow (layout_follow.py).
-        text = Path(args.layout or settings.layout).read_text(encoding="utf-8")
-        service = CoordinatorService(settings, layout, settings.sqlite_path(), layout_text=text)
-    except StoreError as exc:  # also another coordinator holding the store's lock
-        print(f"协调服务无法启动 / coordinator cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(service)
-
-
-def _printer(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.printer.agent import PrinterAgent
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    try:
-        agent = PrinterAgent(settings, layout, args.id, settings.data_dir, url=args.serial,
-                             poll_interval_s=args.poll)
-    except (KeyError, ValueError) as exc:
-        print(f"打印机代理无法启动 / printer agent cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(agent)
-
-
-def _idcard_reader(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.idcard.agent import IdCardReaderAgent
-    from hall_devices.idcard.identity import hall_key
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    try:
-        agent = IdCardReaderAgent(settings, layout, args.id, hall_key(settings), url=args.serial)
-    except (KeyError, ValueError, OSError) as exc:
-        print(f"身份证阅读器代理无法启动 / ID card reader agent cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(agent)
-
-
 def _booking_openapi(args: argparse.Namespace, _settings: Settings) -> int:
     from hall_devices.web.booking_openapi import with_openapi
 
@@ -223,159 +155,6 @@ def _booking_client(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"booking platform client {args.name!r} added to {path}; its token (shown only now):\n{token}")
     return 0
-
-
-def _pads(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.evaluator.agent import PadAgent
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    try:
-        agent = PadAgent(settings, layout, args.bus, settings.data_dir, url=args.serial)
-    except (KeyError, ValueError) as exc:
-        print(f"评价器代理无法启动 / pad agent cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(agent)
-
-
-def _leds(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.display.agent import LedAgent
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    try:
-        bus = layout.device(args.bus)
-        if getattr(bus, "protocol", None) == "bx6":  # network controllers: the BX-6 agent
-            from hall_devices.display.bx6_agent import Bx6Agent
-
-            urls = dict(item.split("=", 1) for item in args.screen_url or [])
-            return run_until_signalled(Bx6Agent(settings, layout, args.bus, urls=urls))
-        agent = LedAgent(settings, layout, args.bus, url=args.serial)
-    except (KeyError, ValueError) as exc:
-        print(f"LED 屏代理无法启动 / LED agent cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(agent)
-
-
-def _announcer(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.display.voice_agent import AnnouncerAgent
-    from hall_devices.roles import run_until_signalled
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    try:
-        agent = AnnouncerAgent(settings, layout, args.id, output=args.output, voice=args.voice,
-                               segments=args.segments)
-    except (KeyError, ValueError) as exc:
-        print(f"语音播报无法启动 / announcer cannot start: {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(agent)
-
-
-def _hall_screen(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.roles import StopSignals
-
-    stop = StopSignals()  # first: a stop that comes while Qt loads or the window is built is kept
-    from PyQt6.QtWidgets import QApplication
-
-    from hall_devices.bus import Bus, BusOptions
-    from hall_devices.display.hall_window import HallScreenWindow, bind
-    from hall_devices.layout import HallScreenDevice
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    device = layout.device(args.id) if any(d.id == args.id for d in layout.devices) else None
-    if not isinstance(device, HallScreenDevice):
-        print(f"{args.id!r} is not a hall_screen of the layout", file=sys.stderr)
-        return 1
-    app = QApplication(sys.argv[:1])
-    _keep_qt_running()
-    window = HallScreenWindow(layout, device)
-    bus = Bus(settings, BusOptions(client_id=device.id, hall_id=layout.hall.id, device_id=device.id,
-                                   device_kind="hall_screen"))
-    bind(window, bus)
-    bus.start(None)
-    pulse = _quit_on_stop(app, stop)  # noqa: F841 - kept alive while the loop runs
-    if args.windowed:
-        window.resize(device.width // 2, device.height // 2)
-        window.show()
-    else:
-        window.showFullScreen()
-    try:
-        return app.exec()
-    finally:
-        bus.stop()
-
-
-def _quit_on_stop(app: QCoreApplication, stop: StopSignals) -> QTimer:
-    """End Qt's loop once a stop signal has come, checked by a timer inside the loop: a signal that
-    came before the loop ran (while the window was built) is not lost, as ``app.quit()`` called
-    from a handler then would be (quit does nothing before ``exec``)."""
-    from PyQt6.QtCore import QTimer
-
-    pulse = QTimer()
-    pulse.timeout.connect(lambda: app.quit() if stop.received is not None else None)
-    pulse.start(200)
-    return pulse
-
-
-def _keep_qt_running() -> None:
-    """PyQt aborts the process on an exception a slot does not catch, unless a hook of ours takes it:
-    log it (a screen that stops is worse than one message shown late) and go on."""
-    def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
-        logging.getLogger("hall_devices.gui").error("unhandled error in the GUI thread; carrying on",
-                                                    exc_info=(kind, value, trace))
-
-    sys.excepthook = hook
-
-
-def _kiosk(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.roles import StopSignals
-
-    stop = StopSignals()  # first: a stop that comes while Qt loads or the window is built is kept
-    from PyQt6.QtWidgets import QApplication
-
-    from hall_devices.kiosk.app import KioskWindow
-    from hall_devices.kiosk.link import KioskLink
-    from hall_devices.kiosk.scanner import ScannerReader
-    from hall_devices.layout import KioskDevice
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    kiosk = next((d for d in layout.devices if isinstance(d, KioskDevice) and d.id == args.id), None)
-    if kiosk is None:
-        print(f"{args.id!r} is not a kiosk of the layout", file=sys.stderr)
-        return 1
-    app = QApplication(sys.argv[:1])
-    _keep_qt_running()
-    link = KioskLink(settings, layout, kiosk)
-    window = KioskWindow(layout, kiosk, link)
-    app.installEventFilter(window)
-    scanner_url = args.scanner or kiosk.scanner_serial
-    scanner = ScannerReader(scanner_url) if scanner_url else None
-    if scanner is not None:
-        scanner.scanned.connect(window.check_in)
-        scanner.start()
-    link.start()
-    pulse = _quit_on_stop(app, stop)  # noqa: F841 - kept alive while the loop runs
-    if args.windowed:
-        window.resize(540, 960)
-        window.show()
-    else:
-        window.showFullScreen()
-    try:
-        return app.exec()
-    finally:
-        if scanner is not None:
-            scanner.stop()
-        link.stop()
 
 
 def _store_backup(args: argparse.Namespace, settings: Settings) -> int:
@@ -408,7 +187,7 @@ def _store_restore(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.calendar import business_day
     from hall_devices.coordinator.store import StoreError
 
-    layout = _load_layout(args.layout or settings.layout)
+    layout = load_or_say(args.layout or settings.layout)
     if layout is None:
         return 1
     now = datetime.now(UTC)
@@ -424,40 +203,13 @@ def _store_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _web(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.web.serve import run
-
-    layout = _load_layout(args.layout or settings.layout)
-    if layout is None:
-        return 1
-    busy = _port_in_use(settings.web_host, settings.web_port)
-    if busy:
-        print(f"网页无法启动 / web cannot start: {busy}", file=sys.stderr)
-        return 1
-    return run(settings, layout)
-
-
-def _port_in_use(host: str, port: int) -> str | None:
-    """One line saying that ``host:port`` cannot be listened on, or None when it can."""
-    import errno
-    import socket
-
-    try:
-        with socket.create_server((host, port)):
-            return None
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return f"port {port} on {host} is already in use by another program (set HALL_WEB_PORT)"
-        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-
-
 def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
 
     from hall_devices.coordinator.calendar import local
     from hall_devices.coordinator.store import StoreError, open_read_only, read_dead_letters
 
-    layout = _load_layout(args.layout or settings.layout)  # for the hall's time
+    layout = load_or_say(args.layout or settings.layout)  # for the hall's time
     if layout is None:
         return 1
     try:
@@ -496,7 +248,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.coordinator.calendar import business_day
     from hall_devices.coordinator.report import render_report
 
-    layout = _load_layout(args.layout or settings.layout)
+    layout = load_or_say(args.layout or settings.layout)
     if layout is None:
         return 1
     store = args.store or settings.sqlite_path()
@@ -513,7 +265,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 def _up(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.up import UpOptions, run_up
 
-    layout = _load_layout(args.layout)
+    layout = load_or_say(args.layout)
     if layout is None:
         return 1
     if args.region:  # issue 20: N halls and their region
@@ -542,16 +294,13 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-LAYOUT_HELP = "the hall's layout file (default: HALL_LAYOUT or the settings)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hall-devices", description="政务服务大厅设备 / hall devices")
     parser.add_argument("--config", type=Path, help="settings TOML file (also HALL_CONFIG_FILE)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_tools(commands)
-    _add_roles(commands)
+    add_role_commands(commands)
     _add_hall(commands)
     from hall_devices.ops.cli import add_ops
 
@@ -660,65 +409,7 @@ def _add_restore(store: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     back.set_defaults(run=_store_restore)
 
 
-def _add_roles(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    coordinator = roles.add_parser("coordinator", help="run the coordinator (queue engine, store)")
-    coordinator.add_argument("--layout", type=Path, help="layout file (default: settings.layout)")
-    coordinator.set_defaults(run=_coordinator)
-
-    printer = roles.add_parser("printer", help="run a ticket printer agent")
-    printer.add_argument("--id", required=True, help="printer device id in the layout")
-    printer.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    printer.add_argument("--poll", type=float, default=5.0, help="status poll interval, seconds")
-    printer.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    printer.set_defaults(run=_printer)
-
-    reader = roles.add_parser("idcard-reader", help="run the agent of a kiosk's ID card reader")
-    reader.add_argument("--id", required=True, help="idcard_reader device id in the layout")
-    reader.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    reader.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    reader.set_defaults(run=_idcard_reader)
-
-    pads = roles.add_parser("pads", help="run the agent of a bus of window keypads / evaluation pads")
-    pads.add_argument("--bus", required=True, help="keypad_bus device id in the layout")
-    pads.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    pads.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    pads.set_defaults(run=_pads)
-
-    leds = roles.add_parser("leds", help="run the agent of a bus of LED screens")
-    leds.add_argument("--bus", required=True, help="led_bus device id in the layout")
-    leds.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    leds.add_argument("--screen-url", action="append", metavar="ID=URL",
-                      help="bx6 buses: a screen's controller instead of the layout's url (repeatable)")
-    leds.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    leds.set_defaults(run=_leds)
-
-    voice = roles.add_parser("announcer", help="run the voice announcer")
-    voice.add_argument("--id", required=True, help="announcer device id in the layout")
-    voice.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
-    voice.add_argument("--voice", default="cmn", help="espeak-ng voice (cmn: Mandarin)")
-    voice.add_argument("--segments", type=Path, help="folder of recorded WAV words instead of espeak-ng")
-    voice.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    voice.set_defaults(run=_announcer)
-
-    screen = roles.add_parser("hall-screen", help="run an LCD/TV hall screen (PyQt6 window)")
-    screen.add_argument("--id", required=True, help="hall_screen device id (one without an LED bus)")
-    screen.add_argument("--windowed", action="store_true", help="a window instead of full screen")
-    screen.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    screen.set_defaults(run=_hall_screen)
-
-    kiosk = roles.add_parser("kiosk", help="run a touch kiosk (PyQt6)")
-    kiosk.add_argument("--id", required=True, help="kiosk device id in the layout")
-    kiosk.add_argument("--scanner", help="the barcode scanner's serial URL instead of the layout's")
-    kiosk.add_argument("--windowed", action="store_true", help="a window instead of full screen")
-    kiosk.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    kiosk.set_defaults(run=_kiosk)
-
-
-
 def _add_hall(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    web = roles.add_parser("web", help="the manager's dashboard and the clerks' console")
-    web.add_argument("--layout", type=Path, help=LAYOUT_HELP)
-    web.set_defaults(run=_web)
     web_tools = roles.add_parser("web-user", help="web users").add_subparsers(dest="sub", required=True)
     from hall_devices.web.manage import add_parsers
 

@@ -1,15 +1,23 @@
-"""Running a role until SIGINT/SIGTERM, then stopping it cleanly (offline status published)."""
+"""Running a role until SIGINT/SIGTERM, then stopping it cleanly (offline status published): an
+agent (:func:`run_until_signalled`) or a Qt window (:func:`run_window`). Which roles there are and
+how each is built: :mod:`hall_devices.registry`."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterable
-from types import FrameType
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PyQt6.QtCore import QCoreApplication, QTimer
+    from PyQt6.QtWidgets import QApplication, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +84,65 @@ def run_until_signalled(role: Stoppable, stop_deadline_s: float = STOP_DEADLINE_
         stopped.set()
         signals.restore()
     return 0
+
+
+# One bootstrap for every Qt role (kiosk, TV hall screen): the signals first, then Qt.
+
+
+@dataclass(frozen=True)
+class QtView:
+    """A Qt role's window and what runs beside it: ``start`` once the window is built (the bus,
+    a scanner), ``stop`` after Qt's loop ended; ``windowed_size`` (pixels) is its size when not
+    full screen."""
+
+    window: QWidget
+    windowed_size: tuple[int, int]
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def run_window(build: Callable[[QApplication], QtView], windowed: bool, stop: StopSignals) -> int:
+    """Run a Qt role until ``stop`` has a signal: the application, the error hook, the window
+    ``build`` makes, full screen or (``windowed``) a window; Qt's exit code.
+
+    ``stop`` is made by the caller before anything of Qt loads, so that a stop that comes while Qt
+    loads or the window is built is kept.
+    """
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    keep_qt_running()
+    view = build(app)
+    view.start()
+    try:
+        pulse = quit_on_stop(app, stop)  # noqa: F841 - kept alive while the loop runs
+        if windowed:
+            view.window.resize(*view.windowed_size)
+            view.window.show()
+        else:
+            view.window.showFullScreen()
+        return app.exec()
+    finally:
+        view.stop()
+
+
+def quit_on_stop(app: QCoreApplication, stop: StopSignals) -> QTimer:
+    """End Qt's loop once a stop signal has come, checked by a timer inside the loop: a signal that
+    came before the loop ran (while the window was built) is not lost, as ``app.quit()`` called
+    from a handler then would be (quit does nothing before ``exec``)."""
+    from PyQt6.QtCore import QTimer
+
+    pulse = QTimer()
+    pulse.timeout.connect(lambda: app.quit() if stop.received is not None else None)
+    pulse.start(200)
+    return pulse
+
+
+def keep_qt_running() -> None:
+    """PyQt aborts the process on an exception a slot does not catch, unless a hook of ours takes it:
+    log it (a screen that stops is worse than one message shown late) and go on."""
+    def hook(kind: type[BaseException], value: BaseException, trace: TracebackType | None) -> None:
+        logging.getLogger("hall_devices.gui").error("unhandled error in the GUI thread; carrying on",
+                                                    exc_info=(kind, value, trace))
+
+    sys.excepthook = hook

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.bus import Bus, BusOptions, Inbound
-from hall_devices.children import dying_with_parent
+from hall_devices.children import dying_with_parent, stop_child
 from hall_devices.contract import (
     CALL,
     DEVICE_STATUS,
@@ -42,6 +42,7 @@ from hall_devices.coordinator.calendar import business_day
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
     AnnouncerDevice,
+    Device,
     HallScreenDevice,
     IdCardReaderDevice,
     KeypadBusDevice,
@@ -53,17 +54,23 @@ from hall_devices.layout import (
     WindowScreenDevice,
 )
 from hall_devices.provision import UP, provision
-from hall_devices.roles import StopSignals
+from hall_devices.registry import role_for, role_named
+from hall_devices.role_spec import Agent, Context, Role, RoleArgs
+from hall_devices.roles import Stoppable, StopSignals
 from hall_devices.settings import Settings
 from hall_devices.sim.idcard import IdCardReaderSimulator
 from hall_devices.sim.keypad import KeypadBusSimulator
 from hall_devices.sim.led import LedBusSimulator
 from hall_devices.sim.printer import PrinterSimulator
 from hall_devices.traffic import CardTraffic, TrafficGenerator, TrafficMix
-from hall_devices.web.users import Role, add_user
+from hall_devices.web.users import Role as WebRole
+from hall_devices.web.users import add_user
+
+if TYPE_CHECKING:
+    from hall_devices.sim.bx6 import Bx6Simulator
 
 CARD_SERVICE = "social_card"  # booked by the demo's ID card applicants (a service without capacity bands)
-DEMO_USERS: tuple[tuple[str, Role, str], ...] = (("manager", "manager", "manager-demo"),
+DEMO_USERS: tuple[tuple[str, WebRole, str], ...] = (("manager", "manager", "manager-demo"),
                                                   ("clerk", "clerk", "clerk-demo"))
 
 
@@ -201,12 +208,12 @@ class Hall:
         self.printers: list[PrinterSimulator] = []
         self.keypads: list[KeypadBusSimulator] = []
         self.screens: list[LedBusSimulator] = []
-        self.net_screens: list[Any] = []  # Bx6Simulator, imported only for a bx6 layout
+        self.net_screens: list[Bx6Simulator] = []  # imported only for a bx6 layout
         self.readers: list[tuple[IdCardReaderDevice, IdCardReaderSimulator]] = []
         self.web_url = ""
         self.web_port = 8080 if _port_free(8080) else free_port()
         self.layout_file = options.layout_path  # the demo's copy once the ticket page is set
-        self.agents: list[Any] = []  # in-process agents, when asked for
+        self.agents: list[Stoppable] = []  # in-process agents, when asked for
         self.agent_ids: list[str] = []  # every device agent started, whichever way
         self.muted = False
 
@@ -238,65 +245,51 @@ class Hall:
         self.broker.start()
         self.say(f"device credentials: {broker_dir / 'credentials.toml'}")
 
-    def _spawn(self, user: str, args: list[str], log_name: str,
-               extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        data = self.options.data_dir
+    def _spawn(self, role: Role, args: RoleArgs, extra_env: dict[str, str] | None = None
+               ) -> subprocess.Popen[bytes]:
+        """``role`` as a child process (``hall-devices`` with the role's own words), logging to the
+        data folder, as the broker user of its device (or of the role: coordinator, web)."""
+        data, user = self.options.data_dir, args.device_id or role.name
         env = {**os.environ, "HALL_HALL_ID": self.layout.hall.id, "HALL_BROKER_PORT": str(self.port),
                "HALL_BROKER_USERNAME": user, "HALL_BROKER_PASSWORD": self.credentials[user],
                "HALL_DATABASE_URL": f"sqlite:///{data / 'coordinator.sqlite3'}",
                "HALL_LAYOUT": str(self.layout_file), "HALL_DATA_DIR": str(data),
                **(extra_env or {})}
-        with (data / log_name).open("ab") as log:
-            child = subprocess.Popen(dying_with_parent([sys.executable, "-m", "hall_devices.cli", *args]),
-                                     env=env, stdout=log, stderr=log, start_new_session=True)
+        with (data / role.log_name(args.device_id)).open("ab") as log:
+            child = subprocess.Popen(dying_with_parent(role.command(args)), env=env, stdout=log, stderr=log,
+                                     start_new_session=True)
         self.children.append(child)
         return child
 
-    def _agent(self, device_id: str, args: list[str], log_name: str) -> None:
-        """A device agent: a child process, or a thread group of this one (``in_process``)."""
-        self.agent_ids.append(device_id)
-        if not self.options.in_process:
-            self._spawn(device_id, args, log_name)
+    def _start(self, role: Role, args: RoleArgs) -> None:
+        """A device's role: a Qt window as a child; an agent as a child, or as a thread group of
+        this process (``in_process``), built as the registry builds it."""
+        if role.qt:
+            self._spawn(role, args, extra_env=qt_platform())
             return
-        from hall_devices.display.agent import LedAgent
-        from hall_devices.display.voice_agent import AnnouncerAgent
-        from hall_devices.evaluator.agent import PadAgent
-        from hall_devices.idcard.agent import IdCardReaderAgent
-        from hall_devices.printer.agent import PrinterAgent
-
-        settings, data = self.settings_for(device_id), self.options.data_dir
-        agent: Any
-        if args[0] == "printer":
-            agent = PrinterAgent(settings, self.layout, device_id, data, url=args[-1])
-        elif args[0] == "pads":
-            agent = PadAgent(settings, self.layout, device_id, data, url=args[-1])
-        elif args[0] == "leds" and "--screen-url" in args:
-            from hall_devices.display.bx6_agent import Bx6Agent
-
-            urls = dict(a.split("=", 1) for a in args if "=socket://" in a)
-            agent = Bx6Agent(settings, self.layout, device_id, urls=urls)
-        elif args[0] == "leds":
-            agent = LedAgent(settings, self.layout, device_id, url=args[-1])
-        elif args[0] == "idcard-reader":
-            agent = IdCardReaderAgent(settings, self.layout, device_id, self.hall_key(), url=args[-1])
-        else:
-            agent = AnnouncerAgent(settings, self.layout, device_id, output=args[-1])
+        user = args.device_id or role.name
+        self.agent_ids.append(user)
+        if not (self.options.in_process and isinstance(role.body, Agent)):
+            self._spawn(role, args)
+            return
+        settings = self.settings_for(user).model_copy(update={"data_dir": self.options.data_dir})
+        agent = role.body.build(Context(settings, args, self.layout_file, self.layout))
         agent.start(None)
         self.agents.append(agent)
 
-    def _bx6_screens(self, device: LedBusDevice) -> None:
+    def _bx6_screens(self, device: LedBusDevice) -> tuple[RoleArgs, str]:
         """A simulated BX-6E network controller per screen, each on its own local TCP port."""
         from hall_devices.sim.bx6 import Bx6Simulator
 
-        args = ["leds", "--bus", device.id]
+        urls: list[str] = []
         for screen in self.layout.members(device.id):
             if isinstance(screen, WindowScreenDevice | HallScreenDevice):
                 sim = Bx6Simulator(screen.address).start()
                 self.net_screens.append(sim)
-                args += ["--screen-url", f"{screen.id}={sim.url}"]
-        self._agent(device.id, args, f"leds-{device.id}.log")
-        self.say(f"LED bus {device.id}: {len(self.net_screens)} simulated BX-6E network controllers on "
-                 f"127.0.0.1 ports {', '.join(str(s.port) for s in self.net_screens)}")
+                urls.append(f"{screen.id}={sim.url}")
+        return RoleArgs(device.id, screen_urls=tuple(urls)), (
+            f"LED bus {device.id}: {len(self.net_screens)} simulated BX-6E network controllers on "
+            f"127.0.0.1 ports {', '.join(str(s.port) for s in self.net_screens)}")
 
     def demo_layout(self) -> None:
         """The ticket QR of the demo points at this PC's web (the layout's hall.local address is a
@@ -311,60 +304,55 @@ class Hall:
 
     def start_coordinator(self) -> None:
         data = self.options.data_dir
-        child = self._spawn("coordinator", ["coordinator"], "coordinator.log")
+        child = self._spawn(role_named("coordinator"), RoleArgs())
         self.say(f"coordinator: pid {child.pid}, store {data / 'coordinator.sqlite3'}, "
                  f"log {data / 'coordinator.log'}")
 
     def start_devices(self) -> None:
-        """Every device of the layout that has an agent, on a simulated device behind a pty."""
+        """Every device of the layout that has a role, on a simulated device behind a pty."""
+        for device, role in plan(self.layout, self.options.screens):
+            args, where = self._stand_in(device)
+            self._start(role, args)
+            self.say(where)
+
+    def _stand_in(self, device: Device) -> tuple[RoleArgs, str]:
+        """The simulated hardware of ``device`` started; its role's arguments, and a line saying
+        what it is and where."""
         devices = self.options.data_dir / "dev"
-        for device in self.layout.devices:
-            if isinstance(device, PrinterDevice):
-                sim = PrinterSimulator(devices / f"printer-{device.id}", encoding=device.encoding).start()
-                self.printers.append(sim)
-                self._agent(device.id, ["printer", "--id", device.id, "--serial", str(sim.path)],
-                            f"printer-{device.id}.log")
-                self.say(f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} "
-                         f"({device.encoding}) at {sim.path}")
-            elif isinstance(device, KeypadBusDevice):
-                pads = [p.address for p in self.layout.members(device.id) if isinstance(p, PadDevice)]
-                bus = KeypadBusSimulator(devices / f"keypads-{device.id}", pads).start()
-                self.keypads.append(bus)
-                self._agent(device.id, ["pads", "--bus", device.id, "--serial", str(bus.path)],
-                            f"pads-{device.id}.log")
-                self.say(f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
-            elif isinstance(device, LedBusDevice) and device.protocol == "bx6":
-                self._bx6_screens(device)
-            elif isinstance(device, LedBusDevice):
-                addresses = [d.address for d in self.layout.members(device.id)
-                             if isinstance(d, WindowScreenDevice | HallScreenDevice)]
-                leds = LedBusSimulator(devices / f"leds-{device.id}", device.protocol, addresses).start()
-                self.screens.append(leds)
-                self._agent(device.id, ["leds", "--bus", device.id, "--serial", str(leds.path)],
-                            f"leds-{device.id}.log")
-                self.say(f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at "
-                         f"{leds.path}")
-            elif isinstance(device, IdCardReaderDevice):
-                reader = IdCardReaderSimulator(devices / f"idcard-{device.id}").start()
-                self.readers.append((device, reader))
-                self._agent(device.id, ["idcard-reader", "--id", device.id, "--serial", str(reader.path)],
-                            f"idcard-{device.id}.log")
-                self.say(f"ID card reader {device.id}: simulated module at kiosk {device.kiosk}, "
-                         f"{reader.path}")
-            elif isinstance(device, AnnouncerDevice):
-                # each run its own folder: the WAV numbers of successive runs never mix
-                voice = self.options.data_dir / "voice" / datetime.now().strftime("%Y%m%d-%H%M%S")
-                self._agent(device.id, ["announcer", "--id", device.id, "--output", f"wav:{voice}"],
-                            f"announcer-{device.id}.log")
-                self.say(f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
-            elif isinstance(device, KioskDevice) and self.options.screens:
-                self._spawn(device.id, ["kiosk", "--id", device.id, "--windowed"], f"kiosk-{device.id}.log",
-                            extra_env=qt_platform())
-                self.say(f"kiosk {device.id}: {shown_where()}")
-            elif isinstance(device, HallScreenDevice) and device.bus is None and self.options.screens:
-                self._spawn(device.id, ["hall-screen", "--id", device.id, "--windowed"],
-                            f"hall-screen-{device.id}.log", extra_env=qt_platform())
-                self.say(f"hall screen {device.id}: {shown_where()}")
+        if isinstance(device, PrinterDevice):
+            sim = PrinterSimulator(devices / f"printer-{device.id}", encoding=device.encoding).start()
+            self.printers.append(sim)
+            return RoleArgs(device.id, serial=str(sim.path)), (
+                f"printer {device.id}: simulated {device.paper_mm} mm {device.profile} ({device.encoding}) "
+                f"at {sim.path}")
+        if isinstance(device, KeypadBusDevice):
+            pads = [p.address for p in self.layout.members(device.id) if isinstance(p, PadDevice)]
+            bus = KeypadBusSimulator(devices / f"keypads-{device.id}", pads).start()
+            self.keypads.append(bus)
+            return RoleArgs(device.id, serial=str(bus.path)), (
+                f"keypad bus {device.id}: {len(pads)} simulated keypads/pads at {bus.path}")
+        if isinstance(device, LedBusDevice) and device.protocol == "bx6":
+            return self._bx6_screens(device)
+        if isinstance(device, LedBusDevice):
+            addresses = [d.address for d in self.layout.members(device.id)
+                         if isinstance(d, WindowScreenDevice | HallScreenDevice)]
+            leds = LedBusSimulator(devices / f"leds-{device.id}", device.protocol, addresses).start()
+            self.screens.append(leds)
+            return RoleArgs(device.id, serial=str(leds.path)), (
+                f"LED bus {device.id}: {len(addresses)} simulated {device.protocol} screens at {leds.path}")
+        if isinstance(device, IdCardReaderDevice):
+            reader = IdCardReaderSimulator(devices / f"idcard-{device.id}").start()
+            self.readers.append((device, reader))
+            return RoleArgs(device.id, serial=str(reader.path)), (
+                f"ID card reader {device.id}: simulated module at kiosk {device.kiosk}, {reader.path}")
+        if isinstance(device, AnnouncerDevice):
+            # each run its own folder: the WAV numbers of successive runs never mix
+            voice = self.options.data_dir / "voice" / datetime.now().strftime("%Y%m%d-%H%M%S")
+            return RoleArgs(device.id, output=f"wav:{voice}"), (
+                f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+        # The Qt windows (kiosk, TV hall screen): nothing to simulate.
+        shown = "kiosk" if isinstance(device, KioskDevice) else "hall screen"
+        return RoleArgs(device.id, windowed=True), f"{shown} {device.id}: {shown_where()}"
 
     def start_web(self) -> None:
         """The dashboard and console, with demo sign-ins (a real hall adds its own users)."""
@@ -376,7 +364,7 @@ class Hall:
             windows = tuple(w.number for w in self.layout.windows) if role == "clerk" else ()
             add_user(users, name, role, password, windows)
         port = self.web_port
-        self._spawn("web", ["web"], "web.log", extra_env={
+        self._spawn(role_named("web"), RoleArgs(), extra_env={
             "HALL_WEB_PORT": str(port), "HALL_WEB_USERS": str(users), "HALL_WEB_DEMO": "1",
             "HALL_WEB_HOST": "127.0.0.1"})
         self.web_url = f"http://127.0.0.1:{port}"
@@ -444,13 +432,7 @@ class Hall:
         for agent in self.agents:
             agent.stop()
         for child in reversed(self.children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            stop_child(child, 10)
         if self.broker:
             self.broker.stop()
         for sim in self.printers:
@@ -464,6 +446,13 @@ class Hall:
         for _device, reader in self.readers:
             reader.stop()
         self.say("stopped.")
+
+
+def plan(layout: Layout, screens: bool) -> list[tuple[Device, Role]]:
+    """The devices of ``layout`` that ``up`` runs a role for, each with its role from the registry;
+    the Qt windows (kiosk, TV hall screen) only with ``screens``."""
+    found = [(device, role_for(device)) for device in layout.devices]
+    return [(device, role) for device, role in found if role is not None and (screens or not role.qt)]
 
 
 def run_up(layout: Layout, options: UpOptions) -> int:

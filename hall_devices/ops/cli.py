@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hall_devices.layout import Layout, LayoutError, load_layout
+from hall_devices.registry import role_named
+from hall_devices.role_spec import RoleArgs, load_or_say
 from hall_devices.settings import Settings
 
 
@@ -42,67 +44,60 @@ def this_pc(layout: Layout | None, settings: Settings, config_dir: Path) -> set[
     return found or None
 
 
-def _layout(args: argparse.Namespace, settings: Settings) -> Layout | None:
-    try:
-        return load_layout(args.layout or settings.layout)
-    except LayoutError as exc:
-        print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
-        return None
-
-
 def _device_test(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.ops import devtest
     from hall_devices.ops.reach import running_role
 
-    layout = _layout(args, settings)
+    given = RoleArgs.from_namespace(args)
+    layout = load_or_say(given.layout or settings.layout)
     if layout is None:
         return 1
-    device = getattr(args, "id", None) or args.bus
+    device: str = args.device_id  # required by every device test's parser
     pid = running_role(device, None)
-    if pid is not None and args.sub != "speak" and not args.serial:  # a serial port has one owner
+    if pid is not None and args.sub != "speak" and not given.serial:  # a serial port has one owner
         print(f"设备正被进程 {pid} 使用，请先停止该角色 / {device} is in use by process {pid}: stop its role "
               f"first (sudo systemctl stop 'hall-*@{device}')", file=sys.stderr)
         return 1
     try:
         if args.sub == "printer":
-            good = devtest.print_test_ticket(layout, args.id, sys.stdout, args.serial)
+            good = devtest.print_test_ticket(layout, device, sys.stdout, given.serial)
         elif args.sub == "leds":
-            good = devtest.show_led_test(layout, args.bus, sys.stdout, args.serial)
+            good = devtest.show_led_test(layout, device, sys.stdout, given.serial)
         elif args.sub == "pads":
-            good = devtest.watch_pads(layout, args.bus, sys.stdout, args.serial, duration_s=args.duration,
+            good = devtest.watch_pads(layout, device, sys.stdout, given.serial, duration_s=args.duration,
                                       count=args.count)
         else:
-            good = devtest.speak_test_call(layout, args.id, sys.stdout, output=args.output, voice=args.voice,
-                                           segments=args.segments, number=args.number, window=args.window)
+            good = devtest.speak_test_call(layout, device, sys.stdout, output=given.output, voice=given.voice,
+                                           segments=given.segments, number=args.number, window=args.window)
     except (KeyError, ValueError) as exc:
         print(f"无法测试 / cannot test: {exc}", file=sys.stderr)
         return 2
     return 0 if good else 1
 
 
+def _test_of(tests: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str,
+             role: str, leave_out: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    """A device test's sub-command with the device and port options of its device's role."""
+    sub = tests.add_parser(name, help=help_)
+    for option in role_named(role).all_options():
+        if option.dest not in leave_out:
+            option.add_to(sub)
+    sub.set_defaults(run=_device_test)
+    return sub
+
+
 def _add_device_tests(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tests = commands.add_parser("device-test", help="test a printer, LED bus, keypads or the speaker "
                                 "(stop its role first)").add_subparsers(dest="sub", required=True)
-    printer = tests.add_parser("printer", help="print a test ticket")
-    printer.add_argument("--id", required=True, help="printer device id")
-    leds = tests.add_parser("leds", help="a test pattern and its address on every screen of a bus")
-    leds.add_argument("--bus", required=True, help="led_bus device id")
-    pads = tests.add_parser("pads", help="show keys and ratings live as they are pressed")
-    pads.add_argument("--bus", required=True, help="keypad_bus device id")
+    _test_of(tests, "printer", "print a test ticket", "printer", leave_out=("poll_s",))
+    _test_of(tests, "leds", "a test pattern and its address on every screen of a bus", "leds",
+             leave_out=("screen_urls",))
+    pads = _test_of(tests, "pads", "show keys and ratings live as they are pressed", "pads")
     pads.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     pads.add_argument("--count", type=int, help="stop after this many presses")
-    speak = tests.add_parser("speak", help="speak a test call")
-    speak.add_argument("--id", required=True, help="announcer device id")
-    speak.add_argument("--output", help="off, wav:FOLDER or device[:NAME] (default: the layout's)")
-    speak.add_argument("--voice", default="cmn", help="espeak-ng voice (default: cmn, Mandarin)")
-    speak.add_argument("--segments", type=Path, help="folder of recorded WAV words")
+    speak = _test_of(tests, "speak", "speak a test call", "announcer")
     speak.add_argument("--number", default="A001", help="ticket number to call (default: A001)")
     speak.add_argument("--window", type=int, default=1, help="window number to call to (default: 1)")
-    for sub in (printer, leds, pads):
-        sub.add_argument("--serial", help="serial URL instead of the layout's (a pty, socket://...)")
-    for sub in (printer, leds, pads, speak):
-        sub.add_argument("--layout", type=Path, help="the hall's layout file (default: the settings)")
-        sub.set_defaults(run=_device_test)
 
 
 def add_ops(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

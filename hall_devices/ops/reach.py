@@ -20,6 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hall_devices.bus import BusOptions
+from hall_devices.registry import ROLES
 from hall_devices.settings import Settings
 
 # OpenSSL's verify codes (x509_vfy.h) that tell a wrong CA from a wrong name.
@@ -76,6 +77,8 @@ def running_role(username: str | None, port: int | None) -> int | None:
     counts; None: any port), if any."""
     if not username:
         return None
+    flags = {r.target.flag for r in ROLES if r.target is not None}
+    hall_roles = {r.name for r in ROLES if r.target is None and r.in_hall}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = cmdline.read_bytes().decode(errors="replace").split("\0")
@@ -84,8 +87,10 @@ def running_role(username: str | None, port: int | None) -> int | None:
         if not any(a.endswith(("hall-devices", "hall_devices.cli")) for a in argv) or "doctor" in argv:
             continue
         pairs = set(itertools.pairwise(argv))
-        role = (username in ("coordinator", "web") and username in argv) or ("--id", username) in pairs \
-            or ("--bus", username) in pairs
+        # The registry's words: a device role names its device after --id/--bus; a hall's own
+        # role (coordinator, web) runs as the user of its name.
+        role = (username in hall_roles and username in argv) \
+            or any((flag, username) in pairs for flag in flags)
         if role and (port is None or _broker_port(cmdline.parent) in (None, str(port))):
             return int(cmdline.parent.name)
     return None

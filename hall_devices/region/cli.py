@@ -1,5 +1,6 @@
-"""The region's ``hall-devices`` commands (issue 20): region, region-export, region-push, region-web,
-region-provision, region-bridge. Added to the parser by :func:`hall_devices.cli.build_parser`."""
+"""The region's ``hall-devices`` tools (issue 20): region-export, region-push, region-web,
+region-provision, region-bridge. Added to the parser by :func:`hall_devices.cli.build_parser`; the
+regional service itself, ``hall-devices region``, is a role of :mod:`hall_devices.registry`."""
 
 from __future__ import annotations
 
@@ -17,22 +18,6 @@ def _db_url(args: argparse.Namespace, settings: Settings) -> str | None:
         print("给出区域数据库 / give the region's database: --db postgresql://... "
               "(or HALL_REGION_DATABASE_URL)", file=sys.stderr)
     return url
-
-
-def _region(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.region.db import RegionDbError
-    from hall_devices.region.service import RegionService
-    from hall_devices.roles import run_until_signalled
-
-    url = _db_url(args, settings)
-    if not url:
-        return 2
-    try:
-        service = RegionService(settings, url)
-    except RegionDbError as exc:
-        print(f"区域数据库不可用 / {exc}", file=sys.stderr)
-        return 1
-    return run_until_signalled(service)
 
 
 def _region_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,10 +130,6 @@ def _region_bridge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def add_region_commands(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    region = roles.add_parser("region", help="run the regional service: every hall's events into "
-                              "PostgreSQL, once and in order (docs/region.md)")
-    region.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
-    region.set_defaults(run=_region)
     export = roles.add_parser("region-export", help="好差评 records of a day range as the province's "
                               "CSV or JSON file")
     export.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")

@@ -28,6 +28,8 @@ from hall_devices.region.bridge import HallEntry, add_bridge, bridge_section, pr
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.web import RegionRole, write_region_users
+from hall_devices.registry import role_named
+from hall_devices.role_spec import RoleArgs
 from hall_devices.settings import Settings
 from hall_devices.traffic import TrafficGenerator, TrafficMix
 from hall_devices.up import Summary
@@ -78,10 +80,10 @@ class RegionDemo:
             self._hall(entry, rtls, credentials[entry.account], root / "broker" / "tls" / "ca.crt")
         broker_env = {"HALL_BROKER_PORT": str(rport), "HALL_BROKER_USERNAME": "region",
                       "HALL_BROKER_PASSWORD": credentials["region"]}
-        cli = [sys.executable, "-m", "hall_devices.cli"]
-        self._child([*cli, "region", "--db", db_url], broker_env, root / "region.log")
+        self._child(role_named("region").command(RoleArgs(db=db_url)), broker_env, root / "region.log")
         write_region_users(root / "users.toml", DEMO_USERS)
         tls = root / "broker" / "tls"
+        cli = [sys.executable, "-m", "hall_devices.cli"]
         self._child([*cli, "region-web", "--db", db_url, "--users", str(root / "users.toml"),
                      "--port", str(self.web_port), "--tls-cert", str(tls / "server.crt"),
                      "--tls-key", str(tls / "server.key")], {}, root / "region-web.log")
@@ -102,7 +104,7 @@ class RegionDemo:
         broker = BrokerProcess(config, port, die_with_parent=True)
         broker.start()
         self.brokers.append(broker)
-        self._child([sys.executable, "-m", "hall_devices.cli", "coordinator"], {
+        self._child(role_named("coordinator").command(RoleArgs()), {
             "HALL_HALL_ID": entry.hall_id, "HALL_LAYOUT": str(folder / "layout.toml"),
             "HALL_DATABASE_URL": f"sqlite:///{folder / 'coordinator.sqlite3'}",
             "HALL_BROKER_PORT": str(port), "HALL_BROKER_USERNAME": "coordinator",
