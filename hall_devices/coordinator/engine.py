@@ -94,18 +94,19 @@ class Engine:
         # Counts events applied to the state: a caller whose command raised can tell whether the
         # state may be half changed (then it rebuilds from the store) or is untouched.
         self.applied = 0
-        # Built once; each entry is checked by mypy against its command type.
-        self._table: dict[type[Command], _Dispatch] = {
-            TakeTicket: _Entry(TakeTicket, self._ticket_request, lambda c, p: TicketReply(
+        # Built once; mypy checks each handler and refusal against its entry's command type.
+        entries = (
+            _Entry(TakeTicket, self._ticket_request, lambda c, p: TicketReply(
                 command_id=c.request.command_id, ok=False, error=p)),
-            ActAtWindow: _Entry(ActAtWindow, self._window_command, lambda c, p: WindowCommandResult(
+            _Entry(ActAtWindow, self._window_command, lambda c, p: WindowCommandResult(
                 command_id=c.command.command_id, ok=False, error=p)),
-            Rate: _Entry(Rate, self._rating, lambda c, p: RatingAck(
+            _Entry(Rate, self._rating, lambda c, p: RatingAck(
                 command_id=c.rating.rating_id, ok=False, error=p)),
-            ActAsStaff: _Entry(ActAsStaff, self._staff_command, lambda c, p: StaffResult(
+            _Entry(ActAsStaff, self._staff_command, lambda c, p: StaffResult(
                 command_id=c.command.command_id, ok=False, error=p)),
-            ReportPrint: _Entry(ReportPrint, self._print_result, lambda c, p: None),
-        }
+            _Entry(ReportPrint, self._print_result, lambda c, p: None),  # a print result has no answer
+        )
+        self._table: dict[type[Command], _Dispatch] = {entry.kind: entry for entry in entries}
 
     # --- the one entry point --------------------------------------------------------------------
 
@@ -678,7 +679,10 @@ C = TypeVar("C", bound=Command)
 
 
 class _Dispatch(Protocol):
-    """One row of the engine's table: decide a command, or say how it is refused."""
+    """One row of the engine's table: decide a command of its kind, or say how it is refused."""
+
+    @property
+    def kind(self) -> type[Command]: ...
 
     def run(self, command: Command, now: datetime, token: str) -> Outcome: ...
 
