@@ -3,9 +3,10 @@
 paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worker`. Its thread takes
 them in batches: turns each into a typed command (the topic's parameters become its fields) and has
 the engine decide it (deduplicating by command key), commits the batch's events and command keys in
-one transaction, maps the engine's effects to routes and publishes them with the replies, and only
-once the broker has confirmed all of them (QoS 1 PUBACKs, each of which wakes the worker: nothing
-polls) acknowledges the messages in the order received (manual acks on a persistent session).
+one transaction, maps the engine's effects to routes (outbound.py) and publishes them with the
+replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs, each of which wakes the
+worker: nothing polls) acknowledges the messages in the order received (manual acks on a
+persistent session).
 Queries over stored days run on a read connection on their own thread (reads.py); their answers
 come back to this worker, and the acknowledgements still go in order. A crash before
 the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
@@ -32,23 +33,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hall_devices.agent import Worker
 from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
-    ACTIVE_ALERTS,
-    ALERT,
-    CALL,
     DEVICE_STATUS,
-    ERROR,
     HALL_LAYOUT,
-    PRINT_JOB,
     PRINT_RESULT,
     QUERY,
     QUEUE_SUMMARY,
     RATING,
-    RATING_PROMPT,
     REGION_CONFIG,
     REGION_EVENTS,
     REGION_HEAD,
@@ -70,7 +65,6 @@ from hall_devices.contract import (
     Rating,
     Reply,
     ResendRequest,
-    Route,
     StaffCommand,
     TicketRequest,
     WindowCommand,
@@ -82,20 +76,16 @@ from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.clock import Reading, boot_id, boottime
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
+from hall_devices.coordinator.outbound import Outbound
+from hall_devices.coordinator.outbound import excerpt as _excerpt
 from hall_devices.coordinator.outcome import (
     ActAsStaff,
     ActAtWindow,
-    Announce,
-    AskRating,
     Command,
-    Effect,
     Outcome,
-    RaiseAlert,
     Rate,
     ReportError,
     ReportPrint,
-    SendPrintJob,
-    ShowAlerts,
     TakeTicket,
 )
 from hall_devices.coordinator.queries import StoredDays, prepare
@@ -153,7 +143,6 @@ class _Answered:
 
 
 Item = Inbound[Any] | _Marker | _Answered
-P = TypeVar("P", bound=Payload)
 
 
 @dataclass
@@ -183,15 +172,6 @@ def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
     reply = model.model_validate({"command_id": command_id(item.payload), "ok": False, "error": problem})
     assert isinstance(reply, Reply)
     return reply
-
-
-def _excerpt(payload: Payload, chars: int) -> str:
-    """The payload as JSON, cut to ``chars``; a payload that cannot even be dumped is shown as repr:
-    this runs for the messages that already broke something."""
-    try:
-        return payload.model_dump_json()[:chars]
-    except Exception:
-        return repr(payload)[:chars]
 
 
 def command_id(payload: Payload) -> str | None:
@@ -303,6 +283,7 @@ class CoordinatorService:
             device_kind="coordinator", persistent_session=True, manual_ack=True,
             max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed,
             on_published=self._on_published))
+        self.out = Outbound(self.bus, clock)
         for command_route in (*COMMAND_ROUTES, DEVICE_STATUS):
             self.bus.subscribe(command_route, self.worker.post)
         self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
@@ -569,7 +550,7 @@ class CoordinatorService:
         sent = self._answer(inbound, reply)
         batch.sent += [sent] if sent is not None else []
         if reply.error is not None:
-            batch.sent += self._effect(self._error_report(inbound, reply.error, self.clock()))
+            batch.sent += self.out.effect(self._error_report(inbound, reply.error, self.clock()))
         batch.reads -= 1
         if not batch.reads:
             batch.since = time.monotonic()  # the confirmation deadline counts from the last answer
@@ -675,52 +656,18 @@ class CoordinatorService:
         # Window states before the calls: an LED bus agent then starts the window's own frame
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
-            sent += self._send_alone(WINDOW_STATE, self.engine.views.window(state, number, self.clock()),
+            sent += self.out.send(WINDOW_STATE, self.engine.views.window(state, number, self.clock()),
                                      window=number)
         for outcome in outcomes:
             for effect in outcome.effects:
-                sent += self._effect(effect)
+                sent += self.out.effect(effect)
         # The queue summary is a sweep over all waiting tickets: at most twice a second.
         if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
             summary = self.engine.views.queue(state, self.clock())
-            sent += self._send_alone(QUEUE_SUMMARY, summary)
+            sent += self.out.send(QUEUE_SUMMARY, summary)
             self._queue_pending = False
             self._queue_published_at = time.monotonic()
         return sent
-
-    def _effect(self, effect: Effect) -> list[Sent]:
-        """The one place where the engine's effects become routes and topics."""
-        if isinstance(effect, SendPrintJob):
-            return self._send_alone(PRINT_JOB, effect.job, printer=effect.printer)
-        if isinstance(effect, Announce):
-            return self._send_alone(CALL, effect.call)
-        if isinstance(effect, AskRating):
-            return self._send_alone(RATING_PROMPT, effect.prompt, window=effect.window)
-        if isinstance(effect, RaiseAlert):
-            return self._send_alone(ALERT, effect.alert)
-        if isinstance(effect, ShowAlerts):
-            return self._send_alone(ACTIVE_ALERTS, effect.alerts)
-        return self._send_alone(ERROR, effect.report, reporter=self.bus.options.device_id)
-
-    def _send_alone(self, route_: Route[P], payload: P, **params: object) -> list[Sent]:
-        """Publish one message; one too large for the bus fails on its own: logged and reported
-        on the error route (``too_large``), never taking the batch's other messages, its answers
-        or the worker with it. Returns what was handed to the client (none or one)."""
-        try:
-            return [self.bus.publish(route_, payload, **params)]
-        except PayloadTooLargeError as exc:
-            log.error("%s not published: %s", route_.name, exc)
-            now = self.clock()
-            report = ErrorReport(
-                topic=route_.pattern, excerpt=_excerpt(payload, 200),
-                problem=Problem(code="too_large", message=f"协调器的 {route_.name} 消息过大，未发布 / "
-                                f"the coordinator's {route_.name} message was not published: {exc}"),
-                reported_by=self.bus.options.device_id, at=now)
-            try:
-                return [self.bus.publish(ERROR, report, reporter=self.bus.options.device_id)]
-            except Exception:
-                log.exception("could not report the unpublished %s", route_.name)
-                return []
 
     def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
         """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and
