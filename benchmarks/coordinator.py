@@ -51,6 +51,7 @@ from hall_devices.coordinator import events as ev  # noqa: E402
 from hall_devices.coordinator.calendar import business_day  # noqa: E402
 from hall_devices.coordinator.engine import Engine  # noqa: E402
 from hall_devices.coordinator.model import STATE_ADAPTER  # noqa: E402
+from hall_devices.coordinator.outcome import ActAtWindow, TakeTicket  # noqa: E402
 from hall_devices.coordinator.service import rebuild  # noqa: E402
 from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
@@ -259,23 +260,23 @@ def restart_time(directory: Path, target_events: int = 100_000) -> tuple[int, fl
     while count < target_events:
         day_start = now
         for w in windows:
-            keep(engine.handle("window_command", WindowCommand(command_id=f"l{i}-{w}",
-                 action=WindowAction.LOGIN, clerk_id=f"Z{w}"), {"window": str(w)}, now), "")
+            keep(engine.handle(ActAtWindow(w, WindowCommand(command_id=f"l{i}-{w}",
+                 action=WindowAction.LOGIN, clerk_id=f"Z{w}")), now), "")
         for _ in range(3000):
             i += 1
             now += timedelta(seconds=9)
-            keep(engine.handle("ticket_request", TicketRequest(command_id=f"t{i}",
-                 service_id=services[i % len(services)], paper=False), {"kiosk": "K1"}, now, token="t"), "")
-            w = str(windows[i % len(windows)])
+            keep(engine.handle(TakeTicket("K1", TicketRequest(command_id=f"t{i}",
+                 service_id=services[i % len(services)], paper=False)), now, token="t"), "")
+            at = windows[i % len(windows)]
             for action in (WindowAction.NEXT, WindowAction.FINISH):
-                keep(engine.handle("window_command", WindowCommand(command_id=f"w{i}{action}",
-                     action=action), {"window": w}, now), "")
+                keep(engine.handle(ActAtWindow(at, WindowCommand(command_id=f"w{i}{action}",
+                     action=action)), now), "")
             if len(rows) > 5000:
                 store.commit(rows, [])
                 rows.clear()
         for w in windows:
-            keep(engine.handle("window_command", WindowCommand(command_id=f"o{i}-{w}",
-                 action=WindowAction.LOGOUT), {"window": str(w)}, now), "")
+            keep(engine.handle(ActAtWindow(w, WindowCommand(command_id=f"o{i}-{w}",
+                 action=WindowAction.LOGOUT)), now), "")
         now = day_start + timedelta(days=1)
     store.commit(rows, [])
     start = time.perf_counter()

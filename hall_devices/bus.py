@@ -193,6 +193,9 @@ class BusOptions:
     session_expiry_s: int = 7 * 24 * 3600
     manual_ack: bool = False
     on_connection: Callable[[bool], None] | None = None
+    # Called on paho's thread with a publish's message id once the broker has it (QoS 1: PUBACK).
+    # paho calls it just before that publish's Sent.done turns true: keep the id, do not poll.
+    on_published: Callable[[int], None] | None = None
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
     max_inflight: int = 20  # our unacknowledged QoS 1 publishes in flight
@@ -243,6 +246,8 @@ class Bus:
         client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
+        if o.on_published is not None:
+            client.on_publish = self._on_publish
         client.on_message = self._on_unrouted
         # A backstop: a callback that still raises is logged by paho, never kills its thread.
         client.suppress_exceptions = True
@@ -522,6 +527,14 @@ class Bus:
         else:
             log.debug("still cannot reach the broker at %s (%s)", self._broker(), reason_code)
         self._notify(False)
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason_code: Any,
+                    _properties: Any) -> None:
+        if self.options.on_published is not None:
+            try:
+                self.options.on_published(mid)
+            except Exception:  # the owner's bug must not stop paho's thread
+                log.exception("publish callback failed (message id %s)", mid)
 
     def _status_topic(self) -> str:
         return DEVICE_STATUS.topic(hall=self.options.hall_id, device=self.options.device_id)

@@ -315,3 +315,20 @@ def test_a_listener_that_drops_every_connection_is_unreachable_not_lost(
     lines = [r.getMessage() for r in caplog.records if "broker" in r.getMessage()
              and r.levelno >= logging.WARNING]
     assert len(lines) == 1 and lines[0].startswith(f"cannot reach the broker at 127.0.0.1:{port} ("), lines
+
+
+def test_the_owner_is_told_each_publish_the_broker_confirmed(hall_broker: HallBroker) -> None:
+    """on_published gets the message id of each QoS 1 publish once its PUBACK is in: the
+    coordinator is woken by it to acknowledge what it answered, instead of polling."""
+    confirmed: queue.Queue[int] = queue.Queue()
+    bus = make_bus(hall_broker, "KB1", "keypad_bus", on_published=confirmed.put)
+    bus.start()
+    try:
+        sent = [bus.publish(WINDOW_COMMAND, WindowCommand(command_id=f"c{i}", action=WindowAction.NEXT),
+                            window=3) for i in range(5)]
+        told: set[int] = set()
+        while not {one.info.mid for one in sent} <= told:
+            told.add(confirmed.get(timeout=5))
+        assert bus.confirmed(sent, timeout_s=5)
+    finally:
+        bus.stop()

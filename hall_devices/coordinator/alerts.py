@@ -27,7 +27,7 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator.calendar import business_day, local, uncovered_years
 from hall_devices.coordinator.model import JobState, State
-from hall_devices.coordinator.outcome import Publish
+from hall_devices.coordinator.outcome import Effect, RaiseAlert, ShowAlerts
 from hall_devices.coordinator.policy import QueueIndex, signed_in_windows
 from hall_devices.layout import Layout
 
@@ -183,18 +183,18 @@ class Supervisor:
                         or business_day(self.layout.hall, w.since) == state.day
                         for w in state.windows.values()))
 
-    def review(self, state: State, now: datetime) -> list[Publish]:
+    def review(self, state: State, now: datetime) -> list[Effect]:
         found = self.conditions(state, now)
-        out: list[Publish] = []
+        out: list[Effect] = []
         for alert_id, alert in found.items():
             if alert_id not in self.active:
-                out.append(Publish("alert", {}, alert))
+                out.append(RaiseAlert(alert))
         for alert_id, alert in self.active.items():
             if alert_id not in found:
-                out.append(Publish("alert", {}, alert.model_copy(update={"cleared": True})))
+                out.append(RaiseAlert(alert.model_copy(update={"cleared": True})))
         if out:
             self.active = found
-            out.append(Publish("active_alerts", {}, ActiveAlerts(
+            out.append(ShowAlerts(ActiveAlerts(
                 updated_at=now, alerts=sorted(found.values(), key=lambda a: a.raised_at))))
         return out
 

@@ -1,4 +1,4 @@
-"""The queue engine, sans-IO: a command and the time in; events, a reply and messages out.
+"""The queue engine, sans-IO: a typed command and the time in; events, a reply and effects out.
 
 Every handler checks everything before it produces an event, so an illegal command raises
 :class:`EngineError` (a code and a message naming the current state) and changes nothing. Events are
@@ -9,18 +9,17 @@ Ids that must be unguessable (a ticket's page token) are passed in, keeping the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
 from hall_devices.contract import (
     CLOCK_SKEW_MAX_S,
     TICKET_REQUEST_TTL_S,
     CaseState,
     DeviceStatus,
-    Payload,
     PrintJob,
-    PrintResult,
     Problem,
-    Rating,
     RatingAck,
     RatingPrompt,
     Reply,
@@ -35,7 +34,6 @@ from hall_devices.contract import (
     WindowCommand,
     WindowCommandResult,
     WindowStatus,
-    route,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.alerts import Supervisor
@@ -44,7 +42,19 @@ from hall_devices.coordinator.calendar import business_day, deadline
 from hall_devices.coordinator.clock import ClockKeeper
 from hall_devices.coordinator.evolve import evolve
 from hall_devices.coordinator.model import CLASS_RANK, CaseRecord, JobState, PromptState, State, Ticket
-from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
+from hall_devices.coordinator.outcome import (
+    ActAsStaff,
+    ActAtWindow,
+    Announce,
+    AskRating,
+    Command,
+    EngineError,
+    Outcome,
+    Rate,
+    ReportPrint,
+    SendPrintJob,
+    TakeTicket,
+)
 from hall_devices.coordinator.policy import (
     QueueIndex,
     ServiceMap,
@@ -85,34 +95,36 @@ class Engine:
         # Counts events applied to the state: a caller whose command raised can tell whether the
         # state may be half changed (then it rebuilds from the store) or is untouched.
         self.applied = 0
+        # Built once; mypy checks each handler and refusal against its entry's command type.
+        entries = (
+            _Entry(TakeTicket, self._ticket_request, lambda c, p: TicketReply(
+                command_id=c.request.command_id, ok=False, error=p)),
+            _Entry(ActAtWindow, self._window_command, lambda c, p: WindowCommandResult(
+                command_id=c.command.command_id, ok=False, error=p)),
+            _Entry(Rate, self._rating, lambda c, p: RatingAck(
+                command_id=c.rating.rating_id, ok=False, error=p)),
+            _Entry(ActAsStaff, self._staff_command, lambda c, p: StaffResult(
+                command_id=c.command.command_id, ok=False, error=p)),
+            _Entry(ReportPrint, self._print_result, lambda c, p: None),  # a print result has no answer
+        )
+        self._table: dict[type[Command], _Dispatch] = {entry.kind: entry for entry in entries}
 
     # --- the one entry point --------------------------------------------------------------------
 
-    def handle(self, route_name: str, payload: Payload, params: dict[str, str], now: datetime,
-               token: str = "") -> Outcome:
-        """Decide and apply one inbound message. A refused command yields a failure reply only.
+    def handle(self, command: Command, now: datetime, token: str = "") -> Outcome:
+        """Decide and apply one command. A refused command yields a failure reply only (none when
+        its request has no answer, e.g. a print result), with ``refused`` naming the problem.
 
-        The caller shows the engine each clock reading first (:meth:`observe`): a step of the clock
-        or a new business day is decided there, never by a command.
+        ``token``: the page token a new ticket gets (unguessable, so made by the caller). The caller
+        shows the engine each clock reading first (:meth:`observe`): a step of the clock or a new
+        business day is decided there, never by a command.
         """
-        handlers: dict[str, Callable[..., Outcome]] = {
-            "ticket_request": self._ticket_request, "window_command": self._window_command,
-            "rating": self._rating, "staff_command": self._staff_command,
-            "print_result": self._print_result,
-        }
+        entry = self._table[type(command)]
         try:
-            return handlers[route_name](payload, params, now, token)
+            return entry.run(command, now, token)
         except EngineError as refused:
-            answer = route(route_name).answer
             problem = Problem(code=refused.code, message=refused.message)
-            reply: Reply | None = None
-            if answer is not None:
-                model = route(answer).model
-                assert issubclass(model, Reply)
-                reply = model.model_validate({
-                    "command_id": _request_id(payload), "ok": False,
-                    "error": problem})
-            return Outcome(reply=reply, refused=problem)
+            return Outcome(reply=entry.refuse(command, problem), refused=problem)
 
     def observe(self, now: datetime, mono: float | None = None) -> Outcome:
         """Take a clock reading (``mono``: seconds of CLOCK_BOOTTIME read with ``now``, counting from
@@ -153,9 +165,8 @@ class Engine:
 
     # --- tickets --------------------------------------------------------------------------------
 
-    def _ticket_request(self, req: TicketRequest, params: dict[str, str], now: datetime,
-                        token: str) -> Outcome:
-        kiosk = params.get("kiosk", "")
+    def _ticket_request(self, command: TakeTicket, now: datetime, token: str) -> Outcome:
+        req, kiosk = command.request, command.kiosk
         if kiosk not in self._kiosks:
             raise EngineError("unknown_kiosk", f"unknown kiosk {kiosk!r}")
         _check_deadline(req, now)
@@ -256,17 +267,17 @@ class Engine:
         job_id = f"{ticket.ticket_id}-p{sent + 1}"
         self.commit(outcome, ev.PrintJobSent(at=now, job_id=job_id, ticket_id=ticket.ticket_id,
                                              kiosk_id=kiosk, printer_id=printer))
-        outcome.publish.append(Publish("print_job", {"printer": printer}, PrintJob(
+        outcome.effects.append(SendPrintJob(printer, PrintJob(
             job_id=job_id, kiosk_id=kiosk, hall_name=text(self.layout.hall.name),
             ticket=self.views.ticket(self.state, ticket), reprint=sent > 0)))
         return job_id
 
-    def _print_result(self, result: PrintResult, params: dict[str, str], now: datetime,
-                      token: str) -> Outcome:
+    def _print_result(self, command: ReportPrint, now: datetime, token: str) -> Outcome:
+        result = command.result
         job = self.state.jobs.get(result.command_id or "")
-        if job is not None and job.printer_id != params.get("printer"):  # the topic names the sender
+        if job is not None and job.printer_id != command.printer:  # the topic names the sender
             raise EngineError("wrong_sender", f"print job {job.job_id!r} went to printer {job.printer_id!r}, "
-                              f"not to {params.get('printer')!r}: only that printer reports on it")
+                              f"not to {command.printer!r}: only that printer reports on it")
         if job is None:
             raise EngineError("unknown_job", f"no print job {result.command_id!r} for this printer")
         outcome = Outcome()
@@ -277,9 +288,9 @@ class Engine:
 
     # --- windows --------------------------------------------------------------------------------
 
-    def _window_command(self, cmd: WindowCommand, params: dict[str, str], now: datetime,
-                        token: str) -> Outcome:
-        number = self._window_number(params.get("window", ""))
+    def _window_command(self, command: ActAtWindow, now: datetime, token: str) -> Outcome:
+        cmd = command.command
+        number = self._window_number(command.window)
         runtime = self.state.windows.get(number)
         status = runtime.status if runtime else WindowStatus.CLOSED
         if (status, cmd.action) not in WINDOW_TABLE:
@@ -296,10 +307,10 @@ class Engine:
         self._long_paused.discard(number)  # a fresh state: paused just now, or not paused
         return outcome
 
-    def _window_number(self, raw: str) -> int:
-        if not raw.isdigit() or int(raw) not in self._window_numbers:
-            raise EngineError("unknown_window", f"unknown window {raw!r}")
-        return int(raw)
+    def _window_number(self, number: int) -> int:
+        if number not in self._window_numbers:
+            raise EngineError("unknown_window", f"unknown window {str(number)!r}")
+        return number
 
     def _window_action(self, outcome: Outcome, cmd: WindowCommand, window: int,
                        current: Ticket | None, now: datetime) -> Ticket | None:
@@ -361,7 +372,7 @@ class Engine:
         self.commit(outcome, ev.TicketCalled(at=now, ticket_id=ticket.ticket_id, window=window,
                                              higher_class=higher, call_back=call_back,
                                              out_of_turn=out_of_turn))
-        outcome.publish.append(Publish("call", {}, self.views.call(ticket, window, now)))
+        outcome.effects.append(Announce(self.views.call(ticket, window, now)))
         outcome.dirty_windows.update(self.services.windows_for(ticket))
         outcome.queue_changed = True
 
@@ -395,7 +406,7 @@ class Engine:
                 raise EngineError("recall_limit", f"{ticket.number} was recalled "
                                   f"{self.policy.recall_limit} times already")
             self.commit(outcome, ev.TicketRecalled(at=now, ticket_id=tid, window=window))
-            outcome.publish.append(Publish("call", {}, self.views.call(ticket, window, now)))
+            outcome.effects.append(Announce(self.views.call(ticket, window, now)))
         elif action is WindowAction.START:
             self.commit(outcome, ev.ServiceStarted(at=now, ticket_id=tid, window=window))
         elif action is WindowAction.NO_SHOW:
@@ -410,7 +421,7 @@ class Engine:
             self.commit(outcome, ev.TicketFinished(at=now, ticket_id=tid, window=window,
                                                    clerk_id=self.state.windows[window].clerk_id,
                                                    prompt_id=prompt_id, rating_expires_at=expires))
-            outcome.publish.append(Publish("rating_prompt", {"window": window}, RatingPrompt(
+            outcome.effects.append(AskRating(window, RatingPrompt(
                 prompt_id=prompt_id, window=window, ticket_id=tid, ticket_number=ticket.number,
                 clerk_id=ticket.clerk_id, service_id=ticket.service_id, expires_at=expires,
                 timeout_s=self.policy.rating_timeout_s)))
@@ -499,8 +510,9 @@ class Engine:
 
     # --- ratings --------------------------------------------------------------------------------
 
-    def _rating(self, rating: Rating, params: dict[str, str], now: datetime, token: str) -> Outcome:
-        window = self._window_number(params.get("window", ""))
+    def _rating(self, command: Rate, now: datetime, token: str) -> Outcome:
+        rating = command.rating
+        window = self._window_number(command.window)
         prompt = self.state.prompts.get(rating.prompt_id)
         if prompt is None or prompt.window != window or rating.window != window:
             raise EngineError("unknown_prompt", f"no rating was asked with {rating.prompt_id!r} at "
@@ -531,8 +543,8 @@ class Engine:
 
     # --- staff ----------------------------------------------------------------------------------
 
-    def _staff_command(self, cmd: StaffCommand, params: dict[str, str], now: datetime,
-                       token: str) -> Outcome:
+    def _staff_command(self, command: ActAsStaff, now: datetime, token: str) -> Outcome:
+        cmd = command.command
         outcome = Outcome()
         ticket: Ticket | None = None
         case: CaseRecord | None = None
@@ -659,7 +671,7 @@ class Engine:
         for prompt in list(self.state.prompts.values()):
             if prompt.state is PromptState.PENDING and now > prompt.expires_at:
                 self.commit(outcome, ev.RatingTimedOut(at=now, prompt_id=prompt.prompt_id))
-        outcome.publish += self.supervisor.review(self.state, now)
+        outcome.effects += self.supervisor.review(self.state, now)
         return outcome
 
     def _auto_call(self, outcome: Outcome, now: datetime) -> None:
@@ -673,18 +685,41 @@ class Engine:
 
     def device_status(self, status: DeviceStatus, now: datetime) -> Outcome:
         refused = self.supervisor.device_seen(status)  # foreign bus members dropped, the rest taken
-        return Outcome(publish=self.supervisor.review(self.state, now), refused=refused)
+        return Outcome(effects=self.supervisor.review(self.state, now), refused=refused)
 
     def waiting_tickets(self) -> list[Ticket]:
         return [t for t in self.state.tickets.values() if t.status is TicketStatus.WAITING]
 
 
-def _request_id(payload: Payload) -> str | None:
-    for name in ("command_id", "job_id", "rating_id"):
-        value = getattr(payload, name, None)
-        if isinstance(value, str):
-            return value
-    return None
+C = TypeVar("C", bound=Command)
+
+
+class _Dispatch(Protocol):
+    """One row of the engine's table: decide a command of its kind, or say how it is refused."""
+
+    @property
+    def kind(self) -> type[Command]: ...
+
+    def run(self, command: Command, now: datetime, token: str) -> Outcome: ...
+
+    def refuse(self, command: Command, problem: Problem) -> Reply | None: ...
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[C]):
+    """A handler and its refusal for commands of type ``kind`` (``C``)."""
+
+    kind: type[C]
+    handler: Callable[[C, datetime, str], Outcome]
+    failure: Callable[[C, Problem], Reply | None]  # the ``ok: false`` answer, None: no answer
+
+    def run(self, command: Command, now: datetime, token: str) -> Outcome:
+        assert isinstance(command, self.kind)
+        return self.handler(command, now, token)
+
+    def refuse(self, command: Command, problem: Problem) -> Reply | None:
+        assert isinstance(command, self.kind)
+        return self.failure(command, problem)
 
 
 def _check_deadline(req: TicketRequest, now: datetime) -> None:

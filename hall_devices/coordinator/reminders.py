@@ -21,6 +21,7 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+from hall_devices.agent import Worker
 from hall_devices.contract import (
     Payload,
     Problem,
@@ -59,18 +60,15 @@ class Reminders:
         self._db.execute("PRAGMA secure_delete = ON")  # a deleted phone number is overwritten on disk
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sms reminders", daemon=True)
+        # The sender: woken when a reminder is queued, or when a retry falls due.
+        self._sender: Worker[None] = Worker("sms reminders", _nothing_posted, self._send_due)
         self._day = ""
 
     def start(self) -> None:
-        self._thread.start()
+        self._sender.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
+        self._sender.stop(timeout_s=5)
         self._db.close()
 
     def _sql(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -131,27 +129,32 @@ class Reminders:
             added = self._db.execute("INSERT OR IGNORE INTO outbox (key, day, phone, text) "
                                      "VALUES (?, ?, ?, ?)", (key, day, phone, text)).rowcount
         if added:
-            self._wake.set()
+            self._sender.wake()
 
     # --- the sender thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            due = self._sql("SELECT key, phone, text, attempts FROM outbox WHERE sent = 0 AND attempts < ? "
-                            "AND next_at <= ? ORDER BY rowid LIMIT 20", (MAX_ATTEMPTS, time.time()))
-            for key, phone, text, attempts in due:
-                ok = self._send(str(key), str(phone), str(text))
-                if ok:
-                    self._sql("UPDATE outbox SET sent = 1, attempts = attempts + 1 WHERE key = ?", (key,))
-                else:
-                    delay = min(60.0, self.settings.sms_retry_s * 2.0 ** int(str(attempts)))
-                    self._sql("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE key = ?",
-                              (time.time() + delay, key))
-                    if int(str(attempts)) + 1 >= MAX_ATTEMPTS:
-                        log.error("reminder %s: the SMS gateway refused it %d times; given up", key,
-                                  MAX_ATTEMPTS)
-            self._wake.wait(0.5 if not due else 0.05)
-            self._wake.clear()
+    def _send_due(self, now: float) -> float | None:
+        """Send up to 20 due reminders; the next wake: at once while more may be due, when the
+        next retry falls due, or only when one is queued (None)."""
+        due = self._sql("SELECT key, phone, text, attempts FROM outbox WHERE sent = 0 AND attempts < ? "
+                        "AND next_at <= ? ORDER BY rowid LIMIT 20", (MAX_ATTEMPTS, time.time()))
+        for key, phone, text, attempts in due:
+            ok = self._send(str(key), str(phone), str(text))
+            if ok:
+                self._sql("UPDATE outbox SET sent = 1, attempts = attempts + 1 WHERE key = ?", (key,))
+            else:
+                delay = min(60.0, self.settings.sms_retry_s * 2.0 ** int(str(attempts)))
+                self._sql("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE key = ?",
+                          (time.time() + delay, key))
+                if int(str(attempts)) + 1 >= MAX_ATTEMPTS:
+                    log.error("reminder %s: the SMS gateway refused it %d times; given up", key,
+                              MAX_ATTEMPTS)
+        if due:
+            return now
+        later = self._sql("SELECT MIN(next_at) FROM outbox WHERE sent = 0 AND attempts < ?", (MAX_ATTEMPTS,))
+        if later[0][0] is None:
+            return None
+        return now + max(0.0, float(str(later[0][0])) - time.time())
 
     def _send(self, key: str, phone: str, text: str) -> bool:
         body = json.dumps({"to": phone, "text": text, "idempotency_key": key}, ensure_ascii=False).encode()
@@ -208,3 +211,7 @@ def remember_phone(reminders: Reminders, layout: Layout, payload: Payload, outco
             reminders.forget(owner)
         elif payload.action is StaffAction.CHANGE_APPOINTMENT and payload.slot_start:
             reminders.follow(owner, business_day(layout.hall, payload.slot_start))
+
+
+def _nothing_posted(_items: list[None]) -> None:
+    """The sender is woken (:meth:`Worker.wake`) or by its deadline; nothing is posted to it."""

@@ -1,9 +1,14 @@
 """The coordinator process: MQTT in, engine, event store, MQTT out.
 
-paho's thread only puts decoded messages on a queue. One worker thread takes them in batches:
-decides each (deduplicating by command key), commits the batch's events and command keys in one
-transaction, publishes replies and effects, and only once the broker has confirmed all of them
-(QoS 1 PUBACKs) acknowledges the messages (manual acks on a persistent session). A crash before
+paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worker`. Its thread takes
+them in batches: turns each into a typed command (the topic's parameters become its fields) and has
+the engine decide it (deduplicating by command key), commits the batch's events and command keys in
+one transaction, maps the engine's effects to routes (outbound.py) and publishes them with the
+replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs, each of which wakes the
+worker: nothing polls) acknowledges the messages in the order received (manual acks on a
+persistent session).
+Queries over stored days run on a read connection on their own thread (reads.py); their answers
+come back to this worker, and the acknowledgements still go in order. A crash before
 the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
 command key is in the store and the redelivered command gets its original reply.
 
@@ -19,44 +24,72 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import secrets
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hall_devices.agent import Worker
 from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
-    MAX_PAYLOAD_BYTES,
+    DEVICE_STATUS,
+    HALL_LAYOUT,
+    PRINT_RESULT,
+    QUERY,
+    QUEUE_SUMMARY,
+    RATING,
     REGION_CONFIG,
+    REGION_EVENTS,
+    REGION_HEAD,
     REGION_RESEND,
+    STAFF_COMMAND,
+    TICKET_REQUEST,
+    WINDOW_COMMAND,
+    WINDOW_STATE,
     ConfigPush,
     ConfigResult,
     DeviceStatus,
     ErrorReport,
     Payload,
+    PrintResult,
     Problem,
     QueryKind,
     QueryReply,
     QueryRequest,
+    Rating,
     Reply,
     ResendRequest,
+    StaffCommand,
+    TicketRequest,
+    WindowCommand,
     route,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
-from hall_devices.coordinator.calendar import business_day, local
+from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.clock import Reading, boot_id, boottime
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
-from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.queries import answer
+from hall_devices.coordinator.outbound import Outbound
+from hall_devices.coordinator.outbound import excerpt as _excerpt
+from hall_devices.coordinator.outcome import (
+    ActAsStaff,
+    ActAtWindow,
+    Command,
+    Outcome,
+    Rate,
+    ReportError,
+    ReportPrint,
+    TakeTicket,
+)
+from hall_devices.coordinator.queries import StoredDays, prepare
+from hall_devices.coordinator.reads import QueryReader, Read, Work, dead_letters, guarded
 from hall_devices.coordinator.reminders import Reminders, phone_conflict, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
@@ -67,6 +100,7 @@ from hall_devices.coordinator.store import (
     EventStore,
     StoreError,
     StoreLock,
+    events_of_days,
 )
 from hall_devices.layout import Layout
 from hall_devices.layout_follow import published
@@ -75,11 +109,10 @@ from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
-COMMAND_ROUTES = ("ticket_request", "window_command", "rating", "staff_command", "print_result", "query")
+COMMAND_ROUTES = (TICKET_REQUEST, WINDOW_COMMAND, RATING, STAFF_COMMAND, PRINT_RESULT, QUERY)
 BATCH = 256
 TICK_S = 0.5
 CONFIRM_S = 5.0  # how long a batch's answers may take to reach the broker before we stop waiting
-CONFIRM_POLL_S = 0.005  # how often pending confirmations are looked at (polling faster costs CPU)
 SNAPSHOT_EVERY = 10_000
 SUMMARY_AT_LEAST_S = 30.0  # the queue summary is republished at least this often
 
@@ -89,14 +122,27 @@ class _Marker:
     name: str  # "reconnected": republish every retained state
 
 
-Item = Inbound[Any] | _Marker
-
-
-@dataclass(frozen=True)
+@dataclass
 class _Unconfirmed:
+    """A batch's acknowledgements, waiting for its answers to be confirmed (and, first, for the
+    answers of its queries still running on the read connection: ``reads``)."""
+
     since: float
     sent: list[Sent]
     acks: list[Inbound[Any]]
+    reads: int = 0
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """A query answered on the read connection, back on the worker to be published."""
+
+    batch: _Unconfirmed
+    inbound: Inbound[Any]
+    reply: QueryReply
+
+
+Item = Inbound[Any] | _Marker | _Answered
 
 
 @dataclass
@@ -112,6 +158,7 @@ class _Batch:
     seen: dict[str, bytes | None] = field(default_factory=dict)
     acks: list[Inbound[Any]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)  # forwarded to the region: acks wait for these too
+    reads: list[tuple[Inbound[Any], QueryRequest, Work]] = field(default_factory=list)  # read off thread
 
     def committed(self) -> None:
         self.rows, self.commands, self.dead = [], [], []
@@ -127,15 +174,6 @@ def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
     return reply
 
 
-def _excerpt(payload: Payload, chars: int) -> str:
-    """The payload as JSON, cut to ``chars``; a payload that cannot even be dumped is shown as repr:
-    this runs for the messages that already broke something."""
-    try:
-        return payload.model_dump_json()[:chars]
-    except Exception:
-        return repr(payload)[:chars]
-
-
 def command_id(payload: Payload) -> str | None:
     for name in ("command_id", "job_id", "rating_id"):
         value = getattr(payload, name, None)
@@ -147,6 +185,23 @@ def command_id(payload: Payload) -> str | None:
 def command_key(route_name: str, payload: Payload) -> str | None:
     found = command_id(payload)
     return None if found is None else f"{route_name}:{found}"
+
+
+def command_of(item: Inbound[Any]) -> Command | None:
+    """The engine's command for a request: its payload and what its topic told, typed (a window
+    number that is not one raises ValueError: a poison message). None: not a command."""
+    payload, params = item.payload, item.params
+    if isinstance(payload, TicketRequest):
+        return TakeTicket(params.get("kiosk", ""), payload)
+    if isinstance(payload, WindowCommand):
+        return ActAtWindow(int(params.get("window", "")), payload)
+    if isinstance(payload, Rating):
+        return Rate(int(params.get("window", "")), payload)
+    if isinstance(payload, StaffCommand):
+        return ActAsStaff(params.get("staff", ""), payload)
+    if isinstance(payload, PrintResult):
+        return ReportPrint(params.get("printer", ""), payload)
+    return None
 
 
 def rebuild(layout: Layout, store: EventStore, boot: str | None = None) -> Engine:
@@ -209,9 +264,15 @@ class CoordinatorService:
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
-        self._inbox: queue.Queue[Item] = queue.Queue()
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="coordinator", daemon=True)
+        self.worker: Worker[Item] = Worker("coordinator", self._process, self._on_tick,
+                                           on_error=self._recover, batch_max=BATCH)
+        self.reader = QueryReader(store_path)
+        self._stopped = False
+        self._next_tick = time.monotonic()
+        # Message ids the broker confirmed (paho's thread appends, the worker takes): paho calls
+        # back just before it marks the publish done, so the id is what tells it in between.
+        self._published: deque[int] = deque()
+        self._confirmed: set[int] = set()
         self._since_snapshot = 0
         self._queue_pending = True
         self._queue_published_at = 0.0
@@ -220,24 +281,27 @@ class CoordinatorService:
         self.bus = Bus(settings, BusOptions(
             client_id="coordinator", hall_id=layout.hall.id, device_id="coordinator",
             device_kind="coordinator", persistent_session=True, manual_ack=True,
-            max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed))
-        for name in (*COMMAND_ROUTES, "device_status"):
-            self.bus.subscribe(route(name), self._inbox.put)
+            max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed,
+            on_published=self._on_published))
+        self.out = Outbound(self.bus, clock)
+        for command_route in (*COMMAND_ROUTES, DEVICE_STATUS):
+            self.bus.subscribe(command_route, self.worker.post)
         self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
                           if settings.sms_gateway_url else None)
         # Region (issue 20): committed events out after each commit, resend requests answered.
         self.forwarder = Forwarder(layout.hall.id, self.store) if settings.region_forward else None
         self._resent: list[Sent] = []
         if self.forwarder is not None:
-            self.bus.subscribe(REGION_RESEND, self._inbox.put)
-            self.bus.subscribe(REGION_CONFIG, self._inbox.put)
+            self.bus.subscribe(REGION_RESEND, self.worker.post)
+            self.bus.subscribe(REGION_CONFIG, self.worker.post)
 
     # --- life cycle ---------------------------------------------------------------------------
 
     def start(self, wait_s: float | None = None) -> None:
         log.info("state rebuilt from %s in %.3f s (%d events)", self.store.path, self.rebuild_s,
                  self.store.last_seq)
-        self._worker.start()
+        self.reader.start()
+        self.worker.start()
         if self.reminders is not None:
             self.reminders.start()
         self.bus.start(wait_s)
@@ -247,17 +311,17 @@ class CoordinatorService:
         if self.layout_text is None:
             return None
         try:
-            return self._send(Publish("hall_layout", {}, published(self.layout_version, self.layout_text)))
+            return self.bus.publish(HALL_LAYOUT, published(self.layout_version, self.layout_text))
         except PayloadTooLargeError:  # never stops the republishing beside it; processes keep theirs
             log.exception("the layout is too large to publish: processes keep the layout they run")
             return None
 
     def stop(self) -> None:
-        if self._stop.is_set():
+        if self._stopped:
             return
-        self._stop.set()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10)
+        self._stopped = True
+        self.worker.stop(timeout_s=10)
+        self.reader.stop()
         self.bus.stop()
         self.store.close()
         if self.reminders is not None:
@@ -266,44 +330,41 @@ class CoordinatorService:
 
     def _connection_changed(self, up: bool) -> None:
         if up:
-            self._inbox.put(_Marker("reconnected"))
+            self.worker.post(_Marker("reconnected"))
+
+    def _on_published(self, mid: int) -> None:
+        """paho's thread: the broker has a publish of ours; the worker looks at its acks now."""
+        self._published.append(mid)
+        self.worker.wake()
 
     # --- the worker -----------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                wait = max(0.0, next_tick - time.monotonic())
-                batch = self._take(min(wait, CONFIRM_POLL_S) if self._unconfirmed else wait)
-                if batch:
-                    self._process(batch)
-                self._ack_confirmed()
-                if time.monotonic() >= next_tick:
-                    self._tick()
-                    next_tick = time.monotonic() + TICK_S
-            except Exception:  # never a silent coordinator: unacknowledged work comes back redelivered
-                log.exception("coordinator worker: unexpected error; state rebuilt from the store")
-                self._stop.wait(0.2)
-                with contextlib.suppress(Exception):  # what was decided but not committed is dropped
-                    self.engine = rebuild(self.layout, self.store, self.boot)
-                next_tick = time.monotonic()
+    def _on_tick(self, _mono: float) -> float | None:
+        """After each batch and on each wake (a PUBACK, a query answered): acknowledge what is
+        confirmed, tick when due; wake again at the next tick or confirmation deadline."""
+        self._ack_confirmed()
+        if time.monotonic() >= self._next_tick:
+            self._tick()
+            self._next_tick = time.monotonic() + TICK_S
+        deadline = self._next_tick
+        if self._unconfirmed and not self._unconfirmed[0].reads:
+            deadline = min(deadline, self._unconfirmed[0].since + CONFIRM_S)
+        return deadline
 
-    def _take(self, wait_s: float) -> list[Item]:
-        try:
-            batch = [self._inbox.get(timeout=wait_s)]
-        except queue.Empty:
-            return []
-        while len(batch) < BATCH:
-            try:
-                batch.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+    def _recover(self, _exc: Exception) -> None:
+        """Never a silent coordinator: unacknowledged work comes back redelivered, and what was
+        decided but not committed is dropped with the state rebuilt from the store."""
+        log.error("coordinator worker: unexpected error; state rebuilt from the store")
+        with contextlib.suppress(Exception):
+            self.engine = rebuild(self.layout, self.store, self.boot)
+        self._next_tick = time.monotonic()
 
     def _process(self, batch: list[Item]) -> None:
         done = _Batch()
         for item in batch:
+            if isinstance(item, _Answered):
+                self._answered(item)
+                continue
             if isinstance(item, _Marker):
                 self._publish_layout()  # (again) after each connection: a broker may have lost it
                 done.outcomes.append(Outcome(dirty_windows={w.number for w in self.layout.windows},
@@ -327,27 +388,31 @@ class CoordinatorService:
         sent = done.sent + [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
         sent += self._publish(done.outcomes)
         if done.acks:
-            self._unconfirmed.append(_Unconfirmed(time.monotonic(), sent, done.acks))
+            waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
+            self._unconfirmed.append(waiting)
+            for inbound, query, work in done.reads:
+                self.reader.ask(Read(query, work, self._answer_later(waiting, inbound)))
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
 
     def _decide(self, item: Inbound[Any], now: datetime, done: _Batch) -> None:
         """Decide one message; appends to the lists only once nothing more can raise."""
-        if item.route.name == "device_status":
+        if item.route is DEVICE_STATUS:
             if isinstance(item.payload, DeviceStatus):
                 outcome = self.engine.device_status(item.payload, now)
                 if outcome.refused is not None:
-                    outcome.publish.append(self._error_report(item, outcome.refused, now))
+                    outcome.effects.append(self._error_report(item, outcome.refused, now))
                 done.outcomes.append(outcome)
             return
         if isinstance(item.payload, ResendRequest | ConfigPush):
             self._read(item, now, done.replies)  # the region's: nothing for the engine to decide
             return
         if isinstance(item.payload, QueryRequest):
-            reply = self._query(item.payload, now)  # a read: nothing to commit
-            done.replies.append((item, reply))
-            if reply.error is not None:
-                done.outcomes.append(Outcome(publish=[self._error_report(item, reply.error, now)]))
+            reply = self._query(item, item.payload, now, done)  # a read: nothing to commit
+            if reply is not None:
+                done.replies.append((item, reply))
+                if reply.error is not None:
+                    done.outcomes.append(Outcome(effects=[self._error_report(item, reply.error, now)]))
             return
         key = command_key(item.route.name, item.payload)
         if key is None:
@@ -360,21 +425,23 @@ class CoordinatorService:
             log.info("command %s seen before: answered with its original reply", key)
             self._queue_duplicate(item, stored, done.replies)
             return
+        command = command_of(item)
+        if command is None:
+            return
         clock = self.engine.observe(now, self._mono())  # a step or a new day, before the command
         done.rows += [self._row(e, None) for e in clock.events]
         done.outcomes.append(clock)
         conflict = phone_conflict(self.reminders, self.engine, item.payload) if self.reminders else None
-        outcome = conflict or self.engine.handle(item.route.name, item.payload, item.params, now,
-                                                 token=secrets.token_urlsafe(12))
+        outcome = conflict or self.engine.handle(command, now, token=secrets.token_urlsafe(12))
         if outcome.refused is not None and outcome.reply is None:
             # Nobody to answer, so say it on the error route; and not remembered as applied: the
             # id may be another sender's (a job id is predictable), whose own message must count.
-            done.outcomes.append(Outcome(publish=[self._error_report(item, outcome.refused, now)]))
+            done.outcomes.append(Outcome(effects=[self._error_report(item, outcome.refused, now)]))
             return
         reply_bytes = outcome.reply.model_dump_json().encode() if outcome.reply else None
         new_rows = [self._row(e, key) for e in outcome.events]
         if outcome.reply is not None and outcome.reply.error is not None:
-            outcome.publish.append(self._error_report(item, outcome.reply.error, now))
+            outcome.effects.append(self._error_report(item, outcome.reply.error, now))
         done.seen[key] = reply_bytes
         done.commands.append(CommandRow(key, now.isoformat(), reply_bytes))
         done.rows += new_rows
@@ -402,7 +469,7 @@ class CoordinatorService:
                                     f"{type(exc).__name__}: {exc}"[:500]))
         if reply is not None:
             done.replies.append((item, reply))
-        done.outcomes.append(Outcome(publish=[self._error_report(item, problem, now)]))
+        done.outcomes.append(Outcome(effects=[self._error_report(item, problem, now)]))
 
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
@@ -417,22 +484,26 @@ class CoordinatorService:
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
 
-    def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> Publish:
-        report = ErrorReport(topic=item.topic, problem=problem,
-                             excerpt=_excerpt(item.payload, 200),
-                             reported_by=self.bus.options.device_id, at=now)
-        return Publish("error", {"reporter": self.bus.options.device_id}, report)
+    def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> ReportError:
+        return ReportError(ErrorReport(topic=item.topic, problem=problem,
+                                       excerpt=_excerpt(item.payload, 200),
+                                       reported_by=self.bus.options.device_id, at=now))
 
     def _ack_confirmed(self) -> None:
         """Acknowledge, in the order received, the messages whose answers the broker has confirmed.
 
-        Not waiting in place keeps the worker deciding the next command while PUBACKs travel.
+        Not waiting in place keeps the worker deciding the next command while PUBACKs travel;
+        each PUBACK wakes it (:meth:`_on_published`).
         """
+        while self._published:
+            self._confirmed.add(self._published.popleft())
         while self._unconfirmed:
             head = self._unconfirmed[0]
+            if head.reads:  # a query of this batch still runs: its answer is not even sent
+                break
             if any(one.failed for one in head.sent):  # sent while disconnected: redelivered later
                 log.info("answers to %d messages were not sent; the broker redelivers them", len(head.acks))
-            elif all(one.done for one in head.sent):
+            elif all(one.done or one.info.mid in self._confirmed for one in head.sent):
                 for inbound in head.acks:
                     self.bus.ack(inbound)
             elif time.monotonic() - head.since < CONFIRM_S:
@@ -441,34 +512,48 @@ class CoordinatorService:
                 log.warning("the broker did not confirm the answers to %d messages within %.0f s; "
                             "they stay unacknowledged", len(head.acks), CONFIRM_S)
             self._unconfirmed.popleft()
+        # Keep only the ids that still tell something: of publishes waited for and not yet done.
+        self._confirmed &= {one.info.mid for u in self._unconfirmed for one in u.sent if not one.done}
 
-    def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
-        try:
-            if query.kind is QueryKind.DEAD_LETTERS:
-                data: dict[str, Any] = {"dead_letters": [
-                    {**vars(d), "at_local": local(self.layout.hall, datetime.fromisoformat(d.at))
-                     .strftime("%Y-%m-%d %H:%M:%S")} for d in self.store.dead_letters()],
-                    "total": self.store.count("dead_letters")}
-            else:
-                data = answer(self.engine, self.store.events_of_days, query, now)
-        except EngineError as refused:
-            return QueryReply(command_id=query.command_id, ok=False,
-                              error=Problem(code=refused.code, message=refused.message))
-        except ValueError as exc:
-            return QueryReply(command_id=query.command_id, ok=False,
-                              error=Problem(code="bad_query", message=str(exc)))
-        except Exception as exc:  # a read changed nothing: answer it, never fail the worker's batch
-            log.exception("query %s (%s) failed", query.command_id, query.kind)
-            return QueryReply(command_id=query.command_id, ok=False, error=Problem(
-                code="internal_error", message=f"查询失败，已记录，请联系工作人员 / the query failed "
-                                               f"({type(exc).__name__}); it is logged"))
-        reply = QueryReply(command_id=query.command_id, ok=True, data=data)
-        size = len(reply.model_dump_json())
-        if size > MAX_PAYLOAD_BYTES:  # the broker would drop it and the asker wait in vain
-            return QueryReply(command_id=query.command_id, ok=False, error=Problem(
-                code="too_large", message=f"the answer is {size} bytes, over the limit of "
-                                          f"{MAX_PAYLOAD_BYTES}: ask for fewer days"))
-        return reply
+    def _query(self, item: Inbound[Any], query: QueryRequest, now: datetime, done: _Batch
+               ) -> QueryReply | None:
+        """A query over the live state is answered here; one over stored days (or the dead
+        letters) is queued for the read connection: None."""
+        if query.kind is QueryKind.DEAD_LETTERS:
+            hall = self.layout.hall
+            done.reads.append((item, query, lambda db: dead_letters(db, hall)))
+            return None
+        later: list[StoredDays] = []
+
+        def here() -> dict[str, Any]:
+            found = prepare(self.engine, query, now)
+            if isinstance(found, StoredDays):
+                later.append(found)
+                return {}
+            return found
+
+        reply = guarded(query, here)
+        if not later:
+            return reply
+        days = later[0]
+        done.reads.append((item, query, lambda db: days.run(partial(events_of_days, db))))
+        return None
+
+    def _answer_later(self, batch: _Unconfirmed, inbound: Inbound[Any]) -> Callable[[QueryReply], None]:
+        """What the read connection's thread calls with the reply: hands it back to this worker."""
+        return lambda reply: self.worker.post(_Answered(batch, inbound, reply))
+
+    def _answered(self, answered: _Answered) -> None:
+        """A query answered on the read connection: published now, with its error report; its
+        batch's acknowledgements may go once these are confirmed."""
+        batch, inbound, reply = answered.batch, answered.inbound, answered.reply
+        sent = self._answer(inbound, reply)
+        batch.sent += [sent] if sent is not None else []
+        if reply.error is not None:
+            batch.sent += self.out.effect(self._error_report(inbound, reply.error, self.clock()))
+        batch.reads -= 1
+        if not batch.reads:
+            batch.since = time.monotonic()  # the confirmation deadline counts from the last answer
 
     def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
                          replies: list[tuple[Inbound[Any], Reply]]) -> None:
@@ -507,7 +592,7 @@ class CoordinatorService:
             self._forward(rows)
         if self.forwarder is not None and (head := self.forwarder.head(now, time.monotonic(),
                                                                       self.layout_version)):
-            self._send(Publish("region_head", {}, head))
+            self.bus.publish(REGION_HEAD, head)
         self._publish([outcome])
 
     def _remember(self, payload: Payload, outcome: Outcome) -> Outcome:
@@ -516,11 +601,8 @@ class CoordinatorService:
         return outcome
 
     def _read(self, item: Inbound[Any], now: datetime, replies: list[tuple[Inbound[Any], Reply]]) -> None:
-        if isinstance(item.payload, QueryRequest):
-            replies.append((item, self._query(item.payload, now)))
-        elif isinstance(item.payload, ResendRequest) and self.forwarder is not None:
-            self._resent += [self._send(Publish("region_events", {}, m))
-                             for m in self.forwarder.resend(item.payload)]
+        if isinstance(item.payload, ResendRequest) and self.forwarder is not None:
+            self._resent += [self.bus.publish(REGION_EVENTS, m) for m in self.forwarder.resend(item.payload)]
         elif isinstance(item.payload, ConfigPush):
             replies.append((item, self._push(item.payload, now)))
 
@@ -544,7 +626,7 @@ class CoordinatorService:
             self.layout_text = push.layout_toml
             self.engine = Engine(new, self.engine.state)
             self._publish_layout()  # retained: every process swaps to it, one started later too
-            self._inbox.put(_Marker("reconnected"))  # every window's state and the queue, republished
+            self.worker.post(_Marker("reconnected"))  # every window's state and the queue, republished
             log.info("layout version %d from the region applied", push.version)
             result = ConfigResult(command_id=push.command_id, ok=True, version=push.version,
                                   running_version=push.version)
@@ -557,7 +639,7 @@ class CoordinatorService:
         sent, self._resent = self._resent, []
         if self.forwarder is None or not rows:
             return sent
-        return sent + [self._send(Publish("region_events", {}, m))
+        return sent + [self.bus.publish(REGION_EVENTS, m)
                        for m in self.forwarder.committed(self.store.last_seq, rows)]
 
     def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
@@ -574,41 +656,18 @@ class CoordinatorService:
         # Window states before the calls: an LED bus agent then starts the window's own frame
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
         for number in sorted(dirty):
-            sent += self._send_alone(Publish("window_state", {"window": number},
-                                             self.engine.views.window(state, number, self.clock())))
+            sent += self.out.send(WINDOW_STATE, self.engine.views.window(state, number, self.clock()),
+                                     window=number)
         for outcome in outcomes:
-            for message in outcome.publish:
-                sent += self._send_alone(message)
+            for effect in outcome.effects:
+                sent += self.out.effect(effect)
         # The queue summary is a sweep over all waiting tickets: at most twice a second.
         if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
             summary = self.engine.views.queue(state, self.clock())
-            sent += self._send_alone(Publish("queue_summary", {}, summary))
+            sent += self.out.send(QUEUE_SUMMARY, summary)
             self._queue_pending = False
             self._queue_published_at = time.monotonic()
         return sent
-
-    def _send(self, message: Publish) -> Sent:
-        return self.bus.publish(route(message.route), message.payload, **message.params)
-
-    def _send_alone(self, message: Publish) -> list[Sent]:
-        """Publish one outcome message; one too large for the bus fails on its own: logged and
-        reported on the error route (``too_large``), never taking the batch's other messages, its
-        answers or the worker with it. Returns what was handed to the client (none or one)."""
-        try:
-            return [self._send(message)]
-        except PayloadTooLargeError as exc:
-            log.error("%s not published: %s", message.route, exc)
-            now = self.clock()
-            report = ErrorReport(
-                topic=route(message.route).pattern, excerpt=_excerpt(message.payload, 200),
-                problem=Problem(code="too_large", message=f"协调器的 {message.route} 消息过大，未发布 / "
-                                f"the coordinator's {message.route} message was not published: {exc}"),
-                reported_by=self.bus.options.device_id, at=now)
-            try:
-                return [self._send(Publish("error", {"reporter": self.bus.options.device_id}, report))]
-            except Exception:
-                log.exception("could not report the unpublished %s", message.route)
-                return []
 
     def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
         """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and

@@ -227,10 +227,7 @@ class EventStore:
         return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), bytes(r[4])) for r in rows]
 
     def events_of_days(self, first: str, last: str) -> Iterator[bytes]:
-        cursor = self._db.execute("SELECT body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
-                                  (first, last))
-        for row in cursor:
-            yield bytes(row[0])
+        return events_of_days(self._db, first, last)
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The latest dead letters, newest first."""
@@ -262,6 +259,13 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     if not path.exists():
         raise StoreError(f"no event store at {path}")
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def events_of_days(db: sqlite3.Connection, first: str, last: str) -> Iterator[bytes]:
+    """The bodies of the events of business days ``first``..``last`` (YYYY-MM-DD), in order."""
+    cursor = db.execute("SELECT body FROM events WHERE day BETWEEN ? AND ? ORDER BY seq", (first, last))
+    for row in cursor:
+        yield bytes(row[0])
 
 
 def read_dead_letters(db: sqlite3.Connection, limit: int = 100) -> list[DeadLetter]:

@@ -1,6 +1,7 @@
 """`hall-devices region`: every hall's events from the regional broker into PostgreSQL, once, in order.
 
-paho's thread only queues decoded messages. One worker thread takes them in batches, lets each
+paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worker`, which takes
+them in batches, lets each
 hall's :class:`HallIngest` decide what to store, stores it (one transaction per hall per batch, see
 :class:`RegionDb`), and only then acknowledges the messages (manual acks on a persistent session):
 a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import secrets
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from hall_devices.agent import Worker
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    REGION_ALERTS_IN,
     REGION_CONFIG_OUT,
+    REGION_CONFIG_RESULT_IN,
+    REGION_EVENTS_IN,
+    REGION_HEAD_IN,
     REGION_RESEND_OUT,
     ActiveAlerts,
     ConfigPush,
@@ -28,7 +32,6 @@ from hall_devices.contract import (
     RegionEvents,
     RegionHead,
     ResendRequest,
-    route,
 )
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
@@ -54,16 +57,17 @@ class RegionService:
             ingest.restore(mark.applied, mark.head)
             self.halls[mark.hall_id] = ingest
             self.districts[mark.hall_id] = mark.district
-        self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="region", daemon=True)
+        self._stopped = False
+        # Unacknowledged messages come back after an error; the store's marks stay right.
+        self.worker: Worker[Inbound[Any]] = Worker("region", self._batch, self._tick, on_error=self._recover,
+                                                   batch_max=BATCH, error_pause_s=1.0)
         self.bus = Bus(settings, BusOptions(
             client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
-        for name in ("region_events_in", "region_head_in", "region_config_result_in", "region_alerts_in"):
-            self.bus.subscribe(route(name), self._inbox.put)
+        for inbound in (REGION_EVENTS_IN, REGION_HEAD_IN, REGION_CONFIG_RESULT_IN, REGION_ALERTS_IN):
+            self.bus.subscribe(inbound, self.worker.post)
         self._outbox: Outbox | None = None
-        self._reporter: threading.Thread | None = None
+        self._reporter: Worker[None] | None = None
         if settings.region_report_url:
             endpoint = Endpoint(settings.region_report_url, settings.region_report_username,
                                 settings.region_report_password.get_secret_value()
@@ -72,73 +76,61 @@ class RegionService:
                                 if settings.region_report_token else None,
                                 settings.region_report_ca_file)
             self._outbox = Outbox(db_url, endpoint, load_profile(settings.region_profile))
-            self._reporter = threading.Thread(target=self._report, name="region-report", daemon=True)
+            # Its own thread: a slow province never holds up ingest.
+            self._reporter = Worker("region-report", _nothing_posted, self._report,
+                                    on_error=self._report_failed, error_pause_s=REPORT_EVERY_S)
 
     def start(self, wait_s: float | None = None) -> None:
-        self._worker.start()
+        self.worker.start()
         if self._reporter is not None:
             self._reporter.start()
         self.bus.start(wait_s)
 
     def stop(self) -> None:
-        if self._stop.is_set():
+        if self._stopped:
             return
-        self._stop.set()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10)
-        if self._reporter is not None and self._reporter.is_alive():
-            self._reporter.join(timeout=15)
+        self._stopped = True
+        self.worker.stop(timeout_s=10)
+        if self._reporter is not None:
+            self._reporter.stop(timeout_s=15)
+            if self._outbox is not None and not self._reporter.is_alive:
+                self._outbox.close()
         self.bus.stop()
         self.db.close()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                batch: list[Inbound[Any]] = self._take(TICK_S)
-                try:
-                    if batch:
-                        self._process(batch)
-                finally:
-                    # Stored, or (after a failure) a gap the hall is asked to fill from its store,
-                    # which is the truth: either way the broker may forget them. Unacknowledged
-                    # messages would hold the broker's in-flight window shut until a reconnect.
-                    for item in batch:
-                        self.bus.ack(item)
-                self._ask_for_gaps()
-                self._send_pushes()
-            except Exception:  # unacknowledged messages come back; the store's marks stay right
-                log.exception("region worker: unexpected error; carrying on from the store's marks")
-                self._stop.wait(1.0)
-                try:  # the database may have restarted: a new connection, the marks read again
-                    self.db.reconnect()
-                    self._reload_marks()
-                except Exception as exc:
-                    log.warning("region database not reachable (%s); trying again", exc)
-
-    def _report(self) -> None:
-        """Deliver due 好差评 records to the province; its own thread: a slow province never holds
-        up ingest."""
-        assert self._outbox is not None
-        while not self._stop.wait(REPORT_EVERY_S):
-            try:
-                self._outbox.deliver_due(datetime.now(UTC))
-            except Exception:
-                log.exception("好差评 reporting: unexpected error; trying again")
-                with contextlib.suppress(Exception):  # the database may have restarted
-                    self._outbox.reconnect()
-        self._outbox.close()
-
-    def _take(self, wait_s: float) -> list[Inbound[Any]]:
+    def _batch(self, batch: list[Inbound[Any]]) -> None:
         try:
-            batch = [self._inbox.get(timeout=wait_s)]
-        except queue.Empty:
-            return []
-        while len(batch) < BATCH:
-            try:
-                batch.append(self._inbox.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+            self._process(batch)
+        finally:
+            # Stored, or (after a failure) a gap the hall is asked to fill from its store, which is
+            # the truth: either way the broker may forget them. Unacknowledged messages would hold
+            # the broker's in-flight window shut until a reconnect.
+            for item in batch:
+                self.bus.ack(item)
+
+    def _tick(self, now: float) -> float:
+        """After each batch and at least every TICK_S: resend requests for gaps, layout pushes."""
+        self._ask_for_gaps()
+        self._send_pushes()
+        return now + TICK_S
+
+    def _recover(self, _exc: Exception) -> None:
+        try:  # the database may have restarted: a new connection, the marks read again
+            self.db.reconnect()
+            self._reload_marks()
+        except Exception as exc:
+            log.warning("region database not reachable (%s); trying again", exc)
+
+    def _report(self, now: float) -> float:
+        """Deliver due 好差评 records to the province, every REPORT_EVERY_S."""
+        assert self._outbox is not None
+        self._outbox.deliver_due(datetime.now(UTC))
+        return now + REPORT_EVERY_S
+
+    def _report_failed(self, _exc: Exception) -> None:
+        assert self._outbox is not None
+        with contextlib.suppress(Exception):  # the database may have restarted
+            self._outbox.reconnect()
 
     def _hall(self, hall_id: str, district: str) -> HallIngest:
         ingest = self.halls.get(hall_id)
@@ -215,3 +207,7 @@ class RegionService:
     def snapshot(self) -> dict[str, tuple[int, int]]:
         """hall → (applied, head), for status lines and tests."""
         return {h: (i.applied, i.head) for h, i in self.halls.items()}
+
+
+def _nothing_posted(_items: list[None]) -> None:
+    """The reporter is woken by its deadline only."""

@@ -25,7 +25,7 @@ from hall_devices.contract import (
     DeviceStatus,
     Text,
 )
-from hall_devices.coordinator.outcome import Outcome, Publish
+from hall_devices.coordinator.outcome import Outcome, RaiseAlert
 from tests.coordinator.harness import Hall, cid
 from tests.support import Coordinator, HallBroker, Probe, probe
 
@@ -117,7 +117,7 @@ def test_a_message_too_large_to_publish_fails_alone(hall: Hall) -> None:
     small = Alert(alert_id="long_wait:A002", kind="long_wait", subject="A002", raised_at=AT,
                   message=Text(zh="等候", en="waiting"))
     try:
-        outcome = Outcome(publish=[Publish("alert", {}, huge), Publish("alert", {}, small)])
+        outcome = Outcome(effects=[RaiseAlert(huge), RaiseAlert(small)])
         sent = hall.service._publish([outcome])
         assert len(sent) == 2  # the error report and the small alert
         report = watch.expect(lambda m: "/error/" in m.topic and _code(m) == "too_large")

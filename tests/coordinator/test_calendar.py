@@ -52,13 +52,13 @@ def test_a_time_limited_service_completes_in_working_days(layout: Layout) -> Non
     """限时办结: passport (承诺件, 7 working days) taken on 30 September 2025."""
     from hall_devices.contract import TicketReply, TicketRequest
     from hall_devices.coordinator.engine import Engine
+    from hall_devices.coordinator.outcome import TakeTicket
 
     service = layout.service("passport")
     assert service.time_limit_days is not None
     assert service.time_limit_days == 7
     request = TicketRequest(command_id="k", service_id="passport", paper=False)
-    outcome = Engine(layout).handle("ticket_request", request, {"kiosk": "K1"}, at("2025-09-30 10:00"),
-                                    token="t")
+    outcome = Engine(layout).handle(TakeTicket("K1", request), at("2025-09-30 10:00"), token="t")
     assert isinstance(outcome.reply, TicketReply) and outcome.reply.ticket
     # 9, 10, 11 (Sat, worked), 13, 14, 15, 16 October: the end of the 16th.
     assert outcome.reply.ticket.complete_by == at("2025-10-17 00:00")

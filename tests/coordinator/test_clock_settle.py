@@ -13,6 +13,7 @@ from hall_devices.contract import TicketRequest, TicketStatus
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.clock import Reading
 from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.outcome import TakeTicket
 from hall_devices.coordinator.service import rebuild
 from hall_devices.coordinator.store import ClockRow, EventRow, EventStore
 from hall_devices.layout import Layout
@@ -32,8 +33,8 @@ def tick_for(hall: Hall, seconds: int) -> None:
 
 
 def unsettled_refusal(hall: Hall) -> str:
-    reply = hall.send("ticket_request", TicketRequest(command_id=f"u{len(hall.events)}",
-                                                      service_id="passport", paper=False), kiosk="K1").reply
+    reply = hall.send(TakeTicket("K1", TicketRequest(command_id=f"u{len(hall.events)}",
+                                                     service_id="passport", paper=False))).reply
     assert reply is not None and reply.error is not None and not reply.ok
     return reply.error.code
 

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from hall_devices.contract import CLOCK_SKEW_MAX_S, TICKET_REQUEST_TTL_S, TicketRequest
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
+from hall_devices.coordinator.outcome import TakeTicket
 from hall_devices.layout import Layout
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -24,11 +25,11 @@ def request(deadline: datetime | None) -> TicketRequest:
 def refused(engine: Engine, req: TicketRequest, now: datetime) -> str | None:
     """The refusal code, or None when a ticket was issued; a refusal must change nothing."""
     before = STATE_ADAPTER.dump_json(engine.state)
-    out = engine.handle("ticket_request", req, {"kiosk": "K1"}, now, token="t")
+    out = engine.handle(TakeTicket("K1", req), now, token="t")
     assert out.reply is not None
     if out.reply.ok:
         return None
-    assert out.events == [] and out.publish == [] and not out.queue_changed
+    assert out.events == [] and out.effects == [] and not out.queue_changed
     assert STATE_ADAPTER.dump_json(engine.state) == before
     assert out.reply.error is not None
     return out.reply.error.code
@@ -59,12 +60,11 @@ def test_kiosk_clock_skew(layout: Layout, kiosk_ahead: timedelta, code: str | No
 
 
 def test_the_refusal_names_the_times(layout: Layout) -> None:
-    out = Engine(layout).handle("ticket_request", request(T0), {"kiosk": "K1"}, T0 + timedelta(seconds=4),
-                                token="t")
+    out = Engine(layout).handle(TakeTicket("K1", request(T0)), T0 + timedelta(seconds=4), token="t")
     assert out.reply is not None and out.reply.error is not None
     assert "4.0 s after its deadline 2026-11-23T01:00:00+00:00" in out.reply.error.message
-    out = Engine(layout).handle("ticket_request", request(T0 + TTL + timedelta(seconds=30)),
-                                {"kiosk": "K1"}, T0, token="t")
+    out = Engine(layout).handle(TakeTicket("K1", request(T0 + TTL + timedelta(seconds=30))), T0,
+                                token="t")
     assert out.reply is not None and out.reply.error is not None
     assert "30.0 s ahead of the coordinator's" in out.reply.error.message
 

@@ -22,6 +22,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import CLASS_RANK, STATE_ADAPTER, Ticket
+from hall_devices.coordinator.outcome import ActAsStaff, ActAtWindow, TakeTicket
 from hall_devices.coordinator.policy import QueueIndex
 from hall_devices.coordinator.tables import WINDOW_TABLE
 from hall_devices.layout import Layout
@@ -36,19 +37,19 @@ def cmd(action: str, **fields: object) -> WindowCommand:
 
 def issue(engine: Engine, service: str, at: datetime, ticket_class: str = "normal") -> str:
     if ticket_class == "green":
-        out = engine.handle("staff_command", StaffCommand(
-            command_id=f"s{next(_ids)}", action=StaffAction.ISSUE_GREEN, staff_id="m", service_id=service),
-            {"staff": "web"}, at, token="t")
+        out = engine.handle(ActAsStaff("web", StaffCommand(
+            command_id=f"s{next(_ids)}", action=StaffAction.ISSUE_GREEN, staff_id="m", service_id=service)),
+            at, token="t")
     else:
-        out = engine.handle("ticket_request", TicketRequest(
+        out = engine.handle(TakeTicket("K1", TicketRequest(
             command_id=f"k{next(_ids)}", service_id=service, ticket_class=ticket_class,  # type: ignore[arg-type]
-            paper=False), {"kiosk": "K1"}, at, token="t")
+            paper=False)), at, token="t")
     assert out.reply is not None and out.reply.ok, out.reply
     return out.reply.ticket.ticket_id  # type: ignore[attr-defined]
 
 
 def act(engine: Engine, window: int, action: str, at: datetime, **fields: object):  # type: ignore[no-untyped-def]
-    return engine.handle("window_command", cmd(action, **fields), {"window": str(window)}, at)
+    return engine.handle(ActAtWindow(window, cmd(action, **fields)), at)
 
 
 def snapshot(engine: Engine) -> bytes:
@@ -83,7 +84,7 @@ def test_window_table(layout: Layout, status: WindowStatus, action: WindowAction
         assert status.value in outcome.reply.error.message
     if not outcome.reply.ok:
         assert snapshot(engine) == before, "a refused command changed the state"
-        assert outcome.events == [] and outcome.publish == []
+        assert outcome.events == [] and outcome.effects == []
     else:
         assert engine.state.windows[6].status is WINDOW_TABLE[(status, action)]
 
@@ -92,11 +93,11 @@ def test_replay_rebuilds_the_same_state(layout: Layout) -> None:
     recorder = Engine(layout)
     every = []
     for out in (
-        recorder.handle("ticket_request", TicketRequest(command_id="a", service_id="passport", paper=False),
-                        {"kiosk": "K1"}, T0, token="t"),
-        recorder.handle("window_command", cmd("login", clerk_id="Z1"), {"window": "6"}, T0),
-        recorder.handle("window_command", cmd("next"), {"window": "6"}, T0),
-        recorder.handle("window_command", cmd("finish"), {"window": "6"}, T0 + timedelta(minutes=7)),
+        recorder.handle(TakeTicket("K1", TicketRequest(command_id="a", service_id="passport", paper=False)),
+                        T0, token="t"),
+        recorder.handle(ActAtWindow(6, cmd("login", clerk_id="Z1")), T0),
+        recorder.handle(ActAtWindow(6, cmd("next")), T0),
+        recorder.handle(ActAtWindow(6, cmd("finish")), T0 + timedelta(minutes=7)),
     ):
         every += out.events  # in the order they were committed, as the store keeps them
     replayed = Engine(layout)

@@ -70,7 +70,7 @@ def test_a_poison_command_is_answered_alone_kept_and_never_rerun(hall: Hall) -> 
     batch += [_inbound("rating", naive, window="6"), _inbound("window_command", squared, window="²")]
     batch += [_inbound("ticket_request", t, kiosk="K1") for t in tickets[10:]]
     for item in batch:  # queued back to back: the worker takes them in one or a few batches
-        hall.service._inbox.put(item)
+        hall.service.worker.post(item)
 
     answered: dict[str, dict[str, Any]] = {}
     while len(answered) < 21:  # 20 tickets + the rating's own answer ("²" has no answer topic)
@@ -91,7 +91,7 @@ def test_a_poison_command_is_answered_alone_kept_and_never_rerun(hall: Hall) -> 
 
     # Redelivered after a restart: answered from the store, not run again, no second dead letter.
     hall.restart_coordinator()
-    hall.service._inbox.put(_inbound("rating", naive, window="6"))
+    hall.service.worker.post(_inbound("rating", naive, window="6"))
     again = json.loads(acks.expect(lambda m: m.topic.endswith("rating/ack")).payload)
     assert again["command_id"] == "poison-1" and again["error"]["code"] == "internal_error"
     assert hall.service.store.count("dead_letters") == 2

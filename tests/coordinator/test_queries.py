@@ -76,7 +76,7 @@ def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall:
     odd = QueryRequest.model_construct(command_id="q-odd", kind=QueryKind.WINDOW_QUEUE, window=[6],
                                        schema_version=1)
     route_ = QUERY
-    hall.service._inbox.put(Inbound(route_, route_.topic(hall="demo", client="probe"),
+    hall.service.worker.post(Inbound(route_, route_.topic(hall="demo", client="probe"),
                                     {"hall": "demo", "client": "probe"}, odd, False, False, 0, 0))
     reply = json.loads(replies.expect(lambda m: True).payload)
     assert (reply["command_id"], reply["ok"], reply["error"]["code"]) == ("q-odd", False, "internal_error")

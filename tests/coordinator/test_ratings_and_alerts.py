@@ -14,7 +14,6 @@ from hall_devices.contract import (
     PRINT_JOB,
     PRINT_RESULT,
     QUEUE_SUMMARY,
-    Alert,
     CaseState,
     DeviceFault,
     DeviceState,
@@ -23,6 +22,7 @@ from hall_devices.contract import (
     PrintResult,
 )
 from hall_devices.coordinator.engine import Engine
+from hall_devices.coordinator.outcome import RaiseAlert
 from hall_devices.layout import Layout
 from tests.coordinator.harness import Hall, error_code
 from tests.support import probe
@@ -255,13 +255,13 @@ def test_a_kiosk_whose_clock_is_off_is_alerted(layout: Layout) -> None:
     now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     skewed = DeviceStatus(device_id="K1", kind="kiosk", state=DeviceState.WARNING,
                           faults=[DeviceFault.CLOCK_SKEW], updated_at=now)
-    raised = [p.payload for p in engine.device_status(skewed, now).publish
-              if isinstance(p.payload, Alert) and p.payload.subject == "K1"]
+    raised = [e.alert for e in engine.device_status(skewed, now).effects
+              if isinstance(e, RaiseAlert) and e.alert.subject == "K1"]
     assert [(a.alert_id, a.cleared) for a in raised] == [("device_fault:K1", False)]
     assert "时钟" in raised[0].message.zh and "NTP" in raised[0].message.en
     fixed = skewed.model_copy(update={"state": DeviceState.OK, "faults": []})
-    cleared = [p.payload for p in engine.device_status(fixed, now).publish
-               if isinstance(p.payload, Alert) and p.payload.subject == "K1"]
+    cleared = [e.alert for e in engine.device_status(fixed, now).effects
+               if isinstance(e, RaiseAlert) and e.alert.subject == "K1"]
     assert [(a.alert_id, a.cleared) for a in cleared] == [("device_fault:K1", True)]
 
 

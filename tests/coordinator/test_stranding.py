@@ -8,6 +8,7 @@ import pytest
 
 from hall_devices.contract import TicketRequest, TicketStatus
 from hall_devices.coordinator import events as ev
+from hall_devices.coordinator.outcome import TakeTicket
 from hall_devices.layout import Layout, cross_check
 from tests.coordinator.test_time import Clocks, Hall, hall_time
 
@@ -92,8 +93,8 @@ def test_the_last_window_of_a_service_signs_out(layout: Layout, mode: str) -> No
                if r.service_id == "passport")
     assert (row.waiting, row.open_windows, row.accepting) == (1, 0, mode == "warn")
     if mode == "stop":
-        outcome = hall.send("ticket_request", TicketRequest(command_id="late", service_id="passport",
-                                                            paper=False), kiosk="K1")
+        outcome = hall.send(TakeTicket("K1", TicketRequest(command_id="late", service_id="passport",
+                                                           paper=False)))
         assert error(outcome) == "service_closed" and "暂停取号" in outcome.reply.error.message
     hall.window(6, "login", clerk_id="Z0602")
     hall.tick()
@@ -113,8 +114,8 @@ def test_number_ranges_within_a_letter(layout: Layout) -> None:
     assert [hall.take("passport")[0], hall.take("hk_macao_permit")[0], hall.take("hukou_in")[0],
             hall.take("passport")[0], hall.take("id_card")[0]] == [
         "2026-11-23-B001", "2026-11-23-B500", "2026-11-23-B100", "2026-11-23-B002", "2026-11-23-B101"]
-    outcome = hall.send("ticket_request", TicketRequest(command_id="third", service_id="passport",
-                                                        paper=False), kiosk="K1")
+    outcome = hall.send(TakeTicket("K1", TicketRequest(command_id="third", service_id="passport",
+                                                       paper=False)))
     assert error(outcome) == "range_exhausted"
     message = outcome.reply.error.message
     assert "号段 B001–B002 已发完" in message and "used up for today" in message

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from hall_devices.contract import Alert, TicketRequest, TicketStatus, WindowAction, WindowCommand
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
-from hall_devices.coordinator.outcome import Outcome
+from hall_devices.coordinator.outcome import ActAtWindow, Command, Outcome, RaiseAlert, TakeTicket
 from hall_devices.coordinator.stats import compute
 from hall_devices.layout import Layout
 
@@ -50,23 +50,23 @@ class Hall:
 
     def _record(self, outcome: Outcome) -> Outcome:
         self.events += outcome.events
-        self.alerts += [p.payload for p in outcome.publish
-                        if isinstance(p.payload, Alert) and not p.payload.cleared]
+        self.alerts += [e.alert for e in outcome.effects
+                        if isinstance(e, RaiseAlert) and not e.alert.cleared]
         return outcome
 
     def tick(self) -> None:
         self._record(self.engine.tick(self.clocks.wall, self.clocks.mono))
 
-    def send(self, route: str, payload: TicketRequest | WindowCommand, **params: str) -> Outcome:
+    def send(self, command: Command) -> Outcome:
         self._record(self.engine.observe(self.clocks.wall, self.clocks.mono))
-        outcome = self._record(self.engine.handle(route, payload, params, self.clocks.wall, token="t"))
+        outcome = self._record(self.engine.handle(command, self.clocks.wall, token="t"))
         assert outcome.reply is not None
         return outcome
 
     def take(self, service: str = "passport") -> tuple[str, int]:
         """(ticket id, people ahead) of a new normal ticket."""
-        reply = self.send("ticket_request", TicketRequest(command_id=f"k{next(_ids)}", service_id=service,
-                                                          paper=False), kiosk="K1").reply
+        reply = self.send(TakeTicket("K1", TicketRequest(command_id=f"k{next(_ids)}", service_id=service,
+                                                         paper=False))).reply
         assert reply is not None and reply.ok, reply
         ticket = getattr(reply, "ticket")  # noqa: B009 - a TicketReply
         return ticket.ticket_id, ticket.people_ahead
@@ -74,7 +74,7 @@ class Hall:
     def window(self, number: int, action: str, **fields: object) -> Outcome:
         command = WindowCommand(command_id=f"w{next(_ids)}", action=WindowAction(action),
                                 **fields)  # type: ignore[arg-type]
-        return self.send("window_command", command, window=str(number))
+        return self.send(ActAtWindow(number, command))
 
     def next(self, number: int) -> str:
         reply = self.window(number, "next").reply
@@ -125,8 +125,8 @@ def test_eight_hours_ahead_then_corrected_at_1630_expires_nothing_and_reissues_n
     hall.clocks.step(hours=8)  # 00:30 "tomorrow": a hardware clock in local time read as UTC
     hall.tick()
     # The clock reads a business day not yet started: no number under either day meanwhile.
-    refused = hall.send("ticket_request", TicketRequest(command_id="k-unsettled", service_id="passport",
-                                                        paper=False), kiosk="K1").reply
+    refused = hall.send(TakeTicket("K1", TicketRequest(command_id="k-unsettled", service_id="passport",
+                                                       paper=False))).reply
     assert refused is not None and refused.error is not None
     assert refused.error.code == "clock_unsettled" and "系统正在校准时间" in refused.error.message
     for _ in range(120):  # a minute of ticks on the wrong clock
