@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
 from hall_devices.bus import encode
 from hall_devices.contract import (
@@ -22,7 +21,7 @@ from hall_devices.contract import (
     PrintResult,
 )
 from hall_devices.coordinator.engine import Engine
-from hall_devices.coordinator.outcome import RaiseAlert
+from hall_devices.coordinator.outcome import ActAsStaff, ActAtWindow, RaiseAlert, Rate, TakeTicket
 from hall_devices.layout import Layout
 from tests.coordinator.harness import Hall, error_code
 from tests.support import probe
@@ -271,6 +270,7 @@ def test_an_overdue_case_is_alerted_until_it_is_revisited(layout: Layout) -> Non
     from datetime import timedelta
 
     from hall_devices.contract import (
+        Alert,
         Rating,
         RatingLevel,
         StaffAction,
@@ -283,26 +283,22 @@ def test_an_overdue_case_is_alerted_until_it_is_revisited(layout: Layout) -> Non
     engine = Engine(layout)
     now = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
     engine.observe(now)
-    window = {"window": "6"}
-
-    def accepted(route_name: str, payload: Any, params: dict[str, str]) -> None:
-        reply = engine.handle(route_name, payload, params, now, token="tok1").reply
+    def accepted(command: TakeTicket | ActAtWindow | Rate) -> None:
+        reply = engine.handle(command, now, token="tok1").reply
         assert reply is not None and reply.ok, reply
 
-    accepted("ticket_request", TicketRequest(command_id="t1", service_id="passport", paper=False),
-             {"kiosk": "K1"})
-    accepted("window_command", WindowCommand(command_id="w1", action=WindowAction.LOGIN, clerk_id="Z0601"),
-             window)
-    accepted("window_command", WindowCommand(command_id="w2", action=WindowAction.NEXT), window)
-    accepted("window_command", WindowCommand(command_id="w3", action=WindowAction.FINISH), window)
+    accepted(TakeTicket("K1", TicketRequest(command_id="t1", service_id="passport", paper=False)))
+    accepted(ActAtWindow(6, WindowCommand(command_id="w1", action=WindowAction.LOGIN, clerk_id="Z0601")))
+    accepted(ActAtWindow(6, WindowCommand(command_id="w2", action=WindowAction.NEXT)))
+    accepted(ActAtWindow(6, WindowCommand(command_id="w3", action=WindowAction.FINISH)))
     prompt = next(iter(engine.state.prompts.values()))
-    accepted("rating", Rating(rating_id="r1", prompt_id=prompt.prompt_id, window=6, level=RatingLevel(1),
-                              rated_at=now), window)
+    accepted(Rate(6, Rating(rating_id="r1", prompt_id=prompt.prompt_id, window=6, level=RatingLevel(1),
+                            rated_at=now)))
     case = next(iter(engine.state.cases.values()))
 
     def overdue(at: datetime) -> list[Alert]:
-        return [p.payload for p in engine.tick(at).publish
-                if isinstance(p.payload, Alert) and p.payload.kind == "case_overdue"]
+        return [e.alert for e in engine.tick(at).effects
+                if isinstance(e, RaiseAlert) and e.alert.kind == "case_overdue"]
 
     assert overdue(case.deadline) == []  # at the deadline itself: not yet
     late = case.deadline + timedelta(minutes=1)
@@ -310,8 +306,7 @@ def test_an_overdue_case_is_alerted_until_it_is_revisited(layout: Layout) -> Non
     assert (raised.subject, raised.cleared) == (case.case_id, False)
     assert case.ticket_number in raised.message.zh and "期限" in raised.message.zh
     for step, action in enumerate((StaffAction.CASE_VERIFY, StaffAction.CASE_REVISIT)):
-        engine.handle("staff_command", StaffCommand(command_id=f"s{step}", action=action, staff_id="mgr",
-                                                    case_id=case.case_id, note="已处理"), {"staff": "web"},
-                      late)
+        engine.handle(ActAsStaff("web", StaffCommand(command_id=f"s{step}", action=action, staff_id="mgr",
+                                                     case_id=case.case_id, note="已处理")), late)
     [cleared] = overdue(late + timedelta(minutes=1))
     assert (cleared.subject, cleared.cleared) == (case.case_id, True)
