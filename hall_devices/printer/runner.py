@@ -4,61 +4,37 @@ from __future__ import annotations
 
 import logging
 
-from escpos.exceptions import DeviceNotFoundError
-
 from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult, can_work
 from hall_devices.layout import Hall, PrinterDevice
-from hall_devices.link import MONOTONIC, Backoff, Clock
+from hall_devices.link import MONOTONIC, Clock, LinkLostError
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
 from hall_devices.printer.ticket import render
-from hall_devices.printer.transport import PortError, PrinterPort
+from hall_devices.printer.transport import PrinterPort
 
 log = logging.getLogger(__name__)
 GARBLED = PrinterStatus(frozenset({DeviceFault.GARBLED, DeviceFault.NOT_RESPONDING}))
 
 
 class PrinterRunner:
+    """Prints jobs and polls status on one printer's port. Blocking: the agent's worker thread only."""
+
     def __init__(self, printer: PrinterDevice, hall: Hall, ledger: JobLedger, url: str | None = None,
                  clock: Clock = MONOTONIC) -> None:
         self.printer = printer
         self.hall = hall
         self.ledger = ledger
-        self.port = PrinterPort(printer, url)
-        self.clock = clock
-        self.backoff = Backoff()
+        self.port = PrinterPort(printer, url, clock=clock)
         self.status = PORT_MISSING
-        self._reported_missing = False
 
-    def ensure_open(self) -> bool:
-        if self.port.is_open:
-            return True
-        if not self.backoff.ready(self.clock()):
-            return False
-        try:
-            self.port.open()
-        except DeviceNotFoundError as exc:
-            delay = self.backoff.failed(self.clock())
-            if not self._reported_missing:
-                log.warning("%s; retrying every %.0f s at most", exc, self.backoff.maximum)
-                self._reported_missing = True
-            log.debug("next attempt in %.0f s", delay)
-            self.status = PORT_MISSING
-            return False
-        log.info("printer port %s open", self.port.devfile)
-        self.backoff.succeeded()
-        self._reported_missing = False
-        return True
-
-    def _lost(self, exc: Exception) -> PrinterStatus:
-        log.warning("printer port lost: %s", exc)
-        self.port.close()
-        self.backoff.failed(self.clock())
+    def _lost(self, exc: LinkLostError) -> PrinterStatus:
+        log.warning("printer %s: %s", self.printer.id, exc)  # the link reopens it with backoff
         return PORT_MISSING
 
     def poll(self, first_reply_within_s: float | None = None) -> PrinterStatus:
         """Ask DLE EOT 1..4 and keep the answer as :attr:`status`."""
-        if not self.ensure_open():
+        if not self.port.ensure_open():
+            self.status = PORT_MISSING
             return self.status
         poll = StatusPoll()
         request = poll.start()
@@ -78,7 +54,7 @@ class PrinterRunner:
         except StatusError as exc:
             log.warning("printer %s: %s", self.printer.id, exc)
             status = GARBLED
-        except PortError as exc:
+        except LinkLostError as exc:
             status = self._lost(exc)
         self.status = status
         return status
@@ -100,13 +76,13 @@ class PrinterRunner:
         self.ledger.started(job.job_id)
         try:
             self.port.send(data)
-        except PortError as exc:
+        except LinkLostError as exc:
             self.status = self._lost(exc)
             self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
             return self._result(job, PrintFailure.PORT_MISSING)
         # Paper can run out mid-ticket. The first query queues behind the ticket on the wire.
         wire_s = len(data) * 10 / self.printer.baudrate
-        after = self.poll(first_reply_within_s=self.port.timeout + wire_s)
+        after = self.poll(first_reply_within_s=self.port.reply_timeout_s + wire_s)
         self.ledger.finished(job.job_id, after.failure)
         return self._result(job, after.failure)
 
