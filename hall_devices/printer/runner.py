@@ -8,7 +8,14 @@ from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResu
 from hall_devices.layout import Hall, PrinterDevice
 from hall_devices.link import MONOTONIC, Clock, LinkLostError
 from hall_devices.printer.ledger import JobLedger
-from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
+from hall_devices.printer.status import (
+    ONLINE_QUERY,
+    PORT_MISSING,
+    PrinterStatus,
+    StatusError,
+    StatusPoll,
+    online,
+)
 from hall_devices.printer.ticket import render
 from hall_devices.printer.transport import PrinterPort
 
@@ -60,6 +67,7 @@ class PrinterRunner:
         return status
 
     def print_job(self, job: PrintJob) -> PrintResult:
+        """Print a job once (ledger), or answer again what it came to; never raises for the port."""
         known = self.ledger.state(job.job_id)
         if known is not None:
             state, reason = known
@@ -68,13 +76,21 @@ class PrinterRunner:
                 self.ledger.finished(job.job_id, reason)
             log.info("job %s seen before (%s): answered again, not printed", job.job_id, state)
             return self._result(job, reason if state != "done" else None)
-        before = self.poll()
-        if not can_work(before.state):  # the contract's one rule; failure says which fault
-            self.ledger.finished(job.job_id, before.failure)
-            return self._result(job, before.failure)
-        data = render(job, self.printer, self.hall)
-        self.ledger.started(job.job_id)
+        if not self.port.ensure_open():
+            self.status = PORT_MISSING
+            self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
+            return self._result(job, PrintFailure.PORT_MISSING)
         try:
+            # DLE EOT 1 travels while the ticket renders and "started" commits (an fsync): the job
+            # waits for one round trip, not for the poll of all four.
+            self.port.ask(ONLINE_QUERY)
+            data = render(job, self.printer, self.hall)
+            self.ledger.started(job.job_id)  # durable before any of its bytes can reach the paper
+            if not online(self.port.reply()):  # a full poll names the fault (or finds it gone)
+                before = self.poll()
+                if not can_work(before.state):  # the contract's one rule; failure says which fault
+                    self.ledger.finished(job.job_id, before.failure)
+                    return self._result(job, before.failure)
             self.port.send(data)
         except LinkLostError as exc:
             self.status = self._lost(exc)

@@ -42,16 +42,24 @@ class PrinterPort:
         self.link.write(data)
 
     def status_byte(self, n: int, timeout_s: float | None = None) -> int | None:
-        """Ask DLE EOT n and wait for its one reply byte; None when none came in time.
+        """Ask DLE EOT n and wait for its one reply byte (:meth:`ask` then :meth:`reply`)."""
+        self.ask(n)
+        return self.reply(timeout_s)
 
-        The wait ends at the first byte (the read blocks until it arrives). ``timeout_s`` replaces the
-        reply timeout (seconds), e.g. when the query queues behind a ticket still on the wire. Bytes
-        left over from an earlier answer are dropped first, so a late reply is not taken for this one.
-        """
+    def ask(self, n: int) -> None:
+        """Send DLE EOT n. Bytes left over from an earlier answer are dropped first, so a late reply
+        is not taken for this one."""
         self.link.read_waiting()
         self.link.write(query(n))
-        reply = self.link.read(self.reply_timeout_s if timeout_s is None else timeout_s)
-        return reply[0] if reply else None
+
+    def reply(self, timeout_s: float | None = None) -> int | None:
+        """The one reply byte to the query asked last; None when none came in time.
+
+        The wait ends at the first byte (the read blocks until it arrives). ``timeout_s`` replaces the
+        reply timeout (seconds), e.g. when the query queues behind a ticket still on the wire.
+        """
+        data = self.link.read(self.reply_timeout_s if timeout_s is None else timeout_s)
+        return data[0] if data else None
 
     def close(self) -> None:
         self.link.close()
