@@ -34,14 +34,6 @@ def test_each_query_gets_its_one_reply_byte(wired: tuple[PrinterSimulator, Print
                                    b"\x10\x04\x04")
 
 
-def test_a_stale_byte_is_not_taken_for_the_reply(wired: tuple[PrinterSimulator, PrinterPort]) -> None:
-    sim, port = wired
-    assert port.ensure_open()
-    sim.port.write(b"\x12")  # a late answer to an earlier query
-    sim.switches.silent = True
-    assert port.status_byte(1) is None  # the stale byte was dropped before asking
-
-
 def test_a_pulled_cable_raises_link_lost_and_closes(wired: tuple[PrinterSimulator, PrinterPort]) -> None:
     sim, port = wired
     assert port.ensure_open()
