@@ -4,30 +4,44 @@ Run: .venv/bin/python benchmarks/printer.py [--tickets 20]
 
 The real coordinator and printer agent run as child processes against a Mosquitto provisioned on
 free ports; the printer simulator reads its pty at the given baud rate (10 bit times a byte, as a
-UART). The limit is the wire time of the same bytes: bits ÷ baud.
+UART). The limit is the wire time of the same bytes: bits ÷ baud. "Last byte" is the ticket's last
+byte, not a status query after it; the figure is read once the job's result is published (after the
+agent's poll that follows the ticket), so every ticket byte has arrived by then.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.coordinator import client
 from benchmarks.support import HALL, broker, pct, role
-from hall_devices.bus import Bus, BusOptions
-from hall_devices.contract import TICKET_REQUEST, TicketRequest
+from hall_devices.bus import Bus, BusOptions, Inbound
+from hall_devices.contract import (
+    DEVICE_STATUS,
+    PRINT_JOB,
+    PRINT_RESULT,
+    TICKET_REQUEST,
+    PrintResult,
+    TicketRequest,
+)
 from hall_devices.requests import Requester
 from hall_devices.sim.printer import PrinterSimulator
 
 
-def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int]]:
-    latencies, wire, sizes = [], [], []
+def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int], list[float]]:
+    """Per ticket: request → last ticket byte (ms), its wire time (ms), its size (bytes), and
+    request → the print job at the broker (ms: the coordinator's share, seen by a monitor)."""
+    latencies, wire, sizes, to_job = [], [], [], []
     with broker(directory / f"b{baud}") as hall:
         sim = PrinterSimulator(directory / f"dev{baud}" / "printer", baud=baud).start()
         store = f"sqlite:///{directory / f'store{baud}.sqlite3'}"
@@ -37,6 +51,23 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                                                         device_id="K1", device_kind="kiosk"))
             requests = Requester(kiosk)
             requests.listen(TICKET_REQUEST, kiosk="K1")
+            results: set[str] = set()
+            answered = threading.Condition()
+
+            def result(inbound: Inbound[PrintResult]) -> None:
+                with answered:
+                    results.add(inbound.payload.command_id or "")
+                    answered.notify_all()
+
+            kiosk.subscribe(PRINT_RESULT, result, printer="P1")
+            printer_ok = threading.Event()
+            kiosk.subscribe(DEVICE_STATUS, lambda m: printer_ok.set() if m.payload.state == "ok" else None,
+                            device="P1")
+            jobs_seen: dict[str, float] = {}
+            monitor = client(hall.port, "monitor", hall.credentials["monitor"], "bench-monitor",
+                             lambda m: jobs_seen.setdefault(json.loads(m.payload)["job_id"],
+                                                            time.monotonic()),
+                             [PRINT_JOB.topic(hall=HALL, printer="P1")])
             kiosk.start()
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # until the coordinator answers
@@ -46,25 +77,33 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                     break
                 except Exception:
                     time.sleep(0.2)
-            time.sleep(1.0)  # the agent's first status poll
+            # The agent has subscribed to its jobs and polled the printer once (a job published
+            # before the agent's first subscription would be lost: nothing holds it yet).
+            assert printer_ok.wait(30), "the printer agent never said ok"
             for i in range(tickets):
-                before = len(sim.received)
+                before, queries = len(sim.received), sim.status_bytes
                 printed = len(sim.tickets)
                 sent = time.monotonic()
                 reply = requests.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id="passport", paper=True), 30, kiosk="K1")
-                assert reply.ok
+                job_id = getattr(reply, "print_job_id", None)
+                assert reply.ok and job_id
                 sim.wait_tickets(printed + 1, 60)
-                latencies.append((sim.last_byte_at - sent) * 1000)
-                # The agent's status queries after the job travel too; count the ticket's bytes only.
-                size = len(sim.received) - before - 12 * 2
+                with answered:
+                    assert answered.wait_for(lambda job=job_id: job in results, 30)
+                latencies.append((sim.last_print_byte_at - sent) * 1000)
+                to_job.append((jobs_seen[job_id] - sent) * 1000)
+                # The agent's status queries travel too; count the ticket's bytes only.
+                size = len(sim.received) - before - (sim.status_bytes - queries)
                 sizes.append(size)
                 wire.append(size * 10 / baud * 1000)
                 if i % 5 == 4:
                     print(f"  {baud} baud: {i + 1}/{tickets}", file=sys.stderr)
             kiosk.stop()
+            monitor.loop_stop()
+            monitor.disconnect()
         sim.stop()
-    return latencies, wire, sizes
+    return latencies, wire, sizes, to_job
 
 
 def main() -> None:
@@ -73,12 +112,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hall-bench-printer-") as tmp:
         for baud in (9600, 115200):
-            latencies, wire, sizes = run(baud, args.tickets, Path(tmp))
+            latencies, wire, sizes, to_job = run(baud, args.tickets, Path(tmp))
+            agent = [x - j - w for x, j, w in zip(latencies, to_job, wire, strict=True)]
             print(f"{baud} baud: kiosk request → last byte at the printer p50 "
                   f"{statistics.median(latencies):.0f} ms, p99 {pct(latencies, 99):.0f} ms "
                   f"({len(latencies)} tickets of ~{statistics.median(sizes):.0f} bytes); wire time of "
                   f"the same bytes (limit) {statistics.median(wire):.0f} ms; overhead p50 "
-                  f"{statistics.median(latencies) - statistics.median(wire):.0f} ms")
+                  f"{statistics.median(latencies) - statistics.median(wire):.0f} ms, p99 "
+                  f"{pct([x - w for x, w in zip(latencies, wire, strict=True)], 99):.0f} ms; of it request → "
+                  f"job at the broker p50 {statistics.median(to_job):.1f} ms, p99 {pct(to_job, 99):.1f} ms, "
+                  f"job → last byte minus wire time p50 {statistics.median(agent):.1f} ms, "
+                  f"p99 {pct(agent, 99):.1f} ms")
 
 
 if __name__ == "__main__":

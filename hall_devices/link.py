@@ -55,11 +55,12 @@ class SerialLink:
     """
 
     def __init__(self, url: str, baudrate: int, parity: str, read_timeout_s: float = 0.05,
-                 clock: Clock = MONOTONIC) -> None:
+                 clock: Clock = MONOTONIC, *, write_timeout_s: float = 5.0) -> None:
         self.url = url
         self.baudrate = baudrate
         self.parity = parity
         self.read_timeout_s = read_timeout_s
+        self.write_timeout_s = write_timeout_s
         self.clock = clock
         self.backoff = Backoff()
         self._port: serial.SerialBase | None = None
@@ -77,7 +78,8 @@ class SerialLink:
             return False
         try:
             self._port = serial.serial_for_url(self.url, baudrate=self.baudrate, parity=self.parity,
-                                               timeout=self.read_timeout_s, write_timeout=5,
+                                               timeout=self.read_timeout_s,
+                                               write_timeout=self.write_timeout_s,
                                                exclusive=True)
         except (ValueError, *PORT_FAILURES) as exc:
             self.backoff.failed(self.clock())
@@ -98,14 +100,21 @@ class SerialLink:
             return False
         return os.path.exists(self._missing_path)
 
-    def read(self) -> bytes:
-        """What has arrived: waits up to the read timeout for the first byte, not for a full buffer."""
+    def read(self, timeout_s: float | None = None) -> bytes:
+        """What has arrived: waits for the first byte (woken by it, not polling), not for a full
+        buffer; b"" after ``timeout_s`` seconds (default: the link's read timeout) without one."""
         port = self._require()
         try:
+            if timeout_s is not None:
+                port.timeout = timeout_s
             first = port.read(1)
             return bytes(first + port.read(port.in_waiting)) if first else b""
         except PORT_FAILURES as exc:
             raise self._lost(exc) from exc
+        finally:
+            if timeout_s is not None and self.is_open:  # not lost meanwhile
+                with contextlib.suppress(*PORT_FAILURES):
+                    port.timeout = self.read_timeout_s
 
     def read_waiting(self) -> bytes:
         """What has arrived already, without waiting (a vanished port still raises)."""

@@ -1,7 +1,8 @@
 """The kiosk's side of the bus, as Qt signals. Never touches a widget.
 
-paho's thread and the request worker threads only emit signals; with auto connections the slots
-run on the GUI thread. A ticket request never blocks the GUI: it runs on a worker thread.
+paho's thread and the ticket worker only emit signals; with auto connections the slots run on the
+GUI thread. A ticket request never blocks the GUI, nor a thread: the worker publishes it, resends it
+and gives up at deadlines it keeps, and a reply (posted by paho's thread) wakes it.
 
 One outcome per tap: a ticket request carries a deadline on the coordinator's clock (this kiosk's
 clock + the offset learned from the queue summaries + ``ttl_s``); it is sent again under the same
@@ -15,15 +16,15 @@ its device status (``clock_skew``, warning).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
+from hall_devices.agent import Worker
 from hall_devices.bus import Bus, BusError, BusOptions, Inbound
 from hall_devices.contract import (
     CARD_READ,
@@ -32,6 +33,7 @@ from hall_devices.contract import (
     HELP_REQUEST,
     PRINT_RESULT,
     QUEUE_SUMMARY,
+    TICKET_REPLY,
     TICKET_REQUEST,
     TICKET_REQUEST_TTL_S,
     DeviceFault,
@@ -41,16 +43,31 @@ from hall_devices.contract import (
     QueueSummary,
     Text,
     TicketClass,
+    TicketReply,
     TicketRequest,
     can_work,
 )
 from hall_devices.layout import KioskDevice, Layout
 from hall_devices.layout_follow import LayoutFollower
-from hall_devices.requests import Requester
+from hall_devices.link import MONOTONIC
+from hall_devices.requests import NoReplyError
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
 GRACE_S = 2.0  # for a reply the coordinator decided just before the deadline to reach the kiosk
+
+
+@dataclass
+class _Asked:
+    """A tap's ticket request, until its answer or its give-up time (monotonic seconds)."""
+
+    request: TicketRequest
+    give_up_at: float
+    resend_at: float = 0.0  # 0: publish at once
+    failure: BusError | None = None  # set: tell this at give_up_at instead of waiting for a reply
+
+
+_Item = _Asked | TicketReply
 
 
 class KioskLink(QObject):
@@ -78,8 +95,9 @@ class KioskLink(QObject):
         self.clock = clock
         self.bus = Bus(settings, BusOptions(client_id=kiosk.id, hall_id=layout.hall.id, device_id=kiosk.id,
                                             device_kind="kiosk", on_connection=self._connection))
-        self.requests = Requester(self.bus)
-        self.requests.listen(TICKET_REQUEST, kiosk=kiosk.id)
+        self._asked: dict[str, _Asked] = {}  # by command id; only the ticket worker touches it
+        self._tickets: Worker[_Item] = Worker(f"{kiosk.id} tickets", self._on_tickets, self._on_tick)
+        self.bus.subscribe(TICKET_REPLY, lambda m: self._tickets.post(m.payload), kiosk=kiosk.id)
         self.bus.subscribe(QUEUE_SUMMARY, self._summary)
         self.bus.subscribe(DEVICE_STATUS, self._device, device="coordinator")
         self.bus.subscribe(CARD_READ, lambda m: self.card_read.emit(m.payload), kiosk=kiosk.id)
@@ -105,9 +123,11 @@ class KioskLink(QObject):
         return self.ttl_s + CLOCK_SKEW_MAX_S + GRACE_S
 
     def start(self) -> None:
+        self._tickets.start()
         self.bus.start(None)  # keeps trying in the background; the screen says so meanwhile
 
     def stop(self) -> None:
+        self._tickets.stop()
         self.bus.stop()
 
     def _connection(self, up: bool) -> None:
@@ -170,24 +190,48 @@ class KioskLink(QObject):
         request = TicketRequest(command_id=f"{self.kiosk.id}-{uuid.uuid4().hex[:20]}", deadline=deadline,
                                 service_id=service_id, ticket_class=ticket_class, appointment_code=code,
                                 id_hash=id_hash, paper=paper, phone=phone)
+        self._tickets.post(_Asked(request, MONOTONIC() + self.give_up_s))
 
-        def work() -> None:
-            tapped = time.monotonic()
-            try:
-                reply = self.requests.call(TICKET_REQUEST, request, self.give_up_s,
-                                           resend_s=self.resend_s, kiosk=self.kiosk.id)
-            except BusError as exc:
-                log.warning("ticket request %s: no answer by its deadline %s + %.0f s: the applicant "
-                            "is told no number was issued", request.command_id, deadline.isoformat(),
-                            self.give_up_s - self.ttl_s)
-                self.ticket_answered.emit(exc)
-                return
-            except Exception as exc:
-                # Never a kiosk stuck on 正在取号; a copy may be out, so tell as late as for silence.
-                log.exception("ticket request %s failed", request.command_id)
-                time.sleep(max(0.0, tapped + self.give_up_s - time.monotonic()))
-                self.ticket_answered.emit(BusError(f"ticket request {request.command_id}: {exc}"))
-                return
-            self.ticket_answered.emit(reply)
+    # --- on the ticket worker ---------------------------------------------------------------------
 
-        threading.Thread(target=work, name="ticket request", daemon=True).start()
+    def _on_tickets(self, items: list[_Item]) -> None:
+        for item in items:
+            if isinstance(item, _Asked):
+                self._asked[item.request.command_id] = item
+                self._send(item, MONOTONIC())
+            elif item.command_id is not None and self._asked.pop(item.command_id, None) is not None:
+                self.ticket_answered.emit(item)  # the first answer to any copy; later ones are dropped
+
+    def _on_tick(self, now: float) -> float | None:
+        """Resend what is due, tell what is over; the next deadline, or None when nothing waits."""
+        for command_id, asked in list(self._asked.items()):
+            if now >= asked.give_up_at:
+                del self._asked[command_id]
+                if asked.failure is None:
+                    log.warning("ticket request %s: no answer by its deadline %s + %.0f s: the "
+                                "applicant is told no number was issued", command_id,
+                                asked.request.deadline.isoformat() if asked.request.deadline else "-",
+                                self.give_up_s - self.ttl_s)
+                self.ticket_answered.emit(asked.failure or NoReplyError(
+                    f"no answer to {TICKET_REQUEST.name} {command_id} within {self.give_up_s} s"))
+            elif asked.failure is None and now >= asked.resend_at:
+                self._send(asked, now)
+        return min((a.resend_at if a.failure is None else a.give_up_at for a in self._asked.values()),
+                   default=None)
+
+    def _send(self, asked: _Asked, now: float) -> None:
+        """Publish (again) under the same command id: the coordinator applies it at most once."""
+        command_id = asked.request.command_id
+        try:
+            self.bus.publish(TICKET_REQUEST, asked.request, kiosk=self.kiosk.id)
+        except BusError as exc:  # e.g. too large: resending cannot help
+            del self._asked[command_id]
+            log.warning("ticket request %s not sent: %s", command_id, exc)
+            self.ticket_answered.emit(exc)
+            return
+        except Exception as exc:
+            # Never a kiosk stuck on 正在取号; a copy may be out, so tell as late as for silence.
+            log.exception("ticket request %s failed", command_id)
+            asked.failure = BusError(f"ticket request {command_id}: {exc}")
+            return
+        asked.resend_at = min(now + self.resend_s, asked.give_up_at)

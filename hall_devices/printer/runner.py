@@ -4,61 +4,44 @@ from __future__ import annotations
 
 import logging
 
-from escpos.exceptions import DeviceNotFoundError
-
 from hall_devices.contract import DeviceFault, PrintFailure, PrintJob, PrintResult, can_work
 from hall_devices.layout import Hall, PrinterDevice
-from hall_devices.link import MONOTONIC, Backoff, Clock
+from hall_devices.link import MONOTONIC, Clock, LinkLostError
 from hall_devices.printer.ledger import JobLedger
-from hall_devices.printer.status import PORT_MISSING, PrinterStatus, StatusError, StatusPoll
+from hall_devices.printer.status import (
+    ONLINE_QUERY,
+    PORT_MISSING,
+    PrinterStatus,
+    StatusError,
+    StatusPoll,
+    online,
+)
 from hall_devices.printer.ticket import render
-from hall_devices.printer.transport import PortError, PrinterPort
+from hall_devices.printer.transport import PrinterPort
 
 log = logging.getLogger(__name__)
 GARBLED = PrinterStatus(frozenset({DeviceFault.GARBLED, DeviceFault.NOT_RESPONDING}))
 
 
 class PrinterRunner:
+    """Prints jobs and polls status on one printer's port. Blocking: the agent's worker thread only."""
+
     def __init__(self, printer: PrinterDevice, hall: Hall, ledger: JobLedger, url: str | None = None,
                  clock: Clock = MONOTONIC) -> None:
         self.printer = printer
         self.hall = hall
         self.ledger = ledger
-        self.port = PrinterPort(printer, url)
-        self.clock = clock
-        self.backoff = Backoff()
+        self.port = PrinterPort(printer, url, clock=clock)
         self.status = PORT_MISSING
-        self._reported_missing = False
 
-    def ensure_open(self) -> bool:
-        if self.port.is_open:
-            return True
-        if not self.backoff.ready(self.clock()):
-            return False
-        try:
-            self.port.open()
-        except DeviceNotFoundError as exc:
-            delay = self.backoff.failed(self.clock())
-            if not self._reported_missing:
-                log.warning("%s; retrying every %.0f s at most", exc, self.backoff.maximum)
-                self._reported_missing = True
-            log.debug("next attempt in %.0f s", delay)
-            self.status = PORT_MISSING
-            return False
-        log.info("printer port %s open", self.port.devfile)
-        self.backoff.succeeded()
-        self._reported_missing = False
-        return True
-
-    def _lost(self, exc: Exception) -> PrinterStatus:
-        log.warning("printer port lost: %s", exc)
-        self.port.close()
-        self.backoff.failed(self.clock())
+    def _lost(self, exc: LinkLostError) -> PrinterStatus:
+        log.warning("printer %s: %s", self.printer.id, exc)  # the link reopens it with backoff
         return PORT_MISSING
 
     def poll(self, first_reply_within_s: float | None = None) -> PrinterStatus:
         """Ask DLE EOT 1..4 and keep the answer as :attr:`status`."""
-        if not self.ensure_open():
+        if not self.port.ensure_open():
+            self.status = PORT_MISSING
             return self.status
         poll = StatusPoll()
         request = poll.start()
@@ -78,12 +61,13 @@ class PrinterRunner:
         except StatusError as exc:
             log.warning("printer %s: %s", self.printer.id, exc)
             status = GARBLED
-        except PortError as exc:
+        except LinkLostError as exc:
             status = self._lost(exc)
         self.status = status
         return status
 
     def print_job(self, job: PrintJob) -> PrintResult:
+        """Print a job once (ledger), or answer again what it came to; never raises for the port."""
         known = self.ledger.state(job.job_id)
         if known is not None:
             state, reason = known
@@ -92,21 +76,29 @@ class PrinterRunner:
                 self.ledger.finished(job.job_id, reason)
             log.info("job %s seen before (%s): answered again, not printed", job.job_id, state)
             return self._result(job, reason if state != "done" else None)
-        before = self.poll()
-        if not can_work(before.state):  # the contract's one rule; failure says which fault
-            self.ledger.finished(job.job_id, before.failure)
-            return self._result(job, before.failure)
-        data = render(job, self.printer, self.hall)
-        self.ledger.started(job.job_id)
+        if not self.port.ensure_open():
+            self.status = PORT_MISSING
+            self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
+            return self._result(job, PrintFailure.PORT_MISSING)
         try:
+            # DLE EOT 1 travels while the ticket renders and "started" commits (an fsync): the job
+            # waits for one round trip, not for the poll of all four.
+            self.port.ask(ONLINE_QUERY)
+            data = render(job, self.printer, self.hall)
+            self.ledger.started(job.job_id)  # durable before any of its bytes can reach the paper
+            if not online(self.port.reply()):  # a full poll names the fault (or finds it gone)
+                before = self.poll()
+                if not can_work(before.state):  # the contract's one rule; failure says which fault
+                    self.ledger.finished(job.job_id, before.failure)
+                    return self._result(job, before.failure)
             self.port.send(data)
-        except PortError as exc:
+        except LinkLostError as exc:
             self.status = self._lost(exc)
             self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)
             return self._result(job, PrintFailure.PORT_MISSING)
         # Paper can run out mid-ticket. The first query queues behind the ticket on the wire.
         wire_s = len(data) * 10 / self.printer.baudrate
-        after = self.poll(first_reply_within_s=self.port.timeout + wire_s)
+        after = self.poll(first_reply_within_s=self.port.reply_timeout_s + wire_s)
         self.ledger.finished(job.job_id, after.failure)
         return self._result(job, after.failure)
 

@@ -51,6 +51,18 @@ def query(n: int) -> bytes:
     return DLE_EOT + bytes([n])
 
 
+ONLINE_QUERY = 1
+OFFLINE_BIT = 0x08  # DLE EOT 1, bit 3
+
+
+def online(reply: int | None) -> bool:
+    """Whether a reply to DLE EOT 1 says the printer can print now: a status byte (0xx1xx10) with
+    bit 3 (offline) clear. The printer goes offline for every fault that stops printing (cover open,
+    paper end, any error: protocols.md §1), so one query clears a job; None (no reply) and a
+    garbled byte are not online, and a full poll then names the fault."""
+    return reply is not None and reply & 0x93 == 0x12 and not reply & OFFLINE_BIT
+
+
 def check_reply(n: int, byte: int) -> int:
     if byte & 0x93 != 0x12:
         raise StatusError(f"status reply to DLE EOT {n} is {byte:#04x}, not of the form 0xx1xx10")

@@ -49,13 +49,23 @@ def _quiet_escpos() -> None:
 
 
 class _Page:
+    """The ticket's bytes: our text as is, escpos commands taken from its recording printer in turn
+    (``output`` then ``clear``, its public API), so nothing of ours passes through its encoder."""
+
     def __init__(self, paper: PaperProfile) -> None:
         _quiet_escpos()
         self.paper = paper
         self.out = Dummy(profile=paper.profile)
+        self._data = bytearray()
 
     def raw(self, data: bytes) -> None:
-        self.out._raw(data)
+        self._commands()
+        self._data += data
+
+    def _commands(self) -> None:
+        """Move what escpos has encoded so far behind what is already on the page."""
+        self._data += self.out.output
+        self.out.clear()
 
     def line(self, text: str = "", *, align: str = "left", bold: bool = False, size: int = 1) -> None:
         if size > 1:
@@ -90,7 +100,8 @@ class _Page:
         self.out.set(align="left", normal_textsize=True, bold=False)
 
     def bytes(self) -> bytes:
-        return bytes(self.out.output)
+        self._commands()
+        return bytes(self._data)
 
 
 def render(job: PrintJob, printer: PrinterDevice, hall: Hall) -> bytes:

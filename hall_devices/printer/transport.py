@@ -1,78 +1,65 @@
-"""The printer's serial port: python-escpos' Serial printer, adapted.
+"""The printer's serial port: a :class:`SerialLink` that also asks the real-time status.
 
-- opened with ``serial.serial_for_url`` (a pty, ``socket://`` or ``loop://`` can stand in) and at
-  once, so a missing port fails at start, with flow control, write timeout and exclusive access,
-  which python-escpos never passes;
-- status replies read exactly one byte, instead of 16 bytes and a full timeout;
-- closed explicitly by its owner (no reliance on ``__del__``).
+The link opens the port through ``serial_for_url`` (a pty, ``socket://`` or ``loop://`` can stand
+in), with exclusive access and a write timeout, and reopens it with backoff. python-escpos only
+encodes the ticket (printer/ticket.py); its ``Serial`` printer is not used: it never passes
+``write_timeout`` or ``exclusive`` to pyserial and reads 16 bytes for a 1-byte status reply
+(protocols.md §1).
 """
 
 from __future__ import annotations
 
-import serial
-from escpos.exceptions import DeviceNotFoundError
-from escpos.printer import Serial
-
 from hall_devices.layout import PrinterDevice
-from hall_devices.link import PORT_FAILURES
+from hall_devices.link import MONOTONIC, Clock, SerialLink
 from hall_devices.printer.status import query
 
 
-class PortError(Exception):
-    """The port is missing or failed; the agent reopens it with backoff."""
+class PrinterPort:
+    """One printer's port. Blocking, used only by the printer agent's worker thread.
 
+    Raises :class:`hall_devices.link.LinkLostError` when the port fails or vanishes (the link is then
+    closed and reopened with backoff by :meth:`SerialLink.ensure_open`).
+    """
 
-class PrinterPort(Serial):  # type: ignore[misc]
     def __init__(self, printer: PrinterDevice, url: str | None = None, reply_timeout_s: float = 0.5,
-                 rtscts: bool = False, write_timeout_s: float = 10.0) -> None:
-        super().__init__(devfile=url or printer.serial, baudrate=printer.baudrate,
-                         parity=printer.parity.value, timeout=reply_timeout_s, profile=printer.profile)
-        self.rtscts = rtscts
-        self.write_timeout_s = write_timeout_s
-
-    def open(self, raise_not_found: bool = True) -> None:
-        try:
-            self.device = serial.serial_for_url(
-                self.devfile, baudrate=self.baudrate, bytesize=self.bytesize, parity=self.parity,
-                stopbits=self.stopbits, timeout=self.timeout, write_timeout=self.write_timeout_s,
-                xonxoff=False, rtscts=self.rtscts, dsrdtr=False, exclusive=True)
-        except (ValueError, *PORT_FAILURES) as exc:
-            self.device = None
-            raise DeviceNotFoundError(f"cannot open printer port {self.devfile}: {exc}") from exc
+                 write_timeout_s: float = 10.0, clock: Clock = MONOTONIC) -> None:
+        # A ticket with an image QR is ~4 KB: over 4 s at 9600 baud, hence the long write timeout.
+        self.link = SerialLink(url or printer.serial, printer.baudrate, printer.parity.value,
+                               read_timeout_s=reply_timeout_s, clock=clock,
+                               write_timeout_s=write_timeout_s)
+        self.reply_timeout_s = reply_timeout_s
 
     @property
     def is_open(self) -> bool:
-        device = self._device
-        return isinstance(device, serial.SerialBase) and device.is_open
+        return self.link.is_open
+
+    def ensure_open(self) -> bool:
+        """Open the port if it is closed and the backoff allows; True when it is open."""
+        return self.link.ensure_open()
 
     def send(self, data: bytes) -> None:
-        try:
-            self.device.write(data)
-            self.device.flush()
-        except PORT_FAILURES as exc:
-            raise PortError(f"writing to {self.devfile} failed: {exc}") from exc
+        """Write ticket bytes (returns once the OS has them, not when they are on paper)."""
+        self.link.write(data)
 
     def status_byte(self, n: int, timeout_s: float | None = None) -> int | None:
-        """Ask DLE EOT n and read its one reply byte; None when the printer does not answer.
+        """Ask DLE EOT n and wait for its one reply byte (:meth:`ask` then :meth:`reply`)."""
+        self.ask(n)
+        return self.reply(timeout_s)
 
-        ``timeout_s`` replaces the usual reply timeout, e.g. when the query queues behind a ticket
-        still on the wire.
+    def ask(self, n: int) -> None:
+        """Send DLE EOT n. Bytes left over from an earlier answer are dropped first, so a late reply
+        is not taken for this one."""
+        self.link.read_waiting()
+        self.link.write(query(n))
+
+    def reply(self, timeout_s: float | None = None) -> int | None:
+        """The one reply byte to the query asked last; None when none came in time.
+
+        The wait ends at the first byte (the read blocks until it arrives). ``timeout_s`` replaces the
+        reply timeout (seconds), e.g. when the query queues behind a ticket still on the wire.
         """
-        try:
-            self.device.reset_input_buffer()
-            self.device.write(query(n))
-            if timeout_s is not None:
-                self.device.timeout = timeout_s
-            reply = self.device.read(1)
-        except PORT_FAILURES as exc:
-            raise PortError(f"status query on {self.devfile} failed: {exc}") from exc
-        finally:
-            if timeout_s is not None and self.is_open:
-                self.device.timeout = self.timeout
-        return reply[0] if reply else None
+        data = self.link.read(self.reply_timeout_s if timeout_s is None else timeout_s)
+        return data[0] if data else None
 
     def close(self) -> None:
-        try:
-            super().close()
-        except PORT_FAILURES:
-            self._device = False  # already gone with the cable
+        self.link.close()

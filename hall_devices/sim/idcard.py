@@ -25,7 +25,7 @@ from hall_devices.idcard.codec import (
     read_reply_data,
 )
 from hall_devices.idcard.identity import check_digit
-from hall_devices.sim.port import VirtualPort
+from hall_devices.sim.port import PortSimulator
 
 
 def demo_card(name: str, first17: str, sex: str = "1") -> CardText:
@@ -51,29 +51,14 @@ class ReaderSwitches:
     silent: bool = False
 
 
-class IdCardReaderSimulator:
+class IdCardReaderSimulator(PortSimulator):
     def __init__(self, path: Path) -> None:
-        self.port = VirtualPort(path)
+        super().__init__(path, "sim-idcard")
         self.switches = ReaderSwitches()
         self.card: CardText | None = None
         self.commands: list[Command | None] = []
         self._decoder = FrameDecoder()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="idcard sim", daemon=True)
-
-    @property
-    def path(self) -> Path:
-        return self.port.path
-
-    def start(self) -> IdCardReaderSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.port.close()
 
     def place(self, card: CardText) -> None:
         with self._lock:
@@ -83,16 +68,12 @@ class IdCardReaderSimulator:
         with self._lock:
             self.card = None
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            data = self.port.read(0.05)
-            if not data:
-                continue
-            for item in self._decoder.feed(data):
-                if isinstance(item, Frame):
-                    reply = self.answer(item)
-                    if reply is not None:
-                        self.port.write(reply)
+    def on_bytes(self, data: bytes) -> None:
+        for item in self._decoder.feed(data):
+            if isinstance(item, Frame):
+                reply = self.answer(item)
+                if reply is not None:
+                    self.port.write(reply)
 
     def answer(self, item: Frame) -> bytes | None:
         """The module's reply to one host frame (None: no reply)."""

@@ -27,7 +27,7 @@ from hall_devices.evaluator.keypad import (
     rating_level,
     shown_digits,
 )
-from hall_devices.sim.port import VirtualPort
+from hall_devices.sim.port import PortSimulator
 
 
 @dataclass
@@ -47,29 +47,14 @@ class KeypadSwitches:
     one_frame_confirm: bool = False
 
 
-class KeypadBusSimulator:
+class KeypadBusSimulator(PortSimulator):
     def __init__(self, path: Path, addresses: list[int]) -> None:
-        self.port = VirtualPort(path)
+        super().__init__(path, "sim-keypads")
         self.pads = {address: PadView() for address in addresses}
         self.switches = KeypadSwitches()
         self.echoes: list[bytes] = []  # frames of ours the host echoed back
         self._decoder = KeypadDecoder()
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sim-keypads {path.name}", daemon=True)
-
-    @property
-    def path(self) -> Path:
-        return self.port.path
-
-    def start(self) -> KeypadBusSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.port.close()
 
     # --- as people at the window would ---------------------------------------------------------
 
@@ -108,15 +93,11 @@ class KeypadBusSimulator:
 
     # --- what the host did ---------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            data = self.port.read(0.05)
-            if not data:
+    def on_bytes(self, data: bytes) -> None:
+        for item in self._decoder.feed(data):
+            if isinstance(item, Garbage):
                 continue
-            for item in self._decoder.feed(data):
-                if isinstance(item, Garbage):
-                    continue
-                self._from_host(item)
+            self._from_host(item)
 
     def _from_host(self, frame: Frame) -> None:
         with self._changed:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hall_devices.display import bx, eq
-from hall_devices.sim.port import VirtualPort
+from hall_devices.sim.port import PortSimulator
 
 
 @dataclass
@@ -51,32 +51,16 @@ class LedSwitches:
     garble: set[int] = field(default_factory=set)
 
 
-class LedBusSimulator:
+class LedBusSimulator(PortSimulator):
     def __init__(self, path: Path, protocol: str, addresses: list[int], baud: int | None = None) -> None:
-        self.port = VirtualPort(path)
+        super().__init__(path, "sim-led", baud)
         self.protocol = protocol
-        self.baud = baud
         self.controllers = {a: Controller(a) for a in addresses}
         self.switches = LedSwitches()
         self.bad_frames = 0
         self._bx = bx.BxDecoder()
         self._eq = eq.EqDecoder()
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sim-led {path.name}", daemon=True)
-
-    @property
-    def path(self) -> Path:
-        return self.port.path
-
-    def start(self) -> LedBusSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.port.close()
 
     def text(self, address: int, area: int = 0) -> str:
         """What the screen shows in an area, line-padding spaces folded."""
@@ -87,17 +71,11 @@ class LedBusSimulator:
         with self._changed:
             return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            data = self.port.read(0.05)
-            if not data:
-                continue
-            if self.baud:
-                time.sleep(len(data) * 10 / self.baud)
-            if self.protocol == "bx":
-                self._bx_bytes(data)
-            else:
-                self._eq_bytes(data)
+    def on_bytes(self, data: bytes) -> None:
+        if self.protocol == "bx":
+            self._bx_bytes(data)
+        else:
+            self._eq_bytes(data)
 
     def _eq_bytes(self, data: bytes) -> None:
         for item in self._eq.feed(data):

@@ -4,6 +4,9 @@ The device simulator owns the pty master; the agent opens :attr:`VirtualPort.pat
 the pty slave (as udev gives real devices a stable name). Unplugging closes the master and removes
 the link, so the agent's reads and writes fail as with a pulled USB cable; plugging back makes a new
 pty behind the same path.
+
+:class:`PortSimulator` is the one lifecycle every simulated serial device shares: the port, a reader
+thread, ``start``/``stop`` and UART pacing; each device says only what it does with the bytes.
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ import errno
 import os
 import select
 import threading
+import time
 import tty
 from pathlib import Path
+from typing import Self
+
+IDLE_READ_S = 0.05  # how long a read waits for bytes before the thread looks at its stop flag
 
 
 class VirtualPort:
@@ -75,3 +82,51 @@ class VirtualPort:
 
     def close(self) -> None:
         self.unplug()
+
+
+class PortSimulator:
+    """A device on a :class:`VirtualPort`: one thread hands what the host writes to :meth:`on_bytes`.
+
+    ``baud`` paces reading like a UART at that speed (10 bit times a byte): :meth:`on_bytes` is
+    called when a chunk's last byte would have arrived. :meth:`on_idle` runs when nothing came for
+    ``IDLE_READ_S`` seconds. Subclasses keep their own fault switches.
+    """
+
+    def __init__(self, path: Path, name: str, baud: int | None = None) -> None:
+        self.port = VirtualPort(path)
+        self.baud = baud
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name} {path.name}", daemon=True)
+
+    @property
+    def path(self) -> Path:
+        return self.port.path
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.port.close()
+
+    def wire_s(self, size: int) -> float:
+        """Seconds ``size`` bytes take on the wire at ``baud`` (0 when unpaced)."""
+        return size * 10 / self.baud if self.baud else 0.0
+
+    def on_bytes(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def on_idle(self) -> None:
+        """Nothing arrived for a while (e.g. a printer without a cutter ends its ticket)."""
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            data = self.port.read(IDLE_READ_S)
+            if not data:
+                self.on_idle()
+                continue
+            if self.baud:
+                time.sleep(self.wire_s(len(data)))
+            self.on_bytes(data)

@@ -10,15 +10,17 @@ kept as lines of text, QR payloads and whether it was cut, and can be rendered t
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hall_devices.printer.decode import Cut, EscPosDecoder, QrCode, Raster, Setting, StatusQuery, Text
-from hall_devices.sim.port import VirtualPort
+from hall_devices.sim.port import PortSimulator
 
 IDLE_END_S = 0.3
+TRAILING_QUERIES = re.compile(rb"(?:\x10\x04[\x01-\x04])+\Z")  # DLE EOT n at the end of a chunk
 
 
 @dataclass
@@ -81,51 +83,37 @@ def status_reply(n: int, s: Switches) -> int:
     return byte
 
 
-class PrinterSimulator:
+class PrinterSimulator(PortSimulator):
     def __init__(self, path: Path, encoding: str = "gb18030", baud: int | None = None) -> None:
-        self.port = VirtualPort(path)
+        super().__init__(path, "sim-printer", baud)
         self.encoding = encoding
-        self.baud = baud
         self.switches = Switches()
         self.tickets: list[PrintedTicket] = []
         self.received = bytearray()
+        self.status_bytes = 0  # of ``received``: DLE EOT queries (3 bytes each), not ticket bytes
         self.last_byte_at = 0.0
+        self.last_print_byte_at = 0.0  # monotonic time the last byte that was not a query arrived
         self._decoder = EscPosDecoder()
         self._current: PrintedTicket | None = None
         self._changed = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sim-printer {path.name}", daemon=True)
 
-    @property
-    def path(self) -> Path:
-        return self.port.path
+    def on_idle(self) -> None:
+        # Without a cutter a ticket ends where the paper stops: when the bytes stop.
+        if self._current is not None and time.monotonic() - self.last_byte_at > IDLE_END_S:
+            self._finish()
 
-    def start(self) -> PrinterSimulator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.port.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            data = self.port.read(0.05)
-            if not data:
-                # Without a cutter a ticket ends where the paper stops: when the bytes stop.
-                if self._current is not None and time.monotonic() - self.last_byte_at > IDLE_END_S:
-                    self._finish()
-                continue
-            if self.baud:  # a UART takes 10 bit times a byte
-                time.sleep(len(data) * 10 / self.baud)
-            self.last_byte_at = time.monotonic()
-            self.received += data
-            for event in self._decoder.feed(data):
-                self._handle(event)
+    def on_bytes(self, data: bytes) -> None:
+        self.last_byte_at = time.monotonic()
+        queries = len(data) - len(TRAILING_QUERIES.sub(b"", data))
+        if queries < len(data):  # the chunk's last query-free byte came the queries' wire time earlier
+            self.last_print_byte_at = self.last_byte_at - self.wire_s(queries)
+        self.received += data
+        for event in self._decoder.feed(data):
+            self._handle(event)
 
     def _handle(self, event: object) -> None:
         if isinstance(event, StatusQuery):
+            self.status_bytes += 3
             if not self.switches.silent:
                 reply = 0xFF if self.switches.garbled else status_reply(event.n, self.switches)
                 self.port.write(bytes([reply]))

@@ -11,6 +11,7 @@ from hall_devices.printer.status import (
     StatusError,
     StatusPoll,
     decode,
+    online,
     query,
 )
 from hall_devices.sim.printer import Switches, status_reply
@@ -82,3 +83,22 @@ def test_a_printer_in_error_cannot_print_by_the_contracts_one_rule(switch: str) 
     assert status.state is DeviceState.FAULT and not can_work(status.state)
     assert status_reply(2, switches) == 0x52 and status_reply(1, switches) == 0x1A  # error, offline
     assert can_work(DeviceState.WARNING) and can_work(None) and not can_work(DeviceState.OFFLINE)
+
+
+@pytest.mark.parametrize(("reply", "can_print"), [
+    (0x12, True),  # online, nothing to say
+    (0x1A, False),  # bit 3: offline (cover open, paper end or an error)
+    (0x16, True),  # bit 2 (drawer pin 3) says nothing about printing
+    (0xFF, False),  # not of the form 0xx1xx10: garbled
+    (None, False),  # no reply: not responding
+])
+def test_one_dle_eot_1_reply_says_whether_a_job_may_go(reply: int | None, can_print: bool) -> None:
+    assert online(reply) is can_print
+
+
+@given(st.builds(Switches, paper_near_end=st.booleans(), paper_out=st.booleans(), cover_open=st.booleans(),
+                 offline=st.booleans(), mechanical_error=st.booleans(), autocutter_error=st.booleans(),
+                 unrecoverable_error=st.booleans(), recoverable_error=st.booleans()))
+def test_dle_eot_1_is_offline_exactly_when_the_full_poll_finds_a_blocking_fault(switches: Switches) -> None:
+    status = decode({n: status_reply(n, switches) for n in (1, 2, 3, 4)})
+    assert online(status_reply(1, switches)) is (status.failure is None)
