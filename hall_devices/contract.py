@@ -695,8 +695,16 @@ QueryAnswer = Annotated[
     | DeadLettersAnswer | AppointmentsAnswer, Field(discriminator="kind")]
 
 
+A = TypeVar("A", bound=Row)
+
+
 class QueryReply(Reply):
     data: QueryAnswer | None = Field(None, description="the answer, when ok; its kind is the query's")
+
+    def answer_as(self, model: type[A]) -> A | None:
+        """``data`` when it is a ``model`` (the answer of the kind asked), else None (refused:
+        see ``error``)."""
+        return self.data if isinstance(self.data, model) else None
 
 
 class ActiveAlerts(Payload):

@@ -22,6 +22,7 @@ from hall_devices.contract import (
     QueryKind,
     QueryRequest,
     Rating,
+    RequestRoute,
     contract_markdown,
     find_route,
 )
@@ -35,8 +36,9 @@ def test_generated_doc_is_in_sync() -> None:
 
 def test_every_request_has_an_answer_route_with_a_reply_model() -> None:
     for r in ROUTES.values():
-        if r.answer:
-            answer = ROUTES[r.answer]
+        if isinstance(r, RequestRoute):
+            answer = r.answer
+            assert answer is ROUTES[answer.name]
             assert set(answer.params) == set(r.params)
             answer.model.model_validate({"command_id": None, "ok": False,
                                          "error": {"code": "x", "message": "y"}})

@@ -23,6 +23,7 @@ from hall_devices.contract import (
     RatingAck,
     RatingPrompt,
     Reply,
+    RequestRoute,
     StaffAction,
     StaffCommand,
     StaffResult,
@@ -102,11 +103,11 @@ class Engine:
         try:
             return handlers[route_name](payload, params, now, token)
         except EngineError as refused:
-            answer = route(route_name).answer
+            request = route(route_name)
             problem = Problem(code=refused.code, message=refused.message)
             reply: Reply | None = None
-            if answer is not None:
-                model = route(answer).model
+            if isinstance(request, RequestRoute):
+                model = request.answer.model
                 assert issubclass(model, Reply)
                 reply = model.model_validate({
                     "command_id": _request_id(payload), "ok": False,

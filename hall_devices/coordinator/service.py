@@ -42,21 +42,23 @@ from hall_devices.contract import (
     ErrorReport,
     Payload,
     Problem,
+    QueryAnswer,
     QueryKind,
     QueryReply,
     QueryRequest,
     Reply,
+    RequestRoute,
     ResendRequest,
     route,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
-from hall_devices.coordinator.calendar import business_day, local
+from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.clock import Reading, boot_id, boottime
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import STATE_ADAPTER
 from hall_devices.coordinator.outcome import EngineError, Outcome, Publish
-from hall_devices.coordinator.queries import answer
+from hall_devices.coordinator.queries import answer, dead_letters
 from hall_devices.coordinator.reminders import Reminders, phone_conflict, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
@@ -119,9 +121,9 @@ class _Batch:
 
 def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
     """The ``ok: false`` answer to a message, or None when its route has no answer."""
-    if item.route.answer is None:
+    if not isinstance(item.route, RequestRoute):
         return None
-    model = route(item.route.answer).model
+    model = item.route.answer.model
     reply = model.model_validate({"command_id": command_id(item.payload), "ok": False, "error": problem})
     assert isinstance(reply, Reply)
     return reply
@@ -444,11 +446,9 @@ class CoordinatorService:
 
     def _query(self, query: QueryRequest, now: datetime) -> QueryReply:
         try:
+            data: QueryAnswer
             if query.kind is QueryKind.DEAD_LETTERS:
-                data: dict[str, Any] = {"dead_letters": [
-                    {**vars(d), "at_local": local(self.layout.hall, datetime.fromisoformat(d.at))
-                     .strftime("%Y-%m-%d %H:%M:%S")} for d in self.store.dead_letters()],
-                    "total": self.store.count("dead_letters")}
+                data = dead_letters(self.layout, self.store.dead_letters(), self.store.count("dead_letters"))
             else:
                 data = answer(self.engine, self.store.events_of_days, query, now)
         except EngineError as refused:
@@ -472,10 +472,9 @@ class CoordinatorService:
 
     def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
                          replies: list[tuple[Inbound[Any], Reply]]) -> None:
-        answer = item.route.answer
-        if answer is None or stored is None:
+        if not isinstance(item.route, RequestRoute) or stored is None:
             return
-        model = route(answer).model
+        model = item.route.answer.model
         reply = model.model_validate_json(stored)
         assert isinstance(reply, Reply)
         replies.append((item, reply))
