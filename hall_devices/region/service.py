@@ -15,20 +15,26 @@ import queue
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    REGION_ALERTS_IN,
     REGION_CONFIG_OUT,
+    REGION_CONFIG_RESULT_IN,
+    REGION_EVENTS_IN,
+    REGION_HEAD_IN,
     REGION_RESEND_OUT,
     ActiveAlerts,
     ConfigPush,
     ConfigResult,
+    Payload,
     RegionEvents,
     RegionHead,
     ResendRequest,
-    route,
 )
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
@@ -37,11 +43,28 @@ from hall_devices.region.profiles import load_profile
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Payload)
 REGION_ID = "region"  # the service's account, client id and device id on the regional broker
 BATCH = 500
 TICK_S = 0.5
 REPORT_EVERY_S = 1.0
 PUSH_AGAIN_S = 60.0
+
+
+@dataclass
+class _Pass:
+    """One pass of the worker over a batch: its clock reading and the latest head of each hall."""
+
+    now_s: float
+    heads: dict[str, RegionHead] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A message taken from the bus: its typed handler bound to it, and its acknowledgement."""
+
+    run: Callable[[_Pass], None]
+    ack: Callable[[], None]
 
 
 class RegionService:
@@ -54,14 +77,16 @@ class RegionService:
             ingest.restore(mark.applied, mark.head)
             self.halls[mark.hall_id] = ingest
             self.districts[mark.hall_id] = mark.district
-        self._inbox: queue.Queue[Inbound[Any]] = queue.Queue()
+        self._inbox: queue.Queue[_Job] = queue.Queue()
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, name="region", daemon=True)
         self.bus = Bus(settings, BusOptions(
             client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
-        for name in ("region_events_in", "region_head_in", "region_config_result_in", "region_alerts_in"):
-            self.bus.subscribe(route(name), self._inbox.put)
+        self.bus.subscribe(REGION_EVENTS_IN, self._queued(self._events))
+        self.bus.subscribe(REGION_HEAD_IN, self._queued(self._head))
+        self.bus.subscribe(REGION_CONFIG_RESULT_IN, self._queued(self._config_result))
+        self.bus.subscribe(REGION_ALERTS_IN, self._queued(self._alerts))
         self._outbox: Outbox | None = None
         self._reporter: threading.Thread | None = None
         if settings.region_report_url:
@@ -94,7 +119,7 @@ class RegionService:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                batch: list[Inbound[Any]] = self._take(TICK_S)
+                batch = self._take(TICK_S)
                 try:
                     if batch:
                         self._process(batch)
@@ -102,8 +127,8 @@ class RegionService:
                     # Stored, or (after a failure) a gap the hall is asked to fill from its store,
                     # which is the truth: either way the broker may forget them. Unacknowledged
                     # messages would hold the broker's in-flight window shut until a reconnect.
-                    for item in batch:
-                        self.bus.ack(item)
+                    for job in batch:
+                        job.ack()
                 self._ask_for_gaps()
                 self._send_pushes()
             except Exception:  # unacknowledged messages come back; the store's marks stay right
@@ -128,7 +153,14 @@ class RegionService:
                     self._outbox.reconnect()
         self._outbox.close()
 
-    def _take(self, wait_s: float) -> list[Inbound[Any]]:
+    def _queued(self, handle: Callable[[Inbound[P], _Pass], None]) -> Callable[[Inbound[P]], None]:
+        """A bus handler (paho's thread) that queues the message for ``handle`` on the worker."""
+        def put(inbound: Inbound[P]) -> None:
+            self._inbox.put(_Job(lambda batch: handle(inbound, batch), lambda: self.bus.ack(inbound)))
+
+        return put
+
+    def _take(self, wait_s: float) -> list[_Job]:
         try:
             batch = [self._inbox.get(timeout=wait_s)]
         except queue.Empty:
@@ -149,39 +181,47 @@ class RegionService:
             log.info("new hall %s (行政区划 %s)", hall_id, district)
         return ingest
 
-    def _process(self, batch: list[Inbound[Any]]) -> None:
-        now_s = time.monotonic()
-        heads: dict[str, RegionHead] = {}
-        for item in batch:
-            site, district = item.params["site"], item.params["district"]
-            ingest = self._hall(site, district)
-            if isinstance(item.payload, ActiveAlerts):
-                self.db.set_alerts(site, item.payload)
-                continue
-            if isinstance(item.payload, ConfigResult):
-                result = item.payload
-                if result.version is None:  # the hall could not read the push at all
-                    log.warning("hall %s refused a push it could not read: %s", site, result.error)
-                    continue
-                self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
-                log.info("hall %s: layout version %d %s %s", site, result.version,
-                         "applied" if result.ok else "refused:", "; ".join(result.reasons))
-                continue
-            if isinstance(item.payload, RegionHead):
-                ingest.receive([], item.payload.head, now_s)
-                heads[site] = item.payload
-                continue
-            payload: RegionEvents = item.payload
-            try:
-                ready = ingest.receive(payload.events, payload.head, now_s)
-            except IngestError as exc:
-                log.warning("refused events of hall %s: %s", site, exc)
-                continue
-            if ready:
-                self.db.apply(site, ingest.applied, ready)
-                ingest.applied_up_to(ready[-1].seq)
-        for site, head in heads.items():
+    def _process(self, batch: list[_Job]) -> None:
+        done = _Pass(time.monotonic())
+        for job in batch:
+            job.run(done)
+        for site, head in done.heads.items():
             self.db.heard(site, head.head, head.at, head.layout_version)
+
+    def _ingest_of(self, inbound: Inbound[P]) -> tuple[str, HallIngest]:
+        """The hall a message came from (its topic's ``site``), registered on first sight."""
+        site = inbound.params["site"]
+        return site, self._hall(site, inbound.params["district"])
+
+    def _alerts(self, inbound: Inbound[ActiveAlerts], _done: _Pass) -> None:
+        site, _ingest = self._ingest_of(inbound)
+        self.db.set_alerts(site, inbound.payload)
+
+    def _config_result(self, inbound: Inbound[ConfigResult], _done: _Pass) -> None:
+        site, _ingest = self._ingest_of(inbound)
+        result = inbound.payload
+        if result.version is None:  # the hall could not read the push at all
+            log.warning("hall %s refused a push it could not read: %s", site, result.error)
+            return
+        self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
+        log.info("hall %s: layout version %d %s %s", site, result.version,
+                 "applied" if result.ok else "refused:", "; ".join(result.reasons))
+
+    def _head(self, inbound: Inbound[RegionHead], done: _Pass) -> None:
+        site, ingest = self._ingest_of(inbound)
+        ingest.receive([], inbound.payload.head, done.now_s)
+        done.heads[site] = inbound.payload  # the last of the batch is written once, after it
+
+    def _events(self, inbound: Inbound[RegionEvents], done: _Pass) -> None:
+        site, ingest = self._ingest_of(inbound)
+        try:
+            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s)
+        except IngestError as exc:
+            log.warning("refused events of hall %s: %s", site, exc)
+            return
+        if ready:
+            self.db.apply(site, ingest.applied, ready)
+            ingest.applied_up_to(ready[-1].seq)
 
     def _ask_for_gaps(self) -> None:
         now_s = time.monotonic()
