@@ -315,7 +315,7 @@ class Bus:
                                        f"of {MAX_PAYLOAD_BYTES}")
         return Sent(self._client.publish(topic, body, qos=route_.qos, retain=route_.retained))
 
-    def answer(self, inbound: Inbound[Any], reply: Reply) -> Sent:
+    def answer(self, inbound: Inbound[P], reply: Reply) -> Sent:
         """Publish a reply on the answer route of the message, with the same topic parameters.
 
         Raises :class:`BusError` when the message's route has none, ``TypeError`` when ``reply``
@@ -342,7 +342,7 @@ class Bus:
     def status(self) -> DeviceStatus:
         return self._status
 
-    def ack(self, inbound: Inbound[Any]) -> None:
+    def ack(self, inbound: Inbound[P]) -> None:
         """Acknowledge a QoS 1 message in manual-ack mode (after its effect is durable).
 
         A message that came over an earlier connection is not acknowledged: the broker redelivers

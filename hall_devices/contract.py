@@ -1057,6 +1057,9 @@ def contract_markdown() -> str:
         doc = (model.__doc__ or "").strip()
         if doc:
             out += [doc.splitlines()[0], ""]
+        if issubclass(model, Request):
+            out += [f"Its id is `{model.ID_FIELD}` (`request_key`); an answer, where its route "
+                    "has one, repeats it as `command_id`.", ""]
         out += ["| field | type | required | meaning |", "|---|---|---|---|"]
         for name, shown, required, description in describe_fields(model):
             out.append(f"| {name} | `{shown}` | {'yes' if required else 'no'} | {description} |")
