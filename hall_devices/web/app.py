@@ -424,7 +424,7 @@ class Pages:
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
                                     ticket_id=numbered.ticket.ticket_id)
             action, target = "reprint", number
-        ticket = getattr(reply, "ticket", None)
+        ticket = reply.ticket
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
             refusal(reply.error, self.layout.hall))
         detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")

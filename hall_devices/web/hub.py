@@ -41,11 +41,12 @@ from hall_devices.contract import (
     QueryReply,
     QueryRequest,
     QueueSummary,
-    Reply,
     StaffAction,
     StaffCommand,
+    StaffResult,
     WindowAction,
     WindowCommand,
+    WindowCommandResult,
     WindowState,
 )
 from hall_devices.layout import Layout
@@ -236,12 +237,12 @@ class Hub:
                 code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
         return await asyncio.to_thread(self.requests.call, QUERY, request, 10.0, client=WEB)
 
-    async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
+    async def window_command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
         return await asyncio.to_thread(self.requests.call, WINDOW_COMMAND, command, 10.0,
                                        window=window)
 
-    async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
+    async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> StaffResult:
         command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
         return await asyncio.to_thread(self.requests.call, STAFF_COMMAND, command, 10.0,
                                        staff=WEB)
