@@ -921,15 +921,15 @@ def _routes(*routes: Route[Any]) -> dict[str, Route[Any]]:
 TICKET_REPLY = Route("ticket_reply", "hall/{hall}/kiosk/{kiosk}/ticket/reply", TicketReply,
                      "coordinator", "kiosk")
 TICKET_REQUEST = RequestRoute("ticket_request", "hall/{hall}/kiosk/{kiosk}/ticket/request", TicketRequest,
-                       "kiosk", "coordinator", answer=TICKET_REPLY)
+                              "kiosk", "coordinator", answer=TICKET_REPLY)
 PRINT_RESULT = Route("print_result", "hall/{hall}/printer/{printer}/result", PrintResult,
                      "printer", "coordinator")
 PRINT_JOB = RequestRoute("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
-                  "coordinator", "printer", answer=PRINT_RESULT)
+                         "coordinator", "printer", answer=PRINT_RESULT)
 WINDOW_RESULT = Route("window_result", "hall/{hall}/window/{window}/result", WindowCommandResult,
                       "coordinator", "pad agent, web")
 WINDOW_COMMAND = RequestRoute("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
-                       "pad agent, web", "coordinator", answer=WINDOW_RESULT)
+                              "pad agent, web", "coordinator", answer=WINDOW_RESULT)
 WINDOW_STATE = Route("window_state", "hall/{hall}/window/{window}/state", WindowState,
                      "coordinator", "displays, pad agent, web", retained=True)
 CALL = Route("call", "hall/{hall}/call", Call, "coordinator", "displays, announcer, web")
@@ -940,7 +940,7 @@ RATING_PROMPT = Route("rating_prompt", "hall/{hall}/window/{window}/rating/promp
 RATING_ACK = Route("rating_ack", "hall/{hall}/window/{window}/rating/ack", RatingAck,
                    "coordinator", "pad agent")
 RATING = RequestRoute("rating", "hall/{hall}/window/{window}/rating", Rating,
-               "pad agent", "coordinator", answer=RATING_ACK, identity=("window", "window"))
+                      "pad agent", "coordinator", answer=RATING_ACK, identity=("window", "window"))
 DEVICE_STATUS = Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
                       "every agent (Last Will: offline)", "coordinator, web", retained=True,
                       identity=("device_id", "device"))
@@ -949,10 +949,10 @@ ACTIVE_ALERTS = Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts
                       retained=True)
 STAFF_RESULT = Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web")
 STAFF_COMMAND = RequestRoute("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
-                      "web", "coordinator", answer=STAFF_RESULT)
+                             "web", "coordinator", answer=STAFF_RESULT)
 QUERY_REPLY = Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web")
 QUERY = RequestRoute("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
-              answer=QUERY_REPLY)
+                     answer=QUERY_REPLY)
 ERROR = Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
               identity=("reported_by", "reporter"))
 CARD_READ = Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk")
@@ -969,7 +969,7 @@ REGION_RESEND = Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendReq
 REGION_CONFIG_RESULT = Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult,
                              "coordinator", "bridge → region")
 REGION_CONFIG = RequestRoute("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge",
-                      "coordinator", answer=REGION_CONFIG_RESULT)
+                             "coordinator", answer=REGION_CONFIG_RESULT)
 REGION_CONFIG_OUT = Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region",
                           "bridge of a hall")
 REGION_CONFIG_RESULT_IN = Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result",
