@@ -51,14 +51,14 @@ from hall_devices.contract import (
     Payload,
     Problem,
     Reply,
+    RequestRoute,
     Route,
-    route,
+    request_id_field,
 )
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
-_ID_FIELDS = ("command_id", "job_id", "rating_id")
 UNREACHABLE_WARN_S = 2.0  # no connection after this long: say so, with host and port
 # paho's own log, kept only for what its backstop caught in a callback: its other errors ("Client
 # is not connected" on every retry) repeat what this module says once, in one line.
@@ -98,9 +98,6 @@ class Inbound(Generic[P]):
     mid: int
     qos: int
     connection: int = 0  # which connection brought it: a PUBACK is only valid on that one
-
-
-Handler = Callable[[Inbound[Any]], None]
 
 
 @dataclass(frozen=True)
@@ -160,20 +157,18 @@ def encode(payload: Payload) -> bytes:
     return payload.model_dump_json().encode("utf-8")
 
 
-def _readable_id(raw: bytes) -> str | None:
-    """The request id of a payload that failed validation, if one can be read, for the answer."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
+def _readable_id(route_: Route[Any], raw: bytes) -> str | None:
+    """The request id of a payload of ``route_`` that failed validation, if one can be read, for
+    the answer (the id field is the one its model names: :func:`contract.request_id_field`)."""
+    key = request_id_field(route_.model)
+    if key is None or len(raw) > MAX_PAYLOAD_BYTES:
         return None
     try:
         data = json.loads(raw)
     except Exception:  # whatever made it unreadable the first time
         return None
-    if isinstance(data, dict):
-        for key in _ID_FIELDS:
-            value = data.get(key)
-            if isinstance(value, str) and 0 < len(value) <= 64:
-                return value
-    return None
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
 @dataclass
@@ -325,12 +320,15 @@ class Bus:
                                        f"of {MAX_PAYLOAD_BYTES}")
         return Sent(self._client.publish(topic, body, qos=route_.qos, retain=route_.retained))
 
-    def answer(self, inbound: Inbound[Any], reply: Reply) -> Sent:
-        """Publish a reply on the answer route of the message, with the same topic parameters."""
-        if inbound.route.answer is None:
+    def answer(self, inbound: Inbound[P], reply: Reply) -> Sent:
+        """Publish a reply on the answer route of the message, with the same topic parameters.
+
+        Raises :class:`BusError` when the message's route has none, ``TypeError`` when ``reply``
+        is not of the answer route's model."""
+        if not isinstance(inbound.route, RequestRoute):
             raise BusError(f"route {inbound.route.name} has no answer route")
         params = {k: v for k, v in inbound.params.items() if k != "hall"}
-        return self.publish(route(inbound.route.answer), reply, **params)
+        return self.publish(inbound.route.answer, reply, **params)
 
     def set_status(self, state: DeviceState, faults: list[Any] | None = None,
                    detail: str | None = None, members: dict[str, DeviceState] | None = None,
@@ -349,7 +347,7 @@ class Bus:
     def status(self) -> DeviceStatus:
         return self._status
 
-    def ack(self, inbound: Inbound[Any]) -> None:
+    def ack(self, inbound: Inbound[P]) -> None:
         """Acknowledge a QoS 1 message in manual-ack mode (after its effect is durable).
 
         A message that came over an earlier connection is not acknowledged: the broker redelivers
@@ -391,13 +389,13 @@ class Bus:
         if self._connected.is_set():
             self._client.subscribe(sub.filter, qos=route_.qos)  # renewed with the rest on reconnect
 
-    def _dispatcher(self, sub: _Subscription[Any]) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
+    def _dispatcher(self, sub: _Subscription[P]) -> Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None]:
         def dispatch(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
             self._deliver(sub, message)
 
         return dispatch
 
-    def _deliver(self, sub: _Subscription[Any], message: mqtt.MQTTMessage) -> None:
+    def _deliver(self, sub: _Subscription[P], message: mqtt.MQTTMessage) -> None:
         try:
             params = sub.route.match(message.topic)
             if params is None:
@@ -415,7 +413,7 @@ class Bus:
             if wrong_sender is not None:
                 self._refuse(sub.route, message, params, wrong_sender)
                 return
-            inbound: Inbound[Any] = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
+            inbound = Inbound(sub.route, message.topic, params, payload, bool(message.dup),
                                             bool(message.retain), message.mid, message.qos,
                                             self._connection_number)
             sub.handler(inbound)
@@ -431,10 +429,10 @@ class Bus:
         raw = bytes(message.payload)
         try:
             self.report(message.topic, problem, raw)
-            if route_.answer is not None and params:
-                answer_route = route(route_.answer)
+            if isinstance(route_, RequestRoute) and params:
+                answer_route = route_.answer
                 reply = answer_route.model.model_validate(
-                    {"command_id": _readable_id(raw), "ok": False, "error": problem})
+                    {"command_id": _readable_id(route_, raw), "ok": False, "error": problem})
                 rest = {k: v for k, v in params.items() if k != "hall"}
                 self.publish(answer_route, reply, **rest)
         except Exception:

@@ -9,10 +9,10 @@ from :data:`ROUTES` (``hall-devices contract docs``) and a test keeps it in sync
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -47,6 +47,28 @@ class Problem(Payload):
                                   "wrong_sender, unknown_service, wrong_state, request_expired, "
                                   "clock_skew, ...")
     message: str
+
+
+class Request(Payload):
+    """Base of every payload that carries its own unique id: a command, job, rating, card read...
+
+    ``ID_FIELD`` names the field holding the id (``command_id`` unless a subclass says otherwise);
+    :attr:`request_key` reads it whatever its name. The id is what the coordinator deduplicates
+    on and what the answer's ``command_id`` repeats, so this is the one place that says which
+    field it is.
+    """
+
+    ID_FIELD: ClassVar[str] = "command_id"
+
+    @property
+    def request_key(self) -> str:
+        """The request's id (the value of its ``ID_FIELD``): 1..64 ASCII characters."""
+        return str(getattr(self, self.ID_FIELD))
+
+
+def request_id_field(model: type[Payload]) -> str | None:
+    """The field naming a payload model's id, or None for a model that is no :class:`Request`."""
+    return model.ID_FIELD if issubclass(model, Request) else None
 
 
 class Reply(Payload):
@@ -207,7 +229,7 @@ TICKET_REQUEST_TTL_S = 10.0
 CLOCK_SKEW_MAX_S = 2.0  # hall clocks agree within this (NTP on the LAN); larger skews are refused
 
 
-class TicketRequest(Payload):
+class TicketRequest(Request):
     command_id: CommandId
     deadline: AwareDatetime | None = Field(
         None, description="issue no ticket after this (coordinator's clock); every kiosk sets it; "
@@ -248,7 +270,9 @@ class TicketReply(Reply):
     print_job_id: str | None = Field(None, description="set when a print job was sent")
 
 
-class PrintJob(Payload):
+class PrintJob(Request):
+    ID_FIELD: ClassVar[str] = "job_id"
+
     job_id: CommandId
     kiosk_id: str
     hall_name: Text
@@ -264,7 +288,7 @@ class PrintResult(Reply):
     reason: PrintFailure | None = None
 
 
-class WindowCommand(Payload):
+class WindowCommand(Request):
     command_id: CommandId
     action: WindowAction
     clerk_id: str | None = Field(None, max_length=32)
@@ -367,7 +391,9 @@ class RatingPrompt(Payload):
                                   "counts them on its own monotonic clock, not against expires_at")
 
 
-class Rating(Payload):
+class Rating(Request):
+    ID_FIELD: ClassVar[str] = "rating_id"
+
     rating_id: CommandId = Field(description="made by the producing agent; a redelivery keeps it")
     prompt_id: str
     window: int
@@ -452,7 +478,7 @@ class StaffAction(StrEnum):
     CASE_ASSIGN = "case_assign"  # a person responsible (``assignee``), in any open state
 
 
-class StaffCommand(Payload):
+class StaffCommand(Request):
     command_id: CommandId
     action: StaffAction
     staff_id: str = Field(min_length=1, max_length=32)
@@ -524,7 +550,7 @@ def _day(value: str) -> str:
 Day = Annotated[str, AfterValidator(_day)]
 
 
-class QueryRequest(Payload):
+class QueryRequest(Request):
     """A read of the coordinator's state or store; changes nothing, so it is not deduplicated."""
 
     command_id: CommandId
@@ -543,8 +569,203 @@ class QueryRequest(Payload):
         return self
 
 
+# --- query answers: one model per kind, told apart by ``kind`` ----------------------------------
+
+
+class Row(BaseModel):
+    """Part of a query answer: no unknown fields and no version of its own (the reply has one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Number = int | float  # a figure as computed: an int stays an int (3, not 3.0) on the page
+
+
+class RatingRow(Row):
+    rating_id: str
+    ticket_number: str
+    service: str = Field(description="the service's Chinese name (its id when no longer in the layout)")
+    department: str = Field(description="the department's Chinese name (or its id)")
+    window: int
+    clerk_id: str | None
+    level: int = Field(ge=1, le=5)
+    level_name: str = Field(description="the level's Chinese name (RATING_NAMES)")
+    channel: str
+    rated_at: str = Field(description="ISO 8601 with zone")
+    reasons: list[str]
+    case_id: str | None = Field(description="its 差评 case, if one was opened")
+    case_state: CaseState | None
+
+
+class RatingsAnswer(Row):
+    """``ratings``: the ratings of first_day..last_day (optionally one window and level), newest first."""
+
+    kind: Literal[QueryKind.RATINGS] = QueryKind.RATINGS
+    ratings: list[RatingRow]
+
+
+class CaseRow(CaseInfo):
+    overdue: bool = Field(description="past its deadline and not closed, revoked or revisited")
+    service: str = Field(description="the service's Chinese name (or its id)")
+
+
+class CasesAnswer(Row):
+    """``cases``: every 差评 case the coordinator holds, earliest deadline first."""
+
+    kind: Literal[QueryKind.CASES] = QueryKind.CASES
+    cases: list[CaseRow]
+
+
+class StatisticsRow(Row):
+    """One line of the statistics table (hall_devices/coordinator/report.py); minutes and percents
+    are None when there is nothing to average."""
+
+    dimension: Literal["total", "department", "service", "window", "clerk"]
+    key: str = Field(description="the department, service, window or clerk; empty for the total")
+    name: str
+    issued: int
+    served: int
+    no_show: int
+    avg_wait_min: Number | None
+    p90_wait_min: Number | None
+    avg_service_min: Number | None
+    rated: int
+    unrated: int
+    satisfaction_pct: Number | None
+    participation_pct: Number | None
+    bad: int
+    level_5: int
+    level_4: int
+    level_3: int
+    level_2: int
+    level_1: int
+
+
+class WaitHistogram(Row):
+    labels: list[str] = Field(description="upper bounds in minutes, ≤5 .. >60")
+    counts: list[int]
+
+
+class WindowSatisfaction(Row):
+    window: str
+    satisfaction_pct: Number | None
+    rated: int
+
+
+class AppointmentFigures(Row):
+    booked: int
+    checked_in: int
+    no_show: int
+    cancelled: int
+    no_show_pct: Number | None = Field(description="未到 over those due (checked in or not), percent")
+
+
+class StatisticsAnswer(Row):
+    """``statistics``: the figures of first_day..last_day."""
+
+    kind: Literal[QueryKind.STATISTICS] = QueryKind.STATISTICS
+    first_day: str
+    last_day: str
+    rows: list[StatisticsRow]
+    tickets_per_hour: dict[str, int] = Field(description="hour of the day (hall time) → tickets")
+    wait_minutes: WaitHistogram
+    satisfaction_per_window: list[WindowSatisfaction]
+    cases: dict[str, int] = Field(description="差评 case state → cases")
+    appointments: AppointmentFigures
+
+
+class QueuedTicket(Row):
+    number: str
+    ticket_class: TicketClass
+    service: str
+    waited_min: int
+
+
+class TicketAtWindow(Row):
+    """The ticket called or served at a window, for its console."""
+
+    number: str
+    ticket_class: TicketClass
+    service: str
+    status: TicketStatus
+    waited_min: int = Field(description="minutes from issue to first call")
+    materials: list[str]
+
+
+class WindowQueueAnswer(Row):
+    """``window_queue``: the tickets a window could call (the first 50, in call order), its current
+    ticket and the no-shows it may still reactivate."""
+
+    kind: Literal[QueryKind.WINDOW_QUEUE] = QueryKind.WINDOW_QUEUE
+    window: int
+    waiting: list[QueuedTicket]
+    count: int = Field(description="all tickets it could call")
+    current: TicketAtWindow | None
+    no_show: list[str]
+
+
+class FoundTicket(TicketInfo):
+    window: int | None = Field(description="the window calling or serving it, if any")
+
+
+class TicketAnswer(Row):
+    """``ticket`` and ``ticket_by_number``: one ticket of today."""
+
+    kind: Literal[QueryKind.TICKET, QueryKind.TICKET_BY_NUMBER]
+    ticket: FoundTicket
+
+
+class DeadLetterRow(Row):
+    at: str = Field(description="ISO 8601 with zone")
+    at_local: str = Field(description="hall time, YYYY-MM-DD HH:MM:SS")
+    topic: str
+    command: str | None = Field(description="route:id of the command, when it could be read")
+    excerpt: str
+    error: str
+
+
+class DeadLettersAnswer(Row):
+    """``dead_letters``: the latest commands the coordinator failed on, newest first."""
+
+    kind: Literal[QueryKind.DEAD_LETTERS] = QueryKind.DEAD_LETTERS
+    dead_letters: list[DeadLetterRow]
+    total: int
+
+
+class AppointmentRow(Row):
+    code: str
+    service_id: str
+    service: str
+    slot_start: str = Field(description="ISO 8601 with zone")
+    slot_end: str
+    slot: str = Field(description="HH:MM-HH:MM, hall time")
+    state: Literal["booked", "checked_in", "no_show", "cancelled"]
+    ticket_number: str | None
+    by_id_card: bool
+
+
+class AppointmentsAnswer(Row):
+    """``appointments``: the bookings whose slot starts on first_day, by slot then service."""
+
+    kind: Literal[QueryKind.APPOINTMENTS] = QueryKind.APPOINTMENTS
+    appointments: list[AppointmentRow]
+
+
+QueryAnswer = Annotated[
+    RatingsAnswer | CasesAnswer | StatisticsAnswer | WindowQueueAnswer | TicketAnswer
+    | DeadLettersAnswer | AppointmentsAnswer, Field(discriminator="kind")]
+
+
+A = TypeVar("A", bound=Row)
+
+
 class QueryReply(Reply):
-    data: dict[str, Any] = {}
+    data: QueryAnswer | None = Field(None, description="the answer, when ok; its kind is the query's")
+
+    def answer_as(self, model: type[A]) -> A | None:
+        """``data`` when it is a ``model`` (the answer of the kind asked), else None (refused:
+        see ``error``)."""
+        return self.data if isinstance(self.data, model) else None
 
 
 class ActiveAlerts(Payload):
@@ -552,10 +773,12 @@ class ActiveAlerts(Payload):
     alerts: list[Alert]
 
 
-class HelpRequest(Payload):
+class HelpRequest(Request):
     """呼叫帮办: an applicant at a kiosk asks for staff (帮办代办, a service the hall standard
     names). The kiosk raises it (``open``); staff answer it (``answered``: on the way) and close it
     (``closed``) from the dashboard. One per kiosk at a time, retained: the latest state wins."""
+
+    ID_FIELD: ClassVar[str] = "request_id"
 
     request_id: CommandId
     kiosk_id: str
@@ -609,7 +832,7 @@ class RegionHead(Payload):
     layout_version: int | None = Field(None, description="the pushed layout version it runs, if any")
 
 
-class ConfigPush(Payload):
+class ConfigPush(Request):
     """A new layout version for a hall, from the region: validated there and applied at once, queues
     and signed-in clerks kept; refused with the hall's reasons otherwise."""
 
@@ -624,7 +847,7 @@ class ConfigResult(Reply):
     reasons: list[str] = Field([], description="why it was refused, one line per problem")
 
 
-class ResendRequest(Payload):
+class ResendRequest(Request):
     """The region asks a hall to publish its events ``first_seq..last_seq`` again (from its store)."""
 
     command_id: CommandId
@@ -665,6 +888,8 @@ REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
 
 
 P = TypeVar("P", bound="Payload")
+Req = TypeVar("Req", bound="Request")
+Rep = TypeVar("Rep", bound="Reply")
 
 
 @dataclass(frozen=True)
@@ -678,7 +903,6 @@ class Route(Generic[P]):
     subscriber: str
     qos: int = 1
     retained: bool = False
-    answer: str | None = None
     # (payload field, topic parameter): the field naming the sender must equal the topic's, since
     # the broker's ACL ties the topic, not the payload, to the sender's account.
     identity: tuple[str, str] | None = None
@@ -727,8 +951,19 @@ class Route(Generic[P]):
         return found.groupdict() if found else None
 
 
-class CardRead(Payload):
+@dataclass(frozen=True)
+class RequestRoute(Route[Req], Generic[Req, Rep]):
+    """A route whose payload (``Req``) is answered on another route (``answer``, carrying ``Rep``)
+    with the same topic parameters; the answer's ``command_id`` is the request's
+    :attr:`Request.request_key`."""
+
+    answer: Route[Rep] = field(kw_only=True)
+
+
+class CardRead(Request):
     """An ID card read at a kiosk's reader: its keyed hash and masked forms, never the clear number."""
+
+    ID_FIELD: ClassVar[str] = "read_id"
 
     read_id: CommandId
     ok: bool
@@ -744,18 +979,18 @@ def _routes(*routes: Route[Any]) -> dict[str, Route[Any]]:
     return {r.name: r for r in routes}
 
 
-TICKET_REQUEST = Route("ticket_request", "hall/{hall}/kiosk/{kiosk}/ticket/request", TicketRequest,
-                       "kiosk", "coordinator", answer="ticket_reply")
 TICKET_REPLY = Route("ticket_reply", "hall/{hall}/kiosk/{kiosk}/ticket/reply", TicketReply,
                      "coordinator", "kiosk")
-PRINT_JOB = Route("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
-                  "coordinator", "printer", answer="print_result")
+TICKET_REQUEST = RequestRoute("ticket_request", "hall/{hall}/kiosk/{kiosk}/ticket/request", TicketRequest,
+                              "kiosk", "coordinator", answer=TICKET_REPLY)
 PRINT_RESULT = Route("print_result", "hall/{hall}/printer/{printer}/result", PrintResult,
                      "printer", "coordinator")
-WINDOW_COMMAND = Route("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
-                       "pad agent, web", "coordinator", answer="window_result")
+PRINT_JOB = RequestRoute("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
+                         "coordinator", "printer", answer=PRINT_RESULT)
 WINDOW_RESULT = Route("window_result", "hall/{hall}/window/{window}/result", WindowCommandResult,
                       "coordinator", "pad agent, web")
+WINDOW_COMMAND = RequestRoute("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
+                              "pad agent, web", "coordinator", answer=WINDOW_RESULT)
 WINDOW_STATE = Route("window_state", "hall/{hall}/window/{window}/state", WindowState,
                      "coordinator", "displays, pad agent, web", retained=True)
 CALL = Route("call", "hall/{hall}/call", Call, "coordinator", "displays, announcer, web")
@@ -763,22 +998,22 @@ QUEUE_SUMMARY = Route("queue_summary", "hall/{hall}/queue/summary", QueueSummary
                       "coordinator", "kiosks, hall screens, web", retained=True)
 RATING_PROMPT = Route("rating_prompt", "hall/{hall}/window/{window}/rating/prompt", RatingPrompt,
                       "coordinator", "pad agent")
-RATING = Route("rating", "hall/{hall}/window/{window}/rating", Rating,
-               "pad agent", "coordinator", answer="rating_ack", identity=("window", "window"))
 RATING_ACK = Route("rating_ack", "hall/{hall}/window/{window}/rating/ack", RatingAck,
                    "coordinator", "pad agent")
+RATING = RequestRoute("rating", "hall/{hall}/window/{window}/rating", Rating,
+                      "pad agent", "coordinator", answer=RATING_ACK, identity=("window", "window"))
 DEVICE_STATUS = Route("device_status", "hall/{hall}/device/{device}/status", DeviceStatus,
                       "every agent (Last Will: offline)", "coordinator, web", retained=True,
                       identity=("device_id", "device"))
 ALERT = Route("alert", "hall/{hall}/alert", Alert, "coordinator", "web")
 ACTIVE_ALERTS = Route("active_alerts", "hall/{hall}/alerts/active", ActiveAlerts, "coordinator", "web",
                       retained=True)
-STAFF_COMMAND = Route("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
-                      "web", "coordinator", answer="staff_result")
 STAFF_RESULT = Route("staff_result", "hall/{hall}/staff/{staff}/result", StaffResult, "coordinator", "web")
-QUERY = Route("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
-              answer="query_reply")
+STAFF_COMMAND = RequestRoute("staff_command", "hall/{hall}/staff/{staff}/command", StaffCommand,
+                             "web", "coordinator", answer=STAFF_RESULT)
 QUERY_REPLY = Route("query_reply", "hall/{hall}/query/{client}/reply", QueryReply, "coordinator", "web")
+QUERY = RequestRoute("query", "hall/{hall}/query/{client}/request", QueryRequest, "web", "coordinator",
+                     answer=QUERY_REPLY)
 ERROR = Route("error", "hall/{hall}/error/{reporter}", ErrorReport, "any part", "web, logs",
               identity=("reported_by", "reporter"))
 CARD_READ = Route("card_read", "hall/{hall}/kiosk/{kiosk}/card", CardRead, "ID card reader agent", "kiosk")
@@ -792,10 +1027,10 @@ REGION_HEAD = Route("region_head", REGION_LOCAL_PREFIX + "head", RegionHead, "co
                     "bridge → region", qos=0, identity=("hall_id", "hall"))
 REGION_RESEND = Route("region_resend", REGION_LOCAL_PREFIX + "resend", ResendRequest, "region → bridge",
                       "coordinator")
-REGION_CONFIG = Route("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge",
-                      "coordinator", answer="region_config_result")
 REGION_CONFIG_RESULT = Route("region_config_result", REGION_LOCAL_PREFIX + "config/result", ConfigResult,
                              "coordinator", "bridge → region")
+REGION_CONFIG = RequestRoute("region_config", REGION_LOCAL_PREFIX + "config", ConfigPush, "region → bridge",
+                             "coordinator", answer=REGION_CONFIG_RESULT)
 REGION_CONFIG_OUT = Route("region_config_out", REGION_REMOTE_PREFIX + "config", ConfigPush, "region",
                           "bridge of a hall")
 REGION_CONFIG_RESULT_IN = Route("region_config_result_in", REGION_REMOTE_PREFIX + "config/result",
@@ -823,6 +1058,8 @@ ROUTES: dict[str, Route[Any]] = _routes(
 
 
 def route(name: str) -> Route[Any]:
+    """The route named ``name``: for the generated docs, the broker's ACL and tests only; code
+    that speaks a route uses its typed constant (``WINDOW_STATE``...)."""
     return ROUTES[name]
 
 
@@ -834,12 +1071,15 @@ def find_route(topic: str) -> tuple[Route[Any], dict[str, str]] | None:
     return None
 
 
-def describe_fields(model: type[Payload]) -> list[tuple[str, str, bool, str]]:
+def describe_fields(model: type[BaseModel]) -> list[tuple[str, str, bool, str]]:
     """(name, type, required, description) of each field, for the generated docs."""
     rows = []
     for name, info in model.model_fields.items():
         annotation: Any = info.annotation
         shown = getattr(annotation, "__name__", None) or str(annotation)
+        if shown in ("Optional", "Union") and _payload_types(annotation):  # QueryAnswer: its members
+            shown = " | ".join(m.__name__ for m in _payload_types(annotation)) + (
+                " | None" if type(None) in getattr(annotation, "__args__", ()) else "")
         shown = shown.replace("hall_devices.contract.", "").replace("typing.", "")
         rows.append((name, shown, info.is_required(), info.description or ""))
     return rows
@@ -866,8 +1106,9 @@ def contract_markdown() -> str:
     ]
     for r in ROUTES.values():
         out.append(f"| {r.name} | `{r.pattern}` | {r.publisher} → {r.subscriber} | {r.qos} | "
-                   f"{'yes' if r.retained else 'no'} | {r.model.__name__} | {r.answer or ''} |")
-    models: list[type[Payload]] = []
+                   f"{'yes' if r.retained else 'no'} | {r.model.__name__} | "
+                   f"{r.answer.name if isinstance(r, RequestRoute) else ''} |")
+    models: list[type[BaseModel]] = []
     for r in ROUTES.values():
         for m in (r.model, *_nested(r.model)):
             if m not in models:
@@ -877,14 +1118,17 @@ def contract_markdown() -> str:
         doc = (model.__doc__ or "").strip()
         if doc:
             out += [doc.splitlines()[0], ""]
+        if issubclass(model, Request):
+            out += [f"Its id is `{model.ID_FIELD}` (`request_key`); an answer, where its route "
+                    "has one, repeats it as `command_id`.", ""]
         out += ["| field | type | required | meaning |", "|---|---|---|---|"]
         for name, shown, required, description in describe_fields(model):
             out.append(f"| {name} | `{shown}` | {'yes' if required else 'no'} | {description} |")
     return "\n".join(out) + "\n"
 
 
-def _nested(model: type[Payload]) -> list[type[Payload]]:
-    found: list[type[Payload]] = []
+def _nested(model: type[BaseModel]) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = []
     for info in model.model_fields.values():
         for candidate in _payload_types(info.annotation):
             if candidate not in found:
@@ -893,10 +1137,10 @@ def _nested(model: type[Payload]) -> list[type[Payload]]:
     return found
 
 
-def _payload_types(annotation: Any) -> list[type[Payload]]:
-    if isinstance(annotation, type) and issubclass(annotation, Payload):
+def _payload_types(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    out: list[type[Payload]] = []
+    out: list[type[BaseModel]] = []
     for arg in getattr(annotation, "__args__", ()):
         out += _payload_types(arg)
     return out

@@ -89,9 +89,9 @@ class LayoutFollower:
     def subscribe(self, bus: Bus) -> None:
         bus.subscribe(HALL_LAYOUT, self.receive)
 
-    def receive(self, inbound: Inbound[Any]) -> None:
+    def receive(self, inbound: Inbound[HallLayout]) -> None:
         message = inbound.payload
-        if not isinstance(message, HallLayout) or message.digest == self.digest:
+        if message.digest == self.digest:
             return
         try:
             new = adopt(self.layout, message, self.device_id)

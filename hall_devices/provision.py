@@ -42,12 +42,14 @@ from hall_devices.contract import (
     QUERY,
     QUEUE_SUMMARY,
     RATING,
+    RATING_ACK,
+    RATING_PROMPT,
     STAFF_COMMAND,
     TICKET_REPLY,
     TICKET_REQUEST,
     WINDOW_COMMAND,
+    WINDOW_RESULT,
     WINDOW_STATE,
-    route,
 )
 from hall_devices.layout import (
     RESERVED_IDS,
@@ -149,8 +151,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
                     w = pad.window
                     user.write += [WINDOW_COMMAND.topic(hall=hall, window=w),
                                    RATING.topic(hall=hall, window=w)]
-                    user.read += [route(name).topic(hall=hall, window=w) for name in
-                                  ("window_result", "window_state", "rating_prompt", "rating_ack")]
+                    user.read += [r.topic(hall=hall, window=w) for r in
+                                  (WINDOW_RESULT, WINDOW_STATE, RATING_PROMPT, RATING_ACK)]
         else:
             continue  # bus members (screens, pads) speak through their bus agent
         users.append(_own(user, hall))

@@ -4,6 +4,7 @@ Used by every part that sends commands (kiosk, web console, traffic generator). 
 thread may call :meth:`Requester.call`; answers arrive on paho's thread and wake the caller. An
 asyncio program awaits :meth:`Requester.call_async` instead: one future per request id, resolved on
 its loop from paho's thread (``call_soon_threadsafe``), so no thread waits for an answer.
+Typed by the route: ``call(WINDOW_COMMAND, command, window=3)`` returns a ``WindowCommandResult``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import Any
 
 from hall_devices.bus import Bus, BusError, Inbound
-from hall_devices.contract import Payload, Reply, Route, route
+from hall_devices.contract import Rep, Reply, Req, RequestRoute
 
 
 class NoReplyError(BusError):
@@ -31,20 +31,18 @@ class Requester:
         self._futures: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Reply]]] = {}
         self._subscribed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 
-    def listen(self, request: Route[Any], **params: object) -> None:
+    def listen(self, request: RequestRoute[Req, Rep], **params: object) -> None:
         """Subscribe to the answers of a request route (call before the bus starts, ideally)."""
-        if request.answer is None:
-            raise BusError(f"route {request.name} has no answer route")
-        key = (request.answer, tuple(sorted((k, str(v)) for k, v in params.items())))
+        key = (request.answer.name, tuple(sorted((k, str(v)) for k, v in params.items())))
         with self._lock:
             if key in self._subscribed:
                 return
             self._subscribed.add(key)
-        self._bus.subscribe(route(request.answer), self._on_answer, **params)
+        self._bus.subscribe(request.answer, self._on_answer, **params)
 
-    def _on_answer(self, inbound: Inbound[Any]) -> None:
+    def _on_answer(self, inbound: Inbound[Rep]) -> None:
         reply = inbound.payload
-        if not isinstance(reply, Reply) or reply.command_id is None:
+        if reply.command_id is None:
             return
         with self._lock:
             event = self._waiting.get(reply.command_id)
@@ -57,19 +55,20 @@ class Requester:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
                 loop.call_soon_threadsafe(_resolve, future, reply)
 
-    def call(self, request: Route[Any], payload: Payload, timeout_s: float = 5.0,
-             resend_s: float | None = None, **params: object) -> Reply:
-        """Publish ``payload`` and wait up to ``timeout_s`` for the answer carrying its command id.
+    def call(self, request: RequestRoute[Req, Rep], payload: Req, timeout_s: float = 5.0,
+             resend_s: float | None = None, **params: object) -> Rep:
+        """Publish ``payload`` and wait up to ``timeout_s`` for the answer carrying its id
+        (:attr:`Request.request_key`: ``command_id``, ``job_id``, ``rating_id``...).
 
-        ``resend_s``: publish the same payload (same command id, so applied at most once) again every
+        ``resend_s``: publish the same payload (same id, so applied at most once) again every
         ``resend_s`` seconds while no answer has come; an answer to any copy ends the wait.
         Raises :class:`NoReplyError` when nothing came back in time.
         """
-        command_id = _command_id(payload)
+        key = payload.request_key
         self.listen(request, **params)
         event = threading.Event()
         with self._lock:
-            self._waiting[command_id] = event
+            self._waiting[key] = event
         try:
             deadline = time.monotonic() + timeout_s
             while True:
@@ -78,43 +77,42 @@ class Requester:
                 if event.wait(min(left, resend_s) if resend_s else left):
                     break
                 if time.monotonic() >= deadline:
-                    raise NoReplyError(f"no answer to {request.name} {command_id} within {timeout_s} s")
+                    raise NoReplyError(f"no answer to {request.name} {key} within {timeout_s} s")
             with self._lock:
-                return self._answers.pop(command_id)
+                reply = self._answers.pop(key)
+            if not isinstance(reply, request.answer.model):  # the bus decoded it with this model
+                raise BusError(f"{request.answer.name} carried a {type(reply).__name__}")
+            return reply
         finally:
             with self._lock:
-                self._waiting.pop(command_id, None)
+                self._waiting.pop(key, None)
 
-    async def call_async(self, request: Route[Any], payload: Payload, timeout_s: float = 5.0,
-                         **params: object) -> Reply:
-        """Publish ``payload`` and await, on the running loop, the answer carrying its command id.
+    async def call_async(self, request: RequestRoute[Req, Rep], payload: Req, timeout_s: float = 5.0,
+                         **params: object) -> Rep:
+        """Publish ``payload`` and await, on the running loop, the answer carrying its id.
 
         No thread is held while waiting: the answer resolves this request's future from paho's
         thread. Publishing does not block (paho queues it). Raises :class:`NoReplyError` when
         nothing came back within ``timeout_s`` seconds.
         """
-        command_id = _command_id(payload)
+        key = payload.request_key
         self.listen(request, **params)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         with self._lock:
-            self._futures[command_id] = (loop, future)
+            self._futures[key] = (loop, future)
         try:
             self._bus.publish(request, payload, **params)
             try:
-                return await asyncio.wait_for(future, timeout_s)
+                reply = await asyncio.wait_for(future, timeout_s)
             except TimeoutError:
-                raise NoReplyError(f"no answer to {request.name} {command_id} within {timeout_s} s") from None
+                raise NoReplyError(f"no answer to {request.name} {key} within {timeout_s} s") from None
         finally:
             with self._lock:
-                self._futures.pop(command_id, None)
-
-
-def _command_id(payload: Payload) -> str:
-    command_id = getattr(payload, "command_id", None) or getattr(payload, "rating_id", None)
-    if not isinstance(command_id, str):
-        raise BusError(f"{type(payload).__name__} has no command id")
-    return command_id
+                self._futures.pop(key, None)
+        if not isinstance(reply, request.answer.model):  # the bus decoded it with this model
+            raise BusError(f"{request.answer.name} carried a {type(reply).__name__}")
+        return reply
 
 
 def _resolve(future: asyncio.Future[Reply], reply: Reply) -> None:

@@ -33,7 +33,6 @@ from hall_devices.contract import (
     StaffAction,
     StaffCommand,
     TicketClass,
-    TicketReply,
     TicketRequest,
     WindowAction,
     WindowCommand,
@@ -155,7 +154,7 @@ class TrafficGenerator:
             reply = self.requests.call(TICKET_REQUEST, request,
                                        kiosk=self.random.choice(self.kiosks))
             self.issued += reply.ok
-            if isinstance(reply, TicketReply) and reply.ticket is not None:
+            if reply.ticket is not None:
                 self.acknowledged.append(reply.ticket.ticket_id)
 
     def _card_applicants(self) -> None:
@@ -175,9 +174,9 @@ class TrafficGenerator:
             self._stop.wait(2.0)
             cards.reader.remove()
 
-    def _on_card(self, inbound: Inbound[Any]) -> None:
+    def _on_card(self, inbound: Inbound[CardRead]) -> None:
         """Acting as the kiosk (no kiosk window in the demo): check the card's holder in."""
-        read: CardRead = inbound.payload
+        read = inbound.payload
         if read.ok and read.id_hash:
             threading.Thread(target=self._check_in_by_card, args=(read.id_hash,), daemon=True).start()
 
@@ -189,16 +188,14 @@ class TrafficGenerator:
         except NoReplyError as exc:
             log.warning("traffic: %s", exc)
             return
-        if isinstance(reply, TicketReply) and reply.ticket is not None:
+        if reply.ticket is not None:
             self.card_check_ins += 1
             self.issued += 1
             self.acknowledged.append(reply.ticket.ticket_id)
 
     def _command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=_id(), action=action, **fields)
-        reply = self.requests.call(WINDOW_COMMAND, command, window=window)
-        assert isinstance(reply, WindowCommandResult)
-        return reply
+        return self.requests.call(WINDOW_COMMAND, command, window=window)
 
     def _clerk(self, window: int) -> None:
         state = self._command(window, WindowAction.LOGIN, clerk_id=f"Z{window:03d}").state
@@ -221,7 +218,7 @@ class TrafficGenerator:
             if self._command(window, WindowAction.FINISH).ok:
                 self.served += 1
 
-    def _on_state(self, inbound: Inbound[Any]) -> None:
+    def _on_state(self, inbound: Inbound[WindowState]) -> None:
         self.states[inbound.payload.window] = inbound.payload
 
     def _status(self, window: int) -> WindowStatus:
@@ -264,8 +261,8 @@ class TrafficGenerator:
             if self._wait_status(window, {WindowStatus.IDLE}):
                 self.served += 1
 
-    def _on_prompt(self, inbound: Inbound[Any]) -> None:
-        prompt: RatingPrompt = inbound.payload
+    def _on_prompt(self, inbound: Inbound[RatingPrompt]) -> None:
+        prompt = inbound.payload
         if self.random.random() >= self.mix.rating_share:
             return
         level = self.random.choices([5, 4, 3, 2, 1], weights=self.mix.rating_weights)[0]

@@ -33,6 +33,24 @@ def make_bus(broker: HallBroker, user: str, kind: str, **options: Any) -> Bus:
                                                  device_kind=kind, reconnect_max_s=1, **options))
 
 
+def test_a_refused_request_is_answered_with_the_id_its_model_names(hall_broker: HallBroker) -> None:
+    coordinator = make_bus(hall_broker, "coordinator", "coordinator")
+    coordinator.subscribe(RATING, lambda _m: None)
+    coordinator.start()
+    pads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"],
+                 subscribe=[RATING.answer.topic(hall=HALL, window=3)])
+    # A rating's id is rating_id (not command_id): the refusal's answer still carries it.
+    pads.client.publish(RATING.topic(hall=HALL, window=3), b'{"rating_id": "r-9", "level": 9}', qos=1)
+    reply = json.loads(pads.expect(lambda m: True).payload)
+    assert (reply["ok"], reply["command_id"], reply["error"]["code"]) == (False, "r-9", "bad_schema")
+    # A field that is some other model's id is not this one's: no id read.
+    pads.client.publish(RATING.topic(hall=HALL, window=3), b'{"command_id": "c-9", "level": 9}', qos=1)
+    reply = json.loads(pads.expect(lambda m: True).payload)
+    assert (reply["ok"], reply["command_id"]) == (False, None)
+    coordinator.stop()
+    pads.stop()
+
+
 def test_online_on_connect_and_offline_on_stop(hall_broker: HallBroker) -> None:
     monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
                     subscribe=[f"hall/{HALL}/device/+/status"])

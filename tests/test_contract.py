@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 
 import pytest
 from pydantic import ValidationError
@@ -10,6 +11,7 @@ from hall_devices.contract import (
     DEVICE_STATUS,
     ERROR,
     HELP_REQUEST,
+    QUERY_REPLY,
     RATING,
     REGION_EVENTS,
     REGION_EVENTS_IN,
@@ -19,11 +21,18 @@ from hall_devices.contract import (
     WINDOW_COMMAND,
     DeviceState,
     DeviceStatus,
+    QueryAnswer,
     QueryKind,
+    QueryReply,
     QueryRequest,
     Rating,
+    RatingsAnswer,
+    RequestRoute,
+    TicketAnswer,
+    WindowQueueAnswer,
     contract_markdown,
     find_route,
+    request_id_field,
 )
 from tests.conftest import ROOT
 
@@ -35,8 +44,9 @@ def test_generated_doc_is_in_sync() -> None:
 
 def test_every_request_has_an_answer_route_with_a_reply_model() -> None:
     for r in ROUTES.values():
-        if r.answer:
-            answer = ROUTES[r.answer]
+        if isinstance(r, RequestRoute):
+            answer = r.answer
+            assert answer is ROUTES[answer.name]
             assert set(answer.params) == set(r.params)
             answer.model.model_validate({"command_id": None, "ok": False,
                                          "error": {"code": "x", "message": "y"}})
@@ -147,3 +157,28 @@ def test_a_window_level_is_ascii_digits(level: str) -> None:
     assert WINDOW_COMMAND.match(f"hall/demo/window/{level}/command") is None
     with pytest.raises(ValueError, match="not a topic level"):
         WINDOW_COMMAND.topic(hall="demo", window=level)
+
+
+def test_every_request_names_its_own_id_field() -> None:
+    for r in ROUTES.values():
+        field = request_id_field(r.model)
+        if isinstance(r, RequestRoute):  # its answer repeats the id: the request must have one
+            assert field is not None, r.name
+        if field is not None:
+            assert r.model.model_fields[field].is_required(), (r.name, field)
+    rating = Rating(rating_id="r-1", prompt_id="p", window=6, level=4,
+                    rated_at=datetime(2026, 11, 23, 1, tzinfo=UTC))
+    assert (request_id_field(Rating), rating.request_key) == ("rating_id", "r-1")
+    assert request_id_field(DeviceStatus) is None
+
+
+def test_every_query_kind_has_one_answer_model_and_it_round_trips() -> None:
+    members = get_args(get_args(QueryAnswer)[0])
+    kinds = [kind for model in members for kind in get_args(model.model_fields["kind"].annotation)]
+    assert sorted(kinds) == sorted(QueryKind)
+    queue = WindowQueueAnswer(window=3, waiting=[], count=0, current=None, no_show=["A001"])
+    back = decode(QUERY_REPLY, encode(QueryReply(command_id="q-1", ok=True, data=queue)))
+    assert back.answer_as(WindowQueueAnswer) == queue and back.answer_as(RatingsAnswer) is None
+    with pytest.raises(ValidationError):  # the kind tells the shape apart: a ticket answer needs one
+        QueryReply.model_validate({"command_id": "q-2", "ok": True, "data": {"kind": "ticket"}})
+    assert TicketAnswer.model_fields["kind"].is_required()

@@ -13,20 +13,27 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from hall_devices.agent import Worker
-from hall_devices.contract import MAX_PAYLOAD_BYTES, Problem, QueryReply, QueryRequest
-from hall_devices.coordinator.calendar import local
+from hall_devices.contract import (
+    MAX_PAYLOAD_BYTES,
+    DeadLettersAnswer,
+    Problem,
+    QueryAnswer,
+    QueryReply,
+    QueryRequest,
+)
+from hall_devices.coordinator import queries
 from hall_devices.coordinator.outcome import EngineError
 from hall_devices.coordinator.store import read_dead_letters
-from hall_devices.layout import Hall
+from hall_devices.layout import Layout
 
 log = logging.getLogger(__name__)
-Work = Callable[[sqlite3.Connection], dict[str, Any]]  # reads the store, returns the reply's data
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], QueryAnswer]  # reads the store, returns the reply's answer
 
 
 @dataclass(frozen=True)
@@ -66,19 +73,18 @@ class QueryReader:
         for read in reads:  # every read is answered, even when the store cannot be opened
             read.done(guarded(read.query, partial(self._run, read)))
 
-    def _run(self, read: Read) -> dict[str, Any]:
+    def _run(self, read: Read) -> QueryAnswer:
         return read.work(self._connection())
 
 
-def guarded(query: QueryRequest, work: Callable[[], dict[str, Any]]) -> QueryReply:
-    """The reply to ``query`` with the data ``work`` returns; whatever it raises becomes an ``ok:
-    false`` reply (``EngineError``: its code; ``ValueError``: ``bad_query``; else
-    ``internal_error``, logged), as does an answer over ``MAX_PAYLOAD_BYTES`` (``too_large``)."""
+def refused(query: QueryRequest, work: Callable[[], T]) -> T | QueryReply:
+    """What ``work`` returns, or the ``ok: false`` reply to ``query`` for what it raised
+    (``EngineError``: its code; ``ValueError``: ``bad_query``; else ``internal_error``, logged)."""
     try:
-        data = work()
-    except EngineError as refused:
+        return work()
+    except EngineError as refusal:
         return QueryReply(command_id=query.command_id, ok=False,
-                          error=Problem(code=refused.code, message=refused.message))
+                          error=Problem(code=refusal.code, message=refusal.message))
     except ValueError as exc:
         return QueryReply(command_id=query.command_id, ok=False,
                           error=Problem(code="bad_query", message=str(exc)))
@@ -87,7 +93,11 @@ def guarded(query: QueryRequest, work: Callable[[], dict[str, Any]]) -> QueryRep
         return QueryReply(command_id=query.command_id, ok=False, error=Problem(
             code="internal_error", message=f"查询失败，已记录，请联系工作人员 / the query failed "
                                            f"({type(exc).__name__}); it is logged"))
-    reply = QueryReply(command_id=query.command_id, ok=True, data=data)
+
+
+def answered(query: QueryRequest, answer: QueryAnswer) -> QueryReply:
+    """The reply carrying ``answer``; ``too_large`` when it is over ``MAX_PAYLOAD_BYTES``."""
+    reply = QueryReply(command_id=query.command_id, ok=True, data=answer)
     size = len(reply.model_dump_json())
     if size > MAX_PAYLOAD_BYTES:  # the broker would drop it and the asker wait in vain
         return QueryReply(command_id=query.command_id, ok=False, error=Problem(
@@ -96,10 +106,14 @@ def guarded(query: QueryRequest, work: Callable[[], dict[str, Any]]) -> QueryRep
     return reply
 
 
-def dead_letters(db: sqlite3.Connection, hall: Hall) -> dict[str, Any]:
+def guarded(query: QueryRequest, work: Callable[[], QueryAnswer]) -> QueryReply:
+    """The reply to ``query`` with the answer ``work`` returns, or its refusal (:func:`refused`,
+    :func:`answered`)."""
+    found = refused(query, work)
+    return found if isinstance(found, QueryReply) else answered(query, found)
+
+
+def dead_letters(db: sqlite3.Connection, layout: Layout) -> DeadLettersAnswer:
     """The latest dead letters (with their hall-local time) and how many there are."""
     total = int(db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
-    return {"dead_letters": [{**vars(d), "at_local": local(hall, datetime.fromisoformat(d.at))
-                              .strftime("%Y-%m-%d %H:%M:%S")} for d in read_dead_letters(db)],
-            "total": total}
-
+    return queries.dead_letters(layout, read_dead_letters(db), total)

@@ -64,11 +64,12 @@ from hall_devices.contract import (
     QueryRequest,
     Rating,
     Reply,
+    Request,
+    RequestRoute,
     ResendRequest,
     StaffCommand,
     TicketRequest,
     WindowCommand,
-    route,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
@@ -89,7 +90,7 @@ from hall_devices.coordinator.outcome import (
     TakeTicket,
 )
 from hall_devices.coordinator.queries import StoredDays, prepare
-from hall_devices.coordinator.reads import QueryReader, Read, Work, dead_letters, guarded
+from hall_devices.coordinator.reads import QueryReader, Read, Work, answered, dead_letters, refused
 from hall_devices.coordinator.reminders import Reminders, phone_conflict, remember_phone
 from hall_devices.coordinator.store import (
     EXCERPT_CHARS,
@@ -166,20 +167,17 @@ class _Batch:
 
 def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
     """The ``ok: false`` answer to a message, or None when its route has no answer."""
-    if item.route.answer is None:
+    if not isinstance(item.route, RequestRoute):
         return None
-    model = route(item.route.answer).model
+    model = item.route.answer.model
     reply = model.model_validate({"command_id": command_id(item.payload), "ok": False, "error": problem})
     assert isinstance(reply, Reply)
     return reply
 
 
 def command_id(payload: Payload) -> str | None:
-    for name in ("command_id", "job_id", "rating_id"):
-        value = getattr(payload, name, None)
-        if isinstance(value, str):
-            return value
-    return None
+    """A request's id, whatever its field is called (``Request.request_key``); None for others."""
+    return payload.request_key if isinstance(payload, Request) else None
 
 
 def command_key(route_name: str, payload: Payload) -> str | None:
@@ -520,24 +518,17 @@ class CoordinatorService:
         """A query over the live state is answered here; one over stored days (or the dead
         letters) is queued for the read connection: None."""
         if query.kind is QueryKind.DEAD_LETTERS:
-            hall = self.layout.hall
-            done.reads.append((item, query, lambda db: dead_letters(db, hall)))
+            layout = self.layout
+            done.reads.append((item, query, lambda db: dead_letters(db, layout)))
             return None
-        later: list[StoredDays] = []
-
-        def here() -> dict[str, Any]:
-            found = prepare(self.engine, query, now)
-            if isinstance(found, StoredDays):
-                later.append(found)
-                return {}
+        found = refused(query, lambda: prepare(self.engine, query, now))
+        if isinstance(found, QueryReply):
             return found
-
-        reply = guarded(query, here)
-        if not later:
-            return reply
-        days = later[0]
-        done.reads.append((item, query, lambda db: days.run(partial(events_of_days, db))))
-        return None
+        if isinstance(found, StoredDays):
+            days = found
+            done.reads.append((item, query, lambda db: days.run(partial(events_of_days, db))))
+            return None
+        return answered(query, found)
 
     def _answer_later(self, batch: _Unconfirmed, inbound: Inbound[Any]) -> Callable[[QueryReply], None]:
         """What the read connection's thread calls with the reply: hands it back to this worker."""
@@ -557,10 +548,9 @@ class CoordinatorService:
 
     def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
                          replies: list[tuple[Inbound[Any], Reply]]) -> None:
-        answer = item.route.answer
-        if answer is None or stored is None:
+        if not isinstance(item.route, RequestRoute) or stored is None:
             return
-        model = route(answer).model
+        model = item.route.answer.model
         reply = model.model_validate_json(stored)
         assert isinstance(reply, Reply)
         replies.append((item, reply))

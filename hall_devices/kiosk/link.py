@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
@@ -134,10 +133,10 @@ class KioskLink(QObject):
         self._connected = up
         self.coordinator_changed.emit(up and self.coordinator_up)
 
-    def _summary(self, inbound: Inbound[Any]) -> None:
+    def _summary(self, inbound: Inbound[QueueSummary]) -> None:
         """Learn the clock offset from a summary as it is published (``updated_at``: the
         coordinator's time then; a retained copy may be old), then pass the summary on."""
-        summary: QueueSummary = inbound.payload
+        summary = inbound.payload
         if not inbound.retained:
             self.offset_s = (summary.updated_at - self.clock()).total_seconds()
             skewed = abs(self.offset_s) > CLOCK_SKEW_MAX_S
@@ -152,8 +151,8 @@ class KioskLink(QObject):
                     if skewed else None)
         self.summary_changed.emit(summary)
 
-    def _device(self, inbound: Inbound[Any]) -> None:
-        status: DeviceStatus = inbound.payload
+    def _device(self, inbound: Inbound[DeviceStatus]) -> None:
+        status = inbound.payload
         if status.device_id == "coordinator":
             self.coordinator_up = status.state is not DeviceState.OFFLINE
             self.coordinator_changed.emit(self._connected and self.coordinator_up)
@@ -161,7 +160,7 @@ class KioskLink(QObject):
             self.printer_ok = can_work(status)  # the contract's one rule, as the coordinator's
             self.printer_changed.emit(self.printer_ok)
 
-    def _help(self, inbound: Inbound[Any]) -> None:
+    def _help(self, inbound: Inbound[HelpRequest]) -> None:
         self.help = inbound.payload
         self.help_changed.emit(inbound.payload)
 

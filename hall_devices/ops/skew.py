@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from hall_devices.bus import BadPayloadError, decode
-from hall_devices.contract import QUEUE_SUMMARY, QueueSummary
+from hall_devices.contract import QUEUE_SUMMARY
 from hall_devices.ops.reach import doctor_client
 from hall_devices.settings import Settings
 
@@ -83,8 +83,7 @@ def coordinator_offset(settings: Settings, wait_s: float = WAIT_S, timeout_s: fl
                 summary = decode(QUEUE_SUMMARY, raw)
             except BadPayloadError:
                 continue  # not the coordinator's (it cannot publish a bad one): wait for the next
-            if isinstance(summary, QueueSummary):
-                return Offset((summary.updated_at - arrived).total_seconds())
+            return Offset((summary.updated_at - arrived).total_seconds())
     finally:
         client.disconnect()
         client.loop_stop()

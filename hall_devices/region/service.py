@@ -1,7 +1,6 @@
 """`hall-devices region`: every hall's events from the regional broker into PostgreSQL, once, in order.
 
-paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worker`, which takes
-them in batches, lets each
+paho's thread only queues decoded messages. One worker thread takes them in batches, lets each
 hall's :class:`HallIngest` decide what to store, stores it (one transaction per hall per batch, see
 :class:`RegionDb`), and only then acknowledges the messages (manual acks on a persistent session):
 a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
@@ -14,8 +13,10 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 from hall_devices.agent import Worker
 from hall_devices.bus import Bus, BusOptions, Inbound
@@ -29,6 +30,7 @@ from hall_devices.contract import (
     ActiveAlerts,
     ConfigPush,
     ConfigResult,
+    Payload,
     RegionEvents,
     RegionHead,
     ResendRequest,
@@ -40,11 +42,28 @@ from hall_devices.region.profiles import load_profile
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Payload)
 REGION_ID = "region"  # the service's account, client id and device id on the regional broker
 BATCH = 500
 TICK_S = 0.5
 REPORT_EVERY_S = 1.0
 PUSH_AGAIN_S = 60.0
+
+
+@dataclass
+class _Pass:
+    """One pass of the worker over a batch: its clock reading and the latest head of each hall."""
+
+    now_s: float
+    heads: dict[str, RegionHead] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A message taken from the bus: its typed handler bound to it, and its acknowledgement."""
+
+    run: Callable[[_Pass], None]
+    ack: Callable[[], None]
 
 
 class RegionService:
@@ -59,13 +78,15 @@ class RegionService:
             self.districts[mark.hall_id] = mark.district
         self._stopped = False
         # Unacknowledged messages come back after an error; the store's marks stay right.
-        self.worker: Worker[Inbound[Any]] = Worker("region", self._batch, self._tick, on_error=self._recover,
-                                                   batch_max=BATCH, error_pause_s=1.0)
+        self.worker: Worker[_Job] = Worker("region", self._batch, self._tick, on_error=self._recover,
+                                           batch_max=BATCH, error_pause_s=1.0)
         self.bus = Bus(settings, BusOptions(
             client_id=REGION_ID, hall_id=REGION_ID, device_id=REGION_ID, device_kind="region",
             persistent_session=True, manual_ack=True, max_inflight=1000, receive_maximum=1000))
-        for inbound in (REGION_EVENTS_IN, REGION_HEAD_IN, REGION_CONFIG_RESULT_IN, REGION_ALERTS_IN):
-            self.bus.subscribe(inbound, self.worker.post)
+        self.bus.subscribe(REGION_EVENTS_IN, self._queued(self._events))
+        self.bus.subscribe(REGION_HEAD_IN, self._queued(self._head))
+        self.bus.subscribe(REGION_CONFIG_RESULT_IN, self._queued(self._config_result))
+        self.bus.subscribe(REGION_ALERTS_IN, self._queued(self._alerts))
         self._outbox: Outbox | None = None
         self._reporter: Worker[None] | None = None
         if settings.region_report_url:
@@ -98,15 +119,15 @@ class RegionService:
         self.bus.stop()
         self.db.close()
 
-    def _batch(self, batch: list[Inbound[Any]]) -> None:
+    def _batch(self, batch: list[_Job]) -> None:
         try:
             self._process(batch)
         finally:
             # Stored, or (after a failure) a gap the hall is asked to fill from its store, which is
             # the truth: either way the broker may forget them. Unacknowledged messages would hold
             # the broker's in-flight window shut until a reconnect.
-            for item in batch:
-                self.bus.ack(item)
+            for job in batch:
+                job.ack()
 
     def _tick(self, now: float) -> float:
         """After each batch and at least every TICK_S: resend requests for gaps, layout pushes."""
@@ -132,6 +153,13 @@ class RegionService:
         with contextlib.suppress(Exception):  # the database may have restarted
             self._outbox.reconnect()
 
+    def _queued(self, handle: Callable[[Inbound[P], _Pass], None]) -> Callable[[Inbound[P]], None]:
+        """A bus handler (paho's thread) that queues the message for ``handle`` on the worker."""
+        def put(inbound: Inbound[P]) -> None:
+            self.worker.post(_Job(lambda batch: handle(inbound, batch), lambda: self.bus.ack(inbound)))
+
+        return put
+
     def _hall(self, hall_id: str, district: str) -> HallIngest:
         ingest = self.halls.get(hall_id)
         if ingest is None:
@@ -141,39 +169,47 @@ class RegionService:
             log.info("new hall %s (行政区划 %s)", hall_id, district)
         return ingest
 
-    def _process(self, batch: list[Inbound[Any]]) -> None:
-        now_s = time.monotonic()
-        heads: dict[str, RegionHead] = {}
-        for item in batch:
-            site, district = item.params["site"], item.params["district"]
-            ingest = self._hall(site, district)
-            if isinstance(item.payload, ActiveAlerts):
-                self.db.set_alerts(site, item.payload)
-                continue
-            if isinstance(item.payload, ConfigResult):
-                result = item.payload
-                if result.version is None:  # the hall could not read the push at all
-                    log.warning("hall %s refused a push it could not read: %s", site, result.error)
-                    continue
-                self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
-                log.info("hall %s: layout version %d %s %s", site, result.version,
-                         "applied" if result.ok else "refused:", "; ".join(result.reasons))
-                continue
-            if isinstance(item.payload, RegionHead):
-                ingest.receive([], item.payload.head, now_s)
-                heads[site] = item.payload
-                continue
-            payload: RegionEvents = item.payload
-            try:
-                ready = ingest.receive(payload.events, payload.head, now_s)
-            except IngestError as exc:
-                log.warning("refused events of hall %s: %s", site, exc)
-                continue
-            if ready:
-                self.db.apply(site, ingest.applied, ready)
-                ingest.applied_up_to(ready[-1].seq)
-        for site, head in heads.items():
+    def _process(self, batch: list[_Job]) -> None:
+        done = _Pass(time.monotonic())
+        for job in batch:
+            job.run(done)
+        for site, head in done.heads.items():
             self.db.heard(site, head.head, head.at, head.layout_version)
+
+    def _ingest_of(self, inbound: Inbound[P]) -> tuple[str, HallIngest]:
+        """The hall a message came from (its topic's ``site``), registered on first sight."""
+        site = inbound.params["site"]
+        return site, self._hall(site, inbound.params["district"])
+
+    def _alerts(self, inbound: Inbound[ActiveAlerts], _done: _Pass) -> None:
+        site, _ingest = self._ingest_of(inbound)
+        self.db.set_alerts(site, inbound.payload)
+
+    def _config_result(self, inbound: Inbound[ConfigResult], _done: _Pass) -> None:
+        site, _ingest = self._ingest_of(inbound)
+        result = inbound.payload
+        if result.version is None:  # the hall could not read the push at all
+            log.warning("hall %s refused a push it could not read: %s", site, result.error)
+            return
+        self.db.push_answered(site, result.version, result.ok, result.reasons, result.running_version)
+        log.info("hall %s: layout version %d %s %s", site, result.version,
+                 "applied" if result.ok else "refused:", "; ".join(result.reasons))
+
+    def _head(self, inbound: Inbound[RegionHead], done: _Pass) -> None:
+        site, ingest = self._ingest_of(inbound)
+        ingest.receive([], inbound.payload.head, done.now_s)
+        done.heads[site] = inbound.payload  # the last of the batch is written once, after it
+
+    def _events(self, inbound: Inbound[RegionEvents], done: _Pass) -> None:
+        site, ingest = self._ingest_of(inbound)
+        try:
+            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s)
+        except IngestError as exc:
+            log.warning("refused events of hall %s: %s", site, exc)
+            return
+        if ready:
+            self.db.apply(site, ingest.applied, ready)
+            ingest.applied_up_to(ready[-1].seq)
 
     def _ask_for_gaps(self) -> None:
         now_s = time.monotonic()

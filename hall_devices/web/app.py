@@ -38,7 +38,18 @@ from starlette.templating import Jinja2Templates
 
 from hall_devices.bus import BusError
 from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH
-from hall_devices.contract import RATING_NAMES, QueryKind, StaffAction, WindowAction
+from hall_devices.contract import (
+    RATING_NAMES,
+    CasesAnswer,
+    DeadLettersAnswer,
+    QueryKind,
+    RatingsAnswer,
+    StaffAction,
+    StatisticsAnswer,
+    TicketAnswer,
+    WindowAction,
+    WindowQueueAnswer,
+)
 from hall_devices.layout import Layout
 from hall_devices.requests import NoReplyError
 from hall_devices.web.access import Access
@@ -173,13 +184,16 @@ class Pages:
     async def devices(self, request: Request) -> Response:
         # Messages the coordinator failed on (issue 14), next to the devices; the page must not wait
         # long for a coordinator that is down, which is when it is looked at most.
+        dead_total: int | str
         try:
-            dead = (await asyncio.wait_for(self.hub.query(QueryKind.DEAD_LETTERS), 2.0)).data
+            reply = await asyncio.wait_for(self.hub.query(QueryKind.DEAD_LETTERS), 2.0)
+            dead = reply.answer_as(DeadLettersAnswer)
+            dead_letters, dead_total = (dead.dead_letters, dead.total) if dead else ([], 0)
         except (TimeoutError, BusError):
-            dead = {"dead_letters": [], "total": "?"}
+            dead_letters, dead_total = [], "?"
         return self.page("devices.html", request, snapshot=self.hub.snapshot(),
                          places=device_places(self.layout), words=device_words(),
-                         dead_letters=dead.get("dead_letters", []), dead_total=dead.get("total", 0))
+                         dead_letters=dead_letters, dead_total=dead_total)
 
     async def state_json(self, request: Request) -> Response:
         return JSONResponse(self.hub.snapshot())
@@ -215,7 +229,8 @@ class Pages:
         level = int_param(request.query_params.get("level"), "level", 1, 5)
         reply = await self.hub.query(QueryKind.RATINGS, first_day=first, last_day=last, window=window,
                                      level=level)
-        every = reply.data.get("ratings", [])
+        found = reply.answer_as(RatingsAnswer)
+        every = [r.model_dump(mode="json") for r in found.ratings] if found else []
         number = int_param(request.query_params.get("page"), "page", 1, 100000) or 1
         rows, pages = page_of(every, number)
         if request.path_params.get("kind") in ("csv", "xlsx"):
@@ -240,7 +255,8 @@ class Pages:
                             window=int_param(params.get("window"), "window", 1, 9999) or 0,
                             order="opened" if params.get("order") == "opened" else "deadline",
                             assignee=text_param(params.get("assignee"), "assignee", 64) or "", me=user.name)
-        cases = chosen.apply(reply.data.get("cases", []))
+        found = reply.answer_as(CasesAnswer)
+        cases = chosen.apply([c.model_dump(mode="json") for c in found.cases] if found else [])
         if request.path_params.get("kind") in ("csv", "xlsx"):
             return download(cases_sheet(cases, self.layout), "差评整改", request.path_params["kind"])
         number = int_param(params.get("page"), "page", 1, 100000) or 1
@@ -284,9 +300,10 @@ class Pages:
         first = day_param(request.query_params.get("from"), "from") or self.today()
         last = day_param(request.query_params.get("to"), "to") or first
         reply = await self.hub.query(QueryKind.STATISTICS, first_day=first, last_day=last)
-        if not reply.ok:
+        found = reply.answer_as(StatisticsAnswer)
+        if found is None:
             return {"first_day": first, "last_day": last, "rows": [], "error": reply.error}
-        return reply.data
+        return found.model_dump(mode="json", exclude={"kind"})  # the page's and the sheet's rows
 
     async def daily(self, first: str, last: str) -> dict[str, list[Any]]:
         """Day-by-day trend of a range (at most 62 days): issued, served and satisfaction per day,
@@ -298,12 +315,12 @@ class Pages:
         while day <= end:
             reply = await self.hub.query(QueryKind.STATISTICS, first_day=day.isoformat(),
                                          last_day=day.isoformat())
-            rows = reply.data.get("rows", [])
-            total: dict[str, Any] = next((r for r in rows if r["dimension"] == "total"), {})
+            found = reply.answer_as(StatisticsAnswer)
+            total = next((r for r in found.rows if r.dimension == "total"), None) if found else None
             days["days"].append(day.strftime("%m-%d"))
-            for key, column in (("issued", "issued"), ("served", "served"),
-                                ("satisfaction", "satisfaction_pct")):
-                days[key].append(total.get(column))
+            days["issued"].append(total.issued if total else None)
+            days["served"].append(total.served if total else None)
+            days["satisfaction"].append(total.satisfaction_pct if total else None)
             day += dt.timedelta(days=1)
         return days
 
@@ -355,7 +372,9 @@ class Pages:
         state = self.hub.windows.get(window)
         clerk = (state or {}).get("clerk_id")
         named = f"{self.hub.clerk_names[clerk]}（{clerk}）" if clerk in self.hub.clerk_names else clerk
-        return JSONResponse({**reply.data, "state": state, "clerk_name": named})
+        found = reply.answer_as(WindowQueueAnswer)
+        shown = found.model_dump(mode="json", exclude={"kind"}) if found else {}
+        return JSONResponse({**shown, "state": state, "clerk_name": named})
 
     async def console_action(self, request: Request) -> Response:
         window = self.path_window(request)
@@ -413,15 +432,16 @@ class Pages:
         else:
             number = text_param(str(form.get("number", "")), "number", 16) or ""
             found = await self.hub.query(QueryKind.TICKET_BY_NUMBER, ticket_number=number)
-            if not found.ok:
+            numbered = found.answer_as(TicketAnswer)
+            if numbered is None:
                 await self.access.audit(request, user.name, "reprint", number,
                                         outcome=found.error.message if found.error else "refused")
                 return RedirectResponse(f"/staff?message={refusal(found.error, self.layout.hall)}",
                                         status_code=303)
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
-                                    ticket_id=found.data["ticket"]["ticket_id"])
+                                    ticket_id=numbered.ticket.ticket_id)
             action, target = "reprint", number
-        ticket = getattr(reply, "ticket", None)
+        ticket = reply.ticket
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
             refusal(reply.error, self.layout.hall))
         detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")
@@ -506,12 +526,12 @@ class Pages:
         if not ticket_token(request.path_params["token"]):
             return JSONResponse({"error": "no such ticket today"}, status_code=404)
         reply = await self.hub.query(QueryKind.TICKET, token=request.path_params["token"])
-        if not reply.ok:
+        found = reply.answer_as(TicketAnswer)
+        if found is None:
             return JSONResponse({"error": "no such ticket today"}, status_code=404)
-        ticket = reply.data["ticket"]
-        shown = {k: ticket[k] for k in ("number", "status", "people_ahead", "estimated_minutes", "windows",
-                                        "service_name", "window", "ticket_class")}
-        return JSONResponse(shown)
+        return JSONResponse(found.ticket.model_dump(mode="json", include={
+            "number", "status", "people_ahead", "estimated_minutes", "windows", "service_name", "window",
+            "ticket_class"}))
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hall_devices.bus import BusError
-from hall_devices.contract import QueryKind, Reply, StaffAction
+from hall_devices.contract import AppointmentsAnswer, QueryKind, Reply, StaffAction
 from hall_devices.idcard.identity import id_hash
 from hall_devices.layout import Layout
 from hall_devices.web.api_clients import ApiClients
@@ -177,10 +177,11 @@ class BookingApi:
 
     async def _day(self, day: str) -> list[BookingOut]:
         reply = await self.hub.query(QueryKind.APPOINTMENTS, first_day=day)
-        if not reply.ok:
+        found = reply.answer_as(AppointmentsAnswer)
+        if found is None:
             raise BusError(reply.error.message if reply.error else "query refused")
-        return [BookingOut.model_validate({"booking_id": r.pop("code"), **r})
-                for r in reply.data.get("appointments", [])]
+        return [BookingOut.model_validate({"booking_id": r.code, **r.model_dump(exclude={"code"})})
+                for r in found.appointments]
 
     async def create(self, request: Request, client: str) -> Response:
         booking = await self._body(request, BookingIn)

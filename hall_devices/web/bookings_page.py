@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from hall_devices.contract import QueryKind, Reply, StaffAction
+from hall_devices.contract import AppointmentsAnswer, QueryKind, Reply, StaffAction
 from hall_devices.web.booking_models import BAD_CODE, BOOKING_ID, BookingIn, first_problem
 
 if TYPE_CHECKING:
@@ -38,8 +38,10 @@ class BookingsPage:
     async def show(self, request: Request) -> Response:
         day = request.query_params.get("day") or self.pages.today()
         reply = await self.pages.hub.query(QueryKind.APPOINTMENTS, first_day=day)
-        rows: list[dict[str, Any]] = reply.data.get("appointments", []) if reply.ok else []
-        counts = Counter(r["state"] for r in rows)
+        found = reply.answer_as(AppointmentsAnswer)
+        booked = found.appointments if found else []
+        rows = [r.model_dump(mode="json") for r in booked]
+        counts = Counter(r.state for r in booked)
         return self.pages.page("bookings.html", request, day=day, rows=rows, counts=counts,
                                state_zh=STATE_ZH, services=self.pages.layout.services,
                                message=request.query_params.get("message"),

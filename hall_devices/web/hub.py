@@ -16,32 +16,39 @@ import json
 import time
 import uuid
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
+    ACTIVE_ALERTS,
+    CALL,
+    DEVICE_STATUS,
     HELP_REQUEST,
     QUERY,
+    QUEUE_SUMMARY,
     STAFF_COMMAND,
     WINDOW_COMMAND,
+    WINDOW_STATE,
     ActiveAlerts,
     Call,
     DeviceStatus,
     HelpRequest,
+    Payload,
     Problem,
     QueryKind,
     QueryReply,
     QueryRequest,
     QueueSummary,
-    Reply,
     StaffAction,
     StaffCommand,
+    StaffResult,
     WindowAction,
     WindowCommand,
+    WindowCommandResult,
     WindowState,
-    route,
 )
 from hall_devices.layout import Layout
 from hall_devices.layout_follow import LayoutFollower
@@ -61,6 +68,14 @@ class CoordinatorOfflineError(NoReplyError):
     def __init__(self, since: datetime.datetime) -> None:
         super().__init__(f"the coordinator is offline since {since.isoformat()}")
         self.since = since
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def _plain(payload: Payload) -> dict[str, Any]:
+    """A payload as the browsers get it: JSON types only."""
+    return dict(json.loads(payload.model_dump_json()))
 
 
 class Hub:
@@ -88,9 +103,12 @@ class Hub:
         self.requests.listen(QUERY, client=WEB)
         self.requests.listen(STAFF_COMMAND, staff=WEB)
         self.requests.listen(WINDOW_COMMAND)
-        for name in ("window_state", "device_status", "queue_summary", "active_alerts", "call",
-                     "help_request"):
-            self.bus.subscribe(route(name), self._on_message)
+        self.bus.subscribe(WINDOW_STATE, self._on_loop(self._window))
+        self.bus.subscribe(DEVICE_STATUS, self._on_loop(self._device))
+        self.bus.subscribe(QUEUE_SUMMARY, self._on_loop(self._queue))
+        self.bus.subscribe(ACTIVE_ALERTS, self._on_loop(self._alerts))
+        self.bus.subscribe(CALL, self._on_loop(self._call))
+        self.bus.subscribe(HELP_REQUEST, self._on_loop(self._help))
         self.layout_version: int | None = None  # the region's version the coordinator runs, if known
         LayoutFollower(layout, None, self._on_layout).subscribe(self.bus)
 
@@ -106,12 +124,16 @@ class Hub:
 
     # --- from paho's thread ----------------------------------------------------------------------
 
-    def _on_message(self, inbound: Inbound[Any]) -> None:
-        if isinstance(inbound.payload, ActiveAlerts):  # written here, on paho's thread, not the loop
-            alerts = json.loads(inbound.payload.model_dump_json())["alerts"]
-            self.alert_log.seen(alerts, datetime.datetime.now(datetime.UTC))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._apply, inbound.payload)
+    def _on_loop(self, apply: Callable[[P], None]) -> Callable[[Inbound[P]], None]:
+        """A bus handler that hands the payload to ``apply`` on the asyncio loop, then tells the
+        browsers (the state is only touched on the loop)."""
+        def handler(inbound: Inbound[P]) -> None:
+            if isinstance(inbound.payload, ActiveAlerts):  # written here, on paho's thread, not the loop
+                self.alert_log.seen(_plain(inbound.payload)["alerts"], datetime.datetime.now(datetime.UTC))
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._changed, apply, inbound.payload)
+
+        return handler
 
     def _on_layout(self, layout: Layout, version: int) -> None:
         if self._loop is not None:
@@ -120,30 +142,34 @@ class Hub:
     def _apply_layout(self, layout: Layout, version: int) -> None:
         """Window and service names follow the layout the coordinator runs (layout_follow.py)."""
         self.layout, self.layout_version = layout, version
-        self._apply(None)
+        self._broadcast()
 
-    def _apply(self, payload: Any) -> None:
-        data = json.loads(payload.model_dump_json()) if payload is not None else {}
-        if isinstance(payload, WindowState):
-            self.windows[payload.window] = data
-        elif isinstance(payload, DeviceStatus):
-            data["seen"] = time.time()
-            self.devices[payload.device_id] = data
-        elif isinstance(payload, QueueSummary):
-            self.queue = data
-        elif isinstance(payload, ActiveAlerts):
-            active = {(a["alert_id"], a["raised_at"]) for a in data["alerts"]}
-            self.acks = {key: ack for key, ack in self.acks.items() if key in active}
-            self.alerts = data["alerts"]
-        elif isinstance(payload, Call):
-            self.calls.appendleft(data)
-        elif isinstance(payload, HelpRequest):
-            self.help[payload.kiosk_id] = payload
-        self.version += 1
-        snapshot = json.dumps(self.snapshot(), ensure_ascii=False)
-        for listener in list(self._listeners):
-            with contextlib.suppress(asyncio.QueueFull):
-                listener.put_nowait(snapshot)
+    # --- on the asyncio loop: one per route ------------------------------------------------------
+
+    def _changed(self, apply: Callable[[P], None], payload: P) -> None:
+        apply(payload)
+        self._broadcast()
+
+    def _window(self, state: WindowState) -> None:
+        self.windows[state.window] = _plain(state)
+
+    def _device(self, status: DeviceStatus) -> None:
+        self.devices[status.device_id] = {**_plain(status), "seen": time.time()}
+
+    def _queue(self, summary: QueueSummary) -> None:
+        self.queue = _plain(summary)
+
+    def _alerts(self, active: ActiveAlerts) -> None:
+        alerts = _plain(active)["alerts"]
+        current = {(a["alert_id"], a["raised_at"]) for a in alerts}
+        self.acks = {key: ack for key, ack in self.acks.items() if key in current}
+        self.alerts = alerts
+
+    def _call(self, call: Call) -> None:
+        self.calls.appendleft(_plain(call))
+
+    def _help(self, request: HelpRequest) -> None:
+        self.help[request.kiosk_id] = request
 
     # --- for the pages ---------------------------------------------------------------------------
 
@@ -232,16 +258,15 @@ class Hub:
             return QueryReply(command_id=None, ok=False, error=Problem(
                 code="bad_query", message=f"查询条件有误 / bad query: {problem}"))
         self._check_coordinator()
-        reply = await self.requests.call_async(QUERY, request, 10.0, client=WEB)
-        assert isinstance(reply, QueryReply)
-        return reply
+        return await self.requests.call_async(QUERY, request, 10.0, client=WEB)
 
-    async def window_command(self, window: int, action: WindowAction, **fields: Any) -> Reply:
+
+    async def window_command(self, window: int, action: WindowAction, **fields: Any) -> WindowCommandResult:
         command = WindowCommand(command_id=uuid.uuid4().hex, action=action, source="web", **fields)
         self._check_coordinator()
         return await self.requests.call_async(WINDOW_COMMAND, command, 10.0, window=window)
 
-    async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> Reply:
+    async def staff(self, action: StaffAction, staff_id: str, **fields: Any) -> StaffResult:
         command = StaffCommand(command_id=uuid.uuid4().hex, action=action, staff_id=staff_id, **fields)
         self._check_coordinator()
         return await self.requests.call_async(STAFF_COMMAND, command, 10.0, staff=WEB)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hall_devices.contract import QueryKind, QueryRequest
+from hall_devices.contract import QueryKind, QueryRequest, WindowQueueAnswer
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.queries import answer
 from hall_devices.layout import Layout
@@ -13,9 +13,11 @@ from tests.coordinator.test_engine import act, issue
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
-def window_queue(engine: Engine, window: int, now: datetime) -> dict[str, object]:
+def window_queue(engine: Engine, window: int, now: datetime) -> WindowQueueAnswer:
     query = QueryRequest(command_id="q", kind=QueryKind.WINDOW_QUEUE, window=window)
-    return answer(engine, lambda first, last: [], query, now)
+    found = answer(engine, lambda first, last: [], query, now)
+    assert isinstance(found, WindowQueueAnswer)
+    return found
 
 
 def test_the_current_ticket_and_the_no_shows_of_a_window(layout: Layout) -> None:
@@ -23,17 +25,17 @@ def test_the_current_ticket_and_the_no_shows_of_a_window(layout: Layout) -> None
     issue(engine, "passport", T0)
     issue(engine, "passport", T0 + timedelta(minutes=1), "priority")
     assert act(engine, 6, "login", T0, clerk_id="Z0601").reply.ok
-    assert window_queue(engine, 6, T0)["current"] is None
+    assert window_queue(engine, 6, T0).current is None
     assert act(engine, 6, "next", T0 + timedelta(minutes=9)).reply.ok  # the priority ticket first
     data = window_queue(engine, 6, T0 + timedelta(minutes=12))
-    current = data["current"]
-    assert isinstance(current, dict)
-    assert current["ticket_class"] == "priority" and current["waited_min"] == 8  # issue → first call
+    current = data.current
+    assert current is not None
+    assert current.ticket_class == "priority" and current.waited_min == 8  # issue → first call
     passport = next(s for s in layout.services if s.id == "passport")
-    assert current["service"] == passport.name.zh
-    assert current["materials"] == [m.zh for m in passport.materials]
+    assert current.service == passport.name.zh
+    assert current.materials == [m.zh for m in passport.materials]
     assert act(engine, 6, "no_show", T0 + timedelta(minutes=13)).reply.ok
     shown = window_queue(engine, 6, T0 + timedelta(minutes=14))
-    assert shown["current"] is None and shown["no_show"] == [current["number"]]
+    assert shown.current is None and shown.no_show == [current.number]
     late = T0 + timedelta(minutes=14 + layout.policy.no_show_reactivate_minutes)
-    assert window_queue(engine, 6, late)["no_show"] == []  # too late to reactivate: not offered
+    assert window_queue(engine, 6, late).no_show == []  # too late to reactivate: not offered

@@ -17,6 +17,7 @@ from hall_devices.bus import Inbound
 from hall_devices.contract import (
     QUERY,
     Channel,
+    DeadLettersAnswer,
     QueryKind,
     QueryReply,
     QueryRequest,
@@ -99,9 +100,10 @@ def test_a_poison_command_is_answered_alone_kept_and_never_rerun(hall: Hall) -> 
     # The manager can read them: a query the web can ask.
     query = QueryRequest(command_id=cid(), kind=QueryKind.DEAD_LETTERS)
     reply = hall.web.requests.call(QUERY, query, client="web")
-    assert isinstance(reply, QueryReply) and reply.ok
-    assert reply.data["total"] == 2
-    listed = {d["command"] for d in reply.data["dead_letters"]}
+    dead = reply.answer_as(DeadLettersAnswer)
+    assert isinstance(reply, QueryReply) and reply.ok and dead is not None
+    assert dead.total == 2
+    listed = {d.command for d in dead.dead_letters}
     assert listed == {"rating:poison-1", "window_command:poison-2"}
     errors.stop()
     acks.stop()

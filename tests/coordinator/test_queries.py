@@ -8,11 +8,22 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from hall_devices.bus import Inbound
-from hall_devices.contract import QUERY, QueryKind, QueryReply, QueryRequest, RatingLevel, TicketClass
+from hall_devices.contract import (
+    QUERY,
+    AppointmentsAnswer,
+    QueryKind,
+    QueryReply,
+    QueryRequest,
+    RatingLevel,
+    RatingsAnswer,
+    StatisticsAnswer,
+    TicketClass,
+    WindowQueueAnswer,
+)
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import Appointment
-from hall_devices.coordinator.queries import answer
+from hall_devices.coordinator.queries import Answer, answer
 from hall_devices.layout import Layout
 from tests.coordinator.harness import Hall
 from tests.support import probe
@@ -52,21 +63,24 @@ def test_history_and_bookings_of_a_removed_service_are_shown_by_its_id(layout: L
     stored = [ev.event_json(e) for e in passport_day()]
     now = T0 + timedelta(days=1, hours=2)
 
-    def ask(kind: QueryKind, day: str) -> dict[str, object]:
+    def ask(kind: QueryKind, day: str) -> Answer:
         return answer(engine, lambda _first, _last: stored,
                       QueryRequest(command_id=f"q-{kind}", kind=kind, first_day=day), now)
 
     figures = ask(QueryKind.STATISTICS, DAY)
-    rows = {(r["dimension"], r["key"]): r for r in figures["rows"]}  # type: ignore[attr-defined]
-    assert rows[("service", "passport")]["name"] == "passport"
-    assert (rows[("service", "passport")]["issued"], rows[("service", "passport")]["served"]) == (1, 1)
-    assert rows[("total", "")]["served"] == 1
-    assert not any(d == "department" and r["served"] for (d, _k), r in rows.items())  # none to count under
-    ratings = ask(QueryKind.RATINGS, DAY)["ratings"]
-    assert [(r["service"], r["department"], r["level"]) for r in ratings] == [  # type: ignore[attr-defined]
+    assert isinstance(figures, StatisticsAnswer)
+    rows = {(r.dimension, r.key): r for r in figures.rows}
+    assert rows[("service", "passport")].name == "passport"
+    assert (rows[("service", "passport")].issued, rows[("service", "passport")].served) == (1, 1)
+    assert rows[("total", "")].served == 1
+    assert not any(d == "department" and r.served for (d, _k), r in rows.items())  # none to count under
+    ratings = ask(QueryKind.RATINGS, DAY)
+    assert isinstance(ratings, RatingsAnswer)
+    assert [(r.service, r.department, r.level) for r in ratings.ratings] == [
         ("passport", "gone_department", 2)]
-    bookings = ask(QueryKind.APPOINTMENTS, "2026-11-24")["appointments"]
-    assert [(b["code"], b["service"]) for b in bookings] == [("A1", "passport")]  # type: ignore[attr-defined]
+    bookings = ask(QueryKind.APPOINTMENTS, "2026-11-24")
+    assert isinstance(bookings, AppointmentsAnswer)
+    assert [(b.code, b.service) for b in bookings.appointments] == [("A1", "passport")]
 
 
 def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall: Hall) -> None:
@@ -84,5 +98,6 @@ def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall:
     assert hall.service.store.count("dead_letters") == 0  # a read: nothing to keep or re-run
     good = QueryRequest(command_id="q-good", kind=QueryKind.WINDOW_QUEUE, window=6)
     answered = hall.web.requests.call(route_, good, client="web")
-    assert isinstance(answered, QueryReply) and answered.ok and answered.data["window"] == 6
+    queue = answered.answer_as(WindowQueueAnswer)
+    assert isinstance(answered, QueryReply) and answered.ok and queue is not None and queue.window == 6
     replies.stop()
