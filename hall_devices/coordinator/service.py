@@ -176,8 +176,11 @@ def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
 
 
 def command_id(payload: Payload) -> str | None:
-    """A request's id, whatever its field is called (``Request.request_key``); None for others."""
-    return payload.request_key if isinstance(payload, Request) else None
+    """A request's id, whatever its field is called (``Request.request_key``), or the id a reply
+    answers (a printer's ``PrintResult`` is a command to the coordinator); None for others."""
+    if isinstance(payload, Request):
+        return payload.request_key
+    return payload.command_id if isinstance(payload, Reply) else None
 
 
 def command_key(route_name: str, payload: Payload) -> str | None:
