@@ -120,6 +120,16 @@ class ScreenHealth:
             return None
         return FAULT_OF[self.last]
 
+    def faulted_at(self) -> float | None:
+        """When :meth:`fault` turns from None to a fault if nothing more is recorded (seconds on the
+        caller's clock; None: not on its way to a fault). A session wakes then to report it."""
+        if self.failing_since is None or self.last is None or self.tries < self.retries:
+            return None
+        since = self.failing_since
+        if self.acked_at is not None:
+            since = max(self.acked_at, self.failing_since - self.probe_s)
+        return since + self.unreachable_after_s
+
 
 @dataclass
 class BusHealth:
@@ -150,6 +160,12 @@ class BusHealth:
         if self.failing_since is None or len(self.failed) < self.needed:
             return False
         return now - self.failing_since >= self.unreachable_after_s
+
+    def silent_at(self) -> float | None:
+        """When :meth:`silent` turns true if nothing more is recorded; None: not on its way."""
+        if self.failing_since is None or len(self.failed) < self.needed:
+            return None
+        return self.failing_since + self.unreachable_after_s
 
 
 def bus_state(screen_faults: list[DeviceFault | None], silent: bool = False
