@@ -63,6 +63,11 @@ def bus(protocol: str = "bx", *screens: WindowScreenDevice | HallScreenDevice,
     return session
 
 
+def state(session: LedSession) -> LinkState:
+    """The link's state, read afresh (not narrowed by an earlier assertion)."""
+    return session.state
+
+
 def test_literals_are_the_published_frames_readdressed() -> None:
     from hall_devices.display import bx
 
@@ -179,7 +184,7 @@ def test_an_idle_bx_screen_is_probed_and_its_silence_counts_from_its_last_ack() 
         session.written(at)
         session.receive(ack, at + 0.05)
     due = session.deadline(0.2)
-    assert due == pytest.approx(1.05)  # screen 1 acked at 0.05, probed half a period later
+    assert due is not None and due == pytest.approx(1.05)  # screen 1 acked at 0.05, probed half a period later
     probe = session.next_write(due)
     assert probe is not None and probe.probe and probe.address == 1 and probe.frame == WELCOME_TO_1
     session.written(due)
@@ -250,15 +255,15 @@ def test_an_illegal_transition_raises_and_changes_nothing() -> None:
     session = LedSession("bx", 9600, [window()])
     with pytest.raises(SessionError):
         session.written(0.0)  # nothing was handed out: the port is not even open
-    assert session.state is LinkState.CLOSED
+    assert state(session) is LinkState.CLOSED
     session.opened()
     session.want(1, welcome())
     assert session.next_write(0.0) is not None
     with pytest.raises(SessionError):
         session.opened()  # reopened while a frame is being written: cannot happen
-    assert session.state is LinkState.WRITING
+    assert state(session) is LinkState.WRITING
     session.written(0.0)
     with pytest.raises(SessionError):
         session.written(0.1)
-    assert session.state is LinkState.AWAITING and session.deadline(0.1) == pytest.approx(0.3 + WIRE_S)
+    assert state(session) is LinkState.AWAITING and session.deadline(0.1) == pytest.approx(0.3 + WIRE_S)
     assert (LinkState.AWAITING, LinkEvent.FRAME) not in TRANSITIONS  # one frame on the bus at a time
