@@ -86,9 +86,9 @@ def test_the_call_at_the_window_is_written_first_and_its_ack_shows_it() -> None:
     session.want(1, welcome())
     write = session.next_write(10.0)
     assert write is not None and (write.address, write.frame, write.probe) == (1, WELCOME_TO_1, False)
-    assert session.state is LinkState.WRITING
+    assert state(session) is LinkState.WRITING
     assert session.written(10.0) == []
-    assert session.state is LinkState.AWAITING
+    assert state(session) is LinkState.AWAITING
     assert session.deadline(10.0) == pytest.approx(10.0 + 0.3 + WIRE_S)
     assert session.next_write(10.01) is None  # one frame on the bus at a time
     assert session.receive(ACK_1[:12], 10.1) == []  # a reply may come in pieces
@@ -113,7 +113,7 @@ def test_a_late_or_foreign_reply_never_confirms_the_frame_in_flight() -> None:
     session.written(5.5)
     assert session.receive(ACK_1, 5.49) == []  # screen 1's late ACK, read before this write
     assert session.receive(ACK_1, 5.6) == []  # after it, but from another screen
-    assert session.state is LinkState.AWAITING
+    assert state(session) is LinkState.AWAITING
     assert session.receive(ACK_2, 5.6) == [Confirmed(2, Outcome.ACK)]
 
 
@@ -184,7 +184,7 @@ def test_an_idle_bx_screen_is_probed_and_its_silence_counts_from_its_last_ack() 
         session.written(at)
         session.receive(ack, at + 0.05)
     due = session.deadline(0.2)
-    assert due is not None and due == pytest.approx(1.05)  # screen 1 acked at 0.05, probed half a period later
+    assert due is not None and due == pytest.approx(1.05)  # acked at 0.05, probed half a period on
     probe = session.next_write(due)
     assert probe is not None and probe.probe and probe.address == 1 and probe.frame == WELCOME_TO_1
     session.written(due)
