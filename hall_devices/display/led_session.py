@@ -10,10 +10,10 @@ does not allow in the current state raises :class:`SessionError` and changes not
 
 What a reply means and when to try again is :mod:`hall_devices.display.supervision`'s (protocols.md
 §2: ACK A0 00, NACK A0 01 with an error code, busy = error 3). The session adds the bus's order:
-the call at the window first (window screens before hall screens, answering screens before failing
-ones); a BX screen gets only the areas that changed (controllers keep the others); bytes that are
-not a reply to the frame in flight, or arrived before it was written, are dropped, because BX
-replies carry no sequence number; a screen whose frame cannot be built is faulted ``unencodable``
+the call at the window first (answering screens before failing ones, news before screens only
+written again, window screens before hall screens); a BX screen gets only the areas that changed
+(controllers keep the others); bytes that are not a reply to the frame in flight, or arrived
+before it was written, are dropped, because BX replies carry no sequence number; a screen whose frame cannot be built is faulted ``unencodable``
 and the others are written; an idle BX screen is probed (its smallest area written again) about
 every ``unreachable_after_s``, the probes spread over that period and never before a pending write.
 """
@@ -111,6 +111,7 @@ class LedScreen:
     health: ScreenHealth = field(default_factory=ScreenHealth)
     unencodable: bool = False  # its frame cannot be built in its protocol
     tried_at: float = float("-inf")  # time of its last write's outcome (a probe included)
+    routine: bool = False  # written again only because what it shows is unknown: after news
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -170,12 +171,14 @@ class LedSession:
         wanted = tuple(regions)
         if wanted != screen.wanted:
             screen.health.news()
+            screen.routine = False
         screen.wanted = wanted
 
     def rewrite_all(self) -> None:
         """Write every screen again (a controller that rebooted shows nothing)."""
         for screen in self.screens.values():
             screen.shown = None
+            screen.routine = True
 
     # --- the port -----------------------------------------------------------------------------
 
@@ -194,8 +197,9 @@ class LedSession:
 
     def next_write(self, now: float) -> Write | None:
         """The frame to write now, or None (nothing due, or the link is not idle). The call at the
-        window first: a hall screen's long frame waits its turn, a failing screen waits behind the
-        ones that answer. A screen whose frame cannot be built is faulted and the next one tried."""
+        window first: a hall screen's long frame waits its turn, a screen only rewritten (refresh,
+        port back) waits behind news, a failing screen waits behind the ones that answer. A screen
+        whose frame cannot be built is faulted and the next one tried."""
         if self.state is not LinkState.IDLE:
             return None
         while True:
@@ -203,7 +207,8 @@ class LedSession:
                        if s.changed(self.protocol) and s.health.may_write(now)]
             if not pending:
                 return self._probe(now)
-            screen = min(pending, key=lambda s: (s.health.tries, isinstance(s.device, HallScreenDevice)))
+            screen = min(pending, key=lambda s: (s.health.tries, s.routine,
+                                                 isinstance(s.device, HallScreenDevice)))
             write = self._frame(screen, screen.changed(self.protocol), probe=False)
             if write is not None:
                 return write

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Controller:
     nacks: int = 0
     refused: int = 0  # frames answered busy or with a NACK switch, not shown
     updated_at: float = 0.0
+    started_at: float = 0.0  # when the first byte of the last frame shown was read (BX)
     last_size: int = 0  # bytes of the last frame shown, as on the wire
     last_areas: tuple[int, ...] = ()  # area ids the last frame updated
 
@@ -59,6 +61,9 @@ class LedBusSimulator:
         self.controllers = {a: Controller(a) for a in addresses}
         self.switches = LedSwitches()
         self.bad_frames = 0
+        # Every BX frame shown: (first byte read, shown, address, area ids), the latest 2000.
+        self.history: deque[tuple[float, float, int, tuple[int, ...]]] = deque(maxlen=2000)
+        self._frame_started = 0.0
         self._bx = bx.BxDecoder()
         self._eq = eq.EqDecoder()
         self._changed = threading.Condition()
@@ -92,6 +97,8 @@ class LedBusSimulator:
             data = self.port.read(0.05)
             if not data:
                 continue
+            if not self._bx.buffer:  # the first bytes of a frame (a chunk rarely holds two)
+                self._frame_started = time.monotonic()
             if self.baud:
                 time.sleep(len(data) * 10 / self.baud)
             if self.protocol == "bx":
@@ -160,7 +167,10 @@ class LedBusSimulator:
         for controller in targets:
             controller.last_size = len(frame.encode())
             controller.last_areas = tuple(shown)
+            controller.started_at = self._frame_started
             self._show(controller, shown)
+            self.history.append((self._frame_started, controller.updated_at, controller.address,
+                                 tuple(shown)))
         if wants_reply:
             self._reply(address, bx.ErrorCode.OK)
 

@@ -267,3 +267,20 @@ def test_an_illegal_transition_raises_and_changes_nothing() -> None:
         session.written(0.1)
     assert state(session) is LinkState.AWAITING and session.deadline(0.1) == pytest.approx(0.3 + WIRE_S)
     assert (LinkState.AWAITING, LinkEvent.FRAME) not in TRANSITIONS  # one frame on the bus at a time
+
+
+def test_news_goes_before_screens_only_written_again() -> None:
+    session = bus("bx", window(1, 1), window(2, 2))
+    for address, ack in ((1, ACK_1), (2, ACK_2)):
+        session.want(address, welcome())
+        assert session.next_write(0.0) is not None
+        session.written(0.0)
+        session.receive(ack, 0.1)
+    session.rewrite_all()  # the periodic rewrite (a controller may have rebooted)
+    session.want(2, welcome("请A001号到2号窗口"))  # and a call at window 2
+    first = session.next_write(0.2)
+    assert first is not None and first.address == 2 and "请A001号".encode("gbk") in first.frame
+    session.written(0.2)
+    session.receive(ACK_2, 0.3)
+    second = session.next_write(0.3)
+    assert second is not None and second.address == 1 and second.frame == WELCOME_TO_1
