@@ -13,9 +13,10 @@ What a reply means and when to try again is :mod:`hall_devices.display.supervisi
 the call at the window first (answering screens before failing ones, news before screens only
 written again, window screens before hall screens); a BX screen gets only the areas that changed
 (controllers keep the others); bytes that are not a reply to the frame in flight, or arrived
-before it was written, are dropped, because BX replies carry no sequence number; a screen whose frame cannot be built is faulted ``unencodable``
-and the others are written; an idle BX screen is probed (its smallest area written again) about
-every ``unreachable_after_s``, the probes spread over that period and never before a pending write.
+before it was written, are dropped, because BX replies carry no sequence number; a screen whose
+frame cannot be built is faulted ``unencodable`` and the others are written; an idle BX screen is
+probed (its smallest area written again) about every ``unreachable_after_s``, the probes spread
+over that period and never before a pending write.
 """
 
 from __future__ import annotations
