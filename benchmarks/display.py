@@ -1,6 +1,6 @@
 """Display benchmark: a window's Next → the complete LED frame at the screen, against its limits.
 
-Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600]
+Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600] [--unreachable-after S]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
 the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Beside it the
@@ -99,6 +99,16 @@ def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
     return path
 
 
+def probed_layout(tmp: Path, unreachable_after_s: float) -> Path:
+    """The example hall with L1's ``unreachable_after_s`` set (it sets how often idle screens are probed)."""
+    text = LAYOUT.read_text(encoding="utf-8").replace(
+        'protocol = "bx"', f'protocol = "bx"\nunreachable_after_s = {unreachable_after_s}')
+    path = tmp / "hall-probed.toml"
+    path.write_text(text, encoding="utf-8")
+    load_layout(path)
+    return path
+
+
 def describe(blockers: list[tuple[int, tuple[int, ...]]], calls: int) -> str:
     """What held the bus while a call waited: window 3's own earlier frame, the hall screen's areas,
     or another window's screen (only probes write those here)."""
@@ -115,6 +125,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--baud", type=int, default=9600)
+    parser.add_argument("--unreachable-after", type=float, metavar="S",
+                        help="the LED bus's unreachable_after_s (default: the example hall's, 5 s): idle "
+                             "screens are probed one every S / screens seconds, each probe holding the bus")
     args = parser.parse_args()
     layout = load_layout(LAYOUT)
     with tempfile.TemporaryDirectory(prefix="hall-bench-display-") as tmp, broker(Path(tmp)) as hall:
@@ -159,7 +172,9 @@ def main() -> None:
                     continue
             latencies, wire, net_latencies, net_bytes = [], [], [], []
             to_agent, in_agent, on_wire, blockers = [], [], [], []
-            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
+            serial_env = hall.env("L1") if args.unreachable_after is None else hall.env(
+                "L1", HALL_LAYOUT=str(probed_layout(Path(tmp), args.unreachable_after)))
+            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], serial_env):
                 time.sleep(3)  # the agent's first writes of every screen at 9600 baud
                 for _ in range(args.calls):
                     number = next_number()
@@ -198,7 +213,8 @@ def main() -> None:
             net.stop()
     print(f"raw MQTT hop through the same broker: p50 {statistics.median(hops):.2f} ms, "
           f"p99 {pct(hops, 99):.2f} ms ({len(hops)} messages)")
-    print(f"window Next → complete LED frame at the screen ({args.baud} baud): p50 "
+    probing = f", unreachable_after_s {args.unreachable_after:g}" if args.unreachable_after else ""
+    print(f"window Next → complete LED frame at the screen ({args.baud} baud{probing}): p50 "
           f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms ({len(latencies)} calls); "
           f"the frame's wire time (limit) {statistics.median(wire):.1f} ms for "
           f"{statistics.median(wire) * args.baud / 10000:.0f} bytes")
