@@ -4,9 +4,11 @@ A thin adapter around :class:`~hall_devices.display.led_session.LedSession`, whi
 write, waits for BX replies, retries, probes and knows each screen's health (docs/display.md). The
 agent renders what each screen should show, and moves bytes: paho's thread and a
 :class:`~hall_devices.agent.PortReader` only post to one :class:`~hall_devices.agent.Worker`; a
-message or a byte wakes it at once. Its only timers are the session's deadlines (reply timeout,
-backoff, probe) and the rewrite of every screen every ``refresh_s`` (a controller that rebooted
-shows nothing until written again). The bus status is published on change
+message or a byte wakes it at once. Its only timers are the session's deadlines: reply timeout,
+backoff, probe, and the rewrite of a screen whose whole content was not written for ``refresh_s``
+(a controller that rebooted shows nothing until written again). What a screen shows is a function
+of the messages alone (time rules such as the long pause notice come in the window state), so
+nothing is rendered on a timer. The bus status is published on change
 (:class:`~hall_devices.agent.StatusReporter`).
 """
 
@@ -50,13 +52,12 @@ class LedAgent:
             raise ValueError(f"led_bus {bus_id!r} has network screens (bx6): the BX-6 agent drives it")
         self.device = device
         self.layout = layout
-        self.refresh_s = refresh_s
         self.clock = clock
         self.session = LedSession(device.protocol, device.baudrate,
                                   [d for d in layout.members(bus_id)
                                    if isinstance(d, WindowScreenDevice | HallScreenDevice)],
                                   unreachable_after_s=device.unreachable_after_s,
-                                  reply_timeout_s=reply_timeout_s, retries=retries)
+                                  reply_timeout_s=reply_timeout_s, retries=retries, refresh_s=refresh_s)
         self.window_screen = {s.device.window: s for s in self.screens.values()
                               if isinstance(s.device, WindowScreenDevice)}
         self.hall_screens = [s for s in self.screens.values() if isinstance(s.device, HallScreenDevice)]
@@ -69,7 +70,6 @@ class LedAgent:
                                read_timeout_s=READ_TIMEOUT_S, clock=clock)
         self.worker: Worker[Item] = Worker(f"leds {bus_id}", self._on_batch, self._on_tick, clock=clock)
         self.reader = PortReader(self.link, self.worker.post, f"leds {bus_id} reader")
-        self._next_refresh = clock() + refresh_s
         self.bus = Bus(settings, BusOptions(client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id,
                                             device_kind="led_bus"))
         self.status = StatusReporter(self.bus.set_status)
@@ -161,10 +161,6 @@ class LedAgent:
             self._render_hall(screen)
 
     def _on_tick(self, now: float) -> float | None:
-        if now >= self._next_refresh:
-            self._render_all()
-            self.session.rewrite_all()
-            self._next_refresh = now + self.refresh_s
         self.session.timeout(now)
         while (write := self.session.next_write(now)) is not None:
             try:
@@ -177,5 +173,4 @@ class LedAgent:
         report = self.session.report(now)
         self.status.report(report.state, report.faults, detail=self.link.last_error,
                            members=report.members, member_faults=report.member_faults)
-        deadline = self.session.deadline(now)
-        return self._next_refresh if deadline is None else min(deadline, self._next_refresh)
+        return self.session.deadline(now)

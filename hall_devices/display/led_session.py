@@ -113,6 +113,7 @@ class LedScreen:
     unencodable: bool = False  # its frame cannot be built in its protocol
     tried_at: float = float("-inf")  # time of its last write's outcome (a probe included)
     routine: bool = False  # written again only because what it shows is unknown: after news
+    whole_at: float = float("-inf")  # when a write of all its wanted areas was last confirmed
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -140,13 +141,15 @@ class LedSession:
     :meth:`deadline`; read :meth:`report`. ``screens``: the bus's screen devices (addresses unique)."""
 
     def __init__(self, protocol: str, baudrate: int, screens: Iterable[ScreenDevice], *,
-                 unreachable_after_s: float = 5.0, reply_timeout_s: float = 0.3, retries: int = 3) -> None:
+                 unreachable_after_s: float = 5.0, reply_timeout_s: float = 0.3, retries: int = 3,
+                 refresh_s: float | None = None) -> None:
         if protocol not in ("bx", "eq"):
             raise ValueError(f"protocol {protocol!r}: the serial LED session speaks bx or eq")
         self.protocol = protocol
         self.baudrate = baudrate
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
+        self.refresh_s = refresh_s
         probe_s = unreachable_after_s  # each idle screen probed about this often
         self.screens = {d.address: LedScreen(d, health=ScreenHealth(retries, unreachable_after_s,
                                                                   probe_s=probe_s)) for d in screens}
@@ -203,6 +206,7 @@ class LedSession:
         whose frame cannot be built is faulted and the next one tried."""
         if self.state is not LinkState.IDLE:
             return None
+        self._refresh(now)
         while True:
             pending = [s for s in self.screens.values()
                        if s.changed(self.protocol) and s.health.may_write(now)]
@@ -213,6 +217,17 @@ class LedSession:
             write = self._frame(screen, screen.changed(self.protocol), probe=False)
             if write is not None:
                 return write
+
+    def _refresh(self, now: float) -> None:
+        """A screen whose whole content was not written for ``refresh_s`` is written again (a
+        controller that rebooted shows nothing): each on its own time, so a probe that rewrote a
+        one-area screen counts and the bus never rewrites every screen at once."""
+        if self.refresh_s is None:
+            return
+        for screen in self.screens.values():
+            if screen.shown is not None and now >= screen.whole_at + self.refresh_s:
+                screen.shown = None
+                screen.routine = True
 
     def _probe(self, now: float) -> Write | None:
         """Nothing pending: the idle screen tried longest ago, its smallest area as shown, one screen
@@ -243,7 +258,7 @@ class LedSession:
             if not screen.unencodable:
                 log.warning("screen %s cannot be written: %s; marked faulted", screen.device.id, exc)
             screen.unencodable = True
-            screen.mark_shown()  # tried again on its next change or rewrite
+            screen.mark_shown()  # tried again on its next change or refresh
             return None
         self._move(LinkEvent.FRAME)
         self._in_flight = _InFlight(screen, tuple(regions), len(frame))
@@ -303,6 +318,8 @@ class LedSession:
         if outcome is Outcome.ACK:
             # What was written is shown; the wanted areas may have changed since (news while waiting).
             written = {r.area_id: r for r in flight.regions}
+            if set(written) >= {r.area_id for r in screen.wanted}:
+                screen.whole_at = now
             screen.shown = {**screen.shown, **written} if (
                 self.protocol == "bx" and screen.shown is not None) else written
             if was_faulted or screen.unencodable:
@@ -329,6 +346,8 @@ class LedSession:
         elif self.state is LinkState.IDLE:
             if self.next_write_due(now):
                 return now
+            if self.refresh_s is not None:
+                times += [s.whole_at + self.refresh_s for s in self.screens.values() if s.shown is not None]
             times += [s.health.not_before for s in self.screens.values() if s.changed(self.protocol)]
             candidate = self._probe_candidate(float("inf"))
             if candidate is not None:
@@ -346,6 +365,7 @@ class LedSession:
         """Whether :meth:`next_write` would hand out a frame now (without handing it out)."""
         if self.state is not LinkState.IDLE:
             return False
+        self._refresh(now)
         if any(s.changed(self.protocol) and s.health.may_write(now) for s in self.screens.values()):
             return True
         screen = self._probe_candidate(now)

@@ -284,3 +284,28 @@ def test_news_goes_before_screens_only_written_again() -> None:
     session.receive(ACK_2, 0.3)
     second = session.next_write(0.3)
     assert second is not None and second.address == 1 and second.frame == WELCOME_TO_1
+
+
+def test_a_screen_is_rewritten_when_its_whole_content_was_not_written_for_refresh_s() -> None:
+    session = LedSession("eq", 9600, [window(1, 1)], refresh_s=10.0)
+    session.opened()
+    session.want(1, window_regions("测试信息", 128, 32))
+    first = session.next_write(0.0)
+    assert first is not None
+    session.written(0.0)
+    assert session.next_write(9.9) is None and session.deadline(1.0) == 10.0  # EQ: never probed
+    again = session.next_write(10.0)  # a controller that rebooted shows it again
+    assert again is not None and again.frame == first.frame and not again.probe
+    hall_bus = LedSession("bx", 9600, [hall(2)], refresh_s=10.0, unreachable_after_s=4.0)
+    hall_bus.opened()
+    hall_bus.want(2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96))
+    assert hall_bus.next_write(0.0) is not None
+    hall_bus.written(0.0)
+    hall_bus.receive(ACK_2, 0.1)
+    probe = hall_bus.next_write(2.1)  # one area of three: the screen answers, the rest is not rewritten
+    assert probe is not None and probe.probe
+    hall_bus.written(2.1)
+    hall_bus.receive(ACK_2, 2.2)
+    assert hall_bus.deadline(2.2) == pytest.approx(6.1)  # the next probe, a period on
+    whole = hall_bus.next_write(10.1)
+    assert whole is not None and not whole.probe and len(whole.frame) > len(probe.frame)
