@@ -156,6 +156,8 @@ class LedSession:
         self.bus_health = BusHealth(unreachable_after_s, needed=min(2, len(self.screens)))
         self._probe_every = probe_s / max(1, len(self.screens))  # spread over the period
         self._next_probe = float("-inf")
+        self._refresh_every = (refresh_s or 0.0) / max(1, len(self.screens))  # spread likewise
+        self._next_refresh = float("-inf")
         self.state = LinkState.CLOSED
         self._in_flight: _InFlight | None = None
         self._decoder = bx.BxDecoder()
@@ -219,15 +221,22 @@ class LedSession:
                 return write
 
     def _refresh(self, now: float) -> None:
-        """A screen whose whole content was not written for ``refresh_s`` is written again (a
-        controller that rebooted shows nothing): each on its own time, so a probe that rewrote a
-        one-area screen counts and the bus never rewrites every screen at once."""
+        """The screen whose whole content was written longest ago, once that is ``refresh_s`` ago,
+        is written again (a controller that rebooted shows nothing): one screen per
+        ``refresh_s / screens``, so the bus never rewrites every screen at once, and a probe that
+        rewrote a one-area screen counts."""
+        due = self._refresh_due()
+        if due is not None and now >= due:
+            screen = min((s for s in self.screens.values() if s.shown is not None), key=lambda s: s.whole_at)
+            screen.shown = None
+            screen.routine = True
+            self._next_refresh = now + self._refresh_every
+
+    def _refresh_due(self) -> float | None:
         if self.refresh_s is None:
-            return
-        for screen in self.screens.values():
-            if screen.shown is not None and now >= screen.whole_at + self.refresh_s:
-                screen.shown = None
-                screen.routine = True
+            return None
+        whole = [s.whole_at for s in self.screens.values() if s.shown is not None]
+        return max(self._next_refresh, min(whole) + self.refresh_s) if whole else None
 
     def _probe(self, now: float) -> Write | None:
         """Nothing pending: the idle screen tried longest ago, its smallest area as shown, one screen
@@ -346,8 +355,8 @@ class LedSession:
         elif self.state is LinkState.IDLE:
             if self.next_write_due(now):
                 return now
-            if self.refresh_s is not None:
-                times += [s.whole_at + self.refresh_s for s in self.screens.values() if s.shown is not None]
+            if (refresh := self._refresh_due()) is not None:
+                times.append(refresh)
             times += [s.health.not_before for s in self.screens.values() if s.changed(self.protocol)]
             candidate = self._probe_candidate(float("inf"))
             if candidate is not None:
