@@ -111,11 +111,11 @@ def probed_layout(tmp: Path, unreachable_after_s: float) -> Path:
 
 def describe(blockers: list[tuple[int, tuple[int, ...]]], calls: int) -> str:
     """What held the bus while a call waited: window 3's own earlier frame, the hall screen's areas,
-    or another window's screen (only probes write those here)."""
+    or another window's screen (only probes and periodic rewrites write those here)."""
     kinds: dict[str, int] = {}
     for address, areas in blockers:
         kind = ("window 3" if address == 3 else f"hall screen areas {list(areas)}" if address == 200
-                else "probes of other screens")
+                else "other screens (probes, rewrites)")
         kinds[kind] = kinds.get(kind, 0) + 1
     return ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + f" (over {calls} calls)" \
         if kinds else f"none (over {calls} calls)"
