@@ -163,13 +163,15 @@ class LedAgent:
     def _on_tick(self, now: float) -> float | None:
         self.session.timeout(now)
         while (write := self.session.next_write(now)) is not None:
+            # Taken before writing: the reader may read (and time) the reply before write() returns.
+            sent_at = self.clock()
             try:
                 self.link.write(write.frame)
             except LinkLostError:
                 self.session.lost()  # the reader reopens the port and posts PortOpened
                 break
+            self.session.written(sent_at)  # EQ: shown, and the next screen is written at once
             now = self.clock()
-            self.session.written(now)  # EQ: shown, and the next screen is written at once
         report = self.session.report(now)
         self.status.report(report.state, report.faults, detail=self.link.last_error,
                            members=report.members, member_faults=report.member_faults)

@@ -274,7 +274,8 @@ class LedSession:
         return Write(address, frame, probe)
 
     def written(self, now: float) -> list[Confirmed]:
-        """The frame from :meth:`next_write` is on the wire (``now``: when the write returned). BX:
+        """The frame from :meth:`next_write` is on the wire (``now``: when its write began, so that
+        no reply can be read before it). BX:
         its reply is due by the reply timeout plus the frame's wire time. EQ: shown, confirmed."""
         flight = self._in_flight
         if self.protocol == "eq":
