@@ -14,7 +14,6 @@ nothing is rendered on a timer. The bus status is published on change
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 
 from hall_devices.agent import PortData, PortEvent, PortLost, PortOpened, PortReader, StatusReporter, Worker
@@ -35,13 +34,15 @@ from hall_devices.layout_follow import LayoutFollower
 from hall_devices.link import MONOTONIC, Clock, LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
-log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 0.2  # a read returns at the first byte; this only bounds how long stop takes
 
 Item = Inbound[WindowState] | Inbound[Call] | Inbound[QueueSummary] | Layout | PortEvent
 
 
 class LedAgent:
+    """One serial bus of BX or EQ screens (``bus_id``: its ``led_bus`` in ``layout``); ``url``
+    overrides the layout's port (a pty, ``socket://``). :meth:`start`, :meth:`stop`."""
+
     def __init__(self, settings: Settings, layout: Layout, bus_id: str, *, url: str | None = None,
                  reply_timeout_s: float = 0.3, retries: int = 3, refresh_s: float = 30.0,
                  clock: Clock = MONOTONIC) -> None:
