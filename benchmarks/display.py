@@ -1,6 +1,6 @@
 """Display benchmark: a window's Next → the complete LED frame at the screen, against its limits.
 
-Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600]
+Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600] [--unreachable-after S]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
 the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Beside it the
@@ -102,10 +102,35 @@ def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
     return path
 
 
+def probed_layout(tmp: Path, unreachable_after_s: float) -> Path:
+    """The example hall with L1's ``unreachable_after_s`` set (it sets how often idle screens are probed)."""
+    text = LAYOUT.read_text(encoding="utf-8").replace(
+        'protocol = "bx"', f'protocol = "bx"\nunreachable_after_s = {unreachable_after_s}')
+    path = tmp / "hall-probed.toml"
+    path.write_text(text, encoding="utf-8")
+    load_layout(path)
+    return path
+
+
+def describe(blockers: list[tuple[int, tuple[int, ...]]], calls: int) -> str:
+    """What held the bus while a call waited: window 3's own earlier frame, the hall screen's areas,
+    or another window's screen (only probes and periodic rewrites write those here)."""
+    kinds: dict[str, int] = {}
+    for address, areas in blockers:
+        kind = ("window 3" if address == 3 else f"hall screen areas {list(areas)}" if address == 200
+                else "other screens (probes, rewrites)")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) + f" (over {calls} calls)" \
+        if kinds else f"none (over {calls} calls)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--baud", type=int, default=9600)
+    parser.add_argument("--unreachable-after", type=float, metavar="S",
+                        help="the LED bus's unreachable_after_s (default: the example hall's, 5 s): idle "
+                             "screens are probed one every S / screens seconds, each probe holding the bus")
     args = parser.parse_args()
     layout = load_layout(LAYOUT)
     with tempfile.TemporaryDirectory(prefix="hall-bench-display-") as tmp, broker(Path(tmp)) as hall:
@@ -118,12 +143,16 @@ def main() -> None:
         # Before the coordinator starts: the hop publishes as `coordinator`, and one account is one
         # session (the broker binds the client id to the username).
         hops = raw_hop(hall, args.calls)
-        with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), \
-                role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
+        with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)):
             kiosk, tickets = client(hall.settings("K1"), "K1")
             pads, windows = client(hall.settings("KB1"), "KB1")
             tickets.listen(TICKET_REQUEST, kiosk="K1")
             windows.listen(WINDOW_COMMAND, window=3)
+            watcher, _ = client(hall.settings("monitor"), "monitor")
+            states: list[tuple[float, str | None]] = []  # window 3's states as a screen agent gets them
+            watcher.subscribe(WINDOW_STATE, lambda m: states.append(
+                (time.monotonic(), m.payload.ticket_number)), window=3)
+            watcher.start()
             kiosk.start()
             pads.start()
 
@@ -145,7 +174,10 @@ def main() -> None:
                 except NoReplyError:
                     continue
             latencies, wire, net_latencies, net_bytes = [], [], [], []
-            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], hall.env("L1")):
+            to_agent, in_agent, on_wire, blockers = [], [], [], []
+            serial_env = hall.env("L1") if args.unreachable_after is None else hall.env(
+                "L1", HALL_LAYOUT=str(probed_layout(Path(tmp), args.unreachable_after)))
+            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], serial_env):
                 time.sleep(3)  # the agent's first writes of every screen at 9600 baud
                 for _ in range(args.calls):
                     number = next_number()
@@ -156,6 +188,12 @@ def main() -> None:
                     shown(leds, number, before)
                     latencies.append((screen.updated_at - sent) * 1000)
                     wire.append(screen.last_size * 10 / args.baud * 1000)
+                    got = next((at for at, n in states if n == number and at >= sent), sent)
+                    to_agent.append((got - sent) * 1000)
+                    in_agent.append((screen.started_at - got) * 1000)
+                    on_wire.append((screen.updated_at - screen.started_at) * 1000)
+                    blockers += [(address, areas) for start, done, address, areas in list(leds.history)
+                                 if got < done <= screen.started_at]
                     command(WindowAction.FINISH)
                     shown(leds, "欢迎", before + 1)
             # The same windows' screens as BX-6E network controllers, the same bus id (one agent at a time).
@@ -172,15 +210,23 @@ def main() -> None:
                     command(WindowAction.FINISH)
             kiosk.stop()
             pads.stop()
+            watcher.stop()
         leds.stop()
         for net in nets.values():
             net.stop()
     print(f"raw MQTT hop through the same broker: p50 {statistics.median(hops):.2f} ms, "
           f"p99 {pct(hops, 99):.2f} ms ({len(hops)} messages)")
-    print(f"window Next → complete LED frame at the screen ({args.baud} baud): p50 "
+    probing = f", unreachable_after_s {args.unreachable_after:g}" if args.unreachable_after else ""
+    print(f"window Next → complete LED frame at the screen ({args.baud} baud{probing}): p50 "
           f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms ({len(latencies)} calls); "
           f"the frame's wire time (limit) {statistics.median(wire):.1f} ms for "
           f"{statistics.median(wire) * args.baud / 10000:.0f} bytes")
+    print(f"  of which: Next → window state delivered (coordinator, MQTT) p50 "
+          f"{statistics.median(to_agent):.1f}, "
+          f"p99 {pct(to_agent, 99):.1f} ms; state → first byte at the screen (agent, bus busy) p50 "
+          f"{statistics.median(in_agent):.1f}, p99 {pct(in_agent, 99):.1f} ms; first byte → frame shown "
+          f"(wire, paced) p50 {statistics.median(on_wire):.1f}, p99 {pct(on_wire, 99):.1f} ms")
+    print(f"  frames on the bus between a call's state and its frame: {describe(blockers, len(latencies))}")
     print(f"window Next → complete BX-6 dynamic-area packet on the controller's socket: p50 "
           f"{statistics.median(net_latencies):.1f} ms, p99 {pct(net_latencies, 99):.1f} ms "
           f"({len(net_latencies)} calls; {statistics.median(net_bytes):.0f} bytes of pixels and parameters)")

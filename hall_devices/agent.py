@@ -130,9 +130,12 @@ class PortOpened:
 
 @dataclass(frozen=True)
 class PortData:
-    """Bytes that arrived on the port, as they came (a frame may span several)."""
+    """Bytes that arrived on the port, as they came (a frame may span several); ``at``: when the read
+    returned them, on the link's clock (None: unknown). A session that must not take a late reply
+    to an earlier frame for the reply to the frame it wrote since compares it with its write time."""
 
     data: bytes
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class PortReader:
                     self._post(PortOpened())
                 data = self.link.read()
                 if data:
-                    self._post(PortData(data))
+                    self._post(PortData(data, self.link.clock()))
             except LinkLostError as exc:
                 was_open = False
                 self._post(PortLost(str(exc)))

@@ -3,27 +3,27 @@ from the same window states and calls as the serial screens.
 
 Each screen is its own TCP connection (``socket://HOST:5005`` through ``serial_for_url``, reopened
 with backoff when the controller goes away) served by its own I/O thread, so a dead controller
-never delays the others. The control thread drains MQTT messages, renders each screen's text to a
-bitmap (:mod:`hall_devices.display.render`) and publishes the group's status; an I/O thread writes
-its screen's dynamic area (A7 00), waits for the ACK and feeds the outcome to the same supervision
-rules as the serial buses (:mod:`hall_devices.display.supervision`). An idle screen is pinged
-(A2 00) every ``ping_s`` so a dead one is noticed before the next call. A screen with ``speaks``
+never delays the others. The control worker (:class:`~hall_devices.agent.Worker`, woken by a
+message) renders each screen's text to a bitmap (:mod:`hall_devices.display.render`) and publishes
+the group's status on change; an I/O thread writes its screen's dynamic area (A7 00), waits for the
+ACK and feeds the outcome to the same supervision rules as the serial buses
+(:mod:`hall_devices.display.supervision`). An I/O thread sleeps until its screen has something to
+send or is due (backoff, ping): new content wakes it at once. An idle screen is pinged (A2 00)
+every ``ping_s`` so a dead one is noticed before the next call. A screen with ``speaks``
 says calls through its controller's voice queue (A7 07), an announcer output beside the WAV
 announcer: a hall screen every call, a window screen the calls to its window.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from hall_devices.agent import StatusReporter, Worker
 from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     CALL,
@@ -47,6 +47,7 @@ from hall_devices.link import LinkLostError, SerialLink
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
+Item = Inbound[WindowState] | Inbound[Call] | Inbound[QueueSummary] | Layout
 
 
 def reply_outcome(items: list[bx6.Packet | bx6.BadPacket], address: int) -> Outcome | None:
@@ -103,52 +104,56 @@ class Bx6Agent:
         self.calls: deque[Call] = deque(maxlen=20)
         self.summary: QueueSummary | None = None
         self._lock = threading.Lock()
-        self._inbox: queue.Queue[Inbound[Any] | Layout] = queue.Queue()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._control, name=f"bx6 {bus_id}", daemon=True)] + [
-            threading.Thread(target=self._serve, args=(s,), name=f"bx6 {s.device.id}", daemon=True)
-            for s in self.screens.values()]
-        self._status: tuple[object, ...] | None = None
+        self.worker: Worker[Item] = Worker(f"bx6 {bus_id}", self._on_batch, self._on_tick)
+        self._next_refresh = time.monotonic() + refresh_s
+        self._threads = [threading.Thread(target=self._serve, args=(s,), name=f"bx6 {s.device.id}",
+                                          daemon=True) for s in self.screens.values()]
         self.bus = Bus(settings, BusOptions(client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id,
                                             device_kind="led_bus"))
+        self.status = StatusReporter(self.bus.set_status)
         windows = {s.device.window for s in self.screens.values() if isinstance(s.device, WindowScreenDevice)}
         for window in windows:
-            self.bus.subscribe(WINDOW_STATE, self._inbox.put, window=window)
-        self.bus.subscribe(CALL, self._inbox.put)
-        self.bus.subscribe(QUEUE_SUMMARY, self._inbox.put)
-        LayoutFollower(layout, bus_id, lambda new, _version: self._inbox.put(new)).subscribe(self.bus)
+            self.bus.subscribe(WINDOW_STATE, self.worker.post, window=window)
+        self.bus.subscribe(CALL, self.worker.post)
+        self.bus.subscribe(QUEUE_SUMMARY, self.worker.post)
+        LayoutFollower(layout, bus_id, lambda new, _version: self.worker.post(new)).subscribe(self.bus)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._render_all()
+        self.worker.start()
         for thread in self._threads:
             thread.start()
         self.bus.start(wait_s)
 
     def stop(self) -> None:
         self._stop.set()
+        self.worker.stop()
         for screen in self.screens.values():
             screen.wake.set()
         for thread in self._threads:
             thread.join(timeout=5)  # each screen's thread closes its own connection
         self.bus.stop()
 
-    # --- control thread: what each screen should show -----------------------------------------
+    # --- the control worker: what each screen should show ---------------------------------------
 
-    def _control(self) -> None:
-        next_refresh = time.monotonic() + self.refresh_s
-        while not self._stop.is_set():
-            try:
-                with contextlib.suppress(queue.Empty):
-                    self._message(self._inbox.get(timeout=0.1))
-                if time.monotonic() >= next_refresh:
-                    self._render_all(force=True)
-                    next_refresh = time.monotonic() + self.refresh_s
-                self._publish_status()
-            except Exception:  # keep the screens going whatever happened this time
-                log.exception("BX-6 agent %s: unexpected error; carrying on", self.device.id)
-                self._stop.wait(0.2)
+    def _on_batch(self, items: list[Item]) -> None:
+        for item in items:
+            self._message(item)
 
-    def _message(self, inbound: Inbound[Any] | Layout) -> None:
+    def _on_tick(self, now: float) -> float | None:
+        """The periodic rewrite when due, the status; woken again at the next rewrite or at the
+        moment a failing screen turns faulted (the I/O threads wake it after every outcome)."""
+        if now >= self._next_refresh:
+            self._render_all(force=True)
+            self._next_refresh = now + self.refresh_s
+        self._publish_status(now)
+        with self._lock:
+            verdicts = [t for s in self.screens.values()
+                        if (t := s.health.faulted_at()) is not None and t > now]
+        return min([self._next_refresh, *verdicts])
+
+    def _message(self, inbound: Item) -> None:
         if isinstance(inbound, Layout):  # a new notice text and service names, same screens
             self.layout = inbound
             for screen in self.screens.values():
@@ -202,17 +207,13 @@ class Bx6Agent:
                     screen.health.news()
                     screen.wake.set()
 
-    def _publish_status(self) -> None:
-        now = time.monotonic()
+    def _publish_status(self, now: float) -> None:
         with self._lock:
             faults = {s.device.id: s.health.fault(now) for s in self.screens.values()}
-        members = tuple(sorted((screen_id, DeviceState.OK if fault is None else DeviceState.FAULT)
-                               for screen_id, fault in faults.items()))
+        members = {screen_id: DeviceState.OK if fault is None else DeviceState.FAULT
+                   for screen_id, fault in sorted(faults.items())}
         state, listed = bus_state(list(faults.values()))
-        key = (state, tuple(listed), members)
-        if key != self._status:
-            self._status = key
-            self.bus.set_status(state, listed, members=dict(members))
+        self.status.report(state, listed, members=members)
 
     # --- one I/O thread per screen ----------------------------------------------------------------
 
@@ -225,6 +226,7 @@ class Bx6Agent:
                 if trying and not is_open:  # refused or unreachable: as silent as a dead controller
                     with self._lock:
                         screen.health.record(Outcome.SILENT, time.monotonic())
+                    self.worker.wake()  # its status may change
                 if is_open and not was_open:
                     screen.shown = None  # a new connection: the controller may have rebooted
                     screen.brightness_set = False
@@ -233,13 +235,23 @@ class Bx6Agent:
                     self._stop.wait(0.2)
                     continue
                 if not self._serve_once(screen):
-                    screen.wake.wait(0.1)
+                    screen.wake.wait(self._idle_s(screen))  # set by new content, speech, stop
                     screen.wake.clear()
             except Exception:
                 log.exception("BX-6 screen %s: unexpected error; carrying on", screen.device.id)
                 self._stop.wait(0.2)
         # pyserial's socket close sleeps 0.3 s: every screen closes in parallel, on its own thread.
         screen.link.close()
+
+    def _idle_s(self, screen: _NetScreen) -> float:
+        """How long the screen's thread may sleep: until its backoff ends if it has something to
+        send, else until its ping is due."""
+        now = time.monotonic()
+        with self._lock:
+            pending = (screen.wanted != screen.shown or bool(screen.speech)
+                       or (self.device.brightness is not None and not screen.brightness_set))
+            due = screen.health.not_before if pending else screen.last_io + self.ping_s
+        return max(0.0, due - now)
 
     def _serve_once(self, screen: _NetScreen) -> bool:
         """Send one request (the bus's brightness on a new connection, speech, a changed area, a ping
@@ -272,6 +284,7 @@ class Bx6Agent:
                 screen.shown = wanted
             elif outcome is not Outcome.ACK and text is not None:
                 screen.speech.appendleft(text)  # said again when the controller answers
+        self.worker.wake()  # the status may change
         if outcome is not Outcome.ACK:
             log.info("BX-6 screen %s: %s", screen.device.id, outcome.value)
         return True

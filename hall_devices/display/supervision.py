@@ -109,6 +109,14 @@ class ScreenHealth:
 
     def fault(self, now: float) -> DeviceFault | None:
         """Why the screen counts as faulted now, or None while it answers (or has not failed long)."""
+        at = self.faulted_at()
+        if at is None or now < at or self.last is None:
+            return None
+        return FAULT_OF[self.last]
+
+    def faulted_at(self) -> float | None:
+        """When :meth:`fault` turns from None to a fault if nothing more is recorded (seconds on the
+        caller's clock; None: not on its way to a fault). A session wakes then to report it."""
         if self.failing_since is None or self.last is None or self.tries < self.retries:
             return None
         # Counted from the last ACK when the screen is probed (the silence began after it, within
@@ -116,9 +124,7 @@ class ScreenHealth:
         since = self.failing_since
         if self.acked_at is not None:
             since = max(self.acked_at, self.failing_since - self.probe_s)
-        if now - since < self.unreachable_after_s:
-            return None
-        return FAULT_OF[self.last]
+        return since + self.unreachable_after_s
 
 
 @dataclass
@@ -147,9 +153,14 @@ class BusHealth:
         self.failed.add(address)
 
     def silent(self, now: float) -> bool:
+        at = self.silent_at()
+        return at is not None and now >= at
+
+    def silent_at(self) -> float | None:
+        """When :meth:`silent` turns true if nothing more is recorded; None: not on its way."""
         if self.failing_since is None or len(self.failed) < self.needed:
-            return False
-        return now - self.failing_since >= self.unreachable_after_s
+            return None
+        return self.failing_since + self.unreachable_after_s
 
 
 def bus_state(screen_faults: list[DeviceFault | None], silent: bool = False

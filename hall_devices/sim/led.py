@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Controller:
     nacks: int = 0
     refused: int = 0  # frames answered busy or with a NACK switch, not shown
     updated_at: float = 0.0
+    started_at: float = 0.0  # when the first byte of the last frame shown was read (BX)
     last_size: int = 0  # bytes of the last frame shown, as on the wire
     last_areas: tuple[int, ...] = ()  # area ids the last frame updated
 
@@ -58,6 +60,9 @@ class LedBusSimulator(PortSimulator):
         self.controllers = {a: Controller(a) for a in addresses}
         self.switches = LedSwitches()
         self.bad_frames = 0
+        # Every BX frame shown: (first byte read, shown, address, area ids), the latest 2000.
+        self.history: deque[tuple[float, float, int, tuple[int, ...]]] = deque(maxlen=2000)
+        self._frame_started = 0.0
         self._bx = bx.BxDecoder()
         self._eq = eq.EqDecoder()
         self._changed = threading.Condition()
@@ -72,6 +77,8 @@ class LedBusSimulator(PortSimulator):
             return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
 
     def on_bytes(self, data: bytes) -> None:
+        if not self._bx.buffer:  # the first bytes of a frame (a chunk rarely holds two)
+            self._frame_started = self.arrived_at
         if self.protocol == "bx":
             self._bx_bytes(data)
         else:
@@ -138,7 +145,10 @@ class LedBusSimulator(PortSimulator):
         for controller in targets:
             controller.last_size = len(frame.encode())
             controller.last_areas = tuple(shown)
+            controller.started_at = self._frame_started
             self._show(controller, shown)
+            self.history.append((self._frame_started, controller.updated_at, controller.address,
+                                 tuple(shown)))
         if wants_reply:
             self._reply(address, bx.ErrorCode.OK)
 

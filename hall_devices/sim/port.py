@@ -95,6 +95,7 @@ class PortSimulator:
     def __init__(self, path: Path, name: str, baud: int | None = None) -> None:
         self.port = VirtualPort(path)
         self.baud = baud
+        self.arrived_at = 0.0  # monotonic time the last chunk read began to arrive
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name} {path.name}", daemon=True)
 
@@ -127,6 +128,7 @@ class PortSimulator:
             if not data:
                 self.on_idle()
                 continue
+            self.arrived_at = time.monotonic()  # before pacing: when the chunk's first byte came
             if self.baud:
                 time.sleep(self.wire_s(len(data)))
             self.on_bytes(data)
