@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from openpyxl import Workbook
 
 from benchmarks.support import broker, pct, role, wait_port
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 from hall_devices.web.api_clients import add_client
 
 

@@ -35,8 +35,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
-from hall_devices.bus import encode  # noqa: E402
 from hall_devices.contract import (  # noqa: E402
     RATING,
     TICKET_REPLY,
@@ -55,7 +53,9 @@ from hall_devices.coordinator.outcome import ActAtWindow, TakeTicket  # noqa: E4
 from hall_devices.coordinator.service import rebuild  # noqa: E402
 from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
-from hall_devices.provision import provision  # noqa: E402
+from hall_devices.mqtt.bus import encode  # noqa: E402
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
+from hall_devices.ops.provision import provision  # noqa: E402
 
 HALL = "demo"
 LAYOUT = ROOT / "examples" / "hall.toml"

@@ -24,7 +24,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support import HALL, broker, pct, role
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     TICKET_REQUEST,
     WINDOW_COMMAND,
@@ -33,11 +32,12 @@ from hall_devices.contract import (
     WindowAction,
     WindowCommand,
 )
-from hall_devices.display.render import ensure_qt, render_text
+from hall_devices.demo.sim.bx6 import Bx6Simulator
+from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.layout import load_layout
-from hall_devices.requests import NoReplyError, Requester
-from hall_devices.sim.bx6 import Bx6Simulator
-from hall_devices.sim.led import LedBusSimulator
+from hall_devices.leds.render import ensure_qt, render_text
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
+from hall_devices.mqtt.requests import NoReplyError, Requester
 
 LAYOUT = Path(__file__).resolve().parent.parent / "examples" / "hall.toml"
 

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.coordinator import client
 from benchmarks.support import HALL, broker, pct, role
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     DEVICE_STATUS,
     PRINT_JOB,
@@ -34,8 +33,9 @@ from hall_devices.contract import (
     PrintResult,
     TicketRequest,
 )
-from hall_devices.requests import Requester
-from hall_devices.sim.printer import PrinterSimulator
+from hall_devices.demo.sim.printer import PrinterSimulator
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
+from hall_devices.mqtt.requests import Requester
 
 
 def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int], list[float]]:

@@ -30,8 +30,6 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
-from hall_devices.bus import Bus, BusOptions, Inbound  # noqa: E402
 from hall_devices.contract import (  # noqa: E402
     REGION_EVENTS,
     REGION_HEAD,
@@ -43,7 +41,9 @@ from hall_devices.contract import (  # noqa: E402
 from hall_devices.coordinator import events as ev  # noqa: E402
 from hall_devices.coordinator.store import EventRow, EventStore  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
-from hall_devices.provision import provision  # noqa: E402
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound  # noqa: E402
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config  # noqa: E402
+from hall_devices.ops.provision import provision  # noqa: E402
 from hall_devices.region.bridge import HallEntry, add_bridge, bridge_section, provision_region  # noqa: E402
 from hall_devices.region.db import RegionDb  # noqa: E402
 from hall_devices.region.forward import Forwarder  # noqa: E402

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import pct  # noqa: E402
-from hall_devices.bus import Inbound  # noqa: E402
 from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, TicketRequest  # noqa: E402
-from hall_devices.evaluator.keypad import Key  # noqa: E402
+from hall_devices.demo.up import Hall, UpOptions  # noqa: E402
 from hall_devices.layout import load_layout  # noqa: E402
-from hall_devices.up import Hall, UpOptions  # noqa: E402
+from hall_devices.mqtt.bus import Inbound  # noqa: E402
+from hall_devices.pads.codec import Key  # noqa: E402
 
 BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"]),
               ("printer", ["--tickets", "15"]),
@@ -59,7 +59,7 @@ def rss_mb(pid: int) -> float:
 
 def bare_python_mb() -> float:
     """Baseline: a Python interpreter that has only imported the package's bus and contract."""
-    child = subprocess.Popen([sys.executable, "-c", "import time, hall_devices.bus; time.sleep(5)"],
+    child = subprocess.Popen([sys.executable, "-c", "import time, hall_devices.mqtt.bus; time.sleep(5)"],
                              cwd=ROOT)
     time.sleep(2)
     size = rss_mb(child.pid)
@@ -84,15 +84,15 @@ def whole_hall(tmp: Path) -> list[str]:
         hall.start_coordinator()
         hall.start_devices()
         hall.start_clients()
-        from hall_devices.bus import Bus, BusOptions
-        from hall_devices.requests import Requester
+        from hall_devices.mqtt.bus import Bus, BusOptions
+        from hall_devices.mqtt.requests import Requester
 
         kiosk = Bus(hall.settings_for("traffic"), BusOptions(client_id="bench-kiosk", hall_id="demo",
                                                               device_id="traffic", device_kind="bench"))
         tickets = Requester(kiosk)
         tickets.listen(TICKET_REQUEST, kiosk="K1")
         kiosk.start()
-        pads, leds = hall.keypads[0], hall.screens[0]
+        pads, leds = hall.pad_buses[0], hall.screens[0]
         pads.type(3, "0301")
         assert leds.wait(lambda: "欢迎光临" in leds.text(3), 10)
         calls = []
@@ -147,7 +147,7 @@ def whole_hall(tmp: Path) -> list[str]:
 
 def _all_back(hall: Hall, since: datetime, timeout_s: float = 60) -> bool:
     """Every agent has published an online status stamped after ``since``."""
-    from hall_devices.bus import Bus, BusOptions
+    from hall_devices.mqtt.bus import Bus, BusOptions
 
     agents = {"coordinator", "P1", "P2", "L1", "KB1", "VOICE1"}
     fresh: set[str] = set()

@@ -24,13 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.support import pct  # noqa: E402
-from hall_devices.bus import Bus, BusOptions, Inbound  # noqa: E402
 from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, DeviceState, TicketRequest  # noqa: E402
-from hall_devices.evaluator.keypad import Key  # noqa: E402
-from hall_devices.generate import generate  # noqa: E402
+from hall_devices.demo.up import Hall, UpOptions  # noqa: E402
 from hall_devices.layout import PadDevice, WindowScreenDevice, load_layout, parse_layout  # noqa: E402
-from hall_devices.requests import Requester  # noqa: E402
-from hall_devices.up import Hall, UpOptions  # noqa: E402
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound  # noqa: E402
+from hall_devices.mqtt.requests import Requester  # noqa: E402
+from hall_devices.ops.generate import generate  # noqa: E402
+from hall_devices.pads.codec import Key  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
         try:
             hall.start_broker()
             hall.start_coordinator()
-            agent_kinds = ("printer", "led_bus", "keypad_bus", "announcer")
+            agent_kinds = ("printer", "led_bus", "pad_bus", "announcer")
             agents = {d.id for d in layout.devices if d.kind in agent_kinds}
             members = {d.id for d in layout.devices if d.kind in ("pad", "window_screen")}
             online: set[str] = set()
@@ -75,7 +75,7 @@ def main() -> None:
             tickets.listen(TICKET_REQUEST, kiosk="K1")
             kiosk.start(20)
             # Buses are started in layout order: L1/KB1 first, so bus n is the n-th simulator.
-            by_window = {d.window: (hall.keypads[int(d.bus[2:]) - 1], d.address)
+            by_window = {d.window: (hall.pad_buses[int(d.bus[2:]) - 1], d.address)
                          for d in layout.devices if isinstance(d, PadDevice)}
             leds_of = {d.window: (hall.screens[int(d.bus[1:]) - 1], d.address)
                        for d in layout.devices if isinstance(d, WindowScreenDevice)}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.children import stop_child
 from hall_devices.layout import load_layout
-from hall_devices.provision import provision
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.ops.children import stop_child
+from hall_devices.ops.provision import provision
 from hall_devices.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

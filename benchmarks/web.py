@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.support import broker, pct, role, wait_port
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 from hall_devices.web.users import add_user
 
 PASSWORD = "Bench-Mark-2031"

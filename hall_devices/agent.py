@@ -199,7 +199,7 @@ class PortReader:
 
 
 class StatusSink(Protocol):
-    """What publishes a device status: :meth:`hall_devices.bus.Bus.set_status`."""
+    """What publishes a device status: :meth:`hall_devices.mqtt.bus.Bus.set_status`."""
 
     def __call__(self, state: DeviceState, faults: list[DeviceFault] | None = None,
                  detail: str | None = None, members: dict[str, DeviceState] | None = None,

@@ -1,7 +1,7 @@
 """The message catalog: what a person reads when the hall refuses something.
 
 Every refusal code the coordinator or the bus can answer (``Problem.code``, raised as
-``EngineError(code, message)`` in the engine and queries, or made in bus.py and contract.py) has a
+``EngineError(code, message)`` in the engine and queries, or made in mqtt/bus.py and contract.py) has a
 Chinese and an English text here, and advice where there is something to do. The kiosk, the clerk's
 console, the manager's dashboard and the CLI all show these words; the engine's own ``message``
 (developer English naming the state) goes to logs and the audit trail only.
@@ -202,8 +202,8 @@ ALERT_KINDS: dict[str, tuple[str, str]] = {  # Alert.kind values
 DEVICE_KINDS: dict[str, tuple[str, str]] = {
     "kiosk": ("取号机", "kiosk"), "printer": ("号票打印机", "ticket printer"),
     "led_bus": ("LED 窗口屏总线", "LED screen bus"), "window_screen": ("窗口屏", "window screen"),
-    "hall_screen": ("大厅屏", "hall screen"), "keypad_bus": ("呼叫器/评价器总线", "keypad bus"),
-    "pad": ("呼叫器/评价器", "keypad"), "announcer": ("语音播报", "announcer"),
+    "hall_screen": ("大厅屏", "hall screen"), "pad_bus": ("呼叫器/评价器总线", "pad bus"),
+    "pad": ("呼叫器/评价器", "pad"), "announcer": ("语音播报", "announcer"),
     "coordinator": ("排队协调服务", "coordinator"), "web": ("管理网站", "web server"),
 }
 

@@ -64,8 +64,8 @@ def _calendar_warning(layout: Layout, today: str | None) -> None:
 
 
 def _layout_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.generate import generate
     from hall_devices.layout import parse_layout
+    from hall_devices.ops.generate import generate
 
     template = load_or_say(args.template)
     if template is None:
@@ -92,8 +92,8 @@ def _contract_docs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.broker import Listeners, render_config
-    from hall_devices.provision import ProvisionError, provision
+    from hall_devices.ops.broker import Listeners, render_config
+    from hall_devices.ops.provision import ProvisionError, provision
 
     try:
         layout = load_layout(args.layout)
@@ -119,7 +119,7 @@ def _broker_provision(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _broker_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.provision import ProvisionError, rotate_password
+    from hall_devices.ops.provision import ProvisionError, rotate_password
 
     try:
         rotate_password(args.out, args.user)
@@ -263,7 +263,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    from hall_devices.up import UpOptions, run_up
+    from hall_devices.demo.up import UpOptions, run_up
 
     layout = load_or_say(args.layout)
     if layout is None:
@@ -273,10 +273,10 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_region(args.region, args.layout, args.data_dir / "region-demo", args.speed,
                           args.duration, web_port=args.region_web_port)
-    from hall_devices.broker import BrokerError
+    from hall_devices.ops.broker import BrokerError
 
     # The kiosk and TV windows always run: on the display when there is one, offscreen else
-    # (up.py says which for each).
+    # (demo/up.py says which for each).
     try:
         return run_up(layout, UpOptions(args.layout, args.data_dir, args.port, not args.no_traffic,
                                         args.speed, args.duration, screens=True))

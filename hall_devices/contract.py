@@ -411,7 +411,7 @@ class RatingAck(Reply):
     duplicate: bool = False
 
 
-# The most devices one bus status may name (a keypad bus's pad addresses are 1..254).
+# The most devices one bus status may name (a pad bus's pad addresses are 1..254).
 MAX_BUS_MEMBERS = 255
 
 

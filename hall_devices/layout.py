@@ -9,6 +9,7 @@ each with its place in the file.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import tomllib
 from collections import defaultdict
@@ -16,11 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hall_devices.display import bx, eq
+from hall_devices.leds import bx, eq
+
+log = logging.getLogger(__name__)
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -213,8 +216,8 @@ class StaffMember(_Strict):
     name: str = Field(min_length=1, max_length=32)
 
 
-class KeypadBusDevice(_SerialDevice):
-    kind: Literal["keypad_bus"]
+class PadBusDevice(_SerialDevice):
+    kind: Literal["pad_bus"]
     # The facts say the host echoes a pad's frame; they do not say pads echo the host's. A bus whose
     # pads do can turn this on, and a pad that then stops echoing is reported not responding.
     pads_echo: bool = False
@@ -241,14 +244,14 @@ Device = Annotated[
     | LedBusDevice
     | WindowScreenDevice
     | HallScreenDevice
-    | KeypadBusDevice
+    | PadBusDevice
     | PadDevice
     | AnnouncerDevice
     | IdCardReaderDevice,
     Field(discriminator="kind"),
 ]
 DEVICE_KINDS = frozenset(
-    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "keypad_bus", "pad", "announcer",
+    {"kiosk", "printer", "led_bus", "window_screen", "hall_screen", "pad_bus", "pad", "announcer",
      "idcard_reader"}
 )
 
@@ -325,7 +328,7 @@ class LayoutProblem:
         return f"{at}{self.where}: {self.message}"
 
 
-# The broker accounts of the hall's own processes (see provision.py). A device with one of these
+# The broker accounts of the hall's own processes (see ops/provision.py). A device with one of these
 # ids would be provisioned with that process's credential and ACL, so layout check refuses them.
 RESERVED_IDS: dict[str, str] = {
     "coordinator": "the coordinator (writes everything of the hall)",
@@ -472,7 +475,7 @@ class _Checker:
     def ports_and_bindings(self) -> None:
         ports: dict[str, tuple[str, int]] = {}
         for i, device in enumerate(self.layout.devices):
-            if isinstance(device, PrinterDevice | LedBusDevice | KeypadBusDevice | IdCardReaderDevice):
+            if isinstance(device, PrinterDevice | LedBusDevice | PadBusDevice | IdCardReaderDevice):
                 first = ports.setdefault(device.serial, (device.id, i))
                 if first[0] != device.id:
                     self.problem("devices", i, ".serial", f"two buses on one port: {device.serial!r} is "
@@ -507,7 +510,7 @@ class _Checker:
         bound: dict[tuple[str, int], str] = {}
         for i, device in enumerate(self.layout.devices):
             if isinstance(device, PadDevice):
-                wanted, bus_id = "keypad_bus", device.bus
+                wanted, bus_id = "pad_bus", device.bus
             elif isinstance(device, WindowScreenDevice | HallScreenDevice) and device.bus is not None:
                 wanted, bus_id = "led_bus", device.bus
             else:
@@ -561,6 +564,24 @@ def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProbl
     return checker.problems
 
 
+# Device kinds that were renamed: still read, with a warning naming the line (issue 18: one name for
+# the pad device).
+OLD_KINDS = {"keypad_bus": "pad_bus"}
+
+
+def _renamed_kinds(raw: dict[str, Any], lines: _Lines, source: str) -> None:
+    devices = raw.get("devices")
+    if not isinstance(devices, list):
+        return
+    for index, device in enumerate(devices):
+        old = device.get("kind") if isinstance(device, dict) else None
+        if isinstance(old, str) and old in OLD_KINDS:
+            device["kind"] = OLD_KINDS[old]
+            line = lines.of("devices", index)
+            log.warning("%s%s: devices[%d].kind %r is deprecated, read as %r; rename it in the layout",
+                        source, f" line {line}" if line else "", index, old, OLD_KINDS[old])
+
+
 def parse_layout(text: str, source: str = "<layout>") -> Layout:
     """Parse and validate layout TOML text; raises :class:`LayoutError` listing every problem."""
     lines = _Lines(text)
@@ -568,6 +589,7 @@ def parse_layout(text: str, source: str = "<layout>") -> Layout:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LayoutError(source, [LayoutProblem("file", f"not valid TOML: {exc}")]) from exc
+    _renamed_kinds(raw, lines, source)
     try:
         layout = Layout.model_validate(raw)
     except ValidationError as exc:

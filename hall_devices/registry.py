@@ -16,9 +16,9 @@ from hall_devices.layout import (
     Device,
     HallScreenDevice,
     IdCardReaderDevice,
-    KeypadBusDevice,
     KioskDevice,
     LedBusDevice,
+    PadBusDevice,
     PrinterDevice,
 )
 from hall_devices.role_spec import (
@@ -51,7 +51,7 @@ def _coordinator(ctx: Context) -> Stoppable:
         raise RoleError(f"settings hall_id {ctx.settings.hall_id!r} differs from the layout's "
                         f"{layout.hall.id!r}")
     try:
-        # The same file's text is published for every process to follow (layout_follow.py).
+        # The same file's text is published for every process to follow (mqtt/layout_follow.py).
         text = ctx.layout_file.read_text(encoding="utf-8")
         return CoordinatorService(ctx.settings, layout, ctx.settings.sqlite_path(), layout_text=text)
     except StoreError as exc:  # also another coordinator holding the store's lock
@@ -74,7 +74,7 @@ def _idcard_reader(ctx: Context) -> Stoppable:
 
 
 def _pads(ctx: Context) -> Stoppable:
-    from hall_devices.evaluator.agent import PadAgent
+    from hall_devices.pads.agent import PadAgent
 
     return PadAgent(ctx.settings, ctx.layout, ctx.device_id, ctx.settings.data_dir, url=ctx.args.serial)
 
@@ -83,25 +83,25 @@ def _leds(ctx: Context) -> Stoppable:
     """A serial bus (bx, eq): the LED agent; network controllers (protocol bx6): the BX-6 agent."""
     bus = ctx.layout.device(ctx.device_id)
     if isinstance(bus, LedBusDevice) and bus.protocol == "bx6":
-        from hall_devices.display.bx6_agent import Bx6Agent
+        from hall_devices.leds.bx6_agent import Bx6Agent
 
         urls = dict(item.split("=", 1) for item in ctx.args.screen_urls)
         return Bx6Agent(ctx.settings, ctx.layout, ctx.device_id, urls=urls)
-    from hall_devices.display.agent import LedAgent
+    from hall_devices.leds.agent import LedAgent
 
     return LedAgent(ctx.settings, ctx.layout, ctx.device_id, url=ctx.args.serial)
 
 
 def _announcer(ctx: Context) -> Stoppable:
-    from hall_devices.display.voice_agent import AnnouncerAgent
+    from hall_devices.announcer.agent import AnnouncerAgent
 
     return AnnouncerAgent(ctx.settings, ctx.layout, ctx.device_id, output=ctx.args.output,
                           voice=ctx.args.voice, segments=ctx.args.segments)
 
 
 def _hall_screen(ctx: Context, _app: QApplication) -> QtView:
-    from hall_devices.bus import Bus, BusOptions
-    from hall_devices.display.hall_window import HallScreenWindow, bind
+    from hall_devices.mqtt.bus import Bus, BusOptions
+    from hall_devices.tv.hall_window import HallScreenWindow, bind
 
     device = ctx.layout.device(ctx.device_id)
     assert isinstance(device, HallScreenDevice)  # run_role checked the kind
@@ -196,9 +196,9 @@ ROLES: tuple[Role, ...] = (
          Agent(_idcard_reader, "身份证阅读器代理无法启动 / ID card reader agent cannot start"),
          Target("--id", f"idcard_reader {IN_LAYOUT}", (IdCardReaderDevice,), "idcard_reader"),
          (SERIAL,), log="idcard"),
-    Role("pads", "run the agent of a bus of window keypads / evaluation pads",
+    Role("pads", "run the agent of a bus of window pads (叫号评价器)",
          Agent(_pads, "评价器代理无法启动 / pad agent cannot start"),
-         Target("--bus", f"keypad_bus {IN_LAYOUT}", (KeypadBusDevice,), "keypad_bus"), (SERIAL,)),
+         Target("--bus", f"pad_bus {IN_LAYOUT}", (PadBusDevice,), "pad_bus"), (SERIAL,)),
     Role("leds", "run the agent of a bus of LED screens (serial bx/eq, or bx6 network controllers)",
          Agent(_leds, "LED 屏代理无法启动 / LED agent cannot start"),
          Target("--bus", f"led_bus {IN_LAYOUT}", (LedBusDevice,), "led_bus"),

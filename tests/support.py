@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.contract import DEVICE_STATUS
 from hall_devices.layout import Layout
-from hall_devices.provision import MONITOR, password_hash, provision
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.ops.provision import MONITOR, password_hash, provision
 from hall_devices.settings import Settings
 
 

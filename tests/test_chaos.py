@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from hall_devices.contract import DEVICE_STATUS
+from hall_devices.demo.up import Hall, UpOptions
 from hall_devices.layout import Layout
-from hall_devices.up import Hall, UpOptions
 from tests.conftest import EXAMPLE
 from tests.support import probe, wait_until
 
@@ -54,9 +54,9 @@ def restart_broker(hall: Hall) -> None:
 
 
 def unplug_keypads(hall: Hall) -> None:
-    hall.keypads[0].port.unplug()
+    hall.pad_buses[0].port.unplug()
     time.sleep(2.0)
-    hall.keypads[0].port.plug()
+    hall.pad_buses[0].port.plug()
 
 
 def paper_out(hall: Hall) -> None:

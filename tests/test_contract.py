@@ -6,7 +6,6 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
-from hall_devices.bus import BadPayloadError, decode, encode
 from hall_devices.contract import (
     DEVICE_STATUS,
     ERROR,
@@ -34,6 +33,7 @@ from hall_devices.contract import (
     find_route,
     request_id_field,
 )
+from hall_devices.mqtt.bus import BadPayloadError, decode, encode
 from tests.conftest import ROOT
 
 

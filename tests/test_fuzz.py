@@ -31,7 +31,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     CALL,
     DEVICE_STATUS,
@@ -57,10 +56,11 @@ from hall_devices.contract import (
     route,
 )
 from hall_devices.coordinator import texts
+from hall_devices.demo.sim.leds import LedBusSimulator
+from hall_devices.demo.sim.pads import PadBusSimulator
+from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.layout import Layout
-from hall_devices.sim.keypad import KeypadBusSimulator
-from hall_devices.sim.led import LedBusSimulator
-from hall_devices.sim.printer import PrinterSimulator
+from hall_devices.mqtt.bus import encode
 from hall_devices.web.users import add_user
 from tests.conftest import EXAMPLE
 from tests.support import HallBroker, Probe, probe, start_hall_broker, wait_until
@@ -125,7 +125,7 @@ class FuzzHall:
     broker: HallBroker
     roles: dict[str, Role]
     leds: LedBusSimulator
-    pads: KeypadBusSimulator
+    pads: PadBusSimulator
     printer: PrinterSimulator
     voice: Path
     web_url: str
@@ -221,7 +221,7 @@ def fuzz_hall(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Itera
     dev = base / "dev"
     leds = LedBusSimulator(dev / "leds", "bx", [d.address for d in layout.members("L1")
                                                 if hasattr(d, "address")]).start()
-    pads = KeypadBusSimulator(dev / "pads", [p.address for p in layout.members("KB1")
+    pads = PadBusSimulator(dev / "pads", [p.address for p in layout.members("KB1")
                                              if hasattr(p, "address")]).start()
     printer = PrinterSimulator(dev / "printer", encoding="gb18030").start()
     voice = base / "voice"
@@ -289,7 +289,7 @@ def fuzz_hall(tmp_path_factory: pytest.TempPathFactory, layout: Layout) -> Itera
 
 
 def _free_port() -> int:
-    from hall_devices.broker import free_port
+    from hall_devices.ops.broker import free_port
 
     return free_port()
 

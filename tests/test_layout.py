@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def test_example_is_a_realistic_county_hall(layout: Layout) -> None:
     assert {WindowKind.COMPREHENSIVE, WindowKind.UNIVERSAL} <= kinds
     devices = [d.kind for d in layout.devices]
     assert devices.count("kiosk") == 2 and devices.count("printer") == 2
-    assert "led_bus" in devices and "hall_screen" in devices and "keypad_bus" in devices
+    assert "led_bus" in devices and "hall_screen" in devices and "pad_bus" in devices
     # A universal window serves every service at primary level.
     universal = next(w for w in layout.windows if w.kind is WindowKind.UNIVERSAL)
     assert len(layout.window_services(universal)) == len(layout.services)
@@ -111,11 +112,11 @@ def test_minimal_layout_parses() -> None:
     ('[[windows]]\nnumber = 2\nname = { zh = "综", en = "c" }\nkind = "comprehensive"\nprimary = ["s1"]\n',
      "at least two departments"),
     ('[[devices]]\nkind = "pad"\nid = "x"\nbus = "nobus"\naddress = 1\nwindow = 1\n',
-     "pad 'x' is on unknown keypad_bus 'nobus'"),
+     "pad 'x' is on unknown pad_bus 'nobus'"),
     ('[[devices]]\nkind = "pad"\nid = "x"\nbus = "kb"\naddress = 1\nwindow = 9\n'
-     '[[devices]]\nkind = "keypad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n',
+     '[[devices]]\nkind = "pad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n',
      "bound to unknown window 9"),
-    ('[[devices]]\nkind = "keypad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n'
+    ('[[devices]]\nkind = "pad_bus"\nid = "kb"\nserial = "/dev/ttyS1"\n'
      '[[devices]]\nkind = "led_bus"\nid = "lb"\nserial = "/dev/ttyS1"\n', "two buses on one port"),
     ('[[devices]]\nkind = "printer"\nid = "p"\nkiosk = "k9"\nserial = "/dev/ttyS2"\n',
      "printer bound to unknown kiosk 'k9'"),
@@ -170,8 +171,24 @@ def test_cli_check_refuses_a_reserved_device_id_with_the_reason(
 
 def test_every_process_account_is_reserved(layout: Layout) -> None:
     from hall_devices.layout import RESERVED_IDS
-    from hall_devices.provision import users_for
+    from hall_devices.ops.provision import users_for
 
     devices = {d.id for d in layout.devices}
     processes = {u.name for u in users_for(layout, demo=True)} - devices
     assert processes and processes <= RESERVED_IDS.keys()
+
+
+def test_the_old_pad_bus_kind_is_read_with_a_warning_naming_its_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 18: the pad device has one name (``pad_bus``); a layout written with the old
+    ``keypad_bus`` still loads, and the operator is told which line to rename."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert text.count('kind = "pad_bus"') == 1
+    old = text.replace('kind = "pad_bus"', 'kind = "keypad_bus"')
+    line = old.splitlines().index('kind = "keypad_bus"')  # the [[devices]] header is the line above it
+    with caplog.at_level(logging.WARNING, logger="hall_devices.layout"):
+        layout = parse_layout(old, "hall.toml")
+    assert [d.kind for d in layout.devices if d.id == "KB1"] == ["pad_bus"]
+    assert layout.model_dump() == parse_layout(text, "hall.toml").model_dump()
+    [warning] = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert f"hall.toml line {line}:" in warning and "'keypad_bus'" in warning and "'pad_bus'" in warning

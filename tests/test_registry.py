@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hall_devices.cli import build_parser, main
+from hall_devices.demo.up import plan
 from hall_devices.layout import load_layout
 from hall_devices.registry import ROLES, role_for
 from hall_devices.role_spec import Role, RoleArgs
-from hall_devices.up import plan
 from tests.conftest import EXAMPLE
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from hall_devices.bus import Bus, PayloadTooLargeError, Sent
 from hall_devices.contract import (
     ACTIVE_ALERTS,
     ALERT,
@@ -29,6 +28,7 @@ from hall_devices.coordinator.outcome import (
     SendPrintJob,
     ShowAlerts,
 )
+from hall_devices.mqtt.bus import Bus, PayloadTooLargeError, Sent
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from hall_devices.agent import Worker
-from hall_devices.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
 from hall_devices.contract import (
     DEVICE_STATUS,
     HALL_LAYOUT,
@@ -104,7 +103,8 @@ from hall_devices.coordinator.store import (
     events_of_days,
 )
 from hall_devices.layout import Layout
-from hall_devices.layout_follow import published
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound, PayloadTooLargeError, Sent
+from hall_devices.mqtt.layout_follow import published
 from hall_devices.region import config as region_config
 from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
@@ -308,7 +308,7 @@ class CoordinatorService:
         self.bus.start(wait_s)
 
     def _publish_layout(self) -> Sent | None:
-        """The layout this hall runs, for every process to follow (layout_follow.py)."""
+        """The layout this hall runs, for every process to follow (mqtt/layout_follow.py)."""
         if self.layout_text is None:
             return None
         try:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hall_devices.agent import PortData, PortEvent, PortLost, PortOpened, PortReader, StatusReporter, Worker
-from hall_devices.bus import Bus, BusOptions
 from hall_devices.contract import CARD_READ, CardRead, DeviceFault, DeviceState
 from hall_devices.idcard.identity import IdNumberError, id_hash, mask_id, mask_name, normalise
 from hall_devices.idcard.session import CardPresented, CardUnreadable, Event, ModuleChanged, ReaderSession
 from hall_devices.layout import IdCardReaderDevice, Layout
 from hall_devices.link import MONOTONIC, Clock, LinkLostError, SerialLink
+from hall_devices.mqtt.bus import Bus, BusOptions
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)

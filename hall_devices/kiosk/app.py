@@ -25,7 +25,6 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from hall_devices.bus import BusError
 from hall_devices.contract import (
     CardRead,
     HelpRequest,
@@ -42,6 +41,7 @@ from hall_devices.kiosk.pages import LetterKeyboard, Page, button, clear, label,
 from hall_devices.kiosk.search import build_index, search
 from hall_devices.kiosk.texts import TEXTS, refusal, tr
 from hall_devices.layout import KioskDevice, Layout, Service
+from hall_devices.mqtt.bus import BusError
 
 log = logging.getLogger(__name__)
 STANDARD_STYLE = ("QWidget { background: #f4f7fb; color: #10243e; } "

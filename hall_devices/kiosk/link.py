@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from hall_devices.agent import Worker
-from hall_devices.bus import Bus, BusError, BusOptions, Inbound
 from hall_devices.contract import (
     CARD_READ,
     CLOCK_SKEW_MAX_S,
@@ -47,9 +46,10 @@ from hall_devices.contract import (
     can_work,
 )
 from hall_devices.layout import KioskDevice, Layout
-from hall_devices.layout_follow import LayoutFollower
 from hall_devices.link import MONOTONIC
-from hall_devices.requests import NoReplyError
+from hall_devices.mqtt.bus import Bus, BusError, BusOptions, Inbound
+from hall_devices.mqtt.layout_follow import LayoutFollower
+from hall_devices.mqtt.requests import NoReplyError
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class KioskLink(QObject):
     ticket_answered = pyqtSignal(object)  # TicketReply, or a BusError when nothing came back
     print_finished = pyqtSignal(object)  # PrintResult of one of our jobs
     card_read = pyqtSignal(object)  # CardRead from this kiosk's ID card reader
-    layout_changed = pyqtSignal(object)  # Layout the coordinator now runs (layout_follow.py)
+    layout_changed = pyqtSignal(object)  # Layout the coordinator now runs (mqtt/layout_follow.py)
     help_changed = pyqtSignal(object)  # HelpRequest: this kiosk's 呼叫帮办, as staff answer it
 
     def __init__(self, settings: Settings, layout: Layout, kiosk: KioskDevice, *,

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from hall_devices.announcer.agent import make_output
+from hall_devices.announcer.speech import EspeakSpeaker, SegmentSpeaker, Speaker, SpeechError, join_wavs
 from hall_devices.contract import (
     Call,
     PrintJob,
@@ -28,31 +30,29 @@ from hall_devices.contract import (
     TicketStatus,
 )
 from hall_devices.coordinator import texts
-from hall_devices.display import bx
-from hall_devices.display.announcer import EspeakSpeaker, SegmentSpeaker, Speaker, SpeechError, join_wavs
-from hall_devices.display.frames import hall_regions, screen_bytes, window_regions
-from hall_devices.display.voice_agent import make_output
-from hall_devices.evaluator.keypad import (
-    Control,
-    Frame,
-    Garbage,
-    Key,
-    KeypadDecoder,
-    ask_rating_frame,
-    rating_level,
-    show_frame,
-)
 from hall_devices.layout import (
     AnnouncerDevice,
     HallScreenDevice,
-    KeypadBusDevice,
     Layout,
     LedBusDevice,
+    PadBusDevice,
     PadDevice,
     PrinterDevice,
     WindowScreenDevice,
 )
+from hall_devices.leds import bx
+from hall_devices.leds.frames import hall_regions, screen_bytes, window_regions
 from hall_devices.link import LinkLostError, SerialLink
+from hall_devices.pads.codec import (
+    Control,
+    Frame,
+    Garbage,
+    Key,
+    PadDecoder,
+    ask_rating_frame,
+    rating_level,
+    show_frame,
+)
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
 
@@ -159,7 +159,7 @@ def watch_pads(layout: Layout, bus_id: str, out: TextIO, url: str | None = None,
     """Show each pad's address on its display, light its rating keys, then print every key and
     rating as it comes, echoing each frame as the pad agent does; until ``count`` events,
     ``duration_s`` or Ctrl-C. True when at least one press was seen."""
-    bus = _device(layout, bus_id, KeypadBusDevice)
+    bus = _device(layout, bus_id, PadBusDevice)
     pads = {p.address: p for p in layout.members(bus_id) if isinstance(p, PadDevice)}
     if not pads:
         raise ValueError(f"{bus_id!r} has no pads")
@@ -169,7 +169,7 @@ def watch_pads(layout: Layout, bus_id: str, out: TextIO, url: str | None = None,
         out.write(f"串口打不开 / cannot open {serial_url}: {link.last_error}\n")
         return False
     seen = 0
-    decoder = KeypadDecoder()
+    decoder = PadDecoder()
     try:
         for address in pads:
             link.write(show_frame(address, f"{address:06d}").encode())

@@ -28,7 +28,7 @@ Level = Literal["ok", "warn", "fail"]
 MARK = {"ok": "[ OK ]", "warn": "[WARN]", "fail": "[FAIL]"}
 MIN_FREE_BYTES = 1 << 30  # an event store grows by tens of MB a year; backups need room too
 CERT_WARN = dt.timedelta(days=30)
-DEMO_PASSWORDS = ("manager-demo", "clerk-demo")  # hall_devices.up's demo sign-ins
+DEMO_PASSWORDS = ("manager-demo", "clerk-demo")  # hall_devices.demo.up's demo sign-ins
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def _disk(settings: Settings) -> list[Finding]:
 
 
 def _certificates(settings: Settings, scope: DoctorScope) -> list[Finding]:
-    from hall_devices.provision import cert_expiry
+    from hall_devices.ops.provision import cert_expiry
 
     files = [settings.broker_ca_file] if settings.broker_tls and settings.broker_ca_file else []
     if scope.broker_dir is not None:

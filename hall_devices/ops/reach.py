@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hall_devices.bus import BusOptions
+from hall_devices.mqtt.bus import BusOptions
 from hall_devices.registry import ROLES
 from hall_devices.settings import Settings
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from hall_devices.bus import BadPayloadError, decode
 from hall_devices.contract import QUEUE_SUMMARY
+from hall_devices.mqtt.bus import BadPayloadError, decode
 from hall_devices.ops.reach import doctor_client
 from hall_devices.settings import Settings
 

@@ -13,10 +13,10 @@ import logging
 from pathlib import Path
 
 from hall_devices.agent import StatusReporter, Worker
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import PRINT_JOB, PrintFailure, PrintJob, PrintResult, Problem
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.link import MONOTONIC
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
 from hall_devices.printer.status import PrinterStatus

@@ -37,7 +37,7 @@ from hall_devices.contract import (
     REGION_RESEND_OUT,
     Route,
 )
-from hall_devices.provision import User, acl_text, make_tls, password_hash
+from hall_devices.ops.provision import User, acl_text, make_tls, password_hash
 from hall_devices.region.service import REGION_ID
 
 DISTRICT_PATTERN = r"^\d{6}$"  # 行政区划代码, GB/T 2260
@@ -79,7 +79,7 @@ def region_users(halls: list[HallEntry], watchers: tuple[str, ...] = ()) -> list
 def provision_region(out: Path, halls: list[HallEntry], tls_hosts: list[str] | None = None,
                      watchers: tuple[str, ...] = ()) -> dict[str, str]:
     """Write ``passwd``, ``acl``, ``credentials.toml`` and ``tls/`` of the regional broker into ``out``
-    (render its mosquitto.conf with :func:`hall_devices.broker.render_config`); returns the
+    (render its mosquitto.conf with :func:`hall_devices.ops.broker.render_config`); returns the
     credentials. Existing credentials are kept."""
     import re
 

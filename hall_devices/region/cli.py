@@ -94,7 +94,7 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
 def _region_provision(args: argparse.Namespace, settings: Settings) -> int:
     import tomllib
 
-    from hall_devices.broker import Listeners, render_config
+    from hall_devices.ops.broker import Listeners, render_config
     from hall_devices.region.bridge import BridgeError, HallEntry, provision_region
 
     try:

@@ -22,7 +22,7 @@ from hall_devices.contract import TicketStatus, WindowStatus
 from hall_devices.coordinator.calendar import local
 from hall_devices.coordinator.model import State
 from hall_devices.layout import Layout, LayoutError, parse_layout
-from hall_devices.layout_follow import fixed
+from hall_devices.mqtt.layout_follow import fixed
 
 LIVE = (TicketStatus.WAITING, TicketStatus.CALLED, TicketStatus.SERVING, TicketStatus.HELD,
         TicketStatus.NO_SHOW)

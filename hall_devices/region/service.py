@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from hall_devices.agent import Worker
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     REGION_ALERTS_IN,
     REGION_CONFIG_OUT,
@@ -35,6 +34,7 @@ from hall_devices.contract import (
     RegionHead,
     ResendRequest,
 )
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox

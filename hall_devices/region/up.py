@@ -20,10 +20,12 @@ from types import FrameType
 
 from pydantic import SecretStr
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.children import dying_with_parent
+from hall_devices.demo.traffic import TrafficGenerator, TrafficMix
+from hall_devices.demo.up import Summary
 from hall_devices.layout import Layout, parse_layout
-from hall_devices.provision import provision
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.ops.children import dying_with_parent
+from hall_devices.ops.provision import provision
 from hall_devices.region.bridge import HallEntry, add_bridge, bridge_section, provision_region
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
@@ -31,8 +33,6 @@ from hall_devices.region.web import RegionRole, write_region_users
 from hall_devices.registry import role_named
 from hall_devices.role_spec import RoleArgs
 from hall_devices.settings import Settings
-from hall_devices.traffic import TrafficGenerator, TrafficMix
-from hall_devices.up import Summary
 
 DISTRICT = "420704"  # 鄂城区, for the demo
 DEMO_USERS: dict[str, tuple[RegionRole, str]] = {"region": ("region_manager", "region-demo"),

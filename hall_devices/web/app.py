@@ -36,7 +36,6 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from hall_devices.bus import BusError
 from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH
 from hall_devices.contract import (
     RATING_NAMES,
@@ -51,7 +50,8 @@ from hall_devices.contract import (
     WindowQueueAnswer,
 )
 from hall_devices.layout import Layout
-from hall_devices.requests import NoReplyError
+from hall_devices.mqtt.bus import BusError
+from hall_devices.mqtt.requests import NoReplyError
 from hall_devices.web.access import Access
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
 from hall_devices.web.audit import AuditLog, Entry

@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hall_devices.bus import BusError
 from hall_devices.contract import AppointmentsAnswer, QueryKind, Reply, StaffAction
 from hall_devices.idcard.identity import id_hash
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import BusError
 from hall_devices.web.api_clients import ApiClients
 from hall_devices.web.booking_import import ImportFileError, RowProblem, read_rows, to_booking
 from hall_devices.web.booking_models import (

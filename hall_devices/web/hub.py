@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     ACTIVE_ALERTS,
     CALL,
@@ -51,9 +50,10 @@ from hall_devices.contract import (
     WindowState,
 )
 from hall_devices.layout import Layout
-from hall_devices.layout_follow import LayoutFollower
-from hall_devices.provision import WEB
-from hall_devices.requests import NoReplyError, Requester
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
+from hall_devices.mqtt.layout_follow import LayoutFollower
+from hall_devices.mqtt.requests import NoReplyError, Requester
+from hall_devices.ops.provision import WEB
 from hall_devices.settings import Settings
 from hall_devices.web.alert_log import AlertLog
 
@@ -140,7 +140,7 @@ class Hub:
             self._loop.call_soon_threadsafe(self._apply_layout, layout, version)
 
     def _apply_layout(self, layout: Layout, version: int) -> None:
-        """Window and service names follow the layout the coordinator runs (layout_follow.py)."""
+        """Window and service names follow the layout the coordinator runs (mqtt/layout_follow.py)."""
         self.layout, self.layout_version = layout, version
         self._broadcast()
 
@@ -184,7 +184,7 @@ class Hub:
                             "name_en": window.name.en, "clerk_name": named})
         devices = [{"device_id": d.id, "kind": d.kind, **self.devices.get(d.id, {"state": "unknown"})}
                    for d in self.layout.devices if d.id in self.devices or d.kind in (
-                       "printer", "led_bus", "keypad_bus", "announcer", "kiosk")]
+                       "printer", "led_bus", "pad_bus", "announcer", "kiosk")]
         devices += [v for k, v in self.devices.items() if k not in {d["device_id"] for d in devices}]
         queue = self.queue and {**self.queue, "services": [
             {**q, "service_name": self._service_name(q["service_id"])} for q in self.queue["services"]]}

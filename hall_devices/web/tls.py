@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from hall_devices.provision import alt_names
+from hall_devices.ops.provision import alt_names
 
 # Browsers refuse server certificates valid for more than 825 days (CA/Browser Forum rules).
 DAYS = 825

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hall_devices.bus import Bus, BusOptions, Inbound
 from hall_devices.contract import (
     CALL,
     RATING,
@@ -39,8 +38,9 @@ from hall_devices.contract import (
 )
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
-from hall_devices.provision import TRAFFIC
-from hall_devices.requests import Requester
+from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
+from hall_devices.mqtt.requests import Requester
+from hall_devices.ops.provision import TRAFFIC
 from tests.support import HallBroker
 
 # A Monday, 09:00 in the hall (UTC+8).

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from hall_devices.contract import TICKET_REQUEST, TicketClass, TicketReply, TicketRequest
+from hall_devices.demo.sim.idcard import DEMO_CARDS
 from hall_devices.idcard.identity import id_hash
-from hall_devices.sim.idcard import DEMO_CARDS
 from tests.coordinator.harness import T0, Hall, error_code
 
 HASH = id_hash(b"k", DEMO_CARDS[0].id_number)

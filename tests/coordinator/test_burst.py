@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hall_devices.bus import encode
 from hall_devices.contract import ERROR, RATING, RATING_ACK, TICKET_REQUEST, TicketRequest
+from hall_devices.mqtt.bus import encode
 from tests.coordinator.test_crash import HALL, Stream, commands
 from tests.support import Coordinator, HallBroker, probe, wait_until
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from paho.mqtt.client import MQTTMessage
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     DEVICE_STATUS,
     MAX_BUS_MEMBERS,
@@ -26,6 +25,7 @@ from hall_devices.contract import (
     Text,
 )
 from hall_devices.coordinator.outcome import Outcome, RaiseAlert
+from hall_devices.mqtt.bus import encode
 from tests.coordinator.harness import Hall, cid
 from tests.support import Coordinator, HallBroker, Probe, probe
 
@@ -34,7 +34,7 @@ AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
 
 def _status(members: dict[str, str]) -> bytes:
-    return json.dumps({"device_id": "KB1", "kind": "keypad_bus", "state": "fault",
+    return json.dumps({"device_id": "KB1", "kind": "pad_bus", "state": "fault",
                        "faults": ["not_responding"], "detail": "x" * 500, "members": members,
                        "updated_at": AT.isoformat()}).encode()
 
@@ -97,7 +97,7 @@ def test_a_bus_status_names_only_its_own_members_and_stalls_nothing(own_broker: 
 
 
 def test_member_count_is_bounded_by_the_contract() -> None:
-    ok = DeviceStatus(device_id="KB1", kind="keypad_bus", state=DeviceState.OK, updated_at=AT,
+    ok = DeviceStatus(device_id="KB1", kind="pad_bus", state=DeviceState.OK, updated_at=AT,
                       members={f"PAD{i}": DeviceState.OK for i in range(MAX_BUS_MEMBERS)})
     assert len(ok.members) == MAX_BUS_MEMBERS
     too_many = _status({f"PAD{i}": "ok" for i in range(MAX_BUS_MEMBERS + 1)})

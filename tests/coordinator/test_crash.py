@@ -15,7 +15,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     TICKET_REPLY,
     TICKET_REQUEST,
@@ -25,6 +24,7 @@ from hall_devices.contract import (
     WindowAction,
     WindowCommand,
 )
+from hall_devices.mqtt.bus import encode
 from tests.support import Coordinator, HallBroker, wait_until
 
 HALL = "demo"

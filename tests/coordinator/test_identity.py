@@ -13,7 +13,6 @@ from pathlib import Path
 
 from paho.mqtt.client import MQTTMessage
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     ALERT,
     DEVICE_STATUS,
@@ -32,9 +31,10 @@ from hall_devices.contract import (
     TicketReply,
     TicketRequest,
 )
-from hall_devices.evaluator.agent import PadAgent
+from hall_devices.demo.sim.pads import PadBusSimulator
 from hall_devices.layout import Layout
-from hall_devices.sim.keypad import KeypadBusSimulator
+from hall_devices.mqtt.bus import encode
+from hall_devices.pads.agent import PadAgent
 from tests.coordinator.harness import Hall, cid
 from tests.support import Probe, probe
 
@@ -77,7 +77,7 @@ def test_a_device_credential_cannot_take_over_the_coordinator(hall: Hall) -> Non
 def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: Layout,
                                                            tmp_path: Path) -> None:
     addresses = [p.address for p in layout.members("KB1")]  # type: ignore[union-attr]
-    keypads = KeypadBusSimulator(tmp_path / "dev" / "keypad-bus-1", addresses).start()
+    keypads = PadBusSimulator(tmp_path / "dev" / "pad-bus-1", addresses).start()
     agent = PadAgent(hall.broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
     agent.start()
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],

@@ -13,7 +13,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-from hall_devices.bus import Inbound
 from hall_devices.contract import (
     QUERY,
     Channel,
@@ -28,6 +27,7 @@ from hall_devices.contract import (
     WindowCommand,
     route,
 )
+from hall_devices.mqtt.bus import Inbound
 from tests.coordinator.harness import Hall, cid, error_code
 from tests.support import probe, wait_until
 

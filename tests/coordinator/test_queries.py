@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from hall_devices.bus import Inbound
 from hall_devices.contract import (
     QUERY,
     AppointmentsAnswer,
@@ -25,6 +24,7 @@ from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import Appointment
 from hall_devices.coordinator.queries import Answer, answer
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import Inbound
 from tests.coordinator.harness import Hall
 from tests.support import probe
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     ACTIVE_ALERTS,
     ALERT,
@@ -23,6 +22,7 @@ from hall_devices.contract import (
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import ActAsStaff, ActAtWindow, RaiseAlert, Rate, TakeTicket
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import encode
 from tests.coordinator.harness import Hall, error_code
 from tests.support import probe
 
@@ -231,7 +231,7 @@ def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
                    subscribe=[ALERT.topic(hall="demo"), ACTIVE_ALERTS.topic(hall="demo")])
     topic = DEVICE_STATUS.topic(hall="demo", device="KB1")
     for state in (DeviceState.OFFLINE, DeviceState.OK):
-        status = DeviceStatus(device_id="KB1", kind="keypad_bus", state=state, updated_at=datetime.now(UTC))
+        status = DeviceStatus(device_id="KB1", kind="pad_bus", state=state, updated_at=datetime.now(UTC))
         pads.client.publish(topic, encode(status), qos=1, retain=True)
         # Other alerts may come and go meanwhile (calendar_uncovered at the coordinator's start: the
         # 2027 holidays are not known yet in late 2026): only this device's are looked at.

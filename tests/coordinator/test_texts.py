@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from hall_devices.announcer.speech import speech_text, speech_words
 from hall_devices.catalog import SCREEN
 from hall_devices.contract import QUEUE_SUMMARY, QueueSummary, Text, WindowStatus
 from hall_devices.coordinator import texts
-from hall_devices.display import bx
-from hall_devices.display.announcer import speech_text, speech_words
-from hall_devices.display.frames import screen_bytes, window_regions
-from hall_devices.display.hall_window import HallScreenWindow
-from hall_devices.display.screens import hall_calls_text, hall_waiting_text, window_text
 from hall_devices.layout import Department, HallScreenDevice, Layout
+from hall_devices.leds import bx
+from hall_devices.leds.frames import screen_bytes, window_regions
+from hall_devices.leds.screens import hall_calls_text, hall_waiting_text, window_text
+from hall_devices.tv.hall_window import HallScreenWindow
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe, wait_until
 

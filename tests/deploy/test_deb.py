@@ -65,7 +65,7 @@ def test_the_unpacked_command_runs(root: Path, built: Built, tmp_path: Path) -> 
     assert checked.returncode == 0 and checked.stdout.startswith("OK:"), checked.stderr
     gui = subprocess.run([str(venv / "bin" / "python3"), "-c",
                           "from PyQt6.QtWidgets import QApplication; app = QApplication([]); "
-                          "import hall_devices.kiosk.app, hall_devices.display.hall_window; print('qt')"],
+                          "import hall_devices.kiosk.app, hall_devices.tv.hall_window; print('qt')"],
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
                          check=False)
     assert gui.stdout.strip() == "qt", gui.stderr  # the pruned Qt still has what the kiosk needs

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.broker import BrokerProcess, free_port
+from hall_devices.ops.broker import BrokerProcess, free_port
 from tests.conftest import EXAMPLE
 from tests.deploy.conftest import Built, offline
 

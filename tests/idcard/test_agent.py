@@ -10,10 +10,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from hall_devices.contract import CARD_READ, DEVICE_STATUS
+from hall_devices.demo.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from hall_devices.idcard.agent import IdCardReaderAgent
 from hall_devices.idcard.identity import id_hash, mask_id
 from hall_devices.layout import Layout
-from hall_devices.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from tests.support import HallBroker, Probe, probe
 
 KEY = b"test-hall-key"

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hall_devices.demo.sim.idcard import DEMO_CARDS
 from hall_devices.idcard.codec import (
     PHOTO_BYTES,
     TEXT_BYTES,
@@ -24,7 +25,6 @@ from hall_devices.idcard.codec import (
     read_reply_data,
     read_reply_text,
 )
-from hall_devices.sim.idcard import DEMO_CARDS
 
 
 def h(text: str) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from hall_devices.demo.sim.idcard import DEMO_CARDS
 from hall_devices.idcard.codec import Command, encode_command, encode_reply, read_reply_data
 from hall_devices.idcard.identity import (
     IdNumberError,
@@ -21,7 +22,6 @@ from hall_devices.idcard.identity import (
 )
 from hall_devices.idcard.session import CardPresented, CardUnreadable, ModuleChanged, ReaderSession
 from hall_devices.settings import Settings
-from hall_devices.sim.idcard import DEMO_CARDS
 
 
 def test_check_digit_follows_gb_11643() -> None:

@@ -14,6 +14,8 @@ import pytest
 from PyQt6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
+from hall_devices.demo.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
+from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.idcard.agent import IdCardReaderAgent
 from hall_devices.idcard.codec import CardText
 from hall_devices.idcard.identity import id_hash, mask_id
@@ -21,8 +23,6 @@ from hall_devices.kiosk.app import KioskWindow
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.layout import Layout
 from hall_devices.printer.agent import PrinterAgent
-from hall_devices.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
-from hall_devices.sim.printer import PrinterSimulator
 from tests.coordinator.harness import Clock, Hall
 from tests.kiosk.test_kiosk import open_kiosk, screenshot, tap, text_of
 from tests.support import HallBroker, Probe, probe

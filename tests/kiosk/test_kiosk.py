@@ -13,15 +13,15 @@ from PyQt6.QtGui import QFontMetrics
 from PyQt6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from hall_devices.bus import encode
 from hall_devices.contract import DEVICE_STATUS, DeviceFault, DeviceState, DeviceStatus
+from hall_devices.demo.sim.printer import PrinterSimulator
+from hall_devices.demo.sim.scanner import ScannerSimulator
 from hall_devices.kiosk.app import KioskWindow
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.kiosk.scanner import ScannerReader
 from hall_devices.layout import KioskDevice, Layout
+from hall_devices.mqtt.bus import encode
 from hall_devices.printer.agent import PrinterAgent
-from hall_devices.sim.printer import PrinterSimulator
-from hall_devices.sim.scanner import ScannerSimulator
 from tests.conftest import ROOT
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from hall_devices.bus import BusError
 from hall_devices.contract import DEVICE_STATUS, TicketClass, TicketReply
 from hall_devices.kiosk.link import KioskLink
 from hall_devices.layout import KioskDevice, Layout
+from hall_devices.mqtt.bus import BusError
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe
 

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from hall_devices.broker import free_port
 from hall_devices.cli import main
 from hall_devices.contract import QUEUE_SUMMARY
 from hall_devices.layout import Layout
+from hall_devices.ops.broker import free_port
 from hall_devices.ops.doctor import DoctorScope, Finding, clock_status, run_doctor
+from hall_devices.ops.provision import make_tls, provision
 from hall_devices.ops.reach import check_broker
-from hall_devices.provision import make_tls, provision
 from hall_devices.settings import Settings
 from tests.conftest import EXAMPLE
 from tests.support import HallBroker, start_hall_broker
@@ -188,7 +188,7 @@ def test_a_store_open_in_two_processes_is_reported(tmp_path: Path) -> None:
 
 
 def test_no_account_is_never_a_pass(named_broker: HallBroker, tmp_path: Path) -> None:
-    from hall_devices.broker import BrokerProcess
+    from hall_devices.ops.broker import BrokerProcess
 
     # Debian's own mosquitto: anonymous sign-ins accepted (a real one, on a free port).
     port = free_port()

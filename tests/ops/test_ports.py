@@ -28,7 +28,7 @@ def test_layout_check_warns_about_each_missing_port_and_passes(tmp_path: Path,
     out = capsys.readouterr()
     assert out.out.startswith("OK:")
     assert "/dev/hall/printer-k2 is not on this PC" in out.err
-    assert "/dev/hall/led-bus-1" in out.err and "/dev/hall/keypad-bus-1" in out.err
+    assert "/dev/hall/led-bus-1" in out.err and "/dev/hall/pad-bus-1" in out.err
     assert present not in out.err
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     ALERT,
     DEVICE_STATUS,
@@ -21,10 +20,11 @@ from hall_devices.contract import (
     TicketInfo,
     TicketStatus,
 )
+from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import encode
 from hall_devices.printer.agent import PrinterAgent
 from hall_devices.printer.ledger import JobLedger
-from hall_devices.sim.printer import PrinterSimulator
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe, wait_until
 

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hall_devices.contract import DeviceFault, DeviceState, PrintFailure, can_work
+from hall_devices.demo.sim.printer import Switches, status_reply
 from hall_devices.printer.status import (
     NOT_RESPONDING,
     PrinterStatus,
@@ -14,7 +15,6 @@ from hall_devices.printer.status import (
     online,
     query,
 )
-from hall_devices.sim.printer import Switches, status_reply
 
 
 def test_queries_are_dle_eot() -> None:

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hall_devices.contract import PrintJob, Text, TicketClass, TicketInfo, TicketStatus
+from hall_devices.demo.sim.printer import decode_raster_qr
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.printer.decode import Cut, EscPosDecoder, QrCode, Raster, Unknown
 from hall_devices.printer.decode import Text as Line
 from hall_devices.printer.ticket import render
-from hall_devices.sim.printer import decode_raster_qr
 
 URL = "http://hall.local:8080/t/Q7x-2kfA93mN"
 

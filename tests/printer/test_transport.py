@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.link import LinkLostError
 from hall_devices.printer.transport import PrinterPort
-from hall_devices.sim.printer import PrinterSimulator
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 from hall_devices.region.pgcluster import PgCluster
 
 _names = itertools.count(1)

@@ -10,7 +10,7 @@ import contextlib
 import socket
 import threading
 
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 
 
 class Relay:

@@ -16,11 +16,11 @@ from pathlib import Path
 import psycopg
 from pydantic import SecretStr
 
-from hall_devices.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST, TicketRequest
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout, parse_layout
-from hall_devices.provision import provision
+from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
+from hall_devices.ops.provision import provision
 from hall_devices.region.bridge import HallEntry, add_bridge, bridge_section, provision_region
 from hall_devices.settings import Settings
 from tests.conftest import EXAMPLE

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from hall_devices.bus import Bus, BusOptions
 from hall_devices.contract import (
     REGION_RESEND_OUT,
     TICKET_REQUEST,
@@ -23,6 +22,7 @@ from hall_devices.contract import (
     WindowCommand,
     WindowStatus,
 )
+from hall_devices.mqtt.bus import Bus, BusOptions
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
 from tests.conftest import EXAMPLE

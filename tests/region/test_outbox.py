@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hall_devices.broker import free_port
 from hall_devices.contract import ForwardedEvent, RatingLevel, TicketClass
 from hall_devices.coordinator import events as ev
+from hall_devices.ops.broker import free_port
 from hall_devices.region.db import RegionDb, RegionDbError
 from hall_devices.region.outbox import Endpoint, Outbox, export_file
 from hall_devices.region.pgcluster import PgCluster

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 
 STORED = re.compile(r"(hall\d) 已汇聚 stored (\d+)/(\d+)")
 

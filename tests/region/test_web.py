@@ -17,8 +17,8 @@ import psycopg
 import pytest
 import uvicorn
 
-from hall_devices.broker import free_port
-from hall_devices.provision import make_tls
+from hall_devices.ops.broker import free_port
+from hall_devices.ops.provision import make_tls
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.web import create_region_app, load_region_users, write_region_users

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from hall_devices.broker import free_port
 from hall_devices.layout import Layout
+from hall_devices.ops.broker import free_port
 from hall_devices.web.users import add_user
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, start_hall_broker

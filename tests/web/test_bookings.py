@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from hall_devices.broker import free_port
+from hall_devices.demo.sim.idcard import DEMO_CARDS
 from hall_devices.layout import Layout
-from hall_devices.sim.idcard import DEMO_CARDS
+from hall_devices.ops.broker import free_port
 from hall_devices.web.api_clients import add_client
 from hall_devices.web.booking_openapi import with_openapi
 from tests.conftest import EXAMPLE, ROOT

@@ -13,7 +13,6 @@ from pathlib import Path
 import openpyxl
 from playwright.sync_api import Browser, Page, expect
 
-from hall_devices.bus import encode
 from hall_devices.contract import (
     DEVICE_STATUS,
     PRINT_JOB,
@@ -25,6 +24,7 @@ from hall_devices.contract import (
     PrintResult,
 )
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import encode
 from tests.coordinator.harness import Clock, Hall
 from tests.support import Coordinator, HallBroker, Probe, probe
 from tests.web.test_web import ARTEFACTS, Web, sign_in

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from hall_devices.bus import encode
 from hall_devices.contract import DEVICE_STATUS, ERROR, DeviceFault, DeviceState, DeviceStatus
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import encode
 from hall_devices.web.hub import Hub
 from tests.support import HallBroker, probe
 

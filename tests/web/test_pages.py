@@ -11,9 +11,9 @@ from pathlib import Path
 import openpyxl
 from playwright.sync_api import Browser, expect
 
-from hall_devices.bus import encode
 from hall_devices.contract import DEVICE_STATUS, DeviceFault, DeviceState, DeviceStatus
 from hall_devices.layout import KioskDevice, Layout
+from hall_devices.mqtt.bus import encode
 from hall_devices.web.users import add_user
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe

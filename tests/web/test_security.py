@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from hall_devices.broker import free_port
+from hall_devices.ops.broker import free_port
 from tests.web.conftest import SecureHall, request, sign_in_cookie
 from tests.web.test_web import CHROMIUM, sign_in
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.broker import free_port
 from hall_devices.layout import Layout
-from hall_devices.provision import provision
+from hall_devices.ops.broker import free_port
+from hall_devices.ops.provision import provision
 from hall_devices.web.audit import AuditLog, audit_file
 from hall_devices.web.users import User, add_user, hash_password, load_users, save_users
 from tests.conftest import EXAMPLE
@@ -91,7 +91,7 @@ def test_keys_users_and_stores_are_created_0600(tmp_path: Path, tls: Path) -> No
 def test_ledgers_outboxes_and_the_broker_log_are_created_0600(tmp_path: Path,
                                                                hall_broker: HallBroker) -> None:
     """Issue 15 review, defect 5: the agents' state files and Mosquitto's log."""
-    from hall_devices.evaluator.outbox import RatingOutbox
+    from hall_devices.pads.outbox import RatingOutbox
     from hall_devices.printer.ledger import JobLedger
 
     JobLedger(tmp_path / "printer-P1.sqlite3").close()

@@ -19,11 +19,11 @@ import openpyxl
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hall_devices.broker import free_port
 from hall_devices.contract import WINDOW_COMMAND
-from hall_devices.display.agent import LedAgent
+from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.layout import Layout
-from hall_devices.sim.led import LedBusSimulator
+from hall_devices.leds.agent import LedAgent
+from hall_devices.ops.broker import free_port
 from hall_devices.web.users import add_user
 from tests.conftest import EXAMPLE, ROOT
 from tests.coordinator.harness import Clock, Hall
@@ -332,8 +332,8 @@ def test_staff_issue_a_green_channel_ticket_and_reprint(browser: Browser, web: W
 
 def test_the_devices_page_lists_what_the_coordinator_could_not_handle(browser: Browser, web: Web,
                                                                       hall: Hall) -> None:
-    from hall_devices.bus import Inbound
     from hall_devices.contract import WindowAction, WindowCommand
+    from hall_devices.mqtt.bus import Inbound
     from tests.support import wait_until
 
     # As an older, laxer bus let it through: "²" passes isdigit() and breaks int() in the engine.

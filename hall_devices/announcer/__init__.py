@@ -1,0 +1,1 @@
+"""The announcer: the call sentence spoken through the hall's speakers."""

@@ -1,0 +1,168 @@
+"""LED controllers on a pty: BX-5K/6K (checked CRC and escapes, ACK/NACK) or EQ2023 text.
+
+Keeps each address's current text per area, readable by tests and shown by the demo. Switches:
+``silent`` (no replies at all), ``silent_at`` (addresses of screens that answer nothing: a dead
+controller), ``busy`` (address → how many of its next frames are refused with NACK 3, busy),
+``nack`` (address → the error code every frame to it is refused with), ``garble`` (addresses whose
+replies arrive as line noise), ``corrupt`` (address → how many of its next frames arrive damaged by
+line noise: a CRC error and a NACK), ``baud`` paces reading like a UART. Replies follow the manual
+(protocols.md §2): ACK A0 00, NACK A0 01 with the error code.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hall_devices.demo.sim.port import PortSimulator
+from hall_devices.leds import bx, eq
+
+
+@dataclass
+class AreaText:
+    text: str
+    width: int
+    height: int
+    display_mode: int
+
+
+@dataclass
+class Controller:
+    address: int
+    areas: dict[int, AreaText] = field(default_factory=dict)
+    frames: int = 0
+    nacks: int = 0
+    refused: int = 0  # frames answered busy or with a NACK switch, not shown
+    updated_at: float = 0.0
+    started_at: float = 0.0  # when the first byte of the last frame shown was read (BX)
+    last_size: int = 0  # bytes of the last frame shown, as on the wire
+    last_areas: tuple[int, ...] = ()  # area ids the last frame updated
+
+
+@dataclass
+class LedSwitches:
+    silent: bool = False
+    corrupt: dict[int, int] = field(default_factory=dict)
+    silent_at: set[int] = field(default_factory=set)
+    busy: dict[int, int] = field(default_factory=dict)
+    nack: dict[int, bx.ErrorCode] = field(default_factory=dict)
+    garble: set[int] = field(default_factory=set)
+
+
+class LedBusSimulator(PortSimulator):
+    def __init__(self, path: Path, protocol: str, addresses: list[int], baud: int | None = None) -> None:
+        super().__init__(path, "sim-led", baud)
+        self.protocol = protocol
+        self.controllers = {a: Controller(a) for a in addresses}
+        self.switches = LedSwitches()
+        self.bad_frames = 0
+        # Every BX frame shown: (first byte read, shown, address, area ids), the latest 2000.
+        self.history: deque[tuple[float, float, int, tuple[int, ...]]] = deque(maxlen=2000)
+        self._frame_started = 0.0
+        self._bx = bx.BxDecoder()
+        self._eq = eq.EqDecoder()
+        self._changed = threading.Condition()
+
+    def text(self, address: int, area: int = 0) -> str:
+        """What the screen shows in an area, line-padding spaces folded."""
+        shown = self.controllers[address].areas.get(area)
+        return re.sub(r" {2,}", "\n", shown.text).strip() if shown else ""
+
+    def wait(self, predicate: object, timeout_s: float = 5.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
+
+    def on_bytes(self, data: bytes) -> None:
+        if not self._bx.buffer:  # the first bytes of a frame (a chunk rarely holds two)
+            self._frame_started = self.arrived_at
+        if self.protocol == "bx":
+            self._bx_bytes(data)
+        else:
+            self._eq_bytes(data)
+
+    def _eq_bytes(self, data: bytes) -> None:
+        for item in self._eq.feed(data):
+            if isinstance(item, eq.EqGarbage):
+                self.bad_frames += 1
+                continue
+            targets = self.controllers.values() if item.address == eq.BROADCAST else [
+                c for c in self.controllers.values() if c.address == item.address]
+            for controller in targets:
+                self._show(controller, {0: AreaText(item.text, 0, 0, 1)})
+
+    def _bx_bytes(self, data: bytes) -> None:
+        for decoded in self._bx.feed(data):
+            item = decoded
+            if isinstance(item, bx.BxFrame) and self.switches.corrupt.get(item.header.destination):
+                self.switches.corrupt[item.header.destination] -= 1
+                damaged = bytearray(item.encode())
+                damaged[-4] ^= 0x01  # line noise in the last data byte: the CRC no longer matches
+                (item,) = bx.BxDecoder().feed(bytes(damaged))
+            if isinstance(item, bx.BadFrame):
+                self.bad_frames += 1
+                address = item.header.destination if item.header else None
+                if item.crc_error and address in self.controllers:
+                    self.controllers[address].nacks += 1
+                    self._reply(address, bx.ErrorCode.CRC_ERROR)
+                continue
+            self._bx_frame(item)
+
+    def _bx_frame(self, frame: bx.BxFrame) -> None:
+        address = frame.header.destination
+        targets = list(self.controllers.values()) if address in (bx.BROADCAST, bx.BROADCAST_REPLY) else (
+            [self.controllers[address]] if address in self.controllers else [])
+        if not targets:
+            return
+        wants_reply = len(frame.data) > 2 and frame.data[2] == 0x01 and address != bx.BROADCAST
+        if address in self.switches.silent_at:
+            return  # a dead controller: nothing shown, nothing said
+        refusal = self.switches.nack.get(address)
+        if self.switches.busy.get(address):
+            self.switches.busy[address] -= 1
+            refusal = bx.ErrorCode.BUSY
+        if refusal is not None and address in self.controllers:
+            with self._changed:
+                self.controllers[address].refused += 1
+                self._changed.notify_all()
+            self._reply(address, refusal)
+            return
+        if frame.command != (0xA3, 0x06):
+            if wants_reply:
+                self._reply(address, bx.ErrorCode.NO_SUCH_COMMAND)
+            return
+        try:
+            areas = bx.parse_dynamic_area(frame.data)
+        except bx.BxError:
+            if wants_reply:
+                self._reply(address, bx.ErrorCode.NO_SUCH_COMMAND)
+            return
+        shown = {a.area_id: AreaText(a.text.decode("gbk", errors="replace"), a.width, a.height,
+                                     a.display_mode) for a in areas}
+        for controller in targets:
+            controller.last_size = len(frame.encode())
+            controller.last_areas = tuple(shown)
+            controller.started_at = self._frame_started
+            self._show(controller, shown)
+            self.history.append((self._frame_started, controller.updated_at, controller.address,
+                                 tuple(shown)))
+        if wants_reply:
+            self._reply(address, bx.ErrorCode.OK)
+
+    def _show(self, controller: Controller, areas: dict[int, AreaText]) -> None:
+        with self._changed:
+            controller.areas.update(areas)
+            controller.frames += 1
+            controller.updated_at = time.monotonic()
+            self._changed.notify_all()
+
+    def _reply(self, address: int, code: bx.ErrorCode) -> None:
+        if self.switches.silent:
+            return
+        reply = bx.BxFrame(bx.Header(bx.PC_ADDRESS, source=address), bx.reply_data(code)).encode()
+        if address in self.switches.garble:
+            reply = reply[:8] + bytes([reply[8] ^ 0x10]) + reply[9:]  # noise in the header: CRC fails
+        self.port.write(reply)

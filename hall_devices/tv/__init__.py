@@ -1,0 +1,1 @@
+"""The TV hall screen: a Qt window of recent calls and waiting per department."""

@@ -1,0 +1,233 @@
+"""README command 1: `hall-devices up` brings the hall up, tickets flow, and it stops cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import EXAMPLE, ROOT
+
+
+def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    data = tmp_path / "hall"
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--speed", "600", "--duration", "15"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as up, _stopped(up):
+        assert up.stdout is not None
+        url, head = "", ""
+        for line in up.stdout:  # the web's address is printed as it starts
+            head += line
+            if line.startswith("web: "):
+                url = line.split()[1]
+                break
+        assert url, "no web address printed"
+        page = _get(f"{url}/login")
+        assert "登录 Sign in" in page
+        # A second shell: the manager signs in and sees tickets called at the windows.
+        import http.cookiejar
+        import json as json_
+        import urllib.parse
+        import urllib.request
+
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        form = urllib.parse.urlencode({"username": "manager", "password": "manager-demo"}).encode()
+        signing_in = urllib.request.Request(f"{url}/login", data=form, headers={"Origin": url})
+        browser.open(signing_in, timeout=5).read()  # a browser's form post carries its Origin
+        called: list[str] = []
+        deadline = time.monotonic() + 13  # slow when the suite loads both cores
+        while not called and time.monotonic() < deadline:
+            state = json_.loads(browser.open(f"{url}/state.json", timeout=5).read())
+            called = [w["ticket_number"] for w in state["windows"] if w.get("ticket_number")]
+            time.sleep(0.3)
+        assert called, "the dashboard showed no ticket at any window"
+        out, err = up.communicate(timeout=90)
+    done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "broker: Mosquitto" in done.stdout and "stopped." in done.stdout
+    assert "demo only: plain HTTP on this PC" in head
+    # The kiosk and TV run either way, and say where; the ticket QR opens this PC's web.
+    kiosk = next(line for line in head.splitlines() if line.startswith("kiosk K1: "))
+    assert ("offscreen" in kiosk) == (not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")))
+    assert f"ticket QR codes: {url}/t/{{token}}" in head
+    assert 'ticket_page_url = "' + url in (data / "demo-layout.toml").read_text(encoding="utf-8")
+    runs = [d for d in (data / "voice").iterdir() if d.is_dir()]
+    assert len(runs) == 1  # this run's voice files in a folder of their own
+    assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
+    # The demo clerk may open every window the demo uses (a clerk account carries its windows).
+    from hall_devices.layout import load_layout
+    from hall_devices.web.users import load_users
+
+    demo_users = load_users(data / "demo-users.toml")
+    assert demo_users["clerk"].windows == tuple(w.number for w in load_layout(EXAMPLE).windows)
+    assert demo_users["manager"].windows == ()
+    # The agents' state files and the broker's log are data files: 0600 (issue 15 deliverable 7).
+    made = [*data.rglob("printer-*.sqlite3"), *data.rglob("pads-*.sqlite3"), *data.rglob("mosquitto.log")]
+    assert {p.name.split("-")[0] for p in made} >= {"printer", "pads", "mosquitto.log"}, made
+    assert [p for p in made if p.stat().st_mode & 0o077] == []
+    lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
+    assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
+    # A booked applicant checks in with an ID card on the simulated reader (docs/appointments.md).
+    assert "刷证签到 card check-ins" in lines[-1] and "card check-ins 0 " not in lines[-1], lines[-1]
+    # Nothing of this hall is still running.
+    left = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True, check=False)
+    assert left.stdout.strip() == "", f"left behind: {left.stdout}"
+    # The store holds what happened; the report reads it.
+    from datetime import datetime, timedelta, timezone
+
+    today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+    report = subprocess.run(
+        [sys.executable, "-m", "hall_devices.cli", "report", "--date", today, "--format", "json",
+         "--store", str(data / "coordinator.sqlite3"), "--layout", str(EXAMPLE)],
+        capture_output=True, text=True, timeout=60, check=True)
+    total = json.loads(report.stdout)["rows"][0]
+    assert total["issued"] > 0 and total["served"] > 0 and total["rated"] > 0
+
+
+def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    """SIGKILL gives `up` no chance to stop its children; the kernel's parent-death signal does."""
+    data = tmp_path / "hall"
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--no-traffic"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as up, _stopped(up):
+        assert up.stdout is not None
+        for line in up.stdout:
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        children = subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True, text=True,
+                                  check=False).stdout.split()
+        # broker, coordinator, web, 2 printers, LED bus, pad bus, announcer
+        assert len(children) >= 8, "the hall's broker, coordinator and agents were not running"
+        up.kill()
+        up.wait(10)
+        deadline = time.monotonic() + 15
+        left = _alive(children)
+        while left and time.monotonic() < deadline:
+            time.sleep(0.3)
+            left = _alive(children)
+        assert left == [], f"left behind after SIGKILL of up: {left}"
+
+
+def _alive(pids: list[str]) -> list[str]:
+    """The command lines of those of ``pids`` still running (a zombie has finished)."""
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state != "Z":
+                alive.append(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " "))
+    return alive
+
+
+def test_ctrl_c_in_a_terminal_stops_the_hall_in_order(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group, not only `up`.
+
+    The broker and agents must not take it themselves: `up` stops the agents first, so each says
+    offline while the broker still listens, and only then the broker.
+    """
+    data = tmp_path / "hall"
+    with subprocess.Popen(
+            [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
+             "--data-dir", str(data), "--no-traffic"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True) as up, _stopped(up):  # a group of its own, like a terminal's job
+        assert up.stdout is not None
+        for line in up.stdout:
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        os.killpg(up.pid, signal.SIGINT)
+        out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, err[-2000:]
+    assert "stopped." in out
+    logs = {log.name: log.read_text(errors="replace") for log in data.glob("*.log")}
+    assert {"coordinator.log", "printer-P1.log", "leds-L1.log", "pads-KB1.log"} <= set(logs)
+    unconfirmed = [name for name, text in logs.items() if "not confirmed before exit" in text]
+    assert unconfirmed == [], f"stopped after the broker: {unconfirmed}"
+    broker_log = (data / "broker" / "mosquitto.log").read_text(errors="replace")
+    for client in ("coordinator", "P1", "P2", "L1", "KB1", "VOICE1"):
+        assert f"Client {client} disconnected" in broker_log, f"{client} did not disconnect cleanly"
+
+
+@contextlib.contextmanager
+def _stopped(up: subprocess.Popen[str]) -> Iterator[None]:
+    """However the test ends, the hall it started is stopped the way a user would (Ctrl-C)."""
+    try:
+        yield
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode("utf-8"))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_up_drives_a_hall_of_bx6_network_screens(tmp_path: Path) -> None:
+    """The layout option protocol = "bx6": simulated BX-6E controllers on TCP ports, the BX-6 agent
+    (in process here), and the calls drawn on the window screens as pixels."""
+    from hall_devices.demo.sim.bx6 import Bx6Simulator
+    from hall_devices.demo.up import Hall, UpOptions
+    from hall_devices.layout import load_layout
+    from hall_devices.leds.render import ensure_qt, render_text
+    from tests.support import wait_until
+
+    text = EXAMPLE.read_text(encoding="utf-8").replace('protocol = "bx"', 'protocol = "bx6"').replace(
+        'bus = "L1"', 'bus = "L1"\nurl = "socket://192.0.2.10:5005"')
+    path = tmp_path / "hall-bx6.toml"
+    path.write_text(text, encoding="utf-8")
+    layout = load_layout(path)
+    ensure_qt()
+    hall = Hall(layout, UpOptions(layout_path=path, data_dir=tmp_path / "hall", speed=600, in_process=True,
+                                  quiet=True))
+    (tmp_path / "hall").mkdir()
+    try:
+        hall.start_broker()
+        hall.start_coordinator()
+        hall.start_devices()
+        hall.start_clients()
+        sims: list[Bx6Simulator] = hall.net_screens
+        assert len(sims) == 23  # every screen of L1, each its own controller
+        closed = render_text("暂停服务", 128, 32)
+        window_sims = [s for s in sims if s.address != 200]
+        # A window screen shows what its window's state says (a clerk signed in), drawn in pixels.
+        wait_until(lambda: any(s.bitmap(0) not in (None, closed) for s in window_sims), 30,
+                   what="a window screen showing more than 暂停服务")
+        assert all(s.bitmap(0) is not None for s in sims)  # every controller was written
+        assert all(s.state.bad == 0 for s in sims)
+    finally:
+        hall.stop()
+
+
+def test_the_demo_ticket_qr_points_at_this_pcs_web() -> None:
+    from hall_devices.demo.up import with_ticket_page
+
+    url = "http://127.0.0.1:8080/t/{token}"
+    plain = 'title = "x"\n'
+    assert with_ticket_page(plain, url) == f'title = "x"\n\n[policy]\nticket_page_url = "{url}"\n'
+    table = '[policy]\nrecall_limit = 3\n\n[[windows]]\n'
+    expected = f'[policy]\nticket_page_url = "{url}"\nrecall_limit = 3\n\n[[windows]]\n'
+    assert with_ticket_page(table, url) == expected
+    given = '[policy]\nticket_page_url = "http://hall.local:8080/t/{token}"\n'
+    assert with_ticket_page(given, url) == f'[policy]\nticket_page_url = "{url}"\n'
