@@ -53,5 +53,6 @@ def test_export_sheets_speak_chinese_with_names_and_hall_time(layout: Layout) ->
     assert ratings.rows[0][0] == "2026-11-24 00:30:05"  # 16:30 UTC is past midnight in the hall
     assert ratings.rows[0][5] == "张敏"
     sheet = cases_sheet([case("C-11", "verifying", "2026-12-05T15:59:59+00:00")], layout)
-    assert sheet.rows[0][8] == "2026-12-05" and sheet.rows[0][2] == "公安局"
-    assert sheet.rows[0][10] == "2026-11-23 09:30 待核实 系统"  # hall time, no developer words
+    row = dict(zip(sheet.headers, sheet.rows[0], strict=True))  # by column name: issue 19 added 责任人
+    assert row["期限"] == "2026-12-05" and row["部门"] == "公安局"
+    assert row["过程"] == "2026-11-23 09:30 待核实 系统"  # hall time, no developer words

@@ -338,8 +338,8 @@ def test_the_devices_page_lists_what_the_coordinator_could_not_handle(browser: B
 
     # As an older, laxer bus let it through: "²" passes isdigit() and breaks int() in the engine.
     poison = WindowCommand(command_id="poison-web", action=WindowAction.NEXT)
-    hall.service._inbox.put(Inbound(WINDOW_COMMAND, "hall/demo/window/²/command",
-                                    {"hall": "demo", "window": "²"}, poison, False, False, 0, 0))
+    hall.service.worker.post(Inbound(WINDOW_COMMAND, "hall/demo/window/²/command",
+                                     {"hall": "demo", "window": "²"}, poison, False, False, 0, 0))
     wait_until(lambda: hall.service.store.count("dead_letters") == 1, what="the dead letter kept")
     page = sign_in(browser, web, "mgr", "manager-pass")
     page.goto(f"{web.url}/devices")
