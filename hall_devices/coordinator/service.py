@@ -113,6 +113,7 @@ log = logging.getLogger(__name__)
 COMMAND_ROUTES = (TICKET_REQUEST, WINDOW_COMMAND, RATING, STAFF_COMMAND, PRINT_RESULT, QUERY)
 BATCH = 256
 TICK_S = 0.5
+STOP_SETTLE_S = 2.0  # a clean stop waits this long at most for answers in flight to be confirmed
 CONFIRM_S = 5.0  # how long a batch's answers may take to reach the broker before we stop waiting
 SNAPSHOT_EVERY = 10_000
 SUMMARY_AT_LEAST_S = 30.0  # the queue summary is republished at least this often
@@ -323,11 +324,25 @@ class CoordinatorService:
         self._stopped = True
         self.worker.stop(timeout_s=10)
         self.reader.stop()
+        if not self.worker.is_alive:
+            self._settle(STOP_SETTLE_S)
         self.bus.stop()
         self.store.close()
         if self.reminders is not None:
             self.reminders.stop()
         self.lock.release()
+
+    def _settle(self, timeout_s: float) -> None:
+        """On a clean stop (the worker has ended, so this thread owns its state): wait up to
+        ``timeout_s`` for the broker to confirm the answers already sent, and acknowledge their
+        commands, so a restart is not handed them again (they would be answered twice, from the
+        store). What is still unconfirmed then stays unacknowledged and comes back."""
+        deadline = time.monotonic() + timeout_s
+        while self._unconfirmed and not self._unconfirmed[0].reads:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.bus.confirmed(self._unconfirmed[0].sent, left):
+                break
+            self._ack_confirmed()
 
     def _connection_changed(self, up: bool) -> None:
         if up:

@@ -21,6 +21,7 @@ Errors: :class:`IllegalTransitionError` when a table has no row for (state, even
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -280,6 +281,11 @@ class PadSession:
         for address, pad in self._pads.items():
             pad.link, pad.shown = links[address], None
             out += self._show(pad, now)
+            if pad.prompt is Prompt.OPEN and now < pad.closes_at:
+                # Asked while the port was away (or a pad that lost power with it): light its
+                # rating keys again for the seconds left, so the applicant can still rate.
+                left = max(1, math.ceil(pad.closes_at - now))
+                out += self._send(pad, ask_rating_frame(pad.device.address, left), now)
         return out
 
     def port_lost(self, now: float) -> list[Output]:

@@ -222,6 +222,20 @@ def test_displays_are_restored_when_the_port_comes_back() -> None:
     assert session.status().state is DeviceState.OK
 
 
+def test_a_prompt_asked_while_the_port_was_away_is_asked_again_for_the_seconds_left() -> None:
+    """The coordinator's rating prompt can arrive before the port is open (an agent just started)
+    or while it is away: when it opens, the pad lights its rating keys for what is left."""
+    session = PadSession(PADS, pads_echo=False)
+    assert session.ask_rating(3, prompt(), 60, 0.0) == []  # nothing can be written yet
+    assert written(session.port_opened(0.0)) == [BLANK_3, ASK_60_3, BLANK_4]
+    session.port_lost(100.0)
+    session.ask_rating(3, prompt(), 60, 100.0)
+    ask_30_3 = bytes.fromhex("ff 68 04 04 68 03 05 00 1e 26 16")  # as ASK_60_3, 30 s: sum 03+05+00+1e
+    assert written(session.port_opened(130.0)) == [BLANK_3, ask_30_3, BLANK_4]
+    session.port_lost(170.0)
+    assert written(session.port_opened(171.0)) == [BLANK_3, BLANK_4]  # closed at 160: not again
+
+
 def illegal(table: Table[S, E], states: type[S], events: type[E]) -> list[tuple[S, E]]:
     return [(s, e) for s in states for e in events if (s, e) not in table.rows]
 
