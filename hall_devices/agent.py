@@ -167,6 +167,14 @@ class PortReader:
     def start(self) -> None:
         self._thread.start()
 
+    def open_now(self) -> bool:
+        """Open the port on the caller's thread and, when it opened, post :class:`PortOpened` (the
+        reading thread, finding it open, does not post it again). True when the port is open."""
+        if not self.link.ensure_open():
+            return False
+        self._post(PortOpened())
+        return True
+
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
         if self._thread.is_alive():
@@ -233,3 +241,41 @@ class StatusReporter:
     def forget(self) -> None:
         """Publish the next report whatever it is (e.g. after a reconnect)."""
         self._last = None
+
+
+class _Thread(Protocol):
+    def start(self) -> None: ...
+    def stop(self, timeout_s: float = ...) -> None: ...
+
+
+class _Connection(Protocol):
+    def start(self, wait_s: float | None = ...) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PortAgentRun:
+    """Starts and stops an agent that owns a port — its worker, its :class:`PortReader` and its MQTT
+    connection (:class:`hall_devices.mqtt.bus.Bus`) — in one order for every such agent.
+
+    Start: the port is opened on the caller's thread first, so the worker's first batch already
+    holds :class:`PortOpened` and its first status is the port's, not "missing" for the moment the
+    reader's thread takes to open it; then the worker, the reader, and MQTT, whose messages find
+    the worker running. Stop: the worker first (nothing more is written), then the reader (it closes
+    the port), then MQTT.
+    """
+
+    worker: _Thread
+    reader: PortReader
+    bus: _Connection
+
+    def start(self, wait_s: float | None) -> None:
+        self.reader.open_now()
+        self.worker.start()
+        self.reader.start()
+        self.bus.start(wait_s)
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.reader.stop()
+        self.bus.stop()

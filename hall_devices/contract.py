@@ -887,18 +887,18 @@ REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
                  "config/result": "out"}  # leaf → bridge direction
 
 
-P = TypeVar("P", bound="Payload")
+P_co = TypeVar("P_co", bound="Payload", covariant=True)  # read-only: a Route[Rating] is a Route[Payload]
 Req = TypeVar("Req", bound="Request")
 Rep = TypeVar("Rep", bound="Reply")
 
 
 @dataclass(frozen=True)
-class Route(Generic[P]):
-    """One MQTT route: its topic pattern and payload model (``P``), who publishes and who takes it."""
+class Route(Generic[P_co]):
+    """One MQTT route: its topic pattern and payload model (``P_co``), who publishes and who takes it."""
 
     name: str
     pattern: str
-    model: type[P]
+    model: type[P_co]
     publisher: str
     subscriber: str
     qos: int = 1
@@ -975,7 +975,7 @@ class CardRead(Request):
     read_at: AwareDatetime
 
 
-def _routes(*routes: Route[Any]) -> dict[str, Route[Any]]:
+def _routes(*routes: Route[Payload]) -> dict[str, Route[Payload]]:
     return {r.name: r for r in routes}
 
 
@@ -1047,7 +1047,7 @@ HELP_REQUEST = Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpReque
                      "kiosk (open), web (answered, closed)", "web, kiosk", retained=True,
                      identity=("kiosk_id", "kiosk"))
 
-ROUTES: dict[str, Route[Any]] = _routes(
+ROUTES: dict[str, Route[Payload]] = _routes(
     TICKET_REQUEST, TICKET_REPLY, PRINT_JOB, PRINT_RESULT, WINDOW_COMMAND, WINDOW_RESULT, WINDOW_STATE,
     CALL, QUEUE_SUMMARY, RATING_PROMPT, RATING, RATING_ACK, DEVICE_STATUS, ALERT, ACTIVE_ALERTS,
     STAFF_COMMAND, STAFF_RESULT, QUERY, QUERY_REPLY, ERROR, CARD_READ, HALL_LAYOUT, REGION_EVENTS,
@@ -1057,13 +1057,13 @@ ROUTES: dict[str, Route[Any]] = _routes(
 )
 
 
-def route(name: str) -> Route[Any]:
+def route(name: str) -> Route[Payload]:
     """The route named ``name``: for the generated docs, the broker's ACL and tests only; code
     that speaks a route uses its typed constant (``WINDOW_STATE``...)."""
     return ROUTES[name]
 
 
-def find_route(topic: str) -> tuple[Route[Any], dict[str, str]] | None:
+def find_route(topic: str) -> tuple[Route[Payload], dict[str, str]] | None:
     for candidate in ROUTES.values():
         params = candidate.match(topic)
         if params is not None:

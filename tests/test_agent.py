@@ -102,6 +102,32 @@ def test_the_port_reader_posts_opened_bytes_as_they_come_and_lost_when_the_pty_g
     assert not link.is_open
 
 
+def test_a_port_opened_before_the_reader_runs_is_posted_once_and_first() -> None:
+    controller, device = os.openpty()
+    tty.setraw(device)
+    events: list[PortEvent] = []
+    link = SerialLink(os.ttyname(device), 9600, "N", read_timeout_s=0.2)
+    reader = PortReader(link, events.append, "reader")
+    try:
+        assert reader.open_now()
+        assert events == [PortOpened()]  # on the caller's thread, before any reading thread runs
+        reader.start()
+        os.write(controller, b"\x05")
+        wait_for(lambda: any(isinstance(e, PortData) for e in events))
+        assert [e for e in events if isinstance(e, PortOpened)] == [PortOpened()]  # not again
+    finally:
+        reader.stop()
+        os.close(controller)
+        os.close(device)
+
+
+def test_a_missing_port_is_not_posted_as_opened() -> None:
+    events: list[PortEvent] = []
+    reader = PortReader(SerialLink("/dev/hall-no-such-port", 9600, "N"), events.append, "reader")
+    assert not reader.open_now()
+    assert events == []
+
+
 def test_status_is_published_only_when_it_changes() -> None:
     published: list[tuple[DeviceState, list[DeviceFault] | None]] = []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from hall_devices.announcer.speech import (
     Announcer,
@@ -62,9 +61,8 @@ class AnnouncerAgent:
                                             device_id=device_id, device_kind="announcer"))
         self.bus.subscribe(CALL, self._on_call)
 
-    def _on_call(self, inbound: Inbound[Any]) -> None:
-        call: Call = inbound.payload
-        self.announcer.announce(call)  # only queued here: speaking happens on its own thread
+    def _on_call(self, inbound: Inbound[Call]) -> None:
+        self.announcer.announce(inbound.payload)  # only queued here: speaking happens on its own thread
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self.announcer.start()

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from hall_devices.agent import Worker
 from hall_devices.contract import (
@@ -110,7 +109,11 @@ from hall_devices.region.forward import Forwarder
 from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
-COMMAND_ROUTES = (TICKET_REQUEST, WINDOW_COMMAND, RATING, STAFF_COMMAND, PRINT_RESULT, QUERY)
+# What the coordinator takes, typed by its route: the commands and queries, device statuses and
+# the region's resend requests and layout pushes.
+Received = (Inbound[TicketRequest] | Inbound[WindowCommand] | Inbound[Rating] | Inbound[StaffCommand]
+            | Inbound[PrintResult] | Inbound[QueryRequest] | Inbound[DeviceStatus] | Inbound[ResendRequest]
+            | Inbound[ConfigPush])
 BATCH = 256
 TICK_S = 0.5
 STOP_SETTLE_S = 2.0  # a clean stop waits this long at most for answers in flight to be confirmed
@@ -131,7 +134,7 @@ class _Unconfirmed:
 
     since: float
     sent: list[Sent]
-    acks: list[Inbound[Any]]
+    acks: list[Received]
     reads: int = 0
 
 
@@ -140,11 +143,11 @@ class _Answered:
     """A query answered on the read connection, back on the worker to be published."""
 
     batch: _Unconfirmed
-    inbound: Inbound[Any]
+    inbound: Received
     reply: QueryReply
 
 
-Item = Inbound[Any] | _Marker | _Answered
+Item = Received | _Marker | _Answered
 
 
 @dataclass
@@ -155,18 +158,18 @@ class _Batch:
     rows: list[EventRow] = field(default_factory=list)
     commands: list[CommandRow] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    replies: list[tuple[Inbound[Any], Reply]] = field(default_factory=list)
+    replies: list[tuple[Received, Reply]] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     seen: dict[str, bytes | None] = field(default_factory=dict)
-    acks: list[Inbound[Any]] = field(default_factory=list)
+    acks: list[Received] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)  # forwarded to the region: acks wait for these too
-    reads: list[tuple[Inbound[Any], QueryRequest, Work]] = field(default_factory=list)  # read off thread
+    reads: list[tuple[Received, QueryRequest, Work]] = field(default_factory=list)  # read off thread
 
     def committed(self) -> None:
         self.rows, self.commands, self.dead = [], [], []
 
 
-def _failure(item: Inbound[Any], problem: Problem) -> Reply | None:
+def _failure(item: Received, problem: Problem) -> Reply | None:
     """The ``ok: false`` answer to a message, or None when its route has no answer."""
     if not isinstance(item.route, RequestRoute):
         return None
@@ -189,7 +192,7 @@ def command_key(route_name: str, payload: Payload) -> str | None:
     return None if found is None else f"{route_name}:{found}"
 
 
-def command_of(item: Inbound[Any]) -> Command | None:
+def command_of(item: Received) -> Command | None:
     """The engine's command for a request: its payload and what its topic told, typed (a window
     number that is not one raises ValueError: a poison message). None: not a command."""
     payload, params = item.payload, item.params
@@ -286,8 +289,14 @@ class CoordinatorService:
             max_inflight=1000, receive_maximum=1000, on_connection=self._connection_changed,
             on_published=self._on_published))
         self.out = Outbound(self.bus, clock)
-        for command_route in (*COMMAND_ROUTES, DEVICE_STATUS):
-            self.bus.subscribe(command_route, self.worker.post)
+        post = self.worker.post  # one subscription a route, so each is checked against Received
+        self.bus.subscribe(TICKET_REQUEST, post)
+        self.bus.subscribe(WINDOW_COMMAND, post)
+        self.bus.subscribe(RATING, post)
+        self.bus.subscribe(STAFF_COMMAND, post)
+        self.bus.subscribe(PRINT_RESULT, post)
+        self.bus.subscribe(QUERY, post)
+        self.bus.subscribe(DEVICE_STATUS, post)
         self.reminders = (Reminders(settings, store_path.with_name("reminders.sqlite3"))
                           if settings.sms_gateway_url else None)
         # Region (issue 20): committed events out after each commit, resend requests answered.
@@ -411,7 +420,7 @@ class CoordinatorService:
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
 
-    def _decide(self, item: Inbound[Any], now: datetime, done: _Batch) -> None:
+    def _decide(self, item: Received, now: datetime, done: _Batch) -> None:
         """Decide one message; appends to the lists only once nothing more can raise."""
         if item.route is DEVICE_STATUS:
             if isinstance(item.payload, DeviceStatus):
@@ -465,7 +474,7 @@ class CoordinatorService:
             done.replies.append((item, outcome.reply))
         done.outcomes.append(self._remember(item.payload, outcome))
 
-    def _poisoned(self, item: Inbound[Any], exc: Exception, now: datetime, done: _Batch) -> None:
+    def _poisoned(self, item: Received, exc: Exception, now: datetime, done: _Batch) -> None:
         """A command that raised: its own internal_error reply, a dead letter, its key kept."""
         key = command_key(item.route.name, item.payload)
         log.error("command %s on %s (message id %s) failed; answered internal_error and kept as a "
@@ -500,7 +509,7 @@ class CoordinatorService:
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
 
-    def _error_report(self, item: Inbound[Any], problem: Problem, now: datetime) -> ReportError:
+    def _error_report(self, item: Received, problem: Problem, now: datetime) -> ReportError:
         return ReportError(ErrorReport(topic=item.topic, problem=problem,
                                        excerpt=_excerpt(item.payload, 200),
                                        reported_by=self.bus.options.device_id, at=now))
@@ -531,7 +540,7 @@ class CoordinatorService:
         # Keep only the ids that still tell something: of publishes waited for and not yet done.
         self._confirmed &= {one.info.mid for u in self._unconfirmed for one in u.sent if not one.done}
 
-    def _query(self, item: Inbound[Any], query: QueryRequest, now: datetime, done: _Batch
+    def _query(self, item: Received, query: QueryRequest, now: datetime, done: _Batch
                ) -> QueryReply | None:
         """A query over the live state is answered here; one over stored days (or the dead
         letters) is queued for the read connection: None."""
@@ -548,7 +557,7 @@ class CoordinatorService:
             return None
         return answered(query, found)
 
-    def _answer_later(self, batch: _Unconfirmed, inbound: Inbound[Any]) -> Callable[[QueryReply], None]:
+    def _answer_later(self, batch: _Unconfirmed, inbound: Received) -> Callable[[QueryReply], None]:
         """What the read connection's thread calls with the reply: hands it back to this worker."""
         return lambda reply: self.worker.post(_Answered(batch, inbound, reply))
 
@@ -564,8 +573,8 @@ class CoordinatorService:
         if not batch.reads:
             batch.since = time.monotonic()  # the confirmation deadline counts from the last answer
 
-    def _queue_duplicate(self, item: Inbound[Any], stored: bytes | None,
-                         replies: list[tuple[Inbound[Any], Reply]]) -> None:
+    def _queue_duplicate(self, item: Received, stored: bytes | None,
+                         replies: list[tuple[Received, Reply]]) -> None:
         if not isinstance(item.route, RequestRoute) or stored is None:
             return
         model = item.route.answer.model
@@ -608,7 +617,7 @@ class CoordinatorService:
             remember_phone(self.reminders, self.layout, payload, outcome)
         return outcome
 
-    def _read(self, item: Inbound[Any], now: datetime, replies: list[tuple[Inbound[Any], Reply]]) -> None:
+    def _read(self, item: Received, now: datetime, replies: list[tuple[Received, Reply]]) -> None:
         if isinstance(item.payload, ResendRequest) and self.forwarder is not None:
             self._resent += [self.bus.publish(REGION_EVENTS, m) for m in self.forwarder.resend(item.payload)]
         elif isinstance(item.payload, ConfigPush):
@@ -677,7 +686,7 @@ class CoordinatorService:
             self._queue_published_at = time.monotonic()
         return sent
 
-    def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
+    def _answer(self, inbound: Received, reply: Reply) -> Sent | None:
         """Publish an answer; one that cannot be sent (its topic cannot be made) is logged and
         left out, and never stops the batch's other answers."""
         try:

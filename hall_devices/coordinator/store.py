@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hall_devices.durable import Synchronous, open_private
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
@@ -143,16 +145,12 @@ class StoreLock:
 
 
 class EventStore:
-    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, synchronous: Synchronous = "FULL") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # 0600: the store holds the ticket pages' tokens (SQLite gives its -wal/-shm the same mode).
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            os.chmod(path, 0o600)
-            # One writer thread uses it; opened here, used there.
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            # 0600: the store holds the ticket pages' tokens. One writer thread uses it; opened here,
+            # used there.
+            self._db = open_private(path, synchronous)
             self._db.executescript(SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError(f"cannot open the event store {path}: {exc}") from exc

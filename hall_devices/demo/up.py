@@ -29,9 +29,12 @@ from hall_devices.contract import (
     QUEUE_SUMMARY,
     TICKET_REPLY,
     WINDOW_STATE,
+    Call,
     DeviceState,
+    DeviceStatus,
     QueueSummary,
     TicketClass,
+    TicketReply,
     WindowState,
     WindowStatus,
 )
@@ -131,7 +134,7 @@ class Summary:
         self.bus.subscribe(CALL, self._call)
         self.bus.subscribe(TICKET_REPLY, self._ticket)
 
-    def _device(self, inbound: Inbound[Any]) -> None:
+    def _device(self, inbound: Inbound[DeviceStatus]) -> None:
         with self._changed:
             self.devices[inbound.payload.device_id] = inbound.payload.state
             self._changed.notify_all()
@@ -150,21 +153,21 @@ class Summary:
             self._changed.wait_for(lambda: not missing(), timeout_s)
             return missing()
 
-    def _queue(self, inbound: Inbound[Any]) -> None:
+    def _queue(self, inbound: Inbound[QueueSummary]) -> None:
         self.queue = inbound.payload
 
-    def _window(self, inbound: Inbound[Any]) -> None:
+    def _window(self, inbound: Inbound[WindowState]) -> None:
         self.windows[inbound.payload.window] = inbound.payload
 
-    def _ticket(self, inbound: Inbound[Any]) -> None:
+    def _ticket(self, inbound: Inbound[TicketReply]) -> None:
         """A kiosk window's own appointment ticket (its command ids start with the kiosk's id; the
         traffic's do not): an ID card or a code checked in at the kiosk."""
         reply = inbound.payload
         if reply.ok and reply.ticket is not None and reply.ticket.ticket_class == TicketClass.APPOINTMENT \
-                and reply.command_id.startswith(f"{inbound.params['kiosk']}-"):
+                and (reply.command_id or "").startswith(f"{inbound.params['kiosk']}-"):
             self.kiosk_check_ins += 1
 
-    def _call(self, inbound: Inbound[Any]) -> None:
+    def _call(self, inbound: Inbound[Call]) -> None:
         self.calls += 1
         self.last_call = inbound.payload.text.zh
 

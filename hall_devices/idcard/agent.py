@@ -15,7 +15,16 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from hall_devices.agent import PortData, PortEvent, PortLost, PortOpened, PortReader, StatusReporter, Worker
+from hall_devices.agent import (
+    PortAgentRun,
+    PortData,
+    PortEvent,
+    PortLost,
+    PortOpened,
+    PortReader,
+    StatusReporter,
+    Worker,
+)
 from hall_devices.contract import CARD_READ, CardRead, DeviceFault, DeviceState
 from hall_devices.idcard.identity import IdNumberError, id_hash, mask_id, mask_name, normalise
 from hall_devices.idcard.session import CardPresented, CardUnreadable, Event, ModuleChanged, ReaderSession
@@ -63,20 +72,15 @@ class IdCardReaderAgent:
         self.bus = Bus(settings, BusOptions(client_id=reader_id, hall_id=layout.hall.id, device_id=reader_id,
                                             device_kind="idcard_reader"))
         self.status = StatusReporter(self.bus.set_status)
+        self.run = PortAgentRun(self.worker, self.port, self.bus)
 
     def start(self, wait_s: float | None = 10.0) -> None:
-        # Opened here, the first status is the module's (not responding until its SAM answers),
-        # not a port missing for the moment the reader thread takes to open it.
-        if self.link.ensure_open():
-            self.worker.post(PortOpened())
-        self.worker.start()
-        self.port.start()
-        self.bus.start(wait_s)
+        # The port opened first: the first status is the module's (not responding until its SAM
+        # answers), not a port missing for the moment the reader thread takes to open it.
+        self.run.start(wait_s)
 
     def stop(self) -> None:
-        self.worker.stop()
-        self.port.stop()  # closes the port
-        self.bus.stop()
+        self.run.stop()
 
     # --- the worker thread --------------------------------------------------------------------
 

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from collections import deque
 
-from hall_devices.agent import PortData, PortEvent, PortLost, PortOpened, PortReader, StatusReporter, Worker
+from hall_devices.agent import (
+    PortAgentRun,
+    PortData,
+    PortEvent,
+    PortLost,
+    PortOpened,
+    PortReader,
+    StatusReporter,
+    Worker,
+)
 from hall_devices.contract import (
     CALL,
     QUEUE_SUMMARY,
@@ -74,6 +83,7 @@ class LedAgent:
         self.bus = Bus(settings, BusOptions(client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id,
                                             device_kind="led_bus"))
         self.status = StatusReporter(self.bus.set_status)
+        self.run = PortAgentRun(self.worker, self.reader, self.bus)
         for window in self.window_screen:
             self.bus.subscribe(WINDOW_STATE, self.worker.post, window=window)
         if self.hall_screens:
@@ -88,16 +98,10 @@ class LedAgent:
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self._render_all()
-        if self.link.ensure_open():  # the first status then says open; later opens come from the reader
-            self.session.opened()
-        self.worker.start()
-        self.reader.start()
-        self.bus.start(wait_s)
+        self.run.start(wait_s)
 
     def stop(self) -> None:
-        self.worker.stop()
-        self.reader.stop()  # closes the port
-        self.bus.stop()
+        self.run.stop()
 
     # --- what each screen should show -------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from hall_devices.settings import Settings
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=Payload)
+P_co = TypeVar("P_co", bound=Payload, covariant=True)
 UNREACHABLE_WARN_S = 2.0  # no connection after this long: say so, with host and port
 # paho's own log, kept only for what its backstop caught in a callback: its other errors ("Client
 # is not connected" on every retry) repeat what this module says once, in one line.
@@ -86,13 +87,14 @@ class BadPayloadError(BusError):
 
 
 @dataclass(frozen=True)
-class Inbound(Generic[P]):
-    """A decoded message: our own type, not paho's."""
+class Inbound(Generic[P_co]):
+    """A decoded message: our own type, not paho's. Read-only, so an ``Inbound[TicketRequest]`` is an
+    ``Inbound[Payload]`` (a handler of several routes takes their union or the base)."""
 
-    route: Route[P]
+    route: Route[P_co]
     topic: str
     params: dict[str, str]
-    payload: P
+    payload: P_co
     duplicate: bool
     retained: bool
     mid: int
@@ -157,7 +159,7 @@ def encode(payload: Payload) -> bytes:
     return payload.model_dump_json().encode("utf-8")
 
 
-def _readable_id(route_: Route[Any], raw: bytes) -> str | None:
+def _readable_id(route_: Route[Payload], raw: bytes) -> str | None:
     """The request id of a payload of ``route_`` that failed validation, if one can be read, for
     the answer (the id field is the one its model names: :func:`contract.request_id_field`)."""
     key = request_id_field(route_.model)
@@ -424,7 +426,7 @@ class Bus:
                 with contextlib.suppress(Exception):
                     self._client.ack(message.mid, message.qos)
 
-    def _refuse(self, route_: Route[Any], message: mqtt.MQTTMessage, params: dict[str, str],
+    def _refuse(self, route_: Route[Payload], message: mqtt.MQTTMessage, params: dict[str, str],
                 problem: Problem) -> None:
         raw = bytes(message.payload)
         try:

@@ -18,7 +18,16 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar, assert_never
 
-from hall_devices.agent import PortData, PortEvent, PortLost, PortOpened, PortReader, StatusReporter, Worker
+from hall_devices.agent import (
+    PortAgentRun,
+    PortData,
+    PortEvent,
+    PortLost,
+    PortOpened,
+    PortReader,
+    StatusReporter,
+    Worker,
+)
 from hall_devices.contract import (
     RATING,
     RATING_ACK,
@@ -89,6 +98,7 @@ class PadAgent:
             client_id=bus_id, hall_id=layout.hall.id, device_id=bus_id, device_kind="pad_bus",
             on_connection=lambda up: self.worker.post(self._connected) if up else None))
         self.status = StatusReporter(self.bus.set_status)
+        self.run = PortAgentRun(self.worker, self.reader, self.bus)
         for window in self.session.windows:
             self._subscribe(WINDOW_STATE, self._state, window)
             self._subscribe(WINDOW_RESULT, self._result, window)
@@ -101,16 +111,10 @@ class PadAgent:
         return self.session.ignored
 
     def start(self, wait_s: float | None = 10.0) -> None:
-        if self.link.ensure_open():  # opened here, the first status is already the port's
-            self.worker.post(PortOpened())
-        self.worker.start()
-        self.reader.start()
-        self.bus.start(wait_s)
+        self.run.start(wait_s)
 
     def stop(self) -> None:
-        self.worker.stop()
-        self.reader.stop()  # closes the port
-        self.bus.stop()
+        self.run.stop()
         self.outbox.close()
 
     def _subscribe(self, route_: Route[P], handle: Callable[[int, P, float], None], window: int) -> None:

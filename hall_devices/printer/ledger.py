@@ -8,22 +8,16 @@ the agent: the coordinator raises an alert and staff reprint it under a new job 
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
 from pathlib import Path
 
 from hall_devices.contract import PrintFailure
+from hall_devices.durable import open_private
 
 
 class JobLedger:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A data file: 0600 before SQLite opens it (its -wal and -shm files take the same mode).
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_private(path)  # 0600, WAL, synchronous=FULL: a mark is on disk when it returns
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, state TEXT NOT NULL,"
                          " reason TEXT, at REAL NOT NULL)")
 

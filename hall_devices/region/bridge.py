@@ -17,7 +17,6 @@ import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hall_devices.contract import (
     ACTIVE_ALERTS,
@@ -35,6 +34,7 @@ from hall_devices.contract import (
     REGION_REMOTE_PREFIX,
     REGION_RESEND,
     REGION_RESEND_OUT,
+    Payload,
     Route,
 )
 from hall_devices.ops.provision import User, acl_text, make_tls, password_hash
@@ -43,8 +43,9 @@ from hall_devices.region.service import REGION_ID
 DISTRICT_PATTERN = r"^\d{6}$"  # 行政区划代码, GB/T 2260
 
 
-LEAF_ROUTES: dict[str, Route[Any]] = {"events": REGION_EVENTS, "head": REGION_HEAD, "resend": REGION_RESEND,
-                                      "config": REGION_CONFIG, "config/result": REGION_CONFIG_RESULT}
+LEAF_ROUTES: dict[str, Route[Payload]] = {"events": REGION_EVENTS, "head": REGION_HEAD,
+                                          "resend": REGION_RESEND, "config": REGION_CONFIG,
+                                          "config/result": REGION_CONFIG_RESULT}
 
 
 class BridgeError(Exception):
