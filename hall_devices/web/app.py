@@ -36,7 +36,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH
+from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH, both
 from hall_devices.contract import (
     RATING_NAMES,
     CasesAnswer,
@@ -158,11 +158,17 @@ class Pages:
         name = str(form.get("username", ""))[:64]
         window = int_param(str(form.get("window", "")), "window", 1, 9999) or 0
         reply = await self.hub.window_command(window, WindowAction.LOGIN, clerk_id=name)
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
+        if reply.error is not None and reply.error.code == "wrong_state":  # the window is open already
+            on_duty = (self.hub.windows.get(window) or {}).get("clerk_id")
+            # By this account (signed in again after a closed browser or an ended session): nothing
+            # is wrong. By someone else: say so; the console shows who.
+            message = "" if on_duty == name else both("window_taken", (
+                self.layout.hall.info_desk.zh, self.layout.hall.info_desk.en))
         await self.access.audit(request, name, "window_login", f"window {window}",
-                                outcome="ok" if reply.ok else refusal(reply.error, self.layout.hall))
-        if not reply.ok:
-            # who is on duty there already, in the catalog's words (percent-encoded: a header)
-            response.headers["location"] = f"/console?message={quote(refusal(reply.error, self.layout.hall))}"
+                                outcome=message or "ok")
+        if message:  # in the catalog's words (percent-encoded: a header)
+            response.headers["location"] = f"/console?message={quote(message)}"
         return response
 
     async def logout(self, request: Request) -> Response:
