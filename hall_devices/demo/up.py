@@ -40,6 +40,7 @@ from hall_devices.demo.sim.idcard import IdCardReaderSimulator
 from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.demo.sim.pads import PadBusSimulator
 from hall_devices.demo.sim.printer import PrinterSimulator
+from hall_devices.demo.sim.scanner import ScannerSimulator
 from hall_devices.demo.traffic import CardTraffic, TrafficGenerator, TrafficMix
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
@@ -210,6 +211,7 @@ class Hall:
         self.screens: list[LedBusSimulator] = []
         self.net_screens: list[Bx6Simulator] = []  # imported only for a bx6 layout
         self.readers: list[tuple[IdCardReaderDevice, IdCardReaderSimulator]] = []
+        self.scanners: list[ScannerSimulator] = []
         self.web_url = ""
         self.web_port = 8080 if _port_free(8080) else free_port()
         self.layout_file = options.layout_path  # the demo's copy once the ticket page is set
@@ -350,6 +352,12 @@ class Hall:
             voice = self.options.data_dir / "voice" / datetime.now().strftime("%Y%m%d-%H%M%S")
             return RoleArgs(device.id, output=f"wav:{voice}"), (
                 f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+        if isinstance(device, KioskDevice) and device.scanner_serial:
+            # The layout names a real hall's port (/dev/hall/...): the demo's scanner is simulated.
+            scanner = ScannerSimulator(devices / f"scanner-{device.id}")
+            self.scanners.append(scanner)
+            return RoleArgs(device.id, windowed=True, scanner=str(scanner.path)), (
+                f"kiosk {device.id}: {shown_where()}; simulated barcode scanner at {scanner.path}")
         # The Qt windows (kiosk, TV hall screen): nothing to simulate.
         shown = "kiosk" if isinstance(device, KioskDevice) else "hall screen"
         return RoleArgs(device.id, windowed=True), f"{shown} {device.id}: {shown_where()}"
@@ -446,6 +454,8 @@ class Hall:
             net.stop()
         for _device, reader in self.readers:
             reader.stop()
+        for scanner in self.scanners:
+            scanner.stop()
         self.say("stopped.")
 
 
