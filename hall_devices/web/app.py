@@ -63,6 +63,7 @@ from hall_devices.web.params import BadRequestError, day_param, from_validation,
 from hall_devices.web.present import console_context, device_places, device_words, filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.sheets import (
+    NOTE_LONGEST,
     NOTE_REQUIRED,
     PAGE_SIZE,
     CaseFilter,
@@ -271,7 +272,7 @@ class Pages:
                          chosen=chosen, departments=self.layout.departments, pages=pages,
                          page_number=min(number, pages), note_required=NOTE_REQUIRED,
                          total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout),
-                         assignees=self.assignees())
+                         assignees=self.assignees(), note_longest=NOTE_LONGEST)
 
     async def case_action(self, request: Request) -> Response:
         form = await request.form()
@@ -280,7 +281,7 @@ class Pages:
             return PlainTextResponse("unknown action", status_code=404)
         user = self.user_of(request)
         assert user is not None
-        note = text_param(str(form.get("note", "")), "note", 500)
+        note = text_param(str(form.get("note", "")), "note", NOTE_LONGEST)
         case_id = text_param(request.path_params["case_id"], "case_id", 64) or ""
         if request.path_params["action"] in NOTE_REQUIRED and not (note or "").strip():
             return RedirectResponse("/cases?message=请填写说明后再提交：该步骤须写明理由 / a note is "

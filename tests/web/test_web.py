@@ -246,6 +246,11 @@ def test_a_bad_rating_case_is_taken_to_closed(browser: Browser, web: Web, hall: 
     case = page.locator("article.case")
     expect(case.locator(".state")).to_have_text("待核实")
     expect(case.locator(".deadline")).to_contain_text("days left")
+    # A note can be no longer than the server takes (500): a longer one was a bare 400 page.
+    notes = case.locator("input[name=note]")
+    expect(notes).to_have_count(3)  # verify, appeal, assign
+    for note in notes.all():
+        expect(note).to_have_attribute("maxlength", "500")
     case.locator("input[name=note]").first.fill("核实：窗口解释不清")
     case.locator(".case-verify").click()
     expect(page.locator("article.case .state")).to_have_text("整改中")
