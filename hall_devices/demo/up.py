@@ -91,6 +91,20 @@ def qt_platform() -> dict[str, str]:
     return {"QT_QPA_PLATFORM": "offscreen"}
 
 
+def own_command(path: str | None = None, cwd: Path | None = None) -> str:
+    """How a shell like this one runs `hall-devices`, for the hints `up` prints: the bare name where
+    it is on the PATH (``path``, default ``$PATH``), else the console script beside this Python
+    (``./hall up`` runs ``.venv/bin/hall-devices``, which a new shell does not have on its PATH),
+    relative to ``cwd`` (default: the current folder) when it is under it."""
+    if shutil.which("hall-devices", path=os.environ.get("PATH", "") if path is None else path):
+        return "hall-devices"
+    script = Path(sys.executable).parent / "hall-devices"
+    try:
+        return str(script.relative_to(Path.cwd() if cwd is None else cwd))
+    except ValueError:
+        return str(script)
+
+
 def with_ticket_page(text: str, url: str) -> str:
     """A layout file's text with ``policy.ticket_page_url`` set to ``url`` (replaced, added to the
     ``[policy]`` table, or a ``[policy]`` table appended)."""
@@ -400,7 +414,7 @@ class Hall:
         self.say(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
                  f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
         today = business_day(self.layout.hall, datetime.now(UTC))  # the hall's day, not this machine's
-        self.say(f"statistics: hall-devices report --date {today} "
+        self.say(f"statistics: {own_command()} report --date {today} "
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             cards = None

@@ -257,3 +257,18 @@ def test_the_demo_kiosk_reads_a_simulated_scanner_not_the_halls_port(tmp_path: P
     finally:
         hall.stop()
     assert not (tmp_path / "dev" / "scanner-K1").exists()  # stopped with the hall
+
+
+def test_the_commands_up_prints_run_from_the_shell_it_was_started_in(tmp_path: Path) -> None:
+    """`./hall up` runs .venv/bin/hall-devices, which is not on a new shell's PATH: the statistics
+    line it prints must name the command so that it runs when pasted (the README's
+    `.venv/bin/hall-devices report ...`), and plain `hall-devices` only where that is on the PATH."""
+    from hall_devices.demo.up import own_command
+
+    shown = own_command(path="", cwd=ROOT)  # a shell without the venv on its PATH
+    assert shown != "hall-devices" and "/" in shown
+    runs = subprocess.run([shown, "--version"], cwd=ROOT, env={"PATH": ""}, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert runs.returncode == 0 and "hall-devices" in runs.stdout, runs
+    on_path = str((ROOT / shown).parent)  # ROOT / an absolute path is that path
+    assert own_command(path=on_path, cwd=tmp_path) == "hall-devices"  # activated: the short name
