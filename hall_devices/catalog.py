@@ -81,6 +81,9 @@ CATALOG: dict[str, Message] = {
                               "please choose a window of this hall"),
     "wrong_state": Message("当前状态下不能执行此操作", "this cannot be done in the current state",
                            "请刷新后按可用的按钮操作", "please use one of the buttons enabled now"),
+    "window_taken": Message("本窗口已有工作人员在岗", "another clerk is on duty at this window",
+                            "如需接替，请先离岗再上岗", "to take over, sign them out first, then sign in"),
+    # (the web's own code: one-step sign-in where someone else is on duty; the engine says wrong_state)
     "missing_clerk": Message("未指明工作人员", "no clerk was named", "请先登录账号",
                              "please sign in first"),
     "tickets_held": Message("本窗口还有挂起的号票", "this window still holds tickets",

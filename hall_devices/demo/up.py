@@ -43,6 +43,7 @@ from hall_devices.demo.sim.idcard import IdCardReaderSimulator
 from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.demo.sim.pads import PadBusSimulator
 from hall_devices.demo.sim.printer import PrinterSimulator
+from hall_devices.demo.sim.scanner import ScannerSimulator
 from hall_devices.demo.traffic import CardTraffic, TrafficGenerator, TrafficMix
 from hall_devices.idcard.identity import hall_key
 from hall_devices.layout import (
@@ -91,6 +92,20 @@ def qt_platform() -> dict[str, str]:
     if os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY"):
         return {}
     return {"QT_QPA_PLATFORM": "offscreen"}
+
+
+def own_command(path: str | None = None, cwd: Path | None = None) -> str:
+    """How a shell like this one runs `hall-devices`, for the hints `up` prints: the bare name where
+    it is on the PATH (``path``, default ``$PATH``), else the console script beside this Python
+    (``./hall up`` runs ``.venv/bin/hall-devices``, which a new shell does not have on its PATH),
+    relative to ``cwd`` (default: the current folder) when it is under it."""
+    if shutil.which("hall-devices", path=os.environ.get("PATH", "") if path is None else path):
+        return "hall-devices"
+    script = Path(sys.executable).parent / "hall-devices"
+    try:
+        return str(script.relative_to(Path.cwd() if cwd is None else cwd))
+    except ValueError:
+        return str(script)
 
 
 def with_ticket_page(text: str, url: str) -> str:
@@ -213,6 +228,7 @@ class Hall:
         self.screens: list[LedBusSimulator] = []
         self.net_screens: list[Bx6Simulator] = []  # imported only for a bx6 layout
         self.readers: list[tuple[IdCardReaderDevice, IdCardReaderSimulator]] = []
+        self.scanners: list[ScannerSimulator] = []
         self.web_url = ""
         self.web_port = 8080 if _port_free(8080) else free_port()
         self.layout_file = options.layout_path  # the demo's copy once the ticket page is set
@@ -353,6 +369,12 @@ class Hall:
             voice = self.options.data_dir / "voice" / datetime.now().strftime("%Y%m%d-%H%M%S")
             return RoleArgs(device.id, output=f"wav:{voice}"), (
                 f"announcer {device.id}: Mandarin calls as WAV files in {voice}")
+        if isinstance(device, KioskDevice) and device.scanner_serial:
+            # The layout names a real hall's port (/dev/hall/...): the demo's scanner is simulated.
+            scanner = ScannerSimulator(devices / f"scanner-{device.id}")
+            self.scanners.append(scanner)
+            return RoleArgs(device.id, windowed=True, scanner=str(scanner.path)), (
+                f"kiosk {device.id}: {shown_where()}; simulated barcode scanner at {scanner.path}")
         # The Qt windows (kiosk, TV hall screen): nothing to simulate.
         shown = "kiosk" if isinstance(device, KioskDevice) else "hall screen"
         return RoleArgs(device.id, windowed=True), f"{shown} {device.id}: {shown_where()}"
@@ -395,7 +417,7 @@ class Hall:
         self.say(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
                  f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
         today = business_day(self.layout.hall, datetime.now(UTC))  # the hall's day, not this machine's
-        self.say(f"statistics: hall-devices report --date {today} "
+        self.say(f"statistics: {own_command()} report --date {today} "
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")
         if self.options.traffic:
             cards = None
@@ -449,6 +471,8 @@ class Hall:
             net.stop()
         for _device, reader in self.readers:
             reader.stop()
+        for scanner in self.scanners:
+            scanner.stop()
         self.say("stopped.")
 
 

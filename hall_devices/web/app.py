@@ -36,7 +36,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH
+from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH, both
 from hall_devices.contract import (
     RATING_NAMES,
     CasesAnswer,
@@ -63,6 +63,7 @@ from hall_devices.web.params import BadRequestError, day_param, from_validation,
 from hall_devices.web.present import console_context, device_places, device_words, filters, refusal
 from hall_devices.web.security import Guard
 from hall_devices.web.sheets import (
+    NOTE_LONGEST,
     NOTE_REQUIRED,
     PAGE_SIZE,
     CaseFilter,
@@ -158,11 +159,17 @@ class Pages:
         name = str(form.get("username", ""))[:64]
         window = int_param(str(form.get("window", "")), "window", 1, 9999) or 0
         reply = await self.hub.window_command(window, WindowAction.LOGIN, clerk_id=name)
+        message = "" if reply.ok else refusal(reply.error, self.layout.hall)
+        if reply.error is not None and reply.error.code == "wrong_state":  # the window is open already
+            on_duty = (self.hub.windows.get(window) or {}).get("clerk_id")
+            # By this account (signed in again after a closed browser or an ended session): nothing
+            # is wrong. By someone else: say so; the console shows who.
+            message = "" if on_duty == name else both("window_taken", (
+                self.layout.hall.info_desk.zh, self.layout.hall.info_desk.en))
         await self.access.audit(request, name, "window_login", f"window {window}",
-                                outcome="ok" if reply.ok else refusal(reply.error, self.layout.hall))
-        if not reply.ok:
-            # who is on duty there already, in the catalog's words (percent-encoded: a header)
-            response.headers["location"] = f"/console?message={quote(refusal(reply.error, self.layout.hall))}"
+                                outcome=message or "ok")
+        if message:  # in the catalog's words (percent-encoded: a header)
+            response.headers["location"] = f"/console?message={quote(message)}"
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -265,7 +272,7 @@ class Pages:
                          chosen=chosen, departments=self.layout.departments, pages=pages,
                          page_number=min(number, pages), note_required=NOTE_REQUIRED,
                          total=len(cases), query=str(request.url.query), clerks=clerk_names(self.layout),
-                         assignees=self.assignees())
+                         assignees=self.assignees(), note_longest=NOTE_LONGEST)
 
     async def case_action(self, request: Request) -> Response:
         form = await request.form()
@@ -274,7 +281,7 @@ class Pages:
             return PlainTextResponse("unknown action", status_code=404)
         user = self.user_of(request)
         assert user is not None
-        note = text_param(str(form.get("note", "")), "note", 500)
+        note = text_param(str(form.get("note", "")), "note", NOTE_LONGEST)
         case_id = text_param(request.path_params["case_id"], "case_id", 64) or ""
         if request.path_params["action"] in NOTE_REQUIRED and not (note or "").strip():
             return RedirectResponse("/cases?message=请填写说明后再提交：该步骤须写明理由 / a note is "

@@ -20,6 +20,7 @@ PAGE_SIZE = 50  # rows a page of ratings or cases shows
 CLOSED_CASES = ("closed", "revoked")
 # Steps of a case whose note the rules require: a decision must say why (GB/T 39734 整改 and 申诉).
 NOTE_REQUIRED = {"appeal", "revoke", "reject_appeal", "close"}
+NOTE_LONGEST = 500  # characters of a case step's note: the server refuses more, the form takes no more
 
 
 def clerk_names(layout: Layout) -> dict[str, str]:

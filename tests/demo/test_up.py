@@ -231,3 +231,44 @@ def test_the_demo_ticket_qr_points_at_this_pcs_web() -> None:
     assert with_ticket_page(table, url) == expected
     given = '[policy]\nticket_page_url = "http://hall.local:8080/t/{token}"\n'
     assert with_ticket_page(given, url) == f'[policy]\nticket_page_url = "{url}"\n'
+
+
+def test_the_demo_kiosk_reads_a_simulated_scanner_not_the_halls_port(tmp_path: Path) -> None:
+    """The example's scanner is /dev/hall/scanner-k1, a real hall's port: the demo gives the kiosk a
+    simulated scanner on a pty instead, as it does every other serial device."""
+    import serial
+
+    from hall_devices.demo.up import Hall, UpOptions
+    from hall_devices.layout import KioskDevice, load_layout
+
+    layout = load_layout(EXAMPLE)
+    k1, k2 = layout.device("K1"), layout.device("K2")
+    assert isinstance(k1, KioskDevice) and k1.scanner_serial == "/dev/hall/scanner-k1"
+    assert isinstance(k2, KioskDevice) and k2.scanner_serial is None
+    hall = Hall(layout, UpOptions(EXAMPLE, tmp_path, quiet=True))
+    try:
+        args, said = hall._stand_in(k1)
+        assert args.scanner is not None and Path(args.scanner).parent == tmp_path / "dev", args
+        assert f"simulated barcode scanner at {args.scanner}" in said
+        with serial.serial_for_url(args.scanner, timeout=5) as port:
+            hall.scanners[0].scan("YY2026B")
+            assert port.read_until(b"\r") == b"YY2026B\r"
+        assert hall._stand_in(k2)[0].scanner is None  # a kiosk without one gets none
+    finally:
+        hall.stop()
+    assert not (tmp_path / "dev" / "scanner-K1").exists()  # stopped with the hall
+
+
+def test_the_commands_up_prints_run_from_the_shell_it_was_started_in(tmp_path: Path) -> None:
+    """`./hall up` runs .venv/bin/hall-devices, which is not on a new shell's PATH: the statistics
+    line it prints must name the command so that it runs when pasted (the README's
+    `.venv/bin/hall-devices report ...`), and plain `hall-devices` only where that is on the PATH."""
+    from hall_devices.demo.up import own_command
+
+    shown = own_command(path="", cwd=ROOT)  # a shell without the venv on its PATH
+    assert shown != "hall-devices" and "/" in shown
+    runs = subprocess.run([shown, "--version"], cwd=ROOT, env={"PATH": ""}, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert runs.returncode == 0 and "hall-devices" in runs.stdout, runs
+    on_path = str((ROOT / shown).parent)  # ROOT / an absolute path is that path
+    assert own_command(path=on_path, cwd=tmp_path) == "hall-devices"  # activated: the short name

@@ -164,3 +164,21 @@ def test_a_clerk_opens_only_its_own_windows_and_one_clerk_holds_a_window(
     assert "sign_in_failed,window 2,refused,window held by gu" in audit
     audit = request(secure, "/audit.csv?actor=gu", cookie=boss).body
     assert "sign_in_failed,window 3,refused,not this clerk's window" in audit
+
+
+def test_sign_in_goes_back_only_to_a_page_of_this_server(browser: Browser, secure: SecureHall) -> None:
+    """``next`` after sign-in: a page here, never another site, as Chromium itself resolves the
+    answer's Location (it reads ``/\\evil.example`` as ``//evil.example`` and drops tabs)."""
+    own = {"Origin": secure.web.url}
+    page = new_page(browser)
+    page.goto(f"{secure.web.url}/login")
+    for hostile in ("//evil.example", "/\\evil.example", "/\t/evil.example", "/\n/evil.example",
+                    "https://evil.example", "\\\\evil.example", "/%2F/evil.example"):
+        answer = request(secure, "/login", {"username": "ivy", "password": PASSWORDS["ivy"], "next": hostile},
+                         own)
+        assert answer.status == 303
+        went = page.evaluate("n => new URL(n, location.href).origin", answer.headers["location"])
+        assert went == secure.web.url, (hostile, answer.headers["location"])
+    kept = request(secure, "/login", {"username": "ivy", "password": PASSWORDS["ivy"],
+                                      "next": "/cases?state=&window=3"}, own)
+    assert kept.headers["location"] == "/cases?state=&window=3"  # a page here is kept, query and all

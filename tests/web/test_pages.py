@@ -157,7 +157,7 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         # A web clerk signing in where the keypad's clerk is on duty is told so, and sees who is.
         add_user(web.users, "clerk6", "clerk", "clerk-pass", (6,))
         clerk = sign_in(browser, web, "clerk6", "clerk-pass", window=6)
-        expect(clerk.locator("#message")).to_contain_text("当前状态下不能执行此操作")
+        expect(clerk.locator("#message")).to_contain_text("本窗口已有工作人员在岗")
         expect(clerk.locator("#clerk")).to_have_text("张敏（Z0601）", timeout=5000)
         expect(clerk.locator("#not-me")).to_be_visible()
 

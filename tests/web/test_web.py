@@ -128,6 +128,27 @@ def test_every_page_needs_sign_in_and_a_clerk_keeps_to_the_window(browser: Brows
                               headers=own).status == 403
 
 
+def test_signing_in_again_where_one_is_on_duty_is_no_refusal(browser: Browser, web: Web, hall: Hall) -> None:
+    first = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
+    expect(first.locator("#clerk")).to_have_text("李强（clerk3）", timeout=5000)
+    # A closed browser or an ended session: the clerk signs in again and is still on duty there,
+    # which is nothing to be told off for.
+    again = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
+    expect(again.locator("#clerk")).to_have_text("李强（clerk3）", timeout=5000)
+    expect(again.locator("#not-me")).to_be_hidden()
+    expect(again.locator("#message")).to_have_count(0)
+    # Someone else on duty there (the pad's clerk): told that, not "cannot be done in this state".
+    hall.ok(3, "logout")
+    hall.ok(3, "login", clerk_id="Z0601")
+    expect(again.locator("#clerk")).to_have_text("张敏（Z0601）", timeout=5000)  # the web knows it
+    taken = sign_in(browser, web, "clerk3", "clerk-pass", window=3)
+    expect(taken.locator("#message")).to_have_text(
+        "本窗口已有工作人员在岗，如需接替，请先离岗再上岗 / another clerk is on duty at this window; "
+        "to take over, sign them out first, then sign in")
+    expect(taken.locator("#clerk")).to_have_text("张敏（Z0601）", timeout=5000)
+    expect(taken.locator("#not-me")).to_be_visible()
+
+
 def test_a_clerks_next_shows_the_ticket_in_the_console_and_at_the_led(
         browser: Browser, web: Web, hall: Hall, own_broker: HallBroker, layout: Layout,
         tmp_path: Path) -> None:
@@ -225,6 +246,11 @@ def test_a_bad_rating_case_is_taken_to_closed(browser: Browser, web: Web, hall: 
     case = page.locator("article.case")
     expect(case.locator(".state")).to_have_text("待核实")
     expect(case.locator(".deadline")).to_contain_text("days left")
+    # A note can be no longer than the server takes (500): a longer one was a bare 400 page.
+    notes = case.locator("input[name=note]")
+    expect(notes).to_have_count(3)  # verify, appeal, assign
+    for note in notes.all():
+        expect(note).to_have_attribute("maxlength", "500")
     case.locator("input[name=note]").first.fill("核实：窗口解释不清")
     case.locator(".case-verify").click()
     expect(page.locator("article.case .state")).to_have_text("整改中")
