@@ -64,9 +64,14 @@ class AlertLog:
         with self._lock:
             self._db.close()
 
-    def seen(self, active: list[dict[str, Any]], now: dt.datetime) -> None:
+    def seen(self, active: list[dict[str, Any]], now: dt.datetime) -> dict[Key, dict[str, str]]:
         """The coordinator's active list now: new raisings are added, rows no longer in it are
-        marked cleared at ``now``. ``active``: the contract's Alert as JSON (message ``{zh, en}``)."""
+        marked cleared at ``now``; returns the acknowledgements of the active ones (:meth:`acks`).
+        ``active``: the contract's Alert as JSON (message ``{zh, en}``).
+
+        An alert raised again with a new ``raised_at`` while its earlier raising was still active
+        (never seen cleared: a restarted coordinator raises what still holds anew) keeps that
+        raising's acknowledgement: the manager saw this very condition."""
         when = now.astimezone(dt.UTC).isoformat(timespec="seconds")
         keys = [(a["alert_id"], a["raised_at"]) for a in active]
         with self._lock, self._db:
@@ -75,6 +80,13 @@ class AlertLog:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(a["alert_id"], a["raised_at"], a["kind"], a["subject"], a["message"]["zh"],
                   a["message"]["en"]) for a in active])
+            self._db.executemany(
+                "UPDATE alerts SET (ack_by, ack_at) = (SELECT o.ack_by, o.ack_at FROM alerts o "
+                "WHERE o.alert_id = alerts.alert_id AND o.raised_at != alerts.raised_at "
+                "AND o.cleared_at IS NULL AND o.ack_by IS NOT NULL ORDER BY o.raised_at DESC LIMIT 1) "
+                "WHERE alert_id = ? AND raised_at = ? AND ack_by IS NULL AND EXISTS (SELECT 1 FROM alerts o "
+                "WHERE o.alert_id = alerts.alert_id AND o.raised_at != alerts.raised_at "
+                "AND o.cleared_at IS NULL AND o.ack_by IS NOT NULL)", keys)
             self._db.execute("CREATE TEMP TABLE IF NOT EXISTS active (alert_id TEXT, raised_at TEXT)")
             self._db.execute("DELETE FROM active")
             self._db.executemany("INSERT INTO active VALUES (?, ?)", keys)
@@ -83,6 +95,9 @@ class AlertLog:
                              "AND a.raised_at = alerts.raised_at)", (when,))
             self._db.execute("DELETE FROM alerts WHERE rowid NOT IN "
                              f"(SELECT rowid FROM alerts ORDER BY raised_at DESC LIMIT {KEEP})")
+            rows = self._db.execute("SELECT alert_id, raised_at, ack_by, ack_at FROM alerts "
+                                    "WHERE cleared_at IS NULL AND ack_by IS NOT NULL").fetchall()
+        return {(a, r): {"by": by, "at": at} for a, r, by, at in rows}
 
     def acknowledge(self, key: Key, by: str, at: dt.datetime) -> bool:
         """Record who saw the alert when; False if it is unknown or already acknowledged."""

@@ -128,9 +128,13 @@ class Hub:
         """A bus handler that hands the payload to ``apply`` on the asyncio loop, then tells the
         browsers (the state is only touched on the loop)."""
         def handler(inbound: Inbound[P]) -> None:
+            acks = None
             if isinstance(inbound.payload, ActiveAlerts):  # written here, on paho's thread, not the loop
-                self.alert_log.seen(_plain(inbound.payload)["alerts"], datetime.datetime.now(datetime.UTC))
+                acks = self.alert_log.seen(_plain(inbound.payload)["alerts"],
+                                           datetime.datetime.now(datetime.UTC))
             if self._loop is not None:
+                if acks is not None:  # before the alerts themselves: the loop runs them in order
+                    self._loop.call_soon_threadsafe(self._acks_seen, acks)
                 self._loop.call_soon_threadsafe(self._changed, apply, inbound.payload)
 
         return handler
@@ -158,6 +162,9 @@ class Hub:
 
     def _queue(self, summary: QueueSummary) -> None:
         self.queue = _plain(summary)
+
+    def _acks_seen(self, acks: dict[tuple[str, str], dict[str, str]]) -> None:
+        self.acks = acks
 
     def _alerts(self, active: ActiveAlerts) -> None:
         alerts = _plain(active)["alerts"]

@@ -53,3 +53,21 @@ def test_history_survives_a_reopen_and_is_paged_newest_first(tmp_path: Path) -> 
     again.seen([alert(120), {**alert(120), "raised_at": "2026-11-30T05:00:00Z"}], T0 + timedelta(hours=4))
     assert again.page(1, 50)[1] == 121
     again.close()
+
+
+def test_an_alert_raised_anew_by_a_restarted_coordinator_keeps_its_acknowledgement(tmp_path: Path) -> None:
+    """A restarted coordinator raises what still holds with a new raised_at; the manager already
+    acknowledged that condition. An alert cleared in between is a new one: acknowledged again."""
+    log = AlertLog(alert_file(tmp_path))
+    log.seen([alert(1)], T0)
+    assert log.acknowledge(key(1), "mgr", T0 + timedelta(minutes=5))
+    again = {**alert(1), "raised_at": (T0 + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
+    acks = log.seen([again], T0 + timedelta(hours=1))  # replaced in one step: never seen cleared
+    assert acks == {(again["alert_id"], again["raised_at"]): {"by": "mgr", "at": "2026-11-30T01:05:00+00:00"}}
+    assert log.acks() == acks
+    assert log.seen([], T0 + timedelta(hours=2)) == {}  # cleared
+    third = {**alert(1), "raised_at": (T0 + timedelta(hours=3)).isoformat().replace("+00:00", "Z")}
+    assert log.seen([third], T0 + timedelta(hours=3)) == {}  # raised again after clearing: not seen yet
+    rows, total = log.page(1, 10)
+    assert total == 3 and [r["ack"] is not None for r in rows] == [False, True, True]
+    log.close()
