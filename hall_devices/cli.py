@@ -26,13 +26,16 @@ def _config_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _layout_check(args: argparse.Namespace, settings: Settings) -> int:
+    notes: list[str] = []
     try:
-        layout = load_layout(args.file)
+        layout = load_layout(args.file, notes)
     except LayoutError as exc:
         print(f"布局文件有误 / layout has problems: {exc}", file=sys.stderr)
         return 1
     print(f"OK: {args.file}: {len(layout.departments)} departments, {len(layout.services)} services, "
           f"{len(layout.windows)} windows, {len(layout.devices)} devices")
+    for note in notes:
+        print(f"注意 / warning: {note}", file=sys.stderr)
     from hall_devices.ops.ports import local_ports
 
     # A warning, not a failure: a layout names the ports of every PC of the hall.

@@ -569,27 +569,39 @@ def cross_check(layout: Layout, lines: _Lines | None = None) -> list[LayoutProbl
 OLD_KINDS = {"keypad_bus": "pad_bus"}
 
 
-def _renamed_kinds(raw: dict[str, Any], lines: _Lines, source: str) -> None:
+def _renamed_kinds(raw: dict[str, Any], lines: _Lines, source: str) -> list[str]:
+    """Rename old device kinds in ``raw`` in place; one message (Chinese first) for each."""
     devices = raw.get("devices")
+    notes: list[str] = []
     if not isinstance(devices, list):
-        return
+        return notes
     for index, device in enumerate(devices):
         old = device.get("kind") if isinstance(device, dict) else None
         if isinstance(old, str) and old in OLD_KINDS:
             device["kind"] = OLD_KINDS[old]
             line = lines.of("devices", index)
-            log.warning("%s%s: devices[%d].kind %r is deprecated, read as %r; rename it in the layout",
-                        source, f" line {line}" if line else "", index, old, OLD_KINDS[old])
+            where = f"{source} line {line}" if line else source
+            notes.append(f"{where}: 设备类型 {old!r} 已改名为 {OLD_KINDS[old]!r}，仍可读取，请在布局中改名 / "
+                         f"devices[{index}].kind {old!r} is deprecated, read as {OLD_KINDS[old]!r}; "
+                         "rename it in the layout")
+    return notes
 
 
-def parse_layout(text: str, source: str = "<layout>") -> Layout:
-    """Parse and validate layout TOML text; raises :class:`LayoutError` listing every problem."""
+def parse_layout(text: str, source: str = "<layout>", notes: list[str] | None = None) -> Layout:
+    """Parse and validate layout TOML text; raises :class:`LayoutError` listing every problem.
+
+    What it still reads the old way (a renamed device kind) is appended to ``notes`` when given
+    (``layout check`` prints them), else logged as a warning."""
     lines = _Lines(text)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LayoutError(source, [LayoutProblem("file", f"not valid TOML: {exc}")]) from exc
-    _renamed_kinds(raw, lines, source)
+    renamed = _renamed_kinds(raw, lines, source)
+    if notes is not None:
+        notes.extend(renamed)
+    for note in renamed if notes is None else ():
+        log.warning("%s", note)
     try:
         layout = Layout.model_validate(raw)
     except ValidationError as exc:
@@ -600,11 +612,11 @@ def parse_layout(text: str, source: str = "<layout>") -> Layout:
     return layout
 
 
-def load_layout(path: Path) -> Layout:
+def load_layout(path: Path, notes: list[str] | None = None) -> Layout:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LayoutError(str(path), [LayoutProblem("file", f"cannot read: {exc.strerror}")]) from exc
     except UnicodeDecodeError as exc:
         raise LayoutError(str(path), [LayoutProblem("file", f"not UTF-8 text: {exc}")]) from exc
-    return parse_layout(text, str(path))
+    return parse_layout(text, str(path), notes)

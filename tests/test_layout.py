@@ -192,3 +192,14 @@ def test_the_old_pad_bus_kind_is_read_with_a_warning_naming_its_line(
     assert layout.model_dump() == parse_layout(text, "hall.toml").model_dump()
     [warning] = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
     assert f"hall.toml line {line}:" in warning and "'keypad_bus'" in warning and "'pad_bus'" in warning
+    assert warning.startswith(f"hall.toml line {line}: 设备类型 'keypad_bus' 已改名为 'pad_bus'")
+
+
+def test_layout_check_says_what_to_rename_as_a_warning(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "hall.toml"
+    old.write_text(EXAMPLE.read_text(encoding="utf-8").replace('kind = "pad_bus"', 'kind = "keypad_bus"'),
+                   encoding="utf-8")
+    assert main(["layout", "check", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert f"注意 / warning: {old} line " in err and "已改名为 'pad_bus'，仍可读取，请在布局中改名" in err
