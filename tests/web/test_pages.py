@@ -17,7 +17,7 @@ from hall_devices.mqtt.bus import encode
 from hall_devices.web.users import add_user
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe
-from tests.web.test_web import ARTEFACTS, Web, sign_in
+from tests.web.test_web import ARTEFACTS, Web, new_page, sign_in
 
 # 01:30 UTC is 09:30 in the hall (UTC+8): a page showing UTC would be 8 hours off.
 START = datetime.now(UTC).replace(hour=1, minute=30, second=7, microsecond=0)
@@ -35,6 +35,10 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         hall.ok(6, "finish")
         assert hall.rate(6, hall.prompt(6).prompt_id, 1).ok
         hall.take("company_setup")
+        login = new_page(browser, viewport={"width": 1920, "height": 1080})
+        login.goto(f"{web.url}/login")
+        expect(login.locator("form")).to_contain_text("登录")
+        login.screenshot(path=str(ARTEFACTS / "web-login.png"), full_page=True)
         page = sign_in(browser, web, "mgr", "manager-pass")
         page.set_viewport_size({"width": 1920, "height": 1080})
 
@@ -144,7 +148,7 @@ def test_the_manager_reads_names_hall_time_and_plain_words(
         expect(page.locator("#stats")).not_to_contain_text("department")
         page.screenshot(path=str(ARTEFACTS / "web-statistics-range.png"), full_page=True)
         for path, name in (("/staff", "staff"), (f"/audit?from={hall_day}", "audit"), ("/account", "account"),
-                           ("/alerts", "alerts-history")):
+                           ("/alerts", "alerts-history"), (f"/bookings?day={hall_day}", "bookings")):
             page.goto(f"{web.url}{path}")
             expect(page.locator("main")).to_be_visible()
             page.screenshot(path=str(ARTEFACTS / f"web-{name}.png"), full_page=True)

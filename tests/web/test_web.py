@@ -308,6 +308,8 @@ def test_the_ticket_page_shows_one_ticket_and_nothing_else(browser: Browser, web
     hall.ok(6, "finish")
     hall.ok(6, "next")
     expect(page.locator("#where")).to_contain_text("请到6号窗口", timeout=8000)  # live, no reload
+    ARTEFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "web-ticket-phone.png"), full_page=True)
     state = page.request.get(f"{web.url}/t/{token}/state.json").json()
     assert set(state) == {"number", "status", "people_ahead", "estimated_minutes", "windows", "service_name",
                           "window", "ticket_class"}
