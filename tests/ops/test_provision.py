@@ -14,6 +14,7 @@ from hall_devices.layout import Layout
 from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.ops.provision import ProvisionError, provision, rotate_password, server_hosts
 from hall_devices.ops.reach import check_broker
+from tests.conftest import EXAMPLE
 from tests.support import HallBroker, probe, wait_until
 
 
@@ -60,7 +61,7 @@ def test_renewal_without_the_ca_key_is_refused_with_the_reason(layout: Layout, t
     with pytest.raises(ProvisionError, match=r"ca\.key"):
         provision(layout, out, tls_hosts=["other.local"])
     assert server_hosts(out / "tls" / "server.crt") == ["hall-server.local"]
-    layout_file = Path(__file__).resolve().parent.parent / "examples" / "hall.toml"
+    layout_file = EXAMPLE
     code = main(["broker", "provision", str(layout_file), "--out", str(out), "--tls-host", "x.local"])
     assert code == 1 and "ca.key" in capsys.readouterr().err
 
