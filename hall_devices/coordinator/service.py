@@ -29,6 +29,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -262,6 +263,7 @@ class CoordinatorService:
         # The text every process follows (``hall_layout``, retained); None: nothing published.
         self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
+        self._numbers = ThreadPoolExecutor(1, thread_name_prefix="coordinator numbers")
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
@@ -322,6 +324,7 @@ class CoordinatorService:
             return
         self._stopped = True
         self.worker.stop(timeout_s=10)
+        self._numbers.shutdown()
         self.reader.stop()
         self.bus.stop()
         self.store.close()
@@ -386,8 +389,10 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store, self.boot)
         self._commit(done)
-        sent = done.sent + [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
-        sent += self._publish(done.outcomes)
+        # What the devices act on (window states, print jobs) before the replies: a screen's frame
+        # and a ticket's bytes start one publish earlier; the replies still follow the commit.
+        sent = done.sent + self._publish(done.outcomes)
+        sent += [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
         if done.acks:
             waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
             self._unconfirmed.append(waiting)
@@ -475,13 +480,20 @@ class CoordinatorService:
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
-            self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
-                                                           self._clock_row())
+            # Before any reply, a restore from an older backup must see these numbers. The file is
+            # fsynced while SQLite's commit fsyncs (one disk wait on a ticket's path, not two):
+            # written first, it can only name a number not yet committed (a restore skips it),
+            # never miss one that was.
+            issued = [e for o in done.outcomes for e in o.events if isinstance(e, ev.TicketIssued)]
+            numbers = self._numbers.submit(self.high_water.record, issued) if issued else None
+            try:
+                self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
+                                                               self._clock_row())
+            finally:
+                if numbers is not None:
+                    numbers.result()  # its error, if any, is the batch's: nothing is acked
             self._since_snapshot += len(done.rows)
             committed = done.rows
-            # Before any reply: a restore from an older backup must still see these numbers.
-            self.high_water.record([e for o in done.outcomes for e in o.events
-                                    if isinstance(e, ev.TicketIssued)])
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
 
