@@ -3,10 +3,12 @@
 Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600] [--unreachable-after S]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
-the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Three set-ups of
+the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Four set-ups of
 the serial bus, each with its own agent: the example hall as it is (idle screens probed, every
-screen rewritten whole every 30 s), `probe_idle = false`, and also `refresh_s = 0`: a frame on
-RS-485 cannot be interrupted, so these show what probes and rewrites cost a call. Beside it the
+screen rewritten whole every 30 s), `probe_idle = false`, also `refresh_s = 0`, and also the hall
+screen on a bus of its own: a frame on RS-485 cannot be interrupted, so these show what probes,
+rewrites and the hall screen's frames cost a call (each call follows a ticket, which changes the
+hall screen's waiting row). Beside it the
 BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
 ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
 on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
@@ -106,10 +108,14 @@ def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
     return path
 
 
-def bus_layout(tmp: Path, name: str, options: str) -> Path:
+def bus_layout(tmp: Path, name: str, options: str, hall_screen_apart: bool = False) -> Path:
     """The example hall with ``options`` (TOML lines) added to L1, e.g. its probe period or
-    ``probe_idle = false``."""
+    ``probe_idle = false``; ``hall_screen_apart``: the LED hall screen on a bus of its own (L2,
+    not driven here), so L1 carries the window screens only."""
     text = LAYOUT.read_text(encoding="utf-8").replace('protocol = "bx"', f'protocol = "bx"\n{options}')
+    if hall_screen_apart:
+        text = text.replace('id = "HS1"\nbus = "L1"', 'id = "HS1"\nbus = "L2"') + (
+            '\n[[devices]]\nkind = "led_bus"\nid = "L2"\nserial = "/dev/hall/led-bus-2"\n')
     path = tmp / f"hall-{name}.toml"
     path.write_text(text, encoding="utf-8")
     load_layout(path)
@@ -219,7 +225,9 @@ def main() -> None:
                       (Serial("probe_idle = false: no probes, each screen rewritten whole every 30 s"),
                        bus_layout(Path(tmp), "unprobed", "probe_idle = false")),
                       (Serial("probe_idle = false, refresh_s = 0: the bus carries only news"),
-                       bus_layout(Path(tmp), "quiet", "probe_idle = false\nrefresh_s = 0"))]
+                       bus_layout(Path(tmp), "quiet", "probe_idle = false\nrefresh_s = 0")),
+                      (Serial("probe_idle = false, refresh_s = 0, the hall screen on a bus of its own"),
+                       bus_layout(Path(tmp), "apart", "probe_idle = false\nrefresh_s = 0", True))]
             for serial, path in setups:
                 env = hall.env("L1") if path is None else hall.env("L1", HALL_LAYOUT=str(path))
                 with role(["leds", "--bus", "L1", "--serial", str(leds.path)], env):
