@@ -391,8 +391,9 @@ class CoordinatorService:
         self._commit(done)
         # What the devices act on (window states, print jobs) before the replies: a screen's frame
         # and a ticket's bytes start one publish earlier; the replies still follow the commit.
-        sent = done.sent + self._publish(done.outcomes)
+        sent = done.sent + self._publish(done.outcomes, summary=False)
         sent += [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
+        sent += self._summary()
         if done.acks:
             waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
             self._unconfirmed.append(waiting)
@@ -647,11 +648,10 @@ class CoordinatorService:
         return sent + [self.bus.publish(REGION_EVENTS, m)
                        for m in self.forwarder.committed(self.store.last_seq, rows)]
 
-    def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
-        """Called after the commit of ``outcomes``' events (so a reminder is only for what is recorded)."""
-        happened = [e for o in outcomes for e in o.events]
-        if self.reminders is not None and happened:
-            self.reminders.observe(happened, self.engine, self.clock())
+    def _publish(self, outcomes: list[Outcome], summary: bool = True) -> list[Sent]:
+        """Called after the commit of ``outcomes``' events (so a reminder is only for what is
+        recorded). What devices act on goes first; ``summary``: then the queue summary when due
+        (a batch with replies publishes it after them: :meth:`_summary`)."""
         sent: list[Sent] = []
         dirty: set[int] = set()
         for outcome in outcomes:
@@ -666,12 +666,18 @@ class CoordinatorService:
         for outcome in outcomes:
             for effect in outcome.effects:
                 sent += self.out.effect(effect)
-        # The queue summary is a sweep over all waiting tickets: at most twice a second.
-        if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
-            summary = self.engine.views.queue(state, self.clock())
-            sent += self.out.send(QUEUE_SUMMARY, summary)
-            self._queue_pending = False
-            self._queue_published_at = time.monotonic()
+        happened = [e for o in outcomes for e in o.events]
+        if self.reminders is not None and happened:
+            self.reminders.observe(happened, self.engine, self.clock())
+        return sent + self._summary() if summary else sent
+
+    def _summary(self) -> list[Sent]:
+        """The queue summary when it changed: a sweep over all waiting tickets, at most twice a second."""
+        if not (self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S):
+            return []
+        sent = self.out.send(QUEUE_SUMMARY, self.engine.views.queue(self.engine.state, self.clock()))
+        self._queue_pending = False
+        self._queue_published_at = time.monotonic()
         return sent
 
     def _answer(self, inbound: Inbound[Any], reply: Reply) -> Sent | None:
