@@ -3,7 +3,12 @@
 Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600] [--unreachable-after S]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
-the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Beside it the
+the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Four set-ups of
+the serial bus, each with its own agent: the example hall as it is (idle screens probed, every
+screen rewritten whole every 30 s), `probe_idle = false`, also `refresh_s = 0`, and also the hall
+screen on a bus of its own: a frame on RS-485 cannot be interrupted, so these show what probes,
+rewrites and the hall screen's frames cost a call (each call follows a ticket, which changes the
+hall screen's waiting row). Beside it the
 BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
 ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
 on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
@@ -19,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,14 +108,47 @@ def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
     return path
 
 
-def probed_layout(tmp: Path, unreachable_after_s: float) -> Path:
-    """The example hall with L1's ``unreachable_after_s`` set (it sets how often idle screens are probed)."""
-    text = LAYOUT.read_text(encoding="utf-8").replace(
-        'protocol = "bx"', f'protocol = "bx"\nunreachable_after_s = {unreachable_after_s}')
-    path = tmp / "hall-probed.toml"
+def bus_layout(tmp: Path, name: str, options: str, hall_screen_apart: bool = False) -> Path:
+    """The example hall with ``options`` (TOML lines) added to L1, e.g. its probe period or
+    ``probe_idle = false``; ``hall_screen_apart``: the LED hall screen on a bus of its own (L2,
+    not driven here), so L1 carries the window screens only."""
+    text = LAYOUT.read_text(encoding="utf-8").replace('protocol = "bx"', f'protocol = "bx"\n{options}')
+    if hall_screen_apart:
+        text = text.replace('id = "HS1"\nbus = "L1"', 'id = "HS1"\nbus = "L2"') + (
+            '\n[[devices]]\nkind = "led_bus"\nid = "L2"\nserial = "/dev/hall/led-bus-2"\n')
+    path = tmp / f"hall-{name}.toml"
     path.write_text(text, encoding="utf-8")
     load_layout(path)
     return path
+
+
+@dataclass
+class Serial:
+    """One serial bus set-up's calls: per call (ms) the latency, its frame's wire time, and its
+    parts; what held the bus while a call waited."""
+
+    label: str
+    latencies: list[float] = field(default_factory=list)
+    wire: list[float] = field(default_factory=list)
+    to_agent: list[float] = field(default_factory=list)
+    in_agent: list[float] = field(default_factory=list)
+    on_wire: list[float] = field(default_factory=list)
+    blockers: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)
+
+    def lines(self, baud: int) -> list[str]:
+        lat, wire, med = self.latencies, self.wire, statistics.median
+        over = [x - w for x, w in zip(lat, wire, strict=True)]
+        return [
+            f"window Next → complete LED frame at the screen ({baud} baud, {self.label}): p50 "
+            f"{statistics.median(lat):.1f} ms, p99 {pct(lat, 99):.1f} ms ({len(lat)} calls); the frame's "
+            f"wire time (limit) {med(wire):.1f} ms for {med(wire) * baud / 10000:.0f} "
+            f"bytes; over it p50 {statistics.median(over):.1f}, p99 {pct(over, 99):.1f} ms",
+            f"  of which: Next → window state delivered (coordinator, MQTT) p50 "
+            f"{med(self.to_agent):.1f}, p99 {pct(self.to_agent, 99):.1f} ms; state → first byte "
+            f"at the screen (agent, bus busy) p50 {statistics.median(self.in_agent):.1f}, "
+            f"p99 {pct(self.in_agent, 99):.1f} ms; first byte → frame shown (wire, paced) p50 "
+            f"{statistics.median(self.on_wire):.1f}, p99 {pct(self.on_wire, 99):.1f} ms",
+            f"  frames on the bus between a call's state and its frame: {describe(self.blockers, len(lat))}"]
 
 
 def describe(blockers: list[tuple[int, tuple[int, ...]]], calls: int) -> str:
@@ -129,8 +168,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--baud", type=int, default=9600)
     parser.add_argument("--unreachable-after", type=float, metavar="S",
-                        help="the LED bus's unreachable_after_s (default: the example hall's, 5 s): idle "
-                             "screens are probed one every S / screens seconds, each probe holding the bus")
+                        help="the first set-up's unreachable_after_s (default: the example hall's, 5 s): "
+                             "idle screens are probed one every S / screens seconds, each probe holding the "
+                             "bus; the other two set-ups run without probes (probe_idle = false), and "
+                             "without rewrites too (refresh_s = 0)")
     args = parser.parse_args()
     layout = load_layout(LAYOUT)
     with tempfile.TemporaryDirectory(prefix="hall-bench-display-") as tmp, broker(Path(tmp)) as hall:
@@ -173,29 +214,41 @@ def main() -> None:
                         break
                 except NoReplyError:
                     continue
-            latencies, wire, net_latencies, net_bytes = [], [], [], []
-            to_agent, in_agent, on_wire, blockers = [], [], [], []
-            serial_env = hall.env("L1") if args.unreachable_after is None else hall.env(
-                "L1", HALL_LAYOUT=str(probed_layout(Path(tmp), args.unreachable_after)))
-            with role(["leds", "--bus", "L1", "--serial", str(leds.path)], serial_env):
-                time.sleep(3)  # the agent's first writes of every screen at 9600 baud
-                for _ in range(args.calls):
-                    number = next_number()
-                    screen = leds.controllers[3]
-                    before = screen.frames
-                    sent = time.monotonic()
-                    command(WindowAction.NEXT)
-                    shown(leds, number, before)
-                    latencies.append((screen.updated_at - sent) * 1000)
-                    wire.append(screen.last_size * 10 / args.baud * 1000)
-                    got = next((at for at, n in states if n == number and at >= sent), sent)
-                    to_agent.append((got - sent) * 1000)
-                    in_agent.append((screen.started_at - got) * 1000)
-                    on_wire.append((screen.updated_at - screen.started_at) * 1000)
-                    blockers += [(address, areas) for start, done, address, areas in list(leds.history)
-                                 if got < done <= screen.started_at]
-                    command(WindowAction.FINISH)
-                    shown(leds, "欢迎", before + 1)
+            net_latencies, net_bytes = [], []
+            default = "the example hall: idle screens probed, one every unreachable_after_s 5 s / 23 " \
+                "screens, each rewritten whole every 30 s"
+            if args.unreachable_after is not None:
+                default = f"unreachable_after_s {args.unreachable_after:g}: idle screens probed one every " \
+                    f"{args.unreachable_after:g} s / 23 screens, each rewritten whole every 30 s"
+            setups = [(Serial(default), None if args.unreachable_after is None else bus_layout(
+                          Path(tmp), "probed", f"unreachable_after_s = {args.unreachable_after}")),
+                      (Serial("probe_idle = false: no probes, each screen rewritten whole every 30 s"),
+                       bus_layout(Path(tmp), "unprobed", "probe_idle = false")),
+                      (Serial("probe_idle = false, refresh_s = 0: the bus carries only news"),
+                       bus_layout(Path(tmp), "quiet", "probe_idle = false\nrefresh_s = 0")),
+                      (Serial("probe_idle = false, refresh_s = 0, the hall screen on a bus of its own"),
+                       bus_layout(Path(tmp), "apart", "probe_idle = false\nrefresh_s = 0", True))]
+            for serial, path in setups:
+                env = hall.env("L1") if path is None else hall.env("L1", HALL_LAYOUT=str(path))
+                with role(["leds", "--bus", "L1", "--serial", str(leds.path)], env):
+                    time.sleep(3)  # the agent's first writes of every screen at 9600 baud
+                    for _ in range(args.calls):
+                        number = next_number()
+                        screen = leds.controllers[3]
+                        before = screen.frames
+                        sent = time.monotonic()
+                        command(WindowAction.NEXT)
+                        shown(leds, number, before)
+                        serial.latencies.append((screen.updated_at - sent) * 1000)
+                        serial.wire.append(screen.last_size * 10 / args.baud * 1000)
+                        got = next((at for at, n in states if n == number and at >= sent), sent)
+                        serial.to_agent.append((got - sent) * 1000)
+                        serial.in_agent.append((screen.started_at - got) * 1000)
+                        serial.on_wire.append((screen.updated_at - screen.started_at) * 1000)
+                        serial.blockers += [(address, areas) for start, done, address, areas
+                                            in list(leds.history) if got < done <= screen.started_at]
+                        command(WindowAction.FINISH)
+                        shown(leds, "欢迎", before + 1)
             # The same windows' screens as BX-6E network controllers, the same bus id (one agent at a time).
             with role(["leds", "--bus", "L1"], hall.env("L1", HALL_LAYOUT=str(bx6_layout(Path(tmp), nets)))):
                 time.sleep(3)  # connections and the first picture of every screen
@@ -216,17 +269,9 @@ def main() -> None:
             net.stop()
     print(f"raw MQTT hop through the same broker: p50 {statistics.median(hops):.2f} ms, "
           f"p99 {pct(hops, 99):.2f} ms ({len(hops)} messages)")
-    probing = f", unreachable_after_s {args.unreachable_after:g}" if args.unreachable_after else ""
-    print(f"window Next → complete LED frame at the screen ({args.baud} baud{probing}): p50 "
-          f"{statistics.median(latencies):.1f} ms, p99 {pct(latencies, 99):.1f} ms ({len(latencies)} calls); "
-          f"the frame's wire time (limit) {statistics.median(wire):.1f} ms for "
-          f"{statistics.median(wire) * args.baud / 10000:.0f} bytes")
-    print(f"  of which: Next → window state delivered (coordinator, MQTT) p50 "
-          f"{statistics.median(to_agent):.1f}, "
-          f"p99 {pct(to_agent, 99):.1f} ms; state → first byte at the screen (agent, bus busy) p50 "
-          f"{statistics.median(in_agent):.1f}, p99 {pct(in_agent, 99):.1f} ms; first byte → frame shown "
-          f"(wire, paced) p50 {statistics.median(on_wire):.1f}, p99 {pct(on_wire, 99):.1f} ms")
-    print(f"  frames on the bus between a call's state and its frame: {describe(blockers, len(latencies))}")
+    for serial, _path in setups:
+        for line in serial.lines(args.baud):
+            print(line)
     print(f"window Next → complete BX-6 dynamic-area packet on the controller's socket: p50 "
           f"{statistics.median(net_latencies):.1f} ms, p99 {pct(net_latencies, 99):.1f} ms "
           f"({len(net_latencies)} calls; {statistics.median(net_bytes):.0f} bytes of pixels and parameters)")

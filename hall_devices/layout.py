@@ -179,6 +179,14 @@ class LedBusDevice(_SerialDevice):
     protocol: Literal["bx", "eq", "bx6"] = "bx"
     unreachable_after_s: float = Field(5.0, gt=0, le=3600,
                                        description="a screen unanswered this long is faulted and alerted")
+    # Serial BX only. A frame on RS-485 cannot be interrupted: a call arriving during a probe or a
+    # rewrite waits for it and its reply (~0.1 s at 9600 baud), so these trade fault detection and
+    # recovery from a controller reboot against call latency (docs/display.md, Performance).
+    probe_idle: bool = Field(True, description="probe each idle screen about every unreachable_after_s; "
+                                               "false: a dead idle screen is found at its next write")
+    refresh_s: float = Field(30.0, ge=0, le=86400,
+                             description="rewrite each screen's whole content this often (a rebooted "
+                                         "controller shows nothing until written); 0: never")
     brightness: int | None = Field(None, ge=0, le=15,
                                    description="bx6: brightness 0-15 set on every connection; none: leave it")
 

@@ -3,7 +3,8 @@
 How a restore keeps numbers unique (docs/deployment.md, "Backups"): a backup knows only the
 numbers issued before it was taken. The coordinator keeps a *high-water file* next to the store
 (``coordinator.sqlite3.numbers.json``: business day → prefix → highest number issued), rewritten
-and fsynced after every commit that issued a ticket and before the kiosk gets its reply. A restore
+and fsynced with every commit that issued a ticket (alongside it, so both disk waits overlap) and
+before the kiosk gets its reply or the ticket is printed. A restore
 reads the highest numbers from that file and from the store it replaces (when still readable),
 keeps the replaced store aside, copies the backup in and appends a ``numbers_reserved`` event:
 the coordinator then starts each counter of those days above anything issued. Without either
@@ -67,7 +68,8 @@ def merge(into: Floors, more: Floors) -> Floors:
 class HighWater:
     """The coordinator's record of the highest number issued per day, outside the database file.
 
-    ``record`` is called after a commit and before the replies go out; it writes atomically
+    ``record`` is called with a commit (while it runs: a number it names and the commit then
+    lacks is only skipped by a restore) and before the replies go out; it writes atomically
     (temporary file, fsync, rename), so the file is either the old or the new version.
     """
 

@@ -29,6 +29,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -266,6 +267,7 @@ class CoordinatorService:
         # The text every process follows (``hall_layout``, retained); None: nothing published.
         self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
+        self._numbers = ThreadPoolExecutor(1, thread_name_prefix="coordinator numbers")
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
@@ -332,6 +334,7 @@ class CoordinatorService:
             return
         self._stopped = True
         self.worker.stop(timeout_s=10)
+        self._numbers.shutdown()
         self.reader.stop()
         if not self.worker.is_alive:
             self._settle(STOP_SETTLE_S)
@@ -410,8 +413,11 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store, self.boot)
         self._commit(done)
-        sent = done.sent + [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
-        sent += self._publish(done.outcomes)
+        # What the devices act on (window states, print jobs) before the replies: a screen's frame
+        # and a ticket's bytes start one publish earlier; the replies still follow the commit.
+        sent = done.sent + self._publish(done.outcomes, summary=False)
+        sent += [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
+        sent += self._summary()
         if done.acks:
             waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
             self._unconfirmed.append(waiting)
@@ -499,13 +505,20 @@ class CoordinatorService:
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
-            self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
-                                                           self._clock_row())
+            # Before any reply, a restore from an older backup must see these numbers. The file is
+            # fsynced while SQLite's commit fsyncs (one disk wait on a ticket's path, not two):
+            # written first, it can only name a number not yet committed (a restore skips it),
+            # never miss one that was.
+            issued = [e for o in done.outcomes for e in o.events if isinstance(e, ev.TicketIssued)]
+            numbers = self._numbers.submit(self.high_water.record, issued) if issued else None
+            try:
+                self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
+                                                               self._clock_row())
+            finally:
+                if numbers is not None:
+                    numbers.result()  # its error, if any, is the batch's: nothing is acked
             self._since_snapshot += len(done.rows)
             committed = done.rows
-            # Before any reply: a restore from an older backup must still see these numbers.
-            self.high_water.record([e for o in done.outcomes for e in o.events
-                                    if isinstance(e, ev.TicketIssued)])
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
 
@@ -659,11 +672,10 @@ class CoordinatorService:
         return sent + [self.bus.publish(REGION_EVENTS, m)
                        for m in self.forwarder.committed(self.store.last_seq, rows)]
 
-    def _publish(self, outcomes: list[Outcome]) -> list[Sent]:
-        """Called after the commit of ``outcomes``' events (so a reminder is only for what is recorded)."""
-        happened = [e for o in outcomes for e in o.events]
-        if self.reminders is not None and happened:
-            self.reminders.observe(happened, self.engine, self.clock())
+    def _publish(self, outcomes: list[Outcome], summary: bool = True) -> list[Sent]:
+        """Called after the commit of ``outcomes``' events (so a reminder is only for what is
+        recorded). What devices act on goes first; ``summary``: then the queue summary when due
+        (a batch with replies publishes it after them: :meth:`_summary`)."""
         sent: list[Sent] = []
         dirty: set[int] = set()
         for outcome in outcomes:
@@ -678,12 +690,18 @@ class CoordinatorService:
         for outcome in outcomes:
             for effect in outcome.effects:
                 sent += self.out.effect(effect)
-        # The queue summary is a sweep over all waiting tickets: at most twice a second.
-        if self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S:
-            summary = self.engine.views.queue(state, self.clock())
-            sent += self.out.send(QUEUE_SUMMARY, summary)
-            self._queue_pending = False
-            self._queue_published_at = time.monotonic()
+        happened = [e for o in outcomes for e in o.events]
+        if self.reminders is not None and happened:
+            self.reminders.observe(happened, self.engine, self.clock())
+        return sent + self._summary() if summary else sent
+
+    def _summary(self) -> list[Sent]:
+        """The queue summary when it changed: a sweep over all waiting tickets, at most twice a second."""
+        if not (self._queue_pending and time.monotonic() - self._queue_published_at >= TICK_S):
+            return []
+        sent = self.out.send(QUEUE_SUMMARY, self.engine.views.queue(self.engine.state, self.clock()))
+        self._queue_pending = False
+        self._queue_published_at = time.monotonic()
         return sent
 
     def _answer(self, inbound: Received, reply: Reply) -> Sent | None:

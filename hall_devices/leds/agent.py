@@ -50,10 +50,11 @@ Item = Inbound[WindowState] | Inbound[Call] | Inbound[QueueSummary] | Layout | P
 
 class LedAgent:
     """One serial bus of BX or EQ screens (``bus_id``: its ``led_bus`` in ``layout``); ``url``
-    overrides the layout's port (a pty, ``socket://``). :meth:`start`, :meth:`stop`."""
+    overrides the layout's port (a pty, ``socket://``), ``refresh_s`` the bus's ``refresh_s``
+    (seconds; 0: never). :meth:`start`, :meth:`stop`."""
 
     def __init__(self, settings: Settings, layout: Layout, bus_id: str, *, url: str | None = None,
-                 reply_timeout_s: float = 0.3, retries: int = 3, refresh_s: float = 30.0,
+                 reply_timeout_s: float = 0.3, retries: int = 3, refresh_s: float | None = None,
                  clock: Clock = MONOTONIC) -> None:
         device = layout.device(bus_id)
         if not isinstance(device, LedBusDevice):
@@ -63,11 +64,13 @@ class LedAgent:
         self.device = device
         self.layout = layout
         self.clock = clock
+        refresh = device.refresh_s if refresh_s is None else refresh_s  # the layout's unless given
         self.session = LedSession(device.protocol, device.baudrate,
                                   [d for d in layout.members(bus_id)
                                    if isinstance(d, WindowScreenDevice | HallScreenDevice)],
                                   unreachable_after_s=device.unreachable_after_s,
-                                  reply_timeout_s=reply_timeout_s, retries=retries, refresh_s=refresh_s)
+                                  reply_timeout_s=reply_timeout_s, retries=retries,
+                                  refresh_s=refresh or None, probes=device.probe_idle)
         self.window_screen = {s.device.window: s for s in self.screens.values()
                               if isinstance(s.device, WindowScreenDevice)}
         self.hall_screens = [s for s in self.screens.values() if isinstance(s.device, HallScreenDevice)]

@@ -16,7 +16,9 @@ written again, window screens before hall screens); a BX screen gets only the ar
 before it was written, are dropped, because BX replies carry no sequence number; a screen whose
 frame cannot be built is faulted ``unencodable`` and the others are written; an idle BX screen is
 probed (its smallest area written again) about every ``unreachable_after_s``, the probes spread
-over that period and never before a pending write.
+over that period and never before a pending write. A probe cannot be interrupted: a call that
+arrives while one is on the wire waits for it and its reply, so ``probes=False`` (the layout's
+``probe_idle = false``) trades finding a dead idle screen for calls that never wait behind one.
 """
 
 from __future__ import annotations
@@ -138,11 +140,13 @@ class _InFlight:
 class LedSession:
     """One bus of BX or EQ screens. Feed it :meth:`want`, :meth:`opened`/:meth:`lost`,
     :meth:`receive`; ask :meth:`next_write`, report :meth:`written`, call :meth:`timeout` at
-    :meth:`deadline`; read :meth:`report`. ``screens``: the bus's screen devices (addresses unique)."""
+    :meth:`deadline`; read :meth:`report`. ``screens``: the bus's screen devices (addresses unique);
+    ``refresh_s``: each screen's whole content written again this often (None: never); ``probes``:
+    whether idle BX screens are probed."""
 
     def __init__(self, protocol: str, baudrate: int, screens: Iterable[ScreenDevice], *,
                  unreachable_after_s: float = 5.0, reply_timeout_s: float = 0.3, retries: int = 3,
-                 refresh_s: float | None = None) -> None:
+                 refresh_s: float | None = None, probes: bool = True) -> None:
         if protocol not in ("bx", "eq"):
             raise ValueError(f"protocol {protocol!r}: the serial LED session speaks bx or eq")
         self.protocol = protocol
@@ -150,7 +154,10 @@ class LedSession:
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.refresh_s = refresh_s
-        probe_s = unreachable_after_s  # each idle screen probed about this often
+        self.probes = probes
+        # Each idle screen probed about this often; 0: never (a silent screen is then found at its
+        # next write, its faults counted from that failure).
+        probe_s = unreachable_after_s if probes else 0.0
         self.screens = {d.address: LedScreen(d, health=ScreenHealth(retries, unreachable_after_s,
                                                                   probe_s=probe_s)) for d in screens}
         self.bus_health = BusHealth(unreachable_after_s, needed=min(2, len(self.screens)))
@@ -251,7 +258,7 @@ class LedSession:
         return self._frame(screen, [min(screen.wanted, key=lambda r: len(r.text))], probe=True)
 
     def _probe_candidate(self, now: float) -> LedScreen | None:
-        if self.protocol != "bx":
+        if self.protocol != "bx" or not self.probes:
             return None
         idle = [s for s in self.screens.values() if s.wanted and s.shown is not None
                 and not s.unencodable and s.health.may_write(now)]

@@ -316,3 +316,13 @@ def test_busy_is_retried_with_backoff_and_a_dead_bus_is_fault(own_broker: HallBr
         status.stop()
         hall.stop()
         leds.stop()
+
+
+def test_probes_and_rewrites_are_the_bus_layouts(own_broker: HallBroker) -> None:
+    default = LedAgent(own_broker.settings("L1"), unreachable_after(5), "L1", url="loop://")
+    assert default.session.probes and default.session.refresh_s == 30.0
+    quiet = parse_layout(EXAMPLE.read_text(encoding="utf-8").replace(
+        'protocol = "bx"', 'protocol = "bx"\nprobe_idle = false\nrefresh_s = 0'))
+    agent = LedAgent(own_broker.settings("L1"), quiet, "L1", url="loop://")
+    assert not agent.session.probes and agent.session.refresh_s is None
+    assert all(s.health.probe_s == 0.0 for s in agent.screens.values())  # faults counted from a failure

@@ -203,6 +203,25 @@ def test_an_idle_bx_screen_is_probed_and_its_silence_counts_from_its_last_ack() 
     assert report.state is DeviceState.WARNING and report.members["WS2"] is DeviceState.OK
 
 
+def test_a_bus_without_probes_never_writes_an_idle_screen_and_finds_a_dead_one_at_its_next_write() -> None:
+    session = LedSession("bx", 9600, [window(1, 1)], unreachable_after_s=2.0, retries=1, probes=False)
+    session.opened()
+    session.want(1, welcome())
+    assert session.next_write(0.0) is not None
+    session.written(0.0)
+    session.receive(ACK_1, 0.05)
+    assert session.deadline(0.1) is None  # idle: nothing until something arrives
+    assert session.next_write(100.0) is None and not session.next_write_due(100.0)
+    session.want(1, welcome("请A001号"))
+    call = session.next_write(100.0)
+    assert call is not None and not call.probe
+    session.written(100.0)
+    now = 100.0 + 0.3 + len(call.frame) * 10 / 9600
+    assert session.timeout(now) == [Confirmed(1, Outcome.SILENT)]
+    assert session.report(now + 1.9).members["WS1"] is DeviceState.OK  # counted from this failure
+    assert session.report(now + 2.0).members["WS1"] is DeviceState.FAULT
+
+
 def test_eq_written_is_shown_and_never_probed() -> None:
     session = bus("eq", window(1, 1), window(2, 2))
     session.want(1, window_regions("测试信息", 128, 32))
