@@ -120,19 +120,25 @@ def sqlite_baseline(directory: Path, rows: int = 2000) -> tuple[float, float]:
     return single, batched, (time.perf_counter() - start) / commits * 1000
 
 
-def raw_round_trip(port: int, password: str, count: int) -> list[float]:
-    """Request/reply through the broker with no coordinator: an echo client answers at once."""
-    ping, pong = f"hall/{HALL}/bench/ping", f"hall/{HALL}/bench/pong"
+def raw_round_trip(port: int, credentials: dict[str, str], count: int) -> list[float]:
+    """Request/reply through the broker with no coordinator: an echo client answers at once.
+
+    Two accounts, as the real hop has: the broker binds a client id to its username, so two clients
+    of one account would take each other's session over (every ping then waits out its 5 s). The
+    asker is the demo's traffic account on a kiosk's ticket request; the echo is the coordinator's
+    account answering on that kiosk's reply topic: the same routes, ACL and broker as a ticket."""
+    ping, pong = TICKET_REQUEST.topic(hall=HALL, kiosk="K1"), TICKET_REPLY.topic(hall=HALL, kiosk="K1")
     got = threading.Event()
-    echo = client(port, "coordinator", password, "bench-echo",
+    echo = client(port, "coordinator", credentials["coordinator"], "coordinator",
                   lambda m: echo.publish(pong, m.payload, qos=1), [ping])
-    asker = client(port, "coordinator", password, "bench-ask", lambda _m: got.set(), [pong])
+    asker = client(port, "traffic", credentials["traffic"], "traffic", lambda _m: got.set(), [pong])
     times = []
     for _ in range(count):
         got.clear()
         start = time.perf_counter()
         asker.publish(ping, b'{"x":1}', qos=1)
-        got.wait(5)
+        if not got.wait(5):
+            raise RuntimeError("the echo did not answer within 5 s")
         times.append((time.perf_counter() - start) * 1000)
     for c in (echo, asker):
         c.disconnect()
@@ -306,7 +312,7 @@ def main() -> None:
         broker.start()
         try:
             single, batched, commit_ms = sqlite_baseline(directory)
-            raw = raw_round_trip(port, creds["coordinator"], args.latency)
+            raw = raw_round_trip(port, creds, args.latency)
             throughput, latencies, mixed = coordinator_runs(port, creds, directory / "store.sqlite3",
                                                             args.commands, args.latency)
         finally:
