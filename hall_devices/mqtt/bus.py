@@ -332,10 +332,11 @@ class Bus:
         params = {k: v for k, v in inbound.params.items() if k != "hall"}
         return self.publish(inbound.route.answer, reply, **params)
 
-    def set_status(self, state: DeviceState, faults: list[Any] | None = None,
+    def set_status(self, state: DeviceState, faults: list[DeviceFault] | None = None,
                    detail: str | None = None, members: dict[str, DeviceState] | None = None,
                    member_faults: dict[str, list[DeviceFault]] | None = None) -> None:
         """Record and publish (retained) this client's device status; republished on reconnect.
+        ``faults``: the device's own faults (the contract's codes, as :class:`DeviceStatus` holds them);
         ``member_faults``: each faulted bus member's own faults (shown in its alert)."""
         with self._lock:
             self._status = self._status.model_copy(update={
