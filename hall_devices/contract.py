@@ -879,9 +879,24 @@ def param_level(name: str) -> str:
     return PARAM_LEVELS.get(name, IDENT_LEVEL)
 
 
+# A hall's own topic tree: every hall route's pattern starts with it (tests/test_contract.py checks),
+# so one filter covers the hall in the broker's ACL (coordinator, monitor, watchers) and for a watcher.
+HALL_PREFIX = "hall/{hall}/"
+
+
+def hall_subtree(hall: str) -> str:
+    """The subscription/ACL filter of every topic of hall ``hall``: ``hall/<hall>/#``.
+
+    Raises ``ValueError`` when ``hall`` is not a topic level (:func:`param_level`), as
+    :meth:`Route.topic` would."""
+    if not re.fullmatch(param_level("hall"), hall):
+        raise ValueError(f"hall {hall!r} is not a topic level")
+    return HALL_PREFIX.format(hall=hall) + "#"
+
+
 # The bridge's topic prefixes: a hall's local region/ subtree and where it appears on the regional
 # broker, keyed by the hall's 行政区划 code (``district``, GB/T 2260, six digits) and hall id (``site``).
-REGION_LOCAL_PREFIX = "hall/{hall}/region/"
+REGION_LOCAL_PREFIX = HALL_PREFIX + "region/"
 REGION_REMOTE_PREFIX = "region/{district}/{site}/"
 REGION_LEAVES = {"events": "out", "head": "out", "resend": "in", "config": "in",
                  "config/result": "out"}  # leaf → bridge direction

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from hall_devices.contract import (
     DEVICE_STATUS,
     ERROR,
+    HALL_PREFIX,
     HELP_REQUEST,
     QUERY_REPLY,
     RATING,
@@ -31,6 +32,7 @@ from hall_devices.contract import (
     WindowQueueAnswer,
     contract_markdown,
     find_route,
+    hall_subtree,
     request_id_field,
 )
 from hall_devices.mqtt.bus import BadPayloadError, decode, encode
@@ -62,6 +64,20 @@ def test_topics_round_trip() -> None:
 def test_a_topic_level_cannot_smuggle_wildcards() -> None:
     with pytest.raises(ValueError, match="not a topic level"):
         DEVICE_STATUS.topic(hall="demo", device="P1/#")
+    with pytest.raises(ValueError, match="not a topic level"):
+        hall_subtree("demo/#")
+
+
+def test_the_hall_subtree_covers_every_hall_route() -> None:
+    """The ACL gives the coordinator and the monitor one filter for the hall: it must hold every
+    route on the hall's broker (all but the regional broker's ``region/...`` routes)."""
+    assert hall_subtree("demo") == "hall/demo/#"
+    hall_routes = [r for r in ROUTES.values() if not r.pattern.startswith("region/")]
+    assert len(hall_routes) > 20
+    for r in hall_routes:
+        assert r.pattern.startswith(HALL_PREFIX), r.name
+        params = {p: "1" for p in r.params} | {"hall": "demo"}
+        assert r.topic(**params).startswith(hall_subtree("demo").removesuffix("#"))
 
 
 def test_payloads_refuse_unknown_fields_and_bad_levels() -> None:

@@ -37,6 +37,7 @@ from hall_devices.contract import (
     TicketReply,
     WindowState,
     WindowStatus,
+    hall_subtree,
 )
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.demo.sim.idcard import IdCardReaderSimulator
@@ -415,7 +416,7 @@ class Hall:
                      f"{time.monotonic() - started:.1f} s after the coordinator")
         hall, data = self.layout.hall.id, self.options.data_dir
         self.say(f"watch the bus: mosquitto_sub -p {self.port} -u monitor "
-                 f"-P '{self.credentials['monitor']}' -t 'hall/{hall}/#' -v")
+                 f"-P '{self.credentials['monitor']}' -t '{hall_subtree(hall)}' -v")
         today = business_day(self.layout.hall, datetime.now(UTC))  # the hall's day, not this machine's
         self.say(f"statistics: {own_command()} report --date {today} "
                  f"--store {data / 'coordinator.sqlite3'} --layout {self.options.layout_path}")

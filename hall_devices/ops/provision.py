@@ -50,6 +50,7 @@ from hall_devices.contract import (
     WINDOW_COMMAND,
     WINDOW_RESULT,
     WINDOW_STATE,
+    hall_subtree,
 )
 from hall_devices.layout import (
     RESERVED_IDS,
@@ -99,7 +100,7 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
     Raises :class:`ProvisionError` when a device id or watcher is the name of another account.
     """
     hall = layout.hall.id
-    everything = f"hall/{hall}/#"
+    everything = hall_subtree(hall)
     taken = {d.id.lower() for d in layout.devices}
     for device in layout.devices:  # layout check refuses these too; a Layout built in code may not
         if device.id.lower() in RESERVED_IDS:

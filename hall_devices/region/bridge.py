@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hall_devices.contract import (
     ACTIVE_ALERTS,
+    HALL_PREFIX,
     REGION_ALERTS_IN,
     REGION_CONFIG,
     REGION_CONFIG_OUT,
@@ -36,6 +37,7 @@ from hall_devices.contract import (
     REGION_RESEND_OUT,
     Payload,
     Route,
+    hall_subtree,
 )
 from hall_devices.ops.provision import User, acl_text, make_tls, password_hash
 from hall_devices.region.service import REGION_ID
@@ -63,7 +65,7 @@ class HallEntry:
 
 
 def region_users(halls: list[HallEntry], watchers: tuple[str, ...] = ()) -> list[User]:
-    users = [User(REGION_ID, readwrite=["region/#", f"hall/{REGION_ID}/#"])]
+    users = [User(REGION_ID, readwrite=["region/#", hall_subtree(REGION_ID)])]
     for hall in halls:
         where = {"district": hall.district, "site": hall.hall_id}
         users.append(User(hall.account,
@@ -73,7 +75,7 @@ def region_users(halls: list[HallEntry], watchers: tuple[str, ...] = ()) -> list
                                  REGION_ALERTS_IN.topic(**where)],
                           read=[REGION_RESEND_OUT.topic(**where),
                                 REGION_CONFIG_OUT.topic(**where)]))
-    users += [User(name, read=["region/#", f"hall/{REGION_ID}/#"]) for name in watchers]
+    users += [User(name, read=["region/#", hall_subtree(REGION_ID)]) for name in watchers]
     return users
 
 
@@ -123,9 +125,8 @@ def bridge_section(hall: HallEntry, host: str, port: int, password: str, ca_file
         lines.append(f"topic {leaf} {direction} {qos[leaf]} {local} {remote}")
     # The hall's active alerts (retained) go to the region as they are, for its dashboard.
     alerts = ACTIVE_ALERTS
-    hall_prefix = REGION_LOCAL_PREFIX.removesuffix("region/")  # the hall's own tree
-    leaf = alerts.pattern.removeprefix(hall_prefix)
-    lines.append(f"topic {leaf} out {alerts.qos} {hall_prefix.format(hall=hall.hall_id)} {remote}")
+    leaf = alerts.pattern.removeprefix(HALL_PREFIX)
+    lines.append(f"topic {leaf} out {alerts.qos} {HALL_PREFIX.format(hall=hall.hall_id)} {remote}")
     return "\n".join(lines) + "\n"
 
 
