@@ -1,7 +1,9 @@
 """Reminders by SMS: at the Nth place in the queue and at the call, at most two per ticket.
 
 Phone numbers never enter the event store: they live in this outbox's own SQLite file
-(``reminders.sqlite3`` beside the store) and are deleted when their day ends. A reminder is queued
+(``reminders.sqlite3`` beside the store, opened by :func:`hall_devices.durable.open_private`: mode
+0600, an existing file made 0600 on open, WAL, a commit durable when it returns) and are deleted
+when their day ends. A reminder is queued
 once under its idempotency key (``<ticket id>:place`` or ``:call``; the primary key makes a second
 one impossible) and sent by a thread of its own to the hall's SMS gateway: HTTP POST of JSON
 ``{"to", "text", "idempotency_key"}`` with the same key in the ``Idempotency-Key`` header, basic
@@ -13,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
 import threading
 import time
 import urllib.error
@@ -36,6 +37,7 @@ from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.calendar import business_day
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.outcome import Outcome
+from hall_devices.durable import open_private
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 
@@ -50,13 +52,17 @@ CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, day TEXT NOT NULL, phon
 
 
 class Reminders:
-    """Used by the coordinator's worker (queueing) and its own sender thread (sending)."""
+    """Used by the coordinator's worker (queueing) and its own sender thread (sending).
+
+    ``path``: the outbox's SQLite file, made (with its folder) mode 0600, WAL; an existing file is
+    made 0600 on open (:func:`hall_devices.durable.open_private`). Raises OSError when it cannot be
+    made, ``sqlite3.DatabaseError`` when it is not a database."""
 
     def __init__(self, settings: Settings, path: Path) -> None:
         assert settings.sms_gateway_url is not None
         self.settings = settings
         self.url = settings.sms_gateway_url
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_private(path)
         self._db.execute("PRAGMA secure_delete = ON")  # a deleted phone number is overwritten on disk
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
@@ -75,6 +81,11 @@ class Reminders:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _erase_wal(self) -> None:
+        """After a deletion (caller holds the lock): the WAL's frames still hold the numbers'
+        earlier pages; checkpointed into the file (secure_delete zeroed them there) and truncated."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # --- from the coordinator's worker ----------------------------------------------------------
 
     def remember(self, owner: str, phone: str, day: str) -> None:
@@ -90,7 +101,9 @@ class Reminders:
         self._sql("UPDATE phones SET day = ? WHERE owner = ?", (day, owner))
 
     def forget(self, owner: str) -> None:
-        self._sql("DELETE FROM phones WHERE owner = ?", (owner,))
+        with self._lock:
+            self._db.execute("DELETE FROM phones WHERE owner = ?", (owner,))
+            self._erase_wal()
 
     def observe(self, events: list[ev.Event], engine: Engine, now: datetime) -> None:
         """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days."""
@@ -100,6 +113,7 @@ class Reminders:
                 self._db.execute("DELETE FROM phones WHERE day < ?", (day,))
                 self._db.execute("DELETE FROM outbox WHERE day < ?", (day,))
                 self._db.execute("VACUUM")  # once a day: no free page keeps a deleted number
+                self._erase_wal()
             self._day = day
         for event in events:
             if isinstance(event, ev.TicketIssued) and event.appointment_code:

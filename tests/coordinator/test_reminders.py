@@ -5,6 +5,7 @@ when the day ends."""
 from __future__ import annotations
 
 import json
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 
 from hall_devices.contract import TICKET_REQUEST, TicketReply, TicketRequest
+from hall_devices.coordinator.reminders import Reminders
 from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
+from hall_devices.settings import Settings
 from tests.coordinator.harness import T0, Clock, Hall
 from tests.support import HallBroker, wait_until
 
@@ -122,7 +125,8 @@ def test_reminded_once_at_the_nth_place_and_once_at_the_call_across_gateway_fail
     hall_.clock.advance(days=1)
     assert hall_.take("passport").ok  # the next day's first event
     wait_until(lambda: reminders.phones_kept() == 0, 5, "the day's phone numbers deleted")
-    assert PHONE.encode() not in (tmp_path / "reminders.sqlite3").read_bytes()  # secure_delete
+    kept = b"".join(p.read_bytes() for p in tmp_path.glob("reminders.sqlite3*"))  # with its WAL
+    assert PHONE.encode() not in kept  # secure_delete, VACUUM, the WAL checkpointed and truncated
 
 
 def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[RemindingHall, Gateway]) -> None:
@@ -163,3 +167,21 @@ def test_a_bookings_phone_is_its_content_follows_a_move_and_goes_with_a_cancel(
     assert reminders.phone_of("appointment:PH1") == PHONE  # it moved with its booking
     assert hall_.staff("cancel_appointment", appointment_code="PH1").ok
     assert reminders.phone_of("appointment:PH1") is None and reminders.phones_kept() == 0
+
+
+def test_the_phone_file_is_private_even_when_it_was_not_and_a_forgotten_number_leaves_no_trace(
+        tmp_path: Path) -> None:
+    path = tmp_path / "reminders.sqlite3"
+    path.touch()
+    path.chmod(0o644)  # left readable by an earlier version or another tool
+    reminders = Reminders(Settings(sms_gateway_url="http://127.0.0.1:9/sms"), path)  # sender not started
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        reminders.remember("appointment:PV1", PHONE, "2026-11-23")
+        wal = path.with_name(path.name + "-wal")
+        assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
+        assert reminders.phone_of("appointment:PV1") == PHONE
+        reminders.forget("appointment:PV1")  # a cancelled booking's number
+        assert PHONE.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("reminders.sqlite3*"))
+    finally:
+        reminders.stop()
