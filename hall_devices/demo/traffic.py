@@ -73,6 +73,12 @@ class TrafficMix:
     windows_open: int = 22
 
 
+def clerk_id(window: int) -> str:
+    """The simulated clerk of ``window`` (``0007`` for window 7): digits only, so a pad can type it;
+    examples/hall.toml names each one, so the dashboard shows a name, not an id."""
+    return f"{window:04d}"
+
+
 def _id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -198,7 +204,7 @@ class TrafficGenerator:
         return self.requests.call(WINDOW_COMMAND, command, window=window)
 
     def _clerk(self, window: int) -> None:
-        state = self._command(window, WindowAction.LOGIN, clerk_id=f"Z{window:03d}").state
+        state = self._command(window, WindowAction.LOGIN, clerk_id=clerk_id(window)).state
         if state is not None and state.ticket_id:  # left calling by an earlier run: finish it
             self._command(window, WindowAction.FINISH)
         while not self._stop.is_set():
@@ -239,7 +245,7 @@ class TrafficGenerator:
         pads, address = self.pad_bus, self.pad_of[window]
         self._wait_status(window, set(WindowStatus), 5.0)  # the retained state, if any
         while self._status(window) is WindowStatus.CLOSED and not self._stop.is_set():
-            pads.type(address, f"{window:04d}")  # clerk id + confirm: sign in (again, if it got lost)
+            pads.type(address, clerk_id(window))  # clerk id + confirm: sign in (again, if it got lost)
             self._wait_status(window, {WindowStatus.IDLE}, 5.0)
         if self._status(window) in (WindowStatus.CALLING, WindowStatus.SERVING):
             pads.press(address, Key.RATE)  # left calling by an earlier run: finish it

@@ -50,6 +50,8 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
             called = [w["ticket_number"] for w in state["windows"] if w.get("ticket_number")]
             time.sleep(0.3)
         assert called, "the dashboard showed no ticket at any window"
+        signed_in = [w for w in state["windows"] if w.get("clerk_id")]
+        assert signed_in and all(w["clerk_name"] != w["clerk_id"] for w in signed_in), signed_in  # names
         out, err = up.communicate(timeout=90)
     done = subprocess.CompletedProcess(up.args, up.returncode, head + out, err)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -91,6 +93,18 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=True)
     total = json.loads(report.stdout)["rows"][0]
     assert total["issued"] > 0 and total["served"] > 0 and total["rated"] > 0
+
+
+def test_every_clerk_the_demo_signs_in_has_a_name() -> None:
+    from hall_devices.demo.traffic import clerk_id
+    from hall_devices.layout import load_layout
+
+    layout = load_layout(EXAMPLE)
+    named = {member.id: member.name for member in layout.staff}
+    assert [w.number for w in layout.windows if clerk_id(w.number) not in named] == []
+    assert "clerk" in named  # the demo's web account, at the console
+    assert {"Z0601": "张敏", "clerk3": "李强"}.items() <= named.items()  # what tests sign in
+    assert len(set(named.values())) == len(named)  # no two clerks share a name
 
 
 def test_a_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
