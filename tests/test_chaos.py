@@ -53,7 +53,7 @@ def restart_broker(hall: Hall) -> None:
     hall.broker.start()
 
 
-def unplug_keypads(hall: Hall) -> None:
+def unplug_pads(hall: Hall) -> None:
     hall.pad_buses[0].port.unplug()
     time.sleep(2.0)
     hall.pad_buses[0].port.plug()
@@ -66,7 +66,7 @@ def paper_out(hall: Hall) -> None:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("chaos", [kill_coordinator, restart_broker, unplug_keypads, paper_out],
+@pytest.mark.parametrize("chaos", [kill_coordinator, restart_broker, unplug_pads, paper_out],
                          ids=lambda f: f.__name__)
 def test_nothing_acknowledged_is_lost(hall: Hall, chaos: Callable[[Hall], None]) -> None:
     traffic = hall.generator

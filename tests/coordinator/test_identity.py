@@ -77,8 +77,8 @@ def test_a_device_credential_cannot_take_over_the_coordinator(hall: Hall) -> Non
 def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: Layout,
                                                            tmp_path: Path) -> None:
     addresses = [p.address for p in layout.members("KB1")]  # type: ignore[union-attr]
-    keypads = PadBusSimulator(tmp_path / "dev" / "pad-bus-1", addresses).start()
-    agent = PadAgent(hall.broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    pads = PadBusSimulator(tmp_path / "dev" / "pad-bus-1", addresses).start()
+    agent = PadAgent(hall.broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(pads.path))
     agent.start()
     watch = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
                   subscribe=[DEVICE_STATUS.topic(hall=HALL, device="KB1")])
@@ -86,14 +86,14 @@ def test_a_device_credential_cannot_take_over_another_agent(hall: Hall, layout: 
         assert agent.bus.wait_connected(10)
         attacker = intruder(hall, "K1", "KB1")
         hall.take("company_change")
-        keypads.type(3, "0301")  # the clerk signs in on the keypad: a window command from the agent
-        assert keypads.wait(lambda: keypads.display(3) == "1"), "the agent's sign-in was not answered"
+        pads.type(3, "0301")  # the clerk signs in on the pad: a window command from the agent
+        assert pads.wait(lambda: pads.display(3) == "1"), "the agent's sign-in was not answered"
         assert agent.bus.connected and agent.bus.connections == 1
         watch.nothing(is_offline("KB1"), 0.5)  # type: ignore[arg-type]
         attacker.stop()
     finally:
         agent.stop()
-        keypads.stop()
+        pads.stop()
         watch.stop()
 
 

@@ -67,7 +67,7 @@ def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
     monitor = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
                     subscribe=[f"hall/{HALL}/#"])
     printer = probe(hall_broker.port, "P1", hall_broker.credentials["P1"])
-    keypads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"])
+    pads = probe(hall_broker.port, "KB1", hall_broker.credentials["KB1"])
     # Its own status reaches subscribers.
     printer.client.publish(DEVICE_STATUS.topic(hall=HALL, device="P1"), status("P1"), qos=1)
     monitor.expect(lambda m: m.topic == f"hall/{HALL}/device/P1/status" and b"P1" in m.payload)
@@ -80,15 +80,15 @@ def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
 
     printer.client.publish(RATING.topic(hall=HALL, window=3), rating("from-printer", 3), qos=1)
     # Window 99 has no pad on KB1: the bus may not rate it either.
-    keypads.client.publish(RATING.topic(hall=HALL, window=99), rating("kb-99", 99), qos=1)
+    pads.client.publish(RATING.topic(hall=HALL, window=99), rating("kb-99", 99), qos=1)
     # A rating for a window of its own pads does arrive (and proves the monitor was listening).
-    keypads.client.publish(RATING.topic(hall=HALL, window=3), rating("kb-3", 3), qos=1)
+    pads.client.publish(RATING.topic(hall=HALL, window=3), rating("kb-3", 3), qos=1)
     got = monitor.expect(lambda m: "/rating" in m.topic or m.topic.endswith("P2/status"))
     assert got.topic == f"hall/{HALL}/window/3/rating", f"forbidden message delivered: {got.topic}"
     assert b"kb-3" in got.payload, f"forbidden rating delivered: {got.payload!r}"
     monitor.nothing(lambda m: m.topic.endswith("P2/status") or b"kb-99" in m.payload
                     or b"from-printer" in m.payload, 0.5)
-    for client in (monitor, printer, keypads):
+    for client in (monitor, printer, pads):
         client.stop()
 
 

@@ -74,7 +74,7 @@ def test_every_led_screen_shows_its_address(tmp_path: Path, layout: Layout,
 
 def test_keys_and_ratings_are_shown_as_pressed(tmp_path: Path, layout: Layout) -> None:
     pads = [p for p in layout.members("KB1") if isinstance(p, PadDevice)]
-    sim = PadBusSimulator(tmp_path / "keypads", [p.address for p in pads]).start()
+    sim = PadBusSimulator(tmp_path / "pads", [p.address for p in pads]).start()
     first = pads[0]
     argv = [sys.executable, "-m", "hall_devices.cli", "device-test", "pads", "--bus", "KB1",
             "--serial", str(sim.path), "--layout", str(EXAMPLE), "--count", "3", "--duration", "30"]
@@ -100,7 +100,7 @@ def test_keys_and_ratings_are_shown_as_pressed(tmp_path: Path, layout: Layout) -
 
 
 def test_watching_a_quiet_bus_ends_after_its_duration(tmp_path: Path, layout: Layout) -> None:
-    sim = PadBusSimulator(tmp_path / "keypads", [p.address for p in layout.members("KB1")]).start()  # type: ignore[union-attr]
+    sim = PadBusSimulator(tmp_path / "pads", [p.address for p in layout.members("KB1")]).start()  # type: ignore[union-attr]
     out = io.StringIO()
     try:
         worker = threading.Thread(target=lambda: out.write(str(watch_pads(layout, "KB1", out, str(sim.path),

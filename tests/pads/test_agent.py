@@ -1,4 +1,4 @@
-"""The pad agent end to end: keypads on a pty, the real coordinator, a real Mosquitto."""
+"""The pad agent end to end: pads on a pty, the real coordinator, a real Mosquitto."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.support import HallBroker, wait_until
 
 
 @pytest.fixture
-def keypads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
+def pads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
     addresses = [p.address for p in layout.members("KB1")]  # type: ignore[union-attr]
     sim = PadBusSimulator(tmp_path / "dev" / "pad-bus-1", addresses).start()
     yield sim
@@ -29,33 +29,33 @@ def keypads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
 
 @pytest.fixture
 def hall_with_pads(own_broker: HallBroker, layout: Layout, tmp_path: Path,
-                   keypads: PadBusSimulator) -> Iterator[tuple[Hall, PadAgent]]:
+                   pads: PadBusSimulator) -> Iterator[tuple[Hall, PadAgent]]:
     hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
-    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(pads.path))
     agent.start()
     yield hall, agent
     agent.stop()
     hall.stop()
 
 
-def test_next_finish_and_ratings_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
-                                                 keypads: PadBusSimulator) -> None:
+def test_next_finish_and_ratings_from_the_pad(hall_with_pads: tuple[Hall, PadAgent],
+                                              pads: PadBusSimulator) -> None:
     hall, agent = hall_with_pads
-    keypads.type(3, "0301")  # clerk id + confirm at a closed window: sign in
+    pads.type(3, "0301")  # clerk id + confirm at a closed window: sign in
     wait_until(lambda: hall.service.engine.state.windows.get(3) is not None, what="window 3 signed in")
     assert hall.service.engine.state.windows[3].clerk_id == "0301"
     first = hall.take("company_change")
-    assert keypads.wait(lambda: keypads.display(3) == "1")  # idle: the waiting count
-    keypads.press(3, Key.NEXT)
+    assert pads.wait(lambda: pads.display(3) == "1")  # idle: the waiting count
+    pads.press(3, Key.NEXT)
     call = hall.call()
     assert (call.ticket_number, call.window) == (first.ticket.number, 3)  # type: ignore[union-attr]
-    assert keypads.wait(lambda: keypads.display(3) == "001"), keypads.pads[3].display
+    assert pads.wait(lambda: pads.display(3) == "001"), pads.pads[3].display
 
-    keypads.press(3, Key.RATE)  # finish: the coordinator asks for a rating; the pad beeps
-    assert keypads.wait(lambda: keypads.pads[3].rating_asks == 1 and keypads.pads[3].beeps == 1)
-    assert 50 <= keypads.pads[3].rating_open_s <= 60
-    keypads.rate(3, 5)
-    keypads.rate(3, 1)  # a second press is ignored: one rating per service
+    pads.press(3, Key.RATE)  # finish: the coordinator asks for a rating; the pad beeps
+    assert pads.wait(lambda: pads.pads[3].rating_asks == 1 and pads.pads[3].beeps == 1)
+    assert 50 <= pads.pads[3].rating_open_s <= 60
+    pads.rate(3, 5)
+    pads.rate(3, 1)  # a second press is ignored: one rating per service
     engine = hall.service.engine
     prompt_id = f"{first.ticket.ticket_id}-r"  # type: ignore[union-attr]
     wait_until(lambda: engine.state.prompts[prompt_id].state is PromptState.RATED, what="rated")
@@ -65,10 +65,10 @@ def test_next_finish_and_ratings_from_the_keypad(hall_with_pads: tuple[Hall, Pad
         (5, 3, "0301", "company_change")]
 
     second = hall.take("company_change")
-    keypads.press(3, Key.NEXT)
-    keypads.press(3, Key.RATE)
-    assert keypads.wait(lambda: keypads.pads[3].rating_asks == 2)
-    keypads.rate(3, 1)  # 非常不满意
+    pads.press(3, Key.NEXT)
+    pads.press(3, Key.RATE)
+    assert pads.wait(lambda: pads.pads[3].rating_asks == 2)
+    pads.rate(3, 1)  # 非常不满意
     case_id = f"C-{second.ticket.ticket_id}"  # type: ignore[union-attr]
     wait_until(lambda: case_id in engine.state.cases, what="follow-up case")
     assert engine.state.cases[case_id].state is CaseState.VERIFYING
@@ -85,67 +85,67 @@ def _ratings(hall: Hall) -> list[dict[str, object]]:
     return rows
 
 
-def test_clerk_actions_from_the_keypad(hall_with_pads: tuple[Hall, PadAgent],
-                                       keypads: PadBusSimulator) -> None:
+def test_clerk_actions_from_the_pad(hall_with_pads: tuple[Hall, PadAgent],
+                                    pads: PadBusSimulator) -> None:
     hall, _agent = hall_with_pads
     engine = hall.service.engine
-    keypads.type(6, "0601")
+    pads.type(6, "0601")
     for _ in range(3):
         hall.take("passport")
     wait_until(lambda: 6 in engine.state.windows, what="sign in")
-    keypads.press(6, Key.NEXT)
+    pads.press(6, Key.NEXT)
     assert hall.call().ticket_number == "B001"
-    keypads.press(6, Key.RECALL)
+    pads.press(6, Key.RECALL)
     assert hall.call().attempt == 2
-    keypads.type(6, "0")  # hold
+    pads.type(6, "0")  # hold
     wait_until(lambda: engine.state.windows[6].held != [], what="held")
-    keypads.press(6, Key.NEXT)
+    pads.press(6, Key.NEXT)
     assert hall.call().ticket_number == "B002"
-    keypads.type(6, "6")  # no-show
+    pads.type(6, "6")  # no-show
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
-    keypads.type(6, "3")  # call back the held one
+    pads.type(6, "3")  # call back the held one
     assert hall.call().ticket_number == "B001"
     hall.ok(21, "login", clerk_id="2101")  # a transfer goes only to a window someone is at
-    keypads.press(6, Key.TRANSFER)
-    keypads.type(6, "21")  # to the any-service window
+    pads.press(6, Key.TRANSFER)
+    pads.type(6, "21")  # to the any-service window
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B001"].target_window == 21, what="transfer")
-    keypads.press(6, Key.PAUSE)
+    pads.press(6, Key.PAUSE)
     wait_until(lambda: engine.state.windows[6].status == "paused", what="pause")
-    beeps = keypads.pads[6].beeps
-    keypads.press(6, Key.NEXT)  # refused while paused: the pad beeps twice
-    assert keypads.wait(lambda: keypads.pads[6].beeps == beeps + 2)
-    keypads.press(6, Key.PAUSE)
+    beeps = pads.pads[6].beeps
+    pads.press(6, Key.NEXT)  # refused while paused: the pad beeps twice
+    assert pads.wait(lambda: pads.pads[6].beeps == beeps + 2)
+    pads.press(6, Key.PAUSE)
     wait_until(lambda: engine.state.windows[6].status == "idle", what="resume")
-    keypads.type(6, "000")
+    pads.type(6, "000")
     wait_until(lambda: engine.state.windows[6].status == "closed", what="sign out")
 
 
 def test_garbage_and_bad_checksums_are_logged_and_skipped(
-        hall_with_pads: tuple[Hall, PadAgent], keypads: PadBusSimulator,
+        hall_with_pads: tuple[Hall, PadAgent], pads: PadBusSimulator,
         caplog: pytest.LogCaptureFixture) -> None:
     hall, _agent = hall_with_pads
     caplog.set_level(logging.WARNING, logger="hall_devices.pads.agent")
-    keypads.switches.bad_checksum = True
-    keypads.type(4, "0401")
-    keypads.switches.bad_checksum = False
-    keypads.switches.garbage = True
-    keypads.press(4, Key.NEXT)
-    keypads.switches.garbage = False
+    pads.switches.bad_checksum = True
+    pads.type(4, "0401")
+    pads.switches.bad_checksum = False
+    pads.switches.garbage = True
+    pads.press(4, Key.NEXT)
+    pads.switches.garbage = False
     wait_until(lambda: sum("bad checksum" in r.message for r in caplog.records) >= 5, what="logged")
     bad = [r.message for r in caplog.records if "bad checksum" in r.message]
     assert len(bad) == 5 and "ff 68 03 03 68 04 01 00" in bad[0]  # once each, with its bytes in hex
     wait_until(lambda: any("55 aa 00 68 02" in r.message for r in caplog.records), what="noise logged")
     assert 4 not in hall.service.engine.state.windows  # nothing was applied from the bad frames
-    keypads.type(4, "0401")  # the agent is alive and the bus in step again
+    pads.type(4, "0401")  # the agent is alive and the bus in step again
     wait_until(lambda: 4 in hall.service.engine.state.windows, what="sign in after the noise")
 
 
 def test_a_rating_counts_by_the_coordinator_not_the_pad_machines_clock(
-        own_broker: HallBroker, layout: Layout, tmp_path: Path, keypads: PadBusSimulator) -> None:
+        own_broker: HallBroker, layout: Layout, tmp_path: Path, pads: PadBusSimulator) -> None:
     """The coordinator's clock is 10 minutes behind this machine's: the rating still counts."""
     hall = Hall(own_broker, layout, tmp_path / "store.sqlite3",
                 Clock(datetime.now(UTC) - timedelta(minutes=10)))
-    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(pads.path))
     agent.start()
     try:
         hall.ok(3, "login", clerk_id="0301")
@@ -153,9 +153,9 @@ def test_a_rating_counts_by_the_coordinator_not_the_pad_machines_clock(
         assert ticket is not None
         hall.ok(3, "next")
         hall.ok(3, "finish")
-        assert keypads.wait(lambda: keypads.pads[3].rating_asks == 1)
-        assert keypads.pads[3].rating_open_s == 60  # the policy's timeout, not "expired 9 min ago"
-        keypads.rate(3, 4)
+        assert pads.wait(lambda: pads.pads[3].rating_asks == 1)
+        assert pads.pads[3].rating_open_s == 60  # the policy's timeout, not "expired 9 min ago"
+        pads.rate(3, 4)
         prompt_id = f"{ticket.ticket_id}-r"
         wait_until(lambda: hall.service.engine.state.prompts[prompt_id].state is PromptState.RATED,
                    what="rated")
@@ -186,43 +186,43 @@ def test_a_bus_on_a_missing_port_reports_no_pad_as_ok(own_broker: HallBroker, la
 
 
 def test_one_frame_confirm_acts_once(hall_with_pads: tuple[Hall, PadAgent],
-                                     keypads: PadBusSimulator) -> None:
+                                     pads: PadBusSimulator) -> None:
     hall, _agent = hall_with_pads
     engine = hall.service.engine
-    keypads.switches.one_frame_confirm = True  # [digit, 0F] in one frame, the published form
-    keypads.type(6, "0601")
+    pads.switches.one_frame_confirm = True  # [digit, 0F] in one frame, the published form
+    pads.type(6, "0601")
     wait_until(lambda: 6 in engine.state.windows, what="sign in with a one-frame confirm")
     for _ in range(2):
         hall.take("passport")
-    keypads.press(6, Key.NEXT)
+    pads.press(6, Key.NEXT)
     assert hall.call().ticket_number == "B001"
-    keypads.type(6, "0")  # hold 挂起
+    pads.type(6, "0")  # hold 挂起
     wait_until(lambda: engine.state.windows[6].held != [], what="held")
-    keypads.press(6, Key.NEXT)
+    pads.press(6, Key.NEXT)
     assert hall.call().ticket_number == "B002"
-    keypads.type(6, "6")  # no-show 过号
+    pads.type(6, "6")  # no-show 过号
     wait_until(lambda: engine.state.tickets[f"{engine.state.day}-B002"].status == "no_show", what="no-show")
-    keypads.type(6, "3")  # call back 回呼
+    pads.type(6, "3")  # call back 回呼
     assert hall.call().ticket_number == "B001"
-    keypads.press(6, Key.RECALL)  # a later command is answered: every refusal before it was too
+    pads.press(6, Key.RECALL)  # a later command is answered: every refusal before it was too
     assert hall.call().attempt == 2
-    assert keypads.pads[6].beeps == 0  # nothing was refused (a confirm applied twice would beep twice)
+    assert pads.pads[6].beeps == 0  # nothing was refused (a confirm applied twice would beep twice)
 
 
 def test_non_echoing_pads_stay_ok_and_ignored_frames_are_logged_once(
-        hall_with_pads: tuple[Hall, PadAgent], keypads: PadBusSimulator,
+        hall_with_pads: tuple[Hall, PadAgent], pads: PadBusSimulator,
         caplog: pytest.LogCaptureFixture) -> None:
     hall, agent = hall_with_pads
     caplog.set_level(logging.WARNING, logger="hall_devices.pads.agent")
-    keypads.switches.silent = True  # the facts say only the host echoes
-    keypads.type(2, "0201")
+    pads.switches.silent = True  # the facts say only the host echoes
+    pads.type(2, "0201")
     wait_until(lambda: 2 in hall.service.engine.state.windows, what="sign in")
     for _ in range(4):
         hall.take("company_change")
-    assert keypads.wait(lambda: keypads.display(2) == "4")
-    assert len(keypads.pads[2].frames) >= 4  # the host wrote and got no echo, several times
-    keypads.send(Frame(2, 0x07, b"\x0c"))  # C other than 01, twice
-    keypads.send(Frame(2, 0x07, b"\x0c"))
+    assert pads.wait(lambda: pads.display(2) == "4")
+    assert len(pads.pads[2].frames) >= 4  # the host wrote and got no echo, several times
+    pads.send(Frame(2, 0x07, b"\x0c"))  # C other than 01, twice
+    pads.send(Frame(2, 0x07, b"\x0c"))
     wait_until(lambda: agent.ignored.counts.get("control 0x07 from a pad") == 2, what="counted")
     # Both frames may come in one read: the session counts both before the agent logs the first.
     wait_until(lambda: any("control 0x07" in r.message for r in caplog.records), what="logged")
@@ -235,14 +235,14 @@ def test_non_echoing_pads_stay_ok_and_ignored_frames_are_logged_once(
 
 
 def test_pad_displays_are_restored_when_the_port_comes_back(
-        hall_with_pads: tuple[Hall, PadAgent], keypads: PadBusSimulator) -> None:
+        hall_with_pads: tuple[Hall, PadAgent], pads: PadBusSimulator) -> None:
     hall, agent = hall_with_pads
-    keypads.type(5, "0501")
+    pads.type(5, "0501")
     wait_until(lambda: 5 in hall.service.engine.state.windows, what="sign in")
     hall.take("id_card")
-    assert keypads.wait(lambda: keypads.display(5) == "1")
-    keypads.unplug()
+    assert pads.wait(lambda: pads.display(5) == "1")
+    pads.unplug()
     wait_until(lambda: not agent.link.is_open, what="the agent saw the port go")
-    assert keypads.display(5) == ""
-    keypads.plug()  # no window changes state from here on: only the reopen can rewrite the display
-    assert keypads.wait(lambda: keypads.display(5) == "1")
+    assert pads.display(5) == ""
+    pads.plug()  # no window changes state from here on: only the reopen can rewrite the display
+    assert pads.wait(lambda: pads.display(5) == "1")

@@ -36,9 +36,9 @@ def online(broker: HallBroker, device: str, since: datetime | None = None) -> No
 
 
 @pytest.fixture
-def keypads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
-    sim = PadBusSimulator(tmp_path / "dev" / "keypads", [p.address for p in layout.members("KB1")]
-                             ).start()  # type: ignore[union-attr]
+def pads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
+    sim = PadBusSimulator(tmp_path / "dev" / "pads", [p.address for p in layout.members("KB1")]
+                          ).start()  # type: ignore[union-attr]
     yield sim
     sim.stop()
 
@@ -54,7 +54,7 @@ def coordinator(own_broker: HallBroker, tmp_path: Path) -> Iterator[Coordinator]
         running.process.wait()
 
 
-def serve_until_prompt(broker: HallBroker, keypads: PadBusSimulator) -> None:
+def serve_until_prompt(broker: HallBroker, pads: PadBusSimulator) -> None:
     """Window 6 signs in, calls a passport ticket and finishes it: the pad asks for a rating."""
     from hall_devices.contract import TicketRequest
 
@@ -63,12 +63,12 @@ def serve_until_prompt(broker: HallBroker, keypads: PadBusSimulator) -> None:
     kiosk.requests.call(TICKET_REQUEST, TicketRequest(command_id=cid(), service_id="passport",
                                                                 paper=False), kiosk="K1")
     kiosk.stop()
-    keypads.type(6, "0601")
-    assert keypads.wait(lambda: keypads.display(6) == "1"), "window 6 not signed in"
-    keypads.press(6, Key.NEXT)
-    assert keypads.wait(lambda: keypads.display(6) == "001")
-    keypads.press(6, Key.RATE)
-    assert keypads.wait(lambda: keypads.pads[6].rating_asks == 1)
+    pads.type(6, "0601")
+    assert pads.wait(lambda: pads.display(6) == "1"), "window 6 not signed in"
+    pads.press(6, Key.NEXT)
+    assert pads.wait(lambda: pads.display(6) == "001")
+    pads.press(6, Key.RATE)
+    assert pads.wait(lambda: pads.pads[6].rating_asks == 1)
 
 
 def recorded(store: Path) -> list[dict[str, object]]:
@@ -80,12 +80,12 @@ def recorded(store: Path) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("delay_s", [0.0, 0.004, 0.03])
 def test_coordinator_killed_between_rating_and_ack(
-        own_broker: HallBroker, layout: Layout, keypads: PadBusSimulator, coordinator: Coordinator,
+        own_broker: HallBroker, layout: Layout, pads: PadBusSimulator, coordinator: Coordinator,
         tmp_path: Path, delay_s: float) -> None:
-    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(keypads.path))
+    agent = PadAgent(own_broker.settings("KB1"), layout, "KB1", tmp_path / "agent", url=str(pads.path))
     agent.start()
-    serve_until_prompt(own_broker, keypads)
-    keypads.rate(6, 4)
+    serve_until_prompt(own_broker, pads)
+    pads.rate(6, 4)
     time.sleep(delay_s)
     coordinator.kill()
     restarted = datetime.now(UTC)
@@ -99,21 +99,21 @@ def test_coordinator_killed_between_rating_and_ack(
 
 
 def test_pad_agent_killed_after_the_key_before_the_ack(
-        own_broker: HallBroker, keypads: PadBusSimulator, coordinator: Coordinator,
+        own_broker: HallBroker, pads: PadBusSimulator, coordinator: Coordinator,
         tmp_path: Path) -> None:
     data = tmp_path / "agent"
     env = {**os.environ, "HALL_BROKER_PORT": str(own_broker.port), "HALL_BROKER_USERNAME": "KB1",
            "HALL_BROKER_PASSWORD": own_broker.credentials["KB1"], "HALL_LAYOUT": str(EXAMPLE),
            "HALL_DATA_DIR": str(data)}
     command = [sys.executable, "-m", "hall_devices.cli", "pads", "--bus", "KB1",
-               "--serial", str(keypads.path)]
+               "--serial", str(pads.path)]
     with (tmp_path / "pads.log").open("ab") as log:
         agent = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:
         online(own_broker, "KB1")
-        serve_until_prompt(own_broker, keypads)
+        serve_until_prompt(own_broker, pads)
         assert coordinator.stop() == 0  # no ack can come now
-        keypads.rate(6, 2)
+        pads.rate(6, 2)
         outbox = data / "pads-KB1.sqlite3"
 
         def kept() -> int:
