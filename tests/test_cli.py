@@ -4,17 +4,25 @@ argument of every sub-command says what it is for; the message catalog looks a c
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from hall_devices.cli import build_parser
+from hall_devices.ops.broker import free_port
 from hall_devices.web.users import add_user
 from tests.conftest import EXAMPLE
+from tests.support import HallBroker
 
 
 def _hold_a_port() -> socket.socket:
@@ -37,6 +45,67 @@ def test_web_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"网页无法启动 / web cannot start: port {port} on 127.0.0.1 is already in use by another program "
         "(set HALL_WEB_PORT)"]
+
+
+@contextmanager
+def _demo_web(tmp_path: Path, broker: HallBroker) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`hall-devices web` (demo mode: plain HTTP on 127.0.0.1) on its own port, listening."""
+    users = tmp_path / "users.toml"
+    add_user(users, "mgr", "manager", "manager-pass")
+    port = free_port()
+    env = {**os.environ, "HALL_BROKER_PORT": str(broker.port), "HALL_BROKER_USERNAME": "web",
+           "HALL_BROKER_PASSWORD": broker.credentials["web"], "HALL_WEB_PORT": str(port),
+           "HALL_WEB_HOST": "127.0.0.1", "HALL_WEB_USERS": str(users), "HALL_WEB_DEMO": "1",
+           "HALL_DATA_DIR": str(tmp_path / "web"), "HALL_LOG_LEVEL": "WARNING"}
+    with subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "web", "--layout", str(EXAMPLE)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as web:
+        try:
+            while not _listening(port):
+                assert web.poll() is None, web.communicate()[1]
+                time.sleep(0.1)
+            yield web, port
+        finally:
+            if web.poll() is None:
+                web.kill()
+                web.communicate()
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_second_ctrl_c_ends_the_web_quietly(tmp_path: Path, own_broker: HallBroker) -> None:
+    with _demo_web(tmp_path, own_broker) as (web, port):
+        origin = f"http://127.0.0.1:{port}"
+        signing_in = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        form = urllib.parse.urlencode({"username": "mgr", "password": "manager-pass"})
+        signing_in.request("POST", "/login", form, {"Origin": origin,
+                                                     "Content-Type": "application/x-www-form-urlencoded"})
+        answer = signing_in.getresponse()
+        assert answer.status == 303, answer.read()
+        cookie = str(answer.headers["Set-Cookie"]).split(";", 1)[0]
+        signing_in.close()
+        # Open when Ctrl-C comes: a live page's event stream, and a form whose body is still on
+        # its way (its request waits for the rest: uvicorn's graceful shutdown waits for it).
+        live = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        live.request("GET", "/events", headers={"Cookie": cookie})
+        assert live.getresponse().status == 200
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(f"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\nContent-Type: "
+                     "application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=".encode())
+        web.send_signal(signal.SIGINT)
+        while _listening(port):  # the shutdown has begun when nothing new is accepted
+            time.sleep(0.05)
+        web.send_signal(signal.SIGINT)  # impatient: the open requests are not waited for
+        _, err = web.communicate(timeout=30)
+        slow.close()
+        live.close()
+    assert web.returncode == 0
+    assert err.splitlines() == ["网页已停止 / web stopped"]  # one line: no uvicorn traceback
 
 
 def test_up_on_a_broker_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
+import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 from starlette.requests import Request
@@ -85,6 +89,43 @@ class _Quiet(uvicorn.Server):
         yield
 
 
+class _CancelledRequests(logging.Filter):
+    """uvicorn logs a request task it cancelled at shutdown (:class:`_Server` on a second Ctrl-C,
+    uvicorn itself once the graceful wait ran out) as an application error with a traceback: a
+    request cut short on the operator's word is no error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+class _Server(uvicorn.Server):
+    """The main server. Ctrl-C or SIGTERM: uvicorn's graceful shutdown (open requests get
+    ``timeout_graceful_shutdown``, then the app's lifespan ends: MQTT offline, files closed). A
+    second Ctrl-C cancels the requests still open, quietly, and the shutdown goes on at once.
+
+    Unlike uvicorn, the signal is not raised again after the shutdown (it became a KeyboardInterrupt
+    inside asyncio, and every task still pending was logged with a traceback): :attr:`signalled`
+    says one came."""
+
+    signalled = False
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn's own handle_exit records the signal to raise it again later; not called.
+        again = self.signalled and sig == signal.SIGINT
+        self.signalled = self.should_exit = True
+        if again and self._loop is not None:  # a signal handler: the loop does the cancelling
+            self._loop.call_soon_threadsafe(self._cancel_requests)
+
+    def _cancel_requests(self) -> None:
+        for task in self.server_state.tasks:
+            task.cancel()
+
+
 def redirect_app(https_port: int) -> ASGIApp:
     """Every plain-HTTP request answered 308 to the same path over HTTPS."""
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,13 +187,14 @@ def run(settings: Settings, layout: Layout) -> int:
     # throttle and the audit trail see (uvicorn believes it from 127.0.0.1 by default).
     proxies = trusted_proxies(settings)
     # Live pages hold their event streams open: shut down within 3 s all the same.
-    main = uvicorn.Server(uvicorn.Config(
+    main = _Server(uvicorn.Config(
         app, host=settings.web_host, port=settings.web_port, log_level="warning",
         timeout_graceful_shutdown=3, ssl_certfile=str(cert) if secure else None,
         ssl_keyfile=str(key) if secure else None, proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None))
+    logging.getLogger("uvicorn.error").addFilter(_CancelledRequests())  # after Config set logging up
     if not (secure and settings.web_http_redirect_port):
-        return _until_interrupted(main.run)
+        return _until_interrupted(main, main.run)
     redirect = _Quiet(uvicorn.Config(redirect_app(settings.web_port), host=settings.web_host,
                                      port=settings.web_http_redirect_port, log_level="warning",
                                      lifespan="off"))
@@ -165,15 +207,17 @@ def run(settings: Settings, layout: Layout) -> int:
             redirect.should_exit = True
             await side
 
-    return _until_interrupted(lambda: asyncio.run(both()))
+    return _until_interrupted(main, lambda: asyncio.run(both()))
 
 
-def _until_interrupted(serve: Callable[[], object]) -> int:
-    """Run the server; Ctrl-C (SIGINT) that reaches asyncio's own handler rather than uvicorn's
-    (before its handlers are in place, or re-raised by uvicorn after its shutdown) ends it
-    quietly with 0, not a traceback: the shutdown itself already ran or was not needed."""
+def _until_interrupted(main: _Server, serve: Callable[[], object]) -> int:
+    """Run the server; 0 when it stopped, with one line when a signal stopped it. Ctrl-C before
+    uvicorn's handlers are in place reaches asyncio's own as a KeyboardInterrupt: the same line,
+    not a traceback (no shutdown was needed)."""
     try:
         serve()
     except KeyboardInterrupt:
+        main.signalled = True
+    if main.signalled:
         print("网页已停止 / web stopped", file=sys.stderr)
     return 0
