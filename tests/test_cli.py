@@ -78,22 +78,41 @@ def _listening(port: int) -> bool:
         return False
 
 
+def _live_page(port: int) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """A manager's live page: signed in, its event stream open."""
+    signing_in = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    form = urllib.parse.urlencode({"username": "mgr", "password": "manager-pass"})
+    signing_in.request("POST", "/login", form, {"Origin": f"http://127.0.0.1:{port}",
+                                                 "Content-Type": "application/x-www-form-urlencoded"})
+    answer = signing_in.getresponse()
+    assert answer.status == 303, answer.read()
+    cookie = str(answer.headers["Set-Cookie"]).split(";", 1)[0]
+    signing_in.close()
+    live = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    live.request("GET", "/events", headers={"Cookie": cookie})
+    stream = live.getresponse()
+    assert stream.status == 200
+    return live, stream
+
+
+def test_ctrl_c_ends_a_live_pages_stream_at_once(tmp_path: Path, own_broker: HallBroker) -> None:
+    with _demo_web(tmp_path, own_broker) as (web, port):
+        live, stream = _live_page(port)
+        web.send_signal(signal.SIGINT)
+        _, err = web.communicate(timeout=30)
+        assert stream.read().startswith(b"retry: 2000")  # ended whole: the last chunk came
+        live.close()
+    assert web.returncode == 0
+    # Not waited for until uvicorn's graceful shutdown ran out ("Cancel 1 running task(s)").
+    assert err.splitlines() == ["网页已停止 / web stopped"]
+
+
 def test_a_second_ctrl_c_ends_the_web_quietly(tmp_path: Path, own_broker: HallBroker) -> None:
     with _demo_web(tmp_path, own_broker) as (web, port):
         origin = f"http://127.0.0.1:{port}"
-        signing_in = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        form = urllib.parse.urlencode({"username": "mgr", "password": "manager-pass"})
-        signing_in.request("POST", "/login", form, {"Origin": origin,
-                                                     "Content-Type": "application/x-www-form-urlencoded"})
-        answer = signing_in.getresponse()
-        assert answer.status == 303, answer.read()
-        cookie = str(answer.headers["Set-Cookie"]).split(";", 1)[0]
-        signing_in.close()
         # Open when Ctrl-C comes: a live page's event stream, and a form whose body is still on
         # its way (its request waits for the rest: uvicorn's graceful shutdown waits for it).
-        live = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        live.request("GET", "/events", headers={"Cookie": cookie})
-        assert live.getresponse().status == 200
+        live, _stream = _live_page(port)
         slow = socket.create_connection(("127.0.0.1", port))
         slow.sendall(f"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\nContent-Type: "
                      "application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=".encode())

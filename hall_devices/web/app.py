@@ -214,9 +214,11 @@ class Pages:
                 yield "retry: 2000\n\n"  # the browser reconnects by itself after 2 s
                 yield f"data: {json.dumps(self.hub.snapshot(), ensure_ascii=False)}\n\n"
                 # A session ended (sign-out, password, role, removal) ends its feed within 5 s.
-                while self.access.alive(cookie):
+                while self.access.alive(cookie) and not self.hub.closing:
                     try:
                         data = await asyncio.wait_for(listener.get(), timeout=5)
+                        if self.hub.closing:  # the server is stopping (Hub.end_streams)
+                            break
                         yield f"data: {data}\n\n"
                     except TimeoutError:
                         yield ": keep-alive\n\n"

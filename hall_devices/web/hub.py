@@ -96,6 +96,7 @@ class Hub:
         self.acks: dict[tuple[str, str], dict[str, str]] = self.alert_log.acks()
         self.version = 0
         self._listeners: set[asyncio.Queue[str]] = set()
+        self.closing = False  # the server is stopping: live pages' streams end
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bus = Bus(settings, BusOptions(client_id=f"web-{uuid.uuid4().hex[:6]}", hall_id=layout.hall.id,
                                             device_id=WEB, device_kind="web"))
@@ -212,6 +213,14 @@ class Hub:
 
     def forget(self, listener: asyncio.Queue[str]) -> None:
         self._listeners.discard(listener)
+
+    def end_streams(self) -> None:
+        """The server is stopping: every live page's event stream ends now (its browser reconnects
+        by itself), so the graceful shutdown has nothing of theirs to wait for or cancel."""
+        self.closing = True
+        for listener in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):  # a full queue's stream sees it next
+                listener.put_nowait("")
 
     async def history(self, page: int, size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of every alert recorded (kept across restarts), newest first, with its

@@ -99,9 +99,10 @@ class _CancelledRequests(logging.Filter):
 
 
 class _Server(uvicorn.Server):
-    """The main server. Ctrl-C or SIGTERM: uvicorn's graceful shutdown (open requests get
-    ``timeout_graceful_shutdown``, then the app's lifespan ends: MQTT offline, files closed). A
-    second Ctrl-C cancels the requests still open, quietly, and the shutdown goes on at once.
+    """The main server. Ctrl-C or SIGTERM: uvicorn's graceful shutdown, ``before_shutdown`` first
+    (live pages' streams end), other open requests get ``timeout_graceful_shutdown``, then the
+    app's lifespan ends (MQTT offline, files closed). A second Ctrl-C cancels the requests still
+    open, quietly, and the shutdown goes on at once.
 
     Unlike uvicorn, the signal is not raised again after the shutdown (it became a KeyboardInterrupt
     inside asyncio, and every task still pending was logged with a traceback): :attr:`signalled`
@@ -110,9 +111,17 @@ class _Server(uvicorn.Server):
     signalled = False
     _loop: asyncio.AbstractEventLoop | None = None
 
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown  # e.g. end the live pages' streams
+
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._before_shutdown()
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn's own handle_exit records the signal to raise it again later; not called.
@@ -186,12 +195,12 @@ def run(settings: Settings, layout: Layout) -> int:
     # X-Forwarded-For only from the proxies named: else anyone sets the address the sign-in
     # throttle and the audit trail see (uvicorn believes it from 127.0.0.1 by default).
     proxies = trusted_proxies(settings)
-    # Live pages hold their event streams open: shut down within 3 s all the same.
+    # Live pages' event streams end as the shutdown begins; other requests get 3 s.
     main = _Server(uvicorn.Config(
         app, host=settings.web_host, port=settings.web_port, log_level="warning",
         timeout_graceful_shutdown=3, ssl_certfile=str(cert) if secure else None,
         ssl_keyfile=str(key) if secure else None, proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None))
+        forwarded_allow_ips=proxies or None), hub.end_streams)
     logging.getLogger("uvicorn.error").addFilter(_CancelledRequests())  # after Config set logging up
     if not (secure and settings.web_http_redirect_port):
         return _until_interrupted(main, main.run)
