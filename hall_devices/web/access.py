@@ -1,10 +1,11 @@
 """Sign-in, sign-out and one's own password change: sessions on the server, throttled, audited.
 
 - Passwords are checked in worker processes of their own (``hash_workers``) that run at a lower
-  CPU priority (nice 10): never on the event loop, never in the thread pool the pages' MQTT requests
-  use, and never ahead of the web's own process for the CPU, so a flood of sign-ins leaves every
-  other page, live feed and console button about as fast as before (benchmarks/web.py); with more
-  than ``max_pending_hashes`` checks waiting, a sign-in is answered 503 at once.
+  CPU priority (nice 10, :class:`~hall_devices.web.hashing.PasswordChecks`): never on the event
+  loop, never in the thread pool the pages' MQTT requests use, and never ahead of the web's own
+  process for the CPU, so a flood of sign-ins leaves every other page, live feed and console button
+  about as fast as before (benchmarks/web.py); with more than ``max_pending_hashes`` checks
+  waiting, a sign-in is answered 503 at once.
 - An unknown user name costs the same PBKDF2 check as a known one (against a throw-away hash), so
   the answer time does not tell which names exist.
 - Backoff per user name and per address (:class:`~hall_devices.web.guard.Throttle`): 429 with
@@ -18,46 +19,49 @@ import asyncio
 import functools
 import logging
 import math
-import multiprocessing
-import os
-import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from hall_devices.web.audit import AuditError, AuditLog
 from hall_devices.web.guard import Session, Sessions, Throttle, ThrottleRules
+from hall_devices.web.hashing import PasswordChecks
 from hall_devices.web.params import BadRequestError, int_param
 from hall_devices.web.users import (
     DEMO_PASSWORDS,
     User,
     UserDirectory,
     UsersError,
-    check_password,
-    hash_password,
     password_problem,
     set_password,
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-def _lower_priority() -> None:
-    """In each hashing process: yield the CPU to the web's event loop when both want it."""
-    os.nice(10)
-
 Render = Callable[..., Response]
 WRONG = "用户名或密码错误 / wrong user name or password"
 NOTICES = {"password": "密码已更改，请重新登录 / password changed: please sign in again",
            "signed_out": "已退出 / signed out",
            "expired": "登录已失效，请重新登录 / your session has ended: please sign in again"}
+BUSY = "系统繁忙，请稍后再试 / busy: try again in a moment"
+
+
+def too_many_attempts(wait_s: float) -> tuple[str, int]:
+    """The throttled page's message (Chinese / English) and its whole seconds (``Retry-After``)."""
+    seconds = math.ceil(wait_s)
+    return f"尝试次数过多，请 {seconds} 秒后再试 / too many attempts: try again in {seconds} s", seconds
+
+
+def client_address(request: Request) -> str:
+    """The browser's address (a trusted proxy's ``X-Forwarded-For`` applied by uvicorn), '' if none."""
+    return request.client.host if request.client else ""
+
+
+def throttle_keys(name: str, request: Request) -> list[str]:
+    """What a sign-in is throttled by: the user name (any letter case) and the address."""
+    return [f"user:{name.lower()}", f"address:{client_address(request)}"]
 
 
 @dataclass(frozen=True)
@@ -81,28 +85,10 @@ class Access:
         self.sessions = Sessions(options.idle_s, options.absolute_s)
         self.throttle = Throttle(options.throttle)
         self.cookie = "__Host-hall_session" if options.secure else "hall_session"
-        self._hashing = self._pool()
-        self._pending = 0
-        self._decoy = hash_password(secrets.token_urlsafe(16))  # checked for unknown user names
-
-    def _pool(self) -> ProcessPoolExecutor:
-        # "spawn": a fresh interpreter, not a fork of this threaded process.
-        return ProcessPoolExecutor(self.options.hash_workers, initializer=_lower_priority,
-                                   mp_context=multiprocessing.get_context("spawn"))
-
-    async def _hash(self, function: Callable[..., T], *args: object) -> T:
-        """``function(*args)`` in a hashing process; a pool whose process died is replaced once."""
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._hashing, function, *args)
-        except BrokenProcessPool:
-            log.error("a password-checking process died; starting new ones")
-            self._hashing.shutdown(wait=False, cancel_futures=True)
-            self._hashing = self._pool()
-            return await loop.run_in_executor(self._hashing, function, *args)
+        self.checks = PasswordChecks(options.hash_workers, options.max_pending_hashes)
 
     def close(self) -> None:
-        self._hashing.shutdown(wait=True, cancel_futures=True)  # at most the checks under way
+        self.checks.close()
 
     # --- who is asking ---------------------------------------------------------------------------
 
@@ -133,7 +119,7 @@ class Access:
 
     @staticmethod
     def address(request: Request) -> str:
-        return request.client.host if request.client else ""
+        return client_address(request)
 
     async def audit(self, request: Request, actor: str, action: str, target: str = "", *,
                     outcome: str = "ok", detail: str = "") -> None:
@@ -147,15 +133,7 @@ class Access:
 
     async def _check(self, password: str, user: User | None) -> bool | None:
         """Whether the password is right (same cost for an unknown user); None when too busy."""
-        if self._pending >= self.options.max_pending_hashes:
-            return None
-        self._pending += 1
-        try:
-            stored = user.password_hash if user else self._decoy
-            right = await self._hash(check_password, password, stored)
-            return right and user is not None
-        finally:
-            self._pending -= 1
+        return await self.checks.check(password, user.password_hash if user else None)
 
     # --- pages -----------------------------------------------------------------------------------
 
@@ -169,17 +147,16 @@ class Access:
             page.headers.update(headers)
             return page
 
-        keys = [f"user:{name.lower()}", f"address:{self.address(request)}"]
+        keys = throttle_keys(name, request)
         wait = self.throttle.attempt(keys, time.monotonic())
         if wait > 0:
-            seconds = math.ceil(wait)
-            return again(f"尝试次数过多，请 {seconds} 秒后再试 / too many attempts: try again in {seconds} s",
-                         429, **{"Retry-After": str(seconds)})
+            message, seconds = too_many_attempts(wait)
+            return again(message, 429, **{"Retry-After": str(seconds)})
         self.refresh_users()  # a user added a moment ago signs in without a restart
         user = self.users.get(name)
         right = await self._check(password, user)
         if right is None:
-            return again("系统繁忙，请稍后再试 / busy: try again in a moment", 503, **{"Retry-After": "1"})
+            return again(BUSY, 503, **{"Retry-After": "1"})
         if not right or user is None:
             locked = self.throttle.wait_s(keys, time.monotonic())
             await self.audit(request, name, "sign_in_failed", outcome="refused",
@@ -256,14 +233,13 @@ class Access:
         def refuse(error: str, status: int) -> Response:
             return render("account.html", request, error=error, status_code=status)
 
-        keys = [f"user:{user.name.lower()}", f"address:{self.address(request)}"]
+        keys = throttle_keys(user.name, request)
         wait = self.throttle.attempt(keys, time.monotonic())
         if wait > 0:
-            return refuse(f"尝试次数过多，请 {math.ceil(wait)} 秒后再试 / too many attempts: "
-                          f"try again in {math.ceil(wait)} s", 429)
+            return refuse(too_many_attempts(wait)[0], 429)
         right = await self._check(current, user)
         if right is None:
-            return refuse("系统繁忙，请稍后再试 / busy: try again in a moment", 503)
+            return refuse(BUSY, 503)
         if not right:
             await self.audit(request, user.name, "password_change", target=user.name, outcome="refused",
                              detail="wrong current password")
@@ -274,7 +250,7 @@ class Access:
         if problem:
             return refuse(problem, 400)
         try:
-            await self._hash(set_password, self.users.path, user.name, new)
+            await self.checks.run(set_password, self.users.path, user.name, new)
         except (UsersError, OSError) as exc:
             log.error("cannot change the password of %s: %s", user.name, exc)
             return refuse("无法保存新密码，请联系管理员 / the new password could not be saved: "

@@ -14,9 +14,10 @@ import hmac
 import os
 import secrets
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 Role = Literal["manager", "clerk"]
 ROLES: tuple[Role, ...] = ("manager", "clerk")
@@ -26,6 +27,7 @@ MIN_LENGTH = 10
 DEMO_PASSWORDS = frozenset({"manager-demo", "clerk-demo"})
 # The demo's accounts; users files written before the ``demo`` flag existed are checked against these.
 DEMO_ACCOUNTS = {"manager": "manager-demo", "clerk": "clerk-demo"}
+U = TypeVar("U")
 _COMMON = frozenset({"password", "password1", "1234567890", "0123456789", "qwertyuiop", "12345678910",
                      "administrator", "changeme12", "abcdefghij", "a123456789", "1qaz2wsx3edc"})
 
@@ -72,6 +74,11 @@ def password_problem(name: str, password: str) -> str | None:
     return None
 
 
+def stamp(*parts: str) -> str:
+    """16 hex digits that change whenever any of ``parts`` does (what a session is bound to)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -85,8 +92,7 @@ class User:
     def stamp(self) -> str:
         """Changes whenever the role, password or windows do: a session is bound to the stamp it
         began with."""
-        windows = ",".join(map(str, self.windows))
-        return hashlib.sha256(f"{self.role}\n{self.password_hash}\n{windows}".encode()).hexdigest()[:16]
+        return stamp(self.role, self.password_hash, ",".join(map(str, self.windows)))
 
     def may_open(self, window: int) -> bool:
         """Whether this user may sign in to ``window``: a manager any, a clerk only its own."""
@@ -193,13 +199,15 @@ def set_password(path: Path, name: str, password: str) -> None:
     add_user(path, name, users[name].role, password, users[name].windows)
 
 
-class UserDirectory:
-    """The users file as the web sees it: re-read whenever it changes on disk (size, time, inode)."""
+class FileDirectory(Generic[U]):
+    """A users file as a running web sees it: re-read with ``load`` whenever it changes on disk
+    (size, time, inode). The hall's web reads :class:`User` entries, the regional dashboard its own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load: Callable[[Path], dict[str, U]]) -> None:
         self.path = path
+        self._load = load
         self._seen: tuple[int, int, int] | None = None
-        self.users: dict[str, User] = {}
+        self.users: dict[str, U] = {}
         self.refresh()
 
     def _signature(self) -> tuple[int, int, int] | None:
@@ -211,13 +219,20 @@ class UserDirectory:
 
     def refresh(self) -> None:
         """Re-read the file if it changed. A file that became unreadable keeps the last good users
-        and raises :class:`UsersError` once (the caller logs it; the next change is read again); a
+        and raises ``load``'s error once (the caller logs it; the next change is read again); a
         removed file means no users."""
         signature = self._signature()
         if signature == self._seen:
             return
         self._seen = signature
-        self.users = load_users(self.path) if signature is not None else {}
+        self.users = self._load(self.path) if signature is not None else {}
 
-    def get(self, name: str) -> User | None:
+    def get(self, name: str) -> U | None:
         return self.users.get(name)
+
+
+class UserDirectory(FileDirectory[User]):
+    """The hall web's users file (:func:`load_users`: raises :class:`UsersError`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, load_users)
