@@ -68,22 +68,21 @@ def _region_push(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _region_web(args: argparse.Namespace, settings: Settings) -> int:
-    import secrets
-
     import uvicorn
 
-    from hall_devices.region.web import RegionWebError, create_region_app, load_region_users
+    from hall_devices.region.users import RegionWebError
+    from hall_devices.region.web import create_region_app
+    from hall_devices.web.access import AccessOptions
 
     url = _db_url(args, settings)
     if not url:
         return 2
+    tls = args.tls_cert is not None
     try:
-        users = load_region_users(args.users)
+        app = create_region_app(url, args.users, AccessOptions(secure=tls, demo=False))
     except RegionWebError as exc:
         print(f"用户文件有误 / {exc}", file=sys.stderr)
         return 1
-    tls = args.tls_cert is not None
-    app = create_region_app(url, users, secrets.token_urlsafe(32), https=tls)
     print(f"regional dashboard: {'https' if tls else 'http'}://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 ssl_certfile=str(args.tls_cert) if tls else None,

@@ -29,7 +29,7 @@ from hall_devices.ops.provision import provision
 from hall_devices.region.bridge import HallEntry, add_bridge, bridge_section, provision_region
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
-from hall_devices.region.web import RegionRole, write_region_users
+from hall_devices.region.users import RegionRole, write_region_users
 from hall_devices.registry import role_named
 from hall_devices.role_spec import RoleArgs
 from hall_devices.settings import Settings

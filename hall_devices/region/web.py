@@ -2,25 +2,25 @@
 
 Its own small Starlette app (same stack and stylesheet as the hall's), reading the region's
 PostgreSQL in a worker thread (psycopg is blocking). Roles of its own, in a users file of the hall's
-format (``[[users]]`` name, role, PBKDF2 password hash): ``region_manager`` and ``auditor`` (read
-only). Every page needs a session; served over TLS with the region's certificate (``serve``).
-Times are shown in China Standard Time (UTC+8), the halls' time.
+format (``region/users.py``): ``region_manager`` and ``auditor`` (read only). Every page needs a
+session; sign-in, sessions and throttling are ``region/access.py``, the Origin check on every POST
+and the security headers the hall's :class:`~hall_devices.web.security.Guard`. Served over TLS
+with the region's certificate (``region-web``). Times are shown in China Standard Time (UTC+8), the
+halls' time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import tomllib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -28,50 +28,16 @@ from starlette.templating import Jinja2Templates
 
 from hall_devices.contract import RATING_NAMES
 from hall_devices.region import views
-from hall_devices.web.users import check_password, hash_password
+from hall_devices.region.access import RegionAccess
+from hall_devices.region.users import ROLE_ZH, RegionRole, RegionUser
+from hall_devices.web.access import AccessOptions
+from hall_devices.web.security import Guard
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE.parent / "web" / "static"
 CST = dt.timezone(dt.timedelta(hours=8))
-RegionRole = Literal["region_manager", "auditor"]
-ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
 PUSH_ZH = {"pending": "待答复", "applied": "已生效", "refused": "被拒绝"}
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class RegionWebError(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class RegionUser:
-    name: str
-    role: RegionRole
-    password_hash: str
-
-
-def load_region_users(path: Path) -> dict[str, RegionUser]:
-    if not path.exists():
-        raise RegionWebError(f"no users file at {path}")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    users = {}
-    for i, row in enumerate(data.get("users", [])):
-        if row.get("role") not in ROLE_ZH or not row.get("name") or not row.get("password"):
-            raise RegionWebError(f"{path}: users[{i}] needs name, role (region_manager or auditor) "
-                                 "and password")
-        users[row["name"]] = RegionUser(row["name"], row["role"], row["password"])
-    return users
-
-
-def write_region_users(path: Path, users: dict[str, tuple[RegionRole, str]]) -> None:
-    """Write a users file from name → (role, plain password); mode 0600."""
-    lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
-    for name, (role, password) in users.items():
-        lines += ["[[users]]", f'name = "{name}"', f'role = "{role}"',
-                  f'password = "{hash_password(password)}"', ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    path.chmod(0o600)
 
 
 def _minutes(seconds: float | None) -> str:
@@ -91,9 +57,9 @@ def _hall_time(value: object) -> str:
 
 
 class RegionPages:
-    def __init__(self, db_url: str, users: dict[str, RegionUser]) -> None:
+    def __init__(self, db_url: str, access: RegionAccess) -> None:
         self.db_url = db_url
-        self.users = users
+        self.access = access
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(role_zh=ROLE_ZH, push_zh=PUSH_ZH, rating_names=RATING_NAMES,
                                           minutes=_minutes, percent=_percent, hall_time=_hall_time)
@@ -105,17 +71,18 @@ class RegionPages:
         return await asyncio.to_thread(run)
 
     def user_of(self, request: Request) -> RegionUser | None:
-        name = request.session.get("user")
-        return self.users.get(name) if isinstance(name, str) else None
+        return self.access.user_of(request)
 
-    def page(self, name: str, request: Request, **context: Any) -> Response:
-        return self.templates.TemplateResponse(request, name, {"user": self.user_of(request), **context})
+    def page(self, name: str, request: Request, status_code: int = 200, **context: Any) -> Response:
+        return self.templates.TemplateResponse(request, name, {"user": self.user_of(request), **context},
+                                               status_code=status_code)
 
     def signed_in(self, handler: Handler, role: RegionRole | None = None) -> Handler:
         async def guarded(request: Request) -> Response:
             user = self.user_of(request)
             if user is None:
-                return RedirectResponse("/login", status_code=303)
+                ended = "?notice=expired" if self.access.cookie in request.cookies else ""
+                return RedirectResponse(f"/login{ended}", status_code=303)
             if role is not None and user.role != role:
                 return PlainTextResponse("无权操作 / not allowed for your role", status_code=403)
             return await handler(request)
@@ -132,20 +99,13 @@ class RegionPages:
         return RedirectResponse(f"/hall/{hall_id}", status_code=303)
 
     async def login_form(self, request: Request) -> Response:
-        return self.page("login.html", request, error=None)
+        return self.page("login.html", request, error=None, notice=self.access.notice(request))
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
-        user = self.users.get(str(form.get("username", "")))
-        if user is None or not check_password(str(form.get("password", "")), user.password_hash):
-            return self.page("login.html", request, error="用户名或密码错误 / wrong user name or password")
-        request.session.clear()
-        request.session["user"] = user.name
-        return RedirectResponse("/", status_code=303)
+        return await self.access.login(request, self.page)
 
     async def logout(self, request: Request) -> Response:
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
+        return await self.access.logout(request)
 
     async def halls(self, request: Request) -> Response:
         now = dt.datetime.now(dt.UTC)
@@ -194,9 +154,11 @@ def _day(value: str | None) -> str | None:
         return None
 
 
-def create_region_app(db_url: str, users: dict[str, RegionUser], secret: str, https: bool = True
-                      ) -> Starlette:
-    pages = RegionPages(db_url, users)
+def create_region_app(db_url: str, users_file: Path, options: AccessOptions) -> Starlette:
+    """The dashboard's app; ``options.secure``: served over HTTPS (``__Host-`` cookie, Secure).
+    Raises :class:`~hall_devices.region.users.RegionWebError` when the users file cannot be read."""
+    access = RegionAccess(users_file, options)
+    pages = RegionPages(db_url, access)
     guard = pages.signed_in
     routes = [
         Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
@@ -206,6 +168,12 @@ def create_region_app(db_url: str, users: dict[str, RegionUser], secret: str, ht
               methods=["POST"]),
         Route("/static/{name}", pages.static),
     ]
-    middleware = [Middleware(SessionMiddleware, secret_key=secret, same_site="strict", https_only=https,
-                             session_cookie="region_session", max_age=12 * 3600)]
-    return Starlette(routes=routes, middleware=middleware)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            access.close()  # the hashing processes
+
+    return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)

@@ -1,8 +1,10 @@
-"""The regional dashboard over TLS on a real uvicorn server, reading a real PostgreSQL."""
+"""The regional dashboard over TLS on a real uvicorn server, reading a real PostgreSQL; its sign-in
+has the hall web's defences (server-side sessions, throttling, Origin checks, security headers)."""
 
 from __future__ import annotations
 
 import http.cookiejar
+import os
 import ssl
 import threading
 import time
@@ -10,7 +12,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 import psycopg
@@ -21,9 +25,29 @@ from hall_devices.ops.broker import free_port
 from hall_devices.ops.provision import make_tls
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
-from hall_devices.region.web import create_region_app, load_region_users, write_region_users
+from hall_devices.region.users import write_region_users
+from hall_devices.region.web import create_region_app
+from hall_devices.web.access import AccessOptions
+from hall_devices.web.guard import ThrottleRules
+from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
 from tests.region.test_outbox import forwarded, hall_day
+
+FREE = 3  # failed sign-ins before the first wait
+BACKOFF_S = 3.0  # the test's backoff: short, so the brute-force test can wait it out
+Client = urllib.request.OpenerDirector
+
+
+def lower(headers: Message) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: str
+    url: str
 
 
 @dataclass
@@ -31,19 +55,48 @@ class Site:
     base: str
     context: ssl.SSLContext
     db_url: str
+    users: Path
 
-    def client(self) -> urllib.request.OpenerDirector:
-        return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
-                                           urllib.request.HTTPSHandler(context=self.context))
+    def client(self, origin: str | None = "") -> Client:
+        """A browser with a cookie jar; its requests carry ``Origin`` (this site's unless given; None:
+        no Origin header)."""
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                             urllib.request.HTTPSHandler(context=self.context))
+        if origin is not None:
+            opener.addheaders.append(("Origin", origin or self.base))
+        return opener
 
-    def get(self, client: urllib.request.OpenerDirector, path: str) -> tuple[str, str]:
+    def copy(self, cookie: http.cookiejar.Cookie) -> Client:
+        """Another machine presenting a copy of ``cookie`` (and this site's Origin)."""
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context))
+        opener.addheaders += [("Cookie", f"{cookie.name}={cookie.value}"), ("Origin", self.base)]
+        return opener
+
+    def get(self, client: Client, path: str) -> tuple[str, str]:
         with client.open(self.base + path, timeout=10) as answer:
             return answer.geturl(), answer.read().decode("utf-8")
 
-    def login(self, client: urllib.request.OpenerDirector, name: str, password: str) -> str:
-        form = urllib.parse.urlencode({"username": name, "password": password}).encode()
-        with client.open(self.base + "/login", data=form, timeout=10) as answer:
-            return str(answer.read().decode("utf-8"))
+    def send(self, client: Client, path: str, form: dict[str, str] | None = None) -> Answer:
+        """GET (``form`` None) or POST ``path``; any status is answered, redirects followed."""
+        data = None if form is None else urllib.parse.urlencode(form).encode()
+        try:
+            with client.open(self.base + path, data=data, timeout=10) as answer:
+                return Answer(answer.status, lower(answer.headers), answer.read().decode("utf-8"),
+                              answer.geturl())
+        except urllib.error.HTTPError as refused:
+            with refused:
+                return Answer(refused.code, lower(refused.headers), refused.read().decode("utf-8"),
+                              refused.geturl())
+
+    def login(self, client: Client, name: str, password: str) -> str:
+        return self.send(client, "/login", {"username": name, "password": password}).body
+
+
+def session_cookie(client: Client) -> http.cookiejar.Cookie:
+    jar = next(h.cookiejar for h in client.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+    found = list(jar)
+    assert len(found) == 1
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +110,11 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     folder: Path = tmp_path_factory.mktemp("region-web")
     make_tls(folder / "tls", ["localhost", "127.0.0.1"])
     write_region_users(folder / "users.toml",
-                       {"chen": ("region_manager", "m-pass"), "audit": ("auditor", "a-pass")})
-    app = create_region_app(url, load_region_users(folder / "users.toml"), "test-secret")
+                       {"chen": ("region_manager", "m-pass"), "audit": ("auditor", "a-pass"),
+                        "lin": ("auditor", "l-pass"), "zhao": ("auditor", "z-pass")})
+    rules = ThrottleRules(free=FREE, backoff_s=BACKOFF_S, max_backoff_s=BACKOFF_S)
+    options = AccessOptions(secure=True, demo=False, throttle=rules)
+    app = create_region_app(url, folder / "users.toml", options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            ssl_certfile=str(folder / "tls" / "server.crt"),
@@ -70,7 +126,7 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         time.sleep(0.05)
     assert server.started
     context = ssl.create_default_context(cafile=str(folder / "tls" / "ca.crt"))
-    yield Site(f"https://127.0.0.1:{port}", context, url)
+    yield Site(f"https://127.0.0.1:{port}", context, url, folder / "users.toml")
     server.should_exit = True
     thread.join(10)
 
@@ -114,10 +170,8 @@ def test_only_a_region_manager_may_act(site: Site) -> None:
     site.login(manager, "chen", "m-pass")
     _, page = site.get(auditor, "/hall/h1")
     assert 'id="retry"' not in page
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        auditor.open(site.base + "/hall/h1/retry-reports", data=b"", timeout=10)
-    assert refused.value.code == 403
-    refused.value.close()
+    refused = site.send(auditor, "/hall/h1/retry-reports", {})
+    assert refused.status == 403 and "not allowed for your role" in refused.body
     later = "UPDATE rating_records SET next_attempt_at = now() + interval '1 day'"
     due = "SELECT count(*) FROM rating_records WHERE next_attempt_at <= now()"
     with psycopg.connect(site.db_url, autocommit=True) as conn:
@@ -129,3 +183,103 @@ def test_only_a_region_manager_may_act(site: Site) -> None:
         assert answer.geturl().endswith("/hall/h1")
     with psycopg.connect(site.db_url) as conn:
         assert conn.execute(due).fetchone() == (2,)  # both of h1's records are due again
+
+
+def test_a_copied_cookie_is_refused_after_sign_out(site: Site) -> None:
+    browser = site.client()
+    site.login(browser, "chen", "m-pass")
+    cookie = session_cookie(browser)
+    assert cookie.name == "__Host-region_session" and cookie.secure
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    copied = site.copy(cookie)
+    landed, page = site.get(copied, "/")  # the copy works while the session lives
+    assert landed == f"{site.base}/" and 'data-hall="h1"' in page
+    out = site.send(browser, "/logout", {})
+    assert out.url.endswith("/login?notice=signed_out") and "已退出" in out.body
+    # The server has ended the session: the copy, presented from anywhere, is refused.
+    landed, page = site.get(copied, "/hall/h1")
+    assert landed.endswith("/login?notice=expired") and "登录已失效" in page and "A001" not in page
+    assert site.send(copied, "/hall/h1/retry-reports", {}).url.endswith("/login?notice=expired")
+
+
+def write_over(path: Path, text: str) -> None:
+    """Replace ``path`` whole (a new file renamed over it), as an editor or a tool does."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o600)
+    os.replace(temporary, path)
+
+
+def test_a_password_change_in_the_users_file_ends_that_users_sessions(site: Site) -> None:
+    here, there, other = site.client(), site.client(), site.client()
+    site.login(here, "lin", "l-pass")
+    site.login(there, "lin", "l-pass")  # the same user on another PC
+    site.login(other, "chen", "m-pass")
+    assert site.get(there, "/")[0] == f"{site.base}/"
+    text = site.users.read_text(encoding="utf-8")
+    old_hash = text.split('name = "lin"')[1].split('password = "')[1].split('"')[0]
+    write_over(site.users, text.replace(old_hash, hash_password("l-new-pass")))
+    for client in (here, there):
+        landed, page = site.get(client, "/")
+        assert landed.endswith("/login?notice=expired") and "登录已失效" in page
+    assert site.get(other, "/")[0] == f"{site.base}/"  # another user's session carries on
+    assert site.send(site.client(), "/login", {"username": "lin", "password": "l-pass"}).status == 401
+    assert "审计（只读）" in site.login(here, "lin", "l-new-pass")
+
+
+def test_brute_force_is_throttled_then_the_real_user_signs_in(site: Site) -> None:
+    site.login(site.client(), "chen", "m-pass")  # a success starts this address afresh
+
+    def guess(i: int) -> int:
+        return site.send(site.client(), "/login", {"username": "zhao", "password": f"guess-{i}"}).status
+
+    with ThreadPoolExecutor(8) as pool:  # all at once: each attempt counts as it starts
+        statuses = sorted(pool.map(guess, range(8)))
+    assert statuses == [401] * FREE + [429] * (8 - FREE)
+    # Now even the right password waits, with a message in Chinese and English.
+    locked = site.send(site.client(), "/login", {"username": "zhao", "password": "z-pass"})
+    assert locked.status == 429 and 1 <= int(locked.headers["retry-after"]) <= BACKOFF_S
+    assert "尝试次数过多" in locked.body and "too many attempts: try again in" in locked.body
+    time.sleep(int(locked.headers["retry-after"]) + 0.2)
+    browser = site.client()
+    page = site.login(browser, "zhao", "z-pass")
+    assert "审计（只读）" in page and 'data-hall="h1"' in page
+
+
+def test_a_cross_origin_post_is_refused(site: Site) -> None:
+    manager = site.client()
+    site.login(manager, "chen", "m-pass")
+    cookie = session_cookie(manager)
+    later = "UPDATE rating_records SET next_attempt_at = now() + interval '1 day'"
+    due = "SELECT count(*) FROM rating_records WHERE next_attempt_at <= now()"
+    with psycopg.connect(site.db_url, autocommit=True) as conn:
+        conn.execute(later)
+    elsewhere = site.base.rsplit(":", 1)[0] + ":1"  # a page on another port of the same host
+    for origin in (elsewhere, "null", None):
+        forged = site.client(origin)
+        forged.addheaders.append(("Cookie", f"{cookie.name}={cookie.value}"))
+        refused = site.send(forged, "/hall/h1/retry-reports", {})
+        assert refused.status == 403 and "来源不符" in refused.body, origin
+        assert site.send(forged, "/logout", {}).status == 403
+        assert site.send(forged, "/login", {"username": "chen", "password": "m-pass"}).status == 403
+    with psycopg.connect(site.db_url) as conn:
+        assert conn.execute(due).fetchone() == (0,)  # nothing was done
+    assert site.get(manager, "/")[0] == f"{site.base}/"  # and the session was not signed out
+
+
+def test_security_headers_on_every_page(site: Site) -> None:
+    auditor = site.client()
+    site.login(auditor, "audit", "a-pass")
+    for client, path, status in ((site.client(), "/login", 200), (auditor, "/", 200),
+                                 (auditor, "/hall/h1", 200), (auditor, "/hall/nope", 404),
+                                 (auditor, "/hall/h1/retry-reports", 403), (auditor, "/static/app.css", 200)):
+        answer = site.send(client, path, {} if path.endswith("retry-reports") else None)
+        assert answer.status == status, path
+        headers = answer.headers
+        policy = headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "form-action 'self'" in policy, path
+        scripts = policy.split("script-src")[1].split(";")[0]
+        assert "'nonce-" in scripts and "unsafe-inline" not in scripts, path
+        assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY", path
+        assert headers["referrer-policy"] == "same-origin" and headers["cache-control"] == "no-store", path
+        assert headers["strict-transport-security"].startswith("max-age="), path

@@ -1,0 +1,72 @@
+"""The regional dashboard's users: a TOML file in the hall's format (``[[users]]`` name, role,
+PBKDF2 ``password`` hash, mode 0600) with roles of its own, ``region_manager`` and ``auditor``.
+
+A running dashboard re-reads the file when it changes (:class:`~hall_devices.web.users.FileDirectory`)
+and binds each session to its user's :attr:`RegionUser.stamp`: a new password, a new role or a
+removed entry ends that user's sessions at once.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hall_devices.web.users import FileDirectory, hash_password, stamp
+
+RegionRole = Literal["region_manager", "auditor"]
+ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
+
+
+class RegionWebError(Exception):
+    """The users file cannot be read; the message names the file and entry."""
+
+
+@dataclass(frozen=True)
+class RegionUser:
+    name: str
+    role: RegionRole
+    password_hash: str
+
+    @property
+    def stamp(self) -> str:
+        """Changes whenever the role or password does: a session is bound to the stamp it began with."""
+        return stamp(self.role, self.password_hash)
+
+
+def load_region_users(path: Path) -> dict[str, RegionUser]:
+    """Every user of the file by name. Raises :class:`RegionWebError` naming the file and entry."""
+    if not path.exists():
+        raise RegionWebError(f"no users file at {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise RegionWebError(f"cannot read the users file {path}: {exc}") from exc
+    users = {}
+    for i, row in enumerate(data.get("users", [])):
+        if row.get("role") not in ROLE_ZH or not row.get("name") or not row.get("password"):
+            raise RegionWebError(f"{path}: users[{i}] needs name, role (region_manager or auditor) "
+                                 "and password")
+        users[row["name"]] = RegionUser(row["name"], row["role"], row["password"])
+    return users
+
+
+def region_directory(path: Path) -> FileDirectory[RegionUser]:
+    """The users file as the running dashboard sees it (re-read on change). Raises
+    :class:`RegionWebError` when it is missing or cannot be read now; later, a removed file means no
+    users."""
+    if not path.exists():
+        raise RegionWebError(f"no users file at {path}")
+    return FileDirectory(path, load_region_users)
+
+
+def write_region_users(path: Path, users: dict[str, tuple[RegionRole, str]]) -> None:
+    """Write a users file from name → (role, plain password); mode 0600."""
+    lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
+    for name, (role, password) in users.items():
+        lines += ["[[users]]", f'name = "{name}"', f'role = "{role}"',
+                  f'password = "{hash_password(password)}"', ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)
