@@ -1,9 +1,10 @@
-"""The regional dashboard's sign-in and sign-out, with the hall web's defences (docs/security.md):
+"""The regional dashboard's sign-in, sign-out and one's own password change, with the hall web's
+defences (docs/security.md):
 
 - sessions on the server (:class:`~hall_devices.web.guard.Sessions`: the cookie is a random key,
   only its SHA-256 is kept), bound to the user's stamp: sign-out ends the session at once, and a
-  new password, a new role or a removed entry in the users file ends every session of that user;
-  idle and absolute timeouts;
+  password change (``/account``), or a new password, a new role or a removed entry in the users
+  file, ends every session of that user; idle and absolute timeouts;
 - backoff per user name and per address (:class:`~hall_devices.web.guard.Throttle`): 429 with
   ``Retry-After``; the real user signs in once the wait is over;
 - passwords checked in the hall's hashing processes
@@ -24,7 +25,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from hall_devices.region.users import RegionUser, RegionWebError, region_directory
+from hall_devices.region.users import RegionUser, RegionWebError, region_directory, set_region_password
 from hall_devices.web.access import (
     BUSY,
     NOTICES,
@@ -36,6 +37,7 @@ from hall_devices.web.access import (
 )
 from hall_devices.web.guard import Session, Sessions, Throttle
 from hall_devices.web.hashing import PasswordChecks
+from hall_devices.web.users import password_problem
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,42 @@ class RegionAccess:
         response.delete_cookie(self.cookie, path="/", secure=self.options.secure, httponly=True,
                                samesite="strict")
         return response
+
+    async def change_password(self, request: Request, render: Render) -> Response:
+        """The signed-in user's own password: the current one, then the new one twice (the hall's
+        rules, :func:`~hall_devices.web.users.password_problem`). Every session of that user ends."""
+        user = self.user_of(request)
+        assert user is not None  # the route is for signed-in users only
+        form = await request.form()
+        current, new, confirm = (str(form.get(k, "")) for k in ("current", "new", "confirm"))
+
+        def refuse(error: str, status: int) -> Response:
+            return render("account.html", request, error=error, status_code=status)
+
+        keys = throttle_keys(user.name, request)
+        wait = self.throttle.attempt(keys, time.monotonic())
+        if wait > 0:
+            return refuse(too_many_attempts(wait)[0], 429)
+        right = await self.checks.check(current, user.password_hash)
+        if right is None:
+            return refuse(BUSY, 503)
+        if not right:
+            return refuse("当前密码错误 / the current password is wrong", 401)
+        self.throttle.succeeded(keys)
+        problem = password_problem(user.name, new) or (
+            None if new == confirm else "两次输入的新密码不一致 / the new passwords differ")
+        if problem:
+            return refuse(problem, 400)
+        try:
+            await self.checks.run(set_region_password, self.users.path, user.name, new)
+        except (RegionWebError, OSError) as exc:
+            log.error("cannot change the password of %s: %s", user.name, exc)
+            return refuse("无法保存新密码，请联系管理员 / the new password could not be saved: "
+                          "ask the administrator", 500)
+        ended = self.sessions.end_user(user.name)
+        self.refresh_users()
+        log.warning("%s changed their password; %d session(s) ended", user.name, ended)
+        return self.signed_out("password")
 
     def notice(self, request: Request) -> str | None:
         return NOTICES.get(request.query_params.get("notice", ""))

@@ -8,12 +8,14 @@ removed entry ends that user's sessions at once.
 
 from __future__ import annotations
 
+import os
+import secrets
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.web.users import FileDirectory, hash_password, stamp
+from hall_devices.web.users import FileDirectory, give_like, hash_password, stamp
 
 RegionRole = Literal["region_manager", "auditor"]
 ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
@@ -61,12 +63,33 @@ def region_directory(path: Path) -> FileDirectory[RegionUser]:
     return FileDirectory(path, load_region_users)
 
 
+def save_region_users(path: Path, users: dict[str, RegionUser]) -> None:
+    """Write the file whole (a temporary file renamed over it), created 0600, keeping the owner of
+    the file it replaces when run as root, as the hall's ``save_users``. Raises OSError."""
+    lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
+    for user in users.values():
+        lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
+                  f'password = "{user.password_hash}"', ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        give_like(handle.fileno(), path if path.exists() else path.parent)
+        handle.write("\n".join(lines))
+    os.replace(temporary, path)
+
+
 def write_region_users(path: Path, users: dict[str, tuple[RegionRole, str]]) -> None:
     """Write a users file from name → (role, plain password); mode 0600."""
-    lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
-    for name, (role, password) in users.items():
-        lines += ["[[users]]", f'name = "{name}"', f'role = "{role}"',
-                  f'password = "{hash_password(password)}"', ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    path.chmod(0o600)
+    save_region_users(path, {name: RegionUser(name, role, hash_password(password))
+                             for name, (role, password) in users.items()})
+
+
+def set_region_password(path: Path, name: str, password: str) -> None:
+    """A new password for ``name`` (the strength rules are the caller's); the other entries are kept
+    as they are. Raises :class:`RegionWebError` (no such user, unreadable file) or OSError."""
+    users = load_region_users(path)
+    if name not in users:
+        raise RegionWebError(f"no user {name!r} in {path}")
+    users[name] = replace(users[name], password_hash=hash_password(password))
+    save_region_users(path, users)

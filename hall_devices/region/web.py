@@ -60,7 +60,9 @@ class RegionPages:
     def __init__(self, db_url: str, access: RegionAccess) -> None:
         self.db_url = db_url
         self.access = access
-        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        # The region's own templates first; the hall's account.html (extending the region's base.html)
+        # after them, one password-change form for both.
+        self.templates = Jinja2Templates(directory=[HERE / "templates", HERE.parent / "web" / "templates"])
         self.templates.env.globals.update(role_zh=ROLE_ZH, push_zh=PUSH_ZH, rating_names=RATING_NAMES,
                                           minutes=_minutes, percent=_percent, hall_time=_hall_time)
 
@@ -106,6 +108,12 @@ class RegionPages:
 
     async def logout(self, request: Request) -> Response:
         return await self.access.logout(request)
+
+    async def account(self, request: Request) -> Response:
+        return self.page("account.html", request, error=None)
+
+    async def change_password(self, request: Request) -> Response:
+        return await self.access.change_password(request, self.page)
 
     async def halls(self, request: Request) -> Response:
         now = dt.datetime.now(dt.UTC)
@@ -163,6 +171,8 @@ def create_region_app(db_url: str, users_file: Path, options: AccessOptions) -> 
     routes = [
         Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]), Route("/", guard(pages.halls)),
+        Route("/account", guard(pages.account)),
+        Route("/account/password", guard(pages.change_password), methods=["POST"]),
         Route("/compare", guard(pages.compare)), Route("/hall/{hall_id}", guard(pages.hall)),
         Route("/hall/{hall_id}/retry-reports", guard(pages.retry_reports, "region_manager"),
               methods=["POST"]),

@@ -111,7 +111,8 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     make_tls(folder / "tls", ["localhost", "127.0.0.1"])
     write_region_users(folder / "users.toml",
                        {"chen": ("region_manager", "m-pass"), "audit": ("auditor", "a-pass"),
-                        "lin": ("auditor", "l-pass"), "zhao": ("auditor", "z-pass")})
+                        "lin": ("auditor", "l-pass"), "zhao": ("auditor", "z-pass"),
+                        "wu": ("region_manager", "w-pass")})
     rules = ThrottleRules(free=FREE, backoff_s=BACKOFF_S, max_backoff_s=BACKOFF_S)
     options = AccessOptions(secure=True, demo=False, throttle=rules)
     app = create_region_app(url, folder / "users.toml", options)
@@ -225,6 +226,30 @@ def test_a_password_change_in_the_users_file_ends_that_users_sessions(site: Site
     assert site.get(other, "/")[0] == f"{site.base}/"  # another user's session carries on
     assert site.send(site.client(), "/login", {"username": "lin", "password": "l-pass"}).status == 401
     assert "审计（只读）" in site.login(here, "lin", "l-new-pass")
+
+
+def test_changing_ones_password_ends_every_session_of_that_user(site: Site) -> None:
+    browser, elsewhere, other = site.client(), site.client(), site.client()
+    site.login(browser, "wu", "w-pass")
+    site.login(elsewhere, "wu", "w-pass")  # the same user on another PC
+    site.login(other, "chen", "m-pass")
+    assert 'href="/account"' in site.get(browser, "/")[1]
+    assert 'id="change"' in site.get(browser, "/account")[1]
+    for current, new, again, status, problem in (
+            ("wrong-one-1", "Winter-Hall-2031", "Winter-Hall-2031", 401, "current password is wrong"),
+            ("w-pass", "short1", "short1", 400, "at least 10 characters"),
+            ("w-pass", "Winter-Hall-2031", "Winter-Hall-2032", 400, "the new passwords differ")):
+        answer = site.send(browser, "/account/password", {"current": current, "new": new, "confirm": again})
+        assert answer.status == status and problem in answer.body
+    assert site.get(elsewhere, "/")[0] == f"{site.base}/"  # nothing changed yet
+    done = site.send(browser, "/account/password",
+                     {"current": "w-pass", "new": "Winter-Hall-2031", "confirm": "Winter-Hall-2031"})
+    assert done.url.endswith("/login?notice=password") and "密码已更改" in done.body
+    assert site.get(elsewhere, "/")[0].endswith("/login?notice=expired")
+    assert site.get(other, "/")[0] == f"{site.base}/"  # another user's session carries on
+    assert site.send(site.client(), "/login", {"username": "wu", "password": "w-pass"}).status == 401
+    assert "区域管理员" in site.login(browser, "wu", "Winter-Hall-2031")
+    assert site.users.stat().st_mode & 0o777 == 0o600 and 'name = "lin"' in site.users.read_text()
 
 
 def test_brute_force_is_throttled_then_the_real_user_signs_in(site: Site) -> None:
