@@ -9,7 +9,9 @@ defences (docs/security.md):
   ``Retry-After``; the real user signs in once the wait is over;
 - passwords checked in the hall's hashing processes
   (:class:`~hall_devices.web.hashing.PasswordChecks`), never on the event loop, the same cost for
-  an unknown name.
+  an unknown name;
+- sign-ins, failed sign-ins, sign-outs and password changes in an audit trail
+  (:class:`~hall_devices.web.audit.AuditLog`, a SQLite file of the dashboard's own).
 
 Options are the hall's :class:`~hall_devices.web.access.AccessOptions` (``demo`` is not used: the
 region has no demo passwords of the hall's). Origin checks and security headers are the hall's
@@ -19,6 +21,7 @@ region has no demo passwords of the hall's). Origin checks and security headers 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -32,9 +35,11 @@ from hall_devices.web.access import (
     WRONG,
     AccessOptions,
     Render,
+    record_audit,
     throttle_keys,
     too_many_attempts,
 )
+from hall_devices.web.audit import AuditLog
 from hall_devices.web.guard import Session, Sessions, Throttle
 from hall_devices.web.hashing import PasswordChecks
 from hall_devices.web.users import password_problem
@@ -43,8 +48,9 @@ log = logging.getLogger(__name__)
 
 
 class RegionAccess:
-    def __init__(self, users_file: Path, options: AccessOptions) -> None:
+    def __init__(self, users_file: Path, audit: AuditLog, options: AccessOptions) -> None:
         self.users = region_directory(users_file)  # raises RegionWebError: checked at start
+        self.audit_log = audit
         self.options = options
         self.sessions = Sessions(options.idle_s, options.absolute_s)
         self.throttle = Throttle(options.throttle)
@@ -53,6 +59,10 @@ class RegionAccess:
 
     def close(self) -> None:
         self.checks.close()
+
+    async def audit(self, request: Request, actor: str, action: str, target: str = "", *,
+                    outcome: str = "ok", detail: str = "") -> None:
+        await record_audit(self.audit_log, request, actor, action, target, outcome=outcome, detail=detail)
 
     def refresh_users(self) -> None:
         try:
@@ -93,18 +103,24 @@ class RegionAccess:
         if right is None:
             return again(BUSY, 503, **{"Retry-After": "1"})
         if not right or user is None:
-            log.warning("failed sign-in to the regional dashboard as %r from %s", name, keys[1])
+            locked = self.throttle.wait_s(keys, time.monotonic())
+            await self.audit(request, name, "sign_in_failed", outcome="refused",
+                             detail=f"locked for {math.ceil(locked)} s" if locked else "")
             return again(WRONG, 401)
         self.throttle.succeeded(keys)
         self.sessions.end(request.cookies.get(self.cookie))  # a session from before never carries on
         cookie = self.sessions.begin(user.name, user.stamp, time.monotonic())
+        await self.audit(request, user.name, "sign_in")
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(self.cookie, cookie, max_age=int(self.options.absolute_s), path="/",
                             secure=self.options.secure, httponly=True, samesite="strict")
         return response
 
     async def logout(self, request: Request) -> Response:
+        session = self.session_of(request)
         self.sessions.end(request.cookies.get(self.cookie))
+        if session is not None:
+            await self.audit(request, session.user, "sign_out")
         return self.signed_out("signed_out")
 
     def signed_out(self, notice: str) -> Response:
@@ -132,6 +148,8 @@ class RegionAccess:
         if right is None:
             return refuse(BUSY, 503)
         if not right:
+            await self.audit(request, user.name, "password_change", target=user.name, outcome="refused",
+                             detail="wrong current password")
             return refuse("当前密码错误 / the current password is wrong", 401)
         self.throttle.succeeded(keys)
         problem = password_problem(user.name, new) or (
@@ -146,7 +164,8 @@ class RegionAccess:
                           "ask the administrator", 500)
         ended = self.sessions.end_user(user.name)
         self.refresh_users()
-        log.warning("%s changed their password; %d session(s) ended", user.name, ended)
+        await self.audit(request, user.name, "password_changed", target=user.name,
+                         detail=f"{ended} session(s) ended")
         return self.signed_out("password")
 
     def notice(self, request: Request) -> str | None:

@@ -73,15 +73,20 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
     from hall_devices.region.users import RegionWebError
     from hall_devices.region.web import create_region_app
     from hall_devices.web.access import AccessOptions
+    from hall_devices.web.audit import AuditError, AuditLog
 
     url = _db_url(args, settings)
     if not url:
         return 2
     tls = args.tls_cert is not None
     try:
-        app = create_region_app(url, args.users, AccessOptions(secure=tls, demo=False))
+        audit = AuditLog(args.audit or args.users.parent / "region-audit.sqlite3")
+        app = create_region_app(url, args.users, audit, AccessOptions(secure=tls, demo=False))
     except RegionWebError as exc:
         print(f"用户文件有误 / {exc}", file=sys.stderr)
+        return 1
+    except AuditError as exc:
+        print(f"无法打开审计记录 / {exc}", file=sys.stderr)
         return 1
     print(f"regional dashboard: {'https' if tls else 'http'}://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
@@ -148,6 +153,8 @@ def add_region_commands(roles: argparse._SubParsersAction[argparse.ArgumentParse
     rweb = roles.add_parser("region-web", help="the regional dashboard (TLS with --tls-cert/--tls-key)")
     rweb.add_argument("--db", help="PostgreSQL URL (default: settings.region_database_url)")
     rweb.add_argument("--users", type=Path, required=True, help="users file (roles region_manager, auditor)")
+    rweb.add_argument("--audit", type=Path, help="audit trail, SQLite, created 0600 (default: "
+                      "region-audit.sqlite3 beside the users file)")
     rweb.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     rweb.add_argument("--port", type=int, default=8443, help="port to listen on (default: 8443)")
     rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")

@@ -3,8 +3,9 @@
 Its own small Starlette app (same stack and stylesheet as the hall's), reading the region's
 PostgreSQL in a worker thread (psycopg is blocking). Roles of its own, in a users file of the hall's
 format (``region/users.py``): ``region_manager`` and ``auditor`` (read only). Every page needs a
-session; sign-in, sessions and throttling are ``region/access.py``, the Origin check on every POST
-and the security headers the hall's :class:`~hall_devices.web.security.Guard`. Served over TLS
+session; sign-in, sessions, throttling and the audit trail are ``region/access.py``, the Origin
+check on every POST and the security headers the hall's :class:`~hall_devices.web.security.Guard`;
+``/audit`` shows the trail (both roles: the auditor's is a read-only one). Served over TLS
 with the region's certificate (``region-web``). Times are shown in China Standard Time (UTC+8), the
 halls' time.
 """
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,11 @@ from hall_devices.region import views
 from hall_devices.region.access import RegionAccess
 from hall_devices.region.users import ROLE_ZH, RegionRole, RegionUser
 from hall_devices.web.access import AccessOptions
+from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
+from hall_devices.web.audit import LIMIT as AUDIT_LIMIT
+from hall_devices.web.audit import AuditLog, Entry
+from hall_devices.web.export import csv_download
+from hall_devices.web.params import BadRequestError, day_param, text_param
 from hall_devices.web.security import Guard
 
 HERE = Path(__file__).resolve().parent
@@ -94,11 +101,53 @@ class RegionPages:
         """Region manager: send a hall's undelivered 好差评 records at the next round, not after
         their backoff (after the province's platform is back)."""
         hall_id = request.path_params["hall_id"]
-        await self.read(lambda c: c.execute(
+        done = await self.read(lambda c: c.execute(
             "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL "
             "AND not_wanted_at IS NULL",
-            (hall_id,)))
+            (hall_id,)).rowcount)
+        user = self.user_of(request)
+        await self.access.audit(request, user.name if user else "", "retry_reports", hall_id,
+                                detail=f"{done} record(s) due now")
         return RedirectResponse(f"/hall/{hall_id}", status_code=303)
+
+    def audit_rows(self, filters: dict[str, str], limit: int | None) -> list[Entry]:
+        """Rows of China Standard Time days ``first``..``last`` (:meth:`audit_filters`), times in it."""
+        midnight = dt.time(0, tzinfo=CST)
+        since = dt.datetime.combine(dt.date.fromisoformat(filters["first"]), midnight)
+        until = dt.datetime.combine(dt.date.fromisoformat(filters["last"]), midnight) + dt.timedelta(days=1)
+        rows = self.access.audit_log.entries(since, until, filters["actor"] or None,
+                                             filters["action"] or None, limit)
+        return [replace(r, at=dt.datetime.fromisoformat(r.at).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S"))
+                for r in rows]
+
+    def audit_filters(self, request: Request) -> dict[str, str]:
+        """``from``/``to`` (days, default today), ``actor``, ``action``; raises BadRequestError."""
+        today = dt.datetime.now(CST).date().isoformat()
+        first = day_param(request.query_params.get("from"), "from") or today
+        return {"first": first, "last": day_param(request.query_params.get("to"), "to") or first,
+                "actor": text_param(request.query_params.get("actor"), "actor", 64) or "",
+                "action": text_param(request.query_params.get("action"), "action", 64) or ""}
+
+    async def audit_page(self, request: Request) -> Response:
+        """The hall's audit page (its template) over the dashboard's own trail."""
+        try:
+            filters = self.audit_filters(request)
+        except BadRequestError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        rows = await asyncio.to_thread(self.audit_rows, filters, AUDIT_LIMIT)
+        actions = await asyncio.to_thread(self.access.audit_log.actions)
+        return self.page("audit.html", request, rows=rows, actions=actions, limit=AUDIT_LIMIT,
+                         query=str(request.url.query), first=filters["first"], last=filters["last"],
+                         actor=filters["actor"], action=filters["action"])
+
+    async def audit_csv(self, request: Request) -> Response:
+        try:
+            filters = self.audit_filters(request)
+        except BadRequestError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        rows = await asyncio.to_thread(self.audit_rows, filters, None)
+        return csv_download(AUDIT_COLUMNS, [[getattr(r, c) for c in AUDIT_COLUMNS] for r in rows],
+                            f"region-audit-{filters['first']}-{filters['last']}.csv")
 
     async def login_form(self, request: Request) -> Response:
         return self.page("login.html", request, error=None, notice=self.access.notice(request))
@@ -162,16 +211,17 @@ def _day(value: str | None) -> str | None:
         return None
 
 
-def create_region_app(db_url: str, users_file: Path, options: AccessOptions) -> Starlette:
+def create_region_app(db_url: str, users_file: Path, audit: AuditLog, options: AccessOptions) -> Starlette:
     """The dashboard's app; ``options.secure``: served over HTTPS (``__Host-`` cookie, Secure).
     Raises :class:`~hall_devices.region.users.RegionWebError` when the users file cannot be read."""
-    access = RegionAccess(users_file, options)
+    access = RegionAccess(users_file, audit, options)
     pages = RegionPages(db_url, access)
     guard = pages.signed_in
     routes = [
         Route("/login", pages.login_form, methods=["GET"]), Route("/login", pages.login, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]), Route("/", guard(pages.halls)),
-        Route("/account", guard(pages.account)),
+        Route("/account", guard(pages.account)), Route("/audit", guard(pages.audit_page)),
+        Route("/audit.csv", guard(pages.audit_csv)),
         Route("/account/password", guard(pages.change_password), methods=["POST"]),
         Route("/compare", guard(pages.compare)), Route("/hall/{hall_id}", guard(pages.hall)),
         Route("/hall/{hall_id}/retry-reports", guard(pages.retry_reports, "region_manager"),

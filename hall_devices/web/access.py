@@ -59,6 +59,17 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+async def record_audit(audit_log: AuditLog, request: Request, actor: str, action: str, target: str = "",
+                       *, outcome: str = "ok", detail: str = "") -> None:
+    """Append to ``audit_log`` with the request's address (in a worker thread); a failure is logged,
+    never shown."""
+    try:
+        await asyncio.to_thread(functools.partial(audit_log.record, actor, action, target, outcome=outcome,
+                                                  detail=detail, address=client_address(request)))
+    except AuditError as exc:
+        log.error("%s", exc)
+
+
 def throttle_keys(name: str, request: Request) -> list[str]:
     """What a sign-in is throttled by: the user name (any letter case) and the address."""
     return [f"user:{name.lower()}", f"address:{client_address(request)}"]
@@ -124,12 +135,7 @@ class Access:
     async def audit(self, request: Request, actor: str, action: str, target: str = "", *,
                     outcome: str = "ok", detail: str = "") -> None:
         """Append to the audit trail (in a worker thread); a failure is logged, never shown."""
-        try:
-            await asyncio.to_thread(functools.partial(self.audit_log.record, actor, action, target,
-                                                      outcome=outcome, detail=detail,
-                                                      address=self.address(request)))
-        except AuditError as exc:
-            log.error("%s", exc)
+        await record_audit(self.audit_log, request, actor, action, target, outcome=outcome, detail=detail)
 
     async def _check(self, password: str, user: User | None) -> bool | None:
         """Whether the password is right (same cost for an unknown user); None when too busy."""

@@ -28,6 +28,7 @@ from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.users import write_region_users
 from hall_devices.region.web import create_region_app
 from hall_devices.web.access import AccessOptions
+from hall_devices.web.audit import AuditLog
 from hall_devices.web.guard import ThrottleRules
 from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
@@ -115,7 +116,7 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
                         "wu": ("region_manager", "w-pass")})
     rules = ThrottleRules(free=FREE, backoff_s=BACKOFF_S, max_backoff_s=BACKOFF_S)
     options = AccessOptions(secure=True, demo=False, throttle=rules)
-    app = create_region_app(url, folder / "users.toml", options)
+    app = create_region_app(url, folder / "users.toml", AuditLog(folder / "audit.sqlite3"), options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            ssl_certfile=str(folder / "tls" / "server.crt"),
@@ -308,3 +309,19 @@ def test_security_headers_on_every_page(site: Site) -> None:
         assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY", path
         assert headers["referrer-policy"] == "same-origin" and headers["cache-control"] == "no-store", path
         assert headers["strict-transport-security"].startswith("max-age="), path
+
+
+def test_who_did_what_is_in_the_audit_trail(site: Site) -> None:
+    manager, auditor = site.client(), site.client()
+    assert site.send(manager, "/login", {"username": "chen", "password": "not-it"}).status == 401
+    site.login(manager, "chen", "m-pass")
+    site.send(manager, "/hall/h1/retry-reports", {})
+    site.send(manager, "/logout", {})
+    site.login(auditor, "audit", "a-pass")
+    _, page = site.get(auditor, "/audit?actor=chen")
+    rows = [row.split('class="action">')[1].split("<")[0] for row in page.split('<tr class="audit-')[1:]]
+    assert rows[:4] == ["sign_out", "retry_reports", "sign_in", "sign_in_failed"]  # newest first
+    assert "127.0.0.1" in page and "record(s) due now" in page
+    _, csv = site.get(auditor, "/audit.csv?actor=chen")
+    assert csv.startswith("\ufeffat,actor,address,action") and "retry_reports" in csv  # BOM for Excel
+    assert site.send(auditor, "/audit?from=2026-13-01", None).status == 400
