@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.web.users import FileDirectory, give_like, hash_password, stamp
+from hall_devices.web.users import FileDirectory, give_like, hash_password, make_stamp
 
 RegionRole = Literal["region_manager", "auditor"]
 ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
@@ -34,7 +34,7 @@ class RegionUser:
     @property
     def stamp(self) -> str:
         """Changes whenever the role or password does: a session is bound to the stamp it began with."""
-        return stamp(self.role, self.password_hash)
+        return make_stamp(self.role, self.password_hash)
 
 
 def load_region_users(path: Path) -> dict[str, RegionUser]:

@@ -74,7 +74,7 @@ def password_problem(name: str, password: str) -> str | None:
     return None
 
 
-def stamp(*parts: str) -> str:
+def make_stamp(*parts: str) -> str:
     """16 hex digits that change whenever any of ``parts`` does (what a session is bound to)."""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -92,7 +92,7 @@ class User:
     def stamp(self) -> str:
         """Changes whenever the role, password or windows do: a session is bound to the stamp it
         began with."""
-        return stamp(self.role, self.password_hash, ",".join(map(str, self.windows)))
+        return make_stamp(self.role, self.password_hash, ",".join(map(str, self.windows)))
 
     def may_open(self, window: int) -> bool:
         """Whether this user may sign in to ``window``: a manager any, a clerk only its own."""
