@@ -1,8 +1,8 @@
 """When the printer agent asks the printer's status, so that no poll stands before a job.
 
 The worker's two handlers are called here as the worker calls them, on the test's thread, with a
-clock the test sets; the printer is the simulator on a real pty. DLE EOT n is ``10 04 n``
-(protocols.md §1).
+clock the test sets; the printer is the simulator on a real pty, the broker a real Mosquitto.
+DLE EOT n is ``10 04 n`` (protocols.md §1).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
 from hall_devices.contract import PRINT_JOB, PrintJob
 from hall_devices.demo.sim.printer import PrinterSimulator
@@ -21,8 +20,8 @@ from hall_devices.printer.agent import PrinterAgent
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
 from hall_devices.printer.status import PORT_MISSING, PrinterStatus
-from hall_devices.settings import Settings
 from tests.printer.test_agent import make_job
+from tests.support import HallBroker
 
 POLL = b"\x10\x04\x01" b"\x10\x04\x02" b"\x10\x04\x03" b"\x10\x04\x04"
 
@@ -48,13 +47,13 @@ def clock() -> SetClock:
 
 
 @pytest.fixture
-def agent(layout: Layout, sim: PrinterSimulator, tmp_path: Path, clock: SetClock) -> Iterator[PrinterAgent]:
-    # Never started: no worker thread, no MQTT connection (its answers are not confirmed, so not acked).
-    settings = Settings(hall_id="demo", broker_port=1, broker_username="P1",
-                        broker_password=SecretStr("unused"))
-    agent = PrinterAgent(settings, layout, "P1", tmp_path / "agent", url=str(sim.path),
+def agent(own_broker: HallBroker, layout: Layout, sim: PrinterSimulator, tmp_path: Path,
+          clock: SetClock) -> Iterator[PrinterAgent]:
+    agent = PrinterAgent(own_broker.settings("P1"), layout, "P1", tmp_path / "agent", url=str(sim.path),
                          poll_interval_s=5.0, clock=clock)
+    agent.bus.start(10)  # connected, so a job's result is confirmed; the worker thread is not started
     yield agent
+    agent.bus.stop()
     agent.runner.close()
 
 
@@ -71,6 +70,7 @@ def test_a_jobs_own_poll_restarts_the_interval_so_no_poll_follows_the_job(
     clock.now = 104.0  # the periodic poll is due at 105, while the ticket is on the wire
     agent._on_batch([job_message(make_job("J-1", "B101"))])
     assert sim.wait_tickets(1)[0].big() == ["B101"]
+    assert agent.runner.ledger.state("J-1") == ("done", None)
     after_job = bytes(sim.received)
     assert after_job.startswith(POLL + b"\x10\x04\x01") and after_job.endswith(POLL)
     # At 106 the status read at 104 is fresh: nothing is asked until 109.
