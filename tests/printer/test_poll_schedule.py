@@ -69,7 +69,9 @@ def test_a_jobs_own_poll_restarts_the_interval_so_no_poll_follows_the_job(
     assert bytes(sim.received) == POLL
     clock.now = 104.0  # the periodic poll is due at 105, while the ticket is on the wire
     agent._on_batch([job_message(make_job("J-1", "B101"))])
-    assert sim.wait_tickets(1)[0].big() == ["B101"]
+    ticket = sim.wait_tickets(1)[0]
+    assert ticket.big() == ["B101"]
+    assert 0 < ticket.query_before_at <= ticket.first_byte_at  # DLE EOT 1 came, then the ticket
     assert agent.runner.ledger.state("J-1") == ("done", None)
     after_job = bytes(sim.received)
     assert after_job.startswith(POLL + b"\x10\x04\x01") and after_job.endswith(POLL)

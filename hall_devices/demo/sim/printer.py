@@ -39,6 +39,10 @@ class PrintedTicket:
     rasters: list[Raster] = field(default_factory=list)
     cut: bool = False
     finished_at: float = 0.0
+    # Monotonic times (0: unknown): the first byte of its ESC @ came, and the last status query
+    # before it began to come (the agent's DLE EOT 1 that cleared it), both as paced at ``baud``.
+    first_byte_at: float = 0.0
+    query_before_at: float = 0.0
 
     @property
     def text(self) -> str:
@@ -93,6 +97,8 @@ class PrinterSimulator(PortSimulator):
         self.status_bytes = 0  # of ``received``: DLE EOT queries (3 bytes each), not ticket bytes
         self.last_byte_at = 0.0
         self.last_print_byte_at = 0.0  # monotonic time the last byte that was not a query arrived
+        self.last_query_at = 0.0  # monotonic time the chunk with the last status query began to arrive
+        self._chunk, self._chunk_at = b"", 0.0  # the chunk being decoded and when it began to arrive
         self._decoder = EscPosDecoder()
         self._current: PrintedTicket | None = None
         self._changed = threading.Condition()
@@ -108,12 +114,14 @@ class PrinterSimulator(PortSimulator):
         if queries < len(data):  # the chunk's last query-free byte came the queries' wire time earlier
             self.last_print_byte_at = self.last_byte_at - self.wire_s(queries)
         self.received += data
+        self._chunk, self._chunk_at = data, self.arrived_at
         for event in self._decoder.feed(data):
             self._handle(event)
 
     def _handle(self, event: object) -> None:
         if isinstance(event, StatusQuery):
             self.status_bytes += 3
+            self.last_query_at = self._chunk_at
             if not self.switches.silent:
                 reply = 0xFF if self.switches.garbled else status_reply(event.n, self.switches)
                 self.port.write(bytes([reply]))
@@ -123,7 +131,10 @@ class PrinterSimulator(PortSimulator):
             return  # a printer in that state prints nothing
         if isinstance(event, Setting) and event.name == "init":
             self._finish()
-            self._current = PrintedTicket()
+            # Bytes before the ESC @ in its chunk came first (e.g. the end of an earlier ticket).
+            ahead = max(0, self._chunk.find(b"\x1b\x40"))
+            self._current = PrintedTicket(first_byte_at=self._chunk_at + self.wire_s(ahead),
+                                          query_before_at=self.last_query_at)
             return
         ticket = self._current
         if ticket is None:
