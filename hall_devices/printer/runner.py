@@ -17,7 +17,7 @@ from hall_devices.printer.status import (
     StatusPoll,
     online,
 )
-from hall_devices.printer.ticket import render
+from hall_devices.printer.ticket import SETUP, render
 from hall_devices.printer.transport import PrinterPort
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,20 @@ class PrinterRunner:
             return self._result(job, PrintFailure.PORT_MISSING)
         try:
             # DLE EOT 1 travels while the ticket renders and "started" commits (an fsync): the job
-            # waits for one round trip, not for the poll of all four.
-            self.port.ask(ONLINE_QUERY)
+            # waits for one round trip, not for the poll of all four. Behind the query go the
+            # ticket's setup bytes, which print nothing: the line stays busy with the ticket while
+            # the reply comes back. Not to a printer last seen faulted (it gets nothing of the job
+            # before it says it is online).
+            setup = SETUP if can_work(self.status.state) else b""
+            self.port.ask(ONLINE_QUERY, then=setup)
             data = render(job, self.printer, self.hall)
-            self.ledger.started(job.job_id)  # durable before any of its bytes can reach the paper
+            self.ledger.started(job.job_id)  # durable before any byte that prints can go
             if not online(self.port.reply()):  # a full poll names the fault (or finds it gone)
                 before = self.poll()
                 if not can_work(before.state):  # the contract's one rule; failure says which fault
                     self.ledger.finished(job.job_id, before.failure)
                     return self._result(job, before.failure)
-            self.port.send(data)
+            self.port.send(data[len(setup):] if data.startswith(setup) else data)
         except LinkLostError as exc:
             self.status = self._lost(exc)
             self.ledger.finished(job.job_id, PrintFailure.PORT_MISSING)

@@ -10,6 +10,7 @@ kept as lines of text, QR payloads and whether it was cut, and can be rendered t
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ from hall_devices.printer.decode import Cut, EscPosDecoder, QrCode, Raster, Sett
 
 IDLE_END_S = 0.3
 TRAILING_QUERIES = re.compile(rb"(?:\x10\x04[\x01-\x04])+\Z")  # DLE EOT n at the end of a chunk
+QUERY = re.compile(rb"\x10\x04[\x01-\x04]")
 
 
 @dataclass
@@ -102,6 +104,14 @@ class PrinterSimulator(PortSimulator):
         self._decoder = EscPosDecoder()
         self._current: PrintedTicket | None = None
         self._changed = threading.Condition()
+
+    def segments(self, data: bytes) -> list[bytes]:
+        """A chunk cut after each DLE EOT n: a printer answers a real-time query as it arrives, while
+        the bytes behind it are still coming (and would be, were it offline)."""
+        cuts = [0, *(m.end() for m in QUERY.finditer(data))]
+        if cuts[-1] < len(data):
+            cuts.append(len(data))
+        return [data[a:b] for a, b in itertools.pairwise(cuts)]
 
     def on_idle(self) -> None:
         # Without a cutter a ticket ends where the paper stops: when the bytes stop.
