@@ -37,11 +37,18 @@ from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.mqtt.requests import Requester
 
+Split = tuple[float, float, float]
 
-def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int], list[float]]:
-    """Per ticket: request → last ticket byte (ms), its wire time (ms), its size (bytes), and
-    request → the print job at the broker (ms: the coordinator's share, seen by a monitor)."""
+
+def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[float], list[int], list[float],
+                                                            list[Split]]:
+    """Per ticket: request → last ticket byte (ms), its wire time (ms), its size (bytes),
+    request → the print job at the broker (ms: the coordinator's share, seen by a monitor), and the
+    rest (the printer agent's share) split at the printer as the simulator saw it (ms): job at the
+    broker → the DLE EOT 1 that cleared the ticket began to arrive, → the ticket's first byte
+    began to arrive, first → last byte minus the wire time."""
     latencies, wire, sizes, to_job = [], [], [], []
+    splits: list[Split] = []
     with broker(directory / f"b{baud}") as hall:
         sim = PrinterSimulator(directory / f"dev{baud}" / "printer", baud=baud).start()
         store = f"sqlite:///{directory / f'store{baud}.sqlite3'}"
@@ -88,7 +95,7 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                     command_id=uuid.uuid4().hex, service_id="passport", paper=True), 30, kiosk="K1")
                 job_id = getattr(reply, "print_job_id", None)
                 assert reply.ok and job_id
-                sim.wait_tickets(printed + 1, 60)
+                ticket = sim.wait_tickets(printed + 1, 60)[printed]
                 with answered:
                     assert answered.wait_for(lambda job=job_id: job in results, 30)
                 latencies.append((sim.last_print_byte_at - sent) * 1000)
@@ -97,13 +104,16 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                 size = len(sim.received) - before - (sim.status_bytes - queries)
                 sizes.append(size)
                 wire.append(size * 10 / baud * 1000)
+                splits.append(((ticket.query_before_at - jobs_seen[job_id]) * 1000,
+                               (ticket.first_byte_at - ticket.query_before_at) * 1000,
+                               (sim.last_print_byte_at - ticket.first_byte_at) * 1000 - wire[-1]))
                 if i % 5 == 4:
                     print(f"  {baud} baud: {i + 1}/{tickets}", file=sys.stderr)
             kiosk.stop()
             monitor.loop_stop()
             monitor.disconnect()
         sim.stop()
-    return latencies, wire, sizes, to_job
+    return latencies, wire, sizes, to_job, splits
 
 
 def main() -> None:
@@ -112,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hall-bench-printer-") as tmp:
         for baud in (9600, 115200):
-            latencies, wire, sizes, to_job = run(baud, args.tickets, Path(tmp))
+            latencies, wire, sizes, to_job, splits = run(baud, args.tickets, Path(tmp))
             agent = [x - j - w for x, j, w in zip(latencies, to_job, wire, strict=True)]
             print(f"{baud} baud: kiosk request → last byte at the printer p50 "
                   f"{statistics.median(latencies):.0f} ms, p99 {pct(latencies, 99):.0f} ms "
@@ -123,6 +133,13 @@ def main() -> None:
                   f"job at the broker p50 {statistics.median(to_job):.1f} ms, p99 {pct(to_job, 99):.1f} ms, "
                   f"job → last byte minus wire time p50 {statistics.median(agent):.1f} ms, "
                   f"p99 {pct(agent, 99):.1f} ms")
+            parts = [[split[i] for split in splits] for i in range(3)]
+            print(f"{baud} baud: job → last byte minus wire time, at the printer: job at the broker → "
+                  + "; → ".join(f"{name} p50 {statistics.median(part):.1f} ms, p99 {pct(part, 99):.1f} ms"
+                                for name, part in zip(("DLE EOT 1 that cleared the ticket",
+                                                       "the ticket's first byte",
+                                                       "its last byte minus wire time"), parts,
+                                                      strict=True)))
 
 
 if __name__ == "__main__":

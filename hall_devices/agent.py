@@ -70,6 +70,12 @@ class Worker(Generic[T]):
         return self._thread.is_alive()
 
     @property
+    def waiting(self) -> bool:
+        """Something is posted and not yet taken (any thread): a long step on the worker, such as a
+        status poll of several round trips, can stop at a safe point and let it go first."""
+        return not self._inbox.empty()
+
+    @property
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 

@@ -145,3 +145,24 @@ def test_status_is_published_only_when_it_changes() -> None:
     assert status.report(DeviceState.FAULT, [DeviceFault.PORT_MISSING])
     assert published == [(DeviceState.OK, []), (DeviceState.FAULT, [DeviceFault.PORT_MISSING]),
                          (DeviceState.FAULT, [DeviceFault.PORT_MISSING])]
+
+
+def test_waiting_says_whether_something_is_posted_and_not_yet_taken() -> None:
+    taken = threading.Event()
+    release = threading.Event()
+
+    def on_batch(items: list[int]) -> None:
+        taken.set()
+        release.wait(5)
+
+    worker: Worker[int] = Worker("w", on_batch)
+    assert not worker.waiting
+    worker.post(1)
+    assert worker.waiting  # not started: nothing takes it
+    worker.start()
+    assert taken.wait(5)
+    assert not worker.waiting  # taken, while its batch runs
+    worker.post(2)
+    assert worker.waiting
+    release.set()
+    worker.stop()

@@ -2,7 +2,8 @@
 
 paho's thread only posts jobs to the worker. The worker does all serial work: it prints each job
 as it arrives (a message wakes it, nothing polls for jobs), asks the printer's status when its next
-poll is due, and publishes the retained device status when it changes. A job message is
+poll is due (counted from the last status read, a job's own poll included; a job that arrives
+meanwhile goes first), and publishes the retained device status when it changes. A job message is
 acknowledged to the broker only after its result is confirmed published, so a crash leaves it to be
 redelivered, and the ledger then answers it without printing it again.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from hall_devices.agent import StatusReporter, Worker
 from hall_devices.contract import PRINT_JOB, PrintFailure, PrintJob, PrintResult, Problem
 from hall_devices.layout import Layout, PrinterDevice
-from hall_devices.link import MONOTONIC
+from hall_devices.link import MONOTONIC, Clock
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
@@ -35,18 +36,20 @@ Item = Inbound[PrintJob] | PollNow
 class PrinterAgent:
     def __init__(self, settings: Settings, layout: Layout, printer_id: str, data_dir: Path, *,
                  url: str | None = None, poll_interval_s: float = 5.0,
-                 fault_poll_interval_s: float = 1.0) -> None:
+                 fault_poll_interval_s: float = 1.0, clock: Clock = MONOTONIC) -> None:
         printer = layout.device(printer_id)
         if not isinstance(printer, PrinterDevice):
             raise ValueError(f"device {printer_id!r} is a {printer.kind}, not a printer")
         self.printer = printer
         ledger = JobLedger(data_dir / f"printer-{printer_id}.sqlite3")
-        self.runner = PrinterRunner(printer, layout.hall, ledger, url)
+        self.runner = PrinterRunner(printer, layout.hall, ledger, url, clock=clock)
+        self.clock = clock
         self.poll_interval_s = poll_interval_s
         # A faulted printer is asked often, so its kiosk prints again soon after paper is loaded.
         self.fault_poll_interval_s = fault_poll_interval_s
         self._next_poll = 0.0  # monotonic seconds; 0: at once (the worker's first tick)
-        self.worker: Worker[Item] = Worker(f"printer {printer_id}", self._on_batch, self._on_tick)
+        self.worker: Worker[Item] = Worker(f"printer {printer_id}", self._on_batch, self._on_tick,
+                                           clock=clock)
         self.bus = Bus(settings, BusOptions(
             client_id=printer_id, hall_id=layout.hall.id, device_id=printer_id, device_kind="printer",
             persistent_session=True, manual_ack=True))
@@ -82,7 +85,10 @@ class PrinterAgent:
 
     def _on_tick(self, now: float) -> float:
         if now >= self._next_poll:
-            self._publish_status(self.runner.poll())
+            status = self.runner.poll_unless(lambda: self.worker.waiting)
+            if status is None:  # a job came: it goes first (its own poll refreshes the status)
+                return now
+            self._publish_status(status)
             self._next_poll = self._poll_after(now)
         return self._next_poll
 
@@ -92,11 +98,18 @@ class PrinterAgent:
 
     def _print(self, job: Inbound[PrintJob]) -> None:
         payload = job.payload
+        started = self.clock()
         result = self.runner.print_job(payload)
         log.info("job %s (%s): %s", payload.job_id, payload.ticket.number,
                  "printed" if result.ok else f"failed: {result.reason}")
         self._publish_status(self.runner.status)
-        self._next_poll = min(self._next_poll, self._poll_after(MONOTONIC()))
+        polled = self.runner.polled_at
+        if polled is not None and polled >= started:
+            # The job's own full poll (after its ticket) is as fresh as the periodic one: counting
+            # from it, no second poll follows the job, just when the kiosk's next job may come.
+            self._next_poll = self._poll_after(polled)
+        else:  # answered from the ledger or the port is gone: no status read (a fault polls sooner)
+            self._next_poll = min(self._next_poll, self._poll_after(self.clock()))
         if self.bus.confirmed([self.bus.answer(job, result)]):
             self.bus.ack(job)  # else the broker redelivers it and the ledger answers again
 

@@ -1,7 +1,8 @@
 """The printer agent's durable record of jobs, so that a job id never prints twice.
 
-A job is marked ``started`` (committed) before its bytes go to the printer and ``done`` or
-``failed`` after. A redelivered job that is ``done`` is answered done again; one left ``started``
+A job is marked ``started`` (committed) before any of its bytes that print go to the printer
+(only its setup bytes, ESC @ FS &, which print nothing, may go before) and ``done`` or ``failed``
+after. A redelivered job that is ``done`` is answered done again; one left ``started``
 by a crash may be half printed, so it is answered failed (``interrupted``) and never reprinted by
 the agent: the coordinator raises an alert and staff reprint it under a new job id.
 """

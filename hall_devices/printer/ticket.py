@@ -20,6 +20,9 @@ from hall_devices.printer.wrap import NBSP, display_width, wrap
 INIT = b"\x1b\x40"  # ESC @: every ticket starts here
 CHINESE_ON = b"\x1c\x26"  # FS &
 LF = b"\n"
+# Every ticket's first bytes. They print nothing (a reset and a mode), so the runner may send them
+# with its DLE EOT 1, before the printer has said it is online.
+SETUP = INIT + CHINESE_ON
 CLASS_MARK = {TicketClass.GREEN: ("绿色通道", "Green channel"),
               TicketClass.APPOINTMENT: ("预约", "Appointment"),
               TicketClass.TRANSFERRED: ("转办", "Transferred"),
@@ -108,7 +111,7 @@ def render(job: PrintJob, printer: PrinterDevice, hall: Hall) -> bytes:
     paper = PaperProfile.of(printer)
     page = _Page(paper)
     ticket = job.ticket
-    page.raw(INIT + CHINESE_ON)
+    page.raw(SETUP)
     page.wrapped(job.hall_name.zh, align="center", bold=True)
     page.wrapped(job.hall_name.en, align="center")
     page.line("-" * paper.columns)

@@ -46,11 +46,13 @@ class PrinterPort:
         self.ask(n)
         return self.reply(timeout_s)
 
-    def ask(self, n: int) -> None:
-        """Send DLE EOT n. Bytes left over from an earlier answer are dropped first, so a late reply
-        is not taken for this one."""
+    def ask(self, n: int, then: bytes = b"") -> None:
+        """Send DLE EOT n, and ``then`` right behind it in the same write (bytes that need no answer:
+        they travel while the reply comes back, as the printer answers a real-time query when it
+        arrives). Bytes left over from an earlier answer are dropped first, so a late reply is not
+        taken for this one."""
         self.link.read_waiting()
-        self.link.write(query(n))
+        self.link.write(query(n) + then)
 
     def reply(self, timeout_s: float | None = None) -> int | None:
         """The one reply byte to the query asked last; None when none came in time.

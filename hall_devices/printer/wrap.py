@@ -12,6 +12,7 @@ clause is kept whole where a pause mark allows.
 from __future__ import annotations
 
 import unicodedata
+from functools import cache
 
 CLOSING = set("，。、：；！？）】」』》〉,.:;!?)]%")
 OPENING = set("（【「『《〈([")
@@ -19,6 +20,7 @@ PAUSES = set("，、：；。！？")
 NBSP = "\u00a0"  # a space that never breaks (2026-11-23 09:05); printed as a plain space
 
 
+@cache  # a ticket measures the same few hundred characters over and over (wrap is on the job's path)
 def char_width(char: str) -> int:
     """Columns one character takes: 2 for East Asian wide/full-width, 0 for combining marks, else 1."""
     if unicodedata.combining(char):
@@ -27,7 +29,9 @@ def char_width(char: str) -> int:
 
 
 def display_width(text: str) -> int:
-    return sum(char_width(c) for c in text)
+    if text.isascii():  # every ASCII character is one column (none is wide or combining)
+        return len(text)
+    return sum(map(char_width, text))
 
 
 def _tokens(text: str) -> list[str]:
@@ -77,26 +81,31 @@ def wrap(text: str, columns: int, indent: str = "") -> list[str]:
         raise ValueError(f"{columns} columns leave no room after an indent of {display_width(indent)}")
     lines: list[str] = []
     line, space = "", ""  # the line so far (no trailing space) and the spaces waiting after it
+    width = 0  # display_width(line), kept as the line grows: measuring it again per piece is O(n²)
     for piece in _tokens(text):
         if piece.isspace():
             space = piece if line.strip() else ""
             continue
-        if display_width(line + space + piece) <= columns:
-            line, space = line + space + piece, ""
+        grown = width + display_width(space + piece)
+        if grown <= columns:
+            line, space, width = line + space + piece, "", grown
             continue
         if line.strip():
             mid_clause = char_width(line[-1]) == 2 and line[-1] not in PAUSES and char_width(piece[0]) == 2
             head, tail = _at_pause(line, columns) if mid_clause and not space else (line, "")
             lines.append(head)
             line, space = indent + tail, ""
-        if display_width(line + space + piece) <= columns:
+            width = display_width(line)
+        if width + display_width(piece) <= columns:  # no space waits here: the line is blank
             line += piece
+            width += display_width(piece)
             continue
         parts = _hard_split(piece, columns - display_width(indent))  # one word wider than a line
         for part in parts[:-1]:
             lines.append(line + part)
             line = indent
         line += parts[-1]
+        width = display_width(line)
     if line.strip() or not lines:
         lines.append(line)
     return [item.replace(NBSP, " ") for item in lines]

@@ -128,7 +128,13 @@ class PortSimulator:
             if not data:
                 self.on_idle()
                 continue
-            self.arrived_at = time.monotonic()  # before pacing: when the chunk's first byte came
-            if self.baud:
-                time.sleep(self.wire_s(len(data)))
-            self.on_bytes(data)
+            for part in self.segments(data):
+                self.arrived_at = time.monotonic()  # before pacing: when the part's first byte came
+                if self.baud:
+                    time.sleep(self.wire_s(len(part)))
+                self.on_bytes(part)
+
+    def segments(self, data: bytes) -> list[bytes]:
+        """The parts of a chunk that :meth:`on_bytes` gets in turn, each when its last byte would
+        have arrived: the whole chunk, unless the device acts on some bytes before the rest is in."""
+        return [data]

@@ -10,6 +10,7 @@ kept as lines of text, QR payloads and whether it was cut, and can be rendered t
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ from hall_devices.printer.decode import Cut, EscPosDecoder, QrCode, Raster, Sett
 
 IDLE_END_S = 0.3
 TRAILING_QUERIES = re.compile(rb"(?:\x10\x04[\x01-\x04])+\Z")  # DLE EOT n at the end of a chunk
+QUERY = re.compile(rb"\x10\x04[\x01-\x04]")
 
 
 @dataclass
@@ -39,6 +41,10 @@ class PrintedTicket:
     rasters: list[Raster] = field(default_factory=list)
     cut: bool = False
     finished_at: float = 0.0
+    # Monotonic times (0: unknown): the first byte of its ESC @ came, and the last status query
+    # before it began to come (the agent's DLE EOT 1 that cleared it), both as paced at ``baud``.
+    first_byte_at: float = 0.0
+    query_before_at: float = 0.0
 
     @property
     def text(self) -> str:
@@ -93,9 +99,19 @@ class PrinterSimulator(PortSimulator):
         self.status_bytes = 0  # of ``received``: DLE EOT queries (3 bytes each), not ticket bytes
         self.last_byte_at = 0.0
         self.last_print_byte_at = 0.0  # monotonic time the last byte that was not a query arrived
+        self.last_query_at = 0.0  # monotonic time the chunk with the last status query began to arrive
+        self._chunk, self._chunk_at = b"", 0.0  # the chunk being decoded and when it began to arrive
         self._decoder = EscPosDecoder()
         self._current: PrintedTicket | None = None
         self._changed = threading.Condition()
+
+    def segments(self, data: bytes) -> list[bytes]:
+        """A chunk cut after each DLE EOT n: a printer answers a real-time query as it arrives, while
+        the bytes behind it are still coming (and would be, were it offline)."""
+        cuts = [0, *(m.end() for m in QUERY.finditer(data))]
+        if cuts[-1] < len(data):
+            cuts.append(len(data))
+        return [data[a:b] for a, b in itertools.pairwise(cuts)]
 
     def on_idle(self) -> None:
         # Without a cutter a ticket ends where the paper stops: when the bytes stop.
@@ -108,12 +124,14 @@ class PrinterSimulator(PortSimulator):
         if queries < len(data):  # the chunk's last query-free byte came the queries' wire time earlier
             self.last_print_byte_at = self.last_byte_at - self.wire_s(queries)
         self.received += data
+        self._chunk, self._chunk_at = data, self.arrived_at
         for event in self._decoder.feed(data):
             self._handle(event)
 
     def _handle(self, event: object) -> None:
         if isinstance(event, StatusQuery):
             self.status_bytes += 3
+            self.last_query_at = self._chunk_at
             if not self.switches.silent:
                 reply = 0xFF if self.switches.garbled else status_reply(event.n, self.switches)
                 self.port.write(bytes([reply]))
@@ -123,7 +141,10 @@ class PrinterSimulator(PortSimulator):
             return  # a printer in that state prints nothing
         if isinstance(event, Setting) and event.name == "init":
             self._finish()
-            self._current = PrintedTicket()
+            # Bytes before the ESC @ in its chunk came first (e.g. the end of an earlier ticket).
+            ahead = max(0, self._chunk.find(b"\x1b\x40"))
+            self._current = PrintedTicket(first_byte_at=self._chunk_at + self.wire_s(ahead),
+                                          query_before_at=self.last_query_at)
             return
         ticket = self._current
         if ticket is None:
