@@ -6,9 +6,12 @@ The real coordinator and LED agent run as child processes on a Mosquitto provisi
 the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Four set-ups of
 the serial bus, each with its own agent: the example hall as it is (idle screens probed, every
 screen rewritten whole every 30 s), `probe_idle = false`, also `refresh_s = 0`, and also the hall
-screen on a bus of its own: a frame on RS-485 cannot be interrupted, so these show what probes,
-rewrites and the hall screen's frames cost a call (each call follows a ticket, which changes the
-hall screen's waiting row). Beside it the
+screen on a bus of its own. Probes, rewrites and hall-screen frames go out in pieces that a call
+preempts (docs/display.md, "Preemption"), so what these show is what each still costs a call: the
+piece in the UART, a probe's reply, a frame preempted twice and so written whole (each call follows
+a ticket, which changes the hall screen's waiting row, and the next ticket and call follow the
+previous call's Finish at once: the bus is never idle long enough for the waiting row, so its
+frame is preempted and at times written whole before a call). Beside it the
 BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
 ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
 on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
