@@ -67,7 +67,7 @@ class LedBusSimulator(PortSimulator):
         # Every BX frame shown: (first byte read, shown, address, area ids), the latest 2000.
         self.history: deque[tuple[float, float, int, tuple[int, ...]]] = deque(maxlen=2000)
         self._frame_started = 0.0
-        self._last_byte = -1  # the last byte read: an A5 run may go on in the next chunk
+        self._last_byte = -1  # the last byte read: a run of A5 may end in the next chunk
         self._bx = bx.BxDecoder()
         self._eq = eq.EqDecoder()
         self._changed = threading.Condition()
@@ -88,18 +88,20 @@ class LedBusSimulator(PortSimulator):
 
     def on_bytes(self, data: bytes) -> None:
         if self.protocol == "bx":
-            for at, segment in self._frame_heads(data):
-                if at is not None:  # a frame begins here: its first byte's time, read or paced
-                    self._frame_started = self.arrived_at + self.wire_s(at)
+            for at, segment in self._frame_bodies(data):
+                if at is not None:  # a header begins here: its frame began 8 head bytes before
+                    self._frame_started = self.arrived_at + self.wire_s(at) - self.wire_s(len(bx.HEAD_RUN))
                 self._bx_bytes(segment)
         else:
             self._eq_bytes(data)
 
-    def _frame_heads(self, data: bytes) -> list[tuple[int | None, bytes]]:
-        """``data`` cut before each A5 run that begins a frame (its offset; None for bytes before
-        the first), so a frame's start is its own head's, never an abandoned frame's before it."""
-        cuts = [i for i, byte in enumerate(data) if byte == bx.HEAD
-                and (data[i - 1] if i else self._last_byte) != bx.HEAD]
+    def _frame_bodies(self, data: bytes) -> list[tuple[int | None, bytes]]:
+        """``data`` cut where a frame's header begins (the first byte after a run of A5; its offset,
+        None for the bytes before the first). A host writes eight A5; a longer run holds the head of
+        a frame it abandoned within its head, so a frame's start is counted from its header, never
+        from an abandoned frame's first byte."""
+        cuts = [i for i, byte in enumerate(data) if byte != bx.HEAD
+                and (data[i - 1] if i else self._last_byte) == bx.HEAD]
         self._last_byte = data[-1] if data else self._last_byte
         starts = sorted({0, *cuts})
         return [(start if start in cuts else None, data[start:end])
