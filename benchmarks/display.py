@@ -6,9 +6,12 @@ The real coordinator and LED agent run as child processes on a Mosquitto provisi
 the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Four set-ups of
 the serial bus, each with its own agent: the example hall as it is (idle screens probed, every
 screen rewritten whole every 30 s), `probe_idle = false`, also `refresh_s = 0`, and also the hall
-screen on a bus of its own: a frame on RS-485 cannot be interrupted, so these show what probes,
-rewrites and the hall screen's frames cost a call (each call follows a ticket, which changes the
-hall screen's waiting row). Beside it the
+screen on a bus of its own. Probes, rewrites and hall-screen frames go out in pieces that a call
+preempts (docs/display.md, "Preemption"), so what these show is what each still costs a call: the
+piece in the UART, a probe's reply, a frame preempted twice and so written whole (each call follows
+a ticket, which changes the hall screen's waiting row, and the next ticket and call follow the
+previous call's Finish at once: the bus is never idle long enough for the waiting row, so its
+frame is preempted and at times written whole before a call). Beside it the
 BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
 ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
 on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
@@ -94,6 +97,12 @@ def shown(leds: LedBusSimulator, text: str, frames_before: int) -> None:
     screen = leds.controllers[3]
     if not leds.wait(lambda: text in leds.text(3) and screen.frames > frames_before, 10):
         raise TimeoutError(f"window 3's screen never showed {text!r}")
+
+
+def first_writes(leds: LedBusSimulator, before: dict[int, int]) -> None:
+    """Wait until every screen at the addresses of ``before`` has taken a frame since then."""
+    if not leds.wait(lambda: all(leds.controllers[a].frames > n for a, n in before.items()), 30):
+        raise TimeoutError("the LED agent never wrote every screen of its bus")
 
 
 def bx6_layout(tmp: Path, sims: dict[str, Bx6Simulator]) -> Path:
@@ -230,8 +239,13 @@ def main() -> None:
                        bus_layout(Path(tmp), "apart", "probe_idle = false\nrefresh_s = 0", True))]
             for serial, path in setups:
                 env = hall.env("L1") if path is None else hall.env("L1", HALL_LAYOUT=str(path))
+                on_bus = [d.address for d in load_layout(path or LAYOUT).members("L1")]  # type: ignore[union-attr]
+                before = {a: leds.controllers[a].frames for a in on_bus}
                 with role(["leds", "--bus", "L1", "--serial", str(leds.path)], env):
-                    time.sleep(3)  # the agent's first writes of every screen at 9600 baud
+                    # The agent's first writes of every screen at 9600 baud (~2 s; longer when the
+                    # machine is loaded and the process starts slowly): calls are measured after them.
+                    first_writes(leds, before)
+                    time.sleep(0.5)
                     for _ in range(args.calls):
                         number = next_number()
                         screen = leds.controllers[3]

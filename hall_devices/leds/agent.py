@@ -2,9 +2,11 @@
 
 A thin adapter around :class:`~hall_devices.leds.session.LedSession`, which decides what to
 write, waits for BX replies, retries, probes and knows each screen's health (docs/display.md). The
-agent renders what each screen should show, and moves bytes: paho's thread and a
+agent renders what each screen should show, and moves bytes: it writes what the session hands out (a
+whole frame, or a piece of a frame a call may preempt) and reports each write. Paho's thread and a
 :class:`~hall_devices.agent.PortReader` only post to one :class:`~hall_devices.agent.Worker`; a
-message or a byte wakes it at once. Its only timers are the session's deadlines: reply timeout,
+message or a byte wakes it at once, so news preempts a frame being sent without waiting for its next
+piece. Its only timers are the session's deadlines: the next piece, reply timeout,
 backoff, probe, and the rewrite of a screen whose whole content was not written for ``refresh_s``
 (a controller that rebooted shows nothing until written again). What a screen shows is a function
 of the messages alone (time rules such as the long pause notice come in the window state), so
@@ -170,6 +172,8 @@ class LedAgent:
 
     def _on_tick(self, now: float) -> float | None:
         self.session.timeout(now)
+        # A frame, or the pieces due now; a piece's successor is due when it has left the wire, and
+        # the worker wakes then (the session's deadline).
         while (write := self.session.next_write(now)) is not None:
             # Taken before writing: the reader may read (and time) the reply before write() returns.
             sent_at = self.clock()

@@ -258,11 +258,14 @@ def start_write_file_data(name: str, length: int, overwrite: bool = True) -> byt
         "<I", length)
 
 
-def take_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+def take_frames(buffer: bytearray, abandoned: list[bytes] | None = None) -> list[tuple[bytes, bytes]]:
     """Cut every whole frame off the front of ``buffer``: (raw bytes, escaped body) each.
 
-    Any run of A5 is a frame head and 5A its tail (BX-5 and BX-6 alike); bytes before a head are
-    dropped, and an unfinished frame stays in ``buffer`` for the next call.
+    Any run of A5 is a frame head and 5A its tail (BX-5 and BX-6 alike; protocols.md §2 and §7: "a
+    receiver treats any run of A5 as the frame head", and escaping keeps A5 out of every body). So an
+    A5 inside an unfinished frame starts a new one: the unfinished bytes are dropped, never glued to
+    the next frame (a host may abandon a frame part-way), and appended to ``abandoned`` when given.
+    Bytes before a head are dropped; an unfinished frame stays in ``buffer`` for the next call.
     """
     frames: list[tuple[bytes, bytes]] = []
     while True:
@@ -275,6 +278,12 @@ def take_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
         while start < len(buffer) and buffer[start] == HEAD:
             start += 1
         tail = buffer.find(TAIL, start)
+        again = buffer.find(HEAD, start)
+        if again >= 0 and (tail < 0 or again < tail):  # a new head before this frame's tail
+            if abandoned is not None:
+                abandoned.append(bytes(buffer[:again]))
+            del buffer[:again]
+            continue
         if tail < 0:
             return frames  # wait for the rest
         frames.append((bytes(buffer[:tail + 1]), bytes(buffer[start:tail])))
@@ -283,13 +292,19 @@ def take_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
 
 @dataclass
 class BxDecoder:
-    """Bytes in, frames and bad frames out. Any run of A5 is a frame head."""
+    """Bytes in, frames and bad frames out. Any run of A5 is a frame head: an unfinished frame
+    followed by a head is dropped (not a bad frame: it has no tail, so no CRC to refuse, and a
+    controller says nothing about it) and counted in ``abandoned``."""
 
     buffer: bytearray = field(default_factory=bytearray)
+    abandoned: int = 0
 
     def feed(self, data: bytes) -> list[BxFrame | BadFrame]:
         self.buffer += data
-        return [self._frame(raw, body) for raw, body in take_frames(self.buffer)]
+        dropped: list[bytes] = []
+        frames = take_frames(self.buffer, dropped)
+        self.abandoned += len(dropped)
+        return [self._frame(raw, body) for raw, body in frames]
 
     @staticmethod
     def _frame(raw: bytes, escaped: bytes) -> BxFrame | BadFrame:

@@ -3,10 +3,22 @@ the frames to write, acknowledgements and the bus status out. No I/O and no cloc
 call takes ``now`` (monotonic seconds, the caller's clock).
 
 The link is a table-driven state machine (:data:`TRANSITIONS`): ``closed`` (no port) → ``idle`` →
-``writing`` (a frame handed out by :meth:`LedSession.next_write`) → ``awaiting`` (a BX frame on the
-wire, its reply due by a deadline) → ``idle``. An EQ frame goes straight back to ``idle`` once
-written: EQ2023 controllers never reply (protocols.md §3), so written is shown. An event the table
-does not allow in the current state raises :class:`SessionError` and changes nothing.
+``writing`` (a frame, or a piece of one, handed out by :meth:`LedSession.next_write`) → ``awaiting``
+(a BX frame on the wire, its reply due by a deadline) → ``idle``. An EQ frame goes straight back to
+``idle`` once written: EQ2023 controllers never reply (protocols.md §3), so written is shown. An
+event the table does not allow in the current state raises :class:`SessionError` and changes nothing.
+
+Preemption (BX only). protocols.md §2: "A receiver treats any run of A5 as the frame head", and the
+escapes keep A5 out of every body; so a host may stop writing a frame part-way and start another
+with its A5 run: the controller drops the unfinished one (it saw no tail, so it shows and answers
+nothing) and takes the new one. A frame that is not news for a window screen (a probe, a routine
+rewrite, any hall-screen frame) is therefore handed out in pieces of ``piece_bytes`` (``writing`` →
+``sending`` once a piece is written → ``writing`` for the next piece, due when the bytes before it
+have left the wire, so about one piece sits in the UART buffer). Between pieces, a window screen's
+news (for a probe, any news) ``preempted`` it: the link is ``idle`` again, the abandoned screen keeps
+what it showed (nothing changed) and the news is handed out at once, whole. A screen's frame
+preempted ``max_preemptions`` times is next written whole, so a busy hall cannot keep the hall
+screen stale forever; a probe carries nothing new and stays preemptible (tried again later).
 
 What a reply means and when to try again is :mod:`hall_devices.leds.supervision`'s (protocols.md
 §2: ACK A0 00, NACK A0 01 with an error code, busy = error 3). The session adds the bus's order:
@@ -16,9 +28,11 @@ written again, window screens before hall screens); a BX screen gets only the ar
 before it was written, are dropped, because BX replies carry no sequence number; a screen whose
 frame cannot be built is faulted ``unencodable`` and the others are written; an idle BX screen is
 probed (its smallest area written again) about every ``unreachable_after_s``, the probes spread
-over that period and never before a pending write. A probe cannot be interrupted: a call that
-arrives while one is on the wire waits for it and its reply, so ``probes=False`` (the layout's
-``probe_idle = false``) trades finding a dead idle screen for calls that never wait behind one.
+over that period, never before a pending write, and not within ``probe_holdoff_s`` of a news frame's
+outcome (in a hall a clerk's Next often follows a Finish at once; a probe then would hold the bus
+for its ACK), unless the screen was last tried two periods ago (a bus with news every second still
+probes). A call that arrives while a probe's reply is due waits for it; ``probes=False`` (the
+layout's ``probe_idle = false``) trades finding a dead idle screen for calls that never do.
 """
 
 from __future__ import annotations
@@ -36,12 +50,16 @@ from hall_devices.leds.supervision import BusHealth, Outcome, ScreenHealth, bus_
 
 log = logging.getLogger(__name__)
 ScreenDevice = WindowScreenDevice | HallScreenDevice
+# A preemptible frame's piece, in wire time: what a call may wait for in the UART buffer once the
+# rest of the frame is dropped (the ~10 ms budget over the call's own wire time also holds MQTT).
+PIECE_S = 0.002
 
 
 class LinkState(StrEnum):
     CLOSED = "closed"  # no port: nothing can be written
     IDLE = "idle"
-    WRITING = "writing"  # a frame handed out, not yet reported written
+    WRITING = "writing"  # a frame or a piece handed out, not yet reported written
+    SENDING = "sending"  # a BX frame partly written (pieces): its next piece due, or preempted
     AWAITING = "awaiting"  # a BX frame written, its reply due
 
 
@@ -49,6 +67,9 @@ class LinkEvent(StrEnum):
     OPENED = "opened"
     LOST = "lost"
     FRAME = "frame"  # next_write handed out a frame
+    PART = "part"  # a piece of it is on the wire, more to come (BX)
+    PIECE = "piece"  # next_write handed out its next piece
+    PREEMPTED = "preempted"  # its rest dropped between pieces: news goes first
     WRITTEN = "written"  # it is on the wire and a reply is due (BX)
     SHOWN = "shown"  # it is on the wire and no reply comes (EQ)
     REPLY = "reply"
@@ -60,11 +81,16 @@ TRANSITIONS: dict[tuple[LinkState, LinkEvent], LinkState] = {
     (S.CLOSED, E.OPENED): S.IDLE,
     (S.IDLE, E.OPENED): S.IDLE,  # reopened between two frames
     (S.AWAITING, E.OPENED): S.IDLE,  # reopened under a frame: its reply is lost with the old port
+    (S.SENDING, E.OPENED): S.IDLE,  # reopened under a partial frame: the new port never saw it
     (S.CLOSED, E.LOST): S.CLOSED,  # the writer and the reader may both notice
     (S.IDLE, E.LOST): S.CLOSED,
     (S.WRITING, E.LOST): S.CLOSED,
+    (S.SENDING, E.LOST): S.CLOSED,
     (S.AWAITING, E.LOST): S.CLOSED,
     (S.IDLE, E.FRAME): S.WRITING,
+    (S.WRITING, E.PART): S.SENDING,
+    (S.SENDING, E.PIECE): S.WRITING,
+    (S.SENDING, E.PREEMPTED): S.IDLE,
     (S.WRITING, E.WRITTEN): S.AWAITING,
     (S.WRITING, E.SHOWN): S.IDLE,
     (S.AWAITING, E.REPLY): S.IDLE,
@@ -78,11 +104,13 @@ class SessionError(Exception):
 
 @dataclass(frozen=True)
 class Write:
-    """A frame to put on the bus now, then report with :meth:`LedSession.written`."""
+    """Bytes to put on the bus now, then report with :meth:`LedSession.written`: a whole frame, or
+    (``part``: its offset and the whole frame's size in bytes) a piece of a preemptible one."""
 
     address: int
     frame: bytes
     probe: bool  # an idle screen written again to see that it still answers
+    part: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,7 @@ class LedScreen:
     tried_at: float = float("-inf")  # time of its last write's outcome (a probe included)
     routine: bool = False  # written again only because what it shows is unknown: after news
     whole_at: float = float("-inf")  # when a write of all its wanted areas was last confirmed
+    preempted: int = 0  # its frames preempted since one was last written whole
 
     def changed(self, protocol: str) -> list[Region]:
         """The areas to write. BX updates areas by id and keeps the rest, so a new waiting count
@@ -128,11 +157,16 @@ class LedScreen:
         self.shown = {r.area_id: r for r in self.wanted}
 
 
-@dataclass(frozen=True)
+@dataclass
 class _InFlight:
     screen: LedScreen
     regions: tuple[Region, ...]
-    size: int  # bytes on the wire
+    frame: bytes
+    probe: bool
+    news: bool  # not a probe, not a routine rewrite
+    piece: int  # bytes per piece; 0: written whole, not preemptible
+    sent: int = 0  # bytes handed out so far
+    last: int = 0  # bytes of the write handed out last
     written_at: float = 0.0
     deadline: float = 0.0
 
@@ -142,15 +176,28 @@ class LedSession:
     :meth:`receive`; ask :meth:`next_write`, report :meth:`written`, call :meth:`timeout` at
     :meth:`deadline`; read :meth:`report`. ``screens``: the bus's screen devices (addresses unique);
     ``refresh_s``: each screen's whole content written again this often (None: never); ``probes``:
-    whether idle BX screens are probed."""
+    whether idle BX screens are probed; ``piece_bytes``: a preemptible BX frame's piece (None: about
+    :data:`PIECE_S` of wire time at ``baudrate``, 2 bytes at 9600 baud; 0: every frame whole);
+    ``max_preemptions``: a screen's frames preempted this often are next written whole;
+    ``probe_holdoff_s``: no probe starts this soon after a news frame's outcome (seconds)."""
 
     def __init__(self, protocol: str, baudrate: int, screens: Iterable[ScreenDevice], *,
                  unreachable_after_s: float = 5.0, reply_timeout_s: float = 0.3, retries: int = 3,
-                 refresh_s: float | None = None, probes: bool = True) -> None:
+                 refresh_s: float | None = None, probes: bool = True, piece_bytes: int | None = None,
+                 max_preemptions: int = 2, probe_holdoff_s: float = 1.0) -> None:
         if protocol not in ("bx", "eq"):
             raise ValueError(f"protocol {protocol!r}: the serial LED session speaks bx or eq")
         self.protocol = protocol
         self.baudrate = baudrate
+        self._byte_s = 10 / baudrate  # 8N1: 10 bit times a byte
+        # EQ2023 (protocols.md §3) has no rule like BX's "any run of A5 is a frame head": a message
+        # cut part-way could run into the next one, so EQ frames are always written whole.
+        default_piece = max(1, round(PIECE_S / self._byte_s))
+        self.piece_bytes = 0 if protocol == "eq" else default_piece if piece_bytes is None else piece_bytes
+        self.max_preemptions = max_preemptions
+        self.probe_holdoff_s = probe_holdoff_s
+        self._news_at = float("-inf")  # a news frame's last outcome
+        self._wire_free_at = float("-inf")  # when the bytes written so far have left the UART
         self.reply_timeout_s = reply_timeout_s
         self.retries = retries
         self.refresh_s = refresh_s
@@ -199,12 +246,14 @@ class LedSession:
         """The port is (again) open: what the screens show may have been lost with it."""
         self._move(LinkEvent.OPENED)
         self._in_flight = None
+        self._wire_free_at = float("-inf")
         self.rewrite_all()
 
     def lost(self) -> None:
         """The port failed or vanished: the frame in flight, if any, is forgotten (not an outcome)."""
         self._move(LinkEvent.LOST)
         self._in_flight = None
+        self._wire_free_at = float("-inf")
 
     # --- frames out, replies in ---------------------------------------------------------------
 
@@ -212,20 +261,56 @@ class LedSession:
         """The frame to write now, or None (nothing due, or the link is not idle). The call at the
         window first: a hall screen's long frame waits its turn, a screen only rewritten (refresh,
         port back) waits behind news, a failing screen waits behind the ones that answer. A screen
-        whose frame cannot be built is faulted and the next one tried."""
+        whose frame cannot be built is faulted and the next one tried. While a preemptible frame is
+        being sent: its next piece once due, or, when news that goes before it is pending, that news
+        (the rest of the frame dropped)."""
+        if self.state is LinkState.SENDING:
+            flight = self._in_flight
+            assert flight is not None  # sending always has a frame in flight
+            if self._preempts(flight, now):
+                self._move(LinkEvent.PREEMPTED)
+                self._in_flight = None
+                if not flight.probe:
+                    flight.screen.preempted += 1
+                log.debug("screen %d: frame dropped after %d of %d bytes, news first",
+                          flight.screen.device.address, flight.sent, len(flight.frame))
+            elif now >= self._wire_free_at:
+                self._move(LinkEvent.PIECE)
+                return self._piece(flight)
+            else:
+                return None
         if self.state is not LinkState.IDLE:
             return None
         self._refresh(now)
         while True:
-            pending = [s for s in self.screens.values()
-                       if s.changed(self.protocol) and s.health.may_write(now)]
-            if not pending:
+            screen = self._next_screen(now)
+            if screen is None:
                 return self._probe(now)
-            screen = min(pending, key=lambda s: (s.health.tries, s.routine,
-                                                 isinstance(s.device, HallScreenDevice)))
             write = self._frame(screen, screen.changed(self.protocol), probe=False)
             if write is not None:
                 return write
+
+    def _next_screen(self, now: float) -> LedScreen | None:
+        pending = [s for s in self.screens.values() if s.changed(self.protocol) and s.health.may_write(now)]
+        return min(pending, key=lambda s: (s.health.tries, s.routine, isinstance(s.device, HallScreenDevice)),
+                   default=None)
+
+    def _preempts(self, flight: _InFlight, now: float) -> bool:
+        """Whether the screen to write next preempts ``flight``: news for a window screen, or for a
+        probe any news (the first in the bus's order, so a failing screen's news does not)."""
+        if not flight.piece:
+            return False
+        screen = self._next_screen(now)
+        if screen is None or screen.routine:
+            return False
+        return flight.probe or isinstance(screen.device, WindowScreenDevice)
+
+    def _piece(self, flight: _InFlight) -> Write:
+        start = flight.sent
+        flight.sent = min(len(flight.frame), start + flight.piece)
+        flight.last = flight.sent - start
+        return Write(flight.screen.device.address, flight.frame[start:flight.sent], flight.probe,
+                     (start, len(flight.frame)))
 
     def _refresh(self, now: float) -> None:
         """The screen whose whole content was written longest ago, once that is ``refresh_s`` ago,
@@ -250,12 +335,18 @@ class LedSession:
         per ``_probe_every``. BX only: EQ never replies. No cheaper BX-5K "are you there" command
         is documented (protocols.md §2)."""
         screen = self._probe_candidate(now)
-        if screen is None or now < self._next_probe:
-            return None
-        if now - screen.tried_at < screen.health.probe_s / 2:  # just written: it answered or not
+        if screen is None or now < self._probe_at(screen):
             return None
         self._next_probe = now + self._probe_every
         return self._frame(screen, [min(screen.wanted, key=lambda r: len(r.text))], probe=True)
+
+    def _probe_at(self, screen: LedScreen) -> float:
+        """When ``screen`` may be probed: after the previous probe's spacing, half a period after its
+        last try (just written: it answered or not), and ``probe_holdoff_s`` after the last news
+        frame's outcome, unless that holds it past two periods since its last try."""
+        period = screen.health.probe_s
+        held = min(self._news_at + self.probe_holdoff_s, screen.tried_at + 2 * period)
+        return max(self._next_probe, screen.tried_at + period / 2, held)
 
     def _probe_candidate(self, now: float) -> LedScreen | None:
         if self.protocol != "bx" or not self.probes:
@@ -276,25 +367,40 @@ class LedSession:
             screen.unencodable = True
             screen.mark_shown()  # tried again on its next change or refresh
             return None
+        # Not news for a window screen: sent in pieces, dropped for news (module docstring), unless
+        # this screen's frames were preempted too often already.
+        preemptible = self.piece_bytes > 0 and len(frame) > self.piece_bytes and (
+            probe or ((screen.routine or isinstance(screen.device, HallScreenDevice))
+                      and screen.preempted < self.max_preemptions))
+        flight = _InFlight(screen, tuple(regions), frame, probe, news=not probe and not screen.routine,
+                           piece=self.piece_bytes if preemptible else 0)
         self._move(LinkEvent.FRAME)
-        self._in_flight = _InFlight(screen, tuple(regions), len(frame))
+        self._in_flight = flight
+        if preemptible:
+            return self._piece(flight)
+        flight.sent = flight.last = len(frame)
         return Write(address, frame, probe)
 
     def written(self, now: float) -> list[Confirmed]:
-        """The frame from :meth:`next_write` is on the wire (``now``: when its write began, so that
-        no reply can be read before it). BX:
-        its reply is due by the reply timeout plus the frame's wire time. EQ: shown, confirmed."""
+        """What :meth:`next_write` handed out is in the UART (``now``: when its write began, so that
+        no reply can be read before it). A piece with more to come: the next is due when these bytes
+        have left the wire. A BX frame's last bytes: its reply is due by the reply timeout after the
+        wire is free (the bytes before it included). EQ: shown, confirmed."""
         flight = self._in_flight
         if self.protocol == "eq":
             self._move(LinkEvent.SHOWN)
             assert flight is not None  # writing always has a frame in flight
             self._in_flight = None
             return [self._record(flight, Outcome.ACK, now)]
-        self._move(LinkEvent.WRITTEN)
+        more = flight is not None and self.state is LinkState.WRITING and flight.sent < len(flight.frame)
+        self._move(LinkEvent.PART if more else LinkEvent.WRITTEN)
         assert flight is not None
-        wire_s = flight.size * 10 / self.baudrate
-        self._in_flight = _InFlight(flight.screen, flight.regions, flight.size, now,
-                                    now + self.reply_timeout_s + wire_s)
+        self._wire_free_at = max(now, self._wire_free_at) + flight.last * self._byte_s
+        if more:
+            return []
+        if not flight.probe:
+            flight.screen.preempted = 0  # on the wire whole: preemptible again
+        flight.written_at, flight.deadline = now, self._wire_free_at + self.reply_timeout_s
         self._decoder = bx.BxDecoder()
         return []
 
@@ -328,6 +434,8 @@ class LedSession:
 
     def _record(self, flight: _InFlight, outcome: Outcome, now: float) -> Confirmed:
         screen = flight.screen
+        if flight.news:
+            self._news_at = now  # probes keep away from news for a moment (probe_holdoff_s)
         was_faulted = screen.health.fault(now) is not None
         self.bus_health.record(screen.device.address, outcome, now, answering=screen.health.tries == 0)
         screen.health.record(outcome, now)
@@ -360,6 +468,10 @@ class LedSession:
         flight = self._in_flight
         if self.state is LinkState.AWAITING and flight is not None:
             times.append(flight.deadline)
+        elif self.state is LinkState.SENDING and flight is not None:
+            if self.next_write_due(now):
+                return now
+            times.append(self._wire_free_at)  # the next piece
         elif self.state is LinkState.IDLE:
             if self.next_write_due(now):
                 return now
@@ -368,8 +480,7 @@ class LedSession:
             times += [s.health.not_before for s in self.screens.values() if s.changed(self.protocol)]
             candidate = self._probe_candidate(float("inf"))
             if candidate is not None:
-                times.append(max(self._next_probe, candidate.tried_at + candidate.health.probe_s / 2,
-                                 candidate.health.not_before))
+                times.append(max(self._probe_at(candidate), candidate.health.not_before))
         times += [t for s in self.screens.values() if (t := s.health.faulted_at()) is not None]
         if (silent := self.bus_health.silent_at()) is not None:
             times.append(silent)
@@ -379,15 +490,17 @@ class LedSession:
         return min(future, default=None)
 
     def next_write_due(self, now: float) -> bool:
-        """Whether :meth:`next_write` would hand out a frame now (without handing it out)."""
+        """Whether :meth:`next_write` would hand out a frame or a piece now (without doing so)."""
+        flight = self._in_flight
+        if self.state is LinkState.SENDING and flight is not None:
+            return now >= self._wire_free_at or self._preempts(flight, now)
         if self.state is not LinkState.IDLE:
             return False
         self._refresh(now)
         if any(s.changed(self.protocol) and s.health.may_write(now) for s in self.screens.values()):
             return True
         screen = self._probe_candidate(now)
-        return (screen is not None and now >= self._next_probe
-                and now - screen.tried_at >= screen.health.probe_s / 2)
+        return screen is not None and now >= self._probe_at(screen)
 
     def report(self, now: float) -> BusReport:
         """The bus status now. A bus whose port is closed reaches none of its screens."""

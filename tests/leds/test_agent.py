@@ -13,7 +13,9 @@ import pytest
 from hall_devices.contract import ALERT, DEVICE_STATUS
 from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.layout import Layout, LedBusDevice, parse_layout
+from hall_devices.leds import bx
 from hall_devices.leds.agent import LedAgent
+from hall_devices.leds.frames import screen_bytes
 from tests.conftest import EXAMPLE
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe, wait_until
@@ -47,7 +49,8 @@ def test_next_shows_the_number_at_that_address(hall_with_leds: tuple[Hall, LedAg
     ticket = hall.take("company_change").ticket
     hall.ok(3, "next")
     assert leds.wait(lambda: leds.text(3) == f"请{ticket.number}号\n到3号窗口"), leds.text(3)  # type: ignore[union-attr]
-    assert leds.text(4) == "暂停服务"  # other windows untouched
+    # Other windows untouched (their first frames, routine, go in pieces at the bus's pace).
+    assert leds.wait(lambda: leds.text(4) == "暂停服务"), leds.text(4)
     # The hall screen lists the call and the waiting groups.
     assert leds.wait(lambda: f"请{ticket.number}号到3号窗口" in leds.text(200, 0))  # type: ignore[union-attr]
     hall.ok(3, "finish")
@@ -298,7 +301,9 @@ def test_a_silent_screen_raises_its_alert_while_the_others_keep_updating(
 def test_busy_is_retried_with_backoff_and_a_dead_bus_is_fault(own_broker: HallBroker, tmp_path: Path) -> None:
     status = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
                    subscribe=[DEVICE_STATUS.topic(hall="demo", device="L1")])
-    hall, agent, leds = run_bus(own_broker, unreachable_after(1), tmp_path, "bx", refresh_s=2, retries=1,
+    # Rewrites every 5 s: 23 screens every 2 s would fill a 9600-baud bus (~90 ms a frame), and the
+    # busy screen, a failing one, waits behind the screens that answer.
+    hall, agent, leds = run_bus(own_broker, unreachable_after(1), tmp_path, "bx", refresh_s=5, retries=1,
                                 reply_timeout_s=0.1)
     try:
         assert leds.wait(lambda: all(c.frames for c in leds.controllers.values()), 15)
@@ -326,3 +331,53 @@ def test_probes_and_rewrites_are_the_bus_layouts(own_broker: HallBroker) -> None
     agent = LedAgent(own_broker.settings("L1"), quiet, "L1", url="loop://")
     assert not agent.session.probes and agent.session.refresh_s is None
     assert all(s.health.probe_s == 0.0 for s in agent.screens.values())  # faults counted from a failure
+
+
+def shown_as_wanted(agent: LedAgent, sim: LedBusSimulator) -> list[int]:
+    """The addresses whose controller does not show, area by area, what the agent wants there."""
+    wrong = []
+    for address, screen in agent.screens.items():
+        (frame,) = bx.BxDecoder().feed(screen_bytes("bx", address, list(screen.wanted)))
+        assert isinstance(frame, bx.BxFrame)
+        wanted = {a.area_id: a.text.decode("gbk") for a in bx.parse_dynamic_area(frame.data)}
+        if {i: area.text for i, area in sim.controllers[address].areas.items()} != wanted:
+            wrong.append(address)
+    return wrong
+
+
+def test_calls_go_before_the_hall_screen_and_rewrites_and_every_screen_ends_up_right(
+        own_broker: HallBroker, layout: Layout, tmp_path: Path) -> None:
+    """A bus paced at 9600 baud, every screen rewritten every 2 s and the hall screen changed by
+    each ticket: the frames that are not a window's news go out in pieces and are dropped for a
+    call (protocols.md §2: any run of A5 is a frame head); every call is shown, and once the hall is
+    quiet the hall screen and every other screen show exactly what they should."""
+    addresses = [d.address for d in layout.members("L1")]  # type: ignore[union-attr]
+    sim = LedBusSimulator(tmp_path / "dev" / "paced", "bx", addresses, baud=9600).start()
+    hall = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    agent = LedAgent(own_broker.settings("L1"), layout, "L1", url=str(sim.path), refresh_s=2)
+    agent.start()
+    try:
+        assert sim.wait(lambda: all(c.frames for c in sim.controllers.values()), 15)
+        hall.ok(3, "login", clerk_id="0301")
+        hall.ok(4, "login", clerk_id="0401")
+        numbers = []
+        for _ in range(4):
+            ticket = hall.take("company_change").ticket  # the hall screen's waiting row changes
+            assert ticket is not None
+            hall.ok(3, "next")  # at once: the call meets the hall screen's frame on the wire
+            numbers.append(ticket.number)
+            assert sim.wait(lambda: sim.text(3) == f"请{ticket.number}号\n到3号窗口"), sim.text(3)  # noqa: B023
+            hall.ok(3, "finish")
+        hall.take("passport")  # waiting for window 6
+        assert sim.wait(lambda: sim.text(3) == "欢迎光临\n市场监管" and "等候1人" in sim.text(200, 1))
+        # Rewrites go on (every screen every 2 s): what each controller shows is what it should.
+        wait_until(lambda: not shown_as_wanted(agent, sim), timeout_s=15, what="every screen right")
+        calls = sim.text(200, 0)
+        assert all(f"请{n}号到3号窗口" in calls for n in numbers[-3:]), calls
+        assert sim.text(4) == "欢迎光临\n户籍 1"
+        assert sim.bad_frames == 0  # dropped frames are not bad frames: nothing was NACKed
+        assert not any(s.health.tries for s in agent.screens.values())
+    finally:
+        agent.stop()
+        hall.stop()
+        sim.stop()

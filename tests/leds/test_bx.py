@@ -89,3 +89,21 @@ def test_random_bytes_give_frames_or_bad_frames(data: bytes) -> None:
         if isinstance(item, bx.BxFrame):
             with contextlib.suppress(bx.BxError):
                 bx.parse_dynamic_area(item.data)
+
+
+def test_a_head_inside_an_unfinished_frame_starts_a_new_frame() -> None:
+    """protocols.md §2: "A receiver treats any run of A5 as the frame head". A frame abandoned
+    part-way (the host stopped writing it) is dropped, never glued to the frame after it."""
+    for cut in (1, 8, 9, 30, len(EXAMPLE) - 1):
+        decoder = bx.BxDecoder()
+        assert decoder.feed(EXAMPLE[:cut]) == []
+        (frame,) = decoder.feed(EXAMPLE)
+        assert frame == bx.BxFrame(bx.Header(bx.BROADCAST_REPLY), frame.data) and frame.encode() == EXAMPLE
+        assert decoder.abandoned == (0 if cut <= 8 else 1)  # a head alone is only a longer head run
+    decoder = bx.BxDecoder()
+    (frame,) = decoder.feed(EXAMPLE[:40] + EXAMPLE)  # in one read, too
+    assert frame.encode() == EXAMPLE and decoder.abandoned == 1 and decoder.buffer == bytearray()
+    buffer = bytearray(EXAMPLE[:40] + EXAMPLE[:20])
+    dropped: list[bytes] = []
+    assert bx.take_frames(buffer, dropped) == [] and dropped == [EXAMPLE[:40]]
+    assert bytes(buffer) == EXAMPLE[:20]  # the new frame waits for its rest

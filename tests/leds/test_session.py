@@ -15,6 +15,7 @@ from hall_devices.leds.session import (
     LinkEvent,
     LinkState,
     SessionError,
+    Write,
 )
 from hall_devices.leds.supervision import Outcome
 
@@ -61,6 +62,25 @@ def bus(protocol: str = "bx", *screens: WindowScreenDevice | HallScreenDevice,
                          retries=retries)
     session.opened()
     return session
+
+
+def send(session: LedSession, now: float) -> tuple[Write, bytes, float] | None:
+    """The next frame handed out and, if it comes in pieces, each piece as it falls due: its first
+    write, every byte of it, and when its last bytes were written."""
+    first = session.next_write(now)
+    if first is None:
+        return None
+    out = first.frame
+    session.written(now)
+    while session.state is LinkState.SENDING:
+        due = session.deadline(now)
+        assert due is not None and due >= now
+        now = due
+        piece = session.next_write(now)
+        assert piece is not None and piece.address == first.address
+        out += piece.frame
+        session.written(now)
+    return first, out, now
 
 
 def state(session: LedSession) -> LinkState:
@@ -184,21 +204,25 @@ def test_an_idle_bx_screen_is_probed_and_its_silence_counts_from_its_last_ack() 
         session.written(at)
         session.receive(ack, at + 0.05)
     due = session.deadline(0.2)
-    assert due is not None and due == pytest.approx(1.05)  # acked at 0.05, probed half a period on
-    probe = session.next_write(due)
-    assert probe is not None and probe.probe and probe.address == 1 and probe.frame == WELCOME_TO_1
-    session.written(due)
-    now = due + 0.3 + WIRE_S
+    # Acked at 0.05, probed half a period on, but not within a second of the last news (0.15).
+    assert due is not None and due == pytest.approx(1.15)
+    sent = send(session, due)
+    assert sent is not None
+    probe, frame, _last = sent
+    assert probe.probe and probe.address == 1 and frame == WELCOME_TO_1 and probe.part == (0, len(frame))
+    reply_due = session.deadline(due)
+    assert reply_due is not None and reply_due == pytest.approx(due + WIRE_S + 0.3)
+    now = reply_due  # the wire time of its pieces, then the reply's
     assert session.timeout(now) == [Confirmed(1, Outcome.SILENT)]
     while session.report(now).members["WS1"] is DeviceState.OK:
-        write = session.next_write(now)
-        if write is not None:
-            session.written(now)
-            reply = ACK_2 if write.address == 2 else b""
+        sent = send(session, now)
+        if sent is not None:
+            now = sent[2]
+            reply = ACK_2 if sent[0].address == 2 else b""
             session.receive(reply, now + 0.01)
         now = session.deadline(now) or now + 1
         session.timeout(now)
-    assert now == pytest.approx(2.05)  # 2 s after its last ACK
+    assert now == pytest.approx(2.05, abs=0.01)  # 2 s after its last ACK (and a reply timeout)
     report = session.report(now)
     assert report.state is DeviceState.WARNING and report.members["WS2"] is DeviceState.OK
 
@@ -301,8 +325,9 @@ def test_news_goes_before_screens_only_written_again() -> None:
     assert first is not None and first.address == 2 and "请A001号".encode("gbk") in first.frame
     session.written(0.2)
     session.receive(ACK_2, 0.3)
-    second = session.next_write(0.3)
-    assert second is not None and second.address == 1 and second.frame == WELCOME_TO_1
+    second = send(session, 0.3)  # a routine rewrite: in pieces (it may be preempted)
+    assert second is not None and second[0].address == 1 and second[1] == WELCOME_TO_1
+    assert second[0].part == (0, len(WELCOME_TO_1))
 
 
 def test_a_screen_is_rewritten_when_its_whole_content_was_not_written_for_refresh_s() -> None:
@@ -318,13 +343,168 @@ def test_a_screen_is_rewritten_when_its_whole_content_was_not_written_for_refres
     hall_bus = LedSession("bx", 9600, [hall(2)], refresh_s=10.0, unreachable_after_s=4.0)
     hall_bus.opened()
     hall_bus.want(2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96))
-    assert hall_bus.next_write(0.0) is not None
-    hall_bus.written(0.0)
-    hall_bus.receive(ACK_2, 0.1)
-    probe = hall_bus.next_write(2.1)  # one area of three: the screen answers, the rest is not rewritten
-    assert probe is not None and probe.probe
-    hall_bus.written(2.1)
-    hall_bus.receive(ACK_2, 2.2)
-    assert hall_bus.deadline(2.2) == pytest.approx(6.1)  # the next probe, a period on
-    whole = hall_bus.next_write(10.1)
-    assert whole is not None and not whole.probe and len(whole.frame) > len(probe.frame)
+    assert send(hall_bus, 0.0) is not None
+    hall_bus.receive(ACK_2, 0.2)
+    sent = send(hall_bus, 2.2)  # one area of three: the screen answers, the rest is not rewritten
+    assert sent is not None and sent[0].probe
+    hall_bus.receive(ACK_2, 2.3)
+    assert hall_bus.deadline(2.3) == pytest.approx(6.2)  # the next probe, a period on
+    whole = send(hall_bus, 10.2)
+    assert whole is not None and not whole[0].probe and len(whole[1]) > len(sent[1])
+
+
+# --- preemption (protocols.md §2: "A receiver treats any run of A5 as the frame head") ------------
+
+PIECE_S = 2 * 10 / 9600  # the default piece at 9600 baud: 2 bytes
+
+
+def acked(session: LedSession, address: int, regions: list[Region], reply: bytes, now: float) -> float:
+    """``regions`` written to ``address`` (in pieces or whole) and acknowledged; when."""
+    session.want(address, regions)
+    sent = send(session, now)
+    assert sent is not None and sent[0].address == address
+    assert session.receive(reply, sent[2] + 0.05) == [Confirmed(address, Outcome.ACK)]
+    return sent[2] + 0.05
+
+
+def test_a_probe_is_dropped_between_pieces_for_a_call_and_the_call_written_at_once() -> None:
+    session = bus("bx", window(1, 1), window(2, 2), unreachable_after_s=2.0)
+    at = acked(session, 2, welcome(), ACK_2, 0.0)
+    at = acked(session, 1, welcome("暂停服务"), ACK_1, at)
+    shown_before = dict(session.screens[2].shown or {})
+    due = session.deadline(at)
+    assert due is not None and due == pytest.approx(at + 1.0)  # the hold-off after news
+    probe = session.next_write(due)
+    assert probe is not None and probe.probe and probe.address == 2
+    assert probe.part == (0, len(WELCOME_TO_1)) and probe.frame == HEAD[:2]  # 2 bytes: ~2 ms at 9600
+    session.written(due)
+    assert state(session) is LinkState.SENDING
+    assert session.deadline(due) == pytest.approx(due + PIECE_S)  # the next piece: these have left
+    assert session.next_write(due + PIECE_S / 2) is None  # not yet: one piece in the UART at most
+    second = session.next_write(due + PIECE_S)
+    assert second is not None and second.part == (2, len(WELCOME_TO_1)) and second.frame == HEAD[2:4]
+    session.written(due + PIECE_S)
+    now = due + PIECE_S * 1.5
+    assert session.receive(ACK_2, now) == []  # nothing is awaited from a frame still being sent
+    session.want(1, welcome())  # the call at window 1, between two pieces
+    assert session.deadline(now) == now  # due at once, not at the next piece
+    call = session.next_write(now)
+    assert call is not None and (call.address, call.frame, call.probe, call.part) == (
+        1, WELCOME_TO_1, False, None)  # whole, its A5 run ends the probe at the controller
+    assert state(session) is LinkState.WRITING
+    session.written(now)
+    # Its reply is due after the piece still in the UART and its own wire time.
+    assert session.deadline(now) == pytest.approx(due + 2 * PIECE_S + WIRE_S + 0.3)
+    assert session.receive(ACK_1, now + 0.1) == [Confirmed(1, Outcome.ACK)]
+    assert session.screens[2].shown == shown_before and session.screens[2].health.tries == 0
+    assert session.screens[2].preempted == 0  # a probe carries nothing new: never forced whole
+
+
+def test_a_hall_screen_frame_dropped_for_a_call_is_sent_again_after_it() -> None:
+    session = bus("bx", hall(2), window(1, 1))
+    at = acked(session, 1, welcome("暂停服务"), ACK_1, 0.0)
+    at = acked(session, 2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96), ACK_2, at)
+    shown_before = dict(session.screens[2].shown or {})
+    session.want(2, hall_regions("请A001号到1号窗口", "公安局(B) 等候4人", "请留意叫号", 256, 96))
+    first = session.next_write(at)
+    assert first is not None and first.address == 2 and first.part is not None
+    total = first.part[1]
+    session.written(at)
+    session.want(1, welcome())
+    call = session.next_write(at + 0.001)
+    assert call is not None and call.frame == WELCOME_TO_1 and call.part is None
+    session.written(at + 0.001)
+    assert session.screens[2].shown == shown_before and session.screens[2].preempted == 1
+    assert session.receive(ACK_1, at + 0.2) == [Confirmed(1, Outcome.ACK)]
+    again = send(session, at + 0.2)  # the waiting row again, from its head, every byte of it
+    assert again is not None and again[0].address == 2 and again[0].part == (0, total)
+    assert len(again[1]) == total and again[1].startswith(HEAD) and again[1].endswith(b"\x5a")
+    assert session.receive(ACK_2, again[2] + 0.05) == [Confirmed(2, Outcome.ACK)]
+    assert session.screens[2].changed("bx") == [] and session.screens[2].preempted == 0
+
+
+def test_a_frame_preempted_twice_is_next_written_whole() -> None:
+    session = bus("bx", hall(2), window(1, 1))
+    at = acked(session, 1, welcome("暂停服务"), ACK_1, 0.0)
+    session.want(2, hall_regions("请A001号到1号窗口", "公安局(B) 等候4人", "请留意叫号", 256, 96))
+    for n, text in enumerate(("欢迎光临", "请A002号到1号窗口"), 1):
+        piece = session.next_write(at)
+        assert piece is not None and piece.address == 2 and piece.part is not None
+        session.written(at)
+        session.want(1, welcome(text))
+        call = session.next_write(at)
+        assert call is not None and call.address == 1 and call.part is None
+        session.written(at)
+        assert session.screens[2].preempted == n
+        at += 0.2
+        session.receive(ACK_1, at)
+    whole = session.next_write(at)  # a busy hall cannot keep the hall screen stale for ever
+    assert whole is not None and whole.address == 2 and whole.part is None and whole.frame.endswith(b"\x5a")
+    session.written(at)
+    session.want(1, welcome("欢迎光临"))  # news waits behind it now (and its reply)
+    assert state(session) is LinkState.AWAITING and session.next_write(at) is None
+    assert session.screens[2].preempted == 0  # on the wire whole: preemptible again next time
+    assert session.receive(ACK_2, at + 0.4) == [Confirmed(2, Outcome.ACK)]
+    call = session.next_write(at + 0.4)
+    assert call is not None and call.frame == WELCOME_TO_1
+
+
+def test_a_window_screens_news_and_eq_frames_are_never_in_pieces() -> None:
+    session = bus("bx", hall(2), window(1, 1))
+    session.want(1, welcome())
+    session.want(2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96))
+    call = session.next_write(0.0)
+    assert call is not None and call.frame == WELCOME_TO_1 and call.part is None
+    eq_bus = bus("eq", hall(2), window(1, 1))
+    assert eq_bus.piece_bytes == 0  # §3 has no "a new head ends an unfinished frame"
+    eq_bus.want(2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96))
+    eq_bus.want(1, welcome())
+    eq_bus.rewrite_all()  # routine rewrites, a hall screen's frame: all whole on EQ
+    for _ in range(2):
+        write = eq_bus.next_write(0.0)
+        assert write is not None and write.part is None and write.frame.endswith(b"$$")
+        assert eq_bus.written(0.0) == [Confirmed(write.address, Outcome.ACK)]
+    assert LedSession("bx", 9600, [window()], piece_bytes=0).piece_bytes == 0  # preemption off
+    assert LedSession("bx", 57600, [window()]).piece_bytes == 12  # ~2 ms at any baud
+
+
+def test_sending_allows_only_its_own_events() -> None:
+    session = bus("bx", hall(2), window(1, 1))
+    session.want(2, hall_regions("请A001号到1号窗口", "", "请留意叫号", 256, 96))
+    assert session.next_write(0.0) is not None
+    session.written(0.0)
+    assert state(session) is LinkState.SENDING
+    with pytest.raises(SessionError):
+        session.written(0.001)  # the next piece was not handed out
+    assert state(session) is LinkState.SENDING and session.deadline(0.0) == pytest.approx(PIECE_S)
+    assert session.timeout(10.0) == []  # no reply is due from a frame being sent
+    for event in (LinkEvent.FRAME, LinkEvent.WRITTEN, LinkEvent.REPLY, LinkEvent.TIMEOUT):
+        assert (LinkState.SENDING, event) not in TRANSITIONS
+    for event in (LinkEvent.PIECE, LinkEvent.PREEMPTED):
+        assert [s for s in LinkState if (s, event) in TRANSITIONS] == [LinkState.SENDING]
+    session.lost()  # the cable pulled mid-frame: nothing of it is awaited
+    assert state(session) is LinkState.CLOSED and session.next_write(1.0) is None
+    session.opened()
+    again = session.next_write(1.0)
+    assert again is not None and again.part is not None and again.part[0] == 0
+
+
+def test_probes_keep_a_second_away_from_news_but_not_for_ever() -> None:
+    session = bus("bx", window(1, 1), window(2, 2), unreachable_after_s=2.0)
+    at = acked(session, 1, welcome(), ACK_1, 0.0)
+    at = acked(session, 2, welcome(), ACK_2, at)
+    assert session.deadline(at) == pytest.approx(at + 1.0)  # screen 1 is due at 1.0 by its period
+    now, news = at, 0
+    while True:  # news on screen 2 every half second: screen 1 is probed two periods after its try
+        due = session.deadline(now)
+        assert due is not None
+        if due > now + 0.5:
+            now += 0.5
+            news += 1
+            now = acked(session, 2, welcome(f"请A00{news}号"), ACK_2, now)
+            continue
+        probe = session.next_write(due)
+        assert probe is not None and probe.probe and probe.address == 1
+        break
+    tried = session.screens[1].tried_at
+    assert due == pytest.approx(tried + 4.0) and news >= 6

@@ -6,7 +6,11 @@ controller), ``busy`` (address → how many of its next frames are refused with 
 ``nack`` (address → the error code every frame to it is refused with), ``garble`` (addresses whose
 replies arrive as line noise), ``corrupt`` (address → how many of its next frames arrive damaged by
 line noise: a CRC error and a NACK), ``baud`` paces reading like a UART. Replies follow the manual
-(protocols.md §2): ACK A0 00, NACK A0 01 with the error code.
+(protocols.md §2): ACK A0 00, NACK A0 01 with the error code; they are written at once, not paced
+(a real controller takes its time and a 30-byte ACK ~31 ms at 9600 baud). As the manual says, any run
+of A5 is a frame head: an unfinished frame followed by one is dropped, shown and answered by nothing
+(counted in :attr:`LedBusSimulator.abandoned`); no switch departs from that, nothing documents a
+controller that does.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class LedBusSimulator(PortSimulator):
         # Every BX frame shown: (first byte read, shown, address, area ids), the latest 2000.
         self.history: deque[tuple[float, float, int, tuple[int, ...]]] = deque(maxlen=2000)
         self._frame_started = 0.0
+        self._last_byte = -1  # the last byte read: a run of A5 may end in the next chunk
         self._bx = bx.BxDecoder()
         self._eq = eq.EqDecoder()
         self._changed = threading.Condition()
@@ -76,13 +81,31 @@ class LedBusSimulator(PortSimulator):
         with self._changed:
             return self._changed.wait_for(predicate, timeout_s)  # type: ignore[arg-type]
 
+    @property
+    def abandoned(self) -> int:
+        """BX frames the host stopped writing part-way (a new head came before their tail)."""
+        return self._bx.abandoned
+
     def on_bytes(self, data: bytes) -> None:
-        if not self._bx.buffer:  # the first bytes of a frame (a chunk rarely holds two)
-            self._frame_started = self.arrived_at
         if self.protocol == "bx":
-            self._bx_bytes(data)
+            for at, segment in self._frame_bodies(data):
+                if at is not None:  # a header begins here: its frame began 8 head bytes before
+                    self._frame_started = self.arrived_at + self.wire_s(at) - self.wire_s(len(bx.HEAD_RUN))
+                self._bx_bytes(segment)
         else:
             self._eq_bytes(data)
+
+    def _frame_bodies(self, data: bytes) -> list[tuple[int | None, bytes]]:
+        """``data`` cut where a frame's header begins (the first byte after a run of A5; its offset,
+        None for the bytes before the first). A host writes eight A5; a longer run holds the head of
+        a frame it abandoned within its head, so a frame's start is counted from its header, never
+        from an abandoned frame's first byte."""
+        cuts = [i for i, byte in enumerate(data) if byte != bx.HEAD
+                and (data[i - 1] if i else self._last_byte) == bx.HEAD]
+        self._last_byte = data[-1] if data else self._last_byte
+        starts = sorted({0, *cuts})
+        return [(start if start in cuts else None, data[start:end])
+                for start, end in zip(starts, [*starts[1:], len(data)], strict=True)]
 
     def _eq_bytes(self, data: bytes) -> None:
         for item in self._eq.feed(data):
