@@ -3,15 +3,19 @@
 Run: .venv/bin/python benchmarks/display.py [--calls 100] [--baud 9600] [--unreachable-after S]
 
 The real coordinator and LED agent run as child processes on a Mosquitto provisioned on free ports;
-the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Four set-ups of
-the serial bus, each with its own agent: the example hall as it is (idle screens probed, every
-screen rewritten whole every 30 s), `probe_idle = false`, also `refresh_s = 0`, and also the hall
-screen on a bus of its own. Probes, rewrites and hall-screen frames go out in pieces that a call
-preempts (docs/display.md, "Preemption"), so what these show is what each still costs a call: the
-piece in the UART, a probe's reply, a frame preempted twice and so written whole (each call follows
-a ticket, which changes the hall screen's waiting row, and the next ticket and call follow the
-previous call's Finish at once: the bus is never idle long enough for the waiting row, so its
-frame is preempted and at times written whole before a call). Beside it the
+the BX screen simulator reads its pty at the configured baud (10 bit times a byte). Probes, rewrites
+and hall-screen frames go out in pieces that a call preempts (docs/display.md, "Preemption"). Five
+set-ups of the serial bus, each with its own agent; each call follows a ticket, which changes the
+hall screen's waiting row:
+- the example hall (idle screens probed, every screen rewritten whole every 30 s) at a quick
+  clerk's pace: 0.5–1.5 s from a Finish on screen to the next ticket and Next, as in a hall, where
+  the bus has gaps for the hall screen's frames;
+- the example hall back to back: the next ticket and Next at once after the Finish is on screen, so
+  the bus is never idle long enough for the hall screen's frame (~180 ms): it is preempted, and after
+  two preemptions written whole, at times just before a call — a saturated bus, a stress figure;
+- back to back with `probe_idle = false`, also `refresh_s = 0`, and also the hall screen on a bus of
+  its own: what probes, rewrites and the hall screen's frames still cost a call.
+Beside it the
 BX-6 agent drives the same windows' screens as BX-6E network controllers (simulated on local TCP
 ports): window Next → the complete dynamic-area packet (A7 00, the call drawn as pixels) received
 on the controller's socket. Next to the figures, measured in the same run: the frame's wire time
@@ -21,6 +25,7 @@ on the controller's socket. Next to the figures, measured in the same run: the f
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -49,6 +54,9 @@ from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.mqtt.requests import NoReplyError, Requester
 
 LAYOUT = Path(__file__).resolve().parent.parent / "examples" / "hall.toml"
+# A quick clerk: from the applicant's Finish on screen to the next ticket and Next (seconds). In the
+# gap the bus writes the hall screen's waiting row and calls, and probes an idle screen.
+PACE = (0.5, 1.5)
 
 
 def client(settings: object, user: str) -> tuple[Bus, Requester]:
@@ -137,6 +145,7 @@ class Serial:
     parts; what held the bus while a call waited."""
 
     label: str
+    pace: tuple[float, float] | None = None  # s from a Finish on screen to the next ticket; None: at once
     latencies: list[float] = field(default_factory=list)
     wire: list[float] = field(default_factory=list)
     to_agent: list[float] = field(default_factory=list)
@@ -224,19 +233,26 @@ def main() -> None:
                 except NoReplyError:
                     continue
             net_latencies, net_bytes = [], []
-            default = "the example hall: idle screens probed, one every unreachable_after_s 5 s / 23 " \
-                "screens, each rewritten whole every 30 s"
+            default = "idle screens probed, one every unreachable_after_s 5 s / 23 screens, each " \
+                "rewritten whole every 30 s"
             if args.unreachable_after is not None:
                 default = f"unreachable_after_s {args.unreachable_after:g}: idle screens probed one every " \
                     f"{args.unreachable_after:g} s / 23 screens, each rewritten whole every 30 s"
-            setups = [(Serial(default), None if args.unreachable_after is None else bus_layout(
-                          Path(tmp), "probed", f"unreachable_after_s = {args.unreachable_after}")),
-                      (Serial("probe_idle = false: no probes, each screen rewritten whole every 30 s"),
+            probed = None if args.unreachable_after is None else bus_layout(
+                Path(tmp), "probed", f"unreachable_after_s = {args.unreachable_after}")
+            setups = [(Serial(f"the example hall at a quick clerk's pace, {PACE[0]:g}–{PACE[1]:g} s from a "
+                              f"Finish on screen to the next ticket and Next; {default}", PACE), probed),
+                      (Serial(f"the example hall back to back, the next ticket and Next at once after a "
+                              f"Finish on screen; {default}"), probed),
+                      (Serial("back to back, probe_idle = false: no probes, each screen rewritten whole "
+                              "every 30 s"),
                        bus_layout(Path(tmp), "unprobed", "probe_idle = false")),
-                      (Serial("probe_idle = false, refresh_s = 0: the bus carries only news"),
+                      (Serial("back to back, probe_idle = false, refresh_s = 0: the bus carries only news"),
                        bus_layout(Path(tmp), "quiet", "probe_idle = false\nrefresh_s = 0")),
-                      (Serial("probe_idle = false, refresh_s = 0, the hall screen on a bus of its own"),
+                      (Serial("back to back, probe_idle = false, refresh_s = 0, the hall screen on a bus of "
+                              "its own"),
                        bus_layout(Path(tmp), "apart", "probe_idle = false\nrefresh_s = 0", True))]
+            pauses = random.Random(18)  # the same pauses in every run
             for serial, path in setups:
                 env = hall.env("L1") if path is None else hall.env("L1", HALL_LAYOUT=str(path))
                 on_bus = [d.address for d in load_layout(path or LAYOUT).members("L1")]  # type: ignore[union-attr]
@@ -247,6 +263,8 @@ def main() -> None:
                     first_writes(leds, before)
                     time.sleep(0.5)
                     for _ in range(args.calls):
+                        if serial.pace is not None:
+                            time.sleep(pauses.uniform(*serial.pace))
                         number = next_number()
                         screen = leds.controllers[3]
                         before = screen.frames
