@@ -69,6 +69,7 @@ from hall_devices.contract import (
     StaffCommand,
     TicketRequest,
     WindowCommand,
+    WindowState,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
@@ -81,11 +82,14 @@ from hall_devices.coordinator.outbound import excerpt as _excerpt
 from hall_devices.coordinator.outcome import (
     ActAsStaff,
     ActAtWindow,
+    Announce,
+    AskRating,
     Command,
     Outcome,
     Rate,
     ReportError,
     ReportPrint,
+    SendPrintJob,
     TakeTicket,
 )
 from hall_devices.coordinator.queries import StoredDays, prepare
@@ -413,11 +417,7 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store, self.boot)
         self._commit(done)
-        # What the devices act on (window states, print jobs) before the replies: a screen's frame
-        # and a ticket's bytes start one publish earlier; the replies still follow the commit.
-        sent = done.sent + self._publish(done.outcomes, summary=False)
-        sent += [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
-        sent += self._summary()
+        sent = done.sent + self._publish(done.outcomes, done.replies)
         if done.acks:
             waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
             self._unconfirmed.append(waiting)
@@ -672,28 +672,50 @@ class CoordinatorService:
         return sent + [self.bus.publish(REGION_EVENTS, m)
                        for m in self.forwarder.committed(self.store.last_seq, rows)]
 
-    def _publish(self, outcomes: list[Outcome], summary: bool = True) -> list[Sent]:
+    def _publish(self, outcomes: list[Outcome],
+                 replies: list[tuple[Received, Reply]] | None = None) -> list[Sent]:
         """Called after the commit of ``outcomes``' events (so a reminder is only for what is
-        recorded). What devices act on goes first; ``summary``: then the queue summary when due
-        (a batch with replies publishes it after them: :meth:`_summary`)."""
+        recorded). What a person waits for at a device goes first, each publish written to the
+        socket as it is made: the print jobs (the ticket's bytes), the states of the windows
+        commands acted at (their screens and pads), the calls and rating prompts; then the
+        ``replies``; then the other windows' states (their waiting counts), alerts and error
+        reports, and the queue summary when due."""
         sent: list[Sent] = []
         dirty: set[int] = set()
+        built: dict[int, WindowState] = {}  # states the engine built after the batch's last change
+        acted: list[int] = []
         for outcome in outcomes:
             dirty |= outcome.dirty_windows
             self._queue_pending |= outcome.queue_changed
-        state = self.engine.state
+            if outcome.events:
+                built = {}
+            built.update(outcome.window_states)
+            acted += [w for w in outcome.window_states if w not in acted]
+        effects = [effect for outcome in outcomes for effect in outcome.effects]
+        for effect in effects:
+            if isinstance(effect, SendPrintJob):
+                sent += self.out.effect(effect)
         # Window states before the calls: an LED bus agent then starts the window's own frame
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
-        for number in sorted(dirty):
-            sent += self.out.send(WINDOW_STATE, self.engine.views.window(state, number, self.clock()),
-                                     window=number)
-        for outcome in outcomes:
-            for effect in outcome.effects:
+        for number in acted:
+            sent += self._window_state(number, built.get(number))
+        for effect in effects:
+            if isinstance(effect, Announce | AskRating):
+                sent += self.out.effect(effect)
+        sent += [one for inbound, reply in replies or [] if (one := self._answer(inbound, reply))]
+        for number in sorted(dirty - set(acted)):
+            sent += self._window_state(number, None)
+        for effect in effects:
+            if not isinstance(effect, SendPrintJob | Announce | AskRating):
                 sent += self.out.effect(effect)
         happened = [e for o in outcomes for e in o.events]
         if self.reminders is not None and happened:
             self.reminders.observe(happened, self.engine, self.clock())
-        return sent + self._summary() if summary else sent
+        return sent + self._summary()
+
+    def _window_state(self, number: int, built: WindowState | None) -> list[Sent]:
+        state = built or self.engine.views.window(self.engine.state, number, self.clock())
+        return self.out.send(WINDOW_STATE, state, window=number)
 
     def _summary(self) -> list[Sent]:
         """The queue summary when it changed: a sweep over all waiting tickets, at most twice a second."""
