@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -242,6 +242,14 @@ def rebuild(layout: Layout, store: EventStore, boot: str | None = None) -> Engin
     return engine
 
 
+def _numbers_failed(write: Future[None]) -> None:
+    """A background write of the high-water file that failed: said (a ticket it should have
+    covered waits for the next one, which is planned again)."""
+    error = write.exception()
+    if error is not None:
+        log.error("the high-water file could not be written (%s): the next ticket waits for it", error)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -272,6 +280,7 @@ class CoordinatorService:
         self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         self._numbers = ThreadPoolExecutor(1, thread_name_prefix="coordinator numbers")
+        self._numbers_pending: Future[None] | None = None  # the newest high-water write asked for
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
@@ -505,12 +514,12 @@ class CoordinatorService:
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
-            # Before any reply, a restore from an older backup must see these numbers. The file is
-            # fsynced while SQLite's commit fsyncs (one disk wait on a ticket's path, not two):
-            # written first, it can only name a number not yet committed (a restore skips it),
-            # never miss one that was.
+            # Before any reply, a restore from an older backup must see these numbers: the file
+            # names numbers ahead and is rewritten in the background, so a ticket waits only for a
+            # write that covers it (while SQLite's commit fsyncs: one disk wait, not two). Written
+            # first, the file can only name a number not yet committed (a restore skips it).
             issued = [e for o in done.outcomes for e in o.events if isinstance(e, ev.TicketIssued)]
-            numbers = self._numbers.submit(self.high_water.record, issued) if issued else None
+            numbers = self._numbers_written(issued) if issued else None
             try:
                 self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
                                                                self._clock_row())
@@ -521,6 +530,28 @@ class CoordinatorService:
             committed = done.rows
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
+
+    def _numbers_written(self, issued: list[ev.TicketIssued]) -> Future[None] | None:
+        """Start the high-water file's next version when a counter nears its floor; the write the
+        batch must wait for before any reply, or None when the file on disk covers ``issued``."""
+        pending = self._numbers_pending
+        if pending is not None and pending.done() and pending.exception() is not None:
+            self.high_water.replan()  # that version never reached the disk: plan it again
+            self._numbers_pending = pending = None
+        floors = self.high_water.plan(issued, self._range_end)
+        if floors is not None:
+            pending = self._numbers_pending = self._numbers.submit(self.high_water.write, floors)
+            pending.add_done_callback(_numbers_failed)
+        if self.high_water.covered(issued):
+            return None
+        return pending or self._numbers.submit(self.high_water.write, self.high_water.planned())
+
+    def _range_end(self, ticket: ev.TicketIssued) -> int | None:
+        try:
+            found = self.layout.service(ticket.service_id).number_range
+        except KeyError:  # a layout from the region dropped the service since
+            return None
+        return found[1] if found else None
 
     def _error_report(self, item: Received, problem: Problem, now: datetime) -> ReportError:
         return ReportError(ErrorReport(topic=item.topic, problem=problem,
