@@ -178,8 +178,8 @@ class _Client(mqtt.Client):
 
     With ``loop_start`` paho 2.x only queues a packet (``_packet_queue``) and wakes its network
     thread through a socket pair; that thread writes it once it gets the GIL, often only when the
-    publisher's batch is done. Here a publish or an ack made on another thread is written at once
-    and paho's thread is not woken, unless the socket did not take it all. paho 2.2 has no lock over its
+    publisher's batch is done. Here a publish made on another thread is written at once and paho's
+    thread is not woken, unless the socket did not take it all. paho 2.2 has no lock over its
     out-queue (``_packet_write`` pops a packet, sends what the socket takes and puts the rest back),
     so the writers take turns: paho's ``loop_write`` and ``reconnect`` (which empties the queue and
     swaps the socket before queueing CONNECT) hold ``_writing``; a publishing thread only tries it,
@@ -203,8 +203,8 @@ class _Client(mqtt.Client):
 
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
-        # Publishes and acks only: a DISCONNECT written closes the socket, paho's thread's to do.
-        if (not self._direct or command & 0xF0 not in (mqtt.PUBLISH, mqtt.PUBACK)
+        # Publishes only: nobody waits on an ack, and a DISCONNECT written closes the socket.
+        if (not self._direct or command & 0xF0 != mqtt.PUBLISH
                 or threading.current_thread() is self._thread or not self._writing.acquire(blocking=False)):
             return super()._packet_queue(command, packet, mid, qos, info)
         try:
