@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
@@ -191,7 +192,9 @@ class _Client(mqtt.Client):
         super().__init__(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                          manual_ack=manual_ack)
         self._writing = threading.Lock()
-        self._direct = direct
+        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``):
+        # another minor version keeps paho's own way until its source is read again.
+        self._direct = direct and paho.mqtt.__version__.startswith("2.2.")
 
     def loop_write(self) -> MQTTErrorCode:
         with self._writing:
