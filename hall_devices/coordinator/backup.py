@@ -2,9 +2,9 @@
 
 How a restore keeps numbers unique (docs/deployment.md, "Backups"): a backup knows only the
 numbers issued before it was taken. The coordinator keeps a *high-water file* next to the store
-(``coordinator.sqlite3.numbers.json``: business day → prefix → highest number issued), rewritten
-and fsynced with every commit that issued a ticket (alongside it, so both disk waits overlap) and
-before the kiosk gets its reply or the ticket is printed. A restore
+(``coordinator.sqlite3.numbers.json``: business day → prefix → a number none issued is above),
+fsynced before the kiosk gets its reply or the ticket is printed; it names numbers ahead of those
+issued (:class:`HighWater`), so only a ticket it does not cover yet waits for a write. A restore
 reads the highest numbers from that file and from the store it replaces (when still readable),
 keeps the replaced store aside, copies the backup in and appends a ``numbers_reserved`` event:
 the coordinator then starts each counter of those days above anything issued. Without either
@@ -18,6 +18,8 @@ import json
 import os
 import re
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +27,7 @@ from pathlib import Path
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.store import EventRow, EventStore, StoreError, backup, open_read_only
 
-Floors = dict[str, dict[str, int]]  # business day → prefix → highest number issued
+Floors = dict[str, dict[str, int]]  # business day → prefix → highest number issued (or above it)
 NAME = re.compile(r"^coordinator-(\d{8}T\d{6}Z)(?:-\d+)?\.sqlite3$")
 STAMP = "%Y%m%dT%H%M%SZ"
 
@@ -66,30 +68,74 @@ def merge(into: Floors, more: Floors) -> Floors:
 
 
 class HighWater:
-    """The coordinator's record of the highest number issued per day, outside the database file.
+    """The coordinator's record of the numbers issued per day, outside the database file.
 
-    ``record`` is called with a commit (while it runs: a number it names and the commit then
-    lacks is only skipped by a restore) and before the replies go out; it writes atomically
-    (temporary file, fsync, rename), so the file is either the old or the new version.
+    The file names, per business day and counter, a number no ticket has gone above: ``ahead``
+    numbers beyond the highest issued, written again in the background (:meth:`plan`, then
+    :meth:`write` on another thread) whenever a counter comes within half of that of its floor. So
+    a ticket waits for the file only when what is on disk does not cover its number yet
+    (:meth:`covered`): the first of a counter each day, or one that outran a write under way; the
+    caller then waits for that write before any reply. A restore skips at most ``ahead`` numbers of
+    a counter, never repeats one. Each write is atomic (temporary file, fsync, rename): the file is
+    either the old or the new version.
     """
 
     KEEP_DAYS = 7
+    AHEAD = 20
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, ahead: int = AHEAD) -> None:
         self.path = path
+        self.ahead = ahead
         try:
-            self._floors = read_floors(path)
+            floors = read_floors(path)
         except StoreError:
-            self._floors = {}  # rewritten whole at the next ticket; the store still has the truth
+            floors = {}  # rewritten whole at the next ticket; the store still has the truth
+        self._planned = floors  # the caller's thread only: the newest version asked for
+        self._on_disk = {day: dict(counters) for day, counters in floors.items()}
+        self._lock = threading.Lock()  # over _on_disk, which write() updates on its own thread
 
-    def record(self, issued: list[ev.TicketIssued]) -> None:
-        if not issued:
-            return
-        merge(self._floors, {t.day: {counter_of(t): t.seq} for t in issued})
-        if len(self._floors) > self.KEEP_DAYS:
-            for day in sorted(self._floors)[:-self.KEEP_DAYS]:
-                del self._floors[day]
-        _write_atomic(self.path, json.dumps(self._floors, sort_keys=True).encode())
+    def plan(self, issued: list[ev.TicketIssued], last: Callable[[ev.TicketIssued], int | None]
+             ) -> Floors | None:
+        """The next version of the file, when one of ``issued`` came within ``ahead // 2`` of its
+        planned floor; None when every counter has room. ``last``: the end of a ticket's number
+        range (号段), which a floor never passes (None: no end)."""
+        planned = self._planned
+        low = [t for t in issued if t.seq + self.ahead // 2 > planned.get(t.day, {}).get(counter_of(t), 0)]
+        if not low:
+            return None
+        for ticket in low:
+            end = last(ticket)
+            floor = ticket.seq + self.ahead
+            merge(planned, {ticket.day: {counter_of(ticket): floor if end is None
+                                         else max(ticket.seq, min(floor, end))}})
+        _prune(planned, self.KEEP_DAYS)
+        return self.planned()
+
+    def planned(self) -> Floors:
+        """A copy of the newest version asked for."""
+        return {day: dict(counters) for day, counters in self._planned.items()}
+
+    def write(self, floors: Floors) -> None:
+        """Write a version :meth:`plan` made (any thread); raises what the disk raises."""
+        _write_atomic(self.path, json.dumps(floors, sort_keys=True).encode())
+        with self._lock:
+            merge(self._on_disk, floors)
+            _prune(self._on_disk, self.KEEP_DAYS)
+
+    def covered(self, issued: list[ev.TicketIssued]) -> bool:
+        """True when the file on disk already names each ticket's number or a higher one."""
+        with self._lock:
+            return all(t.seq <= self._on_disk.get(t.day, {}).get(counter_of(t), 0) for t in issued)
+
+    def replan(self) -> None:
+        """After a write failed: plan again from what is on disk (the caller's thread)."""
+        with self._lock:
+            self._planned = {day: dict(counters) for day, counters in self._on_disk.items()}
+
+
+def _prune(floors: Floors, keep_days: int) -> None:
+    for day in sorted(floors)[:-keep_days]:
+        del floors[day]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -27,6 +27,7 @@ from hall_devices.contract import (
     StaffCommand,
     StaffResult,
     TicketClass,
+    TicketInfo,
     TicketReply,
     TicketRequest,
     TicketStatus,
@@ -180,9 +181,10 @@ class Engine:
         outcome = Outcome()
         ticket = self._issue(outcome, service_id, ticket_class, now=now, token=token, kiosk=kiosk,
                              appointment=code)
-        job_id = self._print(outcome, ticket, kiosk, now=now) if req.paper else None
-        outcome.reply = TicketReply(command_id=req.command_id, ok=True,
-                                    ticket=self.views.ticket(self.state, ticket), print_job_id=job_id)
+        # Built once for the print job and the reply: a job's event changes nothing the ticket shows.
+        info = self.views.ticket(self.state, ticket)
+        job_id = self._print(outcome, ticket, kiosk, now=now, info=info) if req.paper else None
+        outcome.reply = TicketReply(command_id=req.command_id, ok=True, ticket=info, print_job_id=job_id)
         return outcome
 
     def _check_in(self, req: TicketRequest, now: datetime) -> tuple[TicketClass, str, str]:
@@ -255,9 +257,10 @@ class Engine:
         outcome.queue_changed = True
         return self.state.tickets[ticket_id]
 
-    def _print(self, outcome: Outcome, ticket: Ticket, kiosk: str | None, *, now: datetime
-               ) -> str | None:
-        """Send a print job to the kiosk's printer unless it is known to be unable to print."""
+    def _print(self, outcome: Outcome, ticket: Ticket, kiosk: str | None, *, now: datetime,
+               info: TicketInfo | None = None) -> str | None:
+        """Send a print job to the kiosk's printer unless it is known to be unable to print;
+        ``info``: the ticket as shown, when the caller has built it already."""
         printer = self._printer_of.get(kiosk or "")
         if kiosk is None or printer is None or not self.supervisor.printer_usable(printer):
             return None
@@ -269,7 +272,7 @@ class Engine:
                                              kiosk_id=kiosk, printer_id=printer))
         outcome.effects.append(SendPrintJob(printer, PrintJob(
             job_id=job_id, kiosk_id=kiosk, hall_name=text(self.layout.hall.name),
-            ticket=self.views.ticket(self.state, ticket), reprint=sent > 0)))
+            ticket=info or self.views.ticket(self.state, ticket), reprint=sent > 0)))
         return job_id
 
     def _print_result(self, command: ReportPrint, now: datetime, token: str) -> Outcome:
@@ -305,6 +308,7 @@ class Engine:
             command_id=cmd.command_id, ok=True, window=number, action=cmd.action,
             ticket=self.views.ticket(self.state, shown) if shown else None, state=state)
         self._long_paused.discard(number)  # a fresh state: paused just now, or not paused
+        outcome.window_states[number] = state
         return outcome
 
     def _window_number(self, number: int) -> int:

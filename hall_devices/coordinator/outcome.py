@@ -23,6 +23,7 @@ from hall_devices.contract import (
     StaffCommand,
     TicketRequest,
     WindowCommand,
+    WindowState,
 )
 from hall_devices.coordinator.events import Event
 
@@ -136,5 +137,8 @@ class Outcome:
     reply: Reply | None = None
     effects: list[Effect] = field(default_factory=list)
     dirty_windows: set[int] = field(default_factory=set)
+    # The state of the window a command acted at, built after its events: published before the
+    # other windows' states, and not built again unless a later outcome of the batch changed things.
+    window_states: dict[int, WindowState] = field(default_factory=dict)
     queue_changed: bool = False
     refused: Problem | None = None  # why the command was refused, also when it has no answer route

@@ -29,7 +29,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -69,6 +69,7 @@ from hall_devices.contract import (
     StaffCommand,
     TicketRequest,
     WindowCommand,
+    WindowState,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import HighWater, high_water_path
@@ -81,11 +82,14 @@ from hall_devices.coordinator.outbound import excerpt as _excerpt
 from hall_devices.coordinator.outcome import (
     ActAsStaff,
     ActAtWindow,
+    Announce,
+    AskRating,
     Command,
     Outcome,
     Rate,
     ReportError,
     ReportPrint,
+    SendPrintJob,
     TakeTicket,
 )
 from hall_devices.coordinator.queries import StoredDays, prepare
@@ -238,6 +242,14 @@ def rebuild(layout: Layout, store: EventStore, boot: str | None = None) -> Engin
     return engine
 
 
+def _numbers_failed(write: Future[None]) -> None:
+    """A background write of the high-water file that failed: said (a ticket it should have
+    covered waits for the next one, which is planned again)."""
+    error = write.exception()
+    if error is not None:
+        log.error("the high-water file could not be written (%s): the next ticket waits for it", error)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -268,6 +280,7 @@ class CoordinatorService:
         self.layout_text = pushed.text if pushed else layout_text
         self.high_water = HighWater(high_water_path(store_path))  # what a restore must not reissue
         self._numbers = ThreadPoolExecutor(1, thread_name_prefix="coordinator numbers")
+        self._numbers_pending: Future[None] | None = None  # the newest high-water write asked for
         started = time.perf_counter()
         self.engine = rebuild(layout, self.store, self.boot)
         self.rebuild_s = time.perf_counter() - started
@@ -413,11 +426,7 @@ class CoordinatorService:
                     self._commit(done)
                     self.engine = rebuild(self.layout, self.store, self.boot)
         self._commit(done)
-        # What the devices act on (window states, print jobs) before the replies: a screen's frame
-        # and a ticket's bytes start one publish earlier; the replies still follow the commit.
-        sent = done.sent + self._publish(done.outcomes, summary=False)
-        sent += [one for inbound, reply in done.replies if (one := self._answer(inbound, reply))]
-        sent += self._summary()
+        sent = done.sent + self._publish(done.outcomes, done.replies)
         if done.acks:
             waiting = _Unconfirmed(time.monotonic(), sent, done.acks, reads=len(done.reads))
             self._unconfirmed.append(waiting)
@@ -505,12 +514,12 @@ class CoordinatorService:
     def _commit(self, done: _Batch) -> None:
         committed: list[EventRow] = []
         if done.commands or done.rows or done.dead:
-            # Before any reply, a restore from an older backup must see these numbers. The file is
-            # fsynced while SQLite's commit fsyncs (one disk wait on a ticket's path, not two):
-            # written first, it can only name a number not yet committed (a restore skips it),
-            # never miss one that was.
+            # Before any reply, a restore from an older backup must see these numbers: the file
+            # names numbers ahead and is rewritten in the background, so a ticket waits only for a
+            # write that covers it (while SQLite's commit fsyncs: one disk wait, not two). Written
+            # first, the file can only name a number not yet committed (a restore skips it).
             issued = [e for o in done.outcomes for e in o.events if isinstance(e, ev.TicketIssued)]
-            numbers = self._numbers.submit(self.high_water.record, issued) if issued else None
+            numbers = self._numbers_written(issued) if issued else None
             try:
                 self.engine.state.last_seq = self.store.commit(done.rows, done.commands, done.dead,
                                                                self._clock_row())
@@ -521,6 +530,28 @@ class CoordinatorService:
             committed = done.rows
         done.sent += self._forward(committed)  # the region's copy, and this batch's resends
         done.committed()
+
+    def _numbers_written(self, issued: list[ev.TicketIssued]) -> Future[None] | None:
+        """Start the high-water file's next version when a counter nears its floor; the write the
+        batch must wait for before any reply, or None when the file on disk covers ``issued``."""
+        pending = self._numbers_pending
+        if pending is not None and pending.done() and pending.exception() is not None:
+            self.high_water.replan()  # that version never reached the disk: plan it again
+            self._numbers_pending = pending = None
+        floors = self.high_water.plan(issued, self._range_end)
+        if floors is not None:
+            pending = self._numbers_pending = self._numbers.submit(self.high_water.write, floors)
+            pending.add_done_callback(_numbers_failed)
+        if self.high_water.covered(issued):
+            return None
+        return pending or self._numbers.submit(self.high_water.write, self.high_water.planned())
+
+    def _range_end(self, ticket: ev.TicketIssued) -> int | None:
+        try:
+            found = self.layout.service(ticket.service_id).number_range
+        except KeyError:  # a layout from the region dropped the service since
+            return None
+        return found[1] if found else None
 
     def _error_report(self, item: Received, problem: Problem, now: datetime) -> ReportError:
         return ReportError(ErrorReport(topic=item.topic, problem=problem,
@@ -672,28 +703,50 @@ class CoordinatorService:
         return sent + [self.bus.publish(REGION_EVENTS, m)
                        for m in self.forwarder.committed(self.store.last_seq, rows)]
 
-    def _publish(self, outcomes: list[Outcome], summary: bool = True) -> list[Sent]:
+    def _publish(self, outcomes: list[Outcome],
+                 replies: list[tuple[Received, Reply]] | None = None) -> list[Sent]:
         """Called after the commit of ``outcomes``' events (so a reminder is only for what is
-        recorded). What devices act on goes first; ``summary``: then the queue summary when due
-        (a batch with replies publishes it after them: :meth:`_summary`)."""
+        recorded). What a person waits for at a device goes first, each publish written to the
+        socket as it is made: the print jobs (the ticket's bytes), the states of the windows
+        commands acted at (their screens and pads), the calls and rating prompts; then the
+        ``replies``; then the other windows' states (their waiting counts), alerts and error
+        reports, and the queue summary when due."""
         sent: list[Sent] = []
         dirty: set[int] = set()
+        built: dict[int, WindowState] = {}  # states the engine built after the batch's last change
+        acted: list[int] = []
         for outcome in outcomes:
             dirty |= outcome.dirty_windows
             self._queue_pending |= outcome.queue_changed
-        state = self.engine.state
+            if outcome.events:
+                built = {}
+            built.update(outcome.window_states)
+            acted += [w for w in outcome.window_states if w not in acted]
+        effects = [effect for outcome in outcomes for effect in outcome.effects]
+        for effect in effects:
+            if isinstance(effect, SendPrintJob):
+                sent += self.out.effect(effect)
         # Window states before the calls: an LED bus agent then starts the window's own frame
         # before the hall screen's longer one, instead of the call waiting behind it on the wire.
-        for number in sorted(dirty):
-            sent += self.out.send(WINDOW_STATE, self.engine.views.window(state, number, self.clock()),
-                                     window=number)
-        for outcome in outcomes:
-            for effect in outcome.effects:
+        for number in acted:
+            sent += self._window_state(number, built.get(number))
+        for effect in effects:
+            if isinstance(effect, Announce | AskRating):
+                sent += self.out.effect(effect)
+        sent += [one for inbound, reply in replies or [] if (one := self._answer(inbound, reply))]
+        for number in sorted(dirty - set(acted)):
+            sent += self._window_state(number, None)
+        for effect in effects:
+            if not isinstance(effect, SendPrintJob | Announce | AskRating):
                 sent += self.out.effect(effect)
         happened = [e for o in outcomes for e in o.events]
         if self.reminders is not None and happened:
             self.reminders.observe(happened, self.engine, self.clock())
-        return sent + self._summary() if summary else sent
+        return sent + self._summary()
+
+    def _window_state(self, number: int, built: WindowState | None) -> list[Sent]:
+        state = built or self.engine.views.window(self.engine.state, number, self.clock())
+        return self.out.send(WINDOW_STATE, state, window=number)
 
     def _summary(self) -> list[Sent]:
         """The queue summary when it changed: a sweep over all waiting tickets, at most twice a second."""

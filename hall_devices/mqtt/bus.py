@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
@@ -173,6 +174,57 @@ def _readable_id(route_: Route[Payload], raw: bytes) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
+class _Client(mqtt.Client):
+    """paho's client, writing a packet to the socket on the thread that makes it.
+
+    With ``loop_start`` paho 2.x only queues a packet (``_packet_queue``) and wakes its network
+    thread through a socket pair; that thread writes it once it gets the GIL, often only when the
+    publisher's batch is done. Here a publish made on another thread is written at once and paho's
+    thread is not woken, unless the socket did not take it all. paho 2.2 has no lock over its
+    out-queue (``_packet_write`` pops a packet, sends what the socket takes and puts the rest back),
+    so the writers take turns: paho's ``loop_write`` and ``reconnect`` (which empties the queue and
+    swaps the socket before queueing CONNECT) hold ``_writing``; a publishing thread only tries it,
+    and when it is taken queues the packet paho's way. Never on a TLS socket: OpenSSL does not allow
+    a connection read on one thread to be written on another at the same time.
+    """
+
+    def __init__(self, client_id: str, *, manual_ack: bool, direct: bool) -> None:
+        super().__init__(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                         manual_ack=manual_ack)
+        self._writing = threading.Lock()
+        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``):
+        # another minor version keeps paho's own way until its source is read again.
+        self._direct = direct and paho.mqtt.__version__.startswith("2.2.")
+
+    def loop_write(self) -> MQTTErrorCode:
+        with self._writing:
+            return super().loop_write()
+
+    def reconnect(self) -> MQTTErrorCode:
+        with self._writing:
+            return super().reconnect()
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
+        # Publishes only: nobody waits on an ack, and a DISCONNECT written closes the socket.
+        if (not self._direct or command & 0xF0 != mqtt.PUBLISH
+                or threading.current_thread() is self._thread or not self._writing.acquire(blocking=False)):
+            return super()._packet_queue(command, packet, mid, qos, info)
+        try:
+            self._out_packet.append({"command": command, "mid": mid, "qos": qos, "pos": 0,
+                                     "to_process": len(packet), "packet": packet, "info": info})
+            # A socket error leaves the packet queued: paho's thread finds the connection broken
+            # itself, and resends QoS 1 publishes after the reconnect.
+            self._packet_write()
+            left = bool(self._out_packet)
+        finally:
+            self._writing.release()
+        if left and self._sockpairW is not None:  # the rest is paho's thread's to write
+            with contextlib.suppress(BlockingIOError):
+                self._sockpairW.send(mqtt.sockpair_data)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
 @dataclass
 class _Subscription(Generic[P]):
     route: Route[P]
@@ -223,11 +275,11 @@ class Bus:
 
     # --- life cycle ---------------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> _Client:
         s, o = self._settings, self.options
         # The broker replaces the id by the username anyway; saying so keeps logs and sessions plain.
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.broker_username or o.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=o.manual_ack)
+        client = _Client(s.broker_username or o.client_id, manual_ack=o.manual_ack,
+                         direct=not s.broker_tls)
         if s.broker_username:
             password = s.broker_password.get_secret_value() if s.broker_password else None
             client.username_pw_set(s.broker_username, password)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.backup import (
+    HighWater,
     RestoreError,
     backup_name,
     high_water_path,
+    read_floors,
     restore,
     take_backup,
 )
@@ -46,7 +50,10 @@ def test_restore_of_a_mid_day_backup_never_reissues_a_number(hall: Hall, layout:
     after = _take(hall, 3)
     hall.service.stop()
     said = _restore(hall, done.file, layout)
-    assert f"{after[-1]}" in said and "kept as" in said  # it says what it did and where the old store is
+    # It says what it did and where the old store is; the high-water file names numbers ahead.
+    floor = re.search(r"numbering continues after B(\d+)", said)
+    assert floor and int(after[-1][1:]) <= int(floor[1]) <= int(after[-1][1:]) + HighWater.AHEAD
+    assert "kept as" in said
     assert list(tmp_path.glob("coordinator.sqlite3.replaced-*"))
     hall.service = hall.start_coordinator()
     again = _take(hall, 3)
@@ -146,3 +153,39 @@ def test_the_backup_command_uses_the_settings(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("HALL_DATABASE_URL", f"sqlite:///{tmp_path / 'none.sqlite3'}")
     assert main(["store", "backup"]) == 1
     assert "HALL_DATABASE_URL" in capsys.readouterr().err
+
+
+def _issued(seq: int, prefix: str = "A", day: str = "2026-11-23") -> ev.TicketIssued:
+    return ev.TicketIssued(at=datetime(2026, 11, 23, 1, tzinfo=UTC), ticket_id=f"{day}-{prefix}{seq:03d}",
+                           number=f"{prefix}{seq:03d}", prefix=prefix, seq=seq, day=day,
+                           service_id="passport", ticket_class="normal", token="t")
+
+
+def test_the_high_water_file_names_numbers_ahead_and_is_waited_for_only_when_behind(tmp_path: Path) -> None:
+    """A ticket waits for the file only when the file on disk does not cover its number; the next
+    version is planned when a counter comes within half the reserve of its floor, never past the
+    end of a number range, and again from what is on disk after a write that failed."""
+    high_water = HighWater(tmp_path / "numbers.json", ahead=10)
+    no_end = lambda _t: None  # noqa: E731
+    first = [_issued(1)]
+    assert not high_water.covered(first)
+    version = high_water.plan(first, no_end)
+    assert version == {"2026-11-23": {"A": 11}}
+    high_water.write(version)
+    assert high_water.covered(first) and HighWater(tmp_path / "numbers.json").covered([_issued(11)])
+    assert high_water.plan([_issued(6)], no_end) is None  # room left: no write at all
+    nearing = high_water.plan([_issued(7)], no_end)  # within half of the reserve: the next version
+    assert nearing == {"2026-11-23": {"A": 17}}
+    assert high_water.covered([_issued(7)]) and not high_water.covered([_issued(12)])  # not on disk yet
+    high_water.replan()  # that version failed: planned again from what is on disk
+    assert high_water.plan([_issued(12)], no_end) == {"2026-11-23": {"A": 22}}
+    assert high_water.plan([_issued(3, "B")], lambda _t: 8) == {"2026-11-23": {"A": 22, "B": 8}}
+
+
+def test_no_ticket_is_answered_before_the_high_water_file_covers_its_number(hall: Hall) -> None:
+    for _ in range(2 * HighWater.AHEAD):  # across several versions of the file
+        reply = hall.take(SERVICE)
+        assert reply.ticket is not None
+        day = reply.ticket.ticket_id.rsplit("-", 1)[0]
+        on_disk = read_floors(high_water_path(hall.store))
+        assert on_disk[day][reply.ticket.number[0]] >= int(reply.ticket.number[1:])
