@@ -421,9 +421,13 @@ class Bus:
         """
         deadline = time.monotonic() + timeout_s
         for one in sent:
-            with contextlib.suppress(RuntimeError, ValueError):  # not connected or not queued
+            # paho raises RuntimeError (not connected) or ValueError (not queued) from both calls:
+            # either way the broker has not taken it, which is False here, not a failed command.
+            try:
                 one.info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not one.info.is_published():
+                if not one.info.is_published():
+                    return False
+            except (RuntimeError, ValueError):
                 return False
         return True
 

@@ -365,6 +365,15 @@ def test_the_owner_is_told_each_publish_the_broker_confirmed(hall_broker: HallBr
         bus.stop()
 
 
+def test_a_publish_made_while_disconnected_is_not_confirmed_and_nothing_raises(
+        hall_broker: HallBroker) -> None:
+    """paho raises from is_published() for a publish made without a connection; confirmed() says
+    False (not taken by the broker) instead of failing the command that waits on it."""
+    bus = make_bus(hall_broker, "KB1", "pad_bus")  # never started: no connection
+    sent = [bus.publish(WINDOW_COMMAND, WindowCommand(command_id="c0", action=WindowAction.NEXT), window=3)]
+    assert bus.confirmed(sent, timeout_s=0.2) is False
+
+
 def _report(message: str, excerpt: str = "") -> ErrorReport:
     return ErrorReport(topic="hall/demo/test", problem=Problem(code="bad_json", message=message),
                        excerpt=excerpt, reported_by="coordinator", at=datetime.now(UTC))
