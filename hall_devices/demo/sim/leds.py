@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +178,7 @@ class LedBusSimulator(PortSimulator):
         with self._changed:
             controller.areas.update(areas)
             controller.frames += 1
-            controller.updated_at = time.monotonic()
+            controller.updated_at = self.line_free_at  # the UART model's, not the wake-up's
             self._changed.notify_all()
 
     def _reply(self, address: int, code: bx.ErrorCode) -> None:

@@ -88,14 +88,15 @@ class PortSimulator:
     """A device on a :class:`VirtualPort`: one thread hands what the host writes to :meth:`on_bytes`.
 
     ``baud`` paces reading like a UART at that speed (10 bit times a byte): :meth:`on_bytes` is
-    called when a chunk's last byte would have arrived. :meth:`on_idle` runs when nothing came for
-    ``IDLE_READ_S`` seconds. Subclasses keep their own fault switches.
+    called when a chunk's last byte would have arrived (:attr:`line_free_at`). :meth:`on_idle` runs
+    when nothing came for ``IDLE_READ_S`` seconds. Subclasses keep their own fault switches.
     """
 
     def __init__(self, path: Path, name: str, baud: int | None = None) -> None:
         self.port = VirtualPort(path)
         self.baud = baud
-        self.arrived_at = 0.0  # monotonic time the last chunk read began to arrive
+        self.arrived_at = 0.0  # monotonic time the part given to on_bytes began to arrive
+        self.line_free_at = 0.0  # ... and when its last byte arrived (at ``baud``)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{name} {path.name}", daemon=True)
 
@@ -128,10 +129,16 @@ class PortSimulator:
             if not data:
                 self.on_idle()
                 continue
+            read_at = time.monotonic()
             for part in self.segments(data):
-                self.arrived_at = time.monotonic()  # before pacing: when the part's first byte came
-                if self.baud:
-                    time.sleep(self.wire_s(len(part)))
+                # A UART: a part's first byte comes once the line is free of the bytes before it,
+                # its last byte a wire time later. Times come from this model, not from when a
+                # sleep happens to end, so a late wake-up neither shows in the figures nor lets
+                # the simulated line fall behind the baud rate.
+                self.arrived_at = max(read_at, self.line_free_at)
+                self.line_free_at = self.arrived_at + self.wire_s(len(part))
+                if self.baud and (pause := self.line_free_at - time.monotonic()) > 0:
+                    time.sleep(pause)
                 self.on_bytes(part)
 
     def segments(self, data: bytes) -> list[bytes]:

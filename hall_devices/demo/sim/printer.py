@@ -119,7 +119,7 @@ class PrinterSimulator(PortSimulator):
             self._finish()
 
     def on_bytes(self, data: bytes) -> None:
-        self.last_byte_at = time.monotonic()
+        self.last_byte_at = self.line_free_at  # the UART model's, not the wake-up's
         queries = len(data) - len(TRAILING_QUERIES.sub(b"", data))
         if queries < len(data):  # the chunk's last query-free byte came the queries' wire time earlier
             self.last_print_byte_at = self.last_byte_at - self.wire_s(queries)
