@@ -22,6 +22,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,6 +34,7 @@ from hall_devices.web.hashing import PasswordChecks
 from hall_devices.web.params import BadRequestError, int_param
 from hall_devices.web.users import (
     DEMO_PASSWORDS,
+    FileDirectory,
     User,
     UserDirectory,
     UsersError,
@@ -86,17 +89,40 @@ class AccessOptions:
     max_pending_hashes: int = 64
 
 
-class Access:
-    def __init__(self, users: UserDirectory, audit: AuditLog, options: AccessOptions,
-                 window_numbers: set[int]) -> None:
+class Account(Protocol):
+    """What sign-in needs of a users file's entry (the hall's :class:`User`, the region's own)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def password_hash(self) -> str: ...
+
+    @property
+    def stamp(self) -> str: ...
+
+
+A = TypeVar("A", bound=Account)
+
+
+class SignIn(Generic[A]):
+    """Sessions on the server for the users of ``users``, with throttled, audited sign-in, sign-out
+    and one's own password change: what the hall web and the regional dashboard share. ``cookie``:
+    the session cookie's name over plain HTTP (``__Host-`` is prefixed over HTTPS); ``save_password``
+    (path, name, new password) writes a new password into the users file, raising ``users_error``
+    or OSError; ``users_error``: what reading the file raises."""
+
+    def __init__(self, users: FileDirectory[A], audit: AuditLog, options: AccessOptions, cookie: str, *,
+                 save_password: Callable[[Path, str, str], None], users_error: type[Exception]) -> None:
         self.users = users
         self.audit_log = audit
         self.options = options
-        self.windows = window_numbers
         self.sessions = Sessions(options.idle_s, options.absolute_s)
         self.throttle = Throttle(options.throttle)
-        self.cookie = "__Host-hall_session" if options.secure else "hall_session"
+        self.cookie = f"__Host-{cookie}" if options.secure else cookie
         self.checks = PasswordChecks(options.hash_workers, options.max_pending_hashes)
+        self._save_password = save_password
+        self._users_error = users_error
 
     def close(self) -> None:
         self.checks.close()
@@ -106,7 +132,7 @@ class Access:
     def refresh_users(self) -> None:
         try:
             self.users.refresh()  # a stat, and a read of a small file only when it changed
-        except UsersError as exc:
+        except self._users_error as exc:
             log.error("keeping the users read before: %s", exc)
 
     def _stamps(self) -> dict[str, str]:
@@ -114,17 +140,17 @@ class Access:
         return {name: user.stamp for name, user in self.users.users.items()}
 
     def session_of(self, request: Request) -> Session | None:
-        if "hall.session" not in request.scope:
-            request.scope["hall.session"] = self.sessions.find(request.cookies.get(self.cookie),
-                                                               self._stamps(), time.monotonic())
-        found: Session | None = request.scope["hall.session"]
+        if "access.session" not in request.scope:
+            request.scope["access.session"] = self.sessions.find(request.cookies.get(self.cookie),
+                                                                 self._stamps(), time.monotonic())
+        found: Session | None = request.scope["access.session"]
         return found
 
     def alive(self, cookie: str | None) -> bool:
         """Whether ``cookie``'s session still stands (a live feed asks; it does not renew it)."""
         return self.sessions.find(cookie, self._stamps(), time.monotonic(), renew=False) is not None
 
-    def user_of(self, request: Request) -> User | None:
+    def user_of(self, request: Request) -> A | None:
         session = self.session_of(request)
         return self.users.get(session.user) if session else None
 
@@ -137,28 +163,23 @@ class Access:
         """Append to the audit trail (in a worker thread); a failure is logged, never shown."""
         await record_audit(self.audit_log, request, actor, action, target, outcome=outcome, detail=detail)
 
-    async def _check(self, password: str, user: User | None) -> bool | None:
+    async def _check(self, password: str, user: A | None) -> bool | None:
         """Whether the password is right (same cost for an unknown user); None when too busy."""
         return await self.checks.check(password, user.password_hash if user else None)
 
     # --- pages -----------------------------------------------------------------------------------
 
-    async def login(self, request: Request, render: Render) -> Response:
-        form = await request.form()
-        name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
-        target = str(form.get("next", "/"))
-
-        def again(error: str, status: int, **headers: str) -> Response:
-            page = render("login.html", request, error=error, next="/", status_code=status)
-            page.headers.update(headers)
-            return page
-
+    async def _password_gate(self, request: Request, name: str, password: str,
+                             again: Callable[..., Response]) -> A | Response:
+        """The sign-in's password step: throttled per name and address, the file re-read (a user
+        added a moment ago signs in without a restart), the password checked; the user, or the page
+        that refuses (429, 503, 401; a refusal is audited)."""
         keys = throttle_keys(name, request)
         wait = self.throttle.attempt(keys, time.monotonic())
         if wait > 0:
             message, seconds = too_many_attempts(wait)
             return again(message, 429, **{"Retry-After": str(seconds)})
-        self.refresh_users()  # a user added a moment ago signs in without a restart
+        self.refresh_users()
         user = self.users.get(name)
         right = await self._check(password, user)
         if right is None:
@@ -168,52 +189,7 @@ class Access:
             await self.audit(request, name, "sign_in_failed", outcome="refused",
                              detail=f"locked for {math.ceil(locked)} s" if locked else "")
             return again(WRONG, 401)
-        if not self.options.demo and (user.demo or password in DEMO_PASSWORDS):
-            await self.audit(request, name, "sign_in_failed", outcome="refused", detail="demo password")
-            return again("演示密码不能用于正式系统，请管理员重设密码 / a demo password is not accepted "
-                         "here: ask the administrator to set a real one", 403)
-        self.throttle.succeeded(keys)
-        self.sessions.end(request.cookies.get(self.cookie))  # a session from before never carries on
-        window = None
-        if user.role == "clerk":
-            try:
-                window = int_param(str(form.get("window", "")), "window", 1, 9999)
-            except BadRequestError:
-                window = None
-            if window is None or window not in self.windows:
-                return again("请选择窗口 / choose your window", 400)
-            refused = self._window_refused(user, window)
-            if refused:
-                await self.audit(request, name, "sign_in_failed", target=f"window {window}",
-                                 outcome="refused", detail=refused[1])
-                return again(refused[0], 403 if refused[1] == "not this clerk's window" else 409)
-            self.sessions.end_window(window)  # only this clerk's own earlier session can be there
-        cookie = self.sessions.begin(user.name, user.stamp, time.monotonic(), window)
-        await self.audit(request, user.name, "sign_in", target=f"window {window}" if window else "")
-        if user.role == "clerk":
-            where = "/console"
-        else:
-            where = target if target.startswith("/") and not target.startswith("//") else "/"
-        response = RedirectResponse(where, status_code=303)
-        response.set_cookie(self.cookie, cookie, max_age=int(self.options.absolute_s), path="/",
-                            secure=self.options.secure, httponly=True, samesite="strict")
-        return response
-
-    def _window_refused(self, user: User, window: int) -> tuple[str, str] | None:
-        """Why ``user`` may not sign in to ``window`` now (the page's message, the audit's detail):
-        not one of the windows of the account, or held by another clerk's live session. One web
-        session per window: the second clerk is refused until the first signs out or the session
-        ends (idle or absolute timeout, a manager's `web-user` change); it is never taken over."""
-        if not user.may_open(window):
-            allowed = "、".join(map(str, user.windows)) or "无 / none"
-            return (f"您的账号不能登录 {window} 号窗口（可登录：{allowed}）/ your account may not open "
-                    f"window {window} (yours: {', '.join(map(str, user.windows)) or 'none'}): "
-                    "ask a manager", "not this clerk's window")
-        holder = self.sessions.holder(window, self._stamps(), time.monotonic())
-        if holder is not None and holder.user != user.name:
-            return (f"{window} 号窗口已由 {holder.user} 登录，请其先退出 / window {window} is in use by "
-                    f"{holder.user}: they must sign out first", f"window held by {holder.user}")
-        return None
+        return user
 
     async def logout(self, request: Request) -> Response:
         session = self.session_of(request)
@@ -256,8 +232,8 @@ class Access:
         if problem:
             return refuse(problem, 400)
         try:
-            await self.checks.run(set_password, self.users.path, user.name, new)
-        except (UsersError, OSError) as exc:
+            await self.checks.run(self._save_password, self.users.path, user.name, new)
+        except (self._users_error, OSError) as exc:
             log.error("cannot change the password of %s: %s", user.name, exc)
             return refuse("无法保存新密码，请联系管理员 / the new password could not be saved: "
                           "ask the administrator", 500)
@@ -269,3 +245,82 @@ class Access:
 
     def notice(self, request: Request) -> str | None:
         return NOTICES.get(request.query_params.get("notice", ""))
+
+    def _accepted(self, request: Request, name: str) -> None:
+        """The password was right: the name's and address's throttle cleared, and any session this
+        browser had before ended (a session from before never carries on)."""
+        self.throttle.succeeded(throttle_keys(name, request))
+        self.sessions.end(request.cookies.get(self.cookie))
+
+    def _session_cookie(self, user: A, where: str, window: int | None = None) -> Response:
+        """A new session for ``user`` (at ``window``, a clerk's) and the way to ``where``."""
+        cookie = self.sessions.begin(user.name, user.stamp, time.monotonic(), window)
+        response = RedirectResponse(where, status_code=303)
+        response.set_cookie(self.cookie, cookie, max_age=int(self.options.absolute_s), path="/",
+                            secure=self.options.secure, httponly=True, samesite="strict")
+        return response
+
+class Access(SignIn[User]):
+    """The hall web's sign-in: a clerk signs in to one of the account's windows, one session per
+    window; outside the demo a demo password never signs in."""
+
+    def __init__(self, users: UserDirectory, audit: AuditLog, options: AccessOptions,
+                 window_numbers: set[int]) -> None:
+        super().__init__(users, audit, options, "hall_session", save_password=set_password,
+                         users_error=UsersError)
+        self.windows = window_numbers
+
+    async def login(self, request: Request, render: Render) -> Response:
+        form = await request.form()
+        name, password = str(form.get("username", ""))[:64], str(form.get("password", ""))
+        target = str(form.get("next", "/"))
+
+        def again(error: str, status: int, **headers: str) -> Response:
+            page = render("login.html", request, error=error, next="/", status_code=status)
+            page.headers.update(headers)
+            return page
+
+        user = await self._password_gate(request, name, password, again)
+        if isinstance(user, Response):
+            return user
+        if not self.options.demo and (user.demo or password in DEMO_PASSWORDS):
+            await self.audit(request, name, "sign_in_failed", outcome="refused", detail="demo password")
+            return again("演示密码不能用于正式系统，请管理员重设密码 / a demo password is not accepted "
+                         "here: ask the administrator to set a real one", 403)
+        self._accepted(request, name)
+        window = None
+        if user.role == "clerk":
+            try:
+                window = int_param(str(form.get("window", "")), "window", 1, 9999)
+            except BadRequestError:
+                window = None
+            if window is None or window not in self.windows:
+                return again("请选择窗口 / choose your window", 400)
+            refused = self._window_refused(user, window)
+            if refused:
+                await self.audit(request, name, "sign_in_failed", target=f"window {window}",
+                                 outcome="refused", detail=refused[1])
+                return again(refused[0], 403 if refused[1] == "not this clerk's window" else 409)
+            self.sessions.end_window(window)  # only this clerk's own earlier session can be there
+        await self.audit(request, user.name, "sign_in", target=f"window {window}" if window else "")
+        if user.role == "clerk":
+            where = "/console"
+        else:
+            where = target if target.startswith("/") and not target.startswith("//") else "/"
+        return self._session_cookie(user, where, window)
+
+    def _window_refused(self, user: User, window: int) -> tuple[str, str] | None:
+        """Why ``user`` may not sign in to ``window`` now (the page's message, the audit's detail):
+        not one of the windows of the account, or held by another clerk's live session. One web
+        session per window: the second clerk is refused until the first signs out or the session
+        ends (idle or absolute timeout, a manager's `web-user` change); it is never taken over."""
+        if not user.may_open(window):
+            allowed = "、".join(map(str, user.windows)) or "无 / none"
+            return (f"您的账号不能登录 {window} 号窗口（可登录：{allowed}）/ your account may not open "
+                    f"window {window} (yours: {', '.join(map(str, user.windows)) or 'none'}): "
+                    "ask a manager", "not this clerk's window")
+        holder = self.sessions.holder(window, self._stamps(), time.monotonic())
+        if holder is not None and holder.user != user.name:
+            return (f"{window} 号窗口已由 {holder.user} 登录，请其先退出 / window {window} is in use by "
+                    f"{holder.user}: they must sign out first", f"window held by {holder.user}")
+        return None
