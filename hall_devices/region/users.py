@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.web.users import FileDirectory, give_like, hash_password, make_stamp
+from hall_devices.web.users import FileDirectory, give_like, hash_password, make_stamp, user_rows
 
 RegionRole = Literal["region_manager", "auditor"]
 ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
@@ -39,14 +38,8 @@ class RegionUser:
 
 def load_region_users(path: Path) -> dict[str, RegionUser]:
     """Every user of the file by name. Raises :class:`RegionWebError` naming the file and entry."""
-    if not path.exists():
-        raise RegionWebError(f"no users file at {path}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RegionWebError(f"cannot read the users file {path}: {exc}") from exc
     users = {}
-    for i, row in enumerate(data.get("users", [])):
+    for i, row in enumerate(user_rows(path, RegionWebError, f"no users file at {path}")):
         if row.get("role") not in ROLE_ZH or not row.get("name") or not row.get("password"):
             raise RegionWebError(f"{path}: users[{i}] needs name, role (region_manager or auditor) "
                                  "and password")

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 Role = Literal["manager", "clerk"]
 ROLES: tuple[Role, ...] = ("manager", "clerk")
@@ -110,16 +110,26 @@ def parse_windows(text: str) -> tuple[int, ...]:
     return tuple(sorted(numbers))
 
 
-def load_users(path: Path) -> dict[str, User]:
-    """Every user of the file by name. Raises :class:`UsersError` naming the file and entry."""
+def user_rows(path: Path, error: type[Exception], missing: str) -> list[dict[str, Any]]:
+    """The ``[[users]]`` tables of a users file (the hall's or the region's). Raises ``error``
+    naming the file: ``missing`` when there is none, or why it cannot be read."""
     if not path.exists():
-        raise UsersError(f"no users file at {path}: add users with `hall-devices web-user add`")
+        raise error(missing)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsersError(f"cannot read the users file {path}: {exc}") from exc
+        raise error(f"cannot read the users file {path}: {exc}") from exc
+    rows = data.get("users", [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise error(f"{path}: users must be [[users]] tables")
+    return rows
+
+
+def load_users(path: Path) -> dict[str, User]:
+    """Every user of the file by name. Raises :class:`UsersError` naming the file and entry."""
     users = {}
-    for i, row in enumerate(data.get("users", [])):
+    rows = user_rows(path, UsersError, f"no users file at {path}: add users with `hall-devices web-user add`")
+    for i, row in enumerate(rows):
         if row.get("role") not in ROLES or not row.get("name") or not row.get("password"):
             raise UsersError(f"{path}: users[{i}] needs name, role (manager or clerk) and password")
         windows = row.get("windows", [])
