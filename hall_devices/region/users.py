@@ -8,13 +8,11 @@ removed entry ends that user's sessions at once.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.web.users import FileDirectory, give_like, hash_password, make_stamp, user_rows
+from hall_devices.web.users import FileDirectory, hash_password, make_stamp, user_rows, write_private
 
 RegionRole = Literal["region_manager", "auditor"]
 ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
@@ -63,13 +61,7 @@ def save_region_users(path: Path, users: dict[str, RegionUser]) -> None:
     for user in users.values():
         lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
                   f'password = "{user.password_hash}"', ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        give_like(handle.fileno(), path if path.exists() else path.parent)
-        handle.write("\n".join(lines))
-    os.replace(temporary, path)
+    write_private(path, "\n".join(lines))
 
 
 def write_region_users(path: Path, users: dict[str, tuple[RegionRole, str]]) -> None:

@@ -149,12 +149,19 @@ def save_users(path: Path, users: dict[str, User]) -> None:
         lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
                   f'password = "{user.password_hash}"'] + (["demo = true"] if user.demo else []) + (
                       [f"windows = [{', '.join(map(str, user.windows))}]"] if user.windows else []) + [""]
+    write_private(path, "\n".join(lines))
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` as the whole of ``path``: a temporary file, created 0600 (and, run as root, given
+    the owner of the file it replaces, :func:`give_like`), renamed over it, so no reader ever sees
+    half a file. Raises OSError when the folder cannot be written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         give_like(handle.fileno(), path if path.exists() else path.parent)
-        handle.write("\n".join(lines))
+        handle.write(text)
     os.replace(temporary, path)
 
 
