@@ -14,9 +14,9 @@ from hall_devices.web.users import hash_password
 def test_a_password_change_keeps_every_name_as_written(tmp_path: Path, name: str) -> None:
     users = tmp_path / "users.toml"
     quoted = name.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t")
-    users.write_text(f'[[users]]\nname = "{quoted}"\nrole = "auditor"\npassword = "{hash_password("a-pass")}"\n'
-                     f'[[users]]\nname = "zhao"\nrole = "region_manager"\npassword = "{hash_password("z-pass")}"\n',
-                     encoding="utf-8")
+    entries = [(quoted, "auditor", "a-pass"), ("zhao", "region_manager", "z-pass")]
+    users.write_text("".join(f'[[users]]\nname = "{n}"\nrole = "{r}"\npassword = "{hash_password(p)}"\n'
+                             for n, r, p in entries), encoding="utf-8")
     assert set(load_region_users(users)) == {name, "zhao"}
     set_region_password(users, "zhao", "Winter-Hall-2031")
     assert set(load_region_users(users)) == {name, "zhao"}
