@@ -391,3 +391,23 @@ def test_a_new_x_forwarded_for_per_guess_does_not_escape_the_name_throttle(site:
         guesser.addheaders.append(("X-Forwarded-For", f"198.51.100.{i + 1}"))
         statuses.append(site.send(guesser, "/login", {"username": "lin", "password": f"guess-{i}"}).status)
     assert statuses == [401] * FREE + [429] * 2
+
+
+def patiently(site: Site, client: Client, form: dict[str, str]) -> Answer:
+    """A sign-in, after this address's backoff (the attacks before left failures) if it is on."""
+    answer = site.send(client, "/login", form)
+    if answer.status == 429:
+        time.sleep(int(answer.headers["retry-after"]) + 0.2)
+        answer = site.send(client, "/login", form)
+    return answer
+
+
+def test_a_hostile_user_name_is_inert_in_the_audit_page_and_csv(site: Site) -> None:
+    auditor = site.client()
+    assert patiently(site, auditor, {"username": "audit", "password": "a-pass"}).url == f"{site.base}/"
+    hostile = '=HYPERLINK("http://x")<script>alert(1)</script>'
+    assert patiently(site, site.client(), {"username": hostile, "password": "x"}).status == 401
+    _, page = site.get(auditor, "/audit?action=sign_in_failed")
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    _, csv = site.get(auditor, "/audit.csv?action=sign_in_failed")
+    assert "'=HYPERLINK" in csv and ',"=HYPERLINK' not in csv and ",=HYPERLINK" not in csv
