@@ -453,7 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run: Command = args.run
-    return run(args, settings)
+    try:
+        return run(args, settings)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command's own handling is in place (a role still loading its layout or
+        # modules): one line, not Python's traceback; 130, as a shell reports a run cut by SIGINT.
+        print("已中断 / interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -205,3 +205,28 @@ def test_messages_looks_a_code_up_in_the_catalog(capsys: pytest.CaptureFixture[s
     assert "预约码无效，请核对预约码或到咨询台咨询" in out and "this appointment code is not known" in out
     assert main(["messages", "no_such_code"]) == 1
     assert "no such code" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_web_starts_is_one_line(tmp_path: Path) -> None:
+    # The layout is a FIFO that the test holds open without writing: `web` is then stopped inside
+    # its start (reading the layout), before uvicorn's handlers, at a moment the test knows.
+    layout = tmp_path / "layout.toml"
+    os.mkfifo(layout)
+    env = {**os.environ, "HALL_WEB_PORT": str(free_port()), "HALL_WEB_HOST": "127.0.0.1",
+           "HALL_DATA_DIR": str(tmp_path / "web"), "HALL_LOG_LEVEL": "WARNING"}
+    with subprocess.Popen([sys.executable, "-m", "hall_devices.cli", "web", "--layout", str(layout)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as web:
+        while True:  # a FIFO opens for writing (without blocking) once its reader has it open
+            try:
+                writer = os.open(layout, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                assert web.poll() is None, web.communicate()
+                time.sleep(0.05)
+        try:
+            web.send_signal(signal.SIGINT)
+            _, err = web.communicate(timeout=30)
+        finally:
+            os.close(writer)
+    assert err.splitlines() == ["已中断 / interrupted"]
+    assert web.returncode == 130

@@ -191,7 +191,8 @@ class _Client(mqtt.Client):
     def __init__(self, client_id: str, *, manual_ack: bool, direct: bool) -> None:
         super().__init__(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
                          manual_ack=manual_ack)
-        self._writing = threading.Lock()
+        # Re-entrant: paho without its own thread writes CONNECT from within reconnect().
+        self._writing = threading.RLock()
         # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``):
         # another minor version keeps paho's own way until its source is read again.
         self._direct = direct and paho.mqtt.__version__.startswith("2.2.")

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from hall_devices.web.users import FileDirectory, hash_password, make_stamp, user_rows, write_private
+from hall_devices.web.users import (
+    FileDirectory,
+    hash_password,
+    make_stamp,
+    toml_string,
+    user_rows,
+    write_private,
+)
 
 RegionRole = Literal["region_manager", "auditor"]
 ROLE_ZH = {"region_manager": "区域管理员", "auditor": "审计（只读）"}
@@ -59,7 +66,7 @@ def save_region_users(path: Path, users: dict[str, RegionUser]) -> None:
     the file it replaces when run as root, as the hall's ``save_users``. Raises OSError."""
     lines = ["# Regional dashboard users; passwords are PBKDF2-SHA256 hashes.", ""]
     for user in users.values():
-        lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
+        lines += ["[[users]]", f"name = {toml_string(user.name)}", f'role = "{user.role}"',
                   f'password = "{user.password_hash}"', ""]
     write_private(path, "\n".join(lines))
 

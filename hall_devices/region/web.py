@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +29,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from hall_devices.contract import RATING_NAMES
+from hall_devices.contract import RATING_NAMES, param_level
 from hall_devices.region import views
 from hall_devices.region.access import RegionAccess
 from hall_devices.region.users import ROLE_ZH, RegionRole, RegionUser
@@ -101,6 +102,8 @@ class RegionPages:
         """Region manager: send a hall's undelivered 好差评 records at the next round, not after
         their backoff (after the province's platform is back)."""
         hall_id = request.path_params["hall_id"]
+        if not _hall_shaped(hall_id):
+            return _no_hall(hall_id)
         done = await self.read(lambda c: c.execute(
             "UPDATE rating_records SET next_attempt_at = now() WHERE hall_id = %s AND delivered_at IS NULL "
             "AND not_wanted_at IS NULL",
@@ -183,6 +186,8 @@ class RegionPages:
 
     async def hall(self, request: Request) -> Response:
         hall_id = request.path_params["hall_id"]
+        if not _hall_shaped(hall_id):
+            return _no_hall(hall_id)
 
         def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, Any, Any, Any]:
             known = conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
@@ -191,7 +196,7 @@ class RegionPages:
 
         known, pushes, bad, alerts = await self.read(detail)
         if known is None:
-            return PlainTextResponse(f"没有大厅 {hall_id} / no hall {hall_id}", status_code=404)
+            return _no_hall(hall_id)
         bad = [(_hall_time(r[0]), *r[1:]) for r in bad]
         return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts)
 
@@ -200,6 +205,16 @@ class RegionPages:
         if name != "app.css":
             return PlainTextResponse("not found", status_code=404)
         return Response((STATIC / name).read_bytes(), media_type="text/css")
+
+
+def _hall_shaped(hall_id: str) -> bool:
+    """Whether ``hall_id`` can be a hall's id (a topic level): anything else is no hall, answered
+    404 before the database, which refuses some text (a NUL byte) with an error (a 500)."""
+    return re.fullmatch(param_level("hall"), hall_id, flags=re.ASCII) is not None
+
+
+def _no_hall(hall_id: str) -> Response:
+    return PlainTextResponse(f"没有大厅 {hall_id!r} / no hall {hall_id!r}", status_code=404)
 
 
 def _day(value: str | None) -> str | None:

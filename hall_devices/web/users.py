@@ -74,6 +74,14 @@ def password_problem(name: str, password: str) -> str | None:
     return None
 
 
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string, quotes included: what the users files are written with, so
+    an entry's name reads back as it was (a quote, a backslash or a control character escaped)."""
+    out = ["\\" + ch if ch in '"\\' else f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+           for ch in text]
+    return '"' + "".join(out) + '"'
+
+
 def make_stamp(*parts: str) -> str:
     """16 hex digits that change whenever any of ``parts`` does (what a session is bound to)."""
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
@@ -146,7 +154,7 @@ def save_users(path: Path, users: dict[str, User]) -> None:
     (:func:`give_like`). Raises OSError when the folder cannot be written."""
     lines = ["# Web users; passwords are PBKDF2-SHA256 hashes. Edit with `hall-devices web-user`.", ""]
     for user in users.values():
-        lines += ["[[users]]", f'name = "{user.name}"', f'role = "{user.role}"',
+        lines += ["[[users]]", f"name = {toml_string(user.name)}", f'role = "{user.role}"',
                   f'password = "{user.password_hash}"'] + (["demo = true"] if user.demo else []) + (
                       [f"windows = [{', '.join(map(str, user.windows))}]"] if user.windows else []) + [""]
     write_private(path, "\n".join(lines))
