@@ -21,6 +21,7 @@ from hall_devices.region.migrate import migrate
 from hall_devices.region.ratings import build
 
 RATING_KINDS = ("rating_recorded", "rating_timed_out")
+VERSION_MAX = 2**31 - 1  # the layout version columns are PostgreSQL int
 
 
 class RegionDbError(Exception):
@@ -114,14 +115,17 @@ class RegionDb:
         return None if row is None else str(row[0])
 
     def heard(self, hall_id: str, head: int, at: datetime, layout_version: int | None = None) -> None:
+        _version(hall_id, layout_version)
         self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s, "
                           "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
                           (head, at, layout_version, hall_id))
 
     def set_alerts(self, hall_id: str, alerts: ActiveAlerts) -> None:
-        """The hall's active alerts as last published (newer replaces older)."""
-        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = %s WHERE hall_id = %s "
-                          "AND (alerts_at IS NULL OR alerts_at <= %s)",
+        """The hall's active alerts as last published (newer replaces older). A time ahead of the
+        region's clock counts as now: a hall's clock wrong for a moment (or a stolen account) must not
+        date its alerts years ahead and freeze them there."""
+        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = LEAST(%s, now()) WHERE hall_id = %s "
+                          "AND (alerts_at IS NULL OR alerts_at <= LEAST(%s, now()))",
                           (Jsonb([a.model_dump(mode="json") for a in alerts.alerts]), alerts.updated_at,
                            hall_id, alerts.updated_at))
 
@@ -156,6 +160,8 @@ class RegionDb:
 
     def push_answered(self, hall_id: str, version: int, ok: bool, reasons: list[str],
                       running: int | None) -> None:
+        _version(hall_id, version)
+        _version(hall_id, running)
         with self.conn.transaction():
             self.conn.execute("UPDATE config_pushes SET state = %s, reasons = %s, answered_at = now() "
                               "WHERE hall_id = %s AND version = %s AND state = 'pending'",
@@ -168,6 +174,12 @@ class RegionDb:
         """The hall's stored sequence numbers in the order they were stored (tests, checks)."""
         rows = self.conn.execute("SELECT seq FROM events WHERE hall_id = %s ORDER BY ingest_id", (hall_id,))
         return [int(r[0]) for r in rows]
+
+
+def _version(hall_id: str, version: int | None) -> None:
+    """Refuse a layout version no push can have (a hall sends 0 for its own file, 1.. for pushes)."""
+    if version is not None and not 0 <= version <= VERSION_MAX:
+        raise RegionDbError(f"hall {hall_id}: {version} is not a layout version (0..{VERSION_MAX})")
 
 
 def _safe(url: str) -> str:
