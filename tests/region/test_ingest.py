@@ -111,3 +111,15 @@ def test_when_the_hold_is_full_the_highest_held_give_way_to_lower_ones() -> None
     assert ingest.due(0.2 + GAP_GRACE_S) == Resend("h1", 600, 999)
     assert take(ingest, 600, 999, 999 + HELD_MAX, 2.0) == list(range(600, 402 + HELD_MAX))
     assert ingest.due(2.0) == Resend("h1", 402 + HELD_MAX, 999 + HELD_MAX)  # what gave way
+
+
+def test_a_sequence_number_no_store_can_hold_is_refused_and_changes_nothing() -> None:
+    # A stolen hall account or a broken hall: believed, such a head has the hall asked for ever.
+    ingest = HallIngest("h1")
+    take(ingest, 1, 2, 2, 0.0)
+    far = events(3, 3)[0].model_copy(update={"seq": 2**63})
+    for head, batch in ((2**63, []), (2, [far])):
+        with pytest.raises(IngestError, match="beyond"):
+            ingest.receive(batch, head, 1.0)
+    assert (ingest.applied, ingest.head, ingest.lagging) == (2, 2, 0)
+    assert ingest.due(10.0) is None
