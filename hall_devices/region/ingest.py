@@ -22,6 +22,7 @@ GAP_GRACE_S = 1.0
 RESEND_RETRY_S = 5.0
 RESEND_CHUNK = 5_000
 HELD_MAX = 50_000  # events held past a gap; beyond this the highest are dropped and asked for later
+SEQ_MAX = 2**63 - 1  # no hall's store (SQLite INTEGER) nor the region's (bigint) goes beyond
 
 
 class IngestError(Exception):
@@ -48,7 +49,11 @@ class HallIngest:
 
     def receive(self, events: list[ForwardedEvent], head: int, now_s: float) -> list[ForwardedEvent]:
         """Take a message's events (and the hall's head when sent); returns the events to apply now,
-        consecutive from ``applied + 1``. The caller stores them, then calls :meth:`applied_up_to`."""
+        consecutive from ``applied + 1``. The caller stores them, then calls :meth:`applied_up_to`.
+        Raises :class:`IngestError`, changing nothing, for events not consecutive or a sequence
+        number (or head) beyond :data:`SEQ_MAX`: believed, it would have the hall asked for ever."""
+        if max([head, *(one.seq for one in events)]) > SEQ_MAX:
+            raise IngestError(f"hall {self.hall_id}: a sequence number beyond {SEQ_MAX}")
         for one, after in itertools.pairwise(events):
             if after.seq != one.seq + 1:
                 raise IngestError(f"hall {self.hall_id}: events {one.seq} and {after.seq} in one message "
