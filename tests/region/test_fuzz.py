@@ -75,6 +75,8 @@ class FuzzRegion:
     failures: _Failures
     stored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HALLS, 0))
     alerted: dict[str, str] = field(default_factory=dict)  # the id of each hall's last valid alert
+    # (hall, seq) → (kind, body) of the stored events not of the kind and body ``event`` makes
+    unlike: dict[tuple[str, int], tuple[str, Any]] = field(default_factory=dict)
 
     def topic(self, r: Route[Any], hall: str) -> str:
         return r.topic(district=DISTRICT, site=hall)
@@ -136,7 +138,8 @@ class FuzzRegion:
                 rows = conn.execute("SELECT seq, kind, body FROM events WHERE hall_id = %s "
                                     "ORDER BY ingest_id", (hall,)).fetchall()
                 assert [r[0] for r in rows] == list(range(1, self.stored[hall] + 1))
-                assert all(k == "ticket_issued" and b == {"ticket_id": f"{hall}-{s}", "n": s}
+                assert all((k, b) == self.unlike.get((hall, s), ("ticket_issued", {"ticket_id": f"{hall}-{s}",
+                                                                                    "n": s}))
                            for s, k, b in rows)
             assert conn.execute("SELECT count(*) FROM rating_records").fetchone() == (0,)
 
@@ -318,6 +321,24 @@ def test_junk_in_a_batch_loses_none_of_the_valid_messages_beside_it(region: Fuzz
     region.stored.update(f1=f1, f2=f2)
     region.check_store()
     region.no_failures()
+    region.live()
+
+
+def test_a_rating_of_a_newer_hall_is_stored_and_its_hall_goes_on(region: FuzzRegion) -> None:
+    """An event this region cannot read (a newer hall's rating, with a field it does not know) is
+    still the hall's: stored, in order, and the events after it too; only its 好差评 record, which
+    needs reading it, is not made (and said in the log)."""
+    hall = "f2"
+    seq = region.stored[hall] + 1
+    body = {"at": NOW, "rating_id": "r-new", "prompt_id": "p-new", "window": 2, "level": 5,
+            "a_field_of_a_newer_hall": True}
+    newer = ForwardedEvent(seq=seq, at=datetime.now(UTC), day="2026-11-30", kind="rating_recorded",
+                           body=json.dumps(body))
+    region.send(hall, region.topic(REGION_EVENTS_IN, hall),
+                encode(RegionEvents(hall_id=hall, events=[newer, region.event(hall, seq + 1)], head=seq + 1)))
+    wait_until(lambda: region.applied()[hall] == seq + 1, 10, "the newer hall's events stored")
+    region.unlike[(hall, seq)] = ("rating_recorded", body)
+    region.stored[hall] = seq + 1
     region.live()
 
 
