@@ -8,6 +8,7 @@ are never stored twice; a second region process writing the same hall fails inst
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,8 +19,9 @@ from psycopg.types.json import Jsonb
 from hall_devices.contract import ActiveAlerts, ForwardedEvent
 from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
-from hall_devices.region.ratings import build
+from hall_devices.region.ratings import RatingRecord, build
 
+log = logging.getLogger(__name__)
 RATING_KINDS = ("rating_recorded", "rating_timed_out")
 VERSION_MAX = 2**31 - 1  # the layout version columns are PostgreSQL int
 
@@ -93,20 +95,33 @@ class RegionDb:
         row = self.conn.execute("SELECT district FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
         district = str(row[0]) if row else ""
         for one in events:
-            event = ev.event_from_json(one.body)
-            assert isinstance(event, ev.RatingRecorded | ev.RatingTimedOut)
-            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
-                hall_id, event.prompt_id)
-            rows = [] if ticket_id is None else self.conn.execute(
-                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
-                (hall_id, ticket_id)).fetchall()
-            ticket = [ev.event_from_json(str(r[0])) for r in rows]
-            record = build(hall_id, district, event, ticket)
+            record = self._rating_record(hall_id, district, one)
+            if record is None:
+                continue
             self.conn.execute(
                 "INSERT INTO rating_records (record_id, hall_id, seq, rated, record, next_attempt_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json(),
                  one.at))  # due from the hall's time of the rating
+
+    def _rating_record(self, hall_id: str, district: str, one: ForwardedEvent) -> RatingRecord | None:
+        """The record of one rating event, or None (logged) when this region cannot read it or its
+        ticket's events: a hall newer than the region. The event is stored all the same (it is the
+        hall's, and refusing it would stop that hall's ingest for good); only its record is missing."""
+        try:
+            event = ev.event_from_json(one.body)
+            if not isinstance(event, ev.RatingRecorded | ev.RatingTimedOut):
+                raise ValueError(f"its body is a {event.kind}")
+            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
+                hall_id, event.prompt_id)
+            rows = [] if ticket_id is None else self.conn.execute(
+                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
+                (hall_id, ticket_id)).fetchall()
+            return build(hall_id, district, event, [ev.event_from_json(str(r[0])) for r in rows])
+        except ValueError as exc:  # pydantic's ValidationError is one
+            log.warning("hall %s event %d (%s): no 好差评 record, the region cannot read it: %s",
+                        hall_id, one.seq, one.kind, str(exc)[:300])
+            return None
 
     def _prompted(self, hall_id: str, prompt_id: str) -> str | None:
         row = self.conn.execute("SELECT body->>'ticket_id' FROM events WHERE hall_id = %s AND "
