@@ -266,7 +266,7 @@ def raw_of(region: FuzzRegion, hall: str, payload: Any) -> bytes:
 # --- tests ---------------------------------------------------------------------------------------
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.data_too_large])
 @given(message=messages())
 def test_no_message_of_a_hall_stops_the_region(region: FuzzRegion,
