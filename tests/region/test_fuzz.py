@@ -312,11 +312,14 @@ def test_junk_in_a_batch_loses_none_of_the_valid_messages_beside_it(region: Fuzz
                                             ).fetchone() == (1,), 10, "the worker waiting for the lock")
         queued = region.service.worker._inbox.qsize()
         region.send("f1", region.topic(REGION_EVENTS_IN, "f1"), json.dumps(unstorable).encode())
+        deep = {"hall_id": "f2", "head": f2, "events": [
+            {"seq": f2, "at": NOW, "day": "2026-11-30", "kind": "ticket_issued", "body": "[" * 100_000}]}
+        region.send("f2", region.topic(REGION_EVENTS_IN, "f2"), json.dumps(deep).encode())
         region.send("f2", region.topic(REGION_EVENTS_IN, "f2"), region.valid_events("f2", f2, f2, f2))
         region.send("f1", region.topic(REGION_EVENTS_IN, "f1"), region.valid_events("f1", f1, f1, f1))
         region.send("f2", region.topic(REGION_HEAD_IN, "f2"),
                     json.dumps({"hall_id": "f2", "head": f2, "at": NOW, "layout_version": 2**31}).encode())
-        wait_until(lambda: region.service.worker._inbox.qsize() >= queued + 4, 10, "all four queued")
+        wait_until(lambda: region.service.worker._inbox.qsize() >= queued + 5, 10, "all five queued")
     wait_until(lambda: region.applied() == {"f1": f1, "f2": f2}, 10, "both valid events stored")
     region.stored.update(f1=f1, f2=f2)
     region.check_store()
