@@ -43,7 +43,7 @@ from hall_devices.contract import (
     ResendRequest,
 )
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
-from hall_devices.region.db import RegionDb
+from hall_devices.region.db import RegionDb, RegionDbError
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
 from hall_devices.region.profiles import load_profile
@@ -188,14 +188,23 @@ class RegionService:
 
     def _alone(self, site: str, step: Callable[[], None]) -> None:
         """One message's work; what fails of it refuses that message only (see the module's doc).
-        Raises what says the database itself is gone, for the worker's recovery."""
+        Raises when the connection is lost, for the worker's recovery: not on every OperationalError,
+        which is also PostgreSQL's "stack depth limit exceeded" for a body nested too deep."""
         try:
             step()
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            raise
-        except Exception as exc:
-            log.warning("refused a message of hall %s: %s: %s", site, type(exc).__name__, str(exc)[:300])
-            self._reload_marks(site)  # what it held or took for the failed store is asked for again
+        except psycopg.Error as exc:
+            if self.db.conn.closed or self.db.conn.broken:
+                raise
+            self._refused(site, exc)
+        except (IngestError, RegionDbError, ValueError) as exc:  # what the message holds
+            self._refused(site, exc)
+        except Exception:  # a bug of the region's: said loudly, but still costs this message only
+            log.exception("refused a message of hall %s: unexpected error", site)
+            self._reload_marks(site)
+
+    def _refused(self, site: str, exc: Exception) -> None:
+        log.warning("refused a message of hall %s: %s: %s", site, type(exc).__name__, str(exc)[:300])
+        self._reload_marks(site)  # what it held or took for the failed store is asked for again
 
     def _ingest_of(self, inbound: Inbound[P]) -> tuple[str, HallIngest]:
         """The hall a message came from (its topic's ``site``), registered on first sight."""
