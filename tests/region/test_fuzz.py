@@ -370,3 +370,28 @@ def test_after_the_junk_the_region_still_asks_for_gaps_and_pushes_layouts(region
         wait_until(lambda: conn.execute("SELECT state FROM config_pushes WHERE hall_id = %s AND version = %s",
                                         (hall, version)).fetchone() == ("applied",), 10, "push applied")
     region.live()
+
+
+def test_a_head_the_hall_does_not_have_is_dropped_when_the_hall_answers(region: FuzzRegion) -> None:
+    """A lying head (a stolen account) has the hall asked for events it never had; the hall's answer
+    to that resend says its real head, and the region believes it, in memory and in its store, so it
+    stops asking and shows the hall caught up."""
+    hall = "f1"
+    real = region.stored[hall]
+    region.check_resends()
+    region.send(hall, region.topic(REGION_HEAD_IN, hall),
+                encode(RegionHead(hall_id=hall, head=2**62, at=datetime.now(UTC))))
+    asked = json.loads(region.resends.expect(
+        lambda m: m.topic == region.topic(REGION_RESEND_OUT, hall), timeout_s=10).payload)
+    assert asked["first_seq"] == real + 1 and asked["last_seq"] < real + 1 + RESEND_CHUNK
+    answer = RegionEvents(hall_id=hall, events=[], head=real, resend_of=asked["command_id"])
+    region.send(hall, region.topic(REGION_EVENTS_IN, hall), encode(answer))
+
+    def head() -> int:
+        with psycopg.connect(region.db_url) as conn:
+            row = conn.execute("SELECT head FROM halls WHERE hall_id = %s", (hall,)).fetchone()
+        return -1 if row is None else int(row[0])
+
+    wait_until(lambda: region.service.snapshot()[hall] == (real, real) and head() == real, 10,
+               "the real head believed")
+    region.live()
