@@ -135,6 +135,10 @@ class RegionDb:
                           "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
                           (head, at, layout_version, hall_id))
 
+    def set_head(self, hall_id: str, head: int) -> None:
+        """The hall's head as it said in answer to a resend, lower than what was heard or not."""
+        self.conn.execute("UPDATE halls SET head = %s WHERE hall_id = %s", (head, hall_id))
+
     def set_alerts(self, hall_id: str, alerts: ActiveAlerts) -> None:
         """The hall's active alerts as last published (newer replaces older). A time ahead of the
         region's clock counts as now: a hall's clock wrong for a moment (or a stolen account) must not

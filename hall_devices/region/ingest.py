@@ -52,9 +52,13 @@ class HallIngest:
     _gap_since: float | None = None
     _asked: tuple[int, float] | None = None  # (last_seq asked for, when)
 
-    def receive(self, events: list[ForwardedEvent], head: int, now_s: float) -> list[ForwardedEvent]:
+    def receive(self, events: list[ForwardedEvent], head: int, now_s: float,
+                answers_resend: bool = False) -> list[ForwardedEvent]:
         """Take a message's events (and the hall's head when sent); returns the events to apply now,
         consecutive from ``applied + 1``. The caller stores them, then calls :meth:`applied_up_to`.
+        ``answers_resend``: the message answers a resend request, so its head is where the hall's
+        store ends now; a higher head believed before (a stolen account's lie) and events held
+        beyond it are dropped, or the hall would be asked for them for ever.
         Raises :class:`IngestError`, changing nothing, for events not consecutive or a sequence
         number (or head) beyond :data:`SEQ_MAX`: believed, it would have the hall asked for ever."""
         if max([head, *(one.seq for one in events)]) > SEQ_MAX:
@@ -63,7 +67,13 @@ class HallIngest:
             if after.seq != one.seq + 1:
                 raise IngestError(f"hall {self.hall_id}: events {one.seq} and {after.seq} in one message "
                                   "are not consecutive")
-        self.head = max(self.head, head, events[-1].seq if events else 0)
+        top = max(head, events[-1].seq if events else 0)
+        if answers_resend:
+            self.head = max(self.applied, top)
+            for beyond in [s for s in self._held if s > self.head]:
+                self._drop(beyond)
+        else:
+            self.head = max(self.head, top)
         self._hold(events)
         ready: list[ForwardedEvent] = []
         seq = self.applied + 1

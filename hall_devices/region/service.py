@@ -233,10 +233,13 @@ class RegionService:
     def _events(self, inbound: Inbound[RegionEvents], done: _Pass) -> None:
         site, ingest = self._ingest_of(inbound)
         try:
-            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s)
+            answers = inbound.payload.resend_of is not None
+            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s, answers)
         except IngestError as exc:
             log.warning("refused events of hall %s: %s", site, exc)
             return
+        if answers:
+            self.db.set_head(site, ingest.head)
         if ready:
             self.db.apply(site, ingest.applied, ready)
             ingest.applied_up_to(ready[-1].seq)
