@@ -8,6 +8,7 @@ are never stored twice; a second region process writing the same hall fails inst
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,9 +19,11 @@ from psycopg.types.json import Jsonb
 from hall_devices.contract import ActiveAlerts, ForwardedEvent
 from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
-from hall_devices.region.ratings import build
+from hall_devices.region.ratings import RatingRecord, build
 
+log = logging.getLogger(__name__)
 RATING_KINDS = ("rating_recorded", "rating_timed_out")
+VERSION_MAX = 2**31 - 1  # the layout version columns are PostgreSQL int
 
 
 class RegionDbError(Exception):
@@ -92,20 +95,33 @@ class RegionDb:
         row = self.conn.execute("SELECT district FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
         district = str(row[0]) if row else ""
         for one in events:
-            event = ev.event_from_json(one.body)
-            assert isinstance(event, ev.RatingRecorded | ev.RatingTimedOut)
-            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
-                hall_id, event.prompt_id)
-            rows = [] if ticket_id is None else self.conn.execute(
-                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
-                (hall_id, ticket_id)).fetchall()
-            ticket = [ev.event_from_json(str(r[0])) for r in rows]
-            record = build(hall_id, district, event, ticket)
+            record = self._rating_record(hall_id, district, one)
+            if record is None:
+                continue
             self.conn.execute(
                 "INSERT INTO rating_records (record_id, hall_id, seq, rated, record, next_attempt_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (record.record_id, hall_id, one.seq, record.level is not None, record.model_dump_json(),
                  one.at))  # due from the hall's time of the rating
+
+    def _rating_record(self, hall_id: str, district: str, one: ForwardedEvent) -> RatingRecord | None:
+        """The record of one rating event, or None (logged) when this region cannot read it or its
+        ticket's events: a hall newer than the region. The event is stored all the same (it is the
+        hall's, and refusing it would stop that hall's ingest for good); only its record is missing."""
+        try:
+            event = ev.event_from_json(one.body)
+            if not isinstance(event, ev.RatingRecorded | ev.RatingTimedOut):
+                raise ValueError(f"its body is a {event.kind}")
+            ticket_id = event.ticket_id if isinstance(event, ev.RatingRecorded) else self._prompted(
+                hall_id, event.prompt_id)
+            rows = [] if ticket_id is None else self.conn.execute(
+                "SELECT body::text FROM events WHERE hall_id = %s AND body->>'ticket_id' = %s ORDER BY seq",
+                (hall_id, ticket_id)).fetchall()
+            return build(hall_id, district, event, [ev.event_from_json(str(r[0])) for r in rows])
+        except ValueError as exc:  # pydantic's ValidationError is one
+            log.warning("hall %s event %d (%s): no 好差评 record, the region cannot read it: %s",
+                        hall_id, one.seq, one.kind, str(exc)[:300])
+            return None
 
     def _prompted(self, hall_id: str, prompt_id: str) -> str | None:
         row = self.conn.execute("SELECT body->>'ticket_id' FROM events WHERE hall_id = %s AND "
@@ -114,14 +130,21 @@ class RegionDb:
         return None if row is None else str(row[0])
 
     def heard(self, hall_id: str, head: int, at: datetime, layout_version: int | None = None) -> None:
+        _version(hall_id, layout_version)
         self.conn.execute("UPDATE halls SET head = GREATEST(head, %s), last_heard = %s, "
                           "layout_version = COALESCE(%s, layout_version) WHERE hall_id = %s",
                           (head, at, layout_version, hall_id))
 
+    def set_head(self, hall_id: str, head: int) -> None:
+        """The hall's head as it said in answer to a resend, lower than what was heard or not."""
+        self.conn.execute("UPDATE halls SET head = %s WHERE hall_id = %s", (head, hall_id))
+
     def set_alerts(self, hall_id: str, alerts: ActiveAlerts) -> None:
-        """The hall's active alerts as last published (newer replaces older)."""
-        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = %s WHERE hall_id = %s "
-                          "AND (alerts_at IS NULL OR alerts_at <= %s)",
+        """The hall's active alerts as last published (newer replaces older). A time ahead of the
+        region's clock counts as now: a hall's clock wrong for a moment (or a stolen account) must not
+        date its alerts years ahead and freeze them there."""
+        self.conn.execute("UPDATE halls SET alerts = %s, alerts_at = LEAST(%s, now()) WHERE hall_id = %s "
+                          "AND (alerts_at IS NULL OR alerts_at <= LEAST(%s, now()))",
                           (Jsonb([a.model_dump(mode="json") for a in alerts.alerts]), alerts.updated_at,
                            hall_id, alerts.updated_at))
 
@@ -156,6 +179,8 @@ class RegionDb:
 
     def push_answered(self, hall_id: str, version: int, ok: bool, reasons: list[str],
                       running: int | None) -> None:
+        _version(hall_id, version)
+        _version(hall_id, running)
         with self.conn.transaction():
             self.conn.execute("UPDATE config_pushes SET state = %s, reasons = %s, answered_at = now() "
                               "WHERE hall_id = %s AND version = %s AND state = 'pending'",
@@ -168,6 +193,12 @@ class RegionDb:
         """The hall's stored sequence numbers in the order they were stored (tests, checks)."""
         rows = self.conn.execute("SELECT seq FROM events WHERE hall_id = %s ORDER BY ingest_id", (hall_id,))
         return [int(r[0]) for r in rows]
+
+
+def _version(hall_id: str, version: int | None) -> None:
+    """Refuse a layout version no push can have (a hall sends 0 for its own file, 1.. for pushes)."""
+    if version is not None and not 0 <= version <= VERSION_MAX:
+        raise RegionDbError(f"hall {hall_id}: {version} is not a layout version (0..{VERSION_MAX})")
 
 
 def _safe(url: str) -> str:

@@ -5,6 +5,11 @@ hall's :class:`HallIngest` decide what to store, stores it (one transaction per 
 :class:`RegionDb`), and only then acknowledges the messages (manual acks on a persistent session):
 a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
 it already has. Gaps are asked for with resend requests on the hall's bridged topic.
+
+A message the database or the region cannot take (a value beyond a column's range, a date that is
+none, text PostgreSQL cannot hold, a body jsonb refuses: a stolen hall account, or an older or newer
+hall) is refused alone, logged, and its hall's ingest set back to the stored mark; the rest of the
+batch goes on. Only the database itself failing (connection lost, restarted) fails the batch.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
+
+import psycopg
 
 from hall_devices.agent import Worker
 from hall_devices.contract import (
@@ -35,7 +43,7 @@ from hall_devices.contract import (
     ResendRequest,
 )
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
-from hall_devices.region.db import RegionDb
+from hall_devices.region.db import RegionDb, RegionDbError
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
 from hall_devices.region.profiles import load_profile
@@ -62,6 +70,7 @@ class _Pass:
 class _Job:
     """A message taken from the bus: its typed handler bound to it, and its acknowledgement."""
 
+    site: str  # the hall it came from (its topic's, which the broker's ACL vouches for)
     run: Callable[[_Pass], None]
     ack: Callable[[], None]
 
@@ -156,7 +165,8 @@ class RegionService:
     def _queued(self, handle: Callable[[Inbound[P], _Pass], None]) -> Callable[[Inbound[P]], None]:
         """A bus handler (paho's thread) that queues the message for ``handle`` on the worker."""
         def put(inbound: Inbound[P]) -> None:
-            self.worker.post(_Job(lambda batch: handle(inbound, batch), lambda: self.bus.ack(inbound)))
+            self.worker.post(_Job(inbound.params["site"], lambda batch: handle(inbound, batch),
+                                  lambda: self.bus.ack(inbound)))
 
         return put
 
@@ -172,9 +182,29 @@ class RegionService:
     def _process(self, batch: list[_Job]) -> None:
         done = _Pass(time.monotonic())
         for job in batch:
-            job.run(done)
+            self._alone(job.site, partial(job.run, done))
         for site, head in done.heads.items():
-            self.db.heard(site, head.head, head.at, head.layout_version)
+            self._alone(site, partial(self.db.heard, site, head.head, head.at, head.layout_version))
+
+    def _alone(self, site: str, step: Callable[[], None]) -> None:
+        """One message's work; what fails of it refuses that message only (see the module's doc).
+        Raises when the connection is lost, for the worker's recovery: not on every OperationalError,
+        which is also PostgreSQL's "stack depth limit exceeded" for a body nested too deep."""
+        try:
+            step()
+        except psycopg.Error as exc:
+            if self.db.conn.closed or self.db.conn.broken:
+                raise
+            self._refused(site, exc)
+        except (IngestError, RegionDbError, ValueError) as exc:  # what the message holds
+            self._refused(site, exc)
+        except Exception:  # a bug of the region's: said loudly, but still costs this message only
+            log.exception("refused a message of hall %s: unexpected error", site)
+            self._reload_marks(site)
+
+    def _refused(self, site: str, exc: Exception) -> None:
+        log.warning("refused a message of hall %s: %s: %s", site, type(exc).__name__, str(exc)[:300])
+        self._reload_marks(site)  # what it held or took for the failed store is asked for again
 
     def _ingest_of(self, inbound: Inbound[P]) -> tuple[str, HallIngest]:
         """The hall a message came from (its topic's ``site``), registered on first sight."""
@@ -203,10 +233,13 @@ class RegionService:
     def _events(self, inbound: Inbound[RegionEvents], done: _Pass) -> None:
         site, ingest = self._ingest_of(inbound)
         try:
-            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s)
+            answers = inbound.payload.resend_of is not None
+            ready = ingest.receive(inbound.payload.events, inbound.payload.head, done.now_s, answers)
         except IngestError as exc:
             log.warning("refused events of hall %s: %s", site, exc)
             return
+        if answers:
+            self.db.set_head(site, ingest.head)
         if ready:
             self.db.apply(site, ingest.applied, ready)
             ingest.applied_up_to(ready[-1].seq)
@@ -232,10 +265,11 @@ class RegionService:
             self.db.push_sent(hall_id, version)
             log.info("hall %s: layout version %d sent", hall_id, version)
 
-    def _reload_marks(self) -> None:
+    def _reload_marks(self, only: str | None = None) -> None:
+        """Every hall's ingest (or ``only`` this hall's) from its stored mark."""
         for mark in self.db.marks():
             ingest = self.halls.get(mark.hall_id)
-            if ingest is not None:
+            if ingest is not None and only in (None, mark.hall_id):
                 fresh = HallIngest(mark.hall_id)
                 fresh.restore(mark.applied, max(mark.head, ingest.head))
                 self.halls[mark.hall_id] = fresh

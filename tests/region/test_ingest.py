@@ -9,6 +9,7 @@ import pytest
 from hall_devices.contract import ForwardedEvent
 from hall_devices.region.ingest import (
     GAP_GRACE_S,
+    HELD_CHARS_MAX,
     HELD_MAX,
     RESEND_CHUNK,
     RESEND_RETRY_S,
@@ -111,3 +112,35 @@ def test_when_the_hold_is_full_the_highest_held_give_way_to_lower_ones() -> None
     assert ingest.due(0.2 + GAP_GRACE_S) == Resend("h1", 600, 999)
     assert take(ingest, 600, 999, 999 + HELD_MAX, 2.0) == list(range(600, 402 + HELD_MAX))
     assert ingest.due(2.0) == Resend("h1", 402 + HELD_MAX, 999 + HELD_MAX)  # what gave way
+
+
+def test_a_sequence_number_no_store_can_hold_is_refused_and_changes_nothing() -> None:
+    # A stolen hall account or a broken hall: believed, such a head has the hall asked for ever.
+    ingest = HallIngest("h1")
+    take(ingest, 1, 2, 2, 0.0)
+    far = events(3, 3)[0].model_copy(update={"seq": 2**63})
+    for head, batch in ((2**63, []), (2, [far])):
+        with pytest.raises(IngestError, match="beyond"):
+            ingest.receive(batch, head, 1.0)
+    assert (ingest.applied, ingest.head, ingest.lagging) == (2, 2, 0)
+    assert ingest.due(10.0) is None
+
+
+def test_the_hold_is_bounded_in_characters_too_and_the_gap_still_fills() -> None:
+    # 50,000 held events of ~1 MiB each (a stolen account's, past a gap) would be ~50 GB: the hold
+    # is bounded by its bodies' size as well, the highest giving way as for the count.
+    ingest = HallIngest("h1")
+    take(ingest, 1, 1, 1, 0.0)
+    big = "x" * (HELD_CHARS_MAX // 10)  # one string object: the test itself stays small
+    at = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    for seq in range(100, 130):
+        one = ForwardedEvent(seq=seq, at=at, day="2026-11-30", kind="ticket_issued", body=big)
+        assert ingest.receive([one], 129, 0.1) == []
+        assert ingest.held_chars <= HELD_CHARS_MAX
+    ready = take(ingest, 2, 99, 129, 0.2)  # the gap is taken, the highest held give way to it
+    assert ready[:98] == list(range(2, 100)) and ready == list(range(2, ready[-1] + 1))
+    assert ingest.held_chars <= HELD_CHARS_MAX
+    while (resend := ingest.due(3.0)) is not None:  # what gave way is asked for, and catching up ends
+        assert resend.first_seq == ingest.applied + 1
+        take(ingest, resend.first_seq, resend.last_seq, 129, 3.0)
+    assert (ingest.applied, ingest.lagging, ingest.held_chars) == (129, 0, 0)
