@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +78,22 @@ class Web:
             self.log.close()
 
 
+def business_morning(layout: Layout) -> datetime:
+    """An hour past the start of the hall's business day now (09:00 hall time, or later for a hall
+    whose day starts after 08:00): a test clock on the day the web calls today (real time), that the
+    tests' minutes and hours of advancing keep on that day whatever the hour the suite runs at
+    (from a clock started at real time, a run near hall midnight split a test's tickets over two
+    days)."""
+    hall = layout.hall
+    day = date.fromisoformat(hall.business_day(datetime.now(UTC)))
+    zone = timezone(timedelta(hours=hall.utc_offset_hours))
+    start = datetime(day.year, day.month, day.day, tzinfo=zone)
+    return (start + timedelta(hours=max(9, hall.day_starts_at_hour + 1))).astimezone(UTC)
+
+
 @pytest.fixture
 def hall(own_broker: HallBroker, layout: Layout, tmp_path: Path) -> Iterator[Hall]:
-    running = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(datetime.now(UTC)))
+    running = Hall(own_broker, layout, tmp_path / "store.sqlite3", Clock(business_morning(layout)))
     yield running
     running.stop()
 
