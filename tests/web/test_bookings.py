@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,21 @@ from hall_devices.ops.broker import free_port
 from hall_devices.web.api_clients import add_client
 from hall_devices.web.booking_openapi import with_openapi
 from tests.conftest import EXAMPLE, ROOT
-from tests.coordinator.harness import T0, Clock, Hall
+from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker
 
-DAY = "2026-11-23"  # T0's day: the coordinator's clock stands at 09:00 hall time
+
+def latest_monday() -> datetime:
+    """09:00 hall time (UTC+8) on the latest Monday up to the hall's today by real time: a working
+    day, and one the web finds a booking on when a change names no slot (it looks from a week
+    before its today, which is real time, to two weeks after). A fixed date fell out of that week."""
+    today = (datetime.now(UTC) + timedelta(hours=8)).date()
+    monday = today - timedelta(days=today.weekday())
+    return datetime(monday.year, monday.month, monday.day, 1, 0, tzinfo=UTC)
+
+
+T0 = latest_monday()
+DAY = T0.date().isoformat()  # T0's day: the coordinator's clock stands at 09:00 hall time
 
 
 def at(hhmm: str) -> str:
