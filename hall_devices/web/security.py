@@ -8,6 +8,11 @@
   response's nonce, no framing: ``frame-ancestors 'none'``), ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: same-origin``, ``X-Frame-Options: DENY`` and, over HTTPS, HSTS. Pages are not
   cached (``Cache-Control: no-store``) unless the handler said otherwise.
+- A form post (any state-changing request outside the booking API, which caps its own bodies) may
+  carry at most :data:`FORM_LIMIT` bytes: larger is refused with 413 before the handler runs, from
+  ``Content-Length`` or while the body streams, never holding more than the limit. Starlette reads
+  a urlencoded form whole into memory, so without this one request to the sign-in page could
+  fill the server's memory.
 
 The nonce for inline scripts is put in ``scope["state"]["csp_nonce"]``.
 """
@@ -47,10 +52,30 @@ def request_origin(headers: Headers) -> str | None:
 
 
 API_PREFIX = "/api/v1/"
+FORM_LIMIT = 64 * 1024  # bytes; the largest form of either web (a bookings page row) is under 4 KiB
+
+
+async def read_form_body(receive: Receive, limit: int) -> tuple[bytes, bool] | None:
+    """The whole request body from ``receive``: (body, True); (b"", False) once it is past ``limit``
+    (bytes; reading stops there); None if the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
 
 
 class Guard:
-    """ASGI middleware: refuses cross-origin state changes, adds the security headers."""
+    """ASGI middleware: refuses cross-origin state changes and oversized forms, adds the security
+    headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -90,4 +115,37 @@ class Guard:
                     status_code=403)
                 await response(scope, receive, send_with_headers)
                 return
+            capped = await self._capped(scope, headers, receive, send_with_headers)
+            if capped is None:
+                return
+            receive = capped
         await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _capped(scope: Scope, headers: Headers, receive: Receive, send: Send) -> Receive | None:
+        """A ``receive`` that replays the form's body, read here up to :data:`FORM_LIMIT`; None when
+        the request was answered (413) or the client went away."""
+        declared = headers.get("content-length", "")
+        too_large = PlainTextResponse(
+            f"提交内容过大 / request refused: the form is larger than {FORM_LIMIT} bytes", status_code=413)
+        # The server (h11) has already refused a Content-Length that is not a number.
+        if declared.isdigit() and int(declared) > FORM_LIMIT:
+            await too_large(scope, receive, send)
+            return None
+        read = await read_form_body(receive, FORM_LIMIT)
+        if read is None:
+            return None
+        body, fits = read
+        if not fits:
+            await too_large(scope, receive, send)
+            return None
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the client's disconnect, when it comes
+
+        return replay

@@ -30,6 +30,7 @@ from hall_devices.region.web import create_region_app
 from hall_devices.web.access import AccessOptions
 from hall_devices.web.audit import AuditLog
 from hall_devices.web.guard import ThrottleRules
+from hall_devices.web.security import FORM_LIMIT
 from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
 from tests.region.test_outbox import forwarded, hall_day
@@ -411,3 +412,10 @@ def test_a_hostile_user_name_is_inert_in_the_audit_page_and_csv(site: Site) -> N
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     _, csv = site.get(auditor, "/audit.csv?action=sign_in_failed")
     assert "'=HYPERLINK" in csv and ',"=HYPERLINK' not in csv and ",=HYPERLINK" not in csv
+
+
+def test_a_form_larger_than_the_limit_is_refused(site: Site) -> None:
+    # The hall's Guard caps every form (web/security.py); the region's sign-in page is open to anyone.
+    refused = site.send(site.client(), "/login", {"username": "chen", "password": "x" * (FORM_LIMIT + 1)})
+    assert refused.status == 413 and "提交内容过大" in refused.body
+    assert "审计（只读）" in site.login(site.client(), "zhao", "z-pass")  # a form within it still works

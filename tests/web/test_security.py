@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from hall_devices.ops.broker import free_port
+from hall_devices.web.security import FORM_LIMIT
 from tests.web.conftest import SecureHall, request, sign_in_cookie
 from tests.web.test_web import CHROMIUM, sign_in
 
@@ -118,3 +119,31 @@ def test_a_post_without_origin_or_from_null_is_refused(secure: SecureHall) -> No
         assert answer.status == 403 and "request refused" in answer.body, headers
     page_post = request(secure, "/logout", {}, {"Referer": f"{secure.web.url}/devices"}, cookie)
     assert page_post.status == 303  # a Referer from the hall's own page will do
+
+
+def test_a_form_larger_than_the_limit_is_refused_before_the_handler(secure: SecureHall) -> None:
+    # Starlette reads a urlencoded form whole into memory: an unsigned-in client could send the
+    # sign-in page a gigabyte. Refused from Content-Length, and while streaming without one.
+    big = {"username": "bo", "password": "x" * (FORM_LIMIT + 1)}
+    declared = request(secure, "/login", big, {"Origin": secure.web.url})
+    assert declared.status == 413 and f"larger than {FORM_LIMIT} bytes" in declared.body
+    assert "提交内容过大" in declared.body
+    assert declared.headers["X-Frame-Options"] == "DENY"  # still one of the web's own answers
+    context = ssl.create_default_context(cafile=str(secure.ca))
+    chunked = http.client.HTTPSConnection("127.0.0.1", secure.web.port, context=context, timeout=30)
+    try:
+        chunked.putrequest("POST", "/login")
+        chunked.putheader("Origin", secure.web.url)
+        chunked.putheader("Content-Type", "application/x-www-form-urlencoded")
+        chunked.putheader("Transfer-Encoding", "chunked")
+        chunked.endheaders()
+        piece = b"password=" + b"y" * 16_000
+        for _ in range(5):  # 80 kB in all, no Content-Length
+            chunked.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        chunked.send(b"0\r\n\r\n")
+        answer = chunked.getresponse()
+        assert answer.status == 413 and "提交内容过大" in answer.read().decode()
+    finally:
+        chunked.close()
+    # A form within the limit still works, read whole by the handler after the Guard read it.
+    assert sign_in_cookie(secure, "bo").startswith("__Host-hall_session=")
