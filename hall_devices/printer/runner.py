@@ -122,7 +122,9 @@ class PrinterRunner:
         """:meth:`poll`, but stop before a query (the one before it answered, so no late reply can be
         taken for a later query's) once ``job_waiting()`` is true: None then, and :attr:`status`
         stays as it was. The job's own DLE EOT 1 and the full poll after its ticket take the poll's
-        place, so a job waits for one query's round trip (~4 ms at 9600 baud), not for four."""
+        place, so a job waits for one query's round trip (~4 ms at 9600 baud), not for four.
+        A heads-up's outstanding reply is read first either way; an online one then clears the
+        job that made the poll give way, as nothing is written after it."""
         return self._poll(None, job_waiting)
 
     def _poll(self, first_reply_within_s: float | None,
