@@ -282,6 +282,18 @@ class PrintJob(Request):
     footer: Text | None = None
 
 
+class PrintExpected(Payload):
+    """Heads-up: a print job is likely to follow (the agent checks the printer is online meanwhile).
+
+    Sent when a paper ticket request from the printer's kiosk reaches the coordinator, before its
+    commit, so the job follows within milliseconds. Nothing of the applicant or the ticket: the
+    printer's account may not read kiosks' requests (they can carry an applicant's data)."""
+
+    printer_id: str = Field(description="the printer the job would go to (the topic's)")
+    request_id: CommandId = Field(description="the kiosk's ticket request's command_id, to correlate "
+                                              "in logs; the job's id is not known yet")
+
+
 class PrintResult(Reply):
     """``command_id`` is the job id."""
 
@@ -1002,6 +1014,10 @@ PRINT_RESULT = Route("print_result", "hall/{hall}/printer/{printer}/result", Pri
                      "printer", "coordinator")
 PRINT_JOB = RequestRoute("print_job", "hall/{hall}/printer/{printer}/job", PrintJob,
                          "coordinator", "printer", answer=PRINT_RESULT)
+# QoS 0, not retained: worth something only for the next few milliseconds; a lost one costs the job
+# one DLE EOT 1 round trip, as before the route existed.
+PRINT_EXPECTED = Route("print_expected", "hall/{hall}/printer/{printer}/expect", PrintExpected,
+                       "coordinator", "printer", qos=0)
 WINDOW_RESULT = Route("window_result", "hall/{hall}/window/{window}/result", WindowCommandResult,
                       "coordinator", "pad agent, web")
 WINDOW_COMMAND = RequestRoute("window_command", "hall/{hall}/window/{window}/command", WindowCommand,
@@ -1063,10 +1079,10 @@ HELP_REQUEST = Route("help_request", "hall/{hall}/kiosk/{kiosk}/help", HelpReque
                      identity=("kiosk_id", "kiosk"))
 
 ROUTES: dict[str, Route[Payload]] = _routes(
-    TICKET_REQUEST, TICKET_REPLY, PRINT_JOB, PRINT_RESULT, WINDOW_COMMAND, WINDOW_RESULT, WINDOW_STATE,
-    CALL, QUEUE_SUMMARY, RATING_PROMPT, RATING, RATING_ACK, DEVICE_STATUS, ALERT, ACTIVE_ALERTS,
-    STAFF_COMMAND, STAFF_RESULT, QUERY, QUERY_REPLY, ERROR, CARD_READ, HALL_LAYOUT, REGION_EVENTS,
-    REGION_HEAD, REGION_RESEND, REGION_CONFIG, REGION_CONFIG_RESULT, REGION_CONFIG_OUT,
+    TICKET_REQUEST, TICKET_REPLY, PRINT_EXPECTED, PRINT_JOB, PRINT_RESULT, WINDOW_COMMAND, WINDOW_RESULT,
+    WINDOW_STATE, CALL, QUEUE_SUMMARY, RATING_PROMPT, RATING, RATING_ACK, DEVICE_STATUS, ALERT,
+    ACTIVE_ALERTS, STAFF_COMMAND, STAFF_RESULT, QUERY, QUERY_REPLY, ERROR, CARD_READ, HALL_LAYOUT,
+    REGION_EVENTS, REGION_HEAD, REGION_RESEND, REGION_CONFIG, REGION_CONFIG_RESULT, REGION_CONFIG_OUT,
     REGION_CONFIG_RESULT_IN, REGION_ALERTS_IN, REGION_EVENTS_IN, REGION_HEAD_IN, REGION_RESEND_OUT,
     HELP_REQUEST,
 )

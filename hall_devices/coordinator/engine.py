@@ -257,6 +257,15 @@ class Engine:
         outcome.queue_changed = True
         return self.state.tickets[ticket_id]
 
+    def printer_expecting(self, command: Command) -> str | None:
+        """The printer a paper ticket request would send its job to, as far as is known before it
+        is decided (the kiosk's printer, when it can print): a read, nothing changes. None for
+        anything else. The engine may still refuse the request: that costs the printer one query."""
+        if not isinstance(command, TakeTicket) or not command.request.paper:
+            return None
+        printer = self._printer_of.get(command.kiosk)
+        return printer if printer is not None and self.supervisor.printer_usable(printer) else None
+
     def _print(self, outcome: Outcome, ticket: Ticket, kiosk: str | None, *, now: datetime,
                info: TicketInfo | None = None) -> str | None:
         """Send a print job to the kiosk's printer unless it is known to be unable to print;

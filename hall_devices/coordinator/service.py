@@ -39,6 +39,7 @@ from hall_devices.agent import Worker
 from hall_devices.contract import (
     DEVICE_STATUS,
     HALL_LAYOUT,
+    PRINT_EXPECTED,
     PRINT_RESULT,
     QUERY,
     QUEUE_SUMMARY,
@@ -56,6 +57,7 @@ from hall_devices.contract import (
     DeviceStatus,
     ErrorReport,
     Payload,
+    PrintExpected,
     PrintResult,
     Problem,
     QueryKind,
@@ -401,6 +403,7 @@ class CoordinatorService:
         self._next_tick = time.monotonic()
 
     def _process(self, batch: list[Item]) -> None:
+        self._heads_up(batch)
         done = _Batch()
         for item in batch:
             if isinstance(item, _Answered):
@@ -434,6 +437,25 @@ class CoordinatorService:
                 self.reader.ask(Read(query, work, self._answer_later(waiting, inbound)))
         if self._since_snapshot >= SNAPSHOT_EVERY:
             self.snapshot()
+
+    def _heads_up(self, batch: list[Item]) -> None:
+        """Tell the printer of each paper ticket request's kiosk that a job is likely, before
+        anything of the batch is decided or committed: its agent asks the printer's online status
+        while the commit's fsync runs, and the job finds the answer there (docs/printer.md). A read
+        of the engine and a QoS 0 message, nothing else: a request then refused or a duplicate costs
+        the printer one status query; a heads-up lost or failed costs the job that query, as before."""
+        for item in batch:
+            if not isinstance(item, Inbound) or not isinstance(item.payload, TicketRequest):
+                continue
+            command = command_of(item)
+            printer = None if command is None else self.engine.printer_expecting(command)
+            if printer is None:
+                continue
+            try:
+                self.out.send(PRINT_EXPECTED, PrintExpected(
+                    printer_id=printer, request_id=item.payload.command_id), printer=printer)
+            except Exception:  # never the batch's concern: the job asks the printer itself
+                log.exception("heads-up to printer %s not sent", printer)
 
     def _decide(self, item: Received, now: datetime, done: _Batch) -> None:
         """Decide one message; appends to the lists only once nothing more can raise."""

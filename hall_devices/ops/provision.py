@@ -37,6 +37,7 @@ from hall_devices.contract import (
     ERROR,
     HALL_LAYOUT,
     HELP_REQUEST,
+    PRINT_EXPECTED,
     PRINT_JOB,
     PRINT_RESULT,
     QUERY,
@@ -138,7 +139,8 @@ def users_for(layout: Layout, demo: bool = False, watchers: Sequence[str] = ()) 
             if device.printer:  # to tell the applicant when the ticket did not print
                 user.read.append(PRINT_RESULT.topic(hall=hall, printer=device.printer))
         elif isinstance(device, PrinterDevice):
-            user = User(device.id, read=[PRINT_JOB.topic(hall=hall, printer=device.id)],
+            user = User(device.id, read=[PRINT_JOB.topic(hall=hall, printer=device.id),
+                                         PRINT_EXPECTED.topic(hall=hall, printer=device.id)],
                         write=[PRINT_RESULT.topic(hall=hall, printer=device.id)])
         elif isinstance(device, IdCardReaderDevice):
             user = User(device.id, write=[CARD_READ.topic(hall=hall, kiosk=device.kiosk)])

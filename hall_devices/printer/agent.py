@@ -1,9 +1,11 @@
 """The printer agent: the MQTT side of one ticket printer, on the agent skeleton's :class:`Worker`.
 
-paho's thread only posts jobs to the worker. The worker does all serial work: it prints each job
-as it arrives (a message wakes it, nothing polls for jobs), asks the printer's status when its next
-poll is due (counted from the last status read, a job's own poll included; a job that arrives
-meanwhile goes first), and publishes the retained device status when it changes. A job message is
+paho's thread only posts jobs and heads-ups to the worker. The worker does all serial work: on the
+coordinator's heads-up (``print_expected``, sent before its commit) it writes the printer's DLE EOT
+1 so the answer is there when the job comes (runner.py: ``expect``); it prints each job as it
+arrives (a message wakes it, nothing polls for jobs), asks the printer's status when its next poll
+is due (counted from the last status read, a job's own poll included; a job that arrives meanwhile
+goes first), and publishes the retained device status when it changes. A job message is
 acknowledged to the broker only after its result is confirmed published, so a crash leaves it to be
 redelivered, and the ledger then answers it without printing it again.
 """
@@ -11,10 +13,19 @@ redelivered, and the ledger then answers it without printing it again.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from hall_devices.agent import StatusReporter, Worker
-from hall_devices.contract import PRINT_JOB, PrintFailure, PrintJob, PrintResult, Problem
+from hall_devices.contract import (
+    PRINT_EXPECTED,
+    PRINT_JOB,
+    PrintExpected,
+    PrintFailure,
+    PrintJob,
+    PrintResult,
+    Problem,
+)
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.link import MONOTONIC, Clock
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
@@ -30,7 +41,14 @@ class PollNow:
     """Posted by :meth:`PrinterAgent.request_poll`: ask the status at once."""
 
 
-Item = Inbound[PrintJob] | PollNow
+@dataclass(frozen=True)
+class HeadsUp:
+    """Posted for the coordinator's heads-up (``print_expected``): a job is likely to follow."""
+
+    message: Inbound[PrintExpected]
+
+
+Item = Inbound[PrintJob] | HeadsUp | PollNow
 
 
 class PrinterAgent:
@@ -55,6 +73,7 @@ class PrinterAgent:
             persistent_session=True, manual_ack=True))
         self._status = StatusReporter(self.bus.set_status)
         self.bus.subscribe(PRINT_JOB, self.worker.post, printer=printer_id)
+        self.bus.subscribe(PRINT_EXPECTED, lambda m: self.worker.post(HeadsUp(m)), printer=printer_id)
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self.worker.start()  # its first tick polls the printer and publishes the status
@@ -76,6 +95,9 @@ class PrinterAgent:
             if isinstance(item, PollNow):
                 self._next_poll = 0.0
                 continue
+            if isinstance(item, HeadsUp):
+                self._heads_up(item)
+                continue
             try:
                 self._print(item)
             except Exception:  # a bug must not leave the job unanswered
@@ -95,6 +117,13 @@ class PrinterAgent:
     def _poll_after(self, now: float) -> float:
         faulted = self.runner.status.failure is not None
         return now + (self.fault_poll_interval_s if faulted else self.poll_interval_s)
+
+    def _heads_up(self, item: HeadsUp) -> None:
+        try:
+            if self.runner.expect():
+                log.debug("heads-up for request %s: DLE EOT 1 asked", item.message.payload.request_id)
+        except Exception:  # a bug here costs the job its round trip, never the job itself
+            log.exception("heads-up for request %s failed", item.message.payload.request_id)
 
     def _print(self, job: Inbound[PrintJob]) -> None:
         payload = job.payload

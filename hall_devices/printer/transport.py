@@ -28,6 +28,9 @@ class PrinterPort:
                                read_timeout_s=reply_timeout_s, clock=clock,
                                write_timeout_s=write_timeout_s)
         self.reply_timeout_s = reply_timeout_s
+        # Counts the writes to the printer: an answer read earlier still holds only while nothing
+        # has been written since (the runner compares the count).
+        self.writes = 0
 
     @property
     def is_open(self) -> bool:
@@ -39,6 +42,7 @@ class PrinterPort:
 
     def send(self, data: bytes) -> None:
         """Write ticket bytes (returns once the OS has them, not when they are on paper)."""
+        self.writes += 1
         self.link.write(data)
 
     def status_byte(self, n: int, timeout_s: float | None = None) -> int | None:
@@ -52,6 +56,7 @@ class PrinterPort:
         arrives). Bytes left over from an earlier answer are dropped first, so a late reply is not
         taken for this one."""
         self.link.read_waiting()
+        self.writes += 1
         self.link.write(query(n) + then)
 
     def reply(self, timeout_s: float | None = None) -> int | None:

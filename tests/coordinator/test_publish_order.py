@@ -1,6 +1,6 @@
-"""What a person waits for at a device is published first: a paper ticket's print job before its
-reply and the waiting counts; a window's own state (its screen and pad) and its call before the
-reply and the other windows' states."""
+"""What a person waits for at a device is published first: a paper ticket's heads-up to its printer
+before its print job, the job before its reply and the waiting counts; a window's own state (its
+screen and pad) and its call before the reply and the other windows' states."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 
 from hall_devices.contract import (
     CALL,
+    PRINT_EXPECTED,
     PRINT_JOB,
     TICKET_REPLY,
     WINDOW_RESULT,
@@ -71,6 +72,26 @@ def test_a_paper_ticket_s_print_job_goes_before_its_reply_and_the_waiting_counts
         first_state = min(_at(seen, s, "waiting", 1) for s in states)
         assert _at(seen, job, "job_id", reply.print_job_id) < _at(seen, answer, "command_id",
                                                                   reply.command_id) < first_state
+    finally:
+        watch.stop()
+
+
+def test_a_paper_ticket_s_printer_hears_of_it_before_its_job_and_a_screen_only_one_sends_none(
+        hall: Hall) -> None:
+    watch = _watch(hall)
+    try:
+        expect, job = PRINT_EXPECTED.topic(hall=HALL, printer="P1"), PRINT_JOB.topic(hall=HALL, printer="P1")
+        reply = hall.take("passport", paper=True)
+        assert reply.print_job_id is not None
+        seen = _live(watch, {job: ("job_id", reply.print_job_id)})
+        heads_up = _at(seen, expect, "request_id", reply.command_id)
+        assert heads_up < _at(seen, job, "job_id", reply.print_job_id)
+        assert json.loads(seen[heads_up].payload) == {"schema_version": 1, "printer_id": "P1",
+                                                      "request_id": reply.command_id}  # nothing else
+        answer = TICKET_REPLY.topic(hall=HALL, kiosk="K1")
+        screen_only = hall.take("passport", paper=False)
+        seen = _live(watch, {answer: ("command_id", screen_only.command_id)})
+        assert _index(seen, expect) is None and _index(seen, job) is None
     finally:
         watch.stop()
 

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import DEVICE_STATUS, RATING, DeviceState, DeviceStatus, Rating, RatingLevel
+from hall_devices.contract import (
+    DEVICE_STATUS,
+    PRINT_EXPECTED,
+    RATING,
+    DeviceState,
+    DeviceStatus,
+    PrintExpected,
+    Rating,
+    RatingLevel,
+)
 from hall_devices.mqtt.bus import encode
 from hall_devices.ops.provision import password_hash, users_for
 from tests.support import HallBroker, probe
@@ -89,6 +98,28 @@ def test_a_device_writes_only_its_own_topics(hall_broker: HallBroker) -> None:
     monitor.nothing(lambda m: m.topic.endswith("P2/status") or b"kb-99" in m.payload
                     or b"from-printer" in m.payload, 0.5)
     for client in (monitor, printer, pads):
+        client.stop()
+
+
+def test_only_the_coordinator_sends_a_printer_its_heads_up_and_only_that_printer_reads_it(
+        hall_broker: HallBroker) -> None:
+    topic = PRINT_EXPECTED.topic(hall=HALL, printer="P1")
+    p1 = probe(hall_broker.port, "P1", hall_broker.credentials["P1"], subscribe=[topic])
+    p2 = probe(hall_broker.port, "P2", hall_broker.credentials["P2"], subscribe=[topic])
+    kiosk = probe(hall_broker.port, "K1", hall_broker.credentials["K1"])  # P1's own kiosk
+    coordinator = probe(hall_broker.port, "coordinator", hall_broker.credentials["coordinator"])
+
+    def heads_up(request_id: str) -> bytes:
+        return encode(PrintExpected(printer_id="P1", request_id=request_id))
+
+    kiosk.client.publish(topic, heads_up("from-kiosk"), qos=1)
+    p2.client.publish(topic, heads_up("from-p2"), qos=1)
+    coordinator.client.publish(topic, heads_up("from-coordinator"), qos=1)
+    got = p1.expect(lambda m: True)
+    assert b"from-coordinator" in got.payload, f"forbidden heads-up delivered: {got.payload!r}"
+    p1.nothing(lambda m: True, 0.5)
+    p2.nothing(lambda m: True, 0.5)  # its subscription to another printer's heads-up is denied
+    for client in (p1, p2, kiosk, coordinator):
         client.stop()
 
 

@@ -12,8 +12,10 @@ import pytest
 from hall_devices.contract import (
     ALERT,
     DEVICE_STATUS,
+    PRINT_EXPECTED,
     PRINT_JOB,
     PRINT_RESULT,
+    PrintExpected,
     PrintJob,
     Text,
     TicketClass,
@@ -25,6 +27,7 @@ from hall_devices.layout import Layout
 from hall_devices.mqtt.bus import encode
 from hall_devices.printer.agent import PrinterAgent
 from hall_devices.printer.ledger import JobLedger
+from hall_devices.printer.ticket import render
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe, wait_until
 
@@ -160,3 +163,37 @@ def test_unplugged_port_is_reported_and_reopened(own_broker: HallBroker, layout:
     agent.stop()
     statuses.stop()
     coordinator.stop()
+
+
+class FrozenClock:
+    """The agent's clock held still: the heads-up's answer is fresh when the job comes, however
+    slowly the machine runs the test (the window is the runner tests' subject)."""
+
+    def __call__(self) -> float:
+        return 100.0
+
+
+def test_a_heads_up_then_its_job_prints_once_behind_the_one_query(
+        own_broker: HallBroker, layout: Layout, sim: PrinterSimulator, tmp_path: Path) -> None:
+    agent = PrinterAgent(own_broker.settings("P1"), layout, "P1", tmp_path / "agent", url=str(sim.path),
+                         poll_interval_s=30.0, clock=FrozenClock())
+    agent.start()
+    coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"],
+                        subscribe=[PRINT_RESULT.topic(hall="demo", printer="P1")])
+    try:
+        wait_until(lambda: agent.runner.polled_at is not None, what="the agent's first poll")
+        assert agent.runner.status.state == "ok"  # known fine: the heads-up's query takes the setup
+        job = make_job("J-9", "B109")
+        coordinator.client.publish(PRINT_EXPECTED.topic(hall="demo", printer="P1"),
+                                   encode(PrintExpected(printer_id="P1", request_id="req-9")), qos=0)
+        coordinator.client.publish(PRINT_JOB.topic(hall="demo", printer="P1"), encode(job), qos=1)
+        answer = json.loads(coordinator.expect(lambda m: True).payload)
+        assert (answer["command_id"], answer["ok"]) == ("J-9", True)
+        assert [t.big() for t in sim.wait_tickets(1)] == [["B109"]]
+        ticket = render(job, agent.printer, layout.hall)
+        online, setup = b"\x10\x04\x01", b"\x1b\x40\x1c\x26"  # DLE EOT 1; ESC @ FS &
+        poll = b"\x10\x04\x01" b"\x10\x04\x02" b"\x10\x04\x03" b"\x10\x04\x04"
+        assert bytes(sim.received) == poll + online + setup + ticket[len(setup):] + poll  # one query
+    finally:
+        agent.stop()
+        coordinator.stop()
