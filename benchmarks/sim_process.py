@@ -1,11 +1,12 @@
-"""The LED bus and printer simulators in a process of their own, mirrored in the benchmark's process.
+"""The LED bus, BX-6 and printer simulators in a process of their own, mirrored in the benchmark's.
 
 Why: a real screen or printer has its own CPU. As threads in the benchmark's process, the simulators
-(their pty reader and UART line model) fought the benchmark's own MQTT clients for the GIL and for
-the machine's cores, and that showed in the figures we report as ours. Here each simulator runs in
-a child process (multiprocessing, spawn context: a fresh interpreter, no fork of the benchmark's
-threads), exactly as the tests use it in-process (``hall_devices.demo.sim``); the child sends an
-event over a pipe for every frame shown / every chunk read and ticket printed, and a reader thread
+(the pty reader and its UART line model; the BX-6 controllers' socket threads) fought the
+benchmark's own MQTT clients for the GIL and for the machine's cores, and that showed in the
+figures we report as ours. Here the simulators run in a child process (multiprocessing, spawn
+context: a fresh interpreter, no fork of the benchmark's threads), exactly as the tests use them
+in-process (``hall_devices.demo.sim``); the child sends an event over a pipe for every frame or
+packet shown / every chunk read and ticket printed, and a reader thread
 in the benchmark applies it to a mirror with the attributes the benchmark reads. Nothing polls: the
 reader blocks on the pipe, waiters block on a condition it notifies.
 
@@ -19,9 +20,12 @@ in place: ``frames``, ``updated_at``, ``started_at``, ``last_size``, ``last_area
 ``history`` (BX frames shown: (first byte read, shown, address, area ids), the latest 2000),
 ``text(address, area)`` and ``wait(predicate, timeout_s)``. :class:`PrinterMirror` has ``path``,
 ``received`` (every byte read), ``status_bytes``, ``last_print_byte_at``, ``tickets``
-(:class:`PrintedTicket`) and ``wait_tickets(count, timeout_s)``. Fault switches, ``refused``,
-``nacks``, ``bad_frames`` are not mirrored (the benchmarks set and read none). Either mirror's wait
-raises :class:`SimulatorGoneError` when the child has ended.
+(:class:`PrintedTicket`) and ``wait_tickets(count, timeout_s)``. :class:`Bx6Mirror` runs a
+BX-6E controller per address on free TCP ports, all in one child; its ``screens`` have ``url``,
+``state`` (``areas``, ``area_packets``, ``updated_at``, ``last_size``), ``bitmap(area)`` and
+``wait``. Fault switches, ``refused``, ``nacks``, ``bad_frames``, pings and voice are not mirrored
+(the benchmarks set and read none). A mirror's wait raises :class:`SimulatorGoneError` when its
+child has ended.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Self
 
+from hall_devices.demo.sim.bx6 import Bx6Simulator, Bx6State
 from hall_devices.demo.sim.leds import AreaText, Controller, LedBusSimulator
 from hall_devices.demo.sim.printer import PrintedTicket, PrinterSimulator
+from hall_devices.leds import bx6
+from hall_devices.leds.bx6_area import Bitmap
 
 READY_S = 60.0  # a spawned interpreter imports the package first; slow on a loaded machine
 Emit = Callable[..., None]
@@ -93,25 +100,51 @@ class _PrinterChild(PrinterSimulator):
                 self._emit("ticket", self.tickets[-1])
 
 
+class _Bx6Child(Bx6Simulator):
+    """The package's BX-6E simulator, telling the parent each A7 00 packet it shows."""
+
+    def __init__(self, emit: Emit, index: int, address: int) -> None:
+        super().__init__(address)
+        self._emit = emit
+        self._index = index
+
+    def _apply(self, packet: bx6.Packet) -> bx6.Error:
+        before = self.state.area_packets
+        error = super()._apply(packet)
+        if self.state.area_packets > before:
+            self._emit("shown", self._index, dict(self.state.areas), self.state.area_packets,
+                       self.state.updated_at, self.state.last_size)
+        return error
+
+
 def _serve(kind: str, path: str, options: dict[str, Any], conn: Connection) -> None:
-    """The child: run one simulator until the parent says stop or goes away (EOF on the pipe)."""
-    lock = threading.Lock()  # the simulator's thread and this one both send
+    """The child: run the simulators until the parent says stop or goes away (EOF on the pipe)."""
+    lock = threading.Lock()  # the simulators' threads and this one all send
 
     def emit(*event: object) -> None:
         # OSError: the parent has gone; the recv below then ends this process.
         with lock, contextlib.suppress(OSError):
             conn.send(event)
 
-    sim: LedBusSimulator | PrinterSimulator = (_LedChild(emit, Path(path), **options) if kind == "leds"
-                                               else _PrinterChild(emit, Path(path), **options))
-    emit("ready", str(sim.path))
-    sim.start()
+    sims: list[LedBusSimulator | PrinterSimulator | Bx6Simulator]
+    if kind == "bx6":
+        screens = [_Bx6Child(emit, i, address) for i, address in enumerate(options["addresses"])]
+        sims = list(screens)
+        emit("ready", [screen.url for screen in screens])
+    else:
+        sim = (_LedChild(emit, Path(path), **options) if kind == "leds"
+               else _PrinterChild(emit, Path(path), **options))
+        sims = [sim]
+        emit("ready", str(sim.path))
+    for each in sims:
+        each.start()
     try:
         conn.recv()
     except EOFError:
         pass
     finally:
-        sim.stop()
+        for each in sims:
+            each.stop()
         conn.close()
 
 
@@ -137,9 +170,13 @@ class _Mirror:
             raise TimeoutError(f"the simulator's process at {self.path} never became ready")
         event = self._conn.recv()
         assert event[0] == "ready", event
-        self.path = Path(event[1])
+        self._ready(event[1])
         self._reader.start()
         return self
+
+    def _ready(self, where: Any) -> None:
+        """What the child's ready event says: where its simulator is (here a pty's path)."""
+        self.path = Path(where)
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):  # the child has ended already
@@ -225,3 +262,39 @@ class PrinterMirror(_Mirror):
             self.received += data
         else:
             self.tickets.append(event[1])
+
+
+class Bx6Screen:
+    """One simulated BX-6E controller of a :class:`Bx6Mirror`: ``address``, ``url``, ``state``
+    (``areas``, ``area_packets``, ``updated_at``, ``last_size`` mirrored), ``bitmap`` and ``wait``."""
+
+    def __init__(self, mirror: Bx6Mirror, address: int) -> None:
+        self.address = address
+        self.url = ""
+        self.state = Bx6State()
+        self._mirror = mirror
+
+    def bitmap(self, area: int = 0) -> Bitmap | None:
+        return self.state.areas.get(area)
+
+    def wait(self, predicate: Callable[[], object], timeout_s: float = 5.0) -> bool:
+        return self._mirror.wait(predicate, timeout_s)
+
+
+class Bx6Mirror(_Mirror):
+    """A :class:`Bx6Simulator` per address, all in one child process, on free local TCP ports:
+    :attr:`screens` in the order of the addresses."""
+
+    def __init__(self, addresses: list[int]) -> None:
+        super().__init__("bx6", Path("bx6"), {"addresses": addresses})
+        self.screens = [Bx6Screen(self, address) for address in addresses]
+
+    def _ready(self, where: Any) -> None:
+        for screen, url in zip(self.screens, where, strict=True):
+            screen.url = url
+
+    def _apply(self, event: tuple[Any, ...]) -> None:
+        _, index, areas, packets, updated_at, last_size = event
+        state = self.screens[index].state
+        state.areas, state.area_packets = areas, packets
+        state.updated_at, state.last_size = updated_at, last_size
