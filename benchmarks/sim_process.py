@@ -8,7 +8,9 @@ context: a fresh interpreter, no fork of the benchmark's threads), exactly as th
 in-process (``hall_devices.demo.sim``); the child sends an event over a pipe for every frame or
 packet shown / every chunk read and ticket printed, and a reader thread
 in the benchmark applies it to a mirror with the attributes the benchmark reads. Nothing polls: the
-reader blocks on the pipe, waiters block on a condition it notifies.
+reader blocks on the pipe, waiters block on a condition it notifies. The child's subclasses hook
+the simulators' private ``_show`` (LED), ``_finish`` (printer) and ``_apply`` (BX-6): a rename
+there must follow here, or the benchmarks time out at their first wait.
 
 Times: every timestamp is taken in the child with ``time.monotonic``, which on Linux is
 CLOCK_MONOTONIC, one clock for the whole system, so the child's times compare directly with the
@@ -197,7 +199,7 @@ class _Mirror:
                 return True
             if self._gone:
                 raise SimulatorGoneError(f"the simulator's process at {self.path} ended "
-                                    f"(exit code {self._process.exitcode})")
+                                         f"(exit code {self._process.exitcode})")
             return False
 
     def _read(self) -> None:
