@@ -303,7 +303,7 @@ def main() -> None:
             # time). Their simulators start only now, in a process of their own: their socket threads
             # cost the serial set-ups nothing and take no GIL from this process's clients.
             members = list(layout.members("L1"))
-            net_sims = Bx6Mirror([d.address for d in members]).start()  # type: ignore[union-attr]
+            net_sims = Bx6Mirror(addresses).start()  # the addresses of ``members``, in order
             nets = {d.id: screen for d, screen in zip(members, net_sims.screens, strict=True)}
             net3 = next(nets[d.id] for d in members if getattr(d, "window", None) == 3)
             try:

@@ -32,7 +32,7 @@ from hall_devices.mqtt.bus import Inbound  # noqa: E402
 from hall_devices.pads.codec import Key  # noqa: E402
 
 # (benchmark, its arguments, seconds it may take). The display's acceptance set-up (at a clerk's
-# pace, ~1.1 s a call) takes 200 calls and each back-to-back set-up 100 (~0.25 s a call): ~6 minutes
+# pace, ~1.2 s a call) takes 200 calls and each back-to-back set-up 100 (~0.25 s a call): ~6 minutes
 # on the quiet 2-core machine, ~3.5 more than its 60 calls each did.
 BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"], 400),
               ("printer", ["--tickets", "15"], 400),
