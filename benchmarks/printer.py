@@ -4,9 +4,11 @@ Run: .venv/bin/python benchmarks/printer.py [--tickets 40]
 
 The real coordinator and printer agent run as child processes against a Mosquitto provisioned on
 free ports; the printer simulator reads its pty at the given baud rate (10 bit times a byte, as a
-UART). The limit is the wire time of the same bytes: bits ÷ baud. "Last byte" is the ticket's last
-byte, not a status query after it; the figure is read once the job's result is published (after the
-agent's poll that follows the ticket), so every ticket byte has arrived by then.
+UART) in a process of its own (benchmarks/sim_process.py): a real printer has its own CPU, and a
+simulator thread here would take the GIL and a core from the benchmark's clients. The limit is
+the wire time of the same bytes: bits ÷ baud. "Last byte" is the ticket's last byte, not a status
+query after it; the figure is read once the job's result is published (after the agent's poll that
+follows the ticket), so every ticket byte has arrived by then.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.coordinator import client
+from benchmarks.sim_process import PrinterMirror
 from benchmarks.support import HALL, broker, pct, role
 from hall_devices.contract import (
     DEVICE_STATUS,
@@ -33,7 +36,6 @@ from hall_devices.contract import (
     PrintResult,
     TicketRequest,
 )
-from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.mqtt.requests import Requester
 
@@ -51,7 +53,7 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
     latencies, wire, sizes, to_job = [], [], [], []
     splits: list[Split] = []
     with broker(directory / f"b{baud}") as hall:
-        sim = PrinterSimulator(directory / f"dev{baud}" / "printer", baud=baud).start()
+        sim = PrinterMirror(directory / f"dev{baud}" / "printer", baud=baud).start()
         store = f"sqlite:///{directory / f'store{baud}.sqlite3'}"
         with role(["coordinator"], hall.env("coordinator", HALL_DATABASE_URL=store)), \
                 role(["printer", "--id", "P1", "--serial", str(sim.path)], hall.env("P1")):

@@ -26,6 +26,10 @@ HALL = "demo"
 
 
 def pct(values: list[float], p: float) -> float:
+    """The ``p``-th percentile (0–100) of ``values`` (not empty) as one of them, no interpolation:
+    the sorted value at index round(p / 100 × (n − 1)) (the nearest rank on the n − 1 scale, numpy's
+    ``method="nearest"``). So p99 of 60 values is the second largest, of 100 the second largest,
+    of 200 the third largest; p90 of 200 the 21st largest."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
