@@ -35,7 +35,7 @@ from hall_devices.pads.codec import Key  # noqa: E402
 # pace, ~1.2 s a call) takes 200 calls and each back-to-back set-up 100 (~0.25 s a call): ~6 minutes
 # on the quiet 2-core machine, ~3.5 more than its 60 calls each did.
 BENCHMARKS = [("coordinator", ["--commands", "5000", "--latency", "1000"], 400),
-              ("printer", ["--tickets", "15"], 400),
+              ("printer", ["--tickets", "40"], 400),
               ("display", ["--calls", "100", "--paced-calls", "200"], 900),
               ("kiosk", ["--tickets", "500"], 400),
               ("scale", ["--windows", "300", "--kiosks", "30", "--calls", "60"], 400),
