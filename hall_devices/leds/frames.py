@@ -7,6 +7,7 @@ the LED agent marks that one screen faulted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hall_devices.leds import bx, eq
@@ -21,6 +22,7 @@ class ScreenEncodingError(Exception):
 
 
 MISSING = "□"  # shown for a character the controller's encoding cannot carry
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # what safe_text makes a space
 
 
 def safe_text(protocol: str, line: str, encoding: str = ENCODING) -> str:
@@ -33,6 +35,15 @@ def safe_text(protocol: str, line: str, encoding: str = ENCODING) -> str:
     a digit into ％. BX's reserved bytes (A5 A6 5A 5B, inside GBK characters or as ``Z`` and ``[``)
     need nothing here: the frame escapes them (protocols.md §2).
     """
+    if not _CONTROL.search(line) and (protocol != "eq" or ("$" not in line and "!#" not in line)):
+        # Nearly every line (a call, a name) needs nothing: one encode of the whole line, not one
+        # per character, on the path of every call's frame.
+        try:
+            line.encode(encoding)
+        except UnicodeEncodeError:
+            pass
+        else:
+            return line
     out = []
     for char in line:
         if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
