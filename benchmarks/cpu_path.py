@@ -53,6 +53,7 @@ from hall_devices.leds import agent as led_agent_module
 from hall_devices.leds import session as session_module
 from hall_devices.mqtt import bus as bus_module
 from hall_devices.mqtt.bus import Bus, BusOptions
+from hall_devices.mqtt.requests import Requester
 
 WINDOW = 3
 
@@ -180,6 +181,55 @@ def coordinator(hall: Broker, tmp: Path, calls: int, stages: Stages, profile: cP
     service.lock.release()
 
 
+def threaded(hall: Broker, tmp: Path, calls: int, stages: Stages, _profile: cProfile.Profile | None
+             ) -> None:
+    """The coordinator as it runs (its worker thread started): this process's CPU per Next and
+    per Finish (the device clients here included, the same in every run) and the worker's wakes."""
+    layout = load_layout(LAYOUT)
+    service = service_module.CoordinatorService(hall.settings("coordinator"), layout,
+                                                tmp / "threaded.sqlite3")
+    ticks = [0]
+    original = service._on_tick
+
+    def counted(mono: float) -> float | None:
+        ticks[0] += 1
+        return original(mono)
+
+    service.worker._on_tick = counted
+    service.start(10)
+    requesters, devices = {}, []
+    for user in ("K1", "KB1"):
+        device = Bus(hall.settings(user), BusOptions(client_id=f"cpu-{user}-{uuid.uuid4().hex[:4]}",
+                                                      hall_id=HALL, device_id=user, device_kind="bench"))
+        requesters[user] = Requester(device)
+        devices.append(device)
+        device.start()
+    tickets, windows = requesters["K1"], requesters["KB1"]
+    tickets.listen(TICKET_REQUEST, kiosk="K1")
+    windows.listen(WINDOW_COMMAND, window=WINDOW)
+
+    def window(action: WindowAction, **fields: str) -> None:
+        windows.call(WINDOW_COMMAND, WindowCommand(command_id=uuid.uuid4().hex, action=action, **fields),
+                     10, window=WINDOW)
+
+    window(WindowAction.LOGIN, clerk_id="0301")
+    for _ in range(calls):
+        tickets.call(TICKET_REQUEST, TicketRequest(command_id=uuid.uuid4().hex, service_id="company_change",
+                                                   paper=False), 10, kiosk="K1")
+        for label, action in (("Next", WindowAction.NEXT), ("Finish", WindowAction.FINISH)):
+            stages.label = label
+            before, woken = time.process_time_ns(), ticks[0]
+            window(action)
+            time.sleep(0.02)  # the PUBACKs and acknowledgements of this call
+            stages.add("process CPU, reply waited + 20 ms (all threads, clients too)",
+                       time.process_time_ns() - before)
+            stages.add("worker wakes (count, not µs: ×1000)", (ticks[0] - woken) * 1_000_000)
+            stages.label = None
+    for device in devices:
+        device.stop()
+    service.stop()
+
+
 def leds(hall: Broker, tmp: Path, calls: int, stages: Stages, profile: cProfile.Profile | None) -> None:
     # Without probes and rewrites (they would hold the bus): this measures the call's own work.
     quiet = tmp / "hall-quiet.toml"
@@ -261,12 +311,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--only", choices=["coordinator", "leds"])
+    parser.add_argument("--only", choices=["coordinator", "threaded", "leds"])
     parser.add_argument("--sort", default="tottime", help="cProfile's order (tottime, cumulative)")
     parser.add_argument("--callees", metavar="REGEX", help="also print the callees of these functions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hall-bench-cpu-") as tmp, broker(Path(tmp)) as hall:
-        for name, part in (("coordinator", coordinator), ("leds", leds)):
+        for name, part in (("coordinator", coordinator), ("threaded", threaded), ("leds", leds)):
             if args.only not in (None, name):
                 continue
             stages = Stages()
