@@ -8,7 +8,9 @@ the LED agent marks that one screen faulted.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hall_devices.leds import bx, eq
 from hall_devices.leds.screens import FONT_PX, Fitted, fit, text_width
@@ -85,7 +87,7 @@ def _padded(fitted: Fitted, width_px: int) -> str:
     return "".join(out) + lines[-1]
 
 
-def bx_areas(regions: list[Region]) -> list[bx.DynamicArea]:
+def bx_areas(regions: Sequence[Region]) -> list[bx.DynamicArea]:
     areas = []
     for region in regions:
         text = "\n".join(safe_text("bx", line) for line in region.text.split("\n"))
@@ -101,6 +103,14 @@ def bx_areas(regions: list[Region]) -> list[bx.DynamicArea]:
 def screen_bytes(protocol: str, address: int, regions: list[Region]) -> bytes:
     """One frame updating every region of the screen at ``address``; raises
     :class:`ScreenEncodingError` when the protocol cannot carry it even with safe texts."""
+    return _screen_bytes(protocol, address, tuple(regions))
+
+
+# The same frames come back: a window's welcome after each Finish, every probe (an idle screen's
+# smallest area, one every few seconds on a bus) and every periodic rewrite. A frame is a function
+# of its arguments alone; one that cannot be built raises and is not kept.
+@lru_cache(maxsize=256)
+def _screen_bytes(protocol: str, address: int, regions: tuple[Region, ...]) -> bytes:
     try:
         if protocol == "bx":
             frame = bx.BxFrame(bx.Header(address), bx.dynamic_area_data(bx_areas(regions)))
