@@ -4,9 +4,9 @@ paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worke
 them in batches: turns each into a typed command (the topic's parameters become its fields) and has
 the engine decide it (deduplicating by command key), commits the batch's events and command keys in
 one transaction, maps the engine's effects to routes (outbound.py) and publishes them with the
-replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs, each of which wakes the
-worker: nothing polls) acknowledges the messages in the order received (manual acks on a
-persistent session).
+replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs; the last one the oldest
+waiting batch needs wakes the worker: nothing polls) acknowledges the messages in the order
+received (manual acks on a persistent session).
 Queries over stored days run on a read connection on their own thread (reads.py); their answers
 come back to this worker, and the acknowledgements still go in order. A crash before
 the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
@@ -380,8 +380,8 @@ class CoordinatorService:
 
     def _on_published(self, mid: int) -> None:
         """paho's thread: the broker has a publish of ours. The worker is woken only by the last
-        PUBACK the oldest waiting batch needs (:meth:`_ack_confirmed` names them): one wake a call,
-        not one for each of its ~5 publishes, while the screens' agents are busy with its news."""
+        PUBACK the oldest waiting batch needs (:meth:`_ack_confirmed` names them): one wake a batch,
+        not one for each of a call's ~5 publishes, while the screens' agents are busy with its news."""
         with self._awaited_lock:
             self._published.append(mid)
             if mid not in self._awaited:
@@ -394,8 +394,8 @@ class CoordinatorService:
     # --- the worker -----------------------------------------------------------------------------
 
     def _on_tick(self, _mono: float) -> float | None:
-        """After each batch and on each wake (a PUBACK, a query answered): acknowledge what is
-        confirmed, tick when due; wake again at the next tick or confirmation deadline."""
+        """After each batch and on each wake (a batch's last PUBACK, a query answered): acknowledge
+        what is confirmed, tick when due; wake again at the next tick or confirmation deadline."""
         self._ack_confirmed()
         if time.monotonic() >= self._next_tick:
             self._tick()
