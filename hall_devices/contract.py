@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum, StrEnum
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -891,6 +892,12 @@ def param_level(name: str) -> str:
     return PARAM_LEVELS.get(name, IDENT_LEVEL)
 
 
+@lru_cache(maxsize=64)
+def _level(expression: str) -> re.Pattern[str]:
+    """A level's expression compiled (not looked up in ``re``'s cache for every message)."""
+    return re.compile(expression)
+
+
 # A hall's own topic tree: every hall route's pattern starts with it (tests/test_contract.py checks),
 # so one filter covers the hall in the broker's ACL (coordinator, monitor, watchers) and for a watcher.
 HALL_PREFIX = "hall/{hall}/"
@@ -947,7 +954,8 @@ class Route(Generic[P_co]):
             f"主题属于 {param} {actual}，消息却自称 {claimed}，已拒收 / the topic names {param} {actual!r} "
             f"but the payload's {field_name} names {claimed!r}: refused (the sender is who the topic says)"))
 
-    @property
+    # Made once per route (the pattern is fixed): a topic is made or matched for every message.
+    @cached_property
     def params(self) -> tuple[str, ...]:
         return tuple(_PARAM.findall(self.pattern))
 
@@ -957,7 +965,7 @@ class Route(Generic[P_co]):
         if missing:
             raise ValueError(f"topic {self.name} needs {sorted(missing)}")
         for key, value in params.items():
-            if not re.fullmatch(param_level(key), str(value)):
+            if not _level(param_level(key)).fullmatch(str(value)):
                 raise ValueError(f"topic {self.name}: {key}={value!r} is not a topic level")
         return self.pattern.format(**params)
 
@@ -969,13 +977,17 @@ class Route(Generic[P_co]):
     def match(self, topic: str) -> dict[str, str] | None:
         """The parameters of a concrete topic of this route, or None if it is not one (also when a
         level does not match its parameter's :func:`param_level`)."""
+        found = self._matcher.fullmatch(topic)
+        return found.groupdict() if found else None
+
+    @cached_property
+    def _matcher(self) -> re.Pattern[str]:
         levels = []
         for level in self.pattern.split("/"):
             param = _PARAM.fullmatch(level)
             levels.append(f"(?P<{param.group(1)}>{param_level(param.group(1))})" if param
                           else re.escape(level))
-        found = re.fullmatch("/".join(levels), topic, flags=re.ASCII)
-        return found.groupdict() if found else None
+        return re.compile("/".join(levels), flags=re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ paho's thread only posts decoded messages to a :class:`~hall_devices.agent.Worke
 them in batches: turns each into a typed command (the topic's parameters become its fields) and has
 the engine decide it (deduplicating by command key), commits the batch's events and command keys in
 one transaction, maps the engine's effects to routes (outbound.py) and publishes them with the
-replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs, each of which wakes the
-worker: nothing polls) acknowledges the messages in the order received (manual acks on a
-persistent session).
+replies, and only once the broker has confirmed all of them (QoS 1 PUBACKs; the last one the oldest
+waiting batch needs wakes the worker: nothing polls) acknowledges the messages in the order
+received (manual acks on a persistent session).
 Queries over stored days run on a read connection on their own thread (reads.py); their answers
 come back to this worker, and the acknowledgements still go in order. A crash before
 the commit loses nothing: the broker redelivers; a crash after it applies nothing twice: the
@@ -26,6 +26,7 @@ import contextlib
 import logging
 import secrets
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -294,6 +295,10 @@ class CoordinatorService:
         # Message ids the broker confirmed (paho's thread appends, the worker takes): paho calls
         # back just before it marks the publish done, so the id is what tells it in between.
         self._published: deque[int] = deque()
+        # The ids whose PUBACKs the oldest waiting batch still needs (the worker sets them, paho's
+        # thread takes them out); the lock keeps the two from missing each other's change.
+        self._awaited: set[int] = set()
+        self._awaited_lock = threading.Lock()
         self._confirmed: set[int] = set()
         self._since_snapshot = 0
         self._queue_pending = True
@@ -376,15 +381,23 @@ class CoordinatorService:
             self.worker.post(_Marker("reconnected"))
 
     def _on_published(self, mid: int) -> None:
-        """paho's thread: the broker has a publish of ours; the worker looks at its acks now."""
-        self._published.append(mid)
+        """paho's thread: the broker has a publish of ours. The worker is woken only by the last
+        PUBACK the oldest waiting batch needs (:meth:`_ack_confirmed` names them): one wake a batch,
+        not one for each of a call's ~5 publishes, while the screens' agents are busy with its news."""
+        with self._awaited_lock:
+            self._published.append(mid)
+            if mid not in self._awaited:
+                return
+            self._awaited.discard(mid)
+            if self._awaited:
+                return
         self.worker.wake()
 
     # --- the worker -----------------------------------------------------------------------------
 
     def _on_tick(self, _mono: float) -> float | None:
-        """After each batch and on each wake (a PUBACK, a query answered): acknowledge what is
-        confirmed, tick when due; wake again at the next tick or confirmation deadline."""
+        """After each batch and on each wake (a batch's last PUBACK, a query answered): acknowledge
+        what is confirmed, tick when due; wake again at the next tick or confirmation deadline."""
         self._ack_confirmed()
         if time.monotonic() >= self._next_tick:
             self._tick()
@@ -584,10 +597,12 @@ class CoordinatorService:
         """Acknowledge, in the order received, the messages whose answers the broker has confirmed.
 
         Not waiting in place keeps the worker deciding the next command while PUBACKs travel;
-        each PUBACK wakes it (:meth:`_on_published`).
+        the PUBACK that completes the oldest batch's wakes it (:meth:`_on_published`).
         """
-        while self._published:
-            self._confirmed.add(self._published.popleft())
+        with self._awaited_lock:
+            self._awaited.clear()
+            while self._published:
+                self._confirmed.add(self._published.popleft())
         while self._unconfirmed:
             head = self._unconfirmed[0]
             if head.reads:  # a query of this batch still runs: its answer is not even sent
@@ -598,6 +613,14 @@ class CoordinatorService:
                 for inbound in head.acks:
                     self.bus.ack(inbound)
             elif time.monotonic() - head.since < CONFIRM_S:
+                missing = {one.info.mid for one in head.sent
+                           if not one.done and one.info.mid not in self._confirmed}
+                with self._awaited_lock:
+                    arrived = missing.intersection(self._published)  # since the look above
+                    self._awaited = missing - arrived
+                if not arrived:
+                    return  # the PUBACK of the last of ``missing`` wakes the worker
+                self._ack_confirmed()  # some came meanwhile: look again (at most once more each)
                 return
             else:  # not acknowledged: the broker redelivers them and the store answers them again
                 log.warning("the broker did not confirm the answers to %d messages within %.0f s; "

@@ -7,7 +7,10 @@ the LED agent marks that one screen faulted.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hall_devices.leds import bx, eq
 from hall_devices.leds.screens import FONT_PX, Fitted, fit, text_width
@@ -21,6 +24,7 @@ class ScreenEncodingError(Exception):
 
 
 MISSING = "□"  # shown for a character the controller's encoding cannot carry
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # what safe_text makes a space
 
 
 def safe_text(protocol: str, line: str, encoding: str = ENCODING) -> str:
@@ -33,6 +37,15 @@ def safe_text(protocol: str, line: str, encoding: str = ENCODING) -> str:
     a digit into ％. BX's reserved bytes (A5 A6 5A 5B, inside GBK characters or as ``Z`` and ``[``)
     need nothing here: the frame escapes them (protocols.md §2).
     """
+    if not _CONTROL.search(line) and (protocol != "eq" or ("$" not in line and "!#" not in line)):
+        # Nearly every line (a call, a name) needs nothing: one encode of the whole line, not one
+        # per character, on the path of every call's frame.
+        try:
+            line.encode(encoding)
+        except UnicodeEncodeError:
+            pass
+        else:
+            return line
     out = []
     for char in line:
         if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
@@ -74,7 +87,7 @@ def _padded(fitted: Fitted, width_px: int) -> str:
     return "".join(out) + lines[-1]
 
 
-def bx_areas(regions: list[Region]) -> list[bx.DynamicArea]:
+def bx_areas(regions: Sequence[Region]) -> list[bx.DynamicArea]:
     areas = []
     for region in regions:
         text = "\n".join(safe_text("bx", line) for line in region.text.split("\n"))
@@ -90,6 +103,14 @@ def bx_areas(regions: list[Region]) -> list[bx.DynamicArea]:
 def screen_bytes(protocol: str, address: int, regions: list[Region]) -> bytes:
     """One frame updating every region of the screen at ``address``; raises
     :class:`ScreenEncodingError` when the protocol cannot carry it even with safe texts."""
+    return _screen_bytes(protocol, address, tuple(regions))
+
+
+# The same frames come back: a window's welcome after each Finish, every probe (an idle screen's
+# smallest area, one every few seconds on a bus) and every periodic rewrite. A frame is a function
+# of its arguments alone; one that cannot be built raises and is not kept.
+@lru_cache(maxsize=256)
+def _screen_bytes(protocol: str, address: int, regions: tuple[Region, ...]) -> bytes:
     try:
         if protocol == "bx":
             frame = bx.BxFrame(bx.Header(address), bx.dynamic_area_data(bx_areas(regions)))

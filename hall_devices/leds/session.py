@@ -151,7 +151,9 @@ class LedScreen:
         does not resend the hall screen's calls: shorter frames, less time a call waits on the bus."""
         if self.shown is None or protocol != "bx":
             return [] if self.shown == {r.area_id: r for r in self.wanted} else list(self.wanted)
-        return [r for r in self.wanted if self.shown.get(r.area_id) != r]
+        # ``is`` first: the bus's order asks every screen this before each write, and a screen
+        # whose areas did not change holds the very objects it showed (see :meth:`LedSession.want`).
+        return [r for r in self.wanted if (shown := self.shown.get(r.area_id)) is not r and shown != r]
 
     def mark_shown(self) -> None:
         self.shown = {r.area_id: r for r in self.wanted}
@@ -232,7 +234,7 @@ class LedSession:
         if wanted != screen.wanted:
             screen.health.news()
             screen.routine = False
-        screen.wanted = wanted
+            screen.wanted = wanted  # equal areas keep their objects: changed() compares by identity first
 
     def rewrite_all(self) -> None:
         """Write every screen again (a controller that rebooted shows nothing)."""

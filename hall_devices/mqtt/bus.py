@@ -135,6 +135,12 @@ def decode(route_: Route[P], raw: bytes) -> P:
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise BadPayloadError(Problem(code="bad_json", message=f"payload is {len(raw)} bytes, over the "
                                                                f"limit of {MAX_PAYLOAD_BYTES}"))
+    # The common case in one pass of pydantic's own parser, without the dict in between (less than
+    # half the work). It takes no JSON the parser below refuses (checked: a 5,000-digit integer,
+    # lone surrogates, a BOM, control characters, trailing data, NaN for a text are refused by
+    # both); whatever it refuses takes the long way, which names the problem as before.
+    with contextlib.suppress(Exception):
+        return route_.model.model_validate_json(raw)
     try:
         data = json.loads(raw.decode("utf-8"))
     except Exception as exc:  # the parser's own errors, ValueError (int digits) and RecursionError
