@@ -618,9 +618,11 @@ class CoordinatorService:
                 with self._awaited_lock:
                     arrived = missing.intersection(self._published)  # since the look above
                     self._awaited = missing - arrived
-                if not arrived:
+                if missing and not arrived:
                     return  # the PUBACK of the last of ``missing`` wakes the worker
-                self._ack_confirmed()  # some came meanwhile: look again (at most once more each)
+                # Some came meanwhile, or the last was marked done since the look above (its PUBACK
+                # then woke nobody): look again, at most once more for each.
+                self._ack_confirmed()
                 return
             else:  # not acknowledged: the broker redelivers them and the store answers them again
                 log.warning("the broker did not confirm the answers to %d messages within %.0f s; "
