@@ -106,8 +106,10 @@ class Reminders:
             self._erase_wal()
 
     def observe(self, events: list[ev.Event], engine: Engine, now: datetime) -> None:
-        """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days."""
-        day = business_day(engine.layout.hall, now)
+        """After a commit: carry a booking's phone to its ticket; queue what is due; purge old days.
+        A day ends when the engine's business day moves on, not the clock's: a clock stepped into
+        tomorrow (the day not yet settled) deletes none of today's numbers."""
+        day = engine.state.day or business_day(engine.layout.hall, now)
         if day != self._day:
             with self._lock:  # one step: nobody sees the numbers half deleted
                 self._db.execute("DELETE FROM phones WHERE day < ?", (day,))

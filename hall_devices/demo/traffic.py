@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from hall_devices.contract import (
@@ -42,7 +42,7 @@ from hall_devices.contract import (
 from hall_devices.demo.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from hall_devices.demo.sim.pads import PadBusSimulator
 from hall_devices.idcard.identity import id_hash
-from hall_devices.layout import KioskDevice, Layout, PadDevice
+from hall_devices.layout import Hall, KioskDevice, Layout, PadDevice
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.mqtt.requests import NoReplyError, Requester
 from hall_devices.pads.codec import Key
@@ -81,6 +81,18 @@ def clerk_id(window: int) -> str:
 
 def _id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def booked_slot(hall: Hall, now: datetime) -> tuple[datetime, datetime]:
+    """A 30-minute slot (start, end; aware) that a card check-in at ``now`` finds: it began 5 minutes
+    ago, or at the start of ``now``'s business day when that is later; the engine checks in only a
+    booking whose slot starts on today's business day (just past hall midnight, 5 minutes back was
+    yesterday)."""
+    zone = timezone(timedelta(hours=hall.utc_offset_hours))
+    day = date.fromisoformat(hall.business_day(now))
+    day_start = datetime(day.year, day.month, day.day, hall.day_starts_at_hour, tzinfo=zone)
+    start = max(now - timedelta(minutes=5), day_start)
+    return start, start + timedelta(minutes=30)
 
 
 class TrafficGenerator:
@@ -169,10 +181,10 @@ class TrafficGenerator:
         assert cards is not None
         while not self._stop.wait(max(3.0, 20 * 60 / self.mix.speed)):
             card = self.random.choice(DEMO_CARDS)
-            now = datetime.now(UTC)
+            start, end = booked_slot(self.layout.hall, datetime.now(UTC))
             book = StaffCommand(command_id=_id(), action=StaffAction.BOOK_APPOINTMENT, staff_id="traffic",
                                 appointment_code=f"YY{_id()[:10]}", service_id=cards.service_id,
-                                slot_start=now - timedelta(minutes=5), slot_end=now + timedelta(minutes=25),
+                                slot_start=start, slot_end=end,
                                 id_hash=id_hash(cards.key, card.id_number))
             if not self.requests.call(STAFF_COMMAND, book, staff="traffic").ok:
                 continue

@@ -21,6 +21,8 @@ from hall_devices.coordinator.service import CoordinatorService
 from hall_devices.layout import Layout
 from hall_devices.settings import Settings
 from tests.coordinator.harness import T0, Clock, Hall
+from tests.coordinator.test_time import Clocks, hall_time
+from tests.coordinator.test_time import Hall as StepHall
 from tests.support import HallBroker, wait_until
 
 PHONE = "13800138000"
@@ -183,5 +185,30 @@ def test_the_phone_file_is_private_even_when_it_was_not_and_a_forgotten_number_l
         assert reminders.phone_of("appointment:PV1") == PHONE
         reminders.forget("appointment:PV1")  # a cancelled booking's number
         assert PHONE.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("reminders.sqlite3*"))
+    finally:
+        reminders.stop()
+
+
+def test_a_clock_step_into_tomorrow_keeps_todays_numbers_until_the_day_moves(layout: Layout,
+                                                                           tmp_path: Path) -> None:
+    """The numbers' day is the engine's business day, not the clock's: NTP stepping the clock past
+    midnight while the engine holds today (settling) deletes none of today's phone numbers."""
+    hall = StepHall(layout, Clocks(hall_time("2026-11-23 23:59:50")))
+    hall.take()
+    reminders = Reminders(Settings(sms_gateway_url="http://127.0.0.1:9/sms"), tmp_path / "r.sqlite3")
+    try:
+        reminders.remember("appointment:ST1", PHONE, "2026-11-23")  # booked for today, 14:00
+        hall.clocks.advance(seconds=1)
+        hall.clocks.step(seconds=30)  # 00:00:21 by the clock; the engine keeps 2026-11-23
+        hall.tick()
+        assert hall.engine.state.day == "2026-11-23"
+        reminders.observe([], hall.engine, hall.clocks.wall)
+        assert reminders.phone_of("appointment:ST1") == PHONE
+        for _ in range(130):  # the later day settled: now the day has ended
+            hall.clocks.advance(seconds=1)
+            hall.tick()
+        assert hall.engine.state.day == "2026-11-24"
+        reminders.observe([], hall.engine, hall.clocks.wall)
+        assert reminders.phone_of("appointment:ST1") is None
     finally:
         reminders.stop()

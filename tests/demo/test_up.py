@@ -16,7 +16,13 @@ from tests.conftest import EXAMPLE, ROOT
 
 
 def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from hall_devices.layout import load_layout
+
     data = tmp_path / "hall"
+    hall = load_layout(EXAMPLE).hall
+    first_day = hall.business_day(datetime.now(UTC))  # a run across hall midnight spans two days
     with subprocess.Popen(
             [sys.executable, "-m", "hall_devices.cli", "up", "--layout", str(EXAMPLE),
              "--data-dir", str(data), "--speed", "600", "--duration", "40"],
@@ -66,7 +72,6 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert len(runs) == 1  # this run's voice files in a folder of their own
     assert (data / "demo-users.toml").exists() and not (data / "users.toml").exists()
     # The demo clerk may open every window the demo uses (a clerk account carries its windows).
-    from hall_devices.layout import load_layout
     from hall_devices.web.users import load_users
 
     demo_users = load_users(data / "demo-users.toml")
@@ -83,12 +88,11 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     # Nothing of this hall is still running.
     left = subprocess.run(["pgrep", "-af", str(data)], capture_output=True, text=True, check=False)
     assert left.stdout.strip() == "", f"left behind: {left.stdout}"
-    # The store holds what happened; the report reads it.
-    from datetime import datetime, timedelta, timezone
-
-    today = datetime.now(timezone(timedelta(hours=8))).date().isoformat()
+    # The store holds what happened; the report reads it, over the hall days the run lay in.
+    last_day = hall.business_day(datetime.now(UTC))
     report = subprocess.run(
-        [sys.executable, "-m", "hall_devices.cli", "report", "--date", today, "--format", "json",
+        [sys.executable, "-m", "hall_devices.cli", "report", "--date", first_day, "--to", last_day,
+         "--format", "json",
          "--store", str(data / "coordinator.sqlite3"), "--layout", str(EXAMPLE)],
         capture_output=True, text=True, timeout=60, check=True)
     total = json.loads(report.stdout)["rows"][0]

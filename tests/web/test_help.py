@@ -38,10 +38,12 @@ def test_a_help_request_from_the_kiosk_is_answered_and_closed_by_staff(
         request.locator(".help-answer").click()
         expect(page.locator('#help li[data-kiosk="K1"]')).to_contain_text("mgr 已应答", timeout=5000)
         qtbot.waitUntil(lambda: window.help_status.text() == "工作人员正在赶来，请稍候", timeout=5000)
+        closed_on = layout.hall.business_day(datetime.now(UTC))  # the web's day (real time)
         page.locator('#help li[data-kiosk="K1"] .help-close').click()
         expect(page.locator('#help li[data-kiosk="K1"]')).to_have_count(0, timeout=5000)
         qtbot.waitUntil(lambda: not window.help_status.isVisible(), timeout=5000)
-        page.goto(f"{web.url}/audit")
+        # Its days, should the close and the page lie either side of hall midnight.
+        page.goto(f"{web.url}/audit?from={closed_on}&to={layout.hall.business_day(datetime.now(UTC))}")
         expect(page.locator("#audit")).to_contain_text("help_close")
     finally:
         link.stop()
