@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +31,21 @@ def offline(argv: list[str]) -> list[str]:
     return argv
 
 
+@pytest.fixture(scope="package", autouse=True)
+def no_source_tree_on_the_path() -> Iterator[None]:
+    """These tests install the package and run it outside the source tree: a developer's PYTHONPATH
+    (a worktree, say) would reach every child and hand them the source tree instead."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONPATH", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("dist")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # as the tests' own children
     done = subprocess.run([str(BUILD_DEB), "--out", str(out), "--fast"], capture_output=True, text=True,
-                          timeout=600, check=False)
+                          timeout=600, check=False, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     deb = Path(done.stdout.strip().splitlines()[-1])
     assert deb.is_file() and deb.suffix == ".deb"
