@@ -52,7 +52,9 @@ def request_origin(headers: Headers) -> str | None:
 
 
 API_PREFIX = "/api/v1/"
-FORM_LIMIT = 64 * 1024  # bytes; the largest form of either web (a bookings page row) is under 4 KiB
+# Bytes. The largest form of either web (a bookings page row) is under 4 KiB; the rest is room for
+# odd but harmless input (every field of a form 5,000 characters long is refused by its handler, by name).
+FORM_LIMIT = 256 * 1024
 
 
 async def read_form_body(receive: Receive, limit: int) -> tuple[bytes, bool] | None:
