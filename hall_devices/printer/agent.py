@@ -13,6 +13,7 @@ redelivered, and the ledger then answers it without printing it again.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,21 @@ class PrinterAgent:
             client_id=printer_id, hall_id=layout.hall.id, device_id=printer_id, device_kind="printer",
             persistent_session=True, manual_ack=True))
         self._status = StatusReporter(self.bus.set_status)
-        self.bus.subscribe(PRINT_JOB, self.worker.post, printer=printer_id)
+        # Jobs posted and not yet taken (paho's thread adds, the worker takes away, under the lock):
+        # the status poll gives way to a job only, not to heads-ups or a poll request, so a stream
+        # of heads-ups with no job behind them cannot keep the printer's status from being read.
+        self._jobs_waiting = 0
+        self._jobs_lock = threading.Lock()
+        self.bus.subscribe(PRINT_JOB, self._post_job, printer=printer_id)
         self.bus.subscribe(PRINT_EXPECTED, lambda m: self.worker.post(HeadsUp(m)), printer=printer_id)
+
+    def _post_job(self, job: Inbound[PrintJob]) -> None:
+        with self._jobs_lock:  # counted before the post: the worker never takes one not counted
+            self._jobs_waiting += 1
+        self.worker.post(job)
+
+    def _job_waiting(self) -> bool:
+        return self._jobs_waiting > 0
 
     def start(self, wait_s: float | None = 10.0) -> None:
         self.worker.start()  # its first tick polls the printer and publishes the status
@@ -98,6 +112,8 @@ class PrinterAgent:
             if isinstance(item, HeadsUp):
                 self._heads_up(item)
                 continue
+            with self._jobs_lock:  # floor 0: a job handed to _on_batch directly was never counted
+                self._jobs_waiting = max(0, self._jobs_waiting - 1)
             try:
                 self._print(item)
             except Exception:  # a bug must not leave the job unanswered
@@ -107,7 +123,7 @@ class PrinterAgent:
 
     def _on_tick(self, now: float) -> float:
         if now >= self._next_poll:
-            status = self.runner.poll_unless(lambda: self.worker.waiting)
+            status = self.runner.poll_unless(self._job_waiting)
             if status is None:  # a job came: it goes first (its own poll refreshes the status)
                 return now
             self._publish_status(status)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from hall_devices.layout import Layout
 from hall_devices.mqtt.bus import encode
 from hall_devices.printer.agent import PrinterAgent
 from hall_devices.printer.ledger import JobLedger
+from hall_devices.printer.status import PrinterStatus
 from hall_devices.printer.ticket import render
 from tests.coordinator.harness import Clock, Hall
 from tests.support import HallBroker, probe, wait_until
@@ -197,3 +200,53 @@ def test_a_heads_up_then_its_job_prints_once_behind_the_one_query(
     finally:
         agent.stop()
         coordinator.stop()
+
+
+def test_a_stream_of_heads_ups_does_not_make_the_status_poll_give_way(
+        own_broker: HallBroker, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Heads-ups with no job behind them (a kiosk's account repeating one paper request: each
+    costs a heads-up, the engine answers it as a duplicate, no job) must not make the status poll
+    give way as a job does: it stopped before each query for anything queued, so while the stream
+    lasted a printer out of paper went on being reported fine (here 136 polls given up in 2 s).
+    The printer paced at 9600 baud: a poll's four queries take ~12 ms, as on the wire."""
+    sim = PrinterSimulator(tmp_path / "dev" / "printer-k1", encoding="gb18030", baud=9600).start()
+    statuses = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
+                     subscribe=[DEVICE_STATUS.topic(hall="demo", device="P1")])
+    agent = start_agent(own_broker, layout, sim, tmp_path / "agent", poll_s=0.2)
+    coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"])
+    stop = threading.Event()
+    heads_up = encode(PrintExpected(printer_id="P1", request_id="req-1"))
+    given_way = []  # each periodic poll that stopped for what was queued (no job is ever sent)
+    poll_unless = agent.runner.poll_unless
+
+    def counted(job_waiting: Callable[[], bool]) -> PrinterStatus | None:
+        status = poll_unless(job_waiting)
+        if status is None:
+            given_way.append(status)
+        return status
+
+    monkeypatch.setattr(agent.runner, "poll_unless", counted)  # counts, then the runner's own
+
+    def stream() -> None:
+        while not stop.is_set():
+            for _ in range(20):
+                coordinator.client.publish(PRINT_EXPECTED.topic(hall="demo", printer="P1"), heads_up, qos=0)
+            time.sleep(0)
+
+    streaming = threading.Thread(target=stream, daemon=True)
+    try:
+        assert json.loads(statuses.expect(lambda m: True).payload)["state"] == "ok"
+        streaming.start()
+        # The heads-ups reach the printer (their query, the setup behind it); then the paper runs out.
+        wait_until(lambda: b"\x10\x04\x01\x1b\x40\x1c\x26" in bytes(sim.received), 10, "a heads-up's query")
+        sim.switches.paper_out = True
+        out = statuses.expect(lambda m: json.loads(m.payload)["state"] != "ok", timeout_s=15)
+        assert "paper_out" in json.loads(out.payload)["faults"]
+        assert given_way == []
+    finally:
+        stop.set()
+        streaming.join(5)
+        agent.stop()
+        statuses.stop()
+        coordinator.stop()
+        sim.stop()

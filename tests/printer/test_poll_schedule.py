@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from hall_devices.contract import PRINT_JOB, PrintJob
+from hall_devices.contract import PRINT_EXPECTED, PRINT_JOB, PrintExpected, PrintJob
 from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.mqtt.bus import Inbound
-from hall_devices.printer.agent import PrinterAgent
+from hall_devices.printer.agent import HeadsUp, PrinterAgent
 from hall_devices.printer.ledger import JobLedger
 from hall_devices.printer.runner import PrinterRunner
 from hall_devices.printer.status import PORT_MISSING, PrinterStatus
@@ -93,10 +93,23 @@ def test_a_job_answered_from_the_ledger_keeps_the_poll_due(
     assert bytes(sim.received) == POLL + POLL
 
 
-def test_a_due_poll_gives_way_to_what_is_waiting(agent: PrinterAgent, sim: PrinterSimulator) -> None:
-    agent.request_poll()  # posted, not yet taken: the worker would take it at once
-    assert agent._on_tick(100.0) == 100.0  # no query sent: the worker takes what waits, then polls
+def test_a_due_poll_gives_way_to_a_waiting_job(agent: PrinterAgent, sim: PrinterSimulator) -> None:
+    agent._post_job(job_message(make_job("J-3", "B103")))  # as paho's thread posts it, not yet taken
+    assert agent._on_tick(100.0) == 100.0  # no query sent: the worker takes the job, then polls
     assert bytes(sim.received) == b""
+
+
+def test_a_due_poll_does_not_give_way_to_a_heads_up_or_a_poll_request(
+        agent: PrinterAgent, sim: PrinterSimulator) -> None:
+    """Only a job is worth stopping a poll for: heads-ups with no job behind them, coming faster than
+    a poll's four round trips, kept the status from ever being read."""
+    agent.worker.post(HeadsUp(Inbound(
+        route=PRINT_EXPECTED, topic=PRINT_EXPECTED.topic(hall="demo", printer="P1"),
+        params={"hall": "demo", "printer": "P1"}, payload=PrintExpected(printer_id="P1", request_id="r-1"),
+        duplicate=False, retained=False, mid=0, qos=0)))
+    agent.request_poll()
+    assert agent._on_tick(100.0) == 105.0  # polled, and the next one due a poll interval on
+    assert bytes(sim.received) == POLL
 
 
 def test_a_poll_stops_between_queries_never_with_one_in_flight(layout: Layout, sim: PrinterSimulator,
