@@ -599,6 +599,14 @@ class CoordinatorService:
         Not waiting in place keeps the worker deciding the next command while PUBACKs travel;
         the PUBACK that completes the oldest batch's wakes it (:meth:`_on_published`).
         """
+        while not self._ack_pass():
+            pass  # a PUBACK came between the two looks of that pass: look again (a loop, not recursion)
+        # Keep only the ids that still tell something: of publishes waited for and not yet done.
+        self._confirmed &= {one.info.mid for u in self._unconfirmed for one in u.sent if not one.done}
+
+    def _ack_pass(self) -> bool:
+        """One look of :meth:`_ack_confirmed`: True when it is done for now (every confirmed batch
+        acknowledged, the rest awaited), False when it must look again."""
         with self._awaited_lock:
             self._awaited.clear()
             while self._published:
@@ -618,18 +626,15 @@ class CoordinatorService:
                 with self._awaited_lock:
                     arrived = missing.intersection(self._published)  # since the look above
                     self._awaited = missing - arrived
-                if missing and not arrived:
-                    return  # the PUBACK of the last of ``missing`` wakes the worker
                 # Some came meanwhile, or the last was marked done since the look above (its PUBACK
-                # then woke nobody): look again, at most once more for each.
-                self._ack_confirmed()
-                return
+                # then woke nobody): look again, at most once more for each. Else the PUBACK of the
+                # last of ``missing`` wakes the worker.
+                return bool(missing) and not arrived
             else:  # not acknowledged: the broker redelivers them and the store answers them again
                 log.warning("the broker did not confirm the answers to %d messages within %.0f s; "
                             "they stay unacknowledged", len(head.acks), CONFIRM_S)
             self._unconfirmed.popleft()
-        # Keep only the ids that still tell something: of publishes waited for and not yet done.
-        self._confirmed &= {one.info.mid for u in self._unconfirmed for one in u.sent if not one.done}
+        return True
 
     def _query(self, item: Received, query: QueryRequest, now: datetime, done: _Batch
                ) -> QueryReply | None:

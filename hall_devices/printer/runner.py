@@ -27,8 +27,11 @@ GARBLED = PrinterStatus(frozenset({DeviceFault.GARBLED, DeviceFault.NOT_RESPONDI
 # How long a DLE EOT 1 answer clears a job, counted from when its query was written (the printer
 # answers as the query arrives). A heads-up comes before the coordinator's commit, so its job
 # follows within milliseconds, tens at worst; an answer older than this tells less than the check
-# is for (paper pulled, cover opened, the printer switched off since), so the job asks again.
-FRESH_ANSWER_S = 0.5
+# is for (cover opened, the printer switched off since), so the job asks again. Kept short because
+# a printer taken offline in between keeps what it is sent and prints it when it is back: a ticket
+# the agent answered as failed, printed later beside its reprint. Before the heads-up that window
+# was the render and one fsync (~1 ms); 0.1 s bounds it while a loaded coordinator's commit fits.
+FRESH_ANSWER_S = 0.1
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from hall_devices.contract import PrintFailure
 from hall_devices.demo.sim.printer import PrinterSimulator
 from hall_devices.layout import Layout, PrinterDevice
 from hall_devices.printer.ledger import JobLedger
-from hall_devices.printer.runner import PrinterRunner
+from hall_devices.printer.runner import FRESH_ANSWER_S, PrinterRunner
 from hall_devices.printer.ticket import render
 from tests.printer.test_agent import make_job
 from tests.support import wait_until
@@ -175,7 +175,7 @@ def test_an_answer_read_just_now_clears_the_job_and_a_stale_one_does_not(
     assert timed.expect()
     # A due poll reads the reply first, then gives way to the job waiting: nothing written since.
     assert timed.poll_unless(lambda: True) is None
-    clock.now += 0.2
+    clock.now += FRESH_ANSWER_S / 2
     job = make_job("J-14", "B114")
     assert timed.print_job(job).ok
     ticket = render(job, timed.printer, layout.hall)
@@ -183,7 +183,7 @@ def test_an_answer_read_just_now_clears_the_job_and_a_stale_one_does_not(
     sent = len(sim.received)
     assert timed.expect()
     assert timed.poll_unless(lambda: True) is None
-    clock.now += 0.6  # older than FRESH_ANSWER_S: the job asks again
+    clock.now += FRESH_ANSWER_S + 0.1  # older than FRESH_ANSWER_S: the job asks again
     job = make_job("J-15", "B115")
     assert timed.print_job(job).ok
     ticket = render(job, timed.printer, layout.hall)
@@ -194,7 +194,7 @@ def test_an_answer_read_just_now_clears_the_job_and_a_stale_one_does_not(
 def test_a_heads_up_query_older_than_the_window_is_read_away_and_the_job_asks_again(
         timed: PrinterRunner, sim: PrinterSimulator, clock: SetClock, layout: Layout) -> None:
     assert timed.expect()
-    clock.now += 0.6
+    clock.now += FRESH_ANSWER_S + 0.1
     job = make_job("J-16", "B116")
     assert timed.print_job(job).ok
     ticket = render(job, timed.printer, layout.hall)
