@@ -136,16 +136,22 @@ def decode(route_: Route[P], raw: bytes) -> P:
         raise BadPayloadError(Problem(code="bad_json", message=f"payload is {len(raw)} bytes, over the "
                                                                f"limit of {MAX_PAYLOAD_BYTES}"))
     # The common case in one pass of pydantic's own parser, without the dict in between (less than
-    # half the work). It takes no JSON the parser below refuses (checked: a 5,000-digit integer,
-    # lone surrogates, a BOM, control characters, trailing data, NaN for a text are refused by
-    # both); whatever it refuses takes the long way, which names the problem as before.
-    with contextlib.suppress(Exception):
-        return route_.model.model_validate_json(raw)
+    # half the work). It takes no JSON the long way below refuses (checked: a 5,000-digit integer,
+    # lone surrogates, a BOM, control characters, trailing data, NaN for a text); whatever it
+    # refuses takes the long way, which names the problem. It does take an escaped NUL, which
+    # the long way refuses: such a payload goes the long way too.
+    if _NUL_ESCAPE not in raw:
+        with contextlib.suppress(Exception):
+            return route_.model.model_validate_json(raw)
     try:
         data = json.loads(raw.decode("utf-8"))
     except Exception as exc:  # the parser's own errors, ValueError (int digits) and RecursionError
         raise BadPayloadError(Problem(code="bad_json",
                                       message=f"payload is not UTF-8 JSON: {_short(exc)}")) from exc
+    not_text = _not_text(data)
+    if not_text is not None:
+        raise BadPayloadError(Problem(code="bad_json", message=f"payload holds a string with {not_text}: "
+                                      "not text, and no store downstream can keep it"))
     try:
         return route_.model.model_validate(data)
     except ValidationError as exc:
@@ -156,6 +162,32 @@ def decode(route_: Route[P], raw: bytes) -> P:
     except Exception as exc:  # e.g. RecursionError from a validator: still the payload's fault
         raise BadPayloadError(Problem(code="bad_schema", message=f"not a {route_.model.__name__}: "
                                                                  f"{_short(exc)}")) from exc
+
+
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _not_text(value: object) -> str | None:
+    """What makes a decoded JSON value's strings (keys too) not text, or None: a NUL (JSON lets
+    ``\\u0000`` through; PostgreSQL, where the region keeps every event, refuses it in text and
+    jsonb, so one such event would stall a hall's stream to the region for good) or a lone UTF-16
+    surrogate (``\\ud800`` alone: no UTF-8 for it)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character (\\u0000)"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone UTF-16 surrogate"
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _short(exc: BaseException) -> str:

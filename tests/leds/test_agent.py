@@ -145,8 +145,8 @@ def test_eq_screens(own_broker: HallBroker, tmp_path: Path) -> None:
 
 # A clerk's pause reason with every sequence either protocol reserves: EQ's end mark $$ (and a
 # trailing $), start mark !#, colour codes %1 %2 %3, CR LF; control bytes; BX's A5 A6 5A 5B (Z, [
-# and the GBK of 亥乏俍俒); a character GBK cannot carry.
-HOSTILE_REASON = "午休$$A!#B%1C%2D%3$\x00\x1b\x7f\r\nZ[亥乏俍俒😀$"
+# and the GBK of 亥乏俍俒); a character GBK cannot carry. (A NUL never gets here: the bus refuses it.)
+HOSTILE_REASON = "午休$$A!#B%1C%2D%3$\x01\x1b\x7f\r\nZ[亥乏俍俒😀$"
 
 
 def eq_or_bx_layout(protocol: str, **addresses: int) -> Layout:

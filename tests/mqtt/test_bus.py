@@ -202,6 +202,24 @@ def test_every_unreadable_payload_is_a_named_refusal(case: str) -> None:
     assert len(refused.value.problem.message) <= 600
 
 
+def test_a_string_that_is_not_text_is_refused_by_name_anywhere_in_the_payload() -> None:
+    # A pause reason with NUL was taken, stored in the pause event, and then refused by the
+    # region's PostgreSQL (no NUL in text or jsonb) on every resend: that hall's stream stalled.
+    pause = b'{"command_id": "c-1", "action": "pause", "reason": "lunch%s"}'
+    for inside, named in ((b"\\u0000", "NUL"), (b"\\ud800", "lone UTF-16 surrogate"),
+                          (b"\\udc00x", "lone UTF-16 surrogate")):
+        with pytest.raises(BadPayloadError) as refused:
+            decode(WINDOW_COMMAND, pause % inside)
+        assert refused.value.problem.code == "bad_json" and named in refused.value.problem.message
+    with pytest.raises(BadPayloadError) as in_a_key:  # an unknown key, but its NUL is said first
+        decode(WINDOW_COMMAND, b'{"command_id": "c-1", "action": "next", "x\\u0000": 1}')
+    assert "NUL" in in_a_key.value.problem.message
+    # Text that merely looks like an escape, and a surrogate pair (an escaped emoji), are text.
+    for fine, reason in ((b"\\\\u0000", "\\u0000"), (b"\\ud83d\\ude00", "\U0001f600")):
+        command = decode(WINDOW_COMMAND, pause % fine)
+        assert command.reason == "lunch" + reason
+
+
 def test_a_naive_datetime_is_refused_by_the_schema() -> None:
     raw = (b'{"rating_id": "r-1", "prompt_id": "p", "window": 6, "level": 4, '
            b'"rated_at": "2026-11-23T09:00:00"}')
