@@ -141,6 +141,12 @@ CATALOG: dict[str, Message] = {
     "wrong_sender": Message("发送方无权执行此操作", "the sender may not do this", *_ADMIN),
     "internal_error": Message("系统内部错误，操作未执行", "an internal error: nothing was done",
                               *_ADMIN),
+    # --- the web's own refusals (web/security.py, before any page) ---
+    "cross_origin": Message("来源不符，请求被拒绝", "request refused: it did not come from this "
+                            "server's own page", "请从本系统的页面操作",
+                            "please use this server's own pages"),
+    "form_too_large": Message("提交内容过大，请求被拒绝", "request refused: the form is too large",
+                              "请缩短填写的内容", "please shorten what you typed"),
 }
 
 # A code this catalog does not know (a newer coordinator): said plainly, never the engine's words.

@@ -26,6 +26,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hall_devices.catalog import both
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -113,7 +115,7 @@ class Guard:
             if origin != own:
                 said = origin or "none"
                 response = PlainTextResponse(
-                    f"来源不符，请求被拒绝 / request refused: it came from {said}, not from {own}",
+                    f"{both('cross_origin')} (it came from {said}, not from {own})",
                     status_code=403)
                 await response(scope, receive, send_with_headers)
                 return
@@ -129,7 +131,7 @@ class Guard:
         the request was answered (413) or the client went away."""
         declared = headers.get("content-length", "")
         too_large = PlainTextResponse(
-            f"提交内容过大 / request refused: the form is larger than {FORM_LIMIT} bytes", status_code=413)
+            f"{both('form_too_large')} (larger than {FORM_LIMIT} bytes)", status_code=413)
         # The server (h11) has already refused a Content-Length that is not a number.
         if declared.isdigit() and int(declared) > FORM_LIMIT:
             await too_large(scope, receive, send)
