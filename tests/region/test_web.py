@@ -34,6 +34,7 @@ from hall_devices.web.security import FORM_LIMIT
 from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
 from tests.region.test_outbox import forwarded, hall_day
+from tests.web.conftest import declare_oversize_form
 
 FREE = 3  # failed sign-ins before the first wait
 BACKOFF_S = 3.0  # the test's backoff: short, so the brute-force test can wait it out
@@ -416,6 +417,7 @@ def test_a_hostile_user_name_is_inert_in_the_audit_page_and_csv(site: Site) -> N
 
 def test_a_form_larger_than_the_limit_is_refused(site: Site) -> None:
     # The hall's Guard caps every form (web/security.py); the region's sign-in page is open to anyone.
-    refused = site.send(site.client(), "/login", {"username": "chen", "password": "x" * (FORM_LIMIT + 1)})
+    port = int(site.base.rsplit(":", 1)[1])
+    refused = declare_oversize_form(port, site.context, site.base, "/login", FORM_LIMIT + 1)
     assert refused.status == 413 and "提交内容过大" in refused.body
     assert "审计（只读）" in site.login(site.client(), "zhao", "z-pass")  # a form within it still works

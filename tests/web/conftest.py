@@ -100,6 +100,24 @@ def request(secure: SecureHall, path: str, form: dict[str, str] | None = None,
         connection.close()
 
 
+def declare_oversize_form(port: int, context: ssl.SSLContext, origin: str, path: str,
+                          size: int) -> Answer:
+    """POST ``path`` over HTTPS declaring a form of ``size`` bytes, and send none of it: the answer.
+    The web answers an oversize declaration from its headers alone, then closes; a client still
+    writing the body could meet that close as a reset instead of the answer (seen once in CI)."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Origin", origin)
+        connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read().decode("utf-8", "replace"))
+    finally:
+        connection.close()
+
+
 def sign_in_cookie(secure: SecureHall, user: str, window: int | None = None) -> str:
     """Sign in over HTTPS; returns the ``Cookie`` header value of the new session."""
     form = {"username": user, "password": PASSWORDS[user], "window": str(window or "")}
