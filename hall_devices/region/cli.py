@@ -71,12 +71,18 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from hall_devices.region.users import RegionWebError
-    from hall_devices.region.web import create_region_app
+    from hall_devices.region.web import create_region_app, region_web_config
     from hall_devices.web.access import AccessOptions
     from hall_devices.web.audit import AuditError, AuditLog
+    from hall_devices.web.security import proxy_list
 
     url = _db_url(args, settings)
     if not url:
+        return 2
+    try:
+        proxies = proxy_list(args.trusted_proxies, "--trusted-proxies")
+    except ValueError as exc:
+        print(f"参数有误 / {exc}", file=sys.stderr)
         return 2
     tls = args.tls_cert is not None
     try:
@@ -89,10 +95,10 @@ def _region_web(args: argparse.Namespace, settings: Settings) -> int:
         print(f"无法打开审计记录 / {exc}", file=sys.stderr)
         return 1
     print(f"regional dashboard: {'https' if tls else 'http'}://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                ssl_certfile=str(args.tls_cert) if tls else None,
-                ssl_keyfile=str(args.tls_key) if args.tls_key else None)
+    uvicorn.Server(region_web_config(app, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                     proxies=proxies)).run()
     return 0
+
 
 
 def _region_provision(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,6 +165,8 @@ def add_region_commands(roles: argparse._SubParsersAction[argparse.ArgumentParse
     rweb.add_argument("--port", type=int, default=8443, help="port to listen on (default: 8443)")
     rweb.add_argument("--tls-cert", type=Path, help="server certificate (PEM); without it plain HTTP")
     rweb.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    rweb.add_argument("--trusted-proxies", default="", help="reverse proxies (IP addresses or networks, "
+                      "comma-separated) whose X-Forwarded-For names the browser (default: none)")
     rweb.set_defaults(run=_region_web)
     prov = roles.add_parser("region-provision", help="the regional broker's accounts (one per hall), "
                             "ACL, TLS and mosquitto.conf")

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from hall_devices.contract import RATING_NAMES, param_level
 from hall_devices.region import views
@@ -252,3 +254,15 @@ def create_region_app(db_url: str, users_file: Path, audit: AuditLog, options: A
             access.close()  # the hashing processes
 
     return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
+
+
+def region_web_config(app: ASGIApp, host: str, port: int, *, tls_cert: Path | None, tls_key: Path | None,
+                      proxies: list[str]) -> uvicorn.Config:
+    """The dashboard's server: TLS when ``tls_cert`` is given; ``X-Forwarded-For`` believed only
+    from ``proxies`` (IP addresses or networks), else the peer's address is the browser's. uvicorn
+    alone believes the header from 127.0.0.1, so any local process could pick the address the
+    sign-in throttle and the audit trail see."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning",
+                          ssl_certfile=str(tls_cert) if tls_cert else None,
+                          ssl_keyfile=str(tls_key) if tls_key else None,
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None)

@@ -19,6 +19,7 @@ The nonce for inline scripts is put in ``scope["state"]["csp_nonce"]``.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -153,3 +154,16 @@ class Guard:
             return await receive()  # after the body: the client's disconnect, when it comes
 
         return replay
+
+
+def proxy_list(text: str, name: str) -> list[str]:
+    """``text`` (comma-separated IP addresses or networks) as a list; raises ValueError naming the
+    setting ``name`` and the first entry that is not one (``*``, trusting anyone, is one of those)."""
+    found = [p.strip() for p in text.split(",") if p.strip()]
+    for entry in found:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{name}: {entry[:60]!r} is not an IP address or network "
+                             "(a proxy's own address, e.g. 127.0.0.1)") from None
+    return found

@@ -30,6 +30,7 @@ from hall_devices.web.access import Access, AccessOptions
 from hall_devices.web.alert_log import AlertLog, alert_file
 from hall_devices.web.audit import AuditError, AuditLog, audit_file
 from hall_devices.web.guard import ThrottleRules
+from hall_devices.web.security import proxy_list
 from hall_devices.web.users import DEMO_ACCOUNTS, UserDirectory, UsersError, check_password
 
 
@@ -43,14 +44,7 @@ def _loopback(host: str) -> bool:
 def trusted_proxies(settings: Settings) -> list[str]:
     """``web_trusted_proxies`` as a list for uvicorn's ``forwarded_allow_ips``; raises ValueError
     naming an entry that is not an IP address or network (``*``, trusting anyone, is refused)."""
-    found = [p.strip() for p in settings.web_trusted_proxies.split(",") if p.strip()]
-    for entry in found:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            raise ValueError(f"web_trusted_proxies: {entry[:60]!r} is not an IP address or network "
-                             "(a proxy's own address, e.g. 127.0.0.1)") from None
-    return found
+    return proxy_list(settings.web_trusted_proxies, "web_trusted_proxies")
 
 
 def problems(settings: Settings, users: UserDirectory) -> list[str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hall_devices.cli import main
 
 
@@ -38,3 +40,14 @@ def test_region_provision_and_a_halls_bridge(tmp_path: Path) -> None:
     assert "topic resend in 1 hall/h1/region/ region/420704/h1/" in text
     assert "cleansession false" in text and oct(hall_conf.stat().st_mode & 0o777) == "0o600"
     assert main(argv) == 1  # once only
+
+
+def test_region_web_refuses_a_proxy_that_is_not_an_address(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Checked before anything is opened: trusting "*" would let anyone pick the address the
+    # sign-in throttle and the audit trail see.
+    argv = ["region-web", "--db", "postgresql://nobody@127.0.0.1:1/none", "--users", str(tmp_path / "u.toml"),
+            "--trusted-proxies", "10.0.0.1, *"]
+    assert main(argv) == 2
+    assert "--trusted-proxies: '*' is not an IP address or network" in capsys.readouterr().err
+    assert not (tmp_path / "region-audit.sqlite3").exists()

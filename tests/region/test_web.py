@@ -3,6 +3,7 @@ has the hall web's defences (server-side sessions, throttling, Origin checks, se
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import os
 import ssl
@@ -13,24 +14,25 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 from pathlib import Path
 
 import psycopg
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from hall_devices.ops.broker import free_port
 from hall_devices.ops.provision import make_tls
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.users import write_region_users
-from hall_devices.region.web import create_region_app
+from hall_devices.region.web import create_region_app, region_web_config
 from hall_devices.web.access import AccessOptions
 from hall_devices.web.audit import AuditLog
 from hall_devices.web.guard import ThrottleRules
-from hall_devices.web.security import FORM_LIMIT
+from hall_devices.web.security import FORM_LIMIT, proxy_list
 from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
 from tests.region.test_outbox import forwarded, hall_day
@@ -120,19 +122,27 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     options = AccessOptions(secure=True, demo=False, throttle=rules)
     app = create_region_app(url, folder / "users.toml", AuditLog(folder / "audit.sqlite3"), options)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ssl_certfile=str(folder / "tls" / "server.crt"),
-                                           ssl_keyfile=str(folder / "tls" / "server.key")))
+    with serving(app, folder / "tls", port, []):
+        context = ssl.create_default_context(cafile=str(folder / "tls" / "ca.crt"))
+        yield Site(f"https://127.0.0.1:{port}", context, url, folder / "users.toml")
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, tls: Path, port: int, proxies: list[str]) -> Iterator[None]:
+    """``app`` served as ``hall-devices region-web`` serves it (its uvicorn configuration)."""
+    server = uvicorn.Server(region_web_config(app, "127.0.0.1", port, tls_cert=tls / "server.crt",
+                                              tls_key=tls / "server.key", proxies=proxies))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started
-    context = ssl.create_default_context(cafile=str(folder / "tls" / "ca.crt"))
-    yield Site(f"https://127.0.0.1:{port}", context, url, folder / "users.toml")
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_every_page_needs_a_session_and_a_right_password(site: Site) -> None:
@@ -384,15 +394,34 @@ def test_odd_inputs_are_answered_not_500(site: Site) -> None:
         assert site.send(site.client(), "/login", form).status < 500, form
 
 
-def test_a_new_x_forwarded_for_per_guess_does_not_escape_the_name_throttle(site: Site) -> None:
-    # From 127.0.0.1 uvicorn believes X-Forwarded-For (docs/security.md: no trusted-proxy setting
-    # yet), so each guess may claim another address; the user name's backoff still holds.
-    statuses = []
-    for i in range(FREE + 2):
-        guesser = site.client()
-        guesser.addheaders.append(("X-Forwarded-For", f"198.51.100.{i + 1}"))
-        statuses.append(site.send(guesser, "/login", {"username": "lin", "password": f"guess-{i}"}).status)
+def test_x_forwarded_for_is_believed_only_from_a_named_proxy(site: Site, tmp_path: Path) -> None:
+    # By default the peer's address is the browser's: a forged header changes neither the audit
+    # trail nor the address throttle (uvicorn alone believes it from 127.0.0.1).
+    forged = site.client()
+    forged.addheaders.append(("X-Forwarded-For", "203.0.113.7"))
+    assert patiently(site, forged, {"username": "xff-forged", "password": "x"}).status == 401
+    audit_db = site.users.parent / "audit.sqlite3"
+    assert [e.address for e in AuditLog(audit_db).entries(actor="xff-forged")] == ["127.0.0.1"]
+    with pytest.raises(ValueError, match=r"--trusted-proxies: '\*' is not an IP address or network"):
+        proxy_list("*", "--trusted-proxies")
+    # Behind a proxy named with --trusted-proxies, the header names the browser; each guess may
+    # then come from another address, and the user name's backoff still holds.
+    audit = AuditLog(tmp_path / "audit.sqlite3")
+    rules = ThrottleRules(free=FREE, backoff_s=BACKOFF_S, max_backoff_s=BACKOFF_S)
+    options = AccessOptions(secure=True, demo=False, throttle=rules)
+    app = create_region_app(site.db_url, site.users, audit, options)
+    port = free_port()
+    behind = replace(site, base=f"https://127.0.0.1:{port}")
+    with serving(app, site.users.parent / "tls", port, proxy_list("127.0.0.1, ::1", "--trusted-proxies")):
+        statuses = []
+        for i in range(FREE + 2):
+            guesser = behind.client()
+            guesser.addheaders.append(("X-Forwarded-For", f"198.51.100.{i + 1}"))
+            form = {"username": "lin", "password": f"guess-{i}"}
+            statuses.append(behind.send(guesser, "/login", form).status)
     assert statuses == [401] * FREE + [429] * 2
+    addresses = [e.address for e in audit.entries(actor="lin") if e.action == "sign_in_failed"]
+    assert sorted(addresses) == [f"198.51.100.{i + 1}" for i in range(FREE)], addresses
 
 
 def patiently(site: Site, client: Client, form: dict[str, str]) -> Answer:
