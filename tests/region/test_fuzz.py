@@ -43,12 +43,10 @@ from hall_devices.contract import (
     Text,
 )
 from hall_devices.mqtt.bus import encode
-from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.region.bridge import HallEntry, provision_region
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import RESEND_CHUNK
 from hall_devices.region.service import RegionService
-from tests.region.rig import DISTRICT, RegionBroker
+from tests.region.rig import DISTRICT, RegionBroker, start_region_broker
 from tests.support import Probe, probe, wait_until
 
 HALLS = ("f1", "f2")
@@ -172,13 +170,8 @@ class FuzzRegion:
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory, region_db: str) -> Iterator[FuzzRegion]:
-    directory = tmp_path_factory.mktemp("fuzz-region") / "broker"
-    credentials = provision_region(directory, [HallEntry(h, DISTRICT) for h in HALLS], watchers=("watch1",))
-    port = free_port()
-    process = BrokerProcess(render_config(directory, Listeners(port=port, tls_port=free_port(),
-                                                               tls_bind="127.0.0.1")), port)
-    process.start()
-    broker = RegionBroker(directory, port, 0, credentials, process)
+    broker = start_region_broker(tmp_path_factory.mktemp("fuzz-region") / "broker", HALLS, ("watch1",))
+    port, credentials = broker.port, broker.credentials
     failures = _Failures()
     logging.getLogger("hall_devices").addHandler(failures)
     service = RegionService(broker.settings("region"), region_db)
@@ -196,7 +189,7 @@ def region(tmp_path_factory: pytest.TempPathFactory, region_db: str) -> Iterator
             one.stop()
         service.stop()
         logging.getLogger("hall_devices").removeHandler(failures)
-        process.stop()
+        broker.process.stop()
 
 
 # --- payloads ----------------------------------------------------------------------------------

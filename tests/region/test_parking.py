@@ -17,13 +17,11 @@ import pytest
 
 from hall_devices.contract import REGION_EVENTS_IN, REGION_RESEND_OUT, ForwardedEvent, RegionEvents
 from hall_devices.mqtt.bus import encode
-from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.region.bridge import HallEntry, provision_region
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
 from hall_devices.region.service import RegionService
 from tests.region.conftest import fresh_database
-from tests.region.rig import DISTRICT, RegionBroker
+from tests.region.rig import DISTRICT, RegionBroker, start_region_broker
 from tests.region.test_outbox import forwarded, hall_day
 from tests.support import Probe, probe, wait_until
 
@@ -164,22 +162,17 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster) -> Iterator[Stack]:
-    directory = tmp_path_factory.mktemp("parking-region") / "broker"
-    credentials = provision_region(directory, [HallEntry(h, DISTRICT) for h in HALLS], watchers=("watch1",))
-    port = free_port()
-    process = BrokerProcess(render_config(directory, Listeners(port=port, tls_port=free_port(),
-                                                               tls_bind="127.0.0.1")), port)
-    process.start()
+    broker = start_region_broker(tmp_path_factory.mktemp("parking-region") / "broker", HALLS, ("watch1",))
+    port, credentials = broker.port, broker.credentials
     halls = {h: probe(port, f"hall-{h}", credentials[f"hall-{h}"], client_id=f"hall-{h}") for h in HALLS}
     resends = probe(port, "watch1", credentials["watch1"], client_id="watch1",
                     subscribe=[REGION_RESEND_OUT.filter()])
     try:
-        yield Stack(RegionBroker(directory, port, 0, credentials, process), fresh_database(pg_cluster),
-                    halls, resends)
+        yield Stack(broker, fresh_database(pg_cluster), halls, resends)
     finally:
         for one in (*halls.values(), resends):
             one.stop()
-        process.stop()
+        broker.process.stop()
 
 
 def test_a_refused_event_no_longer_stalls_its_hall_and_is_parked_once(
