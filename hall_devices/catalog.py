@@ -216,6 +216,25 @@ DEVICE_KINDS: dict[str, tuple[str, str]] = {
     "coordinator": ("排队协调服务", "coordinator"), "web": ("管理网站", "web server"),
 }
 
+# --- the regional dashboard's words for parked events (region/parking.py, region/web.py) ----------
+
+PARKED_WORDS: dict[str, tuple[str, str]] = {
+    "column": ("搁置事件", "Parked events"),
+    "heading": ("区域库拒收而搁置的事件", "Events the region's database refused, parked"),
+    "explain": ("这些事件的数据区域数据库无法保存，已原样另存，其后的事件照常接收。事件仍在大厅的存储中；"
+                "评价类事件的好差评记录可能缺失，请核对大厅的评价记录并联系大厅管理员。",
+                "The region's database could not store these events: each was kept as sent, apart, and "
+                "the events after it are taken as usual. The hall's own store still holds them; for a "
+                "rating, its record for the province may be missing: check the hall's ratings and tell "
+                "its administrator."),
+    "seq": ("序号", "Seq"),
+    "kind": ("事件类型", "Kind"),
+    "hall_time": ("大厅时间", "Hall time"),
+    "error": ("拒收原因", "Refused because"),
+    "parked_at": ("搁置时间", "Parked at"),
+    "rating_missing": ("好差评记录可能缺失", "rating record may be missing"),
+    "none": ("无", "none"),
+}
 
 # --- what the screens, the pads and the voice say (composed by the coordinator alone) ------------
 # coordinator/texts.py fills these and publishes them in the window state, the call and the queue

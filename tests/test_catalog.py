@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 
 from hall_devices import catalog
-from hall_devices.catalog import ALERT_KINDS, CATALOG, FAULTS, both, say
+from hall_devices.catalog import ALERT_KINDS, CATALOG, FAULTS, PARKED_WORDS, both, say
 from hall_devices.contract import Alert, DeviceFault
 
 PACKAGE = Path(catalog.__file__).resolve().parent
@@ -71,3 +71,11 @@ def test_every_device_fault_and_alert_kind_has_a_name() -> None:
     assert {f.value for f in DeviceFault} <= set(FAULTS), {f.value for f in DeviceFault} - set(FAULTS)
     for zh, en in [*FAULTS.values(), *ALERT_KINDS.values()]:
         assert any("\u4e00" <= c <= "\u9fff" for c in zh) and en.isascii()
+
+
+def test_the_regional_dashboards_words_for_parked_events_are_both_and_used() -> None:
+    templates = PACKAGE / "region" / "templates"
+    shown = "".join(p.read_text(encoding="utf-8") for p in templates.glob("*.html"))
+    for key, (zh, en) in PARKED_WORDS.items():
+        assert any("\u4e00" <= c <= "\u9fff" for c in zh) and en and en.isascii(), key
+        assert f"w.{key}[" in shown or f"parked_words.{key}[" in shown, f"{key} is shown nowhere"

@@ -3,7 +3,9 @@
 :meth:`RegionDb.apply` stores a hall's next consecutive events and moves the hall's ``applied`` mark
 in one transaction, guarded by the mark it expects: a crash before the commit stores nothing (the
 broker redelivers, or the hall resends), a crash after it leaves the mark past those events, so they
-are never stored twice; a second region process writing the same hall fails instead of doubling.
+are never stored twice; a second region process writing the same hall fails instead of doubling. An
+event PostgreSQL refuses for what it holds is parked in that same transaction (``parked_events``,
+:mod:`hall_devices.region.parking`), so its hall's stream goes on past it, and exactly once too.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from psycopg.types.json import Jsonb
 from hall_devices.contract import ActiveAlerts, ForwardedEvent
 from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
+from hall_devices.region.parking import Parked, park, refused_data
 from hall_devices.region.ratings import RatingRecord, build
 
 log = logging.getLogger(__name__)
@@ -66,13 +69,16 @@ class RegionDb:
         self.conn.execute("INSERT INTO halls (hall_id, district) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                           (hall_id, district))
 
-    def apply(self, hall_id: str, expected_applied: int, events: list[ForwardedEvent]) -> None:
-        """Store ``events`` (consecutive from ``expected_applied + 1``) and move the mark past them."""
+    def apply(self, hall_id: str, expected_applied: int, events: list[ForwardedEvent]) -> list[Parked]:
+        """Store ``events`` (consecutive from ``expected_applied + 1``) and move the mark past them.
+        An event PostgreSQL refuses for what it holds is parked instead, in the same transaction
+        (:mod:`hall_devices.region.parking`); returns the events parked now."""
         if not events:
-            return
+            return []
         if events[0].seq != expected_applied + 1:
             raise RegionDbError(f"hall {hall_id}: events start at {events[0].seq}, "
                                 f"expected {expected_applied + 1}")
+        parked: list[Parked] = []
         with self.conn.transaction():
             moved = self.conn.execute(
                 "UPDATE halls SET applied = %s, head = GREATEST(head, %s), last_heard = now() "
@@ -81,13 +87,33 @@ class RegionDb:
             if moved != 1:
                 raise RegionDbError(f"hall {hall_id}: its applied mark is no longer {expected_applied} "
                                     "(another region process?): nothing stored")
-            with self.conn.cursor().copy(
-                    "COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:
-                for one in events:
-                    copy.write_row((hall_id, one.seq, one.at, one.day, one.kind, one.body))
-            rating_events = [e for e in events if e.kind in RATING_KINDS]
-            if rating_events:
-                self._record_ratings(hall_id, rating_events)
+            self._store_or_park(hall_id, events, parked)
+        return parked
+
+    def _store_or_park(self, hall_id: str, events: list[ForwardedEvent], parked: list[Parked]) -> None:
+        """Store ``events`` in a savepoint; when one of them is refused, each half again, in order, down
+        to the one event at fault, which is parked: the good ones around it are stored, at a few
+        COPYs per refused event rather than one per event. Any other error is raised."""
+        try:
+            with self.conn.transaction():
+                self._store(hall_id, events)
+        except (psycopg.Error, UnicodeEncodeError) as exc:
+            if self.conn.closed or self.conn.broken or not refused_data(exc):
+                raise
+            if len(events) > 1:
+                half = len(events) // 2
+                self._store_or_park(hall_id, events[:half], parked)
+                self._store_or_park(hall_id, events[half:], parked)
+            elif (one := park(self.conn, hall_id, events[0], exc)) is not None:
+                parked.append(one)
+
+    def _store(self, hall_id: str, events: list[ForwardedEvent]) -> None:
+        with self.conn.cursor().copy("COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:
+            for one in events:
+                copy.write_row((hall_id, one.seq, one.at, one.day, one.kind, one.body))
+        rating_events = [e for e in events if e.kind in RATING_KINDS]
+        if rating_events:
+            self._record_ratings(hall_id, rating_events)
 
     def _record_ratings(self, hall_id: str, events: list[ForwardedEvent]) -> None:
         """The 好差评 records of rating events just stored (same transaction: made exactly once).

@@ -6,10 +6,15 @@ hall's :class:`HallIngest` decide what to store, stores it (one transaction per 
 a region killed mid-ingest gets the unacknowledged messages again and the store's mark drops what
 it already has. Gaps are asked for with resend requests on the hall's bridged topic.
 
-A message the database or the region cannot take (a value beyond a column's range, a date that is
-none, text PostgreSQL cannot hold, a body jsonb refuses: a stolen hall account, or an older or newer
-hall) is refused alone, logged, and its hall's ingest set back to the stored mark; the rest of the
-batch goes on. Only the database itself failing (connection lost, restarted) fails the batch.
+An event PostgreSQL refuses for what it holds (a date that is none, text it cannot hold, a body
+jsonb refuses, a body nested too deep: a stolen hall account, or an older or newer hall) is parked
+(:mod:`hall_devices.region.parking`: which errors are the event's, and why), in the transaction that
+stores the good events around it and moves the mark past it, with a warning; its hall's stream goes
+on, and the dashboard shows it. Any other message the database or the region cannot take (a layout
+version beyond an int, what breaks a constraint the region keeps itself, an error of the moment:
+a deadlock, a lock timeout) is refused alone, logged, and its hall's ingest set back to the stored
+mark, so what it held is asked for again; the rest of the batch goes on. Only the database itself
+failing (connection lost, restarted) fails the batch.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from hall_devices.contract import (
     ResendRequest,
 )
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
-from hall_devices.region.db import RegionDb, RegionDbError
+from hall_devices.region.db import RATING_KINDS, RegionDb, RegionDbError
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
 from hall_devices.region.profiles import load_profile
@@ -241,7 +246,11 @@ class RegionService:
         if answers:
             self.db.set_head(site, ingest.head)
         if ready:
-            self.db.apply(site, ingest.applied, ready)
+            for one in self.db.apply(site, ingest.applied, ready):  # committed: said once
+                log.warning("hall %s event %d (%s) parked, its stream goes on past it%s: PostgreSQL "
+                            "refused it: %s %s", site, one.seq, one.kind,
+                            "; a 好差评 record may be missing" if one.kind in RATING_KINDS else "",
+                            one.sqlstate or "", one.error[:300])
             ingest.applied_up_to(ready[-1].seq)
 
     def _ask_for_gaps(self) -> None:

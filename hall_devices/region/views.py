@@ -3,7 +3,8 @@
 Figures per hall come from the halls' own events, so they agree with the halls' reports: issued
 (``ticket_issued``), served (``ticket_finished``), waits (issue → first call), 满意率 (levels 3–5 over
 rated), 参评率 (rated over served), 差评 (levels 1–2) and overdue 差评 (deadline passed, case not
-revisited, closed or revoked). A hall is online when it was heard within :data:`ONLINE_S`.
+revisited, closed or revoked). A hall is online when it was heard within :data:`ONLINE_S`. Events
+PostgreSQL refused are counted per hall and listed on its page (``parked_events``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 
 ONLINE_S = 15
 DONE_CASE_STATES = ("revisited", "closed", "revoked")
+PARKED_SHOWN = 200  # a hall's latest parked events on its page; the overview counts them all
 
 _OVERVIEW = """
 SELECT h.hall_id, h.district, h.applied, h.head, h.layout_version,
@@ -30,7 +32,8 @@ SELECT h.hall_id, h.district, h.applied, h.head, h.layout_version,
        (SELECT count(*) FROM rating_records r WHERE r.hall_id = h.hall_id AND r.delivered_at IS NULL
           AND r.not_wanted_at IS NULL)
           AS unreported,
-       jsonb_array_length(h.alerts) AS alerts
+       jsonb_array_length(h.alerts) AS alerts,
+       (SELECT count(*) FROM parked_events p WHERE p.hall_id = h.hall_id) AS parked
 FROM halls h ORDER BY h.hall_id
 """
 
@@ -75,6 +78,7 @@ class HallNow:
     open_windows: int
     unreported: int
     alerts: int
+    parked: int  # events PostgreSQL refused, parked (region/parking.py)
 
     @property
     def waiting(self) -> int:
@@ -107,7 +111,7 @@ def overview(conn: psycopg.Connection[tuple[object, ...]], day: str, now: dateti
     rows = conn.execute(_OVERVIEW, {"day": day, "now": now, "online": ONLINE_S}).fetchall()
     return [HallNow(str(r[0]), str(r[1]), int(str(r[2])), int(str(r[3])),
                     None if r[4] is None else int(str(r[4])), bool(r[5]), int(str(r[6])), int(str(r[7])),
-                    int(str(r[8])), int(str(r[9])), int(str(r[10]))) for r in rows]
+                    int(str(r[8])), int(str(r[9])), int(str(r[10])), int(str(r[11]))) for r in rows]
 
 
 def compare(conn: psycopg.Connection[tuple[object, ...]], first: str, last: str, now: datetime
@@ -130,6 +134,12 @@ def bad_ratings(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> l
         "SELECT record->>'rated_at', record->>'ticket_number', record->>'window', record->>'clerk_id', "
         "(record->>'level')::int, record->>'text', delivered_at FROM rating_records WHERE hall_id = %s "
         "AND rated AND (record->>'level')::int <= 2 ORDER BY seq DESC LIMIT 50", (hall_id,)).fetchall()
+
+
+def parked(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> list[tuple[object, ...]]:
+    """(seq, kind, hall time, SQLSTATE, error, parked_at) of a hall's parked events, latest first."""
+    return conn.execute("SELECT seq, kind, at, sqlstate, error, parked_at FROM parked_events "
+                        "WHERE hall_id = %s ORDER BY seq DESC LIMIT %s", (hall_id, PARKED_SHOWN)).fetchall()
 
 
 def alerts(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> list[dict[str, Any]]:

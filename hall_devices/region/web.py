@@ -5,7 +5,9 @@ PostgreSQL in a worker thread (psycopg is blocking). Roles of its own, in a user
 format (``region/users.py``): ``region_manager`` and ``auditor`` (read only). Every page needs a
 session; sign-in, sessions, throttling and the audit trail are ``region/access.py``, the Origin
 check on every POST and the security headers the hall's :class:`~hall_devices.web.security.Guard`;
-``/audit`` shows the trail (both roles: the auditor's is a read-only one). Served over TLS
+``/audit`` shows the trail (both roles: the auditor's is a read-only one). Both roles see every
+hall's events PostgreSQL refused and the region parked (a count per hall, a hall's list on its page:
+for a rating, a 好差评 record may be missing). Served over TLS
 with the region's certificate (``region-web``). Times are shown in China Standard Time (UTC+8), the
 halls' time.
 """
@@ -31,9 +33,11 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
+from hall_devices.catalog import PARKED_WORDS
 from hall_devices.contract import RATING_NAMES, param_level
 from hall_devices.region import views
 from hall_devices.region.access import RegionAccess
+from hall_devices.region.db import RATING_KINDS
 from hall_devices.region.users import ROLE_ZH, RegionRole, RegionUser
 from hall_devices.web.access import AccessOptions
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
@@ -74,7 +78,8 @@ class RegionPages:
         # after them, one password-change form for both.
         self.templates = Jinja2Templates(directory=[HERE / "templates", HERE.parent / "web" / "templates"])
         self.templates.env.globals.update(role_zh=ROLE_ZH, push_zh=PUSH_ZH, rating_names=RATING_NAMES,
-                                          minutes=_minutes, percent=_percent, hall_time=_hall_time)
+                                          minutes=_minutes, percent=_percent, hall_time=_hall_time,
+                                          parked_words=PARKED_WORDS)
 
     async def read(self, query: Callable[[psycopg.Connection[tuple[object, ...]]], Any]) -> Any:
         def run() -> Any:
@@ -191,16 +196,17 @@ class RegionPages:
         if not _hall_shaped(hall_id):
             return _no_hall(hall_id)
 
-        def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, Any, Any, Any]:
+        def detail(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Any, ...]:
             known = conn.execute("SELECT 1 FROM halls WHERE hall_id = %s", (hall_id,)).fetchone()
             return known, views.pushes(conn, hall_id), views.bad_ratings(conn, hall_id), views.alerts(
-                conn, hall_id)
+                conn, hall_id), views.parked(conn, hall_id)
 
-        known, pushes, bad, alerts = await self.read(detail)
+        known, pushes, bad, alerts, parked = await self.read(detail)
         if known is None:
             return _no_hall(hall_id)
         bad = [(_hall_time(r[0]), *r[1:]) for r in bad]
-        return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts)
+        return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts,
+                         parked=parked, rating_kinds=RATING_KINDS)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -49,6 +49,18 @@ class RegionBroker:
                         broker_password=SecretStr(self.credentials[user]))
 
 
+def start_region_broker(directory: Path, hall_ids: tuple[str, ...], watchers: tuple[str, ...]
+                        ) -> RegionBroker:
+    """A regional Mosquitto whose hall accounts the test signs in with itself, as their bridges would
+    (its TLS listener unused)."""
+    credentials = provision_region(directory, [HallEntry(h, DISTRICT) for h in hall_ids], watchers=watchers)
+    port = free_port()
+    process = BrokerProcess(render_config(directory, Listeners(port=port, tls_port=free_port(),
+                                                               tls_bind="127.0.0.1")), port)
+    process.start()
+    return RegionBroker(directory, port, 0, credentials, process)
+
+
 @dataclass
 class Hall:
     entry: HallEntry

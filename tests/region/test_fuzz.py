@@ -4,8 +4,11 @@ A real regional Mosquitto and PostgreSQL, the region service on a thread of this
 broker accounts (as their bridges) publish what a stolen account or an older/newer hall could:
 unreadable payloads, wrong types, out-of-range numbers, events PostgreSQL cannot store, another
 hall's id, absurd heads. After each message the region still stores a valid event of every hall
-exactly once and in order, nothing of the junk is in PostgreSQL, and its worker is alive and has
-never failed. The out-of-order and duplicate rules are test_ingest.py's.
+exactly once and in order, and its worker is alive and has never failed. Nothing of the junk is in
+``events`` or ``rating_records``: a junk event that takes a hall's next sequence number and that
+PostgreSQL refuses is parked, in ``parked_events`` only (region/parking.py), and the hall's stream
+goes on past it (its valid event of that number, sent after, is then a duplicate). The out-of-order
+and duplicate rules are test_ingest.py's.
 """
 
 from __future__ import annotations
@@ -40,12 +43,10 @@ from hall_devices.contract import (
     Text,
 )
 from hall_devices.mqtt.bus import encode
-from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
-from hall_devices.region.bridge import HallEntry, provision_region
 from hall_devices.region.db import RegionDb
 from hall_devices.region.ingest import RESEND_CHUNK
 from hall_devices.region.service import RegionService
-from tests.region.rig import DISTRICT, RegionBroker
+from tests.region.rig import DISTRICT, RegionBroker, start_region_broker
 from tests.support import Probe, probe, wait_until
 
 HALLS = ("f1", "f2")
@@ -73,7 +74,8 @@ class FuzzRegion:
     halls: dict[str, Probe]  # each hall's account on the regional broker, as its bridge signs in
     resends: Probe
     failures: _Failures
-    stored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HALLS, 0))
+    stored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HALLS, 0))  # each hall's mark
+    parked: dict[str, list[int]] = field(default_factory=lambda: {h: [] for h in HALLS})  # junk's seqs
     alerted: dict[str, str] = field(default_factory=dict)  # the id of each hall's last valid alert
     # (hall, seq) → (kind, body) of the stored events not of the kind and body ``event`` makes
     unlike: dict[tuple[str, int], tuple[str, Any]] = field(default_factory=dict)
@@ -97,10 +99,15 @@ class FuzzRegion:
     def live(self) -> None:
         """Each hall's next event is stored once, in order, with its body; nothing else is stored."""
         for hall in HALLS:
-            seq = self.stored[hall] + 1
-            self.send(hall, self.topic(REGION_EVENTS_IN, hall), self.valid_events(hall, seq, seq, seq))
-            wait_until(lambda h=hall, s=seq: self.applied().get(h) == s, 10, f"{hall}'s event {seq} stored")
-            self.stored[hall] = seq
+            while True:
+                seq = self.stored[hall] + 1
+                self.send(hall, self.topic(REGION_EVENTS_IN, hall), self.valid_events(hall, seq, seq, seq))
+                # Messages of a hall are taken in order: past this, the junk sent before is done with.
+                wait_until(lambda h=hall, s=seq: self.applied().get(h, 0) >= s, 10, f"{hall}'s event {seq}")
+                self.stored[hall] = seq
+                if seq not in self.parked_seqs(hall):
+                    break
+                self.parked[hall].append(seq)  # junk took it: the valid one came second, a duplicate
             # Its active alerts, as of now, replace what it sent before.
             alert = Alert(alert_id=f"{hall}-{seq}", kind="device_offline", subject="web",
                           message=Text(zh="设备离线", en="Device offline"), raised_at=datetime.now(UTC))
@@ -121,6 +128,11 @@ class FuzzRegion:
         with psycopg.connect(self.db_url) as conn:
             return {str(h): int(a) for h, a in conn.execute("SELECT hall_id, applied FROM halls")}
 
+    def parked_seqs(self, hall: str) -> list[int]:
+        with psycopg.connect(self.db_url) as conn:
+            return [int(r[0]) for r in conn.execute("SELECT seq FROM parked_events WHERE hall_id = %s "
+                                                    "ORDER BY seq", (hall,))]
+
     def alert_ids(self) -> dict[str, list[str]]:
         with psycopg.connect(self.db_url) as conn:
             return {str(h): [a["alert_id"] for a in alerts]
@@ -137,7 +149,13 @@ class FuzzRegion:
             for hall in HALLS:
                 rows = conn.execute("SELECT seq, kind, body FROM events WHERE hall_id = %s "
                                     "ORDER BY ingest_id", (hall,)).fetchall()
-                assert [r[0] for r in rows] == list(range(1, self.stored[hall] + 1))
+                assert [r[0] for r in rows] == [s for s in range(1, self.stored[hall] + 1)
+                                                if s not in self.parked[hall]]
+                # Only junk is parked, each where the test saw it take a sequence number.
+                parked = conn.execute("SELECT seq, body FROM parked_events WHERE hall_id = %s ORDER BY seq",
+                                      (hall,)).fetchall()
+                assert [r[0] for r in parked] == self.parked[hall]
+                assert all(bytes(b) != self.event(hall, s).body.encode() for s, b in parked)
                 assert all((k, b) == self.unlike.get((hall, s), ("ticket_issued", {"ticket_id": f"{hall}-{s}",
                                                                                     "n": s}))
                            for s, k, b in rows)
@@ -152,13 +170,8 @@ class FuzzRegion:
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory: pytest.TempPathFactory, region_db: str) -> Iterator[FuzzRegion]:
-    directory = tmp_path_factory.mktemp("fuzz-region") / "broker"
-    credentials = provision_region(directory, [HallEntry(h, DISTRICT) for h in HALLS], watchers=("watch1",))
-    port = free_port()
-    process = BrokerProcess(render_config(directory, Listeners(port=port, tls_port=free_port(),
-                                                               tls_bind="127.0.0.1")), port)
-    process.start()
-    broker = RegionBroker(directory, port, 0, credentials, process)
+    broker = start_region_broker(tmp_path_factory.mktemp("fuzz-region") / "broker", HALLS, ("watch1",))
+    port, credentials = broker.port, broker.credentials
     failures = _Failures()
     logging.getLogger("hall_devices").addHandler(failures)
     service = RegionService(broker.settings("region"), region_db)
@@ -176,7 +189,7 @@ def region(tmp_path_factory: pytest.TempPathFactory, region_db: str) -> Iterator
             one.stop()
         service.stop()
         logging.getLogger("hall_devices").removeHandler(failures)
-        process.stop()
+        broker.process.stop()
 
 
 # --- payloads ----------------------------------------------------------------------------------
@@ -193,7 +206,7 @@ UNREADABLE: list[bytes] = [
     b'{"schema_version": 2}',
 ]
 # An event field PostgreSQL (or the region's reading of it) cannot take: every junk event has one,
-# so nothing of it may be stored.
+# so nothing of it may be stored in events; what PostgreSQL refuses of it is parked.
 POISONS: dict[str, list[Any]] = {
     "seq": [-1, 0, 2**63, 10**30, 1e308, "1", None],
     "day": ["not-a-date", "2026-02-30", "", "2026-11-30\x00", 20261130, None],
@@ -297,8 +310,8 @@ def test_a_hall_cannot_speak_for_another(region: FuzzRegion) -> None:
 
 
 def test_junk_in_a_batch_loses_none_of_the_valid_messages_beside_it(region: FuzzRegion) -> None:
-    """The worker takes what waits in one batch: junk the database refuses must not take the valid
-    messages of the same batch with it (nobody answers a resend here: a lost one stays lost)."""
+    """The worker takes what waits in one batch: junk the database refuses (parked) must not take the
+    valid messages of the same batch with it (nobody answers a resend here: a lost one stays lost)."""
     f1, f2 = region.stored["f1"] + 1, region.stored["f2"] + 1
     unstorable = {"hall_id": "f1", "head": f1, "events": [
         {"seq": f1, "at": NOW, "day": "2026-11-30", "kind": "ticket_issued", "body": "not json"}]}
@@ -315,13 +328,17 @@ def test_junk_in_a_batch_loses_none_of_the_valid_messages_beside_it(region: Fuzz
         deep = {"hall_id": "f2", "head": f2, "events": [
             {"seq": f2, "at": NOW, "day": "2026-11-30", "kind": "ticket_issued", "body": "[" * 100_000}]}
         region.send("f2", region.topic(REGION_EVENTS_IN, "f2"), json.dumps(deep).encode())
-        region.send("f2", region.topic(REGION_EVENTS_IN, "f2"), region.valid_events("f2", f2, f2, f2))
-        region.send("f1", region.topic(REGION_EVENTS_IN, "f1"), region.valid_events("f1", f1, f1, f1))
-        region.send("f2", region.topic(REGION_HEAD_IN, "f2"),
-                    json.dumps({"hall_id": "f2", "head": f2, "at": NOW, "layout_version": 2**31}).encode())
+        region.send("f2", region.topic(REGION_EVENTS_IN, "f2"),
+                    region.valid_events("f2", f2 + 1, f2 + 1, f2 + 1))
+        region.send("f1", region.topic(REGION_EVENTS_IN, "f1"),
+                    region.valid_events("f1", f1 + 1, f1 + 1, f1 + 1))
+        region.send("f2", region.topic(REGION_HEAD_IN, "f2"), json.dumps(
+            {"hall_id": "f2", "head": f2 + 1, "at": NOW, "layout_version": 2**31}).encode())
         wait_until(lambda: region.service.worker._inbox.qsize() >= queued + 5, 10, "all five queued")
-    wait_until(lambda: region.applied() == {"f1": f1, "f2": f2}, 10, "both valid events stored")
-    region.stored.update(f1=f1, f2=f2)
+    wait_until(lambda: region.applied() == {"f1": f1 + 1, "f2": f2 + 1}, 10, "both valid events stored")
+    region.stored.update(f1=f1 + 1, f2=f2 + 1)
+    region.parked["f1"].append(f1)
+    region.parked["f2"].append(f2)
     region.check_store()
     region.no_failures()
     region.live()
@@ -395,3 +412,20 @@ def test_a_head_the_hall_does_not_have_is_dropped_when_the_hall_answers(region: 
     wait_until(lambda: region.service.snapshot()[hall] == (real, real) and head() == real, 10,
                "the real head believed")
     region.live()
+
+
+def test_each_event_postgresql_refuses_is_parked_and_its_hall_goes_on(region: FuzzRegion) -> None:
+    """Every poison that passes the bus and the schema, at the hall's next sequence number: parked
+    (in parked_events only), and the hall's valid events after it are stored."""
+    refused = [("day", v) for v in ("not-a-date", "2026-02-30", "")] + [
+        ("body", v) for v in ("not json", '{"a": "\\u0000"}', "[" * 100_000 + "]" * 100_000, "1e999999",
+                              "{" * 10)]
+    hall = "f1"
+    before = len(region.parked[hall])
+    for field_name, value in refused:
+        junk = {"seq": NEXT, "at": NOW, "day": "2026-11-30", "kind": "rating_recorded",
+                "body": '{"ticket_id": "t"}', field_name: value}
+        region.send(hall, region.topic(REGION_EVENTS_IN, hall),
+                    raw_of(region, hall, {"hall_id": hall, "events": [junk], "head": 1}))
+        region.live()
+    assert len(region.parked[hall]) == before + len(refused)

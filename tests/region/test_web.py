@@ -36,6 +36,7 @@ from hall_devices.web.security import FORM_LIMIT, proxy_list
 from hall_devices.web.users import hash_password
 from tests.region.conftest import fresh_database
 from tests.region.test_outbox import forwarded, hall_day
+from tests.region.test_parking import spoiled
 from tests.web.conftest import declare_oversize_form
 
 FREE = 3  # failed sign-ins before the first wait
@@ -111,6 +112,9 @@ def site(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     db.register("h1", "420704")
     db.register("h2", "420702")
     db.apply("h1", 0, forwarded(hall_day()))
+    # h2's rating is an event PostgreSQL refuses (a day that is none): parked, its record missing
+    spoilt = spoiled(forwarded(hall_day())[:5], 4, "day", "2026-02-30")
+    assert [p.seq for p in db.apply("h2", 0, spoilt)] == [5]
     db.close()
     folder: Path = tmp_path_factory.mktemp("region-web")
     make_tls(folder / "tls", ["localhost", "127.0.0.1"])
@@ -176,6 +180,23 @@ def test_an_auditor_sees_every_hall_and_compares_them(site: Site) -> None:
         site.get(client, "/compare?first=2026-12-02&last=2026-12-01")
     assert backwards.value.code == 400
     backwards.value.close()
+
+
+def test_both_roles_see_each_halls_parked_events_and_a_rating_among_them(site: Site) -> None:
+    for name, password in (("audit", "a-pass"), ("chen", "m-pass")):
+        client = site.client()
+        page = site.login(client, name, password)
+        h1, h2 = (page.split(f'data-hall="{h}"')[1].split("</tr>")[0] for h in ("h1", "h2"))
+        assert 'data-parked="0"' in h1 and 'data-parked="1"' in h2 and 'href="/hall/h2#parked"' in h2
+        assert "搁置事件 Parked events" in page
+        _, detail = site.get(client, "/hall/h2")
+        rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+        assert [r.split('"')[0] for r in rows] == ["5"]
+        assert "rating_recorded" in rows[0] and "data-rating-missing" in rows[0] and "22008" in rows[0]
+        assert "2026-11-30 09:20" in rows[0]  # the hall's time of the rating, in China Standard Time
+        assert "区域库拒收而搁置的事件" in detail and "好差评记录可能缺失" in detail
+        _, detail = site.get(client, "/hall/h1")
+        assert "data-rating-missing" not in detail and 'data-seq="' not in detail
 
 
 def test_only_a_region_manager_may_act(site: Site) -> None:

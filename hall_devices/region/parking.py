@@ -1,0 +1,78 @@
+"""Events of a hall that PostgreSQL refuses, parked (``parked_events``) so that the hall's stream
+goes on past them instead of stalling on them for good.
+
+Which errors are the event's own (:func:`refused_data`): those that the same event meets every time,
+whatever the moment.
+
+- SQLSTATE class 22, data exception: a value its type cannot take. A date that is none (22008,
+  22007), a body that is no JSON or holds a number ``jsonb`` cannot (22P02, 22003), an escaped NUL or
+  a lone surrogate escape ``jsonb`` cannot keep (22P05, 22P02), bytes the encoding has no character
+  for (22021).
+- Class 54, program limit exceeded: a body nested beyond the server's stack depth (54001), a ticket
+  id too long for an index row (54000), a ``jsonb`` over its size limits. The limits are the
+  server's configuration, changed rarely and on purpose: the same event meets the same limit.
+- The driver's refusals before anything is sent: a :class:`psycopg.DataError` without a SQLSTATE (a
+  NUL in text) and a :class:`UnicodeEncodeError` (a lone surrogate: no UTF-8 for it). The region's
+  bus refuses both on the way in; the store does not depend on it.
+
+Not the event's, retried as before (its hall is asked for it again): class 08 (connection), 40
+(serialization failure, deadlock), 53 (disk full, out of memory, too many connections), 55 (lock
+not available), 57 (admin shutdown, statement timeout, query canceled), 58 and XX (the server's own
+failures), and any error on a connection that is closed or broken. Nor class 23 (integrity
+constraint violation): the only constraints an event meets are the keys the region keeps itself
+((hall, seq), guarded by the mark; ``rating_records`` takes a record once), so a violation says the
+region's own state disagrees (a second process, a hand edit), not that the event is bad, and parking
+would hide a good event. It is refused and logged as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from hall_devices.contract import ForwardedEvent
+
+ERROR_CHARS = 1000  # of PostgreSQL's message kept: it may quote a whole refused value
+DATA_CLASSES = ("22", "54")
+
+
+@dataclass(frozen=True)
+class Parked:
+    hall_id: str
+    seq: int
+    kind: str
+    sqlstate: str | None
+    error: str
+
+
+def refused_data(exc: BaseException) -> bool:
+    """Whether ``exc``, raised storing one hall's events, is the events' own (the module's doc)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate is None:
+        return isinstance(exc, psycopg.DataError)
+    return exc.sqlstate[:2] in DATA_CLASSES
+
+
+def safe_text(value: str) -> str:
+    """``value`` as text PostgreSQL takes: a lone surrogate or a NUL written as its escape."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def park(conn: psycopg.Connection[TupleRow], hall_id: str, one: ForwardedEvent,
+         exc: BaseException) -> Parked | None:
+    """Keep ``one`` in ``parked_events`` (the caller's transaction moves the mark past it); None when
+    it was parked already (the mark set back by hand, say): never twice."""
+    state = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+    error = safe_text(f"{type(exc).__name__}: {exc}")[:ERROR_CHARS]
+    kind = safe_text(one.kind)
+    done = conn.execute(
+        "INSERT INTO parked_events (hall_id, seq, kind, at, day, body, sqlstate, error) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (hall_id, one.seq, kind, one.at, safe_text(one.day), one.body.encode("utf-8", "surrogatepass"),
+         state, error)).rowcount
+    return Parked(hall_id, one.seq, kind, state, error) if done == 1 else None
