@@ -99,15 +99,22 @@ class FuzzRegion:
         for hall in HALLS:
             seq = self.stored[hall] + 1
             self.send(hall, self.topic(REGION_EVENTS_IN, hall), self.valid_events(hall, seq, seq, seq))
-            wait_until(lambda h=hall, s=seq: self.applied().get(h) == s, 10, f"{hall}'s event {seq} stored")
+
+            def event_stored(h: str = hall, s: int = seq) -> bool:
+                return self.applied().get(h) == s
+
+            wait_until(event_stored, 10, f"{hall}'s event {seq} stored")
             self.stored[hall] = seq
             # Its active alerts, as of now, replace what it sent before.
             alert = Alert(alert_id=f"{hall}-{seq}", kind="device_offline", subject="web",
                           message=Text(zh="设备离线", en="Device offline"), raised_at=datetime.now(UTC))
             self.send(hall, self.topic(REGION_ALERTS_IN, hall),
                       encode(ActiveAlerts(updated_at=datetime.now(UTC), alerts=[alert])))
-            wait_until(lambda h=hall, a=alert.alert_id: self.alert_ids().get(h) == [a], 10,
-                       f"{hall}'s alert {alert.alert_id} stored")
+
+            def alert_stored(h: str = hall, a: str = alert.alert_id) -> bool:
+                return self.alert_ids().get(h) == [a]
+
+            wait_until(alert_stored, 10, f"{hall}'s alert {alert.alert_id} stored")
             self.alerted[hall] = alert.alert_id
         self.check_store()
         assert self.service.worker.is_alive
@@ -232,11 +239,12 @@ def junk_events(draw: st.DrawFn, hall: str) -> dict[str, Any]:
 
 def junk_object(r: Route[Any], hall: str) -> st.SearchStrategy[dict[str, Any]]:
     """A valid object of the route's shape with nonsense in a few of its fields."""
-    base: dict[str, Any] = {
+    shapes: dict[Route[Any], dict[str, Any]] = {
         REGION_HEAD_IN: {"hall_id": hall, "head": 1, "at": NOW, "layout_version": None},
         REGION_CONFIG_RESULT_IN: {"command_id": "c-1", "ok": True, "version": 1, "running_version": None,
                                   "reasons": [], "error": None},
-        REGION_ALERTS_IN: {"updated_at": NOW, "alerts": []}}[r]
+        REGION_ALERTS_IN: {"updated_at": NOW, "alerts": []}}
+    base = shapes[r]
     return st.dictionaries(st.sampled_from(sorted(base)), st.sampled_from(NONSENSE), min_size=1,
                            max_size=3).map(lambda f: {**base, **f})
 
