@@ -67,7 +67,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def client(port: int, user: str, password: str, name: str,
-           on_message: Callable[[mqtt.MQTTMessage], None], topics: list[str]) -> mqtt.Client:
+           on_message: Callable[[mqtt.MQTTMessage], object], topics: list[str]) -> mqtt.Client:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
     c.username_pw_set(user, password)
     c.max_inflight_messages_set(1000)
@@ -83,7 +83,11 @@ def client(port: int, user: str, password: str, name: str,
 
     c.on_connect = on_connect
     c.on_subscribe = lambda *_: ready.set()
-    c.on_message = lambda _c, _u, m: on_message(m)
+
+    def deliver(_c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        on_message(m)
+
+    c.on_message = deliver
     c.connect("127.0.0.1", port)
     c.loop_start()
     if not ready.wait(10):
@@ -91,8 +95,8 @@ def client(port: int, user: str, password: str, name: str,
     return c
 
 
-def sqlite_baseline(directory: Path, rows: int = 2000) -> tuple[float, float]:
-    """Inserts/s with one commit per row, and with one commit per 256 rows; WAL + FULL."""
+def sqlite_baseline(directory: Path, rows: int = 2000) -> tuple[float, float, float]:
+    """Inserts/s with one commit per row, and with one commit per 256 rows; ms per commit; WAL + FULL."""
     db = sqlite3.connect(directory / "raw.sqlite3", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")

@@ -57,6 +57,7 @@ from hall_devices.contract import (
     TicketRequest,
     WindowAction,
     WindowCommand,
+    WindowState,
 )
 from hall_devices.layout import load_layout
 from hall_devices.leds.render import ensure_qt, render_text
@@ -80,7 +81,7 @@ def raw_hop(hall: object, count: int) -> list[float]:
     got = threading.Event()
     arrived: list[float] = []
 
-    def on(_m: Inbound[object]) -> None:
+    def on(_m: Inbound[WindowState]) -> None:
         arrived.append(time.perf_counter())
         got.set()
 
@@ -238,7 +239,8 @@ def main() -> None:
             def next_number() -> str:
                 reply = tickets.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
-                return reply.ticket.number  # type: ignore[attr-defined,no-any-return]
+                assert reply.ticket is not None, reply
+                return reply.ticket.number
 
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the coordinator may not have subscribed yet
@@ -283,10 +285,10 @@ def main() -> None:
                             time.sleep(pauses.uniform(*serial.pace))
                         number = next_number()
                         screen = leds.controllers[3]
-                        before = screen.frames
+                        frames = screen.frames
                         sent = time.monotonic()
                         command(WindowAction.NEXT)
-                        shown(leds, number, before)
+                        shown(leds, number, frames)
                         serial.latencies.append((screen.updated_at - sent) * 1000)
                         serial.wire.append(screen.last_size * 10 / args.baud * 1000)
                         got = next((at for at, n in states if n == number and at >= sent), sent)
@@ -296,7 +298,7 @@ def main() -> None:
                         serial.blockers += [(address, areas) for start, done, address, areas
                                             in list(leds.history) if got < done <= screen.started_at]
                         command(WindowAction.FINISH)
-                        shown(leds, "欢迎", before + 1)
+                        shown(leds, "欢迎", frames + 1)
                     print(f"  {len(serial.latencies)} calls in {time.monotonic() - began:.0f} s: "
                           f"{serial.label[:60]}", file=sys.stderr)
             # The same windows' screens as BX-6E network controllers, the same bus id (one agent at a

@@ -16,14 +16,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PyQt6.QtCore import QEvent, Qt
 from PyQt6.QtTest import QTest
-from PyQt6.QtWidgets import QApplication, QPushButton
+from PyQt6.QtWidgets import QApplication, QPushButton, QWidget
 
 from benchmarks.support import broker, pct, role
 from hall_devices.kiosk.app import KioskWindow
@@ -58,7 +60,9 @@ def wait(app: QApplication, condition: object, timeout_s: float = 10.0) -> None:
 def tap(app: QApplication, window: KioskWindow, name: str) -> None:
     spin(app)
     buttons = [b for b in window.findChildren(QPushButton, name) if b.isVisible() and b.isEnabled()]
-    QTest.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
+    # PyQt6's stub leaves @staticmethod off QTest's functions (static at run time).
+    click = cast(Callable[[QWidget, Qt.MouseButton], None], QTest.mouseClick)
+    click(buttons[0], Qt.MouseButton.LeftButton)
 
 
 def main() -> None:

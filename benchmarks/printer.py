@@ -99,8 +99,12 @@ def run(baud: int, tickets: int, directory: Path) -> tuple[list[float], list[flo
                 job_id = getattr(reply, "print_job_id", None)
                 assert reply.ok and job_id
                 ticket = sim.wait_tickets(printed + 1, 60)[printed]
+
+                def result_in(job: str | None = job_id) -> bool:
+                    return job in results
+
                 with answered:
-                    assert answered.wait_for(lambda job=job_id: job in results, 30)
+                    assert answered.wait_for(result_in, 30)
                 latencies.append((sim.last_print_byte_at - sent) * 1000)
                 to_job.append((jobs_seen[job_id] - sent) * 1000)
                 # The agent's status queries travel too; count the ticket's bytes only.

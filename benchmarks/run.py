@@ -103,7 +103,8 @@ def whole_hall(tmp: Path) -> list[str]:
         for _ in range(30):
             reply = tickets.call(TICKET_REQUEST, TicketRequest(
                 command_id=uuid.uuid4().hex, service_id="company_change", paper=False), 10, kiosk="K1")
-            number = reply.ticket.number  # type: ignore[attr-defined]
+            assert reply.ticket is not None, reply
+            number = reply.ticket.number
             time.sleep(0.3)  # the hall screen's update of the waiting count goes out first
             pressed = time.monotonic()
             pads.press(3, Key.NEXT)

@@ -89,7 +89,8 @@ def main() -> None:
                 service = layout.window_services(layout.window(window))[0][0]
                 reply = tickets.call(TICKET_REQUEST, TicketRequest(
                     command_id=uuid.uuid4().hex, service_id=service, paper=False), 10, kiosk="K1")
-                number = reply.ticket.number  # type: ignore[attr-defined]
+                assert reply.ticket is not None, reply
+                number = reply.ticket.number
                 pressed = time.monotonic()
                 pads.press(address, Key.NEXT)
                 if leds.wait(lambda ls=leds, sc=screen, n=number: n in ls.text(sc), 10):

@@ -83,7 +83,7 @@ def test_the_hall_subtree_covers_every_hall_route() -> None:
 def test_payloads_refuse_unknown_fields_and_bad_levels() -> None:
     now = datetime.now(UTC)
     with pytest.raises(ValidationError):
-        Rating(rating_id="r1", prompt_id="p", window=1, level=6, rated_at=now)  # type: ignore[arg-type]
+        Rating(rating_id="r1", prompt_id="p", window=1, level=6, rated_at=now)
     with pytest.raises(BadPayloadError, match="not a Rating: bonus: Extra inputs"):
         decode(RATING, b'{"rating_id":"r","prompt_id":"p","window":1,"level":5,'
                                 b'"rated_at":"2026-01-01T00:00:00Z","bonus":1}')

@@ -43,6 +43,7 @@ from hall_devices.contract import (
     TICKET_REQUEST,
     WINDOW_STATE,
     Call,
+    Payload,
     PrintJob,
     RatingPrompt,
     Route,
@@ -73,7 +74,7 @@ KEYWORDS = {"coordinator": ("coordinator",), "printer": ("printer",), "pads": ("
             "kiosk": ("kiosk",), "hall-screen": ("displays", "hall screens")}
 
 
-def subscribers(r: Route) -> list[str]:
+def subscribers(r: Route[Payload]) -> list[str]:
     return [name for name, words in KEYWORDS.items() if any(w in r.subscriber for w in words)]
 
 
@@ -342,7 +343,7 @@ def payloads() -> st.SearchStrategy[bytes]:
     return st.one_of(st.sampled_from(ISSUE_CASES), nonsense_object, st.binary(max_size=200))
 
 
-def topics(r: Route) -> st.SearchStrategy[str]:
+def topics(r: Route[Payload]) -> st.SearchStrategy[str]:
     """The route's topic with valid parameters, or with a level that is not one (``²``, ``３``)."""
     good = {p: ("2" if p == "window" else {"printer": "P1", "kiosk": "K2", "device": "fuzz-dev",
                                              "staff": "web", "client": "web", "reporter": "fuzz"}[p])

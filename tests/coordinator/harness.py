@@ -149,7 +149,7 @@ class Hall:
     def take(self, service_id: str | None, ticket_class: str = "normal", code: str | None = None,
              paper: bool = False, command_id: str | None = None) -> TicketReply:
         request = TicketRequest(command_id=command_id or cid(), service_id=service_id,
-                                ticket_class=ticket_class, appointment_code=code,  # type: ignore[arg-type]
+                                ticket_class=ticket_class, appointment_code=code,
                                 paper=paper)
         reply = self.kiosk.requests.call(TICKET_REQUEST, request, kiosk="K1")
         assert isinstance(reply, TicketReply)
@@ -181,7 +181,7 @@ class Hall:
     def rate(self, window: int, prompt_id: str, level: int, rating_id: str | None = None,
              rated_at: datetime | None = None) -> RatingAck:
         rating = Rating(rating_id=rating_id or cid(), prompt_id=prompt_id, window=window,
-                        level=level, rated_at=rated_at or self.clock())  # type: ignore[arg-type]
+                        level=level, rated_at=rated_at or self.clock())
         reply = self.pads.requests.call(RATING, rating, window=window)
         assert isinstance(reply, RatingAck)
         return reply

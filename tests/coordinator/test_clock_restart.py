@@ -75,7 +75,7 @@ def test_numbers_stay_unique_across_a_kill_and_a_clock_step(own_broker: HallBrok
         summary = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
                         subscribe=[QUEUE_SUMMARY.topic(hall="demo")])
 
-        def passport_waiting(payload: bytes) -> int:
+        def passport_waiting(payload: bytes | bytearray) -> int:
             rows = json.loads(payload)["services"]
             return int(next(r["waiting"] for r in rows if r["service_id"] == "passport"))
 

@@ -111,7 +111,10 @@ def test_sigkill_mid_stream_loses_nothing_and_applies_nothing_twice(
             stream.client.publish(junk_topic, b'{"command_id": "junk-1", "service_id": 5}', qos=1)
         for at, done in kills.items():
             if not done and n >= at:
-                wait_until(lambda at=at: stream.answered() >= at - 150, 30, "answers before the kill")
+                def answered(at: int = at) -> bool:
+                    return stream.answered() >= at - 150
+
+                wait_until(answered, 30, "answers before the kill")
                 in_flight.append(n + 1 - stream.answered())
                 coordinator.kill()
                 kills[at] = True

@@ -12,17 +12,20 @@ from hypothesis import strategies as st
 from hall_devices.contract import (
     StaffAction,
     StaffCommand,
+    StaffResult,
     TicketClass,
+    TicketReply,
     TicketRequest,
     TicketStatus,
     WindowAction,
     WindowCommand,
+    WindowCommandResult,
     WindowStatus,
 )
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.coordinator.model import CLASS_RANK, STATE_ADAPTER, Ticket
-from hall_devices.coordinator.outcome import ActAsStaff, ActAtWindow, TakeTicket
+from hall_devices.coordinator.outcome import ActAsStaff, ActAtWindow, Outcome, TakeTicket
 from hall_devices.coordinator.policy import QueueIndex
 from hall_devices.coordinator.tables import WINDOW_TABLE
 from hall_devices.layout import Layout
@@ -32,7 +35,7 @@ _ids = itertools.count()
 
 
 def cmd(action: str, **fields: object) -> WindowCommand:
-    return WindowCommand(command_id=f"c{next(_ids)}", action=WindowAction(action), **fields)  # type: ignore[arg-type]
+    return WindowCommand(command_id=f"c{next(_ids)}", action=WindowAction(action), **fields)
 
 
 def issue(engine: Engine, service: str, at: datetime, ticket_class: str = "normal") -> str:
@@ -42,14 +45,21 @@ def issue(engine: Engine, service: str, at: datetime, ticket_class: str = "norma
             at, token="t")
     else:
         out = engine.handle(TakeTicket("K1", TicketRequest(
-            command_id=f"k{next(_ids)}", service_id=service, ticket_class=ticket_class,  # type: ignore[arg-type]
+            command_id=f"k{next(_ids)}", service_id=service, ticket_class=ticket_class,
             paper=False)), at, token="t")
     assert out.reply is not None and out.reply.ok, out.reply
-    return out.reply.ticket.ticket_id  # type: ignore[attr-defined]
+    assert isinstance(out.reply, TicketReply | StaffResult) and out.reply.ticket is not None, out.reply
+    return out.reply.ticket.ticket_id
 
 
-def act(engine: Engine, window: int, action: str, at: datetime, **fields: object):  # type: ignore[no-untyped-def]
+def act(engine: Engine, window: int, action: str, at: datetime, **fields: object) -> Outcome:
     return engine.handle(ActAtWindow(window, cmd(action, **fields)), at)
+
+
+def reply(outcome: Outcome) -> WindowCommandResult:
+    """A window command's answer: each has one, refused or not."""
+    assert isinstance(outcome.reply, WindowCommandResult), outcome
+    return outcome.reply
 
 
 def snapshot(engine: Engine) -> bytes:
@@ -59,7 +69,8 @@ def snapshot(engine: Engine) -> bytes:
 def put_window_in(engine: Engine, status: WindowStatus) -> None:
     if status is WindowStatus.CLOSED:
         return
-    assert act(engine, 6, "login", T0, clerk_id="Z1").reply.ok  # type: ignore[union-attr]
+    login = act(engine, 6, "login", T0, clerk_id="Z1").reply
+    assert login is not None and login.ok, login
     if status is WindowStatus.PAUSED:
         act(engine, 6, "pause", T0)
     elif status in (WindowStatus.CALLING, WindowStatus.SERVING):
@@ -123,7 +134,7 @@ op = st.one_of(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(op, max_size=80))
-def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> None:
+def test_call_properties(layout: Layout, ops: list[tuple[str, int | str, str]]) -> None:
     engine = Engine(layout)
     now = T0
     calls: dict[str, int] = {}
@@ -131,7 +142,7 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
 
     levels = {w.number: dict(layout.window_services(w)) for w in layout.windows}
 
-    def expected_key(ticket: Ticket, window: int) -> tuple[int, int, datetime, str] | None:
+    def expected_key(ticket: Ticket, window: int) -> tuple[int, int, tuple[int, int], str] | None:
         """The order DESIGN.md states, written independently of the engine's policy module."""
         if ticket.target_window is not None:
             level = 1 if ticket.target_window == window else None
@@ -147,11 +158,13 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
         in_row = runtime.higher_in_row if runtime else 0
         candidates = [(key, t) for t in state.tickets.values()
                       if t.status is TicketStatus.WAITING and (key := expected_key(t, window)) is not None]
-        outcome = act(engine, window, "next", now)
-        if not outcome.reply.ok:  # type: ignore[union-attr]
-            assert not candidates or outcome.reply.error.code == "wrong_state"  # type: ignore[union-attr]
+        reply = act(engine, window, "next", now).reply
+        assert isinstance(reply, WindowCommandResult), reply
+        if not reply.ok:
+            assert not candidates or (reply.error is not None and reply.error.code == "wrong_state")
             return
-        called = state.tickets[outcome.reply.ticket.ticket_id]  # type: ignore[union-attr]
+        assert reply.ticket is not None, reply
+        called = state.tickets[reply.ticket.ticket_id]
         calls[called.ticket_id] = calls.get(called.ticket_id, 0) + 1
         best = min(candidates, key=lambda c: c[0])[1]
         if called is best:
@@ -167,18 +180,20 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
             tid = issue(engine, str(arg), now, extra)
             entries[tid] = 1
         elif kind == "open":
-            act(engine, int(arg), "login", now, clerk_id=f"Z{arg}")  # type: ignore[call-overload]
+            act(engine, int(arg), "login", now, clerk_id=f"Z{arg}")
         elif kind == "next":
-            check_next(int(arg))  # type: ignore[call-overload]
+            check_next(int(arg))
         elif kind == "transfer":
-            out = act(engine, int(arg), "transfer", now, target_service=extra)  # type: ignore[call-overload]
-            if out.reply.ok:  # type: ignore[union-attr]
-                tid = out.reply.ticket.ticket_id  # type: ignore[union-attr]
+            out = act(engine, int(arg), "transfer", now, target_service=extra)
+            assert isinstance(out.reply, WindowCommandResult), out.reply
+            if out.reply.ok:
+                assert out.reply.ticket is not None, out.reply
+                tid = out.reply.ticket.ticket_id
                 entries[tid] += 1
         elif kind == "wait":
-            now += timedelta(minutes=int(arg))  # type: ignore[call-overload]
+            now += timedelta(minutes=int(arg))
         else:
-            act(engine, int(arg), kind, now)  # type: ignore[call-overload]
+            act(engine, int(arg), kind, now)
         # The incrementally kept queue index equals one rebuilt from the state.
         fresh = QueueIndex(engine.services)
         fresh.rebuild(engine.state)
@@ -203,7 +218,9 @@ def test_call_properties(layout: Layout, ops: list[tuple[str, object, str]]) -> 
         for window in open_windows:
             before = len(calls)
             check_next(window)
-            if act(engine, window, "finish", now).reply.ok:  # type: ignore[union-attr]
+            finished = act(engine, window, "finish", now).reply
+            assert finished is not None, window
+            if finished.ok:
                 progress = True
             progress |= len(calls) != before
     for ticket in engine.state.tickets.values():

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hall_devices.coordinator import events as ev
 from hall_devices.coordinator.engine import Engine
 from hall_devices.layout import Layout
-from tests.coordinator.test_engine import act, issue, snapshot
+from tests.coordinator.test_engine import act, issue, reply, snapshot
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
@@ -18,7 +18,7 @@ def test_a_ticket_is_called_out_of_turn_with_a_reason(layout: Layout) -> None:
     issue(engine, "passport", T0)
     issue(engine, "passport", T0 + timedelta(minutes=1))
     issue(engine, "company_setup", T0 + timedelta(minutes=2))  # not served at window 6
-    assert act(engine, 6, "login", T0, clerk_id="Z0601").reply.ok
+    assert reply(act(engine, 6, "login", T0, clerk_id="Z0601")).ok
     numbers = {t.service_id: t.number for t in engine.state.tickets.values()}
     later = max(t.number for t in engine.state.tickets.values() if t.service_id == "passport")
     before = snapshot(engine)
@@ -26,12 +26,13 @@ def test_a_ticket_is_called_out_of_turn_with_a_reason(layout: Layout) -> None:
                          ({"ticket_number": later, "reason": "  "}, "missing_field"),
                          ({"ticket_number": numbers["company_setup"], "reason": "急"}, "not_for_window"),
                          ({"ticket_number": "Z999", "reason": "急"}, "unknown_ticket")):
-        refused = act(engine, 6, "call_ticket", T0 + timedelta(minutes=3), **fields).reply
-        assert not refused.ok and refused.error.code == code, fields
+        refused = reply(act(engine, 6, "call_ticket", T0 + timedelta(minutes=3), **fields))
+        assert not refused.ok and refused.error is not None and refused.error.code == code, fields
         assert snapshot(engine) == before  # refused: nothing changed
     out = act(engine, 6, "call_ticket", T0 + timedelta(minutes=3), ticket_number=later, reason="行动不便")
-    assert out.reply.ok and out.reply.ticket.number == later
+    answered = reply(out)
+    assert answered.ok and answered.ticket is not None and answered.ticket.number == later
     called = [e for e in out.events if isinstance(e, ev.TicketCalled)]
     assert len(called) == 1 and called[0].out_of_turn == "行动不便"
-    refused = act(engine, 6, "call_ticket", T0 + timedelta(minutes=4), ticket_number=later, reason="x")
-    assert refused.reply.error.code == "wrong_state"  # calling already: finish first
+    again = reply(act(engine, 6, "call_ticket", T0 + timedelta(minutes=4), ticket_number=later, reason="x"))
+    assert again.error is not None and again.error.code == "wrong_state"  # calling already: finish first

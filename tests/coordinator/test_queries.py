@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hall_devices.contract import (
     QUERY,
@@ -87,7 +88,8 @@ def test_a_query_that_raises_is_an_error_reply_and_the_coordinator_goes_on(hall:
     replies = probe(hall.broker.port, "monitor", hall.broker.credentials["monitor"],
                     subscribe=["hall/demo/query/probe/reply"])
     # A window given as a list (past the contract's checks): the lookup raises TypeError.
-    odd = QueryRequest.model_construct(command_id="q-odd", kind=QueryKind.WINDOW_QUEUE, window=[6],
+    wrong: dict[str, Any] = {"window": [6]}  # typed Any: the wrong type is the point
+    odd = QueryRequest.model_construct(command_id="q-odd", kind=QueryKind.WINDOW_QUEUE, **wrong,
                                        schema_version=1)
     route_ = QUERY
     hall.service.worker.post(Inbound(route_, route_.topic(hall="demo", client="probe"),

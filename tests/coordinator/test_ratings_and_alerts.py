@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import paho.mqtt.client as mqtt
+
 from hall_devices.contract import (
     ACTIVE_ALERTS,
     ALERT,
@@ -240,9 +242,11 @@ def test_device_offline_alert_raised_and_cleared(hall: Hall) -> None:
         assert alert["kind"] == "device_offline"
         assert alert["cleared"] is (state is DeviceState.OK)
         offline = state is DeviceState.OFFLINE
-        active = json.loads(alerts.expect(lambda m, offline=offline: m.topic.endswith("/alerts/active") and (
-            "device_offline:KB1" in [a["alert_id"] for a in json.loads(m.payload)["alerts"]]) is offline
-        ).payload)
+        def listed(m: mqtt.MQTTMessage, offline: bool = offline) -> bool:
+            return m.topic.endswith("/alerts/active") and (
+                "device_offline:KB1" in [a["alert_id"] for a in json.loads(m.payload)["alerts"]]) is offline
+
+        active = json.loads(alerts.expect(listed).payload)
         assert [a["alert_id"] for a in active["alerts"] if a["kind"] != "calendar_uncovered"] == (
             ["device_offline:KB1"] if state is DeviceState.OFFLINE else [])
     pads.stop()

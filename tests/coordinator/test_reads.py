@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hall_devices.contract import (
     QUERY,
@@ -78,7 +79,7 @@ def test_a_next_is_answered_while_a_month_of_statistics_is_computed(own_broker: 
         # One client, one connection: the coordinator receives the query before the Next.
         web.publish(QUERY, month, client="web")
         web.publish(WINDOW_COMMAND, WindowCommand(command_id="next-1", action=WindowAction.NEXT), window=6)
-        order = []
+        order: list[dict[str, Any]] = []
         while len(order) < 2:
             message = answers.expect(lambda m: m.topic.endswith(("query/web/reply", "window/6/result"))
                                      and json.loads(m.payload)["command_id"] in ("q-month", "next-1"))

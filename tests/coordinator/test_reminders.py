@@ -137,7 +137,8 @@ def test_a_phone_number_left_at_the_kiosk_gets_its_reminders(hall: tuple[Remindi
     request = TicketRequest(command_id="kiosk-phone-1", service_id="passport", phone="13900139000")
     reply = hall_.kiosk.requests.call(TICKET_REQUEST, request, kiosk="K1")
     assert isinstance(reply, TicketReply) and reply.ticket is not None
-    wait_until(lambda: gateway.keys() == [f"{reply.ticket.ticket_id}:place"], 10, "the place reminder")
+    ticket_id = reply.ticket.ticket_id
+    wait_until(lambda: gateway.keys() == [f"{ticket_id}:place"], 10, "the place reminder")
     window = hall_.layout.windows_serving("passport")[0]
     hall_.ok(window, "login", clerk_id="c1")
     hall_.ok(window, "next")

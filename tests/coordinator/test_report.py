@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hall_devices.cli import main
+from hall_devices.contract import RatingPrompt
 from hall_devices.coordinator.calendar import business_day
 from tests.conftest import EXAMPLE
 from tests.coordinator.harness import Hall
@@ -30,8 +31,11 @@ def run_day(hall: Hall) -> None:
         prompt = hall.prompt(6)
         if level is None:
             hall.clock.advance(seconds=61)
-            wait_until(lambda p=prompt: hall.service.engine.state.prompts[p.prompt_id].state == "timed_out",
-                       what="rating timeout")
+
+            def timed_out(p: RatingPrompt = prompt) -> bool:
+                return hall.service.engine.state.prompts[p.prompt_id].state == "timed_out"
+
+            wait_until(timed_out, what="rating timeout")
         else:
             assert hall.rate(6, prompt.prompt_id, level).ok
     hall.next_number(6)

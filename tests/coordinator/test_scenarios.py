@@ -14,7 +14,8 @@ def test_numbers_call_and_screens(hall: Hall) -> None:
     assert (first.ticket.number, second.ticket.number) == ("A001", "A002")  # one prefix per department
     assert first.ticket.windows == [1, 2, 3, 21]
     assert second.ticket.people_ahead == 1
-    assert hall.ok(1, "login", clerk_id="Z0101").state.status is WindowStatus.IDLE
+    login = hall.ok(1, "login", clerk_id="Z0101")
+    assert login.state is not None and login.state.status is WindowStatus.IDLE, login
     result = hall.ok(1, "next")
     assert result.ticket and result.ticket.number == "A001"
     assert result.state and result.state.status is WindowStatus.CALLING and result.state.waiting == 1

@@ -8,7 +8,7 @@ import pytest
 
 from hall_devices.contract import TicketRequest, TicketStatus
 from hall_devices.coordinator import events as ev
-from hall_devices.coordinator.outcome import TakeTicket
+from hall_devices.coordinator.outcome import Outcome, TakeTicket
 from hall_devices.layout import Layout, cross_check
 from tests.coordinator.test_time import Clocks, Hall, hall_time
 
@@ -17,9 +17,16 @@ def with_policy(layout: Layout, **policy: Any) -> Layout:
     return layout.model_copy(update={"policy": layout.policy.model_copy(update=policy)})
 
 
-def error(outcome: Any) -> str | None:
+def error(outcome: Outcome) -> str | None:
     reply = outcome.reply
+    assert reply is not None, outcome
     return reply.error.code if reply.error else None
+
+
+def refusal(outcome: Outcome) -> str:
+    """The refusal's message, for one known to be refused."""
+    assert outcome.reply is not None and outcome.reply.error is not None, outcome
+    return outcome.reply.error.message
 
 
 def at_nine(layout: Layout) -> Hall:
@@ -34,7 +41,7 @@ def test_transfer_to_a_closed_window_is_refused(layout: Layout) -> None:
     before = len(hall.events)
     outcome = hall.window(4, "transfer", target_window=6)
     assert error(outcome) == "window_closed"
-    assert "window 6" in outcome.reply.error.message and "未登录" in outcome.reply.error.message
+    assert "window 6" in refusal(outcome) and "未登录" in refusal(outcome)
     assert len(hall.events) == before  # nothing changed: B001 is still called at window 4
     hall.window(6, "login", clerk_id="Z0601")
     hall.window(6, "pause")  # signed in, away for a moment: the ticket will be called there
@@ -61,7 +68,7 @@ def test_sign_out_with_transferred_tickets_waiting(layout: Layout) -> None:
     hall.next(4)
     hall.window(4, "transfer", target_window=6)
     outcome = hall.window(6, "logout")
-    assert error(outcome) == "tickets_transferred" and "B001" in outcome.reply.error.message
+    assert error(outcome) == "tickets_transferred" and "B001" in refusal(outcome)
     assert hall.engine.state.windows[6].status.value == "idle"
     assert hall.next(6) == "B001"  # whoever signs out first calls it
 
@@ -95,7 +102,7 @@ def test_the_last_window_of_a_service_signs_out(layout: Layout, mode: str) -> No
     if mode == "stop":
         outcome = hall.send(TakeTicket("K1", TicketRequest(command_id="late", service_id="passport",
                                                            paper=False)))
-        assert error(outcome) == "service_closed" and "暂停取号" in outcome.reply.error.message
+        assert error(outcome) == "service_closed" and "暂停取号" in refusal(outcome)
     hall.window(6, "login", clerk_id="Z0602")
     hall.tick()
     assert "no_open_window:passport" not in hall.engine.supervisor.active  # cleared
@@ -117,7 +124,7 @@ def test_number_ranges_within_a_letter(layout: Layout) -> None:
     outcome = hall.send(TakeTicket("K1", TicketRequest(command_id="third", service_id="passport",
                                                        paper=False)))
     assert error(outcome) == "range_exhausted"
-    message = outcome.reply.error.message
+    message = refusal(outcome)
     assert "号段 B001–B002 已发完" in message and "used up for today" in message
 
 
@@ -140,7 +147,7 @@ def test_transfer_into_a_service_no_signed_in_window_serves(layout: Layout) -> N
     hall.next(6)
     before = len(hall.events)
     outcome = hall.window(6, "transfer", target_service="company_setup")
-    assert error(outcome) == "no_open_window" and "暂无已登录的窗口" in outcome.reply.error.message
+    assert error(outcome) == "no_open_window" and "暂无已登录的窗口" in refusal(outcome)
     assert len(hall.events) == before  # nothing changed: B001 is still called at window 6
     hall.window(1, "login", clerk_id="Z0101")  # window 1 serves company_setup: now it may go there
     assert error(hall.window(6, "transfer", target_service="company_setup")) is None

@@ -73,7 +73,7 @@ class Hall:
 
     def window(self, number: int, action: str, **fields: object) -> Outcome:
         command = WindowCommand(command_id=f"w{next(_ids)}", action=WindowAction(action),
-                                **fields)  # type: ignore[arg-type]
+                                **fields)
         return self.send(ActAtWindow(number, command))
 
     def next(self, number: int) -> str:

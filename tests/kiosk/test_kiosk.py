@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict, Unpack, cast
 
 import pytest
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QFontMetrics
+from PyQt6.QtTest import QTest
 from PyQt6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
@@ -44,8 +46,15 @@ def kiosk_device(layout: Layout, kiosk_id: str) -> KioskDevice:
     return device
 
 
+class Timeouts(TypedDict, total=False):
+    """The KioskWindow timeouts a test may shorten (the window's own defaults otherwise)."""
+
+    idle_s: float
+    result_s: float
+
+
 def open_kiosk(qtbot: QtBot, broker: HallBroker, layout: Layout, kiosk_id: str, ttl_s: float = 3,
-               **timeouts: float) -> tuple[KioskWindow, KioskLink]:
+               **timeouts: Unpack[Timeouts]) -> tuple[KioskWindow, KioskLink]:
     link = KioskLink(broker.settings(kiosk_id), layout, kiosk_device(layout, kiosk_id), ttl_s=ttl_s)
     window = KioskWindow(layout, kiosk_device(layout, kiosk_id), link, **timeouts)
     qtbot.addWidget(window)
@@ -77,7 +86,9 @@ def tap(qtbot: QtBot, window: QWidget, name: str) -> None:
     found = [b for b in window.findChildren(QPushButton, name) if b.isVisible()]
     assert found, f"no button {name!r} on the page"
     assert found[0].isEnabled(), f"button {name!r} is disabled"
-    qtbot.mouseClick(found[0], Qt.MouseButton.LeftButton)
+    # What qtbot.mouseClick (untyped) calls. PyQt6's stub leaves @staticmethod off QTest's functions.
+    click = cast(Callable[[QWidget, Qt.MouseButton], None], QTest.mouseClick)
+    click(found[0], Qt.MouseButton.LeftButton)
 
 
 def text_of(window: QWidget, name: str) -> str:
@@ -201,7 +212,7 @@ def test_coordinator_unreachable_issues_nothing(qtbot: QtBot, kiosk: Kiosk) -> N
     window.on_availability(True)
     tap(qtbot, window, "take")
     assert text_of(window, "asking") == "正在取号，请稍候……"
-    qtbot.waitUntil(lambda: window.page_name == "message", timeout=kiosk.link.give_up_s * 1000 + 3000)
+    qtbot.waitUntil(lambda: window.page_name == "message", timeout=int(kiosk.link.give_up_s * 1000 + 3000))
     assert text_of(window, "message") == "系统繁忙，未能取号，请稍后再试"
     assert kiosk.printer.tickets == []
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,8 +52,10 @@ def cut_off(window: QWidget) -> list[str]:
     inside = QRect(QPoint(0, 0), window.size())
     scroll = window.findChild(QScrollArea)
     assert scroll is not None
-    if scroll.verticalScrollBar().maximum() > 0:
-        problems.append(f"the page scrolls by {scroll.verticalScrollBar().maximum()} px")
+    bar = scroll.verticalScrollBar()
+    assert bar is not None
+    if bar.maximum() > 0:
+        problems.append(f"the page scrolls by {bar.maximum()} px")
     for widget in window.findChildren(QLabel) + window.findChildren(QPushButton):
         if not widget.isVisible() or widget.objectName().startswith("qt_"):
             continue
@@ -81,8 +83,9 @@ def test_every_page_fits_the_screen(qtbot: QtBot, running: tuple[Hall, KioskWind
     _hall, window = running
     window.resize(*size)
     window.show_home()
-    pages = [("home", lambda: None), ("department", lambda: tap(qtbot, window, "dept-ga")),
-             ("service", lambda: tap(qtbot, window, "service-passport"))]
+    pages: list[tuple[str, Callable[[], None]]] = [
+        ("home", lambda: None), ("department", lambda: tap(qtbot, window, "dept-ga")),
+        ("service", lambda: tap(qtbot, window, "service-passport"))]
     for name, go in pages:
         go()
         shoot(window, name, size)

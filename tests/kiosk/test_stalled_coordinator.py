@@ -66,7 +66,7 @@ def stalled_tap(qtbot: QtBot, watch: Probe, coordinator: Coordinator, window: Ki
     tap(qtbot, window, "take")
     first = watch.expect(lambda m: is_request(m) and json.loads(m.payload)["command_id"] not in earlier,
                          timeout_s=5)
-    command_id = json.loads(first.payload)["command_id"]
+    command_id: str = json.loads(first.payload)["command_id"]
     assert json.loads(first.payload)["deadline"], "a kiosk's request carries its deadline"
     watch.expect(lambda m: is_request(m, command_id), timeout_s=5)  # resent, same command id
     return command_id
@@ -97,7 +97,7 @@ def test_a_stalled_coordinator_gives_one_true_outcome_per_tap(
         # A stall past the deadline: the applicant is told no number was issued, and it is true.
         earlier = command_id
         command_id = stalled_tap(qtbot, watch, coordinator, window, (earlier,))
-        qtbot.waitUntil(lambda: window.page_name == "message", timeout=link.give_up_s * 1000 + 5000)
+        qtbot.waitUntil(lambda: window.page_name == "message", timeout=int(link.give_up_s * 1000 + 5000))
         assert text_of(window, "message") == "系统繁忙，未能取号，请稍后再试"
         watch.nothing(lambda m: is_reply(m, command_id), wait_s=0.2)
         coordinator.process.send_signal(signal.SIGCONT)

@@ -12,7 +12,7 @@ import pytest
 
 from hall_devices.contract import ALERT, DEVICE_STATUS
 from hall_devices.demo.sim.leds import LedBusSimulator
-from hall_devices.layout import Layout, LedBusDevice, parse_layout
+from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice, parse_layout
 from hall_devices.leds import bx
 from hall_devices.leds.agent import LedAgent
 from hall_devices.leds.frames import screen_bytes
@@ -128,7 +128,8 @@ def test_eq_screens(own_broker: HallBroker, tmp_path: Path) -> None:
     layout = parse_layout(text)
     bus = layout.device("L1")
     assert isinstance(bus, LedBusDevice) and bus.protocol == "eq"
-    sim = LedBusSimulator(tmp_path / "dev" / "eq", "eq", [d.address for d in layout.members("L1")]).start()
+    screens = [d for d in layout.members("L1") if isinstance(d, WindowScreenDevice | HallScreenDevice)]
+    sim = LedBusSimulator(tmp_path / "dev" / "eq", "eq", [d.address for d in screens]).start()
     hall = Hall(own_broker, layout, tmp_path / "store.sqlite3")
     agent = LedAgent(own_broker.settings("L1"), layout, "L1", url=str(sim.path))
     agent.start()

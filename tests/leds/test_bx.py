@@ -78,7 +78,7 @@ def test_round_trip(text: str, address: int, width: int, height: int) -> None:
     assert bytes([bx.TAIL]) not in encoded[8:-1] and bytes([bx.HEAD]) not in encoded[8:-1]
     decoder = bx.BxDecoder()
     out = decoder.feed(encoded[:13]) + decoder.feed(encoded[13:])
-    assert out == [frame]
+    assert out == [frame] and isinstance(out[0], bx.BxFrame), out
     assert bx.parse_dynamic_area(out[0].data)[0].text.decode("gbk") == text
 
 
@@ -98,10 +98,12 @@ def test_a_head_inside_an_unfinished_frame_starts_a_new_frame() -> None:
         decoder = bx.BxDecoder()
         assert decoder.feed(EXAMPLE[:cut]) == []
         (frame,) = decoder.feed(EXAMPLE)
+        assert isinstance(frame, bx.BxFrame), frame
         assert frame == bx.BxFrame(bx.Header(bx.BROADCAST_REPLY), frame.data) and frame.encode() == EXAMPLE
         assert decoder.abandoned == (0 if cut <= 8 else 1)  # a head alone is only a longer head run
     decoder = bx.BxDecoder()
     (frame,) = decoder.feed(EXAMPLE[:40] + EXAMPLE)  # in one read, too
+    assert isinstance(frame, bx.BxFrame), frame
     assert frame.encode() == EXAMPLE and decoder.abandoned == 1 and decoder.buffer == bytearray()
     buffer = bytearray(EXAMPLE[:40] + EXAMPLE[:20])
     dropped: list[bytes] = []

@@ -40,7 +40,7 @@ def test_ack_and_nack_with_each_error_number() -> None:
     for error in bx6.Error:
         response = bx6.parse_response(bx6.response_data(error))
         assert response.ok is (error is bx6.Error.OK) and response.error == error
-    assert bx6.Error.SCREEN_PARA == 18 and bx6.Error.CHECKSUM == 5 and len(bx6.Error) == 20
+    assert bx6.Error.SCREEN_PARA.value == 18 and bx6.Error.CHECKSUM.value == 5 and len(bx6.Error) == 20
     with pytest.raises(bx6.Bx6Error, match="at least 9"):
         bx6.parse_response(b"\x00\xa0")
 

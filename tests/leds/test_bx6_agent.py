@@ -11,7 +11,7 @@ import pytest
 
 from hall_devices.contract import ALERT
 from hall_devices.demo.sim.bx6 import Bx6Simulator
-from hall_devices.layout import HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
+from hall_devices.layout import Device, HallScreenDevice, Layout, LedBusDevice, WindowScreenDevice
 from hall_devices.leds import bx6
 from hall_devices.leds.bx6_agent import Bx6Agent
 from hall_devices.leds.render import ensure_qt, render_text
@@ -27,7 +27,7 @@ def bx6_hall(layout: Layout, sims: dict[str, Bx6Simulator]) -> Layout:
                                          url=sims["WS4"].url, speaks=True),
                "HS1": HallScreenDevice(kind="hall_screen", id="HS1", bus="L1", address=3,
                                        url=sims["HS1"].url)}
-    devices = []
+    devices: list[Device] = []
     for device in layout.devices:
         if isinstance(device, LedBusDevice):
             devices.append(device.model_copy(update={"protocol": "bx6", "unreachable_after_s": 2.0,
@@ -57,6 +57,12 @@ def shows(sim: Bx6Simulator, text: str, width: int = 128, height: int = 32) -> b
     return sim.bitmap(0) == render_text(text, width, height)
 
 
+def drawn(sim: Bx6Simulator) -> str:
+    """What area 0 shows, for a failed assertion's message."""
+    bitmap = sim.bitmap(0)
+    return "\n".join(bitmap.rows()) if bitmap is not None else "nothing drawn"
+
+
 def test_next_puts_the_call_on_the_network_screen_as_pixels_and_speaks_it(
         network: tuple[Hall, Bx6Agent, dict[str, Bx6Simulator]]) -> None:
     hall, _agent, sims = network
@@ -66,7 +72,7 @@ def test_next_puts_the_call_on_the_network_screen_as_pixels_and_speaks_it(
     assert ticket is not None
     hall.ok(3, "next")
     expected = f"请{ticket.number}号\n到3号窗口"
-    assert sims["WS3"].wait(lambda: shows(sims["WS3"], expected)), "\n".join(sims["WS3"].bitmap(0).rows())
+    assert sims["WS3"].wait(lambda: shows(sims["WS3"], expected)), drawn(sims["WS3"])
     assert render_text(expected, 128, 32) != render_text("暂停服务", 128, 32)  # the comparison can fail
     assert sims["WS4"].state.spoken == []  # WS4 speaks the calls to window 4 only; WS3 does not speak
     hall.ok(4, "login", clerk_id="0401")

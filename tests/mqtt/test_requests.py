@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hall_devices.contract import QUERY, QueryKind, QueryReply, QueryRequest, Reply
+from hall_devices.contract import QUERY, QueryKind, QueryReply, QueryRequest
 from hall_devices.layout import Layout
 from hall_devices.mqtt.requests import NoReplyError
 from hall_devices.ops.provision import WEB
@@ -40,7 +40,7 @@ def test_many_requests_wait_on_the_loop_without_threads(own_broker: HallBroker, 
     web.bus.start()
     hall.service.stop()  # the requests wait in the broker until the coordinator is back
 
-    async def main() -> tuple[int, int, list[Reply], type[BaseException]]:
+    async def main() -> tuple[int, int, list[QueryReply], type[BaseException]]:
         asyncio.get_running_loop().set_default_executor(NoThreads())
         threads_before = threading.active_count()
         with pytest.raises(NoReplyError, match="no answer to query") as refused:

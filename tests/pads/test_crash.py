@@ -17,7 +17,7 @@ import pytest
 
 from hall_devices.contract import DEVICE_STATUS, TICKET_REQUEST
 from hall_devices.demo.sim.pads import PadBusSimulator
-from hall_devices.layout import Layout
+from hall_devices.layout import Layout, PadDevice
 from hall_devices.pads.agent import PadAgent
 from hall_devices.pads.codec import Key
 from tests.conftest import EXAMPLE
@@ -37,8 +37,8 @@ def online(broker: HallBroker, device: str, since: datetime | None = None) -> No
 
 @pytest.fixture
 def pads(tmp_path: Path, layout: Layout) -> Iterator[PadBusSimulator]:
-    sim = PadBusSimulator(tmp_path / "dev" / "pads", [p.address for p in layout.members("KB1")]
-                          ).start()  # type: ignore[union-attr]
+    sim = PadBusSimulator(tmp_path / "dev" / "pads",
+                          [p.address for p in layout.members("KB1") if isinstance(p, PadDevice)]).start()
     yield sim
     sim.stop()
 

@@ -216,7 +216,7 @@ def test_a_stream_of_heads_ups_does_not_make_the_status_poll_give_way(
     coordinator = probe(own_broker.port, "coordinator", own_broker.credentials["coordinator"])
     stop = threading.Event()
     heads_up = encode(PrintExpected(printer_id="P1", request_id="req-1"))
-    given_way = []  # each periodic poll that stopped for what was queued (no job is ever sent)
+    given_way: list[None] = []  # each periodic poll that stopped for what was queued (no job is ever sent)
     poll_unless = agent.runner.poll_unless
 
     def counted(job_waiting: Callable[[], bool]) -> PrinterStatus | None:

@@ -22,6 +22,7 @@ from hall_devices.contract import (
     WindowCommand,
     WindowStatus,
 )
+from hall_devices.coordinator.engine import Engine
 from hall_devices.mqtt.bus import Bus, BusOptions
 from hall_devices.region.db import RegionDb
 from hall_devices.region.pgcluster import PgCluster
@@ -126,7 +127,11 @@ def test_a_config_push_applies_while_tickets_wait_and_keeps_clerks_signed_in(rig
     hall.issue(30)
     _command(hall, 3, WindowAction.LOGIN, "c03")
     assert hall.coordinator is not None
-    engine = lambda: hall.coordinator.engine  # noqa: E731 - the engine is replaced by the push
+
+    def engine() -> Engine:  # read each time: the engine is replaced by the push
+        assert hall.coordinator is not None
+        return hall.coordinator.engine
+
     wait_until(lambda: engine().state.windows.get(3) is not None
                and engine().state.windows[3].clerk_id == "c03", 10, "clerk signed in")
     waiting = {t.ticket_id for t in engine().state.tickets.values() if t.status is TicketStatus.WAITING}

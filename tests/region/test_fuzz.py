@@ -102,8 +102,12 @@ class FuzzRegion:
             while True:
                 seq = self.stored[hall] + 1
                 self.send(hall, self.topic(REGION_EVENTS_IN, hall), self.valid_events(hall, seq, seq, seq))
+
+                def reached(h: str = hall, s: int = seq) -> bool:
+                    return self.applied().get(h, 0) >= s
+
                 # Messages of a hall are taken in order: past this, the junk sent before is done with.
-                wait_until(lambda h=hall, s=seq: self.applied().get(h, 0) >= s, 10, f"{hall}'s event {seq}")
+                wait_until(reached, 10, f"{hall}'s event {seq}")
                 self.stored[hall] = seq
                 if seq not in self.parked_seqs(hall):
                     break
@@ -113,8 +117,11 @@ class FuzzRegion:
                           message=Text(zh="设备离线", en="Device offline"), raised_at=datetime.now(UTC))
             self.send(hall, self.topic(REGION_ALERTS_IN, hall),
                       encode(ActiveAlerts(updated_at=datetime.now(UTC), alerts=[alert])))
-            wait_until(lambda h=hall, a=alert.alert_id: self.alert_ids().get(h) == [a], 10,
-                       f"{hall}'s alert {alert.alert_id} stored")
+
+            def alert_stored(h: str = hall, a: str = alert.alert_id) -> bool:
+                return self.alert_ids().get(h) == [a]
+
+            wait_until(alert_stored, 10, f"{hall}'s alert {alert.alert_id} stored")
             self.alerted[hall] = alert.alert_id
         self.check_store()
         assert self.service.worker.is_alive
@@ -245,11 +252,12 @@ def junk_events(draw: st.DrawFn, hall: str) -> dict[str, Any]:
 
 def junk_object(r: Route[Any], hall: str) -> st.SearchStrategy[dict[str, Any]]:
     """A valid object of the route's shape with nonsense in a few of its fields."""
-    base: dict[str, Any] = {
+    shapes: dict[Route[Any], dict[str, Any]] = {
         REGION_HEAD_IN: {"hall_id": hall, "head": 1, "at": NOW, "layout_version": None},
         REGION_CONFIG_RESULT_IN: {"command_id": "c-1", "ok": True, "version": 1, "running_version": None,
                                   "reasons": [], "error": None},
-        REGION_ALERTS_IN: {"updated_at": NOW, "alerts": []}}[r]
+        REGION_ALERTS_IN: {"updated_at": NOW, "alerts": []}}
+    base = shapes[r]
     return st.dictionaries(st.sampled_from(sorted(base)), st.sampled_from(NONSENSE), min_size=1,
                            max_size=3).map(lambda f: {**base, **f})
 

@@ -98,8 +98,14 @@ class Site:
         return self.send(client, "/login", {"username": name, "password": password}).body
 
 
+def cookie_jar(client: Client) -> http.cookiejar.CookieJar:
+    # urllib keeps an opener's handlers in .handlers, an attribute typeshed's OpenerDirector leaves out.
+    handlers: list[urllib.request.BaseHandler] = vars(client)["handlers"]
+    return next(h.cookiejar for h in handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+
+
 def session_cookie(client: Client) -> http.cookiejar.Cookie:
-    jar = next(h.cookiejar for h in client.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+    jar = cookie_jar(client)
     found = list(jar)
     assert len(found) == 1
     return found[0]
@@ -367,7 +373,7 @@ def test_a_planted_session_cookie_does_not_survive_the_victims_sign_in(site: Sit
     site.login(attacker, "zhao", "z-pass")
     planted = session_cookie(attacker)
     victim = site.client()
-    jar = next(h.cookiejar for h in victim.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+    jar = cookie_jar(victim)
     jar.set_cookie(planted)  # the attacker's cookie set in the victim's browser
     assert "区域管理员" in site.login(victim, "chen", "m-pass")
     assert session_cookie(victim).value != planted.value

@@ -19,10 +19,10 @@ def test_bookings_by_slot_with_check_ins_no_shows_and_changes(browser: Browser, 
     anonymous.goto(f"{web.url}/bookings")
     assert anonymous.url.startswith(f"{web.url}/login")
     now = hall.clock()
-    for code, start, minutes in (("PG1", 10, 30), ("PG2", 60, 30), ("PG3", 20, 30)):
+    for code, offset, minutes in (("PG1", 10, 30), ("PG2", 60, 30), ("PG3", 20, 30)):
         assert hall.staff("book_appointment", appointment_code=code, service_id="passport",
-                          slot_start=now + timedelta(minutes=start),
-                          slot_end=now + timedelta(minutes=start + minutes)).ok
+                          slot_start=now + timedelta(minutes=offset),
+                          slot_end=now + timedelta(minutes=offset + minutes)).ok
     assert hall.take(None, "appointment", code="PG3").ok
     hall.clock.advance(minutes=70)  # PG1's slot and its 15 minutes' tolerance are over: 未到
     day = local(hall.layout.hall, now + timedelta(minutes=10)).date().isoformat()

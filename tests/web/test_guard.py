@@ -102,7 +102,8 @@ def test_a_clerks_windows_are_kept_and_changing_them_changes_the_stamp(tmp_path:
     stamp = directory.users["gu"].stamp
     set_role(path, "gu", "clerk", (2,))  # other windows end the sessions too
     directory.refresh()
-    assert directory.users["gu"].windows == (2,) and directory.users["gu"].stamp != stamp
+    gu = directory.users["gu"]
+    assert gu.windows == (2,) and gu.stamp != stamp
     set_role(path, "gu", "manager", ())
     directory.refresh()
     assert directory.users["gu"].may_open(3)  # a manager may open any

@@ -8,7 +8,7 @@ import json
 import re
 import ssl
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -154,6 +154,11 @@ class Client:
             self.connection.close()
 
 
+def fill(template: str, values: dict[str, str]) -> str:
+    """``template`` with each ``{name}`` or ``{name:type}`` replaced by its value."""
+    return re.sub(r"{(\w+)(?::\w+)?}", lambda m: values[m.group(1)], template)
+
+
 def walk(routes: list[tuple[str, str]]) -> Iterator[tuple[str, str, dict[str, str] | None]]:
     """(method, path, form) of every odd request for ``routes``."""
     for method, template in routes:
@@ -164,7 +169,7 @@ def walk(routes: list[tuple[str, str]]) -> Iterator[tuple[str, str, dict[str, st
                 yield template
             for name in names:
                 values = {n: NORMAL[n] for n in names} | ({name: odd} if odd is not None else {})
-                yield re.sub(r"{(\w+)(?::\w+)?}", lambda m, v=values: v[m.group(1)], template)
+                yield fill(template, values)
                 if odd is None:
                     return
 
@@ -180,13 +185,12 @@ def walk(routes: list[tuple[str, str]]) -> Iterator[tuple[str, str, dict[str, st
                     yield method, normal, dict.fromkeys(FORM_NAMES, odd)
         # Each real action with every field too long: its form checks run (and refuse).
         if method == "POST" and "action" in names:
-            actions = {"console": CONSOLE_ACTIONS, "cases": CASE_ACTIONS}.get(template.split("/")[1],
-                                                                          {"green": 0, "reprint": 0})
+            by_page: dict[str, Mapping[str, object]] = {"console": CONSOLE_ACTIONS, "cases": CASE_ACTIONS}
+            actions = by_page.get(template.split("/")[1], {"green": 0, "reprint": 0})
             for action in actions:
                 real = {n: NORMAL[n] for n in names} | {"action": action}
                 for odd in ODD_FORM:
-                    yield method, re.sub(r"{(\w+)(?::\w+)?}", lambda m, v=real: v[m.group(1)], template), \
-                        dict.fromkeys(FORM_NAMES, odd)
+                    yield method, fill(template, real), dict.fromkeys(FORM_NAMES, odd)
 
 
 def test_every_route_answers_odd_values_without_a_500(tmp_path: Path, layout: Layout,

@@ -10,6 +10,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -28,7 +29,10 @@ def test_https_with_the_hall_ca_secure_cookie_and_plain_http_only_redirects(
     context = ssl.create_default_context(cafile=str(secure.ca))
     with context.wrap_socket(socket.create_connection(("127.0.0.1", secure.web.port)),
                              server_hostname="127.0.0.1") as tls:
-        issuer = dict(x[0] for x in tls.getpeercert()["issuer"])  # type: ignore[index]
+        cert = tls.getpeercert()
+    assert cert is not None, "no peer certificate"
+    # typeshed types every field alike; "issuer" is a tuple of RDNs, each of (name, value) pairs.
+    issuer = dict(x[0] for x in cast(tuple[tuple[tuple[str, str], ...], ...], cert["issuer"]))
     assert issuer["commonName"] == "hall_devices hall CA"
     page = sign_in(browser, secure.web, "boss", "boss-pass-2024")
     assert page.url == f"{secure.web.url}/"
