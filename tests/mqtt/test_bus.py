@@ -126,6 +126,8 @@ def test_reconnects_republishes_online_and_resubscribes(own_broker: HallBroker) 
     time.sleep(0.5)
     own_broker.process.start()
     assert bus.wait_connected(15), "bus did not reconnect"
+    # The owner is told just after the waiters are released, on paho's thread.
+    wait_until(lambda: len(changes) >= 3, what="the owner told of the reconnection")
     assert changes[:3] == [True, False, True]
 
     monitor = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
