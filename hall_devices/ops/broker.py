@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,24 @@ class Listeners:
     run_as: str = field(default_factory=getpass.getuser)
 
 
+# Every port free_port has given this process. The kernel picks a free port at random, so two
+# calls before the first port is bound can get the same one (1 in ~14,000): a broker's two
+# listeners on one port, and Mosquitto exits with "Address already in use".
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port on 127.0.0.1 that nothing listens on now and that this process was never given."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = int(probe.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise BrokerError("no free TCP port left on 127.0.0.1 that this process was not given already")
 
 
 def render_config(directory: Path, listeners: Listeners, template: Path = TEMPLATE) -> Path:

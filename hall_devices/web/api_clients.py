@@ -59,15 +59,18 @@ class ApiClients:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._seen: tuple[float, dict[str, str]] | None = None
+        self._seen: tuple[tuple[int, int, int], dict[str, str]] | None = None
 
     def who(self, token: str) -> str | None:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except OSError:
             return None
-        if self._seen is None or self._seen[0] != mtime:
-            self._seen = (mtime, read_clients(self.path))
+        # Not the time alone: it moves in clock ticks, and a renewal (same size) written in the
+        # tick of the last read would leave the revoked token valid. Each write is a new file.
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._seen is None or self._seen[0] != signature:
+            self._seen = (signature, read_clients(self.path))
         digest = _digest(token)
         for name, known in self._seen[1].items():
             if hmac.compare_digest(digest, known):

@@ -69,10 +69,11 @@ def test_online_on_connect_and_offline_on_stop(hall_broker: HallBroker) -> None:
                     subscribe=[f"hall/{HALL}/device/+/status"])
     bus = make_bus(hall_broker, "L1", "led_bus")
     bus.start()
-    online = monitor.expect(lambda m: m.topic.endswith("/L1/status"))
+    # Live, not retained: the session's broker keeps what earlier tests' buses last said.
+    online = monitor.expect(lambda m: m.topic.endswith("/L1/status") and not m.retain)
     assert json.loads(online.payload)["state"] == "ok"
     bus.stop()
-    offline = monitor.expect(lambda m: m.topic.endswith("/L1/status"))
+    offline = monitor.expect(lambda m: m.topic.endswith("/L1/status") and not m.retain)
     assert json.loads(offline.payload)["state"] == "offline"
     # The retained value a newcomer sees is offline too.
     newcomer = probe(hall_broker.port, "monitor", hall_broker.credentials["monitor"],
@@ -126,6 +127,8 @@ def test_reconnects_republishes_online_and_resubscribes(own_broker: HallBroker) 
     time.sleep(0.5)
     own_broker.process.start()
     assert bus.wait_connected(15), "bus did not reconnect"
+    # The owner is told just after the waiters are released, on paho's thread.
+    wait_until(lambda: len(changes) >= 3, what="the owner told of the reconnection")
     assert changes[:3] == [True, False, True]
 
     monitor = probe(own_broker.port, "monitor", own_broker.credentials["monitor"],
@@ -159,7 +162,7 @@ def test_last_will_marks_a_killed_agent_offline(hall_broker: HallBroker) -> None
     )
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as agent:
         assert agent.stdout is not None and agent.stdout.readline() == b"up\n"
-        monitor.expect(lambda m: json.loads(m.payload)["state"] == "ok")
+        monitor.expect(lambda m: json.loads(m.payload)["state"] == "ok" and not m.retain)
         agent.kill()  # no clean exit: only the Last Will can tell
     will = monitor.expect(lambda m: True, timeout_s=15)
     assert json.loads(will.payload)["state"] == "offline"
@@ -172,7 +175,7 @@ def test_bus_over_tls_with_credentials(hall_broker: HallBroker) -> None:
     screen = Bus(hall_broker.tls_settings("HS-TV"), BusOptions(client_id="HS-TV", hall_id=HALL,
                                                                device_id="HS-TV", device_kind="hall_screen"))
     screen.start()
-    assert json.loads(monitor.expect(lambda m: True).payload)["state"] == "ok"
+    assert json.loads(monitor.expect(lambda m: not m.retain).payload)["state"] == "ok"  # live, not retained
     screen.stop()
     monitor.stop()
 

@@ -151,6 +151,15 @@ def test_dev_port_starts_mosquitto_with_an_anonymous_localhost_listener(tmp_path
         broker.stop()
 
 
+def test_free_port_never_gives_a_process_the_same_port_twice() -> None:
+    # Its callers bind later (a broker's two listeners, a relay, the web), and the kernel's random
+    # pick repeats a port about once in 14,000 calls: 1,000 calls would repeat some ~35 times.
+    from hall_devices.ops.broker import free_port
+
+    ports = [free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_without_dev_port_no_dev_line_is_rendered(tmp_path: Path) -> None:
     from hall_devices.ops.broker import Listeners, render_config
 
