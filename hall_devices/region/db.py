@@ -48,10 +48,20 @@ class RegionDb:
         migrate(self.conn)
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
+        """Always UTF-8 both ways: what a hall sends is Unicode, and parking (region/parking.py) takes
+        an encoding refusal for the event's fault; in another encoding every event with a Chinese
+        character would be parked (a LATIN1 database; ``client_encoding`` set for the database, the
+        role or by ``PGCLIENTENCODING``), good ones and 好差评 among them."""
         try:
-            return psycopg.connect(self.url, autocommit=True)
+            conn = psycopg.connect(self.url, autocommit=True, client_encoding="UTF8")
         except psycopg.OperationalError as exc:
             raise RegionDbError(f"cannot reach the region's database at {_safe(self.url)}: {exc}") from exc
+        row = conn.execute("SHOW server_encoding").fetchone()
+        if row is None or str(row[0]).upper() != "UTF8":
+            conn.close()
+            raise RegionDbError(f"the region's database at {_safe(self.url)} is in {row[0] if row else '?'}, "
+                                "not UTF8: create it with ENCODING 'UTF8' (docs/region.md)")
+        return conn
 
     def reconnect(self) -> None:
         """A new connection (after the database restarted or the link broke)."""

@@ -12,8 +12,10 @@ whatever the moment.
   id too long for an index row (54000), a ``jsonb`` over its size limits. The limits are the
   server's configuration, changed rarely and on purpose: the same event meets the same limit.
 - The driver's refusals before anything is sent: a :class:`psycopg.DataError` without a SQLSTATE (a
-  NUL in text) and a :class:`UnicodeEncodeError` (a lone surrogate: no UTF-8 for it). The region's
-  bus refuses both on the way in; the store does not depend on it.
+  NUL in text) and a :class:`UnicodeEncodeError` of UTF-8 (a lone surrogate: no UTF-8 for it). The
+  region's bus refuses both on the way in; the store does not depend on it. The store's connection
+  is UTF-8 and its database too (``RegionDb`` refuses another): in another encoding a Chinese
+  character would meet 22P05 or an encoding error, and a good event would be parked.
 
 Not the event's, retried as before (its hall is asked for it again): class 08 (connection), 40
 (serialization failure, deadlock), 53 (disk full, out of memory, too many connections), 55 (lock
@@ -49,8 +51,8 @@ class Parked:
 
 def refused_data(exc: BaseException) -> bool:
     """Whether ``exc``, raised storing one hall's events, is the events' own (the module's doc)."""
-    if isinstance(exc, UnicodeEncodeError):
-        return True
+    if isinstance(exc, UnicodeEncodeError):  # only UTF-8 refuses what no text holds (a lone surrogate)
+        return exc.encoding == "utf-8"
     if not isinstance(exc, psycopg.Error):
         return False
     if exc.sqlstate is None:
