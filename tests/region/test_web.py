@@ -4,6 +4,7 @@ has the hall web's defences (server-side sessions, throttling, Origin checks, se
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.cookiejar
 import os
 import ssl
@@ -471,3 +472,30 @@ def test_a_form_larger_than_the_limit_is_refused(site: Site) -> None:
     refused = declare_oversize_form(port, site.context, site.base, "/login", FORM_LIMIT + 1)
     assert refused.status == 413 and "提交内容过大" in refused.body
     assert "审计（只读）" in site.login(site.client(), "zhao", "z-pass")  # a form within it still works
+
+
+def test_a_parked_event_of_any_time_and_text_is_shown_not_500(site: Site) -> None:
+    """A parked event is what a broken hall or a stolen account sent: a hall time Python cannot hold
+    once in UTC or China time (year 1 at +14:00, the end of year 9999) made the hall's page a 500 for
+    good, hiding its parked list, pushes and 差评; HTML in its kind or its refusal stays text."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h9", "420703")
+        one = forwarded(hall_day())[0]
+        odd = [one.model_copy(update={"seq": 1, "at": dt.datetime(1, 1, 1, tzinfo=dt.timezone(
+                   dt.timedelta(hours=14))), "day": "2026-02-30"}),
+               one.model_copy(update={"seq": 2, "at": dt.datetime(9999, 12, 31, 23, tzinfo=dt.UTC),
+                                      "day": "2026-02-30"}),
+               one.model_copy(update={"seq": 3, "kind": "<script>k()</script>", "day": "<b>x</b>"})]
+        assert [p.seq for p in db.apply("h9", 0, odd)] == [1, 2, 3]
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    answer = site.send(client, "/hall/h9")
+    assert answer.status == 200, answer.body[:300]
+    rows = answer.body.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert [r.split('"')[0] for r in rows] == ["3", "2", "1"]
+    assert "0001-12-31 18:00 BC" in rows[2] and "10000-01-01 07:00" in rows[1]
+    assert "<script>" not in answer.body.split('id="parked-events"')[1] and "<b>" not in rows[0]
+    assert "&lt;script&gt;k()&lt;/script&gt;" in rows[0] and "&lt;b&gt;x&lt;/b&gt;" in rows[0]
