@@ -233,6 +233,8 @@ PARKED_WORDS: dict[str, tuple[str, str]] = {
     "error": ("拒收原因", "Refused because"),
     "parked_at": ("搁置时间", "Parked at"),
     "rating_missing": ("好差评记录可能缺失", "rating record may be missing"),
+    "rating_incomplete": ("该号的好差评记录可能不全（如办件编号、窗口、事项、等候时长为空）",
+                          "this ticket's rating record may be incomplete (case, window, service, wait)"),
     "none": ("无", "none"),
 }
 

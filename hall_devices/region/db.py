@@ -26,6 +26,9 @@ from hall_devices.region.ratings import RatingRecord, build
 
 log = logging.getLogger(__name__)
 RATING_KINDS = ("rating_recorded", "rating_timed_out")
+# the ticket's events a 好差评 record is made from (ratings.build): one parked, the record is sent without
+# what it held (a 未评价's case number and window, a rating's service and wait)
+RECORD_SOURCE_KINDS = ("ticket_issued", "ticket_called", "service_started", "ticket_finished")
 VERSION_MAX = 2**31 - 1  # the layout version columns are PostgreSQL int
 
 

@@ -499,3 +499,26 @@ def test_a_parked_event_of_any_time_and_text_is_shown_not_500(site: Site) -> Non
     assert "0001-12-31 18:00 BC" in rows[2] and "10000-01-01 07:00" in rows[1]
     assert "<script>" not in answer.body.split('id="parked-events"')[1] and "<b>" not in rows[0]
     assert "&lt;script&gt;k()&lt;/script&gt;" in rows[0] and "&lt;b&gt;x&lt;/b&gt;" in rows[0]
+
+
+def test_a_parked_ticket_event_marks_its_ticket_s_rating_record_as_maybe_incomplete(site: Site) -> None:
+    """A ticket's event parked, its 好差评 record is still made and sent, without what that event held
+    (a parked ticket_finished: the 未评价 has no case number, window or clerk). The page said nothing."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h8", "420703")
+        day = spoiled(spoiled(forwarded(hall_day()), 0, "day", "2026-02-30"), 8, "day", "2026-02-30")
+        assert [p.seq for p in db.apply("h8", 0, day)] == [1, 9]
+    finally:
+        db.close()
+    with psycopg.connect(site.db_url) as conn:
+        made = dict(conn.execute("SELECT record_id, record->>'case_number' FROM rating_records "
+                                 "WHERE hall_id = 'h8'").fetchall())
+    assert made == {"h8:r-1": "T1", "h8:unrated:P2": ""}  # sent all the same, the 未评价 without its case
+    client = site.client()
+    site.login(client, "chen", "m-pass")
+    _, detail = site.get(client, "/hall/h8")
+    rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert [r.split('"')[0] for r in rows] == ["9", "1"]
+    assert all("data-rating-incomplete" in r and "好差评记录可能不全" in r for r in rows)
+    assert not any("data-rating-missing" in r for r in rows)
