@@ -512,8 +512,8 @@ def test_a_parked_ticket_event_marks_its_ticket_s_rating_record_as_maybe_incompl
     finally:
         db.close()
     with psycopg.connect(site.db_url) as conn:
-        made = dict(conn.execute("SELECT record_id, record->>'case_number' FROM rating_records "
-                                 "WHERE hall_id = 'h8'").fetchall())
+        made = {str(r[0]): r[1] for r in conn.execute(
+            "SELECT record_id, record->>'case_number' FROM rating_records WHERE hall_id = 'h8'")}
     assert made == {"h8:r-1": "T1", "h8:unrated:P2": ""}  # sent all the same, the 未评价 without its case
     client = site.client()
     site.login(client, "chen", "m-pass")
