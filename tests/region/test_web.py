@@ -194,6 +194,9 @@ def test_both_roles_see_each_halls_parked_events_and_a_rating_among_them(site: S
         rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
         assert [r.split('"')[0] for r in rows] == ["5"]
         assert "rating_recorded" in rows[0] and "data-rating-missing" in rows[0] and "22008" in rows[0]
+        # why in Chinese first; PostgreSQL's own English labelled as what the database said
+        assert "数据格式或取值无效" in rows[0].split("data-postgresql-said")[0]
+        assert "数据库原文" in rows[0].split("data-postgresql-said")[1].split("22008")[0]
         assert "2026-11-30 09:20" in rows[0]  # the hall's time of the rating, in China Standard Time
         assert "区域库拒收而搁置的事件" in detail and "好差评记录可能缺失" in detail
         _, detail = site.get(client, "/hall/h1")
@@ -499,6 +502,23 @@ def test_a_parked_event_of_any_time_and_text_is_shown_not_500(site: Site) -> Non
     assert "0001-12-31 18:00 BC" in rows[2] and "10000-01-01 07:00" in rows[1]
     assert "<script>" not in answer.body.split('id="parked-events"')[1] and "<b>" not in rows[0]
     assert "&lt;script&gt;k()&lt;/script&gt;" in rows[0] and "&lt;b&gt;x&lt;/b&gt;" in rows[0]
+    assert "数据格式或取值无效" in rows[1] and "数据格式或取值无效" in rows[0]
+
+
+def test_a_driver_refusal_and_a_database_limit_are_said_in_words(site: Site) -> None:
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h7", "420703")
+        day = spoiled(spoiled(forwarded(hall_day()), 1, "kind", "ticket_called\x00"), 2, "body",
+                      "[" * 100_000 + "]" * 100_000)
+        assert [(p.seq, p.sqlstate) for p in db.apply("h7", 0, day)] == [(2, None), (3, "54001")]
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    _, detail = site.get(client, "/hall/h7")
+    rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert "超出数据库限制" in rows[0] and "含数据库无法保存的字符" in rows[1]
 
 
 def test_a_parked_ticket_event_marks_its_ticket_s_rating_record_as_maybe_incomplete(site: Site) -> None:
