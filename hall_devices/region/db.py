@@ -117,8 +117,14 @@ class RegionDb:
                 half = len(events) // 2
                 self._store_or_park(hall_id, events[:half], parked)
                 self._store_or_park(hall_id, events[half:], parked)
-            elif (one := park(self.conn, hall_id, events[0], exc)) is not None:
-                parked.append(one)
+            else:
+                # In a savepoint of its own, as the store was: a moment that refused every write of a
+                # savepoint (no transaction id left before wraparound: 54000, as an index row too
+                # long) refuses the parking too and is raised, instead of parking a whole good batch.
+                with self.conn.transaction():
+                    one = park(self.conn, hall_id, events[0], exc)
+                if one is not None:
+                    parked.append(one)
 
     def _store(self, hall_id: str, events: list[ForwardedEvent]) -> None:
         with self.conn.cursor().copy("COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:

@@ -10,7 +10,9 @@ whatever the moment.
   for (22021).
 - Class 54, program limit exceeded: a body nested beyond the server's stack depth (54001), a ticket
   id too long for an index row (54000), a ``jsonb`` over its size limits. The limits are the
-  server's configuration, changed rarely and on purpose: the same event meets the same limit.
+  server's configuration, changed rarely and on purpose: the same event meets the same limit. But
+  54000 is also the stop before transaction-id wraparound, a moment's: every savepoint's write is
+  refused. So ``RegionDb`` parks in a savepoint too, which that moment refuses as well.
 - The driver's refusals before anything is sent: a :class:`psycopg.DataError` without a SQLSTATE (a
   NUL in text) and a :class:`UnicodeEncodeError` of UTF-8 (a lone surrogate: no UTF-8 for it). The
   region's bus refuses both on the way in; the store does not depend on it. The store's connection
