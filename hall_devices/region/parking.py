@@ -40,6 +40,7 @@ from hall_devices.contract import ForwardedEvent
 
 ERROR_CHARS = 1000  # of PostgreSQL's message kept: it may quote a whole refused value
 DATA_CLASSES = ("22", "54")
+KIND_SAID = 100  # of a kind in the log (kept whole in the table): a hall may send one of a megabyte
 
 
 @dataclass(frozen=True)
@@ -79,4 +80,4 @@ def park(conn: psycopg.Connection[TupleRow], hall_id: str, one: ForwardedEvent,
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (hall_id, one.seq, kind, one.at, safe_text(one.day), one.body.encode("utf-8", "surrogatepass"),
          state, error)).rowcount
-    return Parked(hall_id, one.seq, kind, state, error) if done == 1 else None
+    return Parked(hall_id, one.seq, kind[:KIND_SAID], state, error) if done == 1 else None

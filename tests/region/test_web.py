@@ -542,3 +542,19 @@ def test_a_parked_ticket_event_marks_its_ticket_s_rating_record_as_maybe_incompl
     assert [r.split('"')[0] for r in rows] == ["9", "1"]
     assert all("data-rating-incomplete" in r and "好差评记录可能不全" in r for r in rows)
     assert not any("data-rating-missing" in r for r in rows)
+
+
+def test_a_parked_kind_of_a_megabyte_does_not_weigh_the_page(site: Site) -> None:
+    """A kind is any text up to the bus's limit: 200 such parked rows were 200 MB on the hall's page."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h6", "420703")
+        one = forwarded(hall_day())[0].model_copy(update={"kind": "k" * 500_000, "day": "2026-02-30"})
+        [parked] = db.apply("h6", 0, [one])
+        assert len(parked.kind) == 100  # as logged
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    _, detail = site.get(client, "/hall/h6")
+    assert "k" * 100 in detail and "k" * 101 not in detail and len(detail) < 20_000
