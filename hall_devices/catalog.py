@@ -233,7 +233,14 @@ PARKED_WORDS: dict[str, tuple[str, str]] = {
     "error": ("拒收原因", "Refused because"),
     "parked_at": ("搁置时间", "Parked at"),
     "rating_missing": ("好差评记录可能缺失", "rating record may be missing"),
+    "rating_incomplete": ("该号的好差评记录可能不全（如办件编号、窗口、事项、等候时长为空）",
+                          "this ticket's rating record may be incomplete (case, window, service, wait)"),
     "none": ("无", "none"),
+    # why, in words, before PostgreSQL's own message (English, for whoever fixes the hall)
+    "refused_22": ("数据格式或取值无效（如不存在的日期、无法保存的内容）", "a value its type cannot take"),
+    "refused_54": ("超出数据库限制（如嵌套过深、内容过长）", "beyond a limit of the database"),
+    "refused_driver": ("含数据库无法保存的字符", "a character the database cannot keep"),
+    "postgresql_said": ("数据库原文", "as the database said"),
 }
 
 # --- what the screens, the pads and the voice say (composed by the coordinator alone) ------------

@@ -26,6 +26,9 @@ from hall_devices.region.ratings import RatingRecord, build
 
 log = logging.getLogger(__name__)
 RATING_KINDS = ("rating_recorded", "rating_timed_out")
+# the ticket's events a 好差评 record is made from (ratings.build): one parked, the record is sent without
+# what it held (a 未评价's case number and window, a rating's service and wait)
+RECORD_SOURCE_KINDS = ("ticket_issued", "ticket_called", "service_started", "ticket_finished")
 VERSION_MAX = 2**31 - 1  # the layout version columns are PostgreSQL int
 
 
@@ -48,10 +51,20 @@ class RegionDb:
         migrate(self.conn)
 
     def _connect(self) -> psycopg.Connection[TupleRow]:
+        """Always UTF-8 both ways: what a hall sends is Unicode, and parking (region/parking.py) takes
+        an encoding refusal for the event's fault; in another encoding every event with a Chinese
+        character would be parked (a LATIN1 database; ``client_encoding`` set for the database, the
+        role or by ``PGCLIENTENCODING``), good ones and 好差评 among them."""
         try:
-            return psycopg.connect(self.url, autocommit=True)
+            conn = psycopg.connect(self.url, autocommit=True, client_encoding="UTF8")
         except psycopg.OperationalError as exc:
             raise RegionDbError(f"cannot reach the region's database at {_safe(self.url)}: {exc}") from exc
+        row = conn.execute("SHOW server_encoding").fetchone()
+        if row is None or str(row[0]).upper() != "UTF8":
+            conn.close()
+            raise RegionDbError(f"the region's database at {_safe(self.url)} is in {row[0] if row else '?'}, "
+                                "not UTF8: create it with ENCODING 'UTF8' (docs/region.md)")
+        return conn
 
     def reconnect(self) -> None:
         """A new connection (after the database restarted or the link broke)."""
@@ -104,8 +117,14 @@ class RegionDb:
                 half = len(events) // 2
                 self._store_or_park(hall_id, events[:half], parked)
                 self._store_or_park(hall_id, events[half:], parked)
-            elif (one := park(self.conn, hall_id, events[0], exc)) is not None:
-                parked.append(one)
+            else:
+                # In a savepoint of its own, as the store was: a moment that refused every write of a
+                # savepoint (no transaction id left before wraparound: 54000, as an index row too
+                # long) refuses the parking too and is raised, instead of parking a whole good batch.
+                with self.conn.transaction():
+                    one = park(self.conn, hall_id, events[0], exc)
+                if one is not None:
+                    parked.append(one)
 
     def _store(self, hall_id: str, events: list[ForwardedEvent]) -> None:
         with self.conn.cursor().copy("COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:

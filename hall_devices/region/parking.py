@@ -10,10 +10,14 @@ whatever the moment.
   for (22021).
 - Class 54, program limit exceeded: a body nested beyond the server's stack depth (54001), a ticket
   id too long for an index row (54000), a ``jsonb`` over its size limits. The limits are the
-  server's configuration, changed rarely and on purpose: the same event meets the same limit.
+  server's configuration, changed rarely and on purpose: the same event meets the same limit. But
+  54000 is also the stop before transaction-id wraparound, a moment's: every savepoint's write is
+  refused. So ``RegionDb`` parks in a savepoint too, which that moment refuses as well.
 - The driver's refusals before anything is sent: a :class:`psycopg.DataError` without a SQLSTATE (a
-  NUL in text) and a :class:`UnicodeEncodeError` (a lone surrogate: no UTF-8 for it). The region's
-  bus refuses both on the way in; the store does not depend on it.
+  NUL in text) and a :class:`UnicodeEncodeError` of UTF-8 (a lone surrogate: no UTF-8 for it). The
+  region's bus refuses both on the way in; the store does not depend on it. The store's connection
+  is UTF-8 and its database too (``RegionDb`` refuses another): in another encoding a Chinese
+  character would meet 22P05 or an encoding error, and a good event would be parked.
 
 Not the event's, retried as before (its hall is asked for it again): class 08 (connection), 40
 (serialization failure, deadlock), 53 (disk full, out of memory, too many connections), 55 (lock
@@ -36,6 +40,7 @@ from hall_devices.contract import ForwardedEvent
 
 ERROR_CHARS = 1000  # of PostgreSQL's message kept: it may quote a whole refused value
 DATA_CLASSES = ("22", "54")
+KIND_SAID = 100  # of a kind in the log (kept whole in the table): a hall may send one of a megabyte
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,8 @@ class Parked:
 
 def refused_data(exc: BaseException) -> bool:
     """Whether ``exc``, raised storing one hall's events, is the events' own (the module's doc)."""
-    if isinstance(exc, UnicodeEncodeError):
-        return True
+    if isinstance(exc, UnicodeEncodeError):  # only UTF-8 refuses what no text holds (a lone surrogate)
+        return exc.encoding == "utf-8"
     if not isinstance(exc, psycopg.Error):
         return False
     if exc.sqlstate is None:
@@ -75,4 +80,4 @@ def park(conn: psycopg.Connection[TupleRow], hall_id: str, one: ForwardedEvent,
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
         (hall_id, one.seq, kind, one.at, safe_text(one.day), one.body.encode("utf-8", "surrogatepass"),
          state, error)).rowcount
-    return Parked(hall_id, one.seq, kind, state, error) if done == 1 else None
+    return Parked(hall_id, one.seq, kind[:KIND_SAID], state, error) if done == 1 else None

@@ -48,7 +48,7 @@ from hall_devices.contract import (
     ResendRequest,
 )
 from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
-from hall_devices.region.db import RATING_KINDS, RegionDb, RegionDbError
+from hall_devices.region.db import RATING_KINDS, RECORD_SOURCE_KINDS, RegionDb, RegionDbError
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
 from hall_devices.region.profiles import load_profile
@@ -247,10 +247,12 @@ class RegionService:
             self.db.set_head(site, ingest.head)
         if ready:
             for one in self.db.apply(site, ingest.applied, ready):  # committed: said once
+                record = ("; a 好差评 record may be missing" if one.kind in RATING_KINDS else
+                          "; its ticket's 好差评 record may be incomplete" if one.kind in RECORD_SOURCE_KINDS
+                          else "")
                 log.warning("hall %s event %d (%s) parked, its stream goes on past it%s: PostgreSQL "
-                            "refused it: %s %s", site, one.seq, one.kind,
-                            "; a 好差评 record may be missing" if one.kind in RATING_KINDS else "",
-                            one.sqlstate or "", one.error[:300])
+                            "refused it: %s %s", site, one.seq, one.kind, record, one.sqlstate or "",
+                            one.error[:300])
             ingest.applied_up_to(ready[-1].seq)
 
     def _ask_for_gaps(self) -> None:

@@ -37,7 +37,7 @@ from hall_devices.catalog import PARKED_WORDS
 from hall_devices.contract import RATING_NAMES, param_level
 from hall_devices.region import views
 from hall_devices.region.access import RegionAccess
-from hall_devices.region.db import RATING_KINDS
+from hall_devices.region.db import RATING_KINDS, RECORD_SOURCE_KINDS
 from hall_devices.region.users import ROLE_ZH, RegionRole, RegionUser
 from hall_devices.web.access import AccessOptions
 from hall_devices.web.audit import COLUMNS as AUDIT_COLUMNS
@@ -206,7 +206,8 @@ class RegionPages:
             return _no_hall(hall_id)
         bad = [(_hall_time(r[0]), *r[1:]) for r in bad]
         return self.page("hall.html", request, hall_id=hall_id, pushes=pushes, bad=bad, alerts=alerts,
-                         parked=parked, rating_kinds=RATING_KINDS)
+                         parked=parked, rating_kinds=RATING_KINDS,
+                         record_source_kinds=RECORD_SOURCE_KINDS)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

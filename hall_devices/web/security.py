@@ -158,12 +158,16 @@ class Guard:
 
 def proxy_list(text: str, name: str) -> list[str]:
     """``text`` (comma-separated IP addresses or networks) as a list; raises ValueError naming the
-    setting ``name`` and the first entry that is not one (``*``, trusting anyone, is one of those)."""
+    setting ``name`` and the first entry that is not one. Trusting anyone is refused, whether
+    written ``*`` or as every address (``0.0.0.0/0``, ``::/0``)."""
     found = [p.strip() for p in text.split(",") if p.strip()]
     for entry in found:
         try:
-            ipaddress.ip_network(entry, strict=False)
+            every = ipaddress.ip_network(entry, strict=False).prefixlen == 0
         except ValueError:
             raise ValueError(f"{name}: {entry[:60]!r} is not an IP address or network "
                              "(a proxy's own address, e.g. 127.0.0.1)") from None
+        if every:
+            raise ValueError(f"{name}: {entry[:60]!r} is every address, trusting anyone "
+                             "(a proxy's own address, e.g. 127.0.0.1)")
     return found

@@ -42,12 +42,14 @@ def test_region_provision_and_a_halls_bridge(tmp_path: Path) -> None:
     assert main(argv) == 1  # once only
 
 
-def test_region_web_refuses_a_proxy_that_is_not_an_address(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    # Checked before anything is opened: trusting "*" would let anyone pick the address the
-    # sign-in throttle and the audit trail see.
+@pytest.mark.parametrize("anyone", ["*", "0.0.0.0/0", "::/0", "0.0.0.0/0.0.0.0"])
+def test_region_web_refuses_a_proxy_that_is_not_an_address(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          anyone: str) -> None:
+    # Checked before anything is opened: trusting anyone ("*", or every address as a network) would
+    # let anyone pick the address the sign-in throttle and the audit trail see.
     argv = ["region-web", "--db", "postgresql://nobody@127.0.0.1:1/none", "--users", str(tmp_path / "u.toml"),
-            "--trusted-proxies", "10.0.0.1, *"]
+            "--trusted-proxies", f"10.0.0.1, {anyone}"]
     assert main(argv) == 2
-    assert "--trusted-proxies: '*' is not an IP address or network" in capsys.readouterr().err
+    said = "is not an IP address or network" if anyone == "*" else "is every address, trusting anyone"
+    assert f"--trusted-proxies: {anyone!r} {said}" in capsys.readouterr().err
     assert not (tmp_path / "region-audit.sqlite3").exists()

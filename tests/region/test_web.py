@@ -4,6 +4,7 @@ has the hall web's defences (server-side sessions, throttling, Origin checks, se
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.cookiejar
 import os
 import ssl
@@ -199,6 +200,9 @@ def test_both_roles_see_each_halls_parked_events_and_a_rating_among_them(site: S
         rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
         assert [r.split('"')[0] for r in rows] == ["5"]
         assert "rating_recorded" in rows[0] and "data-rating-missing" in rows[0] and "22008" in rows[0]
+        # why in Chinese first; PostgreSQL's own English labelled as what the database said
+        assert "数据格式或取值无效" in rows[0].split("data-postgresql-said")[0]
+        assert "数据库原文" in rows[0].split("data-postgresql-said")[1].split("22008")[0]
         assert "2026-11-30 09:20" in rows[0]  # the hall's time of the rating, in China Standard Time
         assert "区域库拒收而搁置的事件" in detail and "好差评记录可能缺失" in detail
         _, detail = site.get(client, "/hall/h1")
@@ -485,3 +489,86 @@ def test_a_form_larger_than_the_limit_is_refused(site: Site) -> None:
     refused = declare_oversize_form(port, site.context, site.base, "/login", FORM_LIMIT + 1)
     assert refused.status == 413 and "提交内容过大" in refused.body
     assert "审计（只读）" in site.login(site.client(), "zhao", "z-pass")  # a form within it still works
+
+
+def test_a_parked_event_of_any_time_and_text_is_shown_not_500(site: Site) -> None:
+    """A parked event is what a broken hall or a stolen account sent: a hall time Python cannot hold
+    once in UTC or China time (year 1 at +14:00, the end of year 9999) made the hall's page a 500 for
+    good, hiding its parked list, pushes and 差评; HTML in its kind or its refusal stays text."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h9", "420703")
+        one = forwarded(hall_day())[0]
+        odd = [one.model_copy(update={"seq": 1, "at": dt.datetime(1, 1, 1, tzinfo=dt.timezone(
+                   dt.timedelta(hours=14))), "day": "2026-02-30"}),
+               one.model_copy(update={"seq": 2, "at": dt.datetime(9999, 12, 31, 23, tzinfo=dt.UTC),
+                                      "day": "2026-02-30"}),
+               one.model_copy(update={"seq": 3, "kind": "<script>k()</script>", "day": "<b>x</b>"})]
+        assert [p.seq for p in db.apply("h9", 0, odd)] == [1, 2, 3]
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    answer = site.send(client, "/hall/h9")
+    assert answer.status == 200, answer.body[:300]
+    rows = answer.body.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert [r.split('"')[0] for r in rows] == ["3", "2", "1"]
+    assert "0001-12-31 18:00 BC" in rows[2] and "10000-01-01 07:00" in rows[1]
+    assert "<script>" not in answer.body.split('id="parked-events"')[1] and "<b>" not in rows[0]
+    assert "&lt;script&gt;k()&lt;/script&gt;" in rows[0] and "&lt;b&gt;x&lt;/b&gt;" in rows[0]
+    assert "数据格式或取值无效" in rows[1] and "数据格式或取值无效" in rows[0]
+
+
+def test_a_driver_refusal_and_a_database_limit_are_said_in_words(site: Site) -> None:
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h7", "420703")
+        day = spoiled(spoiled(forwarded(hall_day()), 1, "kind", "ticket_called\x00"), 2, "body",
+                      "[" * 100_000 + "]" * 100_000)
+        assert [(p.seq, p.sqlstate) for p in db.apply("h7", 0, day)] == [(2, None), (3, "54001")]
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    _, detail = site.get(client, "/hall/h7")
+    rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert "超出数据库限制" in rows[0] and "含数据库无法保存的字符" in rows[1]
+
+
+def test_a_parked_ticket_event_marks_its_ticket_s_rating_record_as_maybe_incomplete(site: Site) -> None:
+    """A ticket's event parked, its 好差评 record is still made and sent, without what that event held
+    (a parked ticket_finished: the 未评价 has no case number, window or clerk). The page said nothing."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h8", "420703")
+        day = spoiled(spoiled(forwarded(hall_day()), 0, "day", "2026-02-30"), 8, "day", "2026-02-30")
+        assert [p.seq for p in db.apply("h8", 0, day)] == [1, 9]
+    finally:
+        db.close()
+    with psycopg.connect(site.db_url) as conn:
+        made = {str(r[0]): r[1] for r in conn.execute(
+            "SELECT record_id, record->>'case_number' FROM rating_records WHERE hall_id = 'h8'")}
+    assert made == {"h8:r-1": "T1", "h8:unrated:P2": ""}  # sent all the same, the 未评价 without its case
+    client = site.client()
+    site.login(client, "chen", "m-pass")
+    _, detail = site.get(client, "/hall/h8")
+    rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert [r.split('"')[0] for r in rows] == ["9", "1"]
+    assert all("data-rating-incomplete" in r and "好差评记录可能不全" in r for r in rows)
+    assert not any("data-rating-missing" in r for r in rows)
+
+
+def test_a_parked_kind_of_a_megabyte_does_not_weigh_the_page(site: Site) -> None:
+    """A kind is any text up to the bus's limit: 200 such parked rows were 200 MB on the hall's page."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h6", "420703")
+        one = forwarded(hall_day())[0].model_copy(update={"kind": "k" * 500_000, "day": "2026-02-30"})
+        [parked] = db.apply("h6", 0, [one])
+        assert len(parked.kind) == 100  # as logged
+    finally:
+        db.close()
+    client = site.client()
+    site.login(client, "audit", "a-pass")
+    _, detail = site.get(client, "/hall/h6")
+    assert "k" * 100 in detail and "k" * 101 not in detail and len(detail) < 20_000
