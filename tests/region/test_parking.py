@@ -7,13 +7,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,7 +17,6 @@ import pytest
 
 from hall_devices.contract import REGION_EVENTS_IN, REGION_RESEND_OUT, ForwardedEvent, RegionEvents
 from hall_devices.mqtt.bus import encode
-from hall_devices.ops.broker import free_port
 from hall_devices.region.db import RegionDb, RegionDbError
 from hall_devices.region.parking import refused_data
 from hall_devices.region.pgcluster import PgCluster
@@ -299,46 +294,3 @@ def test_only_utf8_refusing_a_character_is_the_events_fault() -> None:
     with pytest.raises(UnicodeEncodeError) as latin1:
         "等候太久".encode("latin-1")
     assert refused_data(utf8.value) and not refused_data(latin1.value)
-
-
-def test_no_transaction_id_left_parks_nothing() -> None:
-    """At PostgreSQL's stop before wraparound, every write of a savepoint meets 54000 (the class of an
-    index row too long) while the batch's transaction already holds its id: each good event of the
-    batch was parked and the mark moved past them all. A cluster of its own, set one id short."""
-    top = Path(tempfile.mkdtemp(prefix="hall-region-wrap-"))  # as conftest's: root's tmp is private
-    top.chmod(0o755)
-    cluster = PgCluster(top / "cluster", free_port())
-    cluster.init()
-    cluster.start()
-    try:
-        url = fresh_database(cluster)
-        with psycopg.connect(cluster.url, autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM SET autovacuum = off")  # it would move the limit
-            frozen = min(int(str(r[0])) for r in conn.execute("SELECT datfrozenxid::text FROM pg_database"))
-        RegionDb(url).close()  # migrated
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO halls (hall_id, district) VALUES ('w1', %s)", (DISTRICT,))
-        cluster.stop()
-        last_id = frozen + 2**31 - 1 - 3_000_000 - 1  # PostgreSQL 14+: stops 3,000,000 ids before wraparound
-        pgdata = top / "cluster" / "pgdata"
-        xact = pgdata / "pg_xact" / f"{last_id // (32768 * 32):04X}"  # the commit log of that id
-        xact.write_bytes(bytes(8192 * 32))
-        owner = (pgdata / "pg_xact").stat()
-        os.chown(xact, owner.st_uid, owner.st_gid)
-        cluster._run("pg_resetwal", "-x", str(last_id), "-D", str(pgdata))
-        cluster.start()
-        with psycopg.connect(url, autocommit=True) as conn:
-            # pg_resetwal left a made-up oldest id: the first VACUUM puts back the real limit, from
-            # the databases' datfrozenxid (the emergency autovacuum would too, but later)
-            conn.execute("VACUUM halls")
-        db = RegionDb(url)
-        try:
-            with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="wraparound"):
-                db.apply("w1", 0, forwarded(hall_day()))
-            assert [m.applied for m in db.marks()] == [0]
-            assert parked_rows(url, "w1") == [] and db.event_seqs("w1") == []
-        finally:
-            db.close()
-    finally:
-        cluster.stop()
-        shutil.rmtree(top, ignore_errors=True)
