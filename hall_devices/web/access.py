@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import math
 import time
@@ -58,8 +59,14 @@ def too_many_attempts(wait_s: float) -> tuple[str, int]:
 
 
 def client_address(request: Request) -> str:
-    """The browser's address (a trusted proxy's ``X-Forwarded-For`` applied by uvicorn), '' if none."""
-    return request.client.host if request.client else ""
+    """The browser's address (a trusted proxy's ``X-Forwarded-For`` applied by uvicorn), '' if none
+    or not an IP address: uvicorn takes the proxy's header as it stands, and a proxy that passes on
+    what the browser wrote would put any text in the audit trail and the throttle's keys."""
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return ""
 
 
 async def record_audit(audit_log: AuditLog, request: Request, actor: str, action: str, target: str = "",

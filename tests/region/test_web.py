@@ -457,7 +457,12 @@ def test_x_forwarded_for_is_believed_only_from_a_named_proxy(site: Site, tmp_pat
         # the password check before it, which on a loaded machine outlasted the 3 s backoff.
         with ThreadPoolExecutor(FREE + 2) as pool:
             statuses = list(pool.map(guess, range(FREE + 2)))
+        # A proxy passing on what the browser wrote: text that is no address names nobody.
+        garbage = behind.client()
+        garbage.addheaders.append(("X-Forwarded-For", "<b>garbage</b>"))
+        assert behind.send(garbage, "/login", {"username": "xff-garbage", "password": "x"}).status == 401
     assert sorted(statuses) == [401] * FREE + [429] * 2
+    assert [e.address for e in audit.entries(actor="xff-garbage")] == [""]
     addresses = [e.address for e in audit.entries(actor="lin") if e.action == "sign_in_failed"]
     checked = [f"198.51.100.{i + 1}" for i, status in enumerate(statuses) if status == 401]
     assert sorted(addresses) == sorted(checked), addresses
