@@ -57,8 +57,10 @@ class RegionDemo:
 
     def _child(self, argv: list[str], env: dict[str, str], log: Path) -> None:
         with log.open("ab") as out:
+            # A session of its own, as `up`'s children: a terminal's Ctrl-C reaches `up` only, which
+            # stops each child in order (SIGTERM), not every child at once mid-import with a traceback.
             self.children.append(subprocess.Popen(dying_with_parent(argv), env={**os.environ, **env},
-                                                  stdout=out, stderr=out))
+                                                  stdout=out, stderr=out, start_new_session=True))
 
     def start(self) -> str:
         """Start everything; returns the region database URL."""
@@ -181,5 +183,7 @@ def run_region(count: int, layout_file: Path, data_dir: Path, speed: float, dura
             if duration is not None and waited >= duration:
                 break
     finally:
+        demo.say("stopping ...")
         demo.stop()
+        demo.say("stopped.")
     return 0
