@@ -39,7 +39,7 @@ from hall_devices.contract import (
     WindowStatus,
     hall_subtree,
 )
-from hall_devices.coordinator.calendar import business_day
+from hall_devices.coordinator.calendar import business_day, local
 from hall_devices.demo.sim.idcard import IdCardReaderSimulator
 from hall_devices.demo.sim.leds import LedBusSimulator
 from hall_devices.demo.sim.pads import PadBusSimulator
@@ -142,6 +142,7 @@ class Summary:
         self.calls = 0
         self.kiosk_check_ins = 0  # appointment tickets a kiosk window took itself (an ID card)
         self.last_call = ""
+        self.hall = layout.hall
         self.devices: dict[str, DeviceState] = {}
         self._changed = threading.Condition()
         self.bus.subscribe(DEVICE_STATUS, self._device)
@@ -195,7 +196,8 @@ class Summary:
         if traffic and traffic.cards is not None:
             checked = traffic.card_check_ins if traffic.cards.checks_in else self.kiosk_check_ins
             made += f"刷证签到 card check-ins {checked}  "
-        return (f"{time.strftime('%H:%M:%S')}  {made}等候 waiting {waiting}  开放窗口 open windows "
+        now = local(self.hall, datetime.now(UTC)).strftime("%H:%M:%S")  # hall time, as the pages
+        return (f"{now}  {made}等候 waiting {waiting}  开放窗口 open windows "
                 f"{open_}  呼叫 calls {self.calls}  {self.last_call}")
 
 

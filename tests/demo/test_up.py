@@ -16,7 +16,7 @@ from tests.conftest import EXAMPLE, ROOT
 
 
 def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from hall_devices.layout import load_layout
 
@@ -83,6 +83,11 @@ def test_up_runs_the_hall_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert [p for p in made if p.stat().st_mode & 0o077] == []
     lines = [line for line in done.stdout.splitlines() if "取号 issued" in line]
     assert lines and "issued 0 " not in lines[-1], done.stdout[-2000:]
+    # Each line starts with the hall's time, as the pages, not this PC's.
+    stamped = datetime.strptime(lines[-1].split()[0], "%H:%M:%S").time()
+    hall_now = datetime.now(UTC) + timedelta(hours=hall.utc_offset_hours)
+    gap = abs(datetime.combine(hall_now.date(), stamped) - hall_now.replace(tzinfo=None)).total_seconds()
+    assert min(gap, 86_400 - gap) < 300, (lines[-1], hall_now)
     # A booked applicant checks in with an ID card on the simulated reader (docs/appointments.md).
     assert "刷证签到 card check-ins" in lines[-1] and "card check-ins 0 " not in lines[-1], lines[-1]
     # Nothing of this hall is still running.
