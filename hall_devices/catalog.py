@@ -281,3 +281,73 @@ STAT_COLUMNS: dict[str, str] = {
     "satisfaction_pct": "满意率%", "participation_pct": "参评率%", "bad": "差评", "level_5": "非常满意",
     "level_4": "满意", "level_3": "基本满意", "level_2": "不满意", "level_1": "非常不满意",
 }
+
+
+# --- the audit trail's actions and outcomes (web/templates/audit.html, hall and region) ----------
+# The rows keep the codes (the filter's values, the CSV, class="audit-<code>"); people read these.
+# tests/web/test_audit_words.py finds every action the source can record and checks it is here.
+
+AUDIT_ACTIONS: dict[str, Message] = {
+    # sign-in (web/access.py, region/access.py)
+    "sign_in": Message("登录", "Sign in"),
+    "sign_in_failed": Message("登录失败", "Failed sign-in"),
+    "sign_out": Message("退出登录", "Sign out"),
+    "password_change": Message("修改密码", "Password change"),
+    "password_changed": Message("密码已修改", "Password changed"),
+    # the clerk's console (window_ + WindowAction values); window_login also for one-step sign-in
+    "window_login": Message("窗口上岗", "Window sign-in"),
+    "window_logout": Message("窗口离岗", "Window sign-out"),
+    "window_next": Message("顺呼", "Call next"),
+    "window_recall": Message("重呼", "Recall"),
+    "window_start": Message("开始办理", "Start serving"),
+    "window_no_show": Message("过号", "No-show"),
+    "window_reactivate": Message("激活过号", "Reactivate a missed ticket"),
+    "window_hold": Message("挂起", "Hold"),
+    "window_call_back": Message("回呼", "Call back"),
+    "window_transfer": Message("转移", "Transfer"),
+    "window_pause": Message("暂停服务", "Pause"),
+    "window_resume": Message("恢复服务", "Resume"),
+    "window_finish": Message("办结", "Finish"),
+    "window_call_ticket": Message("特呼", "Call a chosen ticket"),
+    # 差评整改 cases (case_ + the web's case actions)
+    "case_verify": Message("核实差评", "Verify case"),
+    "case_appeal": Message("申诉", "Appeal"),
+    "case_revisit": Message("回访", "Revisit"),
+    "case_close": Message("办结回访单", "Close case"),
+    "case_revoke": Message("撤销回访单", "Revoke case"),
+    "case_reject_appeal": Message("驳回申诉", "Reject appeal"),
+    "case_assign": Message("指派责任人", "Assign case"),
+    # the staff page, alerts, 呼叫帮办 (help_ + its actions)
+    "green_ticket": Message("绿色通道取号", "Green-channel ticket"),
+    "reprint": Message("补打号票", "Reprint ticket"),
+    "alert_ack": Message("确认告警", "Acknowledge alert"),
+    "help_answer": Message("响应求助", "Answer help request"),
+    "help_close": Message("关闭求助", "Close help request"),
+    # `hall-devices web-user` (web/manage.py AUDITED)
+    "user_added": Message("添加用户", "User added"),
+    "user_removed": Message("删除用户", "User removed"),
+    "user_role_changed": Message("修改用户角色", "User role changed"),
+    "user_password_set": Message("设置用户密码", "User password set"),
+    # the regional dashboard (region/web.py)
+    "retry_reports": Message("立即重报好差评", "Report ratings now"),
+}
+
+# Outcomes the web writes as codes; any other outcome is already a message (the catalog's refusal
+# or the coordinator's own words) and is shown as written.
+AUDIT_OUTCOMES: dict[str, Message] = {
+    "ok": Message("成功", "OK"),
+    "refused": Message("拒绝", "Refused"),
+    "unknown or already acknowledged": Message("告警不存在或已确认", "Unknown or already acknowledged"),
+    "no open help request": Message("没有待处理的求助", "No open help request"),
+}
+
+
+def audit_words(code: str, words: dict[str, Message] = AUDIT_ACTIONS) -> str:
+    """``登录 Sign in`` for a code in ``words``; the code itself for any other (a row written by an
+    older or newer version, or an outcome that is already a message)."""
+    entry = words.get(code)
+    return f"{entry.zh} {entry.en}" if entry else code
+
+
+def audit_outcome(outcome: str) -> str:
+    return audit_words(outcome, AUDIT_OUTCOMES)

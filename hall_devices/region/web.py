@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
-from hall_devices.catalog import PARKED_WORDS
+from hall_devices.catalog import PARKED_WORDS, audit_outcome, audit_words
 from hall_devices.contract import RATING_NAMES, param_level
 from hall_devices.region import views
 from hall_devices.region.access import RegionAccess
@@ -79,7 +79,8 @@ class RegionPages:
         self.templates = Jinja2Templates(directory=[HERE / "templates", HERE.parent / "web" / "templates"])
         self.templates.env.globals.update(role_zh=ROLE_ZH, push_zh=PUSH_ZH, rating_names=RATING_NAMES,
                                           minutes=_minutes, percent=_percent, hall_time=_hall_time,
-                                          parked_words=PARKED_WORDS)
+                                          parked_words=PARKED_WORDS, audit_words=audit_words,
+                                          audit_outcome=audit_outcome)
 
     async def read(self, query: Callable[[psycopg.Connection[tuple[object, ...]]], Any]) -> Any:
         def run() -> Any:

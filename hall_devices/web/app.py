@@ -36,7 +36,15 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from hall_devices.catalog import CASE_STATE_ZH, DIMENSION_ZH, STAT_COLUMNS, WINDOW_STATUS_ZH, both
+from hall_devices.catalog import (
+    CASE_STATE_ZH,
+    DIMENSION_ZH,
+    STAT_COLUMNS,
+    WINDOW_STATUS_ZH,
+    audit_outcome,
+    audit_words,
+    both,
+)
 from hall_devices.contract import (
     RATING_NAMES,
     CasesAnswer,
@@ -85,6 +93,8 @@ CASE_ACTIONS = {"verify": StaffAction.CASE_VERIFY, "appeal": StaffAction.CASE_AP
                 "revoke": StaffAction.CASE_REVOKE, "reject_appeal": StaffAction.CASE_REJECT_APPEAL,
                 "assign": StaffAction.CASE_ASSIGN}
 CONSOLE_ACTIONS = {a.value: a for a in WindowAction}
+STAFF_AUDIT = {"green": "green_ticket", "reprint": "reprint"}  # /staff/<action> -> its audit code
+HELP_STATES = {"answer": "answered", "close": "closed"}  # /help/<kiosk>/<action> -> the request's state
 AUDIT_LIMIT = 1000  # rows on the page; the CSV has every row of the filter
 
 
@@ -104,7 +114,8 @@ class Pages:
         self.audit: AuditLog = access.audit_log
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(hall=layout.hall, window_status_zh=WINDOW_STATUS_ZH,
-                                          case_state_zh=CASE_STATE_ZH, rating_names=RATING_NAMES)
+                                          case_state_zh=CASE_STATE_ZH, rating_names=RATING_NAMES,
+                                          audit_words=audit_words, audit_outcome=audit_outcome)
         self.templates.env.filters.update(filters(layout))
         self.chart_js = plotly_js()
 
@@ -428,7 +439,8 @@ class Pages:
         form = await request.form()
         user = self.user_of(request)
         assert user is not None
-        if request.path_params["action"] not in ("green", "reprint"):
+        code = STAFF_AUDIT.get(request.path_params["action"])
+        if code is None:
             return PlainTextResponse("unknown action", status_code=404)
         kiosk = text_param(str(form.get("kiosk_id", "")), "kiosk_id", 32)
         if request.path_params["action"] == "green":
@@ -437,24 +449,24 @@ class Pages:
                 raise BadRequestError("请选择事项 / choose a service (service_id is empty)")
             reply = await self.hub.staff(StaffAction.ISSUE_GREEN, user.name, service_id=service,
                                          kiosk_id=kiosk)
-            action, target = "green_ticket", service
+            target = service
         else:
             number = text_param(str(form.get("number", "")), "number", 16) or ""
             found = await self.hub.query(QueryKind.TICKET_BY_NUMBER, ticket_number=number)
             numbered = found.answer_as(TicketAnswer)
             if numbered is None:
-                await self.access.audit(request, user.name, "reprint", number,
+                await self.access.audit(request, user.name, code, number,
                                         outcome=found.error.message if found.error else "refused")
                 return RedirectResponse(f"/staff?message={refusal(found.error, self.layout.hall)}",
                                         status_code=303)
             reply = await self.hub.staff(StaffAction.REPRINT, user.name, kiosk_id=kiosk,
                                     ticket_id=numbered.ticket.ticket_id)
-            action, target = "reprint", number
+            target = number
         ticket = reply.ticket
         message = (f"✓ {ticket.number}" if ticket else "✓") if reply.ok else (
             refusal(reply.error, self.layout.hall))
         detail = (f"ticket {ticket.number}" if ticket else "") + (f" at kiosk {kiosk}" if kiosk else "")
-        await self.access.audit(request, user.name, action, target, outcome="ok" if reply.ok else message,
+        await self.access.audit(request, user.name, code, target, outcome="ok" if reply.ok else message,
                                 detail=detail)
         return RedirectResponse(f"/staff?message={message}", status_code=303)
 
@@ -483,7 +495,7 @@ class Pages:
 
     async def help_action(self, request: Request) -> Response:
         """呼叫帮办 from a kiosk: staff answer it (on the way) or close it; audited."""
-        state = {"answer": "answered", "close": "closed"}.get(request.path_params["action"])
+        state = HELP_STATES.get(request.path_params["action"])
         if state is None:
             return PlainTextResponse("unknown action", status_code=404)
         user = self.user_of(request)

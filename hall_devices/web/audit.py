@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS audit (
     at TEXT NOT NULL,          -- UTC, ISO 8601
     actor TEXT NOT NULL,       -- web user name, or `system-user@host` for the command line
     address TEXT NOT NULL,     -- the browser's IP address, '' for the command line
-    action TEXT NOT NULL,      -- e.g. sign_in, sign_in_failed, case_verify, green_ticket, user_removed
+    action TEXT NOT NULL,      -- a code, e.g. sign_in_failed, case_verify (pages: catalog.AUDIT_ACTIONS)
     target TEXT NOT NULL,      -- what it acted on: a case id, window, ticket number, user name
     outcome TEXT NOT NULL,     -- ok, refused or the coordinator's error message
     detail TEXT NOT NULL

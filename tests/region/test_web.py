@@ -366,8 +366,14 @@ def test_who_did_what_is_in_the_audit_trail(site: Site) -> None:
     site.send(manager, "/logout", {})
     site.login(auditor, "audit", "a-pass")
     _, page = site.get(auditor, "/audit?actor=chen")
-    rows = [row.split('class="action">')[1].split("<")[0] for row in page.split('<tr class="audit-')[1:]]
+    cells = [row.split('class="action" data-code="')[1] for row in page.split('<tr class="audit-')[1:]]
+    rows = [cell.split('"')[0] for cell in cells]
     assert rows[:4] == ["sign_out", "retry_reports", "sign_in", "sign_in_failed"]  # newest first
+    # in words for people, Chinese first: the code is in the attributes only
+    assert [cell.split(">")[1].split("<")[0] for cell in cells[:4]] == [
+        "退出登录 Sign out", "立即重报好差评 Report ratings now", "登录 Sign in", "登录失败 Failed sign-in"]
+    assert '<td class="outcome" data-code="refused">拒绝 Refused</td>' in page
+    assert '立即重报好差评 Report ratings now</option>' in page  # the filter's choices too
     assert "127.0.0.1" in page and "record(s) due now" in page
     _, csv = site.get(auditor, "/audit.csv?actor=chen")
     assert csv.startswith("\ufeffat,actor,address,action") and "retry_reports" in csv  # BOM for Excel

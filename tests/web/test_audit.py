@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
+from hall_devices.web.audit import AuditLog, audit_file
 from tests.web.conftest import SecureHall, request, sign_in_cookie
 from tests.web.test_web import CHROMIUM, sign_in
 
@@ -49,6 +50,8 @@ def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secu
     expect(page.locator("article.case .state").first).to_have_text("整改中")
     # A clerk may not read it.
     assert request(secure, "/audit", cookie=clerk).status in (303, 403)
+    # A row an older or newer version wrote, with an action this one has no words for.
+    AuditLog(audit_file(secure.web.data)).record("later-version", "sign_in_v9", outcome="ok")
     page.goto(f"{secure.web.url}/audit?from={first}&to={hall_day(datetime.now(UTC))}")
     table = page.locator("#audit")
     for action, who in (("sign_in_failed", "cai"), ("sign_in", "cai"), ("window_pause", "cai"),
@@ -57,7 +60,18 @@ def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secu
     expect(table.locator("tr.audit-window_pause").first).to_contain_text("reason=午休")
     expect(table.locator("tr.audit-green_ticket").first).to_contain_text(f"ticket {number}")
     expect(table.locator("tr.audit-reprint").first).to_contain_text("at kiosk K1")
-    expect(table.locator("tr.audit-sign_in_failed").first).to_contain_text("refused")
+    # A manager reads words, Chinese first; the code stays for machines (class, data-code, title).
+    failed = table.locator("tr.audit-sign_in_failed").first
+    expect(failed.locator("td.action")).to_have_text("登录失败 Failed sign-in")
+    expect(failed.locator("td.action")).to_have_attribute("data-code", "sign_in_failed")
+    expect(failed.locator("td.action")).to_have_attribute("title", "sign_in_failed")
+    expect(failed.locator("td.outcome")).to_have_text("拒绝 Refused")
+    expect(table.locator("tr.audit-window_pause td.action").first).to_have_text("暂停服务 Pause")
+    expect(table.locator("tr.audit-window_pause td.outcome").first).to_have_text("成功 OK")
+    expect(table.locator("tr.audit-sign_in_v9 td.action")).to_have_text("sign_in_v9")  # its code, no error
+    expect(page.locator("select[name=action] option[value=window_pause]")).to_have_text("暂停服务 Pause")
+    expect(page.locator("select[name=action] option[value=sign_in_v9]")).to_have_text("sign_in_v9")
+    assert "sign_in_failed" not in table.inner_text() and "window_pause" not in table.inner_text()
     expect(table.locator("tr.audit-case_verify").first).to_contain_text("核实：窗口解释不清")
     # Filters: one person, one action.
     page.fill("input[name=actor]", "cai")
@@ -68,4 +82,5 @@ def test_who_did_what_is_on_the_audit_page_and_in_its_csv(browser: Browser, secu
         page.click("#csv")
     rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
     assert rows[0] == ["at", "actor", "address", "action", "target", "outcome", "detail"]
-    assert [r[1:5] for r in rows[1:]] == [["cai", "127.0.0.1", "window_pause", "window 5"]]
+    # the CSV is data: codes, not the page's words
+    assert [r[1:6] for r in rows[1:]] == [["cai", "127.0.0.1", "window_pause", "window 5", "ok"]]
