@@ -130,6 +130,27 @@ def test_a_lock_timeout_parks_nothing_and_the_batch_is_stored_when_tried_again(d
     assert [p.seq for p in db.apply(hall, 0, events)] == [3]
 
 
+def test_a_later_copy_is_stored_in_one_transaction_once(db: RegionDb) -> None:
+    """The store's side: what differs from the parked event is stored, once; a second region process
+    (another connection) finds the row replaced and stores nothing."""
+    hall = new_hall(db)
+    day = forwarded(hall_day())
+    assert [p.seq for p in db.apply(hall, 0, spoiled(day, 0, "day", "2026-02-30"))] == [1]
+    assert db.parked_seqs(hall) == {hall: {1}}
+    assert db.store_copy(hall, spoiled(day, 0, "day", "2026-02-30")[0]).outcome == "same"
+    refused = db.store_copy(hall, spoiled(day, 0, "body", "not json")[0])
+    assert (refused.outcome, refused.sqlstate) == ("refused", "22P02")
+    other = RegionDb(db.url)
+    try:
+        assert other.store_copy(hall, day[0]).outcome == "stored"
+    finally:
+        other.close()
+    assert db.store_copy(hall, day[0]).outcome == "gone" and db.parked_seqs(hall) == {}
+    assert sorted(db.event_seqs(hall)) == list(range(1, len(day) + 1))
+    # T1's ticket_issued, stored late: the ticket's record made after it was not remade
+    assert records(db.url, hall) == [f"{hall}:r-1", f"{hall}:unrated:P2"]
+
+
 # --- the service, over a real regional broker ----------------------------------------------------
 
 HALLS = ("p1", "p2", "p3", "p4")
@@ -387,23 +408,3 @@ def test_only_utf8_refusing_a_character_is_the_events_fault() -> None:
         "等候太久".encode("latin-1")
     assert refused_data(utf8.value) and not refused_data(latin1.value)
 
-
-def test_a_later_copy_is_stored_in_one_transaction_once(db: RegionDb) -> None:
-    """The store's side: what differs from the parked event is stored, once; a second region process
-    (another connection) finds the row replaced and stores nothing."""
-    hall = new_hall(db)
-    day = forwarded(hall_day())
-    assert [p.seq for p in db.apply(hall, 0, spoiled(day, 0, "day", "2026-02-30"))] == [1]
-    assert db.parked_seqs(hall) == {hall: {1}}
-    assert db.store_copy(hall, spoiled(day, 0, "day", "2026-02-30")[0]).outcome == "same"
-    refused = db.store_copy(hall, spoiled(day, 0, "body", "not json")[0])
-    assert (refused.outcome, refused.sqlstate) == ("refused", "22P02")
-    other = RegionDb(db.url)
-    try:
-        assert other.store_copy(hall, day[0]).outcome == "stored"
-    finally:
-        other.close()
-    assert db.store_copy(hall, day[0]).outcome == "gone" and db.parked_seqs(hall) == {}
-    assert sorted(db.event_seqs(hall)) == list(range(1, len(day) + 1))
-    # T1's ticket_issued, stored late: the ticket's record made after it was not remade
-    assert records(db.url, hall) == [f"{hall}:r-1", f"{hall}:unrated:P2"]
