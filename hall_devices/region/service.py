@@ -277,8 +277,8 @@ class RegionService:
                 waiting.discard(one.seq)
             if copy.outcome == "stored":
                 log.warning("hall %s event %d (%s) stored from a later copy of that seq, in place of the "
-                            "event parked there (kept, marked replaced)%s; the hall's own event may be "
-                            "either: check its store", site, one.seq, one.kind[:KIND_SAID],
+                            "event parked there (kept, marked replaced)%s; which of the two is the hall's "
+                            "own, its store says", site, one.seq, one.kind[:KIND_SAID],
                             "; its 好差评 record made" if one.kind in RATING_KINDS else "")
             elif copy.outcome == "refused":
                 log.warning("hall %s event %d (%s): a later copy of that parked seq, PostgreSQL refused "
