@@ -221,17 +221,22 @@ DEVICE_KINDS: dict[str, tuple[str, str]] = {
 PARKED_WORDS: dict[str, tuple[str, str]] = {
     "column": ("搁置事件", "Parked events"),
     "heading": ("区域库拒收而搁置的事件", "Events the region's database refused, parked"),
-    "explain": ("这些事件的数据区域数据库无法保存，已原样另存，其后的事件照常接收。事件仍在大厅的存储中；"
-                "评价类事件的好差评记录可能缺失，请核对大厅的评价记录并联系大厅管理员。",
+    "explain": ("这些事件的数据区域数据库无法保存，已原样另存，其后的事件照常接收。"
+                "若事件来自被盗用或出错的大厅账号，大厅自己在该序号的事件可能与此不同："
+                "之后收到同序号、内容不同且可保存的事件时，区域会将其补存于该序号，此处保留原记录并注明。"
+                "评价类事件的好差评记录可能缺失，请与大厅的存储和评价记录核对，并联系大厅管理员。",
                 "The region's database could not store these events: each was kept as sent, apart, and "
-                "the events after it are taken as usual. The hall's own store still holds them; for a "
-                "rating, its record for the province may be missing: check the hall's ratings and tell "
-                "its administrator."),
+                "the events after it are taken as usual. If one came from a stolen or broken hall "
+                "account, the hall's own event at that number may differ: a later copy of that number "
+                "that differs and can be stored is stored in its place, and the row here is kept and "
+                "marked. For a rating, its record for the province may be missing: check against the "
+                "hall's store and ratings, and tell its administrator."),
     "seq": ("序号", "Seq"),
     "kind": ("事件类型", "Kind"),
     "hall_time": ("大厅时间", "Hall time"),
     "error": ("拒收原因", "Refused because"),
     "parked_at": ("搁置时间", "Parked at"),
+    "replaced": ("已由后到的同序号事件补存", "stored from a later copy of this number"),
     "rating_missing": ("好差评记录可能缺失", "rating record may be missing"),
     "rating_incomplete": ("该号的好差评记录可能不全（如办件编号、窗口、事项、等候时长为空）",
                           "this ticket's rating record may be incomplete (case, window, service, wait)"),

@@ -21,7 +21,16 @@ from psycopg.types.json import Jsonb
 from hall_devices.contract import ActiveAlerts, ForwardedEvent
 from hall_devices.coordinator import events as ev
 from hall_devices.region.migrate import migrate
-from hall_devices.region.parking import Parked, park, refused_data
+from hall_devices.region.parking import (
+    Copy,
+    Parked,
+    mark_replaced,
+    park,
+    parked_copy,
+    refused_copy,
+    refused_data,
+    unreplaced,
+)
 from hall_devices.region.ratings import RatingRecord, build
 
 log = logging.getLogger(__name__)
@@ -125,6 +134,27 @@ class RegionDb:
                     one = park(self.conn, hall_id, events[0], exc)
                 if one is not None:
                     parked.append(one)
+
+    def parked_seqs(self, hall_id: str | None = None) -> dict[str, set[int]]:
+        """hall → its parked seqs not replaced yet (every hall's, or ``hall_id``'s)."""
+        return unreplaced(self.conn, hall_id)
+
+    def store_copy(self, hall_id: str, one: ForwardedEvent) -> Copy:
+        """A later copy of a parked seq, at or below the mark: stored in its place, with its 好差评
+        record, and the parked row marked replaced, in one transaction, once (:mod:`.parking`)."""
+        with self.conn.transaction():
+            found = parked_copy(self.conn, hall_id, one)
+            if found != "other":
+                return Copy(found)
+            try:
+                with self.conn.transaction():
+                    self._store(hall_id, [one])
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                if self.conn.closed or self.conn.broken or not refused_data(exc):
+                    raise
+                return refused_copy(exc)
+            mark_replaced(self.conn, hall_id, one.seq)
+        return Copy("stored")
 
     def _store(self, hall_id: str, events: list[ForwardedEvent]) -> None:
         with self.conn.cursor().copy("COPY events (hall_id, seq, at, day, kind, body) FROM STDIN") as copy:

@@ -27,11 +27,20 @@ constraint violation): the only constraints an event meets are the keys the regi
 ((hall, seq), guarded by the mark; ``rating_records`` takes a record once), so a violation says the
 region's own state disagrees (a second process, a hand edit), not that the event is bad, and parking
 would hide a good event. It is refused and logged as before.
+
+A later copy of a parked seq (:meth:`RegionDb.store_copy`): the parked event may be junk a stolen or
+broken hall account sent at the hall's next seq, and the hall's own event at that seq, arriving
+after it, is then the copy; the mark drops it as a duplicate, so without this it was lost. One that
+differs from the parked event is stored in its place (the row is free: the parked one never went
+in) and the parked row marked ``replaced_at``, kept for the record, in one transaction; one
+PostgreSQL refuses too is left, said once. An identical copy (a resend of the parked one) is left.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -50,6 +59,16 @@ class Parked:
     kind: str
     sqlstate: str | None
     error: str
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What became of a later copy of a parked seq: ``stored`` in its place, the ``same`` as the
+    parked one, ``gone`` (no parked row not yet replaced at that seq), ``refused`` by PostgreSQL too."""
+
+    outcome: Literal["stored", "same", "gone", "refused"]
+    sqlstate: str | None = None
+    error: str = ""
 
 
 def refused_data(exc: BaseException) -> bool:
@@ -81,3 +100,34 @@ def park(conn: psycopg.Connection[TupleRow], hall_id: str, one: ForwardedEvent,
         (hall_id, one.seq, kind, one.at, safe_text(one.day), one.body.encode("utf-8", "surrogatepass"),
          state, error)).rowcount
     return Parked(hall_id, one.seq, kind[:KIND_SAID], state, error) if done == 1 else None
+
+
+def unreplaced(conn: psycopg.Connection[TupleRow], hall_id: str | None = None) -> dict[str, set[int]]:
+    """hall → the seqs of its parked events not replaced yet (every hall's, or ``hall_id``'s)."""
+    out: dict[str, set[int]] = defaultdict(set)
+    for hall, seq in conn.execute("SELECT hall_id, seq FROM parked_events WHERE replaced_at IS NULL "
+                                  "AND (%s::text IS NULL OR hall_id = %s)", (hall_id, hall_id)):
+        out[str(hall)].add(int(seq))
+    return dict(out)
+
+
+def parked_copy(conn: psycopg.Connection[TupleRow], hall_id: str, one: ForwardedEvent
+                ) -> Literal["same", "gone", "other"]:
+    """Whether ``one`` is a copy of the parked event at its seq, locking that row (the caller's
+    transaction) so a second region process cannot store a copy too."""
+    row = conn.execute(
+        "SELECT kind = %s AND day = %s AND at = %s AND body = %s FROM parked_events "
+        "WHERE hall_id = %s AND seq = %s AND replaced_at IS NULL FOR UPDATE",
+        (safe_text(one.kind), safe_text(one.day), one.at, one.body.encode("utf-8", "surrogatepass"),
+         hall_id, one.seq)).fetchone()
+    return "gone" if row is None else "same" if row[0] else "other"
+
+
+def refused_copy(exc: BaseException) -> Copy:
+    return Copy("refused", exc.sqlstate if isinstance(exc, psycopg.Error) else None,
+                safe_text(f"{type(exc).__name__}: {exc}")[:ERROR_CHARS])
+
+
+def mark_replaced(conn: psycopg.Connection[TupleRow], hall_id: str, seq: int) -> None:
+    conn.execute("UPDATE parked_events SET replaced_at = now() WHERE hall_id = %s AND seq = %s",
+                 (hall_id, seq))

@@ -10,11 +10,13 @@ An event PostgreSQL refuses for what it holds (a date that is none, text it cann
 jsonb refuses, a body nested too deep: a stolen hall account, or an older or newer hall) is parked
 (:mod:`hall_devices.region.parking`: which errors are the event's, and why), in the transaction that
 stores the good events around it and moves the mark past it, with a warning; its hall's stream goes
-on, and the dashboard shows it. Any other message the database or the region cannot take (a layout
-version beyond an int, what breaks a constraint the region keeps itself, an error of the moment:
-a deadlock, a lock timeout) is refused alone, logged, and its hall's ingest set back to the stored
-mark, so what it held is asked for again; the rest of the batch goes on. Only the database itself
-failing (connection lost, restarted) fails the batch.
+on, and the dashboard shows it. A later copy of a parked seq (the hall's own event, when a stolen or
+broken account's junk took its number first) is stored in its place, once (:meth:`_copies`). Any
+other message the database or the region cannot take (a layout version beyond an int, what breaks a
+constraint the region keeps itself, an error of the moment: a deadlock, a lock timeout) is refused
+alone, logged, and its hall's ingest set back to the stored mark, so what it held is asked for
+again; the rest of the batch goes on. Only the database itself failing (connection lost, restarted)
+fails the batch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from hall_devices.contract import (
     ActiveAlerts,
     ConfigPush,
     ConfigResult,
+    ForwardedEvent,
     Payload,
     RegionEvents,
     RegionHead,
@@ -51,6 +54,7 @@ from hall_devices.mqtt.bus import Bus, BusOptions, Inbound
 from hall_devices.region.db import RATING_KINDS, RECORD_SOURCE_KINDS, RegionDb, RegionDbError
 from hall_devices.region.ingest import HallIngest, IngestError
 from hall_devices.region.outbox import Endpoint, Outbox
+from hall_devices.region.parking import KIND_SAID
 from hall_devices.region.profiles import load_profile
 from hall_devices.settings import Settings
 
@@ -85,6 +89,8 @@ class RegionService:
         self.db = RegionDb(db_url)
         self.halls: dict[str, HallIngest] = {}
         self.districts: dict[str, str] = {}
+        # hall → its parked seqs not replaced: a later copy of one is tried in its place (_copies)
+        self.parked: dict[str, set[int]] = self.db.parked_seqs()
         for mark in self.db.marks():
             ingest = HallIngest(mark.hall_id)
             ingest.restore(mark.applied, mark.head)
@@ -245,8 +251,11 @@ class RegionService:
             return
         if answers:
             self.db.set_head(site, ingest.head)
+        if self.parked.get(site):
+            self._copies(site, ingest.applied, inbound.payload.events)
         if ready:
             for one in self.db.apply(site, ingest.applied, ready):  # committed: said once
+                self.parked.setdefault(site, set()).add(one.seq)
                 record = ("; a 好差评 record may be missing" if one.kind in RATING_KINDS else
                           "; its ticket's 好差评 record may be incomplete" if one.kind in RECORD_SOURCE_KINDS
                           else "")
@@ -254,6 +263,27 @@ class RegionService:
                             "refused it: %s %s", site, one.seq, one.kind, record, one.sqlstate or "",
                             one.error[:300])
             ingest.applied_up_to(ready[-1].seq)
+
+    def _copies(self, site: str, applied: int, events: list[ForwardedEvent]) -> None:
+        """Events at parked seqs (below the mark, which drops them): each tried once in its place. A
+        stolen or broken account's junk parked at the hall's next seq, the hall's own event there came
+        after it and was lost. Nothing is asked of the hall: the mark stays where it is."""
+        waiting = self.parked[site]
+        for one in events:
+            if one.seq > applied or one.seq not in waiting:
+                continue
+            copy = self.db.store_copy(site, one)
+            if copy.outcome in ("stored", "gone"):
+                waiting.discard(one.seq)
+            if copy.outcome == "stored":
+                log.warning("hall %s event %d (%s) stored from a later copy of that seq, in place of the "
+                            "event parked there (kept, marked replaced)%s; which of the two is the hall's "
+                            "own, its store says", site, one.seq, one.kind[:KIND_SAID],
+                            "; its 好差评 record made" if one.kind in RATING_KINDS else "")
+            elif copy.outcome == "refused":
+                log.warning("hall %s event %d (%s): a later copy of that parked seq, PostgreSQL refused "
+                            "it too, left parked: %s %s", site, one.seq, one.kind[:KIND_SAID],
+                            copy.sqlstate or "", copy.error[:300])
 
     def _ask_for_gaps(self) -> None:
         now_s = time.monotonic()
@@ -284,6 +314,11 @@ class RegionService:
                 fresh = HallIngest(mark.hall_id)
                 fresh.restore(mark.applied, max(mark.head, ingest.head))
                 self.halls[mark.hall_id] = fresh
+        found = self.db.parked_seqs(only)
+        if only is None:
+            self.parked = found
+        else:
+            self.parked[only] = found.get(only, set())
 
     def snapshot(self) -> dict[str, tuple[int, int]]:
         """hall → (applied, head), for status lines and tests."""

@@ -34,7 +34,8 @@ SELECT h.hall_id, h.district, h.applied, h.head, h.layout_version,
           AND r.not_wanted_at IS NULL)
           AS unreported,
        jsonb_array_length(h.alerts) AS alerts,
-       (SELECT count(*) FROM parked_events p WHERE p.hall_id = h.hall_id) AS parked
+       (SELECT count(*) FROM parked_events p WHERE p.hall_id = h.hall_id AND p.replaced_at IS NULL)
+          AS parked
 FROM halls h ORDER BY h.hall_id
 """
 
@@ -79,7 +80,7 @@ class HallNow:
     open_windows: int
     unreported: int
     alerts: int
-    parked: int  # events PostgreSQL refused, parked (region/parking.py)
+    parked: int  # events PostgreSQL refused, parked and not replaced since (region/parking.py)
 
     @property
     def waiting(self) -> int:
@@ -138,12 +139,14 @@ def bad_ratings(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> l
 
 
 def parked(conn: psycopg.Connection[tuple[object, ...]], hall_id: str) -> list[tuple[object, ...]]:
-    """(seq, kind, hall time in China Standard Time as text, SQLSTATE, error, parked_at) of a hall's
-    parked events, latest first. The hall time is written by PostgreSQL: a parked event's may be one
-    Python cannot hold in UTC or China time (year 1 at +14:00 is 1 BC), which made the page a 500."""
+    """(seq, kind, hall time in China Standard Time as text, SQLSTATE, error, parked_at, replaced_at)
+    of a hall's parked events, latest first, those stored since from a later copy too (replaced_at).
+    The hall time is written by PostgreSQL: a parked event's may be one Python cannot hold in UTC or
+    China time (year 1 at +14:00 is 1 BC), which made the page a 500."""
     return conn.execute(
         "SELECT seq, left(kind, %s), replace(to_char((at AT TIME ZONE 'UTC') + interval '8 hours', "
-        "'YYYY-MM-DD HH24:MI AD'), ' AD', ''), sqlstate, error, parked_at FROM parked_events "
+        "'YYYY-MM-DD HH24:MI AD'), ' AD', ''), sqlstate, error, parked_at, replaced_at "
+        "FROM parked_events "
         "WHERE hall_id = %s ORDER BY seq DESC LIMIT %s", (KIND_SHOWN, hall_id, PARKED_SHOWN)).fetchall()
 
 

@@ -6,8 +6,9 @@ format (``region/users.py``): ``region_manager`` and ``auditor`` (read only). Ev
 session; sign-in, sessions, throttling and the audit trail are ``region/access.py``, the Origin
 check on every POST and the security headers the hall's :class:`~hall_devices.web.security.Guard`;
 ``/audit`` shows the trail (both roles: the auditor's is a read-only one). Both roles see every
-hall's events PostgreSQL refused and the region parked (a count per hall, a hall's list on its page:
-for a rating, a 好差评 record may be missing). Served over TLS
+hall's events PostgreSQL refused and the region parked (a count per hall of those not stored since
+from a later copy of their seq, a hall's list on its page with those marked: for a rating, a 好差评
+record may be missing). Served over TLS
 with the region's certificate (``region-web``). Times are shown in China Standard Time (UTC+8), the
 halls' time.
 """

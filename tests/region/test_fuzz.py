@@ -7,8 +7,9 @@ hall's id, absurd heads. After each message the region still stores a valid even
 exactly once and in order, and its worker is alive and has never failed. Nothing of the junk is in
 ``events`` or ``rating_records``: a junk event that takes a hall's next sequence number and that
 PostgreSQL refuses is parked, in ``parked_events`` only (region/parking.py), and the hall's stream
-goes on past it (its valid event of that number, sent after, is then a duplicate). The out-of-order
-and duplicate rules are test_ingest.py's.
+goes on past it; its valid event of that number, sent after, is stored in its place and the parked
+row marked replaced (a junk copy of that number, always refused, never is). The out-of-order and
+duplicate rules are test_ingest.py's.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class FuzzRegion:
     failures: _Failures
     stored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HALLS, 0))  # each hall's mark
     parked: dict[str, list[int]] = field(default_factory=lambda: {h: [] for h in HALLS})  # junk's seqs
+    # of those, the seqs whose valid event was sent after the junk and went in its place
+    replaced: dict[str, set[int]] = field(default_factory=lambda: {h: set() for h in HALLS})
     alerted: dict[str, str] = field(default_factory=dict)  # the id of each hall's last valid alert
     # (hall, seq) → (kind, body) of the stored events not of the kind and body ``event`` makes
     unlike: dict[tuple[str, int], tuple[str, Any]] = field(default_factory=dict)
@@ -111,7 +114,9 @@ class FuzzRegion:
                 self.stored[hall] = seq
                 if seq not in self.parked_seqs(hall):
                     break
-                self.parked[hall].append(seq)  # junk took it: the valid one came second, a duplicate
+                # junk took it: the valid one, second, goes in its place (done once the next is stored)
+                self.parked[hall].append(seq)
+                self.replaced[hall].add(seq)
             # Its active alerts, as of now, replace what it sent before.
             alert = Alert(alert_id=f"{hall}-{seq}", kind="device_offline", subject="web",
                           message=Text(zh="设备离线", en="Device offline"), raised_at=datetime.now(UTC))
@@ -156,13 +161,19 @@ class FuzzRegion:
             for hall in HALLS:
                 rows = conn.execute("SELECT seq, kind, body FROM events WHERE hall_id = %s "
                                     "ORDER BY ingest_id", (hall,)).fetchall()
-                assert [r[0] for r in rows] == [s for s in range(1, self.stored[hall] + 1)
-                                                if s not in self.parked[hall]]
-                # Only junk is parked, each where the test saw it take a sequence number.
-                parked = conn.execute("SELECT seq, body FROM parked_events WHERE hall_id = %s ORDER BY seq",
-                                      (hall,)).fetchall()
-                assert [r[0] for r in parked] == self.parked[hall]
-                assert all(bytes(b) != self.event(hall, s).body.encode() for s, b in parked)
+                # in order, but for the valid events stored in the place of parked junk, later
+                lost = set(self.parked[hall]) - self.replaced[hall]  # no valid event sent after the junk
+                assert [r[0] for r in rows if r[0] not in self.replaced[hall]] == [
+                    s for s in range(1, self.stored[hall] + 1) if s not in self.parked[hall]]
+                assert sorted(r[0] for r in rows) == [s for s in range(1, self.stored[hall] + 1)
+                                                      if s not in lost]
+                # Only junk is parked, each where the test saw it take a sequence number; replaced when
+                # the valid event of that number came after it.
+                parked = conn.execute("SELECT seq, body, replaced_at IS NOT NULL FROM parked_events "
+                                      "WHERE hall_id = %s ORDER BY seq", (hall,)).fetchall()
+                assert [(r[0], r[2]) for r in parked] == [(s, s in self.replaced[hall])
+                                                          for s in self.parked[hall]]
+                assert all(bytes(b) != self.event(hall, s).body.encode() for s, b, _r in parked)
                 assert all((k, b) == self.unlike.get((hall, s), ("ticket_issued", {"ticket_id": f"{hall}-{s}",
                                                                                     "n": s}))
                            for s, k, b in rows)

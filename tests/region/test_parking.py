@@ -10,6 +10,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 
 from hall_devices.contract import REGION_EVENTS_IN, REGION_RESEND_OUT, ForwardedEvent, RegionEvents
 from hall_devices.mqtt.bus import encode
+from hall_devices.region import views
 from hall_devices.region.db import RegionDb, RegionDbError
 from hall_devices.region.parking import refused_data
 from hall_devices.region.pgcluster import PgCluster
@@ -128,9 +130,30 @@ def test_a_lock_timeout_parks_nothing_and_the_batch_is_stored_when_tried_again(d
     assert [p.seq for p in db.apply(hall, 0, events)] == [3]
 
 
+def test_a_later_copy_is_stored_in_one_transaction_once(db: RegionDb) -> None:
+    """The store's side: what differs from the parked event is stored, once; a second region process
+    (another connection) finds the row replaced and stores nothing."""
+    hall = new_hall(db)
+    day = forwarded(hall_day())
+    assert [p.seq for p in db.apply(hall, 0, spoiled(day, 0, "day", "2026-02-30"))] == [1]
+    assert db.parked_seqs(hall) == {hall: {1}}
+    assert db.store_copy(hall, spoiled(day, 0, "day", "2026-02-30")[0]).outcome == "same"
+    refused = db.store_copy(hall, spoiled(day, 0, "body", "not json")[0])
+    assert (refused.outcome, refused.sqlstate) == ("refused", "22P02")
+    other = RegionDb(db.url)
+    try:
+        assert other.store_copy(hall, day[0]).outcome == "stored"
+    finally:
+        other.close()
+    assert db.store_copy(hall, day[0]).outcome == "gone" and db.parked_seqs(hall) == {}
+    assert sorted(db.event_seqs(hall)) == list(range(1, len(day) + 1))
+    # T1's ticket_issued, stored late: the ticket's record made after it was not remade
+    assert records(db.url, hall) == [f"{hall}:r-1", f"{hall}:unrated:P2"]
+
+
 # --- the service, over a real regional broker ----------------------------------------------------
 
-HALLS = ("p1", "p2")
+HALLS = ("p1", "p2", "p3", "p4")
 
 
 @dataclass
@@ -258,6 +281,96 @@ def test_a_database_restart_parks_nothing_twice_and_loses_nothing(stack: Stack,
     assert records(stack.db_url, hall) == [f"{hall}:r-1", f"{hall}:unrated:P2"]
 
 
+# --- a parked seq sent again: a stolen account's junk at a hall's next seq, then the hall's own -----
+
+def replaced(url: str, hall: str) -> list[tuple[int, bool]]:
+    with psycopg.connect(url) as conn:
+        return [(int(r[0]), bool(r[1])) for r in conn.execute(
+            "SELECT seq, replaced_at IS NOT NULL FROM parked_events WHERE hall_id = %s ORDER BY seq",
+            (hall,))]
+
+
+def parked_count(url: str, hall: str) -> int:
+    with psycopg.connect(url) as conn:
+        [row] = [h for h in views.overview(conn, "2026-11-30", datetime.now(UTC)) if h.hall_id == hall]
+    return row.parked
+
+
+def said(caplog: pytest.LogCaptureFixture, hall: str, words: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.getMessage().startswith(f"hall {hall} ") and words in r.getMessage()]
+
+
+def test_the_halls_own_event_at_a_parked_seq_is_stored_in_its_place_once(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """Junk published with a hall's account at its next seq was parked, and the hall's own event at
+    that seq, just after, was dropped as a duplicate: lost, silently, for good."""
+    hall = "p3"
+    day = forwarded(hall_day())
+    last = len(day)
+    genuine = day[4]  # seq 5, T1's rating
+    junk = genuine.model_copy(update={"day": "2026-02-30", "kind": "ticket_issued",
+                                      "body": json.dumps({"ticket_id": "X", "number": "A029"})})
+    caplog.set_level(logging.WARNING, logger="hall_devices.region")
+    service = stack.service()
+    try:
+        stack.send(hall, day[:4], 4)
+        stack.send(hall, [junk], 5)  # the stolen account, first
+        wait_until(lambda: stack.applied(hall) == 5, 10, "the junk parked")
+        stack.send(hall, [genuine], 5)  # the hall's own event 5, from its bridge
+        stack.send(hall, day[5:], last)
+        wait_until(lambda: stack.applied(hall) == last, 10, "the hall's later events")
+        wait_until(lambda: 5 in stack.stored(hall), 10, "the hall's own event 5 stored in its place")
+        stack.send(hall, [junk], last)  # the junk again: its seq is taken, dropped as any duplicate
+        stack.send(hall, [genuine], last)
+    finally:
+        service.stop()
+    service = stack.service()  # a region restart, and both copies once more
+    try:
+        stack.send(hall, [junk, *day[5:]], last, resend_of="resend-3")
+        stack.send(hall, [genuine], last)
+        stack.send(hall, [day[0].model_copy(update={"seq": last + 1})], last + 1)
+        wait_until(lambda: stack.applied(hall) == last + 1, 10, "the hall's next event after a restart")
+        assert service.snapshot()[hall] == (last + 1, last + 1)  # nothing asked for again
+    finally:
+        service.stop()
+    assert sorted(stack.stored(hall)) == list(range(1, last + 2))
+    with psycopg.connect(stack.db_url) as conn:
+        row = conn.execute("SELECT kind, body::text FROM events WHERE hall_id = %s AND seq = 5",
+                           (hall,)).fetchone()
+    assert row is not None and row[0] == "rating_recorded" and json.loads(row[1]) == json.loads(genuine.body)
+    assert replaced(stack.db_url, hall) == [(5, True)]  # kept for the record, marked
+    assert parked_count(stack.db_url, hall) == 0
+    assert records(stack.db_url, hall) == [f"{hall}:r-1", f"{hall}:unrated:P2"]  # the rating's record made
+    assert len(said(caplog, hall, "stored from a later copy")) == 1
+
+
+def test_a_parked_seqs_same_copy_does_nothing_a_refused_one_stays_parked_and_the_halls_own_is_stored(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    hall = "p4"
+    day = forwarded(hall_day())
+    junk = day[2].model_copy(update={"day": "2026-02-30"})
+    refused = day[2].model_copy(update={"body": '{"a": "\\u0000"}'})
+    caplog.set_level(logging.WARNING, logger="hall_devices.region")
+    service = stack.service()
+    try:
+        stack.send(hall, [*day[:2], junk], 3)
+        wait_until(lambda: stack.applied(hall) == 3, 10, "the junk parked")
+        stack.send(hall, [junk], 3)  # the same again: nothing to try
+        stack.send(hall, [refused], 3)  # a copy PostgreSQL refuses too: tried once, said once
+        stack.send(hall, [day[3]], 4)
+        wait_until(lambda: stack.applied(hall) == 4, 10, "the next event")
+        assert replaced(stack.db_url, hall) == [(3, False)] and 3 not in stack.stored(hall)
+        assert len(said(caplog, hall, "refused")) == 2, said(caplog, hall, "refused")  # parked; the copy
+        assert service.snapshot()[hall] == (4, 4)  # nothing asked for again
+        stack.send(hall, [day[2]], 4)  # the hall's own, at last
+        wait_until(lambda: 3 in stack.stored(hall), 10, "the hall's own event 3 in its place")
+    finally:
+        service.stop()
+    assert replaced(stack.db_url, hall) == [(3, True)]
+    assert len(said(caplog, hall, "refused")) == 2
+
+
 # --- what is never the event's: the database's or the connection's encoding ----------------------
 
 def test_a_database_not_in_utf8_is_refused_before_anything_is_parked(pg_cluster: PgCluster) -> None:
@@ -294,3 +407,4 @@ def test_only_utf8_refusing_a_character_is_the_events_fault() -> None:
     with pytest.raises(UnicodeEncodeError) as latin1:
         "等候太久".encode("latin-1")
     assert refused_data(utf8.value) and not refused_data(latin1.value)
+

@@ -583,3 +583,26 @@ def test_a_parked_kind_of_a_megabyte_does_not_weigh_the_page(site: Site) -> None
     site.login(client, "audit", "a-pass")
     _, detail = site.get(client, "/hall/h6")
     assert "k" * 100 in detail and "k" * 101 not in detail and len(detail) < 20_000
+
+
+def test_a_parked_event_stored_since_from_a_later_copy_is_marked_and_no_longer_counted(site: Site) -> None:
+    """Junk a stolen account sent at a hall's next seq, parked; the hall's own event at that seq,
+    stored in its place: the row stays on the hall's page, marked, and leaves the halls page's count."""
+    db = RegionDb(site.db_url)
+    try:
+        db.register("h5", "420703")
+        day = forwarded(hall_day())
+        assert [p.seq for p in db.apply("h5", 0, spoiled(day, 4, "day", "2026-02-30"))] == [5]
+        db.apply("h5", len(day), [day[0].model_copy(update={"seq": len(day) + 1, "day": "2026-02-30"})])
+        assert db.store_copy("h5", day[4]).outcome == "stored"
+    finally:
+        db.close()
+    client = site.client()
+    page = site.login(client, "audit", "a-pass")
+    assert 'data-parked="1"' in page.split('data-hall="h5"')[1].split("</tr>")[0]  # the other one
+    _, detail = site.get(client, "/hall/h5")
+    rows = detail.split('id="parked-events"')[1].split("</table>")[0].split('<tr data-seq="')[1:]
+    assert [r.split('"')[0] for r in rows] == [str(len(day) + 1), "5"]
+    assert "data-replaced" in rows[1] and "已由后到的同序号事件补存" in rows[1]
+    assert "data-rating-missing" not in rows[1]  # its record is made now
+    assert "data-replaced" not in rows[0]
