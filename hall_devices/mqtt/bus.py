@@ -239,6 +239,17 @@ class _Client(mqtt.Client):
         with self._writing:
             return super().loop_write()
 
+    def drop_resends(self, topic: str) -> None:
+        """Forget the QoS 1 publishes on ``topic`` that paho sends again once this connect is
+        acknowledged (unacknowledged when the connection was lost), after what ``on_connect``
+        published: an older retained value would undo the current one there."""
+        if not self._direct:  # paho's internals read for 2.2 only (see above)
+            return
+        with self._out_message_mutex:
+            for mid in [mid for mid, m in self._out_messages.items()
+                        if m.state == mqtt.mqtt_ms_publish and m.topic == topic]:
+                del self._out_messages[mid]
+
     def reconnect(self) -> MQTTErrorCode:
         with self._writing:
             return super().reconnect()
@@ -428,14 +439,18 @@ class Bus:
                    member_faults: dict[str, list[DeviceFault]] | None = None) -> None:
         """Record and publish (retained) this client's device status; republished on reconnect.
         ``faults``: the device's own faults (the contract's codes, as :class:`DeviceStatus` holds them);
-        ``member_faults``: each faulted bus member's own faults (shown in its alert)."""
+        ``member_faults``: each faulted bus member's own faults (shown in its alert).
+
+        Without a connection it is only recorded: paho would keep it and send it after the status
+        ``on_connect`` publishes, and the broker would keep the older one. Recording and publishing
+        under one lock with ``on_connect`` keeps the newest status the last one sent."""
         with self._lock:
             self._status = self._status.model_copy(update={
                 "state": state, "faults": list(faults or []), "detail": detail,
                 "members": dict(members or {}), "member_faults": dict(member_faults or {}),
                 "updated_at": now()})
-            status = self._status
-        self._client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+            if self._client.is_connected():
+                self._client.publish(self._status_topic(), encode(self._status), qos=1, retain=True)
 
     @property
     def status(self) -> DeviceStatus:
@@ -580,7 +595,8 @@ class Bus:
                 if mid is not None:
                     self._pending_subscriptions[mid] = sub.filter
             ready = not self._pending_subscriptions
-        client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+            self._client.drop_resends(self._status_topic())
+            client.publish(self._status_topic(), encode(status), qos=1, retain=True)
         log.info("connected to the broker as %s", self.options.client_id)
         if ready:
             self._ready()
