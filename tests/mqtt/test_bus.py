@@ -36,7 +36,7 @@ from hall_devices.mqtt.bus import (
     decode,
     encode,
 )
-from tests.support import HallBroker, probe, wait_until
+from tests.support import HallBroker, HeldBroker, all_sent_by_r1, probe, retained_status, wait_until
 
 HALL = "demo"
 
@@ -473,84 +473,6 @@ def test_publishes_from_several_threads_arrive_whole_and_in_order(own_broker: Ha
         traffic.stop()
 
 
-class _HeldBroker:
-    """A relay to the real broker that passes the client's bytes at once and, while held, keeps
-    the broker's (a CONNACK, a PUBACK) back until :meth:`release`; :meth:`cut` ends the connection
-    as a network fault would, and the client's next one is relayed the same way."""
-
-    def __init__(self, broker_port: int) -> None:
-        import socket
-
-        self._broker_port = broker_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self.client_spoke = threading.Event()
-        self._released = threading.Event()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-
-        with contextlib.suppress(OSError):
-            while True:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(("127.0.0.1", self._broker_port))
-                self._sockets = [client, upstream]
-                threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-                threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
-
-    def _pipe(self, source: Any, sink: Any, held: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if held:
-                    self._released.wait()
-                sink.sendall(data)
-                if not held:
-                    self.client_spoke.set()
-
-    def hold(self) -> None:
-        self._released.clear()
-        self.client_spoke.clear()
-
-    def release(self) -> None:
-        self._released.set()
-
-    def cut(self) -> None:
-        import socket
-
-        for one in self._sockets:
-            with contextlib.suppress(OSError):
-                one.shutdown(socket.SHUT_RDWR)
-            one.close()
-
-    def close(self) -> None:
-        self._released.set()
-        self.cut()
-        self._listener.close()
-
-
-def _retained_status(broker: HallBroker, device: str) -> dict[str, Any]:
-    from hall_devices.contract import DEVICE_STATUS
-
-    newcomer = probe(broker.port, "monitor", broker.credentials["monitor"],
-                     subscribe=[DEVICE_STATUS.topic(hall=HALL, device=device)])
-    try:
-        status: dict[str, Any] = json.loads(newcomer.expect(lambda m: m.retain).payload)
-        return status
-    finally:
-        newcomer.stop()
-
-
-def _all_in(bus: Bus) -> None:
-    """Sent after whatever the connect sent again: once the broker confirms it, all of that is in."""
-    from hall_devices.contract import CARD_READ, CardRead
-
-    marker = bus.publish(CARD_READ, CardRead(read_id="card-marker", ok=False, problem="unreadable",
-                                             read_at=datetime.now(UTC)), kiosk="K1")
-    assert bus.confirmed([marker], timeout_s=10)
-
-
 def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_broker: HallBroker) -> None:
     """R1 at a newcomer's first `up`: it said not_responding before its bus had a socket, answered
     while the bus waited for the CONNACK, and stayed "fault" for the whole run. paho kept the early
@@ -558,7 +480,7 @@ def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_brok
     changes, so nothing put it right."""
     from hall_devices.contract import DeviceFault, DeviceState
 
-    held = _HeldBroker(hall_broker.port)
+    held = HeldBroker(hall_broker.port)
     settings = hall_broker.settings("R1").model_copy(update={"broker_port": held.port})
     bus = Bus(settings, BusOptions(client_id="R1", hall_id=HALL, device_id="R1", device_kind="idcard_reader",
                                    reconnect_max_s=1))
@@ -570,8 +492,8 @@ def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_brok
         held.release()
         assert bus.wait_connected(10)
         # Sent after whatever the connect sent again: once the broker confirms it, all of that is in.
-        _all_in(bus)
-        status = _retained_status(hall_broker, "R1")
+        all_sent_by_r1(bus)
+        status = retained_status(hall_broker, "R1")
         assert (status["state"], status["faults"]) == ("ok", [])
     finally:
         bus.stop()
@@ -585,7 +507,7 @@ def test_a_status_unconfirmed_when_the_connection_broke_is_not_sent_over_a_newer
     next change. The reconnect sends the current status only."""
     from hall_devices.contract import DeviceFault, DeviceState
 
-    held = _HeldBroker(hall_broker.port)
+    held = HeldBroker(hall_broker.port)
     settings = hall_broker.settings("R1").model_copy(update={"broker_port": held.port})
     bus = Bus(settings, BusOptions(client_id="R1", hall_id=HALL, device_id="R1", device_kind="idcard_reader",
                                    reconnect_max_s=1))
@@ -600,8 +522,8 @@ def test_a_status_unconfirmed_when_the_connection_broke_is_not_sent_over_a_newer
         bus.set_status(DeviceState.OK, [])  # the module answered meanwhile
         held.release()
         assert bus.wait_connected(15), "no reconnect"
-        _all_in(bus)
-        status = _retained_status(hall_broker, "R1")
+        all_sent_by_r1(bus)
+        status = retained_status(hall_broker, "R1")
         assert (status["state"], status["faults"]) == ("ok", [])
     finally:
         bus.stop()
