@@ -267,21 +267,18 @@ class HeldBroker:
         self._listener.close()
 
 
-def retained_status(broker: HallBroker, device: str) -> dict[str, Any]:
-    newcomer = probe(broker.port, "monitor", broker.credentials["monitor"],
-                     subscribe=[DEVICE_STATUS.topic(hall=broker.hall_id, device=device)])
-    try:
-        status: dict[str, Any] = json.loads(newcomer.expect(lambda m: m.retain).payload)
-        return status
-    finally:
-        newcomer.stop()
-
-
-def all_sent_by_r1(bus: Bus) -> None:
-    """R1's bus: a card read sent after whatever its connect sent again; once the broker confirms
-    it, all of that is in."""
+def r1_status_kept(bus: Bus, broker: HallBroker) -> tuple[str, list[str]]:
+    """The state and faults the broker keeps (retained) for R1 once all R1's bus sent is in: a card
+    read is sent after whatever its connect sent again, and the broker confirms it in order."""
     from hall_devices.contract import CARD_READ, CardRead
 
     marker = bus.publish(CARD_READ, CardRead(read_id="card-marker", ok=False, problem="unreadable",
                                              read_at=datetime.now(UTC)), kiosk="K1")
     assert bus.confirmed([marker], timeout_s=10)
+    newcomer = probe(broker.port, "monitor", broker.credentials["monitor"],
+                     subscribe=[DEVICE_STATUS.topic(hall=broker.hall_id, device="R1")])
+    try:
+        status = json.loads(newcomer.expect(lambda m: m.retain).payload)
+        return status["state"], status["faults"]
+    finally:
+        newcomer.stop()

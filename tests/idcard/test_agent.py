@@ -14,7 +14,7 @@ from hall_devices.demo.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from hall_devices.idcard.agent import IdCardReaderAgent
 from hall_devices.idcard.identity import id_hash, mask_id
 from hall_devices.layout import Layout
-from tests.support import HallBroker, HeldBroker, Probe, all_sent_by_r1, probe, retained_status, wait_until
+from tests.support import HallBroker, HeldBroker, Probe, probe, r1_status_kept, wait_until
 
 KEY = b"test-hall-key"
 
@@ -105,9 +105,7 @@ def test_a_reader_silent_at_startup_is_ok_once_it_answers_whatever_the_broker_wa
         wait_until(lambda: agent.bus.status.state is DeviceState.OK, what="the module answered")
         held.release()
         assert agent.bus.wait_connected(10)
-        all_sent_by_r1(agent.bus)
-        status = retained_status(hall_broker, "R1")
-        assert (status["state"], status["faults"]) == ("ok", [])
+        assert r1_status_kept(agent.bus, hall_broker) == ("ok", [])
     finally:
         agent.stop()
         held.close()

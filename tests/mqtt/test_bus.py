@@ -36,7 +36,7 @@ from hall_devices.mqtt.bus import (
     decode,
     encode,
 )
-from tests.support import HallBroker, HeldBroker, all_sent_by_r1, probe, retained_status, wait_until
+from tests.support import HallBroker, HeldBroker, probe, r1_status_kept, wait_until
 
 HALL = "demo"
 
@@ -491,10 +491,7 @@ def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_brok
         bus.set_status(DeviceState.OK, [])  # the module answered: connecting, not yet connected
         held.release()
         assert bus.wait_connected(10)
-        # Sent after whatever the connect sent again: once the broker confirms it, all of that is in.
-        all_sent_by_r1(bus)
-        status = retained_status(hall_broker, "R1")
-        assert (status["state"], status["faults"]) == ("ok", [])
+        assert r1_status_kept(bus, hall_broker) == ("ok", [])
     finally:
         bus.stop()
         held.close()
@@ -522,9 +519,7 @@ def test_a_status_unconfirmed_when_the_connection_broke_is_not_sent_over_a_newer
         bus.set_status(DeviceState.OK, [])  # the module answered meanwhile
         held.release()
         assert bus.wait_connected(15), "no reconnect"
-        all_sent_by_r1(bus)
-        status = retained_status(hall_broker, "R1")
-        assert (status["state"], status["faults"]) == ("ok", [])
+        assert r1_status_kept(bus, hall_broker) == ("ok", [])
     finally:
         bus.stop()
         held.close()
