@@ -194,6 +194,7 @@ FAULTS: dict[str, tuple[str, str]] = {  # DeviceFault values
     "clock_skew": ("时钟不准", "clock wrong"),
 }
 
+
 def fault_names(codes: Iterable[str], lang: str = "zh") -> str:
     """The faults' names in one language, sorted by code and joined ("无应答、串口未找到"); a code
     the catalog lacks is shown as it is rather than dropped."""

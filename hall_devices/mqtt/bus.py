@@ -231,9 +231,10 @@ class _Client(mqtt.Client):
                          manual_ack=manual_ack)
         # Re-entrant: paho without its own thread writes CONNECT from within reconnect().
         self._writing = threading.RLock()
-        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``):
-        # another minor version keeps paho's own way until its source is read again.
-        self._direct = direct and paho.mqtt.__version__.startswith("2.2.")
+        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``,
+        # ``_out_messages``): another minor version keeps paho's own way until its source is read again.
+        self._read_internals = paho.mqtt.__version__.startswith("2.2.")
+        self._direct = direct and self._read_internals
 
     def loop_write(self) -> MQTTErrorCode:
         with self._writing:
@@ -243,7 +244,7 @@ class _Client(mqtt.Client):
         """Forget the QoS 1 publishes on ``topic`` that paho sends again once this connect is
         acknowledged (unacknowledged when the connection was lost), after what ``on_connect``
         published: an older retained value would undo the current one there."""
-        if not self._direct:  # paho's internals read for 2.2 only (see above)
+        if not self._read_internals:  # TLS or not: only the out-queue is touched, not the socket
             return
         with self._out_message_mutex:
             for mid in [mid for mid, m in self._out_messages.items()

@@ -497,15 +497,17 @@ def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_brok
         held.close()
 
 
+@pytest.mark.parametrize("tls", [False, True])
 def test_a_status_unconfirmed_when_the_connection_broke_is_not_sent_over_a_newer_one(
-        hall_broker: HallBroker) -> None:
+        hall_broker: HallBroker, tls: bool) -> None:
     """A fault published just before the connection broke, with no PUBACK back, is what paho sends
     again after a reconnect, after the current status: the device would read faulted until its
     next change. The reconnect sends the current status only."""
     from hall_devices.contract import DeviceFault, DeviceState
 
-    held = HeldBroker(hall_broker.port)
-    settings = hall_broker.settings("R1").model_copy(update={"broker_port": held.port})
+    held = HeldBroker(hall_broker.tls_port if tls else hall_broker.port)
+    settings = (hall_broker.tls_settings("R1") if tls else hall_broker.settings("R1")).model_copy(
+        update={"broker_port": held.port})
     bus = Bus(settings, BusOptions(client_id="R1", hall_id=HALL, device_id="R1", device_kind="idcard_reader",
                                    reconnect_max_s=1))
     try:
