@@ -13,6 +13,7 @@ tests/test_catalog.py finds every code in the source and checks it has both text
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -192,6 +193,15 @@ FAULTS: dict[str, tuple[str, str]] = {  # DeviceFault values
     "unencodable": ("内容无法显示", "content cannot be shown"),
     "clock_skew": ("时钟不准", "clock wrong"),
 }
+
+
+def fault_names(codes: Iterable[str], lang: str = "zh") -> str:
+    """The faults' names in one language, sorted by code and joined ("无应答、串口未找到"); a code
+    the catalog lacks is shown as it is rather than dropped."""
+    zh = lang == "zh"
+    names = [FAULTS[c][0 if zh else 1] if c in FAULTS else c for c in sorted(set(codes))]
+    return ("、" if zh else ", ").join(names)
+
 
 ALERT_KINDS: dict[str, tuple[str, str]] = {  # Alert.kind values
     "long_wait": ("等候过久", "long wait"),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from pydantic import SecretStr
 
 from hall_devices.contract import DEVICE_STATUS
 from hall_devices.layout import Layout
+from hall_devices.mqtt.bus import Bus
 from hall_devices.ops.broker import BrokerProcess, Listeners, free_port, render_config
 from hall_devices.ops.provision import MONITOR, password_hash, provision
 from hall_devices.settings import Settings
@@ -202,3 +206,79 @@ class Coordinator:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(15)
+
+
+class HeldBroker:
+    """A relay to the real broker that passes the client's bytes at once and, while held, keeps
+    the broker's (a CONNACK, a PUBACK) back until :meth:`release`; :meth:`cut` ends the connection
+    as a network fault would, and the client's next one is relayed the same way. Not ``listening``,
+    its port refuses connections (a broker not up yet) until :meth:`listen`."""
+
+    def __init__(self, broker_port: int, listening: bool = True) -> None:
+        self._broker_port = broker_port
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.client_spoke = threading.Event()
+        self._released = threading.Event()
+        self._sockets: list[socket.socket] = []
+        if listening:
+            self.listen()
+
+    def listen(self) -> None:
+        self._listener.listen()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self._broker_port))
+                self._sockets = [client, upstream]
+                threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, source: Any, sink: Any, held: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if held:
+                    self._released.wait()
+                sink.sendall(data)
+                if not held:
+                    self.client_spoke.set()
+
+    def hold(self) -> None:
+        self._released.clear()
+        self.client_spoke.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def cut(self) -> None:
+        for one in self._sockets:
+            with contextlib.suppress(OSError):
+                one.shutdown(socket.SHUT_RDWR)
+            one.close()
+
+    def close(self) -> None:
+        self._released.set()
+        self.cut()
+        self._listener.close()
+
+
+def r1_status_kept(bus: Bus, broker: HallBroker) -> tuple[str, list[str]]:
+    """The state and faults the broker keeps (retained) for R1 once all R1's bus sent is in: a card
+    read is sent after whatever its connect sent again, and the broker confirms it in order."""
+    from hall_devices.contract import CARD_READ, CardRead
+
+    marker = bus.publish(CARD_READ, CardRead(read_id="card-marker", ok=False, problem="unreadable",
+                                             read_at=datetime.now(UTC)), kiosk="K1")
+    assert bus.confirmed([marker], timeout_s=10)
+    newcomer = probe(broker.port, "monitor", broker.credentials["monitor"],
+                     subscribe=[DEVICE_STATUS.topic(hall=broker.hall_id, device="R1")])
+    try:
+        status = json.loads(newcomer.expect(lambda m: m.retain).payload)
+        return status["state"], status["faults"]
+    finally:
+        newcomer.stop()

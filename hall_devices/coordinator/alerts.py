@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
+from hall_devices.catalog import fault_names
 from hall_devices.contract import (
     CLOCK_SKEW_MAX_S,
     ActiveAlerts,
@@ -117,9 +118,10 @@ class Supervisor:
                 raise_("paper_out", device_id, f"打印机 {device_id} 缺纸",
                        f"printer {device_id} out of paper")
             elif status.state is DeviceState.FAULT:
-                shown = ", ".join(sorted(f.value for f in faults)) or (status.detail or "fault")
-                raise_("device_fault", device_id, f"设备 {device_id} 故障：{shown}",
-                       f"device {device_id} faulted: {shown}")
+                zh, en = (fault_names(faults, "zh"), fault_names(faults, "en")) if faults \
+                    else (status.detail or "故障", status.detail or "fault")
+                raise_("device_fault", device_id, f"设备 {device_id} 故障：{zh}",
+                       f"device {device_id} faulted: {en}")
             elif DeviceFault.CLOCK_SKEW in faults:  # its tickets still work: it sets them by ours
                 raise_("device_fault", device_id,
                        f"设备 {device_id} 的时钟与系统相差超过 {CLOCK_SKEW_MAX_S:.0f} 秒，请校准（NTP）",
@@ -130,10 +132,10 @@ class Supervisor:
                     if member_state is DeviceState.FAULT:
                         zh_at, en_at = self._place(member_id)
                         own = status.member_faults.get(member_id)
-                        shown = ", ".join(sorted(f.value for f in (faults if own is None else own))) \
-                            or "fault"
-                        raise_("device_fault", member_id, f"设备 {member_id}（{zh_at}）故障：{shown}",
-                               f"device {member_id} ({en_at}) faulted: {shown}")
+                        named = faults if own is None else set(own)
+                        raise_("device_fault", member_id,
+                               f"设备 {member_id}（{zh_at}）故障：{fault_names(named, 'zh') or '故障'}",
+                               f"device {member_id} ({en_at}) faulted: {fault_names(named, 'en') or 'fault'}")
             if DeviceFault.PAPER_NEAR_END in faults and DeviceFault.PAPER_OUT not in faults:
                 raise_("paper_near_end", device_id, f"打印机 {device_id} 纸将尽",
                        f"printer {device_id} paper near end")

@@ -231,13 +231,25 @@ class _Client(mqtt.Client):
                          manual_ack=manual_ack)
         # Re-entrant: paho without its own thread writes CONNECT from within reconnect().
         self._writing = threading.RLock()
-        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``):
-        # another minor version keeps paho's own way until its source is read again.
-        self._direct = direct and paho.mqtt.__version__.startswith("2.2.")
+        # Written against paho 2.2's internals (``_packet_queue``, ``_out_packet``, ``_thread``,
+        # ``_out_messages``): another minor version keeps paho's own way until its source is read again.
+        self._read_internals = paho.mqtt.__version__.startswith("2.2.")
+        self._direct = direct and self._read_internals
 
     def loop_write(self) -> MQTTErrorCode:
         with self._writing:
             return super().loop_write()
+
+    def drop_resends(self, topic: str) -> None:
+        """Forget the QoS 1 publishes on ``topic`` that paho sends again once this connect is
+        acknowledged (unacknowledged when the connection was lost), after what ``on_connect``
+        published: an older retained value would undo the current one there."""
+        if not self._read_internals:  # TLS or not: only the out-queue is touched, not the socket
+            return
+        with self._out_message_mutex:
+            for mid in [mid for mid, m in self._out_messages.items()
+                        if m.state == mqtt.mqtt_ms_publish and m.topic == topic]:
+                del self._out_messages[mid]
 
     def reconnect(self) -> MQTTErrorCode:
         with self._writing:
@@ -428,14 +440,18 @@ class Bus:
                    member_faults: dict[str, list[DeviceFault]] | None = None) -> None:
         """Record and publish (retained) this client's device status; republished on reconnect.
         ``faults``: the device's own faults (the contract's codes, as :class:`DeviceStatus` holds them);
-        ``member_faults``: each faulted bus member's own faults (shown in its alert)."""
+        ``member_faults``: each faulted bus member's own faults (shown in its alert).
+
+        Without a connection it is only recorded: paho would keep it and send it after the status
+        ``on_connect`` publishes, and the broker would keep the older one. Recording and publishing
+        under one lock with ``on_connect`` keeps the newest status the last one sent."""
         with self._lock:
             self._status = self._status.model_copy(update={
                 "state": state, "faults": list(faults or []), "detail": detail,
                 "members": dict(members or {}), "member_faults": dict(member_faults or {}),
                 "updated_at": now()})
-            status = self._status
-        self._client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+            if self._client.is_connected():
+                self._client.publish(self._status_topic(), encode(self._status), qos=1, retain=True)
 
     @property
     def status(self) -> DeviceStatus:
@@ -580,7 +596,8 @@ class Bus:
                 if mid is not None:
                     self._pending_subscriptions[mid] = sub.filter
             ready = not self._pending_subscriptions
-        client.publish(self._status_topic(), encode(status), qos=1, retain=True)
+            self._client.drop_resends(self._status_topic())
+            client.publish(self._status_topic(), encode(status), qos=1, retain=True)
         log.info("connected to the broker as %s", self.options.client_id)
         if ready:
             self._ready()

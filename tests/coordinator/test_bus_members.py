@@ -143,8 +143,8 @@ def test_each_member_alert_shows_its_own_faults(hall: Hall) -> None:
         while len(shown) < 2:
             m = watch.expect(lambda m: json.loads(m.payload)["subject"] in ("WS1", "WS2"))
             shown[json.loads(m.payload)["subject"]] = json.loads(m.payload)["message"]["en"]
-        assert shown["WS1"].endswith("faulted: not_responding")
-        assert shown["WS2"].endswith("faulted: nack")
+        assert shown["WS1"].endswith("faulted: not responding")
+        assert shown["WS2"].endswith("faulted: command refused by the device")
     finally:
         watch.stop()
         agent.stop()

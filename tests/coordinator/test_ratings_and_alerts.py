@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 
+from hall_devices.catalog import FAULTS
 from hall_devices.contract import (
     ACTIVE_ALERTS,
     ALERT,
@@ -266,6 +267,23 @@ def test_a_kiosk_whose_clock_is_off_is_alerted(layout: Layout) -> None:
     cleared = [e.alert for e in engine.device_status(fixed, now).effects
                if isinstance(e, RaiseAlert) and e.alert.subject == "K1"]
     assert [(a.alert_id, a.cleared) for a in cleared] == [("device_fault:K1", True)]
+
+
+def test_a_device_fault_alert_names_each_fault_from_the_catalog(layout: Layout) -> None:
+    """A newcomer's dashboard read "设备 R1 故障：not_responding": the raw code, not a name."""
+    engine = Engine(layout)
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    for fault in DeviceFault:
+        if fault is DeviceFault.PAPER_OUT:  # alerted as paper_out, in words of its own
+            continue
+        status = DeviceStatus(device_id="R1", kind="idcard_reader", state=DeviceState.FAULT,
+                              faults=[fault], updated_at=now)
+        raised = [e.alert for e in engine.device_status(status, now).effects
+                  if isinstance(e, RaiseAlert) and e.alert.alert_id == "device_fault:R1"]
+        zh, en = FAULTS[fault.value]
+        assert [(a.message.zh, a.message.en) for a in raised] == [
+            (f"设备 R1 故障：{zh}", f"device R1 faulted: {en}")], fault
+        engine.device_status(status.model_copy(update={"state": DeviceState.OK, "faults": []}), now)
 
 
 def test_an_overdue_case_is_alerted_until_it_is_revisited(layout: Layout) -> None:

@@ -14,7 +14,7 @@ from hall_devices.demo.sim.idcard import DEMO_CARDS, IdCardReaderSimulator
 from hall_devices.idcard.agent import IdCardReaderAgent
 from hall_devices.idcard.identity import id_hash, mask_id
 from hall_devices.layout import Layout
-from tests.support import HallBroker, Probe, probe
+from tests.support import HallBroker, HeldBroker, Probe, probe, r1_status_kept, wait_until
 
 KEY = b"test-hall-key"
 
@@ -82,3 +82,31 @@ def test_a_card_is_read_once_hashed_and_masked_and_faults_are_reported(
     watch.expect(status_is("fault", "port_missing"))
     sim.port.plug()
     watch.expect(status_is("ok"), timeout_s=8)
+
+
+def test_a_reader_silent_at_startup_is_ok_once_it_answers_whatever_the_broker_was_doing(
+        hall_broker: HallBroker, layout: Layout, tmp_path: Path) -> None:
+    """A newcomer's first `up`: R1 said not_responding before its bus could reach the broker,
+    answered while the bus awaited the broker's CONNACK, read cards all run and stayed "fault" on
+    the dashboard (the early fault was sent again after the connect, over the newer ok)."""
+    from hall_devices.contract import DeviceState
+
+    sim = IdCardReaderSimulator(tmp_path / "dev" / "idcard-k1").start()
+    sim.switches.silent = True
+    held = HeldBroker(hall_broker.port, listening=False)  # the broker is not up yet
+    settings = hall_broker.settings("R1").model_copy(update={"broker_port": held.port})
+    agent = IdCardReaderAgent(settings, layout, "R1", KEY, url=str(sim.path), poll_s=0.1)
+    try:
+        agent.start(wait_s=None)
+        wait_until(lambda: agent.bus.status.state is DeviceState.FAULT, what="the fault recorded")
+        held.listen()  # the broker comes up, but its CONNACK is held back
+        assert held.client_spoke.wait(15), "the bus never sent its CONNECT"
+        sim.switches.silent = False  # the module answers now
+        wait_until(lambda: agent.bus.status.state is DeviceState.OK, what="the module answered")
+        held.release()
+        assert agent.bus.wait_connected(10)
+        assert r1_status_kept(agent.bus, hall_broker) == ("ok", [])
+    finally:
+        agent.stop()
+        held.close()
+        sim.stop()

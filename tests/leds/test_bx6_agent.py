@@ -101,7 +101,7 @@ def test_a_silent_or_refusing_network_screen_is_alerted_while_the_others_update(
     assert sims["WS4"].state.refused == 2
     alert = json.loads(alerts.expect(lambda m: b"WS3" in m.payload, timeout_s=10).payload)
     assert alert["subject"] == "WS3" and "3 号窗口" in alert["message"]["zh"]
-    assert "not_responding" in alert["message"]["zh"]
+    assert "无应答" in alert["message"]["zh"]
     sims["WS3"].switches.silent = False
     cleared = json.loads(alerts.expect(lambda m: b"WS3" in m.payload, timeout_s=10).payload)
     assert cleared["cleared"] is True

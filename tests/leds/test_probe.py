@@ -40,8 +40,8 @@ def test_idle_screens_are_probed_and_each_alert_names_its_own_fault(own_broker: 
         while len(shown) < 2:
             m = alerts.expect(lambda m: _about(m, silent.id) or _about(m, nacking.id), timeout_s=10)
             shown[json.loads(m.payload)["subject"]] = json.loads(m.payload)["message"]["en"]
-        assert shown[silent.id].endswith("faulted: not_responding"), shown
-        assert shown[nacking.id].endswith("faulted: nack"), shown
+        assert shown[silent.id].endswith("faulted: not responding"), shown
+        assert shown[nacking.id].endswith("faulted: command refused by the device"), shown
         # Two screens failing while the others answer: warning, never a moment of fault.
         status.nothing(lambda m: json.loads(m.payload)["state"] == "fault", 2.5)
         # Every screen silent: the bus is fault, without waiting for the 60 s refresh.

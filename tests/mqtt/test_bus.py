@@ -36,7 +36,7 @@ from hall_devices.mqtt.bus import (
     decode,
     encode,
 )
-from tests.support import HallBroker, probe, wait_until
+from tests.support import HallBroker, HeldBroker, probe, r1_status_kept, wait_until
 
 HALL = "demo"
 
@@ -471,3 +471,57 @@ def test_publishes_from_several_threads_arrive_whole_and_in_order(own_broker: Ha
         coordinator.stop()
         watcher.stop()
         traffic.stop()
+
+
+def test_a_status_set_while_connecting_is_not_undone_by_one_set_before(hall_broker: HallBroker) -> None:
+    """R1 at a newcomer's first `up`: it said not_responding before its bus had a socket, answered
+    while the bus waited for the CONNACK, and stayed "fault" for the whole run. paho kept the early
+    status and sent it again after the connect, over the newer one; the agent publishes only
+    changes, so nothing put it right."""
+    from hall_devices.contract import DeviceFault, DeviceState
+
+    held = HeldBroker(hall_broker.port)
+    settings = hall_broker.settings("R1").model_copy(update={"broker_port": held.port})
+    bus = Bus(settings, BusOptions(client_id="R1", hall_id=HALL, device_id="R1", device_kind="idcard_reader",
+                                   reconnect_max_s=1))
+    try:
+        bus.set_status(DeviceState.FAULT, [DeviceFault.NOT_RESPONDING])  # no socket yet
+        bus.start(wait_s=None)
+        assert held.client_spoke.wait(10), "the bus never sent its CONNECT"
+        bus.set_status(DeviceState.OK, [])  # the module answered: connecting, not yet connected
+        held.release()
+        assert bus.wait_connected(10)
+        assert r1_status_kept(bus, hall_broker) == ("ok", [])
+    finally:
+        bus.stop()
+        held.close()
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_a_status_unconfirmed_when_the_connection_broke_is_not_sent_over_a_newer_one(
+        hall_broker: HallBroker, tls: bool) -> None:
+    """A fault published just before the connection broke, with no PUBACK back, is what paho sends
+    again after a reconnect, after the current status: the device would read faulted until its
+    next change. The reconnect sends the current status only."""
+    from hall_devices.contract import DeviceFault, DeviceState
+
+    held = HeldBroker(hall_broker.tls_port if tls else hall_broker.port)
+    settings = (hall_broker.tls_settings("R1") if tls else hall_broker.settings("R1")).model_copy(
+        update={"broker_port": held.port})
+    bus = Bus(settings, BusOptions(client_id="R1", hall_id=HALL, device_id="R1", device_kind="idcard_reader",
+                                   reconnect_max_s=1))
+    try:
+        held.release()
+        bus.start()
+        held.hold()
+        bus.set_status(DeviceState.FAULT, [DeviceFault.NOT_RESPONDING])
+        assert held.client_spoke.wait(10), "the fault was never sent"
+        held.cut()  # its PUBACK never reaches the bus
+        wait_until(lambda: not bus.connected, timeout_s=10, what="the loss noticed")
+        bus.set_status(DeviceState.OK, [])  # the module answered meanwhile
+        held.release()
+        assert bus.wait_connected(15), "no reconnect"
+        assert r1_status_kept(bus, hall_broker) == ("ok", [])
+    finally:
+        bus.stop()
+        held.close()
